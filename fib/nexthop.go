@@ -1,0 +1,126 @@
+package fib
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// Index is a handle into the next-hop table. Index 0 is reserved: it is the
+// implicit "no route" answer of every lookup, and its next hop is KindDrop.
+type Index uint32
+
+// NoRoute is what a lookup returns when no prefix covers the address.
+const NoRoute Index = 0
+
+// Kind says what the dataplane does with a packet whose route resolves to a
+// next hop.
+type Kind uint8
+
+const (
+	// KindDrop discards the packet (blackhole). The implicit NoRoute entry is
+	// KindDrop too; the pipeline tells them apart by the index.
+	KindDrop Kind = iota
+	// KindLocal: the packet is addressed to the switch itself (gateway
+	// addresses); the pipeline answers ICMP echo and drops the rest.
+	KindLocal
+	// KindPunt hands the packet to the host through the host port.
+	KindPunt
+	// KindPort delivers on a local pod port with a static L2 rewrite.
+	KindPort
+	// KindAdjacency sends out Port to the neighbour Via. With Via invalid the
+	// route is attached (connected subnet): the neighbour is the packet's own
+	// destination, so the pipeline asks for it to be resolved (glean) and the
+	// control plane installs a host route once it is.
+	// Until Resolved, the pipeline treats it as glean for Via.
+	KindAdjacency
+	// KindVXLAN encapsulates toward Remote with VNI.
+	KindVXLAN
+	// KindECMP spreads flows over Group by a 5-tuple hash.
+	KindECMP
+)
+
+var kindNames = [...]string{"drop", "local", "punt", "port", "adjacency", "vxlan", "ecmp"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// NextHop is one entry of the next-hop table. The identity fields (Kind, Port,
+// Via, VNI, Remote, Group) decide which routes share an entry; the rewrite
+// fields (DstMAC, SrcMAC, Resolved) can be changed in place with SetRewrite
+// without touching the routes that use it.
+type NextHop struct {
+	Kind   Kind
+	Port   uint16     // output port ID (KindPort, KindAdjacency, KindVXLAN underlay port)
+	Via    netip.Addr // gateway, or invalid for an attached route
+	VNI    uint32     // KindVXLAN
+	Remote netip.Addr // KindVXLAN: remote VTEP
+	Group  []Index    // KindECMP members (each a non-ECMP next hop)
+
+	// L2 rewrite, prebuilt by the control plane.
+	DstMAC   [6]byte
+	SrcMAC   [6]byte
+	Resolved bool // DstMAC is valid (always true for KindPort)
+}
+
+// sameIdentity reports whether a and b denote the same next hop.
+func sameIdentity(a, b *NextHop) bool {
+	if a.Kind != b.Kind || a.Port != b.Port || a.Via != b.Via || a.VNI != b.VNI || a.Remote != b.Remote || len(a.Group) != len(b.Group) {
+		return false
+	}
+	for i := range a.Group {
+		if a.Group[i] != b.Group[i] {
+			return false
+		}
+	}
+	if a.Kind == KindPort {
+		// A pod port's rewrite is its identity: two pods on one port are
+		// told apart by MAC.
+		return a.DstMAC == b.DstMAC && a.SrcMAC == b.SrcMAC
+	}
+	return true
+}
+
+func (nh NextHop) String() string {
+	switch nh.Kind {
+	case KindPort:
+		return fmt.Sprintf("port %d dst %x", nh.Port, nh.DstMAC[:])
+	case KindAdjacency:
+		via := "attached"
+		if nh.Via.IsValid() {
+			via = "via " + nh.Via.String()
+		}
+		if !nh.Resolved {
+			return fmt.Sprintf("port %d %s (unresolved)", nh.Port, via)
+		}
+		return fmt.Sprintf("port %d %s dst %x", nh.Port, via, nh.DstMAC[:])
+	case KindVXLAN:
+		return fmt.Sprintf("vxlan vni %d remote %s port %d", nh.VNI, nh.Remote, nh.Port)
+	case KindECMP:
+		return fmt.Sprintf("ecmp %v", nh.Group)
+	}
+	return nh.Kind.String()
+}
+
+// Origin says who installed a route.
+type Origin uint8
+
+const (
+	OriginStatic Origin = iota
+	OriginConnected
+	OriginPod
+	OriginBGP
+	OriginLocal
+)
+
+var originNames = [...]string{"static", "connected", "pod", "bgp", "local"}
+
+func (o Origin) String() string {
+	if int(o) < len(originNames) {
+		return originNames[o]
+	}
+	return fmt.Sprintf("origin(%d)", uint8(o))
+}

@@ -1,0 +1,185 @@
+package vswitch
+
+import (
+	"net/netip"
+	"time"
+)
+
+// PortKind is the role a port plays.
+type PortKind uint8
+
+const (
+	// PortPod is the host end of a pod's veth: everything it receives is the
+	// switch's, and the switch answers ARP/NDP for the pod's gateway on it.
+	PortPod PortKind = iota
+	// PortUplink is a NIC queue shared with the host: its XDP program steers
+	// only pod-prefix and VXLAN traffic to the switch and passes the rest.
+	PortUplink
+	// PortHost is a veth into the host namespace for pod<->node traffic.
+	PortHost
+)
+
+var portKindNames = [...]string{"pod", "uplink", "host"}
+
+func (k PortKind) String() string {
+	if int(k) < len(portKindNames) {
+		return portKindNames[k]
+	}
+	return "unknown"
+}
+
+// ParsePortKind parses a kind name as String prints it.
+func ParsePortKind(s string) (PortKind, bool) {
+	for i, n := range portKindNames {
+		if n == s {
+			return PortKind(i), true
+		}
+	}
+	return 0, false
+}
+
+// PollMode is how an idle worker waits.
+type PollMode uint8
+
+const (
+	// PollAdaptive spins briefly after traffic, then sleeps in poll(2).
+	PollAdaptive PollMode = iota
+	// PollBusy never sleeps: lowest latency, one core per worker.
+	PollBusy
+)
+
+// PortConfig describes one port to add.
+type PortConfig struct {
+	Name  string   // interface name in xvsd's network namespace
+	Kind  PortKind // pod, uplink or host
+	Mode  Mode     // ModeAuto unless forced
+	Queue int      // NIC queue (uplink); 0 for veths
+	// Addrs: for a pod port, the pod's /32 and /128 addresses (routes to the
+	// pod are installed for them); for the uplink, the node's addresses with
+	// their subnet length (connected routes).
+	Addrs []netip.Prefix
+	// PeerMAC is the pod's eth0 MAC (pod ports); zero means learn it from
+	// the pod's ARP/NDP.
+	PeerMAC [6]byte
+	// MTU overrides the link MTU when non-zero.
+	MTU int
+}
+
+// StaticRoute is a route from configuration or the API.
+type StaticRoute struct {
+	Prefix    netip.Prefix
+	Via       netip.Addr // gateway; invalid for an attached or blackhole route
+	Port      string     // output port name; empty to infer from Via
+	Blackhole bool
+}
+
+// Config is the switch's whole configuration.
+type Config struct {
+	Workers   int      // worker goroutines (default 1)
+	BatchSize int      // frames per vector (default 64, max 256)
+	Poll      PollMode // default adaptive
+	Frames    int      // UMEM frames per worker (default 4096)
+	FrameSize int      // UMEM frame size (default 4096)
+
+	// Pod gateway addresses the switch answers for on pod ports (Calico's
+	// convention: 169.254.1.1 and the link-local of ee:ee:ee:ee:ee:ee).
+	GatewayV4  netip.Addr
+	GatewayV6  netip.Addr
+	GatewayMAC [6]byte
+
+	// ICMPRate bounds the ICMP errors the switch generates, per second per worker.
+	ICMPRate int
+	// StatsInterval is how often workers publish counters (default 100ms).
+	StatsInterval time.Duration
+
+	Ports  []PortConfig
+	Routes []StaticRoute
+}
+
+// Defaults used when a Config field is zero.
+var (
+	DefaultGatewayV4  = netip.MustParseAddr("169.254.1.1")
+	DefaultGatewayV6  = netip.MustParseAddr("fe80::ecee:eeff:feee:eeee")
+	DefaultGatewayMAC = [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
+)
+
+const (
+	DefaultBatchSize = 64
+	MaxBatchSize     = 256
+	DefaultFrames    = 4096
+	DefaultFrameSize = 4096
+	DefaultICMPRate  = 100
+)
+
+func (c *Config) setDefaults() {
+	if c.Workers == 0 {
+		c.Workers = 1
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.Frames == 0 {
+		c.Frames = DefaultFrames
+	}
+	if c.FrameSize == 0 {
+		c.FrameSize = DefaultFrameSize
+	}
+	if !c.GatewayV4.IsValid() {
+		c.GatewayV4 = DefaultGatewayV4
+	}
+	if !c.GatewayV6.IsValid() {
+		c.GatewayV6 = DefaultGatewayV6
+	}
+	if c.GatewayMAC == [6]byte{} {
+		c.GatewayMAC = DefaultGatewayMAC
+	}
+	if c.ICMPRate == 0 {
+		c.ICMPRate = DefaultICMPRate
+	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = 100 * time.Millisecond
+	}
+}
+
+// PortStatus is what the API shows of a port.
+type PortStatus struct {
+	ID      uint16
+	Name    string
+	Kind    PortKind
+	Mode    Mode   // the mode actually in use
+	Up      bool   // false once the link went away or failed
+	Reason  string // why the port is down or fell back ("xdp attach: ...")
+	MAC     [6]byte
+	PeerMAC [6]byte
+	Addrs   []netip.Prefix
+	MTU     int
+	Worker  int
+	Stats   PortStats
+}
+
+// PortStats counts one port's traffic.
+type PortStats struct {
+	RxPackets, RxBytes uint64
+	TxPackets, TxBytes uint64
+	TxDrops            uint64 // frames the port's ring refused
+}
+
+// Neighbor is one resolved (or static) neighbour.
+type Neighbor struct {
+	Port   string
+	Addr   netip.Addr
+	MAC    [6]byte
+	State  string // "static", "reachable", "stale", "incomplete", "failed"
+	Static bool
+}
+
+// RouteInfo is one route as the API shows it.
+type RouteInfo struct {
+	Table   uint32
+	Prefix  netip.Prefix
+	Origin  string
+	Kind    string
+	Port    string
+	Via     netip.Addr
+	NextHop string
+}

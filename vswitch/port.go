@@ -1,0 +1,77 @@
+package vswitch
+
+import "github.com/xvs-project/xvs/vswitch/xsk"
+
+// Headroom is the space every received frame keeps in front of its data for
+// encapsulation (VXLAN over IPv6 needs 70 bytes). AF_XDP gives at least
+// XDP_PACKET_HEADROOM (256); the other ports receive at this offset.
+const Headroom = 256
+
+// Packet is one frame in a vector: Len bytes at UMEM address Addr. The frame
+// that holds Addr is owned by whoever holds the Packet.
+type Packet struct {
+	Addr uint64
+	Len  uint32
+	Port uint16 // input port on receive; output port once classified
+	_    uint16
+}
+
+// Mode is how a port moves frames.
+type Mode uint8
+
+const (
+	ModeAuto     Mode = iota // try XDP zero-copy, then native copy, then generic, then AF_PACKET
+	ModeXDPZC                // AF_XDP zero-copy
+	ModeXDPDrv               // AF_XDP copy mode, native (driver) XDP
+	ModeXDPSKB               // AF_XDP copy mode, generic (skb) XDP
+	ModeAFPacket             // AF_PACKET fallback, no XDP
+	ModeFake                 // channel-backed test port
+)
+
+var modeNames = [...]string{"auto", "xdp-zerocopy", "xdp-native", "xdp-generic", "af-packet", "fake"}
+
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return "unknown"
+}
+
+// ParseMode parses a mode name as String prints it.
+func ParseMode(s string) (Mode, bool) {
+	for i, n := range modeNames {
+		if n == s {
+			return Mode(i), true
+		}
+	}
+	return 0, false
+}
+
+// Port moves batches of frames between one interface queue and a worker.
+// A port belongs to exactly one worker and is only ever called from that
+// worker's goroutine, except Close, which is called after the worker stopped.
+//
+// Frames come from and go back to the worker's Umem: Receive fills pkts with
+// frames it takes from the Umem (or from its own kernel ring over that Umem),
+// Transmit takes ownership of the frames it accepts. Implementations do not
+// allocate per call.
+type Port interface {
+	// Receive fills pkts[:n] with received frames and returns n. It never
+	// blocks. Addr points at the frame's data; Base(Addr)..Addr is headroom.
+	Receive(pkts []Packet) int
+	// Transmit queues pkts for sending and returns how many it took. Frames
+	// it did not take stay with the caller (who frees and counts them).
+	Transmit(pkts []Packet) int
+	// Flush kicks the kernel to send what Transmit queued and reclaims
+	// completed frames to the Umem.
+	Flush()
+	// PollFD is the descriptor to wait on for receive readiness, or -1.
+	PollFD() int
+	// Mode reports how the port actually runs.
+	Mode() Mode
+	// Close releases the port's sockets and detaches what it attached.
+	Close() error
+}
+
+// FramePool is what a port needs from its worker's Umem.
+type FramePool = xsk.Umem
