@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrNotFound is returned when deleting a route that is not there.
@@ -35,32 +37,56 @@ type RouteKey struct {
 type FIB struct {
 	view atomic.Pointer[View]
 
-	mu sync.Mutex // guards everything below
-	// routes holds every installed route by key.
-	routes map[RouteKey]*routeEntry
-	nhs    []nhEntry // index 0 is the reserved NoRoute entry
-	free   []Index   // released next-hop slots
+	mu      sync.Mutex // guards everything below
+	trie    *trie
+	tables  map[uint32]*table
+	nhs     []nhEntry // index 0 is the reserved NoRoute entry
+	nhIndex map[nhKey]Index
+	free    []Index // released next-hop slots
+	nhDirty bool    // nhs changed since the last publish
+	tok     *epoch  // the published view's epoch
+	updates uint64  // route changes applied
+	pubs    uint64  // views published
+	rate    [rateSlots]rateSlot
+
+	reclaimMu sync.Mutex // guards reclaimed
+	reclaimed []uint32   // arena slots whose grace period ended, for trie.free
 }
 
-type routeEntry struct {
-	origin Origin
-	nh     Index
+// table is one VRF: a trie root per family.
+type table struct {
+	root  [2]*wnode // [0] IPv4, [1] IPv6
+	count [2]int
 }
 
 type nhEntry struct {
 	nh   NextHop
 	refs int
+	sel  *[256]Index // ECMP bucket map
 }
+
+// epoch marks one published view. Each epoch points at the next one, so an
+// epoch stays reachable while any view up to its own is held; when the GC
+// frees it, no reader can reach the arena slots its successor retired.
+type epoch struct{ next *epoch }
 
 // New returns an empty FIB with table 0.
 func New() *FIB {
-	f := &FIB{routes: make(map[RouteKey]*routeEntry), nhs: []nhEntry{{nh: NextHop{Kind: KindDrop}, refs: 1}}}
+	f := &FIB{
+		trie:    newTrie(),
+		tables:  make(map[uint32]*table),
+		nhs:     []nhEntry{{nh: NextHop{Kind: KindDrop}, refs: 1}},
+		nhIndex: make(map[nhKey]Index),
+		nhDirty: true,
+	}
+	f.tableLocked(0)
 	f.publishLocked()
 	return f
 }
 
 // View returns the current immutable view. Callers hold it for a vector and
 // then drop it; it stays valid (and unchanged) however long they keep it.
+// Holding views for long delays the reuse of trie memory.
 func (f *FIB) View() *View { return f.view.Load() }
 
 // Add installs or replaces one route.
@@ -73,6 +99,8 @@ func (f *FIB) Delete(table uint32, p netip.Prefix) error {
 
 // Apply installs adds and removes dels as one update: readers see all of it
 // or none of it. Deletes are applied first. On error nothing is applied.
+// Only the trie nodes on the paths of the changed prefixes are copied, so a
+// batch costs in proportion to its size, not to the table's.
 func (f *FIB) Apply(adds []Route, dels []RouteKey) error {
 	for i := range adds {
 		if err := checkRoute(&adds[i]); err != nil {
@@ -81,28 +109,62 @@ func (f *FIB) Apply(adds []Route, dels []RouteKey) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, k := range dels {
-		k.Prefix = k.Prefix.Masked()
-		if _, ok := f.routes[k]; !ok {
-			return fmt.Errorf("delete %s table %d: %w", k.Prefix, k.Table, ErrNotFound)
+	for _, d := range dels {
+		t := f.tables[d.Table]
+		k, v6 := keyOf(d.Prefix)
+		if !d.Prefix.IsValid() || t == nil {
+			return fmt.Errorf("delete %s table %d: %w", d.Prefix, d.Table, ErrNotFound)
+		}
+		if _, _, ok := f.trie.get(t.root[fam(v6)], k); !ok {
+			return fmt.Errorf("delete %s table %d: %w", k.prefix(v6), d.Table, ErrNotFound)
 		}
 	}
-	for _, k := range dels {
-		k.Prefix = k.Prefix.Masked()
-		e := f.routes[k]
-		delete(f.routes, k)
-		f.unrefLocked(e.nh)
-	}
-	for _, r := range adds {
-		k := RouteKey{Table: r.Table, Prefix: r.Prefix.Masked()}
-		idx := f.internLocked(&r.NextHop)
-		if old, ok := f.routes[k]; ok {
-			f.unrefLocked(old.nh)
+	var idxBuf [8]Index
+	idxs := idxBuf[:0]
+	for i := range adds {
+		nh := adds[i].NextHop
+		if nh.Kind == KindPort {
+			nh.Resolved = true
 		}
-		f.routes[k] = &routeEntry{origin: r.Origin, nh: idx}
+		idx, err := f.internLocked(&nh)
+		if err != nil {
+			for _, x := range idxs {
+				f.unrefLocked(x)
+			}
+			return err
+		}
+		idxs = append(idxs, idx)
 	}
+	f.drainReclaimed()
+	for _, d := range dels {
+		t := f.tables[d.Table]
+		k, v6 := keyOf(d.Prefix)
+		if old, ok := f.trie.remove(t.root[fam(v6)], k); ok { // !ok only for a repeated key
+			t.count[fam(v6)]--
+			f.unrefLocked(Index(old & nhMask))
+		}
+	}
+	for i := range adds {
+		r := &adds[i]
+		t := f.tableLocked(r.Table)
+		k, v6 := keyOf(r.Prefix)
+		old, existed := f.trie.insert(t.root[fam(v6)], k, leaf(k.bits, idxs[i]), r.Origin)
+		if existed {
+			f.unrefLocked(Index(old & nhMask))
+		} else {
+			t.count[fam(v6)]++
+		}
+	}
+	f.countUpdates(len(adds) + len(dels))
 	f.publishLocked()
 	return nil
+}
+
+func fam(v6 bool) int {
+	if v6 {
+		return 1
+	}
+	return 0
 }
 
 func checkRoute(r *Route) error {
@@ -116,269 +178,308 @@ func checkRoute(r *Route) error {
 	if nh.Kind == KindECMP && len(nh.Group) == 0 {
 		return fmt.Errorf("empty ecmp group: %w", ErrBadNextHop)
 	}
+	return nil
+}
+
+func (f *FIB) tableLocked(id uint32) *table {
+	t := f.tables[id]
+	if t == nil {
+		t = &table{root: [2]*wnode{f.trie.newNode(0, 0), f.trie.newNode(0, 0)}}
+		f.tables[id] = t
+	}
+	return t
+}
+
+// drainReclaimed hands the trie the slots whose grace period has ended.
+func (f *FIB) drainReclaimed() {
+	f.reclaimMu.Lock()
+	f.trie.free = append(f.trie.free, f.reclaimed...)
+	f.reclaimed = f.reclaimed[:0]
+	f.reclaimMu.Unlock()
+}
+
+// reclaim runs once the GC has proved that no view older than the one that
+// retired ids is reachable.
+func (f *FIB) reclaim(ids []uint32) {
+	f.reclaimMu.Lock()
+	f.reclaimed = append(f.reclaimed, ids...)
+	f.reclaimMu.Unlock()
+}
+
+// Acquire interns nh and holds a reference on it without a route, for
+// instance to name it as a member of an ECMP group. Release drops it.
+func (f *FIB) Acquire(nh NextHop) (Index, error) {
+	r := Route{Prefix: netip.PrefixFrom(netip.IPv4Unspecified(), 0), NextHop: nh}
+	if err := checkRoute(&r); err != nil {
+		return NoRoute, err
+	}
 	if nh.Kind == KindPort {
 		nh.Resolved = true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	idx, err := f.internLocked(&nh)
+	if err != nil {
+		return NoRoute, err
+	}
+	if f.nhDirty {
+		f.publishLocked()
+	}
+	return idx, nil
+}
+
+// Release drops a reference taken with Acquire.
+func (f *FIB) Release(idx Index) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if idx == NoRoute || int(idx) >= len(f.nhs) || f.nhs[idx].refs == 0 {
+		return fmt.Errorf("release next hop %d: %w", idx, ErrNotFound)
+	}
+	f.unrefLocked(idx)
+	if f.nhDirty {
+		f.publishLocked()
 	}
 	return nil
 }
 
-func (f *FIB) internLocked(nh *NextHop) Index {
-	for i := 1; i < len(f.nhs); i++ {
-		if f.nhs[i].refs > 0 && sameIdentity(&f.nhs[i].nh, nh) {
-			f.nhs[i].refs++
-			return Index(i)
-		}
-	}
-	cp := *nh
-	cp.Group = append([]Index(nil), nh.Group...)
-	if n := len(f.free); n > 0 {
-		idx := f.free[n-1]
-		f.free = f.free[:n-1]
-		f.nhs[idx] = nhEntry{nh: cp, refs: 1}
-		return idx
-	}
-	f.nhs = append(f.nhs, nhEntry{nh: cp, refs: 1})
-	return Index(len(f.nhs) - 1)
-}
-
-func (f *FIB) unrefLocked(idx Index) {
-	e := &f.nhs[idx]
-	e.refs--
-	if e.refs == 0 {
-		e.nh = NextHop{}
-		f.free = append(f.free, idx)
-	}
-}
-
 // SetRewrite updates the L2 rewrite of every next hop on port whose Via is
 // via (a neighbour was resolved or changed). It reports how many changed.
+// It republishes only the next-hop table.
 func (f *FIB) SetRewrite(port uint16, via netip.Addr, dst, src [6]byte, resolved bool) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
-	for i := 1; i < len(f.nhs); i++ {
-		nh := &f.nhs[i].nh
-		if f.nhs[i].refs > 0 && nh.Kind == KindAdjacency && nh.Port == port && nh.Via == via {
-			nh.DstMAC, nh.SrcMAC, nh.Resolved = dst, src, resolved
-			n++
-		}
+	idx, ok := f.nhIndex[nhKey{kind: KindAdjacency, port: port, via: via}]
+	if !ok {
+		return 0
 	}
-	if n > 0 {
+	nh := &f.nhs[idx].nh
+	if nh.DstMAC != dst || nh.SrcMAC != src || nh.Resolved != resolved {
+		nh.DstMAC, nh.SrcMAC, nh.Resolved = dst, src, resolved
+		f.nhDirty = true
 		f.publishLocked()
 	}
-	return n
+	return 1
 }
 
-// Routes calls fn for every route of table in no particular order until fn
-// returns false.
+// routesBatch is how many routes Routes gathers per lock hold.
+var routesBatch = 1024
+
+// Routes calls fn for every route of table, IPv4 then IPv6, each in
+// (address, length) order, until fn returns false. fn runs without the
+// FIB's lock held, so it may call the FIB; routes changed meanwhile may or
+// may not be seen.
 func (f *FIB) Routes(table uint32, fn func(Route) bool) {
-	f.mu.Lock()
-	rs := make([]Route, 0, len(f.routes))
-	for k, e := range f.routes {
-		if k.Table == table {
-			rs = append(rs, Route{Table: k.Table, Prefix: k.Prefix, NextHop: f.nhs[e.nh].nh, Origin: e.origin})
-		}
-	}
-	f.mu.Unlock()
-	for _, r := range rs {
-		if !fn(r) {
+	buf := make([]Route, 0, routesBatch)
+	var after key
+	resume := false
+	fm := 0
+	for fm < 2 {
+		buf = buf[:0]
+		f.mu.Lock()
+		t := f.tables[table]
+		if t == nil {
+			f.mu.Unlock()
 			return
 		}
+		for fm < 2 && len(buf) < cap(buf) {
+			var from *key
+			if resume {
+				from = &after
+			}
+			done := f.trie.walk(t.root[fm], [16]byte{}, from, func(k key, v uint32, o Origin) bool {
+				buf = append(buf, f.routeLocked(table, k, fm == 1, v, o))
+				after = k
+				return len(buf) < cap(buf)
+			})
+			resume = !done
+			if done {
+				fm++
+			}
+		}
+		f.mu.Unlock()
+		for _, r := range buf {
+			if !fn(r) {
+				return
+			}
+		}
 	}
+}
+
+func (f *FIB) routeLocked(table uint32, k key, v6 bool, v uint32, o Origin) Route {
+	nh := f.nhs[v&nhMask].nh
+	nh.Group = append([]Index(nil), nh.Group...)
+	return Route{Table: table, Prefix: k.prefix(v6), NextHop: nh, Origin: o}
 }
 
 // Get returns the route for exactly this prefix.
 func (f *FIB) Get(table uint32, p netip.Prefix) (Route, bool) {
+	if !p.IsValid() {
+		return Route{}, false
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	k := RouteKey{Table: table, Prefix: p.Masked()}
-	e, ok := f.routes[k]
+	t := f.tables[table]
+	if t == nil {
+		return Route{}, false
+	}
+	k, v6 := keyOf(p)
+	v, o, ok := f.trie.get(t.root[fam(v6)], k)
 	if !ok {
 		return Route{}, false
 	}
-	return Route{Table: table, Prefix: k.Prefix, NextHop: f.nhs[e.nh].nh, Origin: e.origin}, true
+	return f.routeLocked(table, k, v6, v, o), true
+}
+
+// Lookup returns the route with the longest prefix covering a in table, with
+// its origin, for the control plane and the CLI (`show routes PREFIX`).
+func (f *FIB) Lookup(table uint32, a netip.Addr) (Route, bool) {
+	if !a.IsValid() {
+		return Route{}, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.tables[table]
+	if t == nil {
+		return Route{}, false
+	}
+	var b [16]byte
+	v6, maxBits := true, 128
+	if a.Is4() {
+		v6, maxBits = false, 32
+		a4 := a.As4()
+		copy(b[:], a4[:])
+	} else {
+		b = a.As16()
+	}
+	k, v, o, ok := f.trie.longest(t.root[fam(v6)], b, maxBits)
+	if !ok {
+		return Route{}, false
+	}
+	return f.routeLocked(table, k, v6, v, o), true
 }
 
 // Count returns the number of IPv4 and IPv6 routes in table.
 func (f *FIB) Count(table uint32) (v4, v6 int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for k := range f.routes {
-		if k.Table != table {
-			continue
+	if t := f.tables[table]; t != nil {
+		return t.count[0], t.count[1]
+	}
+	return 0, 0
+}
+
+// Tables returns the IDs of the tables that exist, in no particular order.
+func (f *FIB) Tables() []uint32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := make([]uint32, 0, len(f.tables))
+	for id := range f.tables {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Stats summarizes the FIB for `show fib summary` and metrics.
+type Stats struct {
+	Tables   int
+	Routes4  int // IPv4 routes, all tables
+	Routes6  int // IPv6 routes, all tables
+	NextHops int // live next-hop entries, NoRoute included
+	Nodes    int // trie nodes in use, both families
+
+	// MemoryBytes estimates what the FIB holds: the trie arena (reserved
+	// chunks), the writer's per-node records and the next-hop table.
+	MemoryBytes int64
+
+	Updates    uint64  // route changes applied since New
+	Publishes  uint64  // views published since New
+	UpdateRate float64 // route changes per second over the last 10 s
+}
+
+// Stats returns current counters.
+func (f *FIB) Stats() Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := Stats{Tables: len(f.tables), Nodes: f.trie.live, Updates: f.updates, Publishes: f.pubs}
+	for _, t := range f.tables {
+		s.Routes4 += t.count[0]
+		s.Routes6 += t.count[1]
+	}
+	s.NextHops = len(f.nhs) - len(f.free)
+	const wnodeBytes = 112 // wnode plus allocator slack
+	s.MemoryBytes = int64(len(f.trie.chunks))*chunkEntries*4 +
+		int64(len(f.trie.nodes))*8 + int64(f.trie.live)*wnodeBytes +
+		int64(s.Routes4+s.Routes6)*5 + int64(len(f.nhs))*(2*int64(unsafeSizeofNextHop)+8)
+	now := time.Now().Unix()
+	var n uint64
+	for _, r := range f.rate {
+		if r.sec > now-rateSlots {
+			n += r.n
 		}
-		if k.Prefix.Addr().Is4() {
-			v4++
-		} else {
-			v6++
-		}
 	}
-	return v4, v6
-}
-
-func (f *FIB) publishLocked() {
-	v := &View{tables: make(map[uint32]*tableView), nhs: make([]NextHop, len(f.nhs))}
-	for i := range f.nhs {
-		v.nhs[i] = f.nhs[i].nh
-	}
-	for k, e := range f.routes {
-		t := v.tables[k.Table]
-		if t == nil {
-			t = &tableView{}
-			v.tables[k.Table] = t
-		}
-		t.add(k.Prefix, e.nh)
-	}
-	f.view.Store(v)
-}
-
-// View is an immutable snapshot of every table and the next-hop table.
-type View struct {
-	tables map[uint32]*tableView
-	nhs    []NextHop
-}
-
-// NextHop returns the next hop for idx. The pointer is into the immutable
-// view: do not modify it.
-func (v *View) NextHop(idx Index) *NextHop { return &v.nhs[idx] }
-
-// Lookup4 returns the next hop of the longest prefix covering a.
-func (v *View) Lookup4(table uint32, a [4]byte) Index {
-	t := v.tables[table]
-	if t == nil {
-		return NoRoute
-	}
-	return t.lookup4(a)
-}
-
-// Lookup6 returns the next hop of the longest prefix covering a.
-func (v *View) Lookup6(table uint32, a [16]byte) Index {
-	t := v.tables[table]
-	if t == nil {
-		return NoRoute
-	}
-	return t.lookup6(a)
-}
-
-// LookupBatch4 looks up addrs[i] into out[i]; out must be at least as long.
-func (v *View) LookupBatch4(table uint32, addrs [][4]byte, out []Index) {
-	for i := range addrs {
-		out[i] = v.Lookup4(table, addrs[i])
-	}
-}
-
-// LookupBatch6 looks up addrs[i] into out[i]; out must be at least as long.
-func (v *View) LookupBatch6(table uint32, addrs [][16]byte, out []Index) {
-	for i := range addrs {
-		out[i] = v.Lookup6(table, addrs[i])
-	}
-}
-
-// LookupPrefix returns the longest prefix covering a and its next hop, for
-// the control plane and the CLI.
-func (v *View) LookupPrefix(table uint32, a netip.Addr) (netip.Prefix, Index, bool) {
-	t := v.tables[table]
-	if t == nil {
-		return netip.Prefix{}, NoRoute, false
-	}
-	return t.lookupPrefix(a)
-}
-
-// tableView is the first, simple LPM: one map per prefix length, probed from
-// the longest length present. Correct, allocation-free on lookup, slow.
-type tableView struct {
-	v4len []int // lengths present, longest first
-	v6len []int
-	v4    [33]map[[4]byte]Index
-	v6    [129]map[[16]byte]Index
-}
-
-func (t *tableView) add(p netip.Prefix, idx Index) {
-	bits := p.Bits()
-	if p.Addr().Is4() {
-		if t.v4[bits] == nil {
-			t.v4[bits] = make(map[[4]byte]Index)
-			t.v4len = insertDesc(t.v4len, bits)
-		}
-		t.v4[bits][p.Addr().As4()] = idx
-		return
-	}
-	if t.v6[bits] == nil {
-		t.v6[bits] = make(map[[16]byte]Index)
-		t.v6len = insertDesc(t.v6len, bits)
-	}
-	t.v6[bits][p.Addr().As16()] = idx
-}
-
-func insertDesc(s []int, v int) []int {
-	i := 0
-	for i < len(s) && s[i] > v {
-		i++
-	}
-	s = append(s, 0)
-	copy(s[i+1:], s[i:])
-	s[i] = v
+	s.UpdateRate = float64(n) / rateSlots
 	return s
 }
 
-func mask4(a [4]byte, bits int) [4]byte {
-	u := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	if bits == 0 {
-		u = 0
-	} else {
-		u &= ^uint32(0) << (32 - bits)
-	}
-	return [4]byte{byte(u >> 24), byte(u >> 16), byte(u >> 8), byte(u)}
+const rateSlots = 10
+
+type rateSlot struct {
+	sec int64
+	n   uint64
 }
 
-func mask6(a [16]byte, bits int) [16]byte {
-	for i := range a {
-		switch {
-		case bits >= 8:
-			bits -= 8
-		case bits > 0:
-			a[i] &= ^byte(0) << (8 - bits)
-			bits = 0
-		default:
-			a[i] = 0
-		}
+func (f *FIB) countUpdates(n int) {
+	f.updates += uint64(n)
+	now := time.Now().Unix()
+	r := &f.rate[now%rateSlots]
+	if r.sec != now {
+		*r = rateSlot{sec: now}
 	}
-	return a
+	r.n += uint64(n)
 }
 
-func (t *tableView) lookup4(a [4]byte) Index {
-	for _, l := range t.v4len {
-		if idx, ok := t.v4[l][mask4(a, l)]; ok {
-			return idx
-		}
-	}
-	return NoRoute
-}
-
-func (t *tableView) lookup6(a [16]byte) Index {
-	for _, l := range t.v6len {
-		if idx, ok := t.v6[l][mask6(a, l)]; ok {
-			return idx
-		}
-	}
-	return NoRoute
-}
-
-func (t *tableView) lookupPrefix(a netip.Addr) (netip.Prefix, Index, bool) {
-	if a.Is4() {
-		for _, l := range t.v4len {
-			m := mask4(a.As4(), l)
-			if idx, ok := t.v4[l][m]; ok {
-				return netip.PrefixFrom(netip.AddrFrom4(m), l), idx, true
+// publishLocked makes the writer's state the current view. Arena slots
+// retired while building it wait until the GC has freed the previous epoch,
+// which proves every view that could reach them is gone.
+func (f *FIB) publishLocked() {
+	prev := f.view.Load()
+	v := &View{chunks: f.trie.chunks}
+	for id, t := range f.tables {
+		r := tableRoots{root4: t.root[0].id, root6: t.root[1].id}
+		if id < denseTables {
+			if int(id) >= len(v.dense) {
+				v.dense = append(v.dense, make([]tableRoots, int(id)+1-len(v.dense))...)
 			}
+			v.dense[id] = r
+			continue
 		}
-		return netip.Prefix{}, NoRoute, false
+		if v.sparse == nil {
+			v.sparse = make(map[uint32]tableRoots)
+		}
+		v.sparse[id] = r
 	}
-	for _, l := range t.v6len {
-		m := mask6(a.As16(), l)
-		if idx, ok := t.v6[l][m]; ok {
-			return netip.PrefixFrom(netip.AddrFrom16(m), l), idx, true
+	if f.nhDirty || prev == nil {
+		v.nhs = make([]NextHop, len(f.nhs))
+		v.sel = make([]*[256]Index, len(f.nhs))
+		for i := range f.nhs {
+			v.nhs[i] = f.nhs[i].nh
+			v.sel[i] = f.nhs[i].sel
+		}
+		f.nhDirty = false
+	} else {
+		v.nhs, v.sel = prev.nhs, prev.sel
+	}
+	tok := &epoch{}
+	v.tok = tok
+	if f.tok != nil {
+		f.tok.next = tok
+		if len(f.trie.retired) > 0 {
+			runtime.AddCleanup(f.tok, f.reclaim, f.trie.retired)
+			f.trie.retired = nil
 		}
 	}
-	return netip.Prefix{}, NoRoute, false
+	f.tok = tok
+	f.trie.gen++
+	f.pubs++
+	f.view.Store(v)
 }

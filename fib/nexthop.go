@@ -1,8 +1,10 @@
 package fib
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"unsafe"
 )
 
 // Index is a handle into the next-hop table. Index 0 is reserved: it is the
@@ -123,4 +125,122 @@ func (o Origin) String() string {
 		return originNames[o]
 	}
 	return fmt.Sprintf("origin(%d)", uint8(o))
+}
+
+// unsafeSizeofNextHop is used for memory estimates.
+const unsafeSizeofNextHop = unsafe.Sizeof(NextHop{})
+
+// nhKey is the identity of a next hop (see sameIdentity) as a map key.
+type nhKey struct {
+	kind        Kind
+	port        uint16
+	vni         uint32
+	via, remote netip.Addr
+	dst, src    [6]byte // KindPort only
+	group       string  // ECMP members, 4 bytes each
+}
+
+func keyOfNextHop(nh *NextHop) nhKey {
+	k := nhKey{kind: nh.Kind, port: nh.Port, vni: nh.VNI, via: nh.Via, remote: nh.Remote}
+	if nh.Kind == KindPort {
+		k.dst, k.src = nh.DstMAC, nh.SrcMAC
+	}
+	if len(nh.Group) > 0 {
+		b := make([]byte, 0, 4*len(nh.Group))
+		for _, m := range nh.Group {
+			b = binary.LittleEndian.AppendUint32(b, uint32(m))
+		}
+		k.group = string(b)
+	}
+	return k
+}
+
+// internLocked returns the entry for nh's identity with one more reference,
+// creating it if needed.
+func (f *FIB) internLocked(nh *NextHop) (Index, error) {
+	k := keyOfNextHop(nh)
+	if idx, ok := f.nhIndex[k]; ok {
+		f.nhs[idx].refs++
+		return idx, nil
+	}
+	for _, m := range nh.Group {
+		if m == NoRoute || int(m) >= len(f.nhs) || f.nhs[m].refs == 0 || f.nhs[m].nh.Kind == KindECMP {
+			return NoRoute, fmt.Errorf("ecmp member %d: %w", m, ErrBadNextHop)
+		}
+	}
+	var idx Index
+	if n := len(f.free); n > 0 {
+		idx = f.free[n-1]
+		f.free = f.free[:n-1]
+	} else {
+		if len(f.nhs) >= MaxNextHops {
+			return NoRoute, fmt.Errorf("next-hop table full (%d): %w", MaxNextHops, ErrBadNextHop)
+		}
+		f.nhs = append(f.nhs, nhEntry{})
+		idx = Index(len(f.nhs) - 1)
+	}
+	cp := *nh
+	cp.Group = append([]Index(nil), nh.Group...)
+	e := nhEntry{nh: cp, refs: 1}
+	if nh.Kind == KindECMP {
+		for _, m := range cp.Group {
+			f.nhs[m].refs++
+		}
+		e.sel = buildSelect(cp.Group)
+	}
+	f.nhs[idx] = e
+	f.nhIndex[k] = idx
+	f.nhDirty = true
+	return idx, nil
+}
+
+// unrefLocked drops one reference; the entry dies with its last one.
+func (f *FIB) unrefLocked(idx Index) {
+	e := &f.nhs[idx]
+	e.refs--
+	if e.refs > 0 || idx == NoRoute {
+		return
+	}
+	delete(f.nhIndex, keyOfNextHop(&e.nh))
+	group := e.nh.Group
+	*e = nhEntry{}
+	f.free = append(f.free, idx)
+	f.nhDirty = true
+	for _, m := range group {
+		f.unrefLocked(m)
+	}
+}
+
+// buildSelect maps 256 flow-hash buckets onto group by rendezvous hashing:
+// each bucket goes to the member with the highest hash of (bucket, member,
+// occurrence). A member's buckets depend only on who else is in the group,
+// so adding or removing one moves only the buckets it wins or held.
+// Repeating a member weights it.
+func buildSelect(group []Index) *[256]Index {
+	sel := new([256]Index)
+	for b := range sel {
+		var best uint64
+		for i, m := range group {
+			occ := 0
+			for _, x := range group[:i] {
+				if x == m {
+					occ++
+				}
+			}
+			h := mix64(uint64(b)<<40 ^ uint64(occ)<<32 ^ uint64(m))
+			if i == 0 || h > best {
+				best, sel[b] = h, m
+			}
+		}
+	}
+	return sel
+}
+
+// mix64 is the splitmix64 finalizer.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }

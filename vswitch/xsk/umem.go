@@ -23,6 +23,16 @@ type Umem struct {
 	shift     uint
 	nframes   int
 	free      []uint64 // stack of free frame base addresses
+
+	// owner[i] is the id of the socket whose kernel rings (fill, rx in
+	// flight, tx, completion) hold frame i, or 0 when user space holds it.
+	// Socket.Close gives the frames still marked with its id back to the
+	// free stack, so a port's close loses no frames.
+	owner  []uint16
+	nextID uint16
+	// socks are the live bound sockets; a new socket shares the UMEM
+	// registration (XDP_SHARED_UMEM) of one of them.
+	socks []*Socket
 }
 
 // NewUmem maps frames frames of frameSize bytes each. frameSize must be a
@@ -38,7 +48,7 @@ func NewUmem(frames, frameSize int) (*Umem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap umem: %w", err)
 	}
-	u := &Umem{mem: mem, frameSize: uint64(frameSize), nframes: frames, free: make([]uint64, 0, frames)}
+	u := &Umem{mem: mem, frameSize: uint64(frameSize), nframes: frames, free: make([]uint64, 0, frames), owner: make([]uint16, frames)}
 	for s := uint(0); 1<<s < frameSize; s++ {
 		u.shift = s + 1
 	}
@@ -86,15 +96,21 @@ func (u *Umem) Alloc() (uint64, bool) {
 	return a, true
 }
 
+// index returns the frame number of addr.
+func (u *Umem) index(addr uint64) uint64 { return addr >> u.shift }
+
 // Free returns the frame holding addr to the free stack.
 func (u *Umem) Free(addr uint64) {
 	u.free = append(u.free, addr&^(u.frameSize-1))
 }
 
-// Close unmaps the region. No socket may still use it.
+// Close unmaps the region. It fails while a socket still uses it.
 func (u *Umem) Close() error {
 	if u.mem == nil {
 		return nil
+	}
+	if len(u.socks) > 0 {
+		return fmt.Errorf("close umem: %d sockets still open", len(u.socks))
 	}
 	err := unix.Munmap(u.mem)
 	u.mem = nil

@@ -1,0 +1,84 @@
+// Package config reads xvsd's YAML configuration file, applies defaults and
+// command-line overrides, validates it, and turns it into a vswitch.Config
+// plus the daemon's own settings (API socket, metrics and health addresses,
+// logging).
+//
+// Validation reports every problem it finds, each naming the field and the
+// value, in the style
+//
+//	ports[1].addresses[0]: "10.0.0.300/32": invalid prefix
+//	ports[0].name: "veth9": no such interface
+//
+// so an operator can fix a file without guessing. Unknown keys are errors
+// (a typo must not silently fall back to a default).
+//
+// # File format
+//
+// Every key is optional; an empty file is a switch with no ports that waits
+// for the CNI plugin to add pods through the API.
+//
+//	# worker goroutines, one per core you give the dataplane (default 1)
+//	workers: 2
+//	# frames per vector, 1..256 (default 64)
+//	batch_size: 64
+//	# busy | adaptive (default adaptive)
+//	poll: adaptive
+//	# UMEM frames per worker, a power of two (default 4096)
+//	frames: 4096
+//	# UMEM frame size, 2048 or 4096 (default 4096)
+//	frame_size: 4096
+//	# the gateway pods route through; the switch answers ARP/NDP for it
+//	gateway_v4: 169.254.1.1                  # default
+//	gateway_v6: fe80::ecee:eeff:feee:eeee    # default
+//	gateway_mac: ee:ee:ee:ee:ee:ee           # default
+//	# ICMP errors per second per worker (default 100)
+//	icmp_rate: 100
+//
+//	# gRPC API, a unix socket created 0600 (default /run/xvs/xvsd.sock)
+//	api_socket: /run/xvs/xvsd.sock
+//	# Prometheus /metrics; must be a loopback address (default 127.0.0.1:9091)
+//	metrics_addr: 127.0.0.1:9091
+//	# /healthz and /readyz; must be a loopback address (default 127.0.0.1:9099)
+//	health_addr: 127.0.0.1:9099
+//	# debug | info | warn | error (default info); text | json (default text)
+//	log_level: info
+//	log_format: text
+//
+//	ports:
+//	  # the NIC: only pod-prefix and VXLAN traffic is steered to the switch
+//	  - name: eth0
+//	    kind: uplink                 # pod | uplink | host
+//	    mode: auto                   # auto | xdp-zerocopy | xdp-native | xdp-generic | af-packet
+//	    queue: 0                     # NIC queue (uplink only)
+//	    addresses: [192.0.2.10/24, 2001:db8::10/64]   # node addresses, with subnet length
+//	  # the veth into the host namespace
+//	  - name: xvs-host
+//	    kind: host
+//	    addresses: [169.254.2.1/30]
+//	  # a pod, host end of its veth; addresses are the pod's /32 and /128
+//	  - name: xvs1a2b3c
+//	    kind: pod
+//	    addresses: [10.244.1.5/32, fd00:10:244:1::5/128]
+//	    peer_mac: 02:42:0a:f4:01:05  # the pod's eth0; omit to learn it
+//	    mtu: 1450
+//
+//	routes:
+//	  - prefix: 0.0.0.0/0
+//	    via: 192.0.2.1               # must be on a connected subnet of some port
+//	  - prefix: 10.244.2.0/24
+//	    via: 192.0.2.11
+//	    port: eth0                   # optional: pin the output port
+//	  - prefix: fd00:10:244:2::/64
+//	    via: fe80::1                 # link-local next hops need a port
+//	    port: eth0
+//	  - prefix: 198.51.100.0/24
+//	    blackhole: true
+//
+// Command-line flags of xvsd override the file (see Overrides).
+//
+// # Concurrency
+//
+// Everything here is plain functions over values, safe for concurrent use;
+// nothing is shared. Load and Resolve allocate freely: they run once at
+// start-up or per API call, never per packet.
+package config

@@ -1,0 +1,54 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// ErrNoSuchInterface is what a LinkCheck returns for a missing interface.
+var ErrNoSuchInterface = errors.New("no such interface")
+
+// FieldError is one invalid value: Field is its path in the file
+// ("ports[1].addresses[0]"), Value is the value as written, already quoted
+// when it is a string, and Err says what is wrong with it.
+type FieldError struct {
+	Field string
+	Value string // empty when the value is missing
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	if e.Value == "" {
+		return e.Field + ": " + e.Err.Error()
+	}
+	return e.Field + ": " + e.Value + ": " + e.Err.Error()
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// errs collects field errors in file order.
+type errs []error
+
+func (l *errs) str(field, v string, format string, a ...any) {
+	*l = append(*l, &FieldError{Field: field, Value: strconv.Quote(v), Err: fmt.Errorf(format, a...)})
+}
+
+func (l *errs) strErr(field, v string, err error) {
+	*l = append(*l, &FieldError{Field: field, Value: strconv.Quote(v), Err: err})
+}
+
+func (l *errs) num(field string, v int, format string, a ...any) {
+	*l = append(*l, &FieldError{Field: field, Value: strconv.Itoa(v), Err: fmt.Errorf(format, a...)})
+}
+
+func (l *errs) missing(field, what string) {
+	*l = append(*l, &FieldError{Field: field, Err: errors.New(what)})
+}
+
+func (l errs) err() error {
+	if len(l) == 0 {
+		return nil
+	}
+	return errors.Join(l...)
+}

@@ -1,0 +1,446 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/xvs-project/xvs/vswitch"
+)
+
+// Config is a validated configuration: the switch's and the daemon's.
+type Config struct {
+	Switch      vswitch.Config
+	APISocket   string
+	MetricsAddr string
+	HealthAddr  string
+	LogLevel    slog.Level
+	LogFormat   string // "text" or "json"
+}
+
+// LinkCheck reports whether an interface exists in xvsd's network namespace:
+// nil if it does, an error wrapping ErrNoSuchInterface if it does not, any
+// other error if it could not tell.
+type LinkCheck func(name string) error
+
+// NetlinkLinkCheck asks the kernel (netlink, the caller's namespace).
+func NetlinkLinkCheck(name string) error {
+	_, err := netlink.LinkByName(name)
+	if err == nil {
+		return nil
+	}
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) || errors.Is(err, syscall.ENODEV) {
+		return ErrNoSuchInterface
+	}
+	return err
+}
+
+// Options change how Resolve validates.
+type Options struct {
+	// LinkCheck checks that each port's interface exists; nil skips the check
+	// (tests, and tools that validate a file for another host).
+	LinkCheck LinkCheck
+}
+
+// Limits on values that the dataplane would otherwise reject late.
+const (
+	MaxWorkers = 256
+	maxIfName  = 15 // IFNAMSIZ - 1
+)
+
+// Resolve applies defaults, validates f and converts it. The error lists
+// every invalid field (errors.Join of *FieldError), not just the first.
+func (f *File) Resolve(opt Options) (*Config, error) {
+	var e errs
+	c := &Config{}
+	sc := &c.Switch
+
+	switch {
+	case f.Workers < 0 || f.Workers > MaxWorkers:
+		e.num("workers", f.Workers, "must be between 1 and %d", MaxWorkers)
+	case f.Workers == 0:
+		sc.Workers = 1
+	default:
+		sc.Workers = f.Workers
+	}
+	switch {
+	case f.BatchSize < 0 || f.BatchSize > vswitch.MaxBatchSize:
+		e.num("batch_size", f.BatchSize, "must be between 1 and %d", vswitch.MaxBatchSize)
+	case f.BatchSize == 0:
+		sc.BatchSize = vswitch.DefaultBatchSize
+	default:
+		sc.BatchSize = f.BatchSize
+	}
+	switch f.Poll {
+	case "", "adaptive":
+		sc.Poll = vswitch.PollAdaptive
+	case "busy":
+		sc.Poll = vswitch.PollBusy
+	default:
+		e.str("poll", f.Poll, "must be busy or adaptive")
+	}
+	switch {
+	case f.Frames == 0:
+		sc.Frames = vswitch.DefaultFrames
+	case f.Frames < 64 || f.Frames&(f.Frames-1) != 0:
+		e.num("frames", f.Frames, "must be a power of two, at least 64")
+	default:
+		sc.Frames = f.Frames
+	}
+	switch f.FrameSize {
+	case 0:
+		sc.FrameSize = vswitch.DefaultFrameSize
+	case 2048, 4096:
+		sc.FrameSize = f.FrameSize
+	default:
+		e.num("frame_size", f.FrameSize, "must be 2048 or 4096")
+	}
+	if f.Frames != 0 && sc.BatchSize != 0 && f.Frames < 4*sc.BatchSize {
+		e.num("frames", f.Frames, "must be at least 4 × batch_size (%d)", sc.BatchSize)
+	}
+
+	sc.GatewayV4 = vswitch.DefaultGatewayV4
+	if f.GatewayV4 != "" {
+		a, err := netip.ParseAddr(f.GatewayV4)
+		switch {
+		case err != nil:
+			e.str("gateway_v4", f.GatewayV4, "invalid address")
+		case !a.Is4():
+			e.str("gateway_v4", f.GatewayV4, "not an IPv4 address")
+		default:
+			sc.GatewayV4 = a
+		}
+	}
+	sc.GatewayV6 = vswitch.DefaultGatewayV6
+	if f.GatewayV6 != "" {
+		a, err := netip.ParseAddr(f.GatewayV6)
+		switch {
+		case err != nil:
+			e.str("gateway_v6", f.GatewayV6, "invalid address")
+		case !a.Is6() || a.Is4In6():
+			e.str("gateway_v6", f.GatewayV6, "not an IPv6 address")
+		case a.Zone() != "":
+			e.str("gateway_v6", f.GatewayV6, "must not have a zone")
+		default:
+			sc.GatewayV6 = a
+		}
+	}
+	sc.GatewayMAC = vswitch.DefaultGatewayMAC
+	if f.GatewayMAC != "" {
+		if m, err := ParseMAC(f.GatewayMAC); err != nil {
+			e.strErr("gateway_mac", f.GatewayMAC, err)
+		} else if m[0]&1 != 0 || m == ([6]byte{}) {
+			e.str("gateway_mac", f.GatewayMAC, "must be a unicast address")
+		} else {
+			sc.GatewayMAC = m
+		}
+	}
+	switch {
+	case f.ICMPRate < 0:
+		e.num("icmp_rate", f.ICMPRate, "must not be negative")
+	case f.ICMPRate == 0:
+		sc.ICMPRate = vswitch.DefaultICMPRate
+	default:
+		sc.ICMPRate = f.ICMPRate
+	}
+
+	c.APISocket = orDefault(f.APISocket, DefaultAPISocket)
+	if !filepath.IsAbs(c.APISocket) {
+		e.str("api_socket", c.APISocket, "must be an absolute path")
+	}
+	c.MetricsAddr = orDefault(f.MetricsAddr, DefaultMetricsAddr)
+	if err := CheckLoopback(c.MetricsAddr); err != nil {
+		e.strErr("metrics_addr", c.MetricsAddr, err)
+	}
+	c.HealthAddr = orDefault(f.HealthAddr, DefaultHealthAddr)
+	if err := CheckLoopback(c.HealthAddr); err != nil {
+		e.strErr("health_addr", c.HealthAddr, err)
+	}
+	lvl := orDefault(f.LogLevel, DefaultLogLevel)
+	if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
+		e.str("log_level", lvl, "must be debug, info, warn or error")
+	}
+	c.LogFormat = orDefault(f.LogFormat, DefaultLogFormat)
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		e.str("log_format", c.LogFormat, "must be text or json")
+	}
+
+	// Ports: each on its own, then across ports.
+	names := make(map[string]int)
+	for i, p := range f.Ports {
+		field := fmt.Sprintf("ports[%d]", i)
+		pc, perrs := ResolvePort(field, p, opt.LinkCheck)
+		e = append(e, perrs...)
+		if p.Name != "" {
+			if j, dup := names[p.Name]; dup {
+				e.str(field+".name", p.Name, "duplicate port name (also ports[%d])", j)
+			} else {
+				names[p.Name] = i
+			}
+		}
+		sc.Ports = append(sc.Ports, pc)
+	}
+	e = append(e, checkOverlaps(sc.Ports)...)
+
+	seen := make(map[netip.Prefix]int)
+	for i, r := range f.Routes {
+		field := fmt.Sprintf("routes[%d]", i)
+		sr, rerrs := ResolveRoute(field, r, sc.Ports)
+		e = append(e, rerrs...)
+		if len(rerrs) == 0 {
+			if j, dup := seen[sr.Prefix]; dup {
+				e.str(field+".prefix", r.Prefix, "duplicate route (also routes[%d])", j)
+			}
+			seen[sr.Prefix] = i
+		}
+		sc.Routes = append(sc.Routes, sr)
+	}
+
+	if err := e.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// CheckLoopback checks that addr is host:port with a loopback host, so the
+// unauthenticated metrics and health endpoints never face the network.
+func CheckLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("must be host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return errors.New("invalid port")
+	}
+	if host == "localhost" {
+		return nil
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.IsLoopback() {
+		return errors.New("must be a loopback address (127.0.0.1, ::1 or localhost)")
+	}
+	return nil
+}
+
+// ParseMAC parses a 48-bit MAC address in colon or dash hex form.
+func ParseMAC(s string) ([6]byte, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return [6]byte{}, errors.New("invalid MAC address")
+	}
+	return [6]byte(hw), nil
+}
+
+// ResolvePort validates one port on its own (cross-port checks are
+// Resolve's) and converts it. field prefixes the errors ("ports[0]"); check
+// may be nil. The API server uses it for AddPort so both paths reject the
+// same values with the same words.
+func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []error) {
+	var e errs
+	pc := vswitch.PortConfig{Name: p.Name, Queue: p.Queue, MTU: p.MTU}
+	switch {
+	case p.Name == "":
+		e.missing(field+".name", "required")
+	case len(p.Name) > maxIfName || strings.ContainsAny(p.Name, "/ \t\n:") || p.Name == "." || p.Name == "..":
+		e.str(field+".name", p.Name, "not a valid interface name")
+	case check != nil:
+		if err := check(p.Name); err != nil {
+			e.strErr(field+".name", p.Name, err)
+		}
+	}
+	kindOK := false
+	if p.Kind == "" {
+		e.missing(field+".kind", "required (pod, uplink or host)")
+	} else if k, ok := vswitch.ParsePortKind(p.Kind); !ok {
+		e.str(field+".kind", p.Kind, "must be pod, uplink or host")
+	} else {
+		pc.Kind, kindOK = k, true
+	}
+	isPod := kindOK && pc.Kind == vswitch.PortPod
+	if p.Mode != "" {
+		if m, ok := vswitch.ParseMode(p.Mode); !ok || m == vswitch.ModeFake {
+			e.str(field+".mode", p.Mode, "must be auto, xdp-zerocopy, xdp-native, xdp-generic or af-packet")
+		} else {
+			pc.Mode = m
+		}
+	}
+	if p.Queue < 0 {
+		e.num(field+".queue", p.Queue, "must not be negative")
+	} else if p.Queue != 0 && kindOK && pc.Kind != vswitch.PortUplink {
+		e.num(field+".queue", p.Queue, "only an uplink has queues")
+	}
+	for j, s := range p.Addresses {
+		af := fmt.Sprintf("%s.addresses[%d]", field, j)
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil || pfx.Addr().Zone() != "" {
+			e.str(af, s, "invalid prefix")
+			continue
+		}
+		if pfx.Addr().Is4In6() {
+			e.str(af, s, "IPv4-mapped IPv6 address")
+			continue
+		}
+		if isPod && pfx.Bits() != pfx.Addr().BitLen() {
+			e.str(af, s, "a pod address must be a /32 or /128")
+			continue
+		}
+		pc.Addrs = append(pc.Addrs, pfx)
+	}
+	if p.PeerMAC != "" {
+		if kindOK && !isPod {
+			e.str(field+".peer_mac", p.PeerMAC, "only pod ports have a peer MAC")
+		} else if m, err := ParseMAC(p.PeerMAC); err != nil {
+			e.strErr(field+".peer_mac", p.PeerMAC, err)
+		} else if m[0]&1 != 0 {
+			e.str(field+".peer_mac", p.PeerMAC, "must be a unicast address")
+		} else {
+			pc.PeerMAC = m
+		}
+	}
+	if p.MTU != 0 && (p.MTU < 576 || p.MTU > 9000) {
+		e.num(field+".mtu", p.MTU, "must be between 576 and 9000")
+	}
+	return pc, e
+}
+
+// checkOverlaps rejects two pods sharing an address, and the same address
+// on two ports of any kind. Errors name the later port.
+func checkOverlaps(ports []vswitch.PortConfig) []error {
+	var e errs
+	for i := range ports {
+		for a, pa := range ports[i].Addrs {
+			for j := 0; j < i; j++ {
+				for b, pb := range ports[j].Addrs {
+					same := pa.Addr() == pb.Addr()
+					bothPods := ports[i].Kind == vswitch.PortPod && ports[j].Kind == vswitch.PortPod
+					if same || (bothPods && pa.Overlaps(pb)) {
+						e.str(fmt.Sprintf("ports[%d].addresses[%d]", i, a), pa.String(),
+							"overlaps ports[%d].addresses[%d] %q (%s)", j, b, pb.String(), ports[j].Name)
+					}
+				}
+			}
+		}
+	}
+	return e
+}
+
+// CheckPodOverlap reports which existing port, if any, already holds one of
+// the new port's addresses. The API server uses it before AddPort.
+func CheckPodOverlap(existing []vswitch.PortStatus, add vswitch.PortConfig) error {
+	for _, pa := range add.Addrs {
+		for _, ps := range existing {
+			for _, pb := range ps.Addrs {
+				bothPods := add.Kind == vswitch.PortPod && ps.Kind == vswitch.PortPod
+				if pa.Addr() == pb.Addr() || (bothPods && pa.Overlaps(pb)) {
+					return fmt.Errorf("address %s overlaps %s of port %q", pa, pb, ps.Name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// ResolveRoute validates one route against the ports it may use (their
+// addresses are the connected subnets) and converts it.
+func ResolveRoute(field string, r Route, ports []vswitch.PortConfig) (vswitch.StaticRoute, []error) {
+	var e errs
+	sr := vswitch.StaticRoute{Port: r.Port, Blackhole: r.Blackhole}
+	pfx, err := netip.ParsePrefix(r.Prefix)
+	switch {
+	case r.Prefix == "":
+		e.missing(field+".prefix", "required")
+		return sr, e
+	case err != nil || pfx.Addr().Zone() != "" || pfx.Addr().Is4In6():
+		e.str(field+".prefix", r.Prefix, "invalid prefix")
+		return sr, e
+	case pfx.Masked() != pfx:
+		e.str(field+".prefix", r.Prefix, "host bits set (did you mean %s?)", pfx.Masked())
+		return sr, e
+	}
+	sr.Prefix = pfx
+
+	var port *vswitch.PortConfig
+	if r.Port != "" {
+		for i := range ports {
+			if ports[i].Name == r.Port {
+				port = &ports[i]
+			}
+		}
+		if port == nil {
+			e.str(field+".port", r.Port, "no such port")
+		}
+	}
+	if r.Blackhole {
+		if r.Via != "" {
+			e.str(field+".via", r.Via, "a blackhole route has no next hop")
+		}
+		if r.Port != "" {
+			e.str(field+".port", r.Port, "a blackhole route has no output port")
+		}
+		return sr, e
+	}
+	if r.Via == "" {
+		if r.Port == "" {
+			e.missing(field, "needs via, port or blackhole")
+		}
+		return sr, e
+	}
+	via, err := netip.ParseAddr(r.Via)
+	if err != nil {
+		e.str(field+".via", r.Via, "invalid address")
+		return sr, e
+	}
+	if via.Zone() != "" {
+		e.str(field+".via", r.Via, "give the port with port:, not a zone")
+		return sr, e
+	}
+	if via.Is4() != pfx.Addr().Is4() {
+		e.str(field+".via", r.Via, "address family differs from prefix %s", pfx)
+		return sr, e
+	}
+	sr.Via = via
+	if via.Is6() && via.IsLinkLocalUnicast() {
+		if r.Port == "" {
+			e.str(field+".via", r.Via, "a link-local next hop needs port:")
+		}
+		return sr, e
+	}
+	if !onSubnet(via, ports, port) {
+		if port != nil {
+			e.str(field+".via", r.Via, "not on a connected subnet of port %q", port.Name)
+		} else {
+			e.str(field+".via", r.Via, "not on any connected subnet")
+		}
+	}
+	return sr, e
+}
+
+func onSubnet(a netip.Addr, ports []vswitch.PortConfig, only *vswitch.PortConfig) bool {
+	for i := range ports {
+		if only != nil && ports[i].Name != only.Name {
+			continue
+		}
+		for _, p := range ports[i].Addrs {
+			if p.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,16 @@
+// Package e2e holds the end-to-end tests of the whole xvsd: each test
+// builds a lab (package lab) of network namespaces, starts the xvsd binary
+// in its node namespace, and checks forwarding, ICMP errors, counters,
+// restarts and port loss from the pods' and the outside's point of view.
+// Kernel forwarding is off in every node, so whatever crosses a node went
+// through xvsd.
+//
+// The tests need root and iproute2, ping and iperf3; TestMain builds xvsd
+// and xvsctl from this module into a temporary directory once, and every
+// test skips with the reason when any of that is missing. All namespaces
+// of a run share one prefix (xe and four hex digits); TestMain fails the
+// run if any is left behind, and deletes it.
+//
+// There is no code outside the tests: this file exists for the package
+// comment.
+package e2e

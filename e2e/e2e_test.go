@@ -1,0 +1,322 @@
+package e2e
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xvs-project/xvs/lab"
+)
+
+// assertForwardingOff checks that the node's kernel cannot have forwarded
+// what the test saw cross the node.
+func assertForwardingOff(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	for _, n := range l.T.Nodes {
+		for _, k := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+			if v, err := lab.ReadSysctl(n.NS, k); err != nil || v != "0" {
+				t.Fatalf("%s in %s = %q (%v): kernel forwarding must stay off", k, n.NS, v, err)
+			}
+		}
+	}
+}
+
+func ping(t *testing.T, l *lab.Lab, from string, to netip.Addr) {
+	t.Helper()
+	// The first packets may wait for xvsd to learn or resolve a neighbour.
+	eventually(t, 10*time.Second, fmt.Sprintf("ping %s from %s", to, from), func() error {
+		_, err := l.Ping(from, to, 1)
+		return err
+	})
+	r, err := l.Ping(from, to, 5)
+	if err != nil || r.Received != r.Sent {
+		t.Fatalf("ping %s from %s: %d/%d: %v\n%s", to, from, r.Received, r.Sent, err, r.Output)
+	}
+}
+
+func TestPodToPodPing(t *testing.T) {
+	l := newLab(t, lab.Options{})
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	assertForwardingOff(t, l)
+	before := counter(t, l, "node", "forwarded-ipv4")
+	t.Run("v4", func(t *testing.T) { ping(t, l, p1.Name, p2.V4) })
+	t.Run("v6", func(t *testing.T) { ping(t, l, p1.Name, p2.V6) })
+	t.Run("v4-reverse", func(t *testing.T) { ping(t, l, p2.Name, p1.V4) })
+	t.Run("v6-reverse", func(t *testing.T) { ping(t, l, p2.Name, p1.V6) })
+	if after := counter(t, l, "node", "forwarded-ipv4"); after < before+10 {
+		t.Errorf("forwarded-ipv4 went %d -> %d; want at least 10 more (5 echo requests and replies per direction)", before, after)
+	}
+	assertForwardingOff(t, l)
+}
+
+func TestPodToPodTCP(t *testing.T) {
+	l := newLab(t, lab.Options{})
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	ping(t, l, p1.Name, p2.V4) // resolve neighbours first
+	ping(t, l, p1.Name, p2.V6)
+	for _, v6 := range []bool{false, true} {
+		name := map[bool]string{false: "v4", true: "v6"}[v6]
+		t.Run(name, func(t *testing.T) {
+			r, err := l.Iperf3(p2.Name, p1.Name, 2*time.Second, v6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("iperf3 %s: %.2f Gb/s, %d bytes received, %d retransmits", name, r.BitsPerSecond/1e9, r.ReceivedBytes, r.Retransmits)
+			if r.ReceivedBytes == 0 {
+				t.Fatal("no bytes received")
+			}
+		})
+	}
+	assertForwardingOff(t, l)
+}
+
+// TestTTLExpired: the first hop of a pod is xvsd, so TTL 1 expires there
+// and the pod gets time-exceeded from its gateway.
+func TestTTLExpired(t *testing.T) {
+	l := newLab(t, lab.Options{})
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	ping(t, l, p1.Name, p2.V4)
+	ping(t, l, p1.Name, p2.V6)
+	before := counter(t, l, "node", "ttl-expired")
+	for _, tc := range []struct {
+		name string
+		to   netip.Addr
+		want string // what iputils ping prints for the ICMP error
+	}{
+		{"v4", p2.V4, "Time to live exceeded"},
+		{"v6", p2.V6, "Time exceeded: Hop limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := l.PingWith(p1.Name, tc.to, lab.PingOptions{Count: 2, TTL: 1})
+			if err == nil {
+				t.Fatalf("echo with TTL 1 got a reply: the node did not decrement TTL\n%s", r.Output)
+			}
+			if !strings.Contains(r.Output, tc.want) {
+				t.Fatalf("no %q in ping output:\n%s", tc.want, r.Output)
+			}
+		})
+	}
+	if after := counter(t, l, "node", "ttl-expired"); after < before+4 {
+		t.Errorf("ttl-expired went %d -> %d; want at least 4 more", before, after)
+	}
+}
+
+// TestNoRoute: without an outside there is no default route, so a packet
+// to an unrouted address gets destination-unreachable and is counted.
+func TestNoRoute(t *testing.T) {
+	l := newLab(t, lab.Options{NoOutside: true})
+	p1 := l.T.Pods[0]
+	ping(t, l, p1.Name, l.T.Pods[1].V4)
+	before := counter(t, l, "node", "no-route")
+	for _, to := range []netip.Addr{netip.MustParseAddr("198.18.254.1"), netip.MustParseAddr("fd00:fe::1")} {
+		t.Run(to.String(), func(t *testing.T) {
+			r, err := l.PingWith(p1.Name, to, lab.PingOptions{Count: 2})
+			if err == nil {
+				t.Fatalf("unrouted %s answered:\n%s", to, r.Output)
+			}
+			if !strings.Contains(strings.ToLower(r.Output), "unreachable") {
+				t.Fatalf("no destination-unreachable for %s:\n%s", to, r.Output)
+			}
+		})
+	}
+	if after := counter(t, l, "node", "no-route"); after < before+4 {
+		t.Errorf("no-route went %d -> %d; want at least 4 more", before, after)
+	}
+}
+
+// echoServer serves line echo on ln until it is closed.
+func echoServer(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
+}
+
+func roundTrip(c net.Conn, r *bufio.Reader, msg string) error {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, msg+"\n"); err != nil {
+		return err
+	}
+	got, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if got != msg+"\n" {
+		return fmt.Errorf("echo: got %q, want %q", got, msg)
+	}
+	return nil
+}
+
+// TestOutside: the outside reaches the pods through xvsd, and a TCP
+// connection from the outside to the node's own kernel (XDP_PASS traffic)
+// survives xvsd stopping and starting again.
+func TestOutside(t *testing.T) {
+	l := newLab(t, lab.Options{})
+	n := l.T.Nodes[0]
+	for _, p := range l.T.Pods {
+		t.Run("ping-"+p.Name+"-v4", func(t *testing.T) { ping(t, l, "outside", p.V4) })
+		t.Run("ping-"+p.Name+"-v6", func(t *testing.T) { ping(t, l, "outside", p.V6) })
+	}
+	assertForwardingOff(t, l)
+
+	for _, addr := range []netip.Addr{n.UplinkV4.Addr(), n.UplinkV6.Addr()} {
+		t.Run("kernel-tcp-"+addr.String(), func(t *testing.T) {
+			hostport := net.JoinHostPort(addr.String(), "7777")
+			ln, err := l.Listen("node", "tcp", hostport)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go echoServer(ln)
+			c, err := l.Dial("outside", "tcp", hostport, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r := bufio.NewReader(c)
+			if err := roundTrip(c, r, "before"); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.StopXVSD("node"); err != nil {
+				t.Fatalf("stop xvsd: %v", err)
+			}
+			if err := roundTrip(c, r, "stopped"); err != nil {
+				t.Fatalf("with xvsd stopped: %v", err)
+			}
+			if err := l.StartXVSD("node"); err != nil {
+				t.Fatalf("restart xvsd: %v", err)
+			}
+			if err := roundTrip(c, r, "restarted"); err != nil {
+				t.Fatalf("after xvsd restart: %v", err)
+			}
+		})
+	}
+	ping(t, l, "outside", l.T.Pods[0].V4)
+}
+
+// TestStopLeavesNoXDP: SIGTERM detaches every XDP program xvsd attached;
+// after SIGKILL (nothing detached) a new xvsd takes over and forwards.
+func TestStopLeavesNoXDP(t *testing.T) {
+	l := newLab(t, lab.Options{})
+	n, p1, p2 := l.T.Nodes[0], l.T.Pods[0], l.T.Pods[1]
+	ping(t, l, p1.Name, p2.V4)
+	if xdp := xdpAttached(t, l, n.NS); len(xdp) == 0 {
+		t.Logf("no XDP program shown while xvsd runs (AF_PACKET fallback?)")
+	}
+	if err := l.StopXVSD("node"); err != nil {
+		if errors.Is(err, lab.ErrKilled) {
+			t.Fatalf("xvsd ignored SIGTERM: %v", err)
+		}
+		t.Fatal(err)
+	}
+	if xdp := xdpAttached(t, l, n.NS); len(xdp) != 0 {
+		t.Fatalf("XDP still attached after SIGTERM:\n%s", strings.Join(xdp, "\n"))
+	}
+	if r, err := l.PingWith(p1.Name, p2.V4, lab.PingOptions{Count: 1}); err == nil {
+		t.Fatalf("pods talk with xvsd stopped and forwarding off:\n%s", r.Output)
+	}
+
+	if err := l.StartXVSD("node"); err != nil {
+		t.Fatal(err)
+	}
+	ping(t, l, p1.Name, p2.V4)
+	if err := l.KillXVSD("node"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartXVSD("node"); err != nil {
+		t.Fatalf("restart after SIGKILL: %v", err)
+	}
+	ping(t, l, p1.Name, p2.V4)
+	ping(t, l, p1.Name, p2.V6)
+	if err := l.StopXVSD("node"); err != nil {
+		t.Fatal(err)
+	}
+	if xdp := xdpAttached(t, l, n.NS); len(xdp) != 0 {
+		t.Fatalf("XDP still attached after SIGKILL, restart and SIGTERM:\n%s", strings.Join(xdp, "\n"))
+	}
+}
+
+// TestPodVethDeleted: a pod's veth vanishing under a running xvsd marks its
+// port down; the other pods keep forwarding.
+func TestPodVethDeleted(t *testing.T) {
+	l := newLab(t, lab.Options{PodsPerNode: 3})
+	p1, p2, p3 := l.T.Pods[0], l.T.Pods[1], l.T.Pods[2]
+	ping(t, l, p1.Name, p3.V4)
+	ping(t, l, p1.Name, p2.V4)
+	if up, found := portUp(t, l, "node", p3.HostIf); !found || !up {
+		t.Fatalf("port %s: up=%v found=%v before the veth went", p3.HostIf, up, found)
+	}
+	if _, err := l.Exec(p3.Name, "ip", "link", "del", lab.PodIf); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "port "+p3.HostIf+" down", func() error {
+		if up, found := portUp(t, l, "node", p3.HostIf); found && up {
+			return errors.New("still up")
+		}
+		return nil
+	})
+	if p := l.XVSD("node"); p == nil || !p.Alive() {
+		t.Fatal("xvsd died when a pod's veth went away")
+	}
+	ping(t, l, p1.Name, p2.V4)
+	ping(t, l, p2.Name, p1.V6)
+	if r, err := l.PingWith(p1.Name, p3.V4, lab.PingOptions{Count: 1}); err == nil {
+		t.Errorf("deleted pod answered:\n%s", r.Output)
+	}
+}
+
+// TestLabCLI drives xvsctl lab up/status/down in separate processes, as
+// make demo does.
+func TestLabCLI(t *testing.T) {
+	requireLab(t)
+	if xvsctlBin == "" {
+		t.Skip(xvsctlReason)
+	}
+	prefix := fmt.Sprintf("%s%02d", runPrefix, labSeq.Add(1))
+	root := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := execOut(xvsctlBin, append([]string{"lab"}, args...)...)
+		if err != nil {
+			t.Fatalf("xvsctl lab %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	if out, err := execOut(xvsctlBin, "lab", "status", "-state-root", root); err != nil {
+		t.Skipf("xvsctl has no working lab command yet: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { lab.SweepRoot(root, prefix) })
+	run("up", "-prefix", prefix, "-state-root", root, "-xvsd", xvsdBin, "-ready-timeout", "30s")
+	env := run("status", "-prefix", prefix, "-state-root", root, "-o", "env")
+	if !strings.Contains(env, "LAB_POD2_V4=198.19.0.2") || !strings.Contains(env, "LAB_NODE_XVSD_PID=") {
+		t.Errorf("status -o env:\n%s", env)
+	}
+	pid := 0
+	for _, line := range strings.Split(env, "\n") {
+		if v, ok := strings.CutPrefix(line, "LAB_NODE_XVSD_PID="); ok {
+			pid, _ = strconv.Atoi(v)
+		}
+	}
+	run("down", "-prefix", prefix, "-state-root", root)
+	if left, _ := lab.ListNamespaces(prefix); len(left) != 0 {
+		t.Errorf("namespaces left after down: %v", left)
+	}
+	if pid != 0 {
+		if p := (&lab.Process{Name: "xvsd", PID: pid}); p.Alive() {
+			t.Errorf("xvsd pid %d still runs after down", pid)
+		}
+	}
+}

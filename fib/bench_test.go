@@ -1,0 +1,272 @@
+package fib
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gaissmai/bart"
+)
+
+// benchFixture is the full real table in the FIB and in both bart tables,
+// with the same 1,024 rotating random probes per family.
+var benchFixture struct {
+	once   sync.Once
+	fib    *FIB
+	fast   *bart.Fast[uint32]
+	table  *bart.Table[uint32]
+	addrs  [2][]netip.Addr // [0] IPv4, [1] IPv6
+	p4     [][4]byte
+	p6     [][16]byte
+	v4, v6 []netip.Prefix
+}
+
+const benchProbes = 1024
+
+func fixture(b *testing.B) *FIB {
+	v4, v6 := loadRealTable(b)
+	fx := &benchFixture
+	fx.once.Do(func() {
+		fx.v4, fx.v6 = v4, v6
+		fx.fib = New()
+		fx.fast = new(bart.Fast[uint32])
+		fx.table = new(bart.Table[uint32])
+		for _, ps := range [][]netip.Prefix{v4, v6} {
+			if err := fx.fib.Apply(realRoutes(ps), nil); err != nil {
+				b.Fatal(err)
+			}
+			for i, p := range ps {
+				fx.fast.Insert(p, realLabel(i))
+				fx.table.Insert(p, realLabel(i))
+			}
+		}
+		r := rand.New(rand.NewPCG(42, 42))
+		fx.addrs[0] = randomProbes(r, v4, benchProbes)
+		fx.addrs[1] = randomProbes(r, v6, benchProbes)
+		for _, a := range fx.addrs[0] {
+			fx.p4 = append(fx.p4, a.As4())
+		}
+		for _, a := range fx.addrs[1] {
+			fx.p6 = append(fx.p6, a.As16())
+		}
+	})
+	return fx.fib
+}
+
+var sink uint32
+
+// BenchmarkLookup reports ns/lookup for the FIB and for bart.Fast and
+// bart.Table on the same table and probes. Batches call View once per
+// batch, as a worker does per vector; bart has no batch form, so its batch
+// is a loop.
+func BenchmarkLookup(b *testing.B) {
+	f := fixture(b)
+	fx := &benchFixture
+	for _, fam := range []string{"v4", "v6"} {
+		addrs := fx.addrs[0]
+		if fam == "v6" {
+			addrs = fx.addrs[1]
+		}
+		for _, batch := range []int{1, 32, 64} {
+			name := "single"
+			if batch > 1 {
+				name = "batch" + itoa(batch)
+			}
+			b.Run(fam+"/"+name+"/xvs", func(b *testing.B) {
+				b.ReportAllocs()
+				out := make([]Index, batch)
+				v := f.View()
+				var s uint32
+				n := 0
+				for i := 0; i < b.N; i++ {
+					off := n & (benchProbes - 1)
+					n += batch
+					if batch == 1 {
+						if fam == "v4" {
+							s += uint32(v.Lookup4(0, fx.p4[off]))
+						} else {
+							s += uint32(v.Lookup6(0, fx.p6[off]))
+						}
+						continue
+					}
+					v := f.View()
+					if fam == "v4" {
+						v.LookupBatch4(0, fx.p4[off:off+batch], out)
+					} else {
+						v.LookupBatch6(0, fx.p6[off:off+batch], out)
+					}
+					s += uint32(out[0])
+				}
+				sink += s
+				perLookup(b, batch)
+			})
+			for _, peer := range []string{"bart.Fast", "bart.Table"} {
+				b.Run(fam+"/"+name+"/"+peer, func(b *testing.B) {
+					b.ReportAllocs()
+					lookup := fx.fast.Lookup
+					if peer == "bart.Table" {
+						lookup = fx.table.Lookup
+					}
+					var s uint32
+					n := 0
+					for i := 0; i < b.N; i++ {
+						off := n & (benchProbes - 1)
+						n += batch
+						for _, a := range addrs[off : off+batch] {
+							x, _ := lookup(a)
+							s += x
+						}
+					}
+					sink += s
+					perLookup(b, batch)
+				})
+			}
+		}
+	}
+}
+
+func perLookup(b *testing.B, batch int) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(batch), "ns/lookup")
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// heapAfter returns the live heap after build runs, minus what was live
+// before, keeping build's result alive until measured.
+func heapAfter(build func() any) (any, uint64) {
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	x := build()
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	return x, m1.HeapAlloc - m0.HeapAlloc
+}
+
+// BenchmarkBuild inserts the whole real table and reports the heap it holds.
+func BenchmarkBuild(b *testing.B) {
+	v4, v6 := loadRealTable(b)
+	r4, r6 := realRoutes(v4), realRoutes(v6)
+	builds := []struct {
+		name  string
+		build func() any
+	}{
+		{"xvs", func() any {
+			f := New()
+			for _, rs := range [][]Route{r4, r6} {
+				for i := 0; i < len(rs); i += 10_000 {
+					if err := f.Apply(rs[i:min(len(rs), i+10_000)], nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			return f
+		}},
+		{"bart.Table", func() any {
+			t := new(bart.Table[uint32])
+			for _, ps := range [][]netip.Prefix{v4, v6} {
+				for i, p := range ps {
+					t.Insert(p, realLabel(i))
+				}
+			}
+			return t
+		}},
+		{"bart.Fast", func() any {
+			t := new(bart.Fast[uint32])
+			for _, ps := range [][]netip.Prefix{v4, v6} {
+				for i, p := range ps {
+					t.Insert(p, realLabel(i))
+				}
+			}
+			return t
+		}},
+	}
+	for _, bb := range builds {
+		b.Run(bb.name, func(b *testing.B) {
+			var mem uint64
+			for i := 0; i < b.N; i++ {
+				var x any
+				x, mem = heapAfter(bb.build)
+				runtime.KeepAlive(x)
+			}
+			b.ReportMetric(float64(mem)/(1<<20), "MiB")
+		})
+	}
+}
+
+// BenchmarkUpdate replaces the next hop of random real prefixes in batches
+// while a reader looks up batches of 64 without pause, and reports route
+// changes applied per second. bart.Table's persistent (copy-on-write)
+// insert, the equivalent way to keep lock-free readers there, is measured
+// alongside.
+func BenchmarkUpdate(b *testing.B) {
+	f := fixture(b)
+	fx := &benchFixture
+	for _, batch := range []int{1, 100, 1000, 10000} {
+		b.Run("batch"+itoa(batch)+"/xvs", func(b *testing.B) {
+			stop := make(chan struct{})
+			var lookups atomic.Uint64
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out := make([]Index, 64)
+				for n := 0; ; n += 64 {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					v := f.View()
+					v.LookupBatch4(0, fx.p4[n&(benchProbes-1):][:64], out)
+					lookups.Add(64)
+				}
+			}()
+			r := rand.New(rand.NewPCG(7, 7))
+			rs := make([]Route, batch)
+			b.ResetTimer()
+			start := time.Now()
+			changes := 0
+			for i := 0; i < b.N; i++ {
+				for j := range rs {
+					p := fx.v4[r.IntN(len(fx.v4))]
+					if j%5 == 0 {
+						p = fx.v6[r.IntN(len(fx.v6))]
+					}
+					rs[j] = Route{Prefix: p, NextHop: labelNH(1 + r.Uint32N(1000)), Origin: OriginBGP}
+				}
+				if err := f.Apply(rs, nil); err != nil {
+					b.Fatal(err)
+				}
+				changes += batch
+			}
+			el := time.Since(start)
+			close(stop)
+			wg.Wait()
+			b.ReportMetric(float64(changes)/el.Seconds(), "routes/s")
+			b.ReportMetric(float64(lookups.Load())/el.Seconds(), "lookups/s")
+		})
+	}
+	b.Run("batch1/bart.Table.InsertPersist", func(b *testing.B) {
+		t := fx.table
+		r := rand.New(rand.NewPCG(7, 7))
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			t = t.InsertPersist(fx.v4[r.IntN(len(fx.v4))], 1+r.Uint32N(1000))
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "routes/s")
+	})
+}

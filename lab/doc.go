@@ -1,0 +1,72 @@
+// Package lab builds xvs test topologies out of network namespaces and veth
+// pairs on one machine, starts xvsd in them, and drives traffic through
+// them. The end-to-end tests, `make demo` and the benchmarks use it, and
+// `xvsctl lab up|down|status|sweep` (Main) exposes it on the command line.
+//
+// # Topology
+//
+// A lab is data first: Plan turns Options into a Topology (namespaces,
+// veth pairs, addresses, sysctls, routes, neighbours) without touching the
+// kernel; New creates exactly that, and Close deletes it. With the default
+// options:
+//
+//	PREFIX-pod1  eth0 198.19.0.1/32 fd00:19::1/128 ──┐  host end xlpod1h,
+//	PREFIX-pod2  eth0 198.19.0.2/32 fd00:19::2/128 ──┤  ee:ee:ee:ee:ee:ee, no IP
+//	                                         PREFIX-node (xvsd; ip_forward=0,
+//	                                                      ipv6 forwarding=0)
+//	                                            uplink0 198.18.0.1/24 fd00:18::1/64
+//	                                                │
+//	PREFIX-out   node 198.18.0.2/24 fd00:18::2/64 ──┘  routes to 198.19.0.0/24
+//	                                                    and fd00:19::/64 via the node
+//
+// Pods follow Calico's convention: /32 and /128 on eth0, default routes via
+// 169.254.1.1 (onlink) and fe80::ecee:eeff:feee:eeee, IPv6 DAD off, no
+// static neighbours unless Options.StaticNeighbors; xvsd answers ARP/NDP for
+// the gateways. Kernel forwarding is off in every node, so any packet that
+// crosses a node went through xvsd. Node i of several gets 198.18.i.0/24
+// and fd00:18:i::/64 on its uplink and the pod block 198.19.i.0/24,
+// fd00:19:i::/64; pods are numbered across nodes. All addresses come from
+// 198.18.0.0/15 and fd00::/8.
+//
+// xvsd's config for a node is written by XVSDConfig (the only code that
+// knows the file's format) into the lab's directory; xvsd runs inside the
+// node's namespace, its API socket is /run/xvs/PREFIX-node.sock, and its
+// metrics (127.0.0.1:9091) and health (127.0.0.1:9099) listen on that
+// namespace's own loopback: reach them with HTTPGet or Exec.
+//
+// # Naming
+//
+// Every namespace is PREFIX-NAME, where PREFIX is "xl" and four random hex
+// digits unless given (ValidPrefix: 3-10 lowercase letters or digits), so
+// concurrent labs never collide. Interfaces are created inside their
+// namespaces (the host end of a veth in the node, its peer placed straight
+// into the pod), so nothing ever appears in the namespace of the process
+// that builds the lab, and no interface the lab did not create is touched.
+//
+// # Cleanup
+//
+//   - Close stops every process the lab started, by PID (SIGTERM, then
+//     SIGKILL after Options.StopTimeout), then deletes the namespaces, which
+//     deletes every veth with them, then the lab's directory. A failed New
+//     cleans up after itself.
+//   - Unless Options.Detach, processes the lab starts get SIGKILL from the
+//     kernel if the process that started them dies, so a crashed test
+//     leaves no xvsd attached to anything.
+//   - The lab writes its state (topology, PIDs and their start times) to
+//     /run/xvs-lab/PREFIX/state.json; Down tears a lab down from that file
+//     in another process (xvsctl lab down), and a PID is only signalled if
+//     its start time still matches.
+//   - Sweep(prefix) deletes every namespace named PREFIX-* and the lab's
+//     state, stopping the processes its state file records; it reports, but
+//     does not signal, other processes still inside.
+//
+// # Concurrency
+//
+// A Lab's methods are safe for concurrent use. Namespace work runs on
+// OS threads locked for its duration (InNS), never by switching a
+// long-lived goroutine's namespace.
+//
+// # Allocation
+//
+// Not a hot path: everything here allocates freely.
+package lab

@@ -1,0 +1,251 @@
+package lab
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPlan(t *testing.T) {
+	top, err := Plan(Options{Prefix: "xltest", PodsPerNode: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"xltest-node", "xltest-pod1", "xltest-pod2", "xltest-pod3", "xltest-out"}
+	if strings.Join(top.Namespaces, " ") != strings.Join(want, " ") {
+		t.Errorf("namespaces (-want +got):\n-%v\n+%v", want, top.Namespaces)
+	}
+	v4 := netip.MustParsePrefix("198.18.0.0/15")
+	v6 := netip.MustParsePrefix("fd00::/8")
+	for _, l := range top.Links {
+		for _, e := range []End{l.A, l.B} {
+			if len(e.Name) > 15 {
+				t.Errorf("%s: name too long", e.Name)
+			}
+			for _, a := range e.Addrs {
+				if !v4.Contains(a.Addr()) && !v6.Contains(a.Addr()) {
+					t.Errorf("%s on %s/%s outside 198.18.0.0/15 and fd00::/8", a, e.NS, e.Name)
+				}
+			}
+		}
+	}
+	seen := map[netip.Addr]bool{}
+	for _, p := range top.Pods {
+		for _, a := range []netip.Addr{p.V4, p.V6} {
+			if seen[a] {
+				t.Errorf("%s assigned twice", a)
+			}
+			seen[a] = true
+		}
+		n := top.NodeByName(p.Node)
+		if !n.PodsV4.Contains(p.V4) || !n.PodsV6.Contains(p.V6) {
+			t.Errorf("%s: %s %s outside node block %s %s", p.Name, p.V4, p.V6, n.PodsV4, n.PodsV6)
+		}
+	}
+	var fwdOff int
+	for _, s := range top.Sysctls {
+		if s.NS == "xltest-node" && (s.Key == "net.ipv4.ip_forward" || s.Key == "net.ipv6.conf.all.forwarding") && s.Value == "0" {
+			fwdOff++
+		}
+	}
+	if fwdOff != 2 {
+		t.Errorf("node forwarding not turned off for both families: %+v", top.Sysctls)
+	}
+}
+
+func TestPlanMultiNode(t *testing.T) {
+	top, err := Plan(Options{Prefix: "xltest", Nodes: 3, PodsPerNode: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top.Nodes) != 3 || len(top.Pods) != 6 {
+		t.Fatalf("got %d nodes, %d pods", len(top.Nodes), len(top.Pods))
+	}
+	if top.Nodes[2].NS != "xltest-node3" || top.Pods[5].Node != "node3" {
+		t.Errorf("naming: %s, pod6 on %s", top.Nodes[2].NS, top.Pods[5].Node)
+	}
+	for i, n := range top.Nodes {
+		for j, m := range top.Nodes {
+			if i != j && (n.PodsV4.Overlaps(m.PodsV4) || n.PodsV6.Overlaps(m.PodsV6) || n.UplinkV4.Overlaps(m.UplinkV4)) {
+				t.Errorf("%s and %s overlap", n.Name, m.Name)
+			}
+		}
+	}
+}
+
+func TestValidPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		p  string
+		ok bool
+	}{
+		{"xl3fa2", true}, {NewPrefix(), true}, {"", false}, {"x", false}, {"xl-a", false},
+		{"XL12", false}, {"1abc", false}, {"xl/../etc", false}, {"abcdefghijk", false},
+	} {
+		if err := ValidPrefix(tc.p); (err == nil) != tc.ok {
+			t.Errorf("ValidPrefix(%q) = %v, want ok=%v", tc.p, err, tc.ok)
+		}
+	}
+}
+
+func TestXVSDConfig(t *testing.T) {
+	top, err := Plan(Options{Prefix: "xltest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(XVSDConfig(top, top.Nodes[0], 1))
+	for _, want := range []string{
+		`api_socket: "/run/xvs/xltest-node.sock"`,
+		`kind: uplink`, `"198.18.0.1/24"`, `"fd00:18::1/64"`,
+		`name: "xlpod1h"`, `"198.19.0.1/32"`, `"fd00:19::1/128"`, `peer_mac: "02:58:00:00:00:01"`,
+		`{prefix: "0.0.0.0/0", via: "198.18.0.2"}`, `{prefix: "::/0", via: "fd00:18::2"}`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("config lacks %s:\n%s", want, got)
+		}
+	}
+}
+
+// TestBuild builds a topology without xvsd and checks it in the kernel,
+// then checks Close leaves nothing.
+func TestBuild(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Skipf("no lab here: %v", err)
+	}
+	o := Options{PodsPerNode: 2, StateRoot: t.TempDir(), Logf: t.Logf}
+	l, err := New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := l.Prefix()
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		left, err := ListNamespaces(prefix)
+		if err != nil || len(left) != 0 {
+			t.Errorf("namespaces left after Close: %v %v", left, err)
+		}
+		if _, err := os.Stat(l.Dir); !os.IsNotExist(err) {
+			t.Errorf("state dir %s left: %v", l.Dir, err)
+		}
+	})
+	top := l.T
+
+	for _, n := range top.Nodes {
+		for _, k := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+			if v, err := ReadSysctl(n.NS, k); err != nil || v != "0" {
+				t.Errorf("%s in %s = %q, %v; want 0", k, n.NS, v, err)
+			}
+		}
+		out, err := l.Exec(n.Name, "ip", "-br", "link")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range n.Pods {
+			p := top.PodByName(name)
+			if !strings.Contains(out, p.HostIf+"@") || !strings.Contains(out, "ee:ee:ee:ee:ee:ee") {
+				t.Errorf("host end %s missing or wrong MAC in %s:\n%s", p.HostIf, n.NS, out)
+			}
+		}
+		out, err = l.Exec(n.Name, "ip", "-br", "addr", "show", "dev", n.Uplink)
+		if err != nil || !strings.Contains(out, n.UplinkV4.String()) || !strings.Contains(out, n.UplinkV6.String()) {
+			t.Errorf("uplink addresses in %s: %s %v", n.NS, out, err)
+		}
+	}
+	for _, p := range top.Pods {
+		out, err := l.Exec(p.Name, "ip", "-br", "addr", "show", "dev", "eth0")
+		if err != nil || !strings.Contains(out, p.V4.String()+"/32") || !strings.Contains(out, p.V6.String()+"/128") {
+			t.Errorf("pod %s eth0: %s %v", p.Name, out, err)
+		}
+		if strings.Contains(out, "tentative") {
+			t.Errorf("pod %s: DAD still on: %s", p.Name, out)
+		}
+		out, err = l.Exec(p.Name, "ip", "route")
+		if err != nil || !strings.Contains(out, "default via 169.254.1.1 dev eth0 onlink") {
+			t.Errorf("pod %s v4 routes: %s %v", p.Name, out, err)
+		}
+		out, err = l.Exec(p.Name, "ip", "-6", "route")
+		if err != nil || !strings.Contains(out, "default via fe80::ecee:eeff:feee:eeee dev eth0") {
+			t.Errorf("pod %s v6 routes: %s %v", p.Name, out, err)
+		}
+		// The host end's link-local is the pod's IPv6 gateway; without
+		// xvsd the node's kernel answers for it.
+		if r, err := l.PingWith(p.Name, GatewayV6, PingOptions{Count: 1, Wait: 3 * time.Second}); err != nil {
+			t.Errorf("pod %s -> node link-local: %v\n%s", p.Name, err, r.Output)
+		}
+	}
+	// The outside reaches the node's kernel over the uplink.
+	n := top.Nodes[0]
+	if r, err := l.Ping("outside", n.UplinkV4.Addr(), 1); err != nil {
+		t.Errorf("outside -> node v4: %v\n%s", err, r.Output)
+	}
+	if r, err := l.Ping("outside", n.UplinkV6.Addr(), 1); err != nil {
+		t.Errorf("outside -> node v6: %v\n%s", err, r.Output)
+	}
+	// Kernel forwarding is off in the node: outside cannot reach a pod
+	// without xvsd.
+	if r, err := l.PingWith("outside", top.Pods[0].V4, PingOptions{Count: 1, Wait: time.Second}); err == nil {
+		t.Errorf("outside reached pod %s with no xvsd and forwarding off:\n%s", top.Pods[0].V4, r.Output)
+	}
+
+	// Another process can read the lab's state.
+	st, err := LoadState(o.StateRoot, prefix)
+	if err != nil || st.Topology.Prefix != prefix {
+		t.Errorf("LoadState: %v", err)
+	}
+}
+
+// TestDownFromState tears a lab down from its state file, as xvsctl lab
+// down does in another process, with a recorded process running in it.
+func TestDownFromState(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Skipf("no lab here: %v", err)
+	}
+	root := t.TempDir()
+	l, err := New(context.Background(), Options{PodsPerNode: 1, NoOutside: true, StateRoot: root, Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := l.Prefix()
+	t.Cleanup(func() { l.Close() })
+	p, err := l.Start("sleep", "pod1", "sleep", "60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(root, prefix, 2*time.Second, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Wait(5 * time.Second) {
+		t.Errorf("process %d still runs after Down", p.PID)
+	}
+	if left, _ := ListNamespaces(prefix); len(left) != 0 {
+		t.Errorf("namespaces left: %v", left)
+	}
+}
+
+func TestSweep(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Skipf("no lab here: %v", err)
+	}
+	prefix := NewPrefix()
+	ctx := context.Background()
+	for _, n := range []string{prefix + "-a", prefix + "-b"} {
+		if err := addNS(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { delNS(ctx, prefix+"-a"); delNS(ctx, prefix+"-b") })
+	names, err := SweepRoot(t.TempDir(), prefix)
+	if err != nil || len(names) != 2 {
+		t.Fatalf("Sweep = %v, %v", names, err)
+	}
+	if left, _ := ListNamespaces(prefix); len(left) != 0 {
+		t.Errorf("left: %v", left)
+	}
+	if _, err := Sweep("x"); err == nil {
+		t.Error("Sweep accepted a one-letter prefix")
+	}
+}

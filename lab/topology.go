@@ -1,0 +1,406 @@
+package lab
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Calico's pod gateway convention, which xvsd answers for on pod ports.
+var (
+	GatewayV4  = netip.MustParseAddr("169.254.1.1")
+	GatewayV6  = netip.MustParseAddr("fe80::ecee:eeff:feee:eeee")
+	GatewayMAC = net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
+)
+
+// Address plan. Everything comes from 198.18.0.0/15 (RFC 2544 benchmarking)
+// and fd00::/8 (ULA): 198.18/16 and fd00:18::/32 are the underlay between
+// the nodes and the outside namespace, 198.19/16 and fd00:19::/32 hold the
+// pod blocks, one /24 and one /64 per node.
+const (
+	maxNodes       = 250
+	maxPodsPerNode = 250
+	// DefaultStateRoot holds one directory per lab: state, configs, logs.
+	DefaultStateRoot = "/run/xvs-lab"
+	// DefaultPodMTU is the MTU of every veth the lab creates.
+	DefaultMTU = 1500
+)
+
+// Options says what lab to build. The zero value is one node with two pods
+// and an outside namespace, and no xvsd.
+type Options struct {
+	// Prefix starts the name of every namespace the lab creates; empty picks
+	// "xl" and four random hex digits. See ValidPrefix.
+	Prefix string
+	// Nodes is the number of node namespaces (default 1).
+	Nodes int
+	// PodsPerNode is the number of pods behind each node (default 2).
+	PodsPerNode int
+	// NoOutside leaves out the outside namespace and the uplinks.
+	NoOutside bool
+	// MTU of every veth (default 1500).
+	MTU int
+	// StaticNeighbors gives each pod a permanent neighbour entry for the
+	// gateways, so pods need no ARP/NDP answer from the node.
+	StaticNeighbors bool
+
+	// XVSD is the path to the xvsd binary; empty builds the topology only.
+	XVSD string
+	// XVSDArgs returns xvsd's arguments for a config file; nil uses
+	// DefaultXVSDArgs.
+	XVSDArgs func(configPath string) []string
+	// Workers is written to each node's xvsd config (default 1).
+	Workers int
+	// ReadyTimeout bounds the wait for xvsd's readiness (default 20s).
+	ReadyTimeout time.Duration
+	// StopTimeout is how long a stopped process gets between SIGTERM and
+	// SIGKILL (default 5s).
+	StopTimeout time.Duration
+	// ExecTimeout bounds every command run by Exec (default 60s).
+	ExecTimeout time.Duration
+	// Detach lets xvsd outlive this process (xvsctl lab up). Otherwise the
+	// kernel sends xvsd SIGKILL when this process dies, so a crashed test
+	// leaves no dataplane behind.
+	Detach bool
+
+	// StateRoot holds the lab's directory (default /run/xvs-lab).
+	StateRoot string
+	// KeepDir keeps the lab's directory (configs, logs) after Close.
+	KeepDir bool
+	// Logf, when set, receives one line per step (t.Logf fits).
+	Logf func(format string, args ...any)
+}
+
+func (o *Options) setDefaults() error {
+	if o.Prefix == "" {
+		o.Prefix = NewPrefix()
+	}
+	if err := ValidPrefix(o.Prefix); err != nil {
+		return err
+	}
+	if o.Nodes == 0 {
+		o.Nodes = 1
+	}
+	if o.PodsPerNode == 0 {
+		o.PodsPerNode = 2
+	}
+	if o.Nodes < 1 || o.Nodes > maxNodes {
+		return fmt.Errorf("nodes %d: want 1..%d", o.Nodes, maxNodes)
+	}
+	if o.PodsPerNode < 0 || o.PodsPerNode > maxPodsPerNode {
+		return fmt.Errorf("pods per node %d: want 0..%d", o.PodsPerNode, maxPodsPerNode)
+	}
+	if o.MTU == 0 {
+		o.MTU = DefaultMTU
+	}
+	if o.Workers == 0 {
+		o.Workers = 1
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 20 * time.Second
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = 5 * time.Second
+	}
+	if o.ExecTimeout == 0 {
+		o.ExecTimeout = 60 * time.Second
+	}
+	if o.StateRoot == "" {
+		o.StateRoot = DefaultStateRoot
+	}
+	if o.XVSDArgs == nil {
+		o.XVSDArgs = DefaultXVSDArgs
+	}
+	return nil
+}
+
+// DefaultXVSDArgs is how the lab starts xvsd on a config file.
+func DefaultXVSDArgs(configPath string) []string {
+	return []string{"-config", configPath}
+}
+
+var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{2,9}$`)
+
+// ErrBadPrefix is returned for a prefix that could match names the lab did
+// not create.
+var ErrBadPrefix = errors.New("lab prefix must be 3-10 lowercase letters or digits, starting with a letter")
+
+// ValidPrefix reports whether p can name a lab. Short, plain prefixes keep
+// every interface name within IFNAMSIZ and keep Sweep from matching
+// namespaces of other tools.
+func ValidPrefix(p string) error {
+	if !prefixRE.MatchString(p) {
+		return fmt.Errorf("%q: %w", p, ErrBadPrefix)
+	}
+	return nil
+}
+
+// NewPrefix returns "xl" and four random hex digits.
+func NewPrefix() string {
+	var b [2]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return "xl" + hex.EncodeToString(b[:])
+}
+
+// Topology is a lab as data: what New creates and Close deletes. It is
+// computed by Plan without touching the kernel and saved in the state file.
+type Topology struct {
+	Prefix     string
+	Namespaces []string // full names, in creation order
+	Nodes      []*Node
+	Pods       []*Pod
+	Outside    string // namespace of the outside world; empty if none
+	Links      []*Link
+	Sysctls    []Sysctl
+	Routes     []Route
+	Neighbors  []Neighbor
+	MTU        int
+}
+
+// Node is a namespace that runs xvsd with kernel forwarding off.
+type Node struct {
+	Name      string // short name: "node", or "node1", "node2", ...
+	NS        string // namespace
+	Index     int
+	Uplink    string       // uplink interface in NS; empty without an outside
+	UplinkV4  netip.Prefix // node's uplink address and subnet (198.18.i.1/24)
+	UplinkV6  netip.Prefix // fd00:18:i::1/64
+	GatewayV4 netip.Addr   // the outside end of the uplink (198.18.i.2)
+	GatewayV6 netip.Addr
+	PodsV4    netip.Prefix // this node's pod block (198.19.i.0/24)
+	PodsV6    netip.Prefix // fd00:19:i::/64
+	Pods      []string     // pod short names, in order
+
+	// xvsd's files and endpoints (inside NS for the TCP addresses).
+	Config  string
+	Log     string
+	Socket  string
+	Metrics string
+	Health  string
+}
+
+// Pod is a namespace joined to its node by a veth pair.
+type Pod struct {
+	Name   string // short name: "pod1", "pod2", ... numbered across nodes
+	NS     string
+	Node   string           // short name of its node
+	HostIf string           // host end, in the node's namespace
+	MAC    net.HardwareAddr // of eth0
+	V4     netip.Addr       // /32 on eth0
+	V6     netip.Addr       // /128 on eth0
+}
+
+// PodIf is the pod end's name in every pod namespace.
+const PodIf = "eth0"
+
+// Link is a veth pair between two namespaces.
+type Link struct {
+	Kind string // "pod" or "uplink"
+	A, B End
+}
+
+// End is one side of a veth pair.
+type End struct {
+	NS    string
+	Name  string
+	MAC   net.HardwareAddr
+	Addrs []netip.Prefix
+}
+
+// Sysctl is one value written under /proc/sys in a namespace.
+type Sysctl struct {
+	NS, Key, Value string // Key as sysctl(8) spells it: net.ipv4.ip_forward
+}
+
+// Route is one kernel route in a namespace.
+type Route struct {
+	NS     string
+	Dst    netip.Prefix
+	Via    netip.Addr
+	Dev    string
+	OnLink bool
+}
+
+// Neighbor is one permanent neighbour entry.
+type Neighbor struct {
+	NS   string
+	Dev  string
+	Addr netip.Addr
+	MAC  net.HardwareAddr
+}
+
+// NodeByName returns a node by short name or namespace, or nil.
+func (t *Topology) NodeByName(name string) *Node {
+	for _, n := range t.Nodes {
+		if n.Name == name || n.NS == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// PodByName returns a pod by short name or namespace, or nil.
+func (t *Topology) PodByName(name string) *Pod {
+	for _, p := range t.Pods {
+		if p.Name == name || p.NS == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// NS maps a short name ("node", "pod1", "outside") or a namespace of this
+// lab to the namespace.
+func (t *Topology) NS(name string) (string, error) {
+	if n := t.NodeByName(name); n != nil {
+		return n.NS, nil
+	}
+	if p := t.PodByName(name); p != nil {
+		return p.NS, nil
+	}
+	if t.Outside != "" && (name == "outside" || name == t.Outside) {
+		return t.Outside, nil
+	}
+	return "", fmt.Errorf("lab %s has no namespace %q", t.Prefix, name)
+}
+
+func mac(b ...byte) net.HardwareAddr { return net.HardwareAddr(b) }
+
+func v4(a, b, c, d byte) netip.Addr { return netip.AddrFrom4([4]byte{a, b, c, d}) }
+
+// v6 returns fd00:g:i::h.
+func v6(g uint16, i, h int) netip.Addr {
+	var b [16]byte
+	b[0], b[1] = 0xfd, 0x00
+	b[2], b[3] = byte(g>>8), byte(g)
+	b[4], b[5] = byte(i>>8), byte(i)
+	b[14], b[15] = byte(h>>8), byte(h)
+	return netip.AddrFrom16(b)
+}
+
+// Plan computes the topology for opts without touching the kernel.
+func Plan(opts Options) (*Topology, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	p := opts.Prefix
+	t := &Topology{Prefix: p, MTU: opts.MTU}
+	dir := stateDir(opts.StateRoot, p)
+	if !opts.NoOutside {
+		t.Outside = p + "-out"
+	}
+	pod := 0
+	for i := 0; i < opts.Nodes; i++ {
+		n := &Node{Name: "node", Index: i}
+		if opts.Nodes > 1 {
+			n.Name = fmt.Sprintf("node%d", i+1)
+		}
+		n.NS = p + "-" + n.Name
+		n.PodsV4 = netip.PrefixFrom(v4(198, 19, byte(i), 0), 24)
+		n.PodsV6 = netip.PrefixFrom(v6(0x19, i, 0), 64)
+		n.Config = dir + "/" + n.Name + ".yaml"
+		n.Log = dir + "/" + n.Name + ".log"
+		n.Socket = "/run/xvs/" + n.NS + ".sock"
+		n.Metrics = "127.0.0.1:9091"
+		n.Health = "127.0.0.1:9099"
+		t.Namespaces = append(t.Namespaces, n.NS)
+		t.Nodes = append(t.Nodes, n)
+		// Forwarding off: whatever crosses the node went through xvsd.
+		// IPv4 devconf is inherited from the root namespace, so say it.
+		t.Sysctls = append(t.Sysctls,
+			Sysctl{n.NS, "net.ipv4.ip_forward", "0"},
+			Sysctl{n.NS, "net.ipv6.conf.all.forwarding", "0"},
+		)
+		for j := 1; j <= opts.PodsPerNode; j++ {
+			pod++
+			pd := &Pod{
+				Name: fmt.Sprintf("pod%d", pod),
+				Node: n.Name,
+				MAC:  mac(0x02, 0x58, 0x00, 0x00, byte(i), byte(j)),
+				V4:   v4(198, 19, byte(i), byte(j)),
+				V6:   v6(0x19, i, j),
+			}
+			pd.NS = p + "-" + pd.Name
+			pd.HostIf = "xl" + pd.Name + "h"
+			n.Pods = append(n.Pods, pd.Name)
+			t.Pods = append(t.Pods, pd)
+			t.Namespaces = append(t.Namespaces, pd.NS)
+			t.Links = append(t.Links, &Link{
+				Kind: "pod",
+				A:    End{NS: n.NS, Name: pd.HostIf, MAC: GatewayMAC},
+				B: End{NS: pd.NS, Name: PodIf, MAC: pd.MAC, Addrs: []netip.Prefix{
+					netip.PrefixFrom(pd.V4, 32), netip.PrefixFrom(pd.V6, 128),
+				}},
+			})
+			t.Sysctls = append(t.Sysctls,
+				Sysctl{pd.NS, "net.ipv6.conf.all.disable_ipv6", "0"},
+				Sysctl{pd.NS, "net.ipv6.conf.eth0.accept_dad", "0"},
+				Sysctl{n.NS, "net.ipv6.conf." + pd.HostIf + ".accept_dad", "0"},
+			)
+			t.Routes = append(t.Routes,
+				Route{NS: pd.NS, Dst: netip.MustParsePrefix("0.0.0.0/0"), Via: GatewayV4, Dev: PodIf, OnLink: true},
+				Route{NS: pd.NS, Dst: netip.MustParsePrefix("::/0"), Via: GatewayV6, Dev: PodIf},
+			)
+			if opts.StaticNeighbors {
+				t.Neighbors = append(t.Neighbors,
+					Neighbor{pd.NS, PodIf, GatewayV4, GatewayMAC},
+					Neighbor{pd.NS, PodIf, GatewayV6, GatewayMAC},
+				)
+			}
+		}
+	}
+	if t.Outside != "" {
+		t.Namespaces = append(t.Namespaces, t.Outside)
+		fwd := "0"
+		if opts.Nodes > 1 {
+			fwd = "1" // the outside routes between nodes
+		}
+		t.Sysctls = append(t.Sysctls,
+			Sysctl{t.Outside, "net.ipv4.ip_forward", fwd},
+			Sysctl{t.Outside, "net.ipv6.conf.all.forwarding", fwd},
+		)
+		for _, n := range t.Nodes {
+			i := n.Index
+			n.Uplink = "uplink0"
+			n.UplinkV4 = netip.PrefixFrom(v4(198, 18, byte(i), 1), 24)
+			n.UplinkV6 = netip.PrefixFrom(v6(0x18, i, 1), 64)
+			n.GatewayV4 = v4(198, 18, byte(i), 2)
+			n.GatewayV6 = v6(0x18, i, 2)
+			outIf := n.Name
+			t.Links = append(t.Links, &Link{
+				Kind: "uplink",
+				A: End{NS: n.NS, Name: n.Uplink, MAC: mac(0x02, 0x58, 0x01, 0x00, byte(i), 1),
+					Addrs: []netip.Prefix{n.UplinkV4, n.UplinkV6}},
+				B: End{NS: t.Outside, Name: outIf, MAC: mac(0x02, 0x58, 0x01, 0x00, byte(i), 2),
+					Addrs: []netip.Prefix{netip.PrefixFrom(n.GatewayV4, 24), netip.PrefixFrom(n.GatewayV6, 64)}},
+			})
+			t.Sysctls = append(t.Sysctls,
+				Sysctl{n.NS, "net.ipv6.conf." + n.Uplink + ".accept_dad", "0"},
+				Sysctl{t.Outside, "net.ipv6.conf." + outIf + ".accept_dad", "0"},
+			)
+			t.Routes = append(t.Routes,
+				Route{NS: t.Outside, Dst: n.PodsV4, Via: n.UplinkV4.Addr(), Dev: outIf},
+				Route{NS: t.Outside, Dst: n.PodsV6, Via: n.UplinkV6.Addr(), Dev: outIf},
+			)
+		}
+	}
+	for _, l := range t.Links {
+		for _, e := range []End{l.A, l.B} {
+			if len(e.Name) > 15 {
+				return nil, fmt.Errorf("interface name %q longer than 15 bytes", e.Name)
+			}
+		}
+	}
+	return t, nil
+}
+
+// HasPrefix reports whether namespace name belongs to a lab with prefix p.
+func HasPrefix(name, p string) bool { return strings.HasPrefix(name, p+"-") }

@@ -1,0 +1,26 @@
+// Package perf runs benchmark scenarios: each builds its own pod-to-pod
+// topology per forwarder (namespaces named xp + random hex, deleted on
+// Close), drives the same bounded load through every forwarder, alternating
+// A B A B for a number of rounds, and reports medians and the ratio of each
+// forwarder to the first, as JSON, a Markdown table and SVG plots.
+//
+// A scenario is a few lines:
+//
+//	s := perf.Scenario{
+//		Name:       "pod-to-pod",
+//		Forwarders: []perf.Forwarder{perf.Kernel(), perf.XVSD("bin/xvsd")},
+//		Loads:      []perf.Load{perf.Pktgen(4, 64, 1, 2*time.Second)},
+//		Rounds:     3,
+//	}
+//	rep, err := s.Run(ctx, log)
+//
+// Forwarders that cannot run here (no binary, no XDP, no forwarding) are
+// skipped with the reason in the report, never silently.
+//
+// The traffic generator is perf/pktgen, run in process; iperf3 is run as a
+// command inside the pod namespaces. Nothing here asserts a speed: the
+// harness measures and reports.
+//
+// Concurrency: a Scenario runs its loads one at a time. Allocation: not a
+// hot path; the generator it drives is allocation-free per packet.
+package perf

@@ -1,0 +1,12 @@
+// Package pktgen is the traffic generator and sink behind cmd/xvs-pktgen and
+// the perf scenarios: it checks a Config, opens the interface(s), sends
+// bounded traffic built by perf/gen, paced or at full speed, counts what
+// comes back, prints progress once a second and returns a Result that
+// marshals to the JSON the command writes.
+//
+// It sends only on the interface it is given, and every run stops by itself:
+// a count or a duration is required and both are capped.
+//
+// Concurrency: Run starts one sending and one receiving goroutine and
+// returns after both ended. Allocation: none per packet.
+package pktgen

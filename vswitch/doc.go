@@ -1,0 +1,65 @@
+// Package vswitch is xvs's dataplane: ports, workers, the forwarding
+// pipeline, neighbours and counters, and the Switch that owns them.
+//
+// # Shape
+//
+// A Switch has one or more workers. A worker owns a Umem (package xsk): a
+// region of fixed-size frames with a free stack. Every port the worker serves
+// — AF_XDP sockets (port_xdp.go), AF_PACKET sockets (port_afpacket.go) and
+// the channel-backed FakePort for tests — receives into and transmits from
+// that Umem, so a frame keeps one address from receive to transmit and moving
+// it between two AF_XDP ports of the worker is a descriptor hand-off, not a
+// copy. Ports sit behind the batched Port interface (port.go); the pipeline
+// never sees which kind it talks to.
+//
+// A worker loops: receive a vector (BatchSize frames, default 64) from each
+// port, run it through the pipeline (pipeline.go), hand each output port its
+// batch, publish counters. When idle it spins a little and then sleeps in
+// poll(2) (PollAdaptive), or never sleeps (PollBusy).
+//
+// The pipeline, per vector:
+//
+//	parse Ethernet → ARP (proxy ARP on pod ports)
+//	              → IPv4 / IPv6: validate, answer NDP and echo for the gateway,
+//	                collect destinations → one batched FIB lookup per family
+//	              → per packet: TTL / hop limit, MTU, neighbour check,
+//	                decrement + incremental checksum, L2 rewrite, enqueue
+//	              → ICMP errors (time exceeded, unreachable, frag needed /
+//	                packet too big) built in a fresh frame, rate limited
+//
+// Pods follow Calico's convention: /32 and /128 on eth0, default routes via
+// 169.254.1.1 and fe80::ecee:eeff:feee:eeee, both answered by the switch with
+// the MAC ee:ee:ee:ee:ee:ee. The uplink is shared with the host: its XDP
+// program steers only pod prefixes (and, later, VXLAN) to the switch, and the
+// switch never answers ARP/NDP there. It asks the kernel to resolve next hops
+// (NTF_USE) and follows the kernel's neighbour table (neighbor.go), so the
+// host's own traffic is untouched and a restart of xvsd finds the neighbours
+// already resolved.
+//
+// # Concurrency
+//
+// Switch methods are safe for concurrent use; they serialize on Switch.mu.
+// Everything a worker touches per packet is owned by its goroutine (locked to
+// an OS thread). The control plane changes a worker's port table only by
+// posting a closure (worker.do) that the worker runs between vectors. The FIB
+// is read through immutable views (fib.View) loaded once per vector. Workers
+// talk back to the control plane (neighbour requests, learned pod MACs)
+// through a buffered channel with non-blocking sends.
+//
+// Counters are per worker: plain increments per packet, published with one
+// atomic add per touched counter per vector; Switch.Counters sums them.
+//
+// # Allocation
+//
+// Nothing on the per-packet path allocates: no error values, no fmt, no
+// interfaces boxed, no maps, no defer. TestPipelineZeroAlloc enforces it for
+// a whole vector. Malformed frames are dropped and counted by reason (see
+// Drop), never panicked on; FuzzPipeline checks that and that no frame leaks.
+//
+// # Changing it
+//
+// A new drop reason or event goes in counters.go (both the constant and its
+// name). A new next-hop kind is handled in forward4/forward6. Anything that
+// needs the kernel (netlink, sockets) belongs to the control plane or to a
+// Port implementation, never to the pipeline.
+package vswitch

@@ -1,0 +1,466 @@
+package vswitch
+
+import (
+	"net/netip"
+
+	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/fib"
+)
+
+// process runs one received vector through the pipeline: parse and classify
+// every frame, look the forwarded ones up in one batch per family, then
+// rewrite them in place and queue them on their output ports. Every frame
+// ends up either queued (w.emit) or freed and counted (w.drop).
+func (w *worker) process(pkts []Packet, in *portState) {
+	v := w.fib.View()
+	n4, n6 := 0, 0
+	var rxBytes uint64
+	for i := range pkts {
+		p := &pkts[i]
+		rxBytes += uint64(p.Len)
+		b := w.umem.Bytes(p.Addr, int(p.Len))
+		if len(b) < encap.EthernetLen {
+			w.drop(p, DropBadEthernet)
+			continue
+		}
+		eth := encap.Ethernet(b)
+		if in.passive && eth.Dst() != in.mac {
+			// The kernel got this one too; it is not for us to forward.
+			w.drop(p, DropLocal)
+			continue
+		}
+		if in.needLearn {
+			w.learn(in, eth.Src())
+		}
+		switch eth.Type() {
+		case encap.EtherTypeIPv4:
+			ip := encap.IPv4(b[encap.EthernetLen:])
+			if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
+				w.drop(p, DropBadL3)
+				continue
+			}
+			p.Len = uint32(encap.EthernetLen + int(ip.TotalLength()))
+			dst := ip.Dst()
+			if in.kind == PortPod && dst == w.gw4 {
+				w.local4(p, in, eth, ip)
+				continue
+			}
+			if !encap.IsIPv4Forwardable(dst) || !encap.IsIPv4Forwardable(ip.Src()) {
+				w.drop(p, DropMartian)
+				continue
+			}
+			w.a4[n4], w.i4[n4] = dst, uint16(i)
+			n4++
+		case encap.EtherTypeIPv6:
+			ip := encap.IPv6(b[encap.EthernetLen:])
+			if !ip.IsValid(len(ip)) {
+				w.drop(p, DropBadL3)
+				continue
+			}
+			p.Len = uint32(encap.EthernetLen + encap.IPv6Len + int(ip.PayloadLength()))
+			dst := ip.Dst()
+			if ip.NextHeader() == encap.ProtoICMPv6 && w.icmp6Local(p, in, eth, ip) {
+				continue
+			}
+			if in.kind == PortPod && dst == w.gw6 {
+				w.drop(p, DropLocal)
+				continue
+			}
+			if !encap.IsIPv6Forwardable(dst) {
+				if dst[0] == 0xff {
+					// Link-scope multicast (MLD reports and the like) is for
+					// the link, which the switch does not take part in.
+					w.drop(p, DropLocal)
+				} else {
+					w.drop(p, DropMartian)
+				}
+				continue
+			}
+			w.a6[n6], w.i6[n6] = dst, uint16(i)
+			n6++
+		case encap.EtherTypeARP:
+			w.arp(p, in, eth, b[encap.EthernetLen:])
+		default:
+			w.drop(p, DropUnknownProto)
+		}
+	}
+	w.cnt.add(EvRxPackets, len(pkts))
+	in.stats.rxPackets.Add(uint64(len(pkts)))
+	in.stats.rxBytes.Add(rxBytes)
+	if n4 > 0 {
+		v.LookupBatch4(0, w.a4[:n4], w.r4[:n4])
+		for j := 0; j < n4; j++ {
+			w.forward4(&pkts[w.i4[j]], in, v, w.r4[j])
+		}
+	}
+	if n6 > 0 {
+		v.LookupBatch6(0, w.a6[:n6], w.r6[:n6])
+		for j := 0; j < n6; j++ {
+			w.forward6(&pkts[w.i6[j]], in, v, w.r6[j])
+		}
+	}
+}
+
+// resolve follows an ECMP group to one member for this flow.
+func resolveECMP(v *fib.View, nh *fib.NextHop, hash uint32) *fib.NextHop {
+	if nh.Kind != fib.KindECMP || len(nh.Group) == 0 {
+		return nh
+	}
+	return v.NextHop(nh.Group[hash%uint32(len(nh.Group))])
+}
+
+func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) {
+	b := w.umem.Bytes(p.Addr, int(p.Len))
+	eth := encap.Ethernet(b)
+	ip := encap.IPv4(b[encap.EthernetLen:])
+	if idx == fib.NoRoute {
+		w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4NetUnreachable, 0)
+		w.drop(p, DropNoRoute)
+		return
+	}
+	nh := v.NextHop(idx)
+	if nh.Kind == fib.KindECMP {
+		nh = resolveECMP(v, nh, encap.FlowHash4(ip))
+	}
+	switch nh.Kind {
+	case fib.KindPort, fib.KindAdjacency:
+	case fib.KindLocal:
+		w.local4(p, in, eth, ip)
+		return
+	case fib.KindPunt:
+		w.drop(p, DropPunt)
+		return
+	default: // blackhole, and VXLAN until encapsulation lands
+		w.drop(p, DropNoRoute)
+		return
+	}
+	if ip.TTL() <= 1 {
+		w.icmpError4(in, eth, ip, encap.ICMPv4TimeExceeded, 0, 0)
+		w.drop(p, DropTTL)
+		return
+	}
+	out := w.port(nh.Port)
+	if out == nil {
+		w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4HostUnreachable, 0)
+		w.drop(p, DropPortDown)
+		return
+	}
+	if !nh.Resolved {
+		via := nh.Via
+		if !via.IsValid() {
+			via = netip.AddrFrom4(ip.Dst())
+		}
+		w.glean(nh.Port, via)
+		w.drop(p, DropNoNeighbor)
+		return
+	}
+	if int(ip.TotalLength()) > out.mtu {
+		if ip.DF() {
+			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4FragNeeded, uint16(out.mtu))
+		}
+		w.drop(p, DropMTU)
+		return
+	}
+	ip.DecTTL()
+	eth.SetDst(nh.DstMAC)
+	eth.SetSrc(nh.SrcMAC)
+	w.cnt.event(EvForwarded4)
+	w.emit(p, out)
+}
+
+func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) {
+	b := w.umem.Bytes(p.Addr, int(p.Len))
+	eth := encap.Ethernet(b)
+	ip := encap.IPv6(b[encap.EthernetLen:])
+	if idx == fib.NoRoute {
+		w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6NoRoute, 0)
+		w.drop(p, DropNoRoute)
+		return
+	}
+	nh := v.NextHop(idx)
+	if nh.Kind == fib.KindECMP {
+		nh = resolveECMP(v, nh, encap.FlowHash6(ip))
+	}
+	switch nh.Kind {
+	case fib.KindPort, fib.KindAdjacency:
+	case fib.KindLocal:
+		w.local6(p, in, eth, ip)
+		return
+	case fib.KindPunt:
+		w.drop(p, DropPunt)
+		return
+	default:
+		w.drop(p, DropNoRoute)
+		return
+	}
+	if ip.HopLimit() <= 1 {
+		w.icmpError6(in, eth, ip, encap.ICMPv6TimeExceeded, 0, 0)
+		w.drop(p, DropTTL)
+		return
+	}
+	out := w.port(nh.Port)
+	if out == nil {
+		w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6AddressUnreachable, 0)
+		w.drop(p, DropPortDown)
+		return
+	}
+	if !nh.Resolved {
+		via := nh.Via
+		if !via.IsValid() {
+			via = netip.AddrFrom16(ip.Dst())
+		}
+		w.glean(nh.Port, via)
+		w.drop(p, DropNoNeighbor)
+		return
+	}
+	if encap.IPv6Len+int(ip.PayloadLength()) > out.mtu {
+		w.icmpError6(in, eth, ip, encap.ICMPv6PacketTooBig, 0, uint32(out.mtu))
+		w.drop(p, DropMTU)
+		return
+	}
+	ip.SetHopLimit(ip.HopLimit() - 1)
+	eth.SetDst(nh.DstMAC)
+	eth.SetSrc(nh.SrcMAC)
+	w.cnt.event(EvForwarded6)
+	w.emit(p, out)
+}
+
+// local4 handles IPv4 addressed to the switch: it answers echo requests.
+func (w *worker) local4(p *Packet, in *portState, eth encap.Ethernet, ip encap.IPv4) {
+	if in.passive || ip.Protocol() != encap.ProtoICMP || ip.FragmentOffset() != 0 || ip.MoreFragments() {
+		w.drop(p, DropLocal)
+		return
+	}
+	icmp := encap.ICMPv4(ip.Payload())
+	if len(icmp) < encap.ICMPv4Len || icmp.Type() != encap.ICMPv4EchoRequest || icmp.Code() != 0 {
+		w.drop(p, DropLocal)
+		return
+	}
+	src, dst := ip.Src(), ip.Dst()
+	ip.SetSrc(dst)
+	ip.SetDst(src)
+	ip.SetTTL(64)
+	ip.SetChecksum(0)
+	ip.SetChecksum(^ip.CalculateChecksum())
+	icmp.SetType(encap.ICMPv4EchoReply)
+	icmp.SetChecksum(encap.UpdateChecksum(icmp.Checksum(), uint16(encap.ICMPv4EchoRequest)<<8, uint16(encap.ICMPv4EchoReply)<<8))
+	eth.SetDst(eth.Src())
+	eth.SetSrc(in.mac)
+	w.cnt.event(EvEchoReplies)
+	w.emit(p, in)
+}
+
+// local6 answers echo requests addressed to the switch.
+func (w *worker) local6(p *Packet, in *portState, eth encap.Ethernet, ip encap.IPv6) {
+	if in.passive || ip.NextHeader() != encap.ProtoICMPv6 {
+		w.drop(p, DropLocal)
+		return
+	}
+	icmp := encap.ICMPv6(ip.Payload())
+	if len(icmp) < encap.ICMPv6Len || icmp.Type() != encap.ICMPv6EchoRequest || icmp.Code() != 0 {
+		w.drop(p, DropLocal)
+		return
+	}
+	src, dst := ip.Src(), ip.Dst()
+	ip.SetSrc(dst)
+	ip.SetDst(src)
+	ip.SetHopLimit(64)
+	icmp.SetType(encap.ICMPv6EchoReply)
+	icmp.SetChecksum(encap.UpdateChecksum(icmp.Checksum(), uint16(encap.ICMPv6EchoRequest)<<8, uint16(encap.ICMPv6EchoReply)<<8))
+	eth.SetDst(eth.Src())
+	eth.SetSrc(in.mac)
+	w.cnt.event(EvEchoReplies)
+	w.emit(p, in)
+}
+
+// icmp6Local handles the ICMPv6 the switch answers itself: neighbour
+// solicitations for the gateway (proxy NDP on pod ports) and echo requests to
+// the gateway. It reports whether it took the packet.
+func (w *worker) icmp6Local(p *Packet, in *portState, eth encap.Ethernet, ip encap.IPv6) bool {
+	icmp := encap.ICMPv6(ip.Payload())
+	if len(icmp) < encap.ICMPv6Len {
+		w.drop(p, DropBadNDP)
+		return true
+	}
+	switch icmp.Type() {
+	case encap.ICMPv6NeighborSolicit:
+	case encap.ICMPv6RouterSolicit, encap.ICMPv6RouterAdvert, encap.ICMPv6NeighborAdvert, 137 /* redirect */ :
+		w.drop(p, DropLocal)
+		return true
+	case encap.ICMPv6EchoRequest:
+		if in.kind == PortPod && ip.Dst() == w.gw6 {
+			w.local6(p, in, eth, ip)
+			return true
+		}
+		return false
+	default:
+		return false
+	}
+	if in.passive || in.kind != PortPod {
+		// The uplink's neighbours are the kernel's business.
+		w.drop(p, DropLocal)
+		return true
+	}
+	src := ip.Src()
+	if ip.HopLimit() != 255 || icmp.Code() != 0 || len(icmp) < 24 ||
+		encap.ICMPv6Checksum(src, ip.Dst(), icmp) != icmp.Checksum() {
+		w.drop(p, DropBadNDP)
+		return true
+	}
+	target := icmp.NDPTarget()
+	if target[0] == 0xff {
+		w.drop(p, DropBadNDP)
+		return true
+	}
+	if target == in.own6 {
+		// The pod checking its own address (DAD): stay quiet.
+		w.drop(p, DropLocal)
+		return true
+	}
+	dstMAC := eth.Src()
+	dst := src
+	solicited := true
+	if src == ([16]byte{}) {
+		dst = allNodes
+		dstMAC = allNodesMAC
+		solicited = false
+	}
+	frame := w.umem.Frame(p.Addr)
+	off := int(p.Addr - w.umem.Base(p.Addr))
+	n := encap.BuildNeighborAdvert(frame[off+encap.EthernetLen:], target, dst, target, w.gwMAC, solicited, true)
+	if n == 0 {
+		w.drop(p, DropBadNDP)
+		return true
+	}
+	eth.SetDst(dstMAC)
+	eth.SetSrc(w.gwMAC)
+	eth.SetType(encap.EtherTypeIPv6)
+	p.Len = uint32(encap.EthernetLen + n)
+	w.cnt.event(EvNDPAdverts)
+	w.emit(p, in)
+	return true
+}
+
+var (
+	allNodes    = [16]byte{0xff, 0x02, 15: 1}
+	allNodesMAC = [6]byte{0x33, 0x33, 0, 0, 0, 1}
+)
+
+// arp answers ARP requests on pod ports for any address but the pod's own
+// (proxy ARP, so the pod's gateway 169.254.1.1 resolves to the switch).
+func (w *worker) arp(p *Packet, in *portState, eth encap.Ethernet, body []byte) {
+	a := encap.ARP(body)
+	if !a.IsValid() {
+		w.drop(p, DropBadARP)
+		return
+	}
+	if in.passive || in.kind != PortPod {
+		w.drop(p, DropLocal)
+		return
+	}
+	if a.Op() != encap.ARPRequest {
+		w.drop(p, DropLocal)
+		return
+	}
+	tpa, spa := a.TPA(), a.SPA()
+	if tpa == in.own4 || tpa == spa || tpa == ([4]byte{}) {
+		// Gratuitous ARP or address probe for the pod's own address.
+		w.drop(p, DropLocal)
+		return
+	}
+	sha := a.SHA()
+	a.SetOp(encap.ARPReply)
+	a.SetTHA(sha)
+	a.SetTPA(spa)
+	a.SetSHA(w.gwMAC)
+	a.SetSPA(tpa)
+	eth.SetDst(sha)
+	eth.SetSrc(w.gwMAC)
+	p.Len = uint32(encap.EthernetLen + encap.ARPLen)
+	w.cnt.event(EvARPReplies)
+	w.emit(p, in)
+}
+
+// icmpError4 sends an ICMP error about ip back out of in, built in a fresh
+// frame; the caller still drops the original. RFC 1812 4.3.2.7: no errors
+// about ICMP errors, non-first fragments, or non-unicast sources.
+func (w *worker) icmpError4(in *portState, eth encap.Ethernet, ip encap.IPv4, typ, code uint8, mtu uint16) {
+	if in.passive || ip.FragmentOffset() != 0 {
+		return
+	}
+	src := ip.Src()
+	if !encap.IsIPv4Forwardable(src) {
+		return
+	}
+	if ip.Protocol() == encap.ProtoICMP {
+		icmp := encap.ICMPv4(ip.Payload())
+		if len(icmp) < 1 {
+			return
+		}
+		switch icmp.Type() {
+		case encap.ICMPv4EchoRequest, encap.ICMPv4EchoReply, 13, 14:
+		default:
+			return
+		}
+	}
+	if !w.icmpAllow() {
+		w.cnt.drop(DropICMPRateLimit)
+		return
+	}
+	f, ok := w.umem.Alloc()
+	if !ok {
+		w.cnt.drop(DropNoFrames)
+		return
+	}
+	fb := w.umem.Frame(f)[Headroom:]
+	oeth := encap.Ethernet(fb)
+	oeth.SetDst(eth.Src())
+	oeth.SetSrc(in.mac)
+	oeth.SetType(encap.EtherTypeIPv4)
+	n := encap.BuildICMPv4Error(fb[encap.EthernetLen:], in.icmpSrc4, src, typ, code, mtu, ip[:ip.TotalLength()], 64)
+	if n == 0 {
+		w.umem.Free(f)
+		return
+	}
+	w.cnt.event(EvICMPErrors)
+	w.emit(&Packet{Addr: f + Headroom, Len: uint32(encap.EthernetLen + n)}, in)
+}
+
+// icmpError6 is icmpError4 for IPv6 (RFC 4443 2.4: no errors about errors,
+// nor to multicast or unspecified sources).
+func (w *worker) icmpError6(in *portState, eth encap.Ethernet, ip encap.IPv6, typ, code uint8, mtu uint32) {
+	if in.passive {
+		return
+	}
+	src := ip.Src()
+	if src == ([16]byte{}) || src[0] == 0xff {
+		return
+	}
+	if ip.NextHeader() == encap.ProtoICMPv6 {
+		icmp := encap.ICMPv6(ip.Payload())
+		if len(icmp) < 1 || icmp.Type() < 128 {
+			return
+		}
+	}
+	if !w.icmpAllow() {
+		w.cnt.drop(DropICMPRateLimit)
+		return
+	}
+	f, ok := w.umem.Alloc()
+	if !ok {
+		w.cnt.drop(DropNoFrames)
+		return
+	}
+	fb := w.umem.Frame(f)[Headroom:]
+	oeth := encap.Ethernet(fb)
+	oeth.SetDst(eth.Src())
+	oeth.SetSrc(in.mac)
+	oeth.SetType(encap.EtherTypeIPv6)
+	n := encap.BuildICMPv6Error(fb[encap.EthernetLen:], in.icmpSrc6, src, typ, code, mtu, ip[:encap.IPv6Len+int(ip.PayloadLength())], 64)
+	if n == 0 {
+		w.umem.Free(f)
+		return
+	}
+	w.cnt.event(EvICMPErrors)
+	w.emit(&Packet{Addr: f + Headroom, Len: uint32(encap.EthernetLen + n)}, in)
+}

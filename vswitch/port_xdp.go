@@ -1,0 +1,257 @@
+package vswitch
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/xvs-project/xvs/vswitch/xdpprog"
+	"github.com/xvs-project/xvs/vswitch/xsk"
+)
+
+// XDPPortOptions tune an AF_XDP port. Zero values take the defaults.
+type XDPPortOptions struct {
+	// ID is stamped into Packet.Port of every received frame.
+	ID uint16
+	// RingSize is the rx and tx ring size (power of two, default 2048).
+	RingSize uint32
+	// FillSize and CompSize size the fill and completion rings (default
+	// RingSize).
+	FillSize, CompSize uint32
+	// FillTarget is how many Umem frames the port keeps posted in its fill
+	// ring (default min(FillSize, Umem frames/4)). Every port of a worker
+	// draws on the same Umem, so this bounds what one idle port holds.
+	FillTarget int
+	// Program, when set, is an already attached steering program shared by
+	// every queue of a multi-queue uplink: the port only puts its socket in
+	// the program's XSKMAP and leaves attach/detach to the caller. When nil
+	// the port creates, attaches and owns a program of the right kind.
+	Program *xdpprog.Program
+	// VXLANPort and VTEP addresses for an uplink's own program (default
+	// port 4789, no VTEP until SetVTEP).
+	VXLANPort    uint16
+	VTEP4, VTEP6 netip.Addr
+}
+
+// xdpPort is an AF_XDP socket on one device queue, over the worker's shared
+// Umem, with the steering program that feeds it.
+type xdpPort struct {
+	name   string
+	queue  int
+	kind   PortKind
+	mode   Mode
+	id     uint16
+	umem   *xsk.Umem
+	sock   *xsk.Socket
+	prog   *xdpprog.Program
+	owned  bool // prog was created and attached by this port
+	target int  // frames to keep posted in the fill ring
+	posted int  // frames given to the fill ring not yet received back
+	queued bool // tx descriptors submitted since the last kick
+	closed bool
+}
+
+var _ Port = (*xdpPort)(nil)
+
+// ErrModeUnavailable is wrapped when a forced port mode cannot be had.
+var ErrModeUnavailable = errors.New("port mode unavailable")
+
+// openXDPPort opens an AF_XDP port on ifname's rx/tx queue over umem (the
+// worker's shared Umem). kind picks the steering: PortPod and PortHost
+// redirect everything, PortUplink only pod prefixes and VXLAN to the node.
+// mode is ModeAuto (zero-copy, then native copy, then generic) or one of
+// ModeXDPZC, ModeXDPDrv, ModeXDPSKB, which fail with ErrModeUnavailable when
+// the device cannot do them. Interface lookup, attach and bind happen in the
+// calling thread's network namespace. The port is the worker's; Mode reports
+// what was achieved.
+func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.Umem, opts XDPPortOptions) (_ *xdpPort, err error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
+	}
+	if opts.RingSize == 0 {
+		opts.RingSize = 2048
+	}
+	if opts.FillSize == 0 {
+		opts.FillSize = opts.RingSize
+	}
+	if opts.CompSize == 0 {
+		opts.CompSize = opts.RingSize
+	}
+	if opts.FillTarget == 0 {
+		opts.FillTarget = min(int(opts.FillSize), umem.Frames()/4)
+	}
+	opts.FillTarget = min(opts.FillTarget, int(opts.FillSize))
+
+	var attach xdpprog.AttachMode
+	var bind xsk.BindMode
+	switch mode {
+	case ModeAuto:
+		attach, bind = xdpprog.AttachAuto, xsk.BindAuto
+	case ModeXDPZC:
+		attach, bind = xdpprog.AttachNative, xsk.BindZeroCopy
+	case ModeXDPDrv:
+		attach, bind = xdpprog.AttachNative, xsk.BindCopy
+	case ModeXDPSKB:
+		attach, bind = xdpprog.AttachGeneric, xsk.BindCopy
+	default:
+		return nil, fmt.Errorf("xdp port %s: mode %s is not an XDP mode", ifname, mode)
+	}
+
+	p := &xdpPort{name: ifname, queue: queue, kind: kind, id: opts.ID, umem: umem, target: opts.FillTarget}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+
+	got := attach
+	if opts.Program != nil {
+		p.prog = opts.Program
+		_, got, _ = p.prog.Attached()
+	} else {
+		pk := xdpprog.Pod
+		if kind == PortUplink {
+			pk = xdpprog.Uplink
+		}
+		if p.prog, err = xdpprog.New(pk, xdpprog.Options{VXLANPort: opts.VXLANPort}); err != nil {
+			return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
+		}
+		p.owned = true
+		if kind == PortUplink && (opts.VTEP4.IsValid() || opts.VTEP6.IsValid()) {
+			if err = p.prog.SetVTEP(opts.VXLANPort, opts.VTEP4, opts.VTEP6); err != nil {
+				return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
+			}
+		}
+		if got, err = p.prog.Attach(ifi.Index, attach); err != nil {
+			if mode != ModeAuto {
+				err = fmt.Errorf("%w: %w", ErrModeUnavailable, err)
+			}
+			return nil, fmt.Errorf("xdp port %s mode %s: %w", ifname, mode, err)
+		}
+	}
+	if got == xdpprog.AttachGeneric {
+		bind = xsk.BindCopy // zero-copy needs the driver hook
+	}
+	p.sock, err = xsk.Open(umem, ifi.Index, queue, xsk.Config{
+		RxSize: opts.RingSize, TxSize: opts.RingSize,
+		FillSize: opts.FillSize, CompSize: opts.CompSize,
+		Bind: bind,
+	})
+	if err != nil {
+		if mode == ModeXDPZC {
+			err = fmt.Errorf("%w: %w", ErrModeUnavailable, err)
+		}
+		return nil, fmt.Errorf("xdp port %s queue %d: %w", ifname, queue, err)
+	}
+	switch {
+	case p.sock.ZeroCopy():
+		p.mode = ModeXDPZC
+	case got == xdpprog.AttachGeneric:
+		p.mode = ModeXDPSKB
+	default:
+		p.mode = ModeXDPDrv
+	}
+	p.posted += p.sock.Refill(p.target)
+	if err = p.prog.SetSocket(queue, p.sock.FD()); err != nil {
+		return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
+	}
+	return p, nil
+}
+
+// Receive takes up to len(pkts) frames from the rx ring and tops the fill
+// ring back up.
+func (p *xdpPort) Receive(pkts []Packet) int {
+	s := p.sock
+	idx, n := s.Rx.Peek(uint32(len(pkts)))
+	for i := uint32(0); i < n; i++ {
+		addr, l := s.RxTake(idx + i)
+		pkts[i] = Packet{Addr: addr, Len: l, Port: p.id}
+	}
+	if n > 0 {
+		s.Rx.Release(n)
+		p.posted -= int(n)
+	}
+	if p.posted < p.target {
+		p.posted += s.Refill(p.target - p.posted)
+	}
+	return int(n)
+}
+
+// Transmit puts as many frames as the tx ring has room for; Flush sends.
+func (p *xdpPort) Transmit(pkts []Packet) int {
+	s := p.sock
+	idx, n := s.Tx.Reserve(uint32(len(pkts)))
+	if n < uint32(len(pkts)) && p.queued {
+		// Ring full of unsent frames: copy mode sends only when kicked.
+		s.Tx.Cancel(n)
+		s.KickTx()
+		idx, n = s.Tx.Reserve(uint32(len(pkts)))
+	}
+	for i := uint32(0); i < n; i++ {
+		s.TxPut(idx+i, pkts[i].Addr, pkts[i].Len)
+	}
+	if n > 0 {
+		s.Tx.Submit()
+		p.queued = true
+	}
+	return int(n)
+}
+
+// Flush kicks the kernel when it asked for it (need_wakeup), reclaims
+// completed frames and keeps the fill ring stocked.
+func (p *xdpPort) Flush() {
+	s := p.sock
+	if p.queued {
+		s.KickTx()
+		p.queued = false
+	}
+	s.Reclaim()
+	if p.posted < p.target {
+		p.posted += s.Refill(p.target - p.posted)
+	}
+	s.KickRx()
+}
+
+func (p *xdpPort) PollFD() int { return p.sock.FD() }
+
+func (p *xdpPort) Mode() Mode { return p.mode }
+
+// Stats returns the socket's kernel counters (drops, ring full, ...).
+func (p *xdpPort) Stats() (xsk.Stats, error) { return p.sock.Stats() }
+
+// AddPrefix steers a pod prefix to the uplink's sockets.
+func (p *xdpPort) AddPrefix(pfx netip.Prefix) error { return p.prog.AddPrefix(pfx) }
+
+// RemovePrefix stops steering a pod prefix.
+func (p *xdpPort) RemovePrefix(pfx netip.Prefix) error { return p.prog.RemovePrefix(pfx) }
+
+// SetVTEP sets the VXLAN port and node addresses the uplink steers.
+func (p *xdpPort) SetVTEP(port uint16, node4, node6 netip.Addr) error {
+	return p.prog.SetVTEP(port, node4, node6)
+}
+
+// Close takes the socket out of the XSKMAP, detaches and frees an owned
+// program, closes the socket and returns every frame the kernel held to the
+// Umem.
+func (p *xdpPort) Close() error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	var errs []error
+	if p.prog != nil && p.sock != nil {
+		errs = append(errs, p.prog.ClearSocket(p.queue))
+	}
+	if p.prog != nil && p.owned {
+		errs = append(errs, p.prog.Close())
+	}
+	if p.sock != nil {
+		errs = append(errs, p.sock.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close xdp port %s: %w", p.name, err)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package vswitch
+
+import (
+	"net/netip"
+	"sync/atomic"
+)
+
+// portState is one port as the switch and its worker see it. Fields above
+// the line are set before the port is handed to its worker and change only
+// through closures run on that worker (worker.do); the worker reads them
+// without synchronisation. Status readers use the atomics below the line.
+type portState struct {
+	id      uint16
+	name    string
+	kind    PortKind
+	port    Port
+	worker  int
+	mac     [6]byte // our MAC on this link: the gateway MAC on pod ports
+	peerMAC [6]byte // the pod's MAC (pod ports); zero until known
+	mtu     int     // L3 MTU: the largest IP packet the port sends
+	up      bool    // worker's view: false drops traffic to the port
+	// passive: the kernel sees every frame this port sees (AF_PACKET on the
+	// uplink), so the switch answers nothing there and only forwards.
+	passive   bool
+	needLearn bool // pod port whose MAC is not known yet: learn it from traffic
+	icmpSrc4 [4]byte  // source of ICMP errors for packets that came in here
+	icmpSrc6 [16]byte // likewise for ICMPv6
+	own4     [4]byte  // pod ports: the pod's own IPv4 (not proxied), zero if none
+	own6     [16]byte // pod ports: the pod's own IPv6, zero if none
+	cfg      PortConfig
+	ifindex  int
+	// ----
+	status atomic.Pointer[portStatusDyn]
+	stats  portCounters
+}
+
+type portStatusDyn struct {
+	up     bool
+	reason string
+	mode   Mode
+}
+
+type portCounters struct {
+	rxPackets, rxBytes, txPackets, txBytes, txDrops atomic.Uint64
+}
+
+func (ps *portState) setStatus(up bool, mode Mode, reason string) {
+	ps.status.Store(&portStatusDyn{up: up, mode: mode, reason: reason})
+}
+
+func (ps *portState) snapshot() PortStatus {
+	st := ps.status.Load()
+	out := PortStatus{
+		ID: ps.id, Name: ps.name, Kind: ps.kind, MAC: ps.mac, PeerMAC: ps.peerMAC,
+		Addrs: append([]netip.Prefix(nil), ps.cfg.Addrs...), MTU: ps.mtu, Worker: ps.worker,
+		Stats: PortStats{
+			RxPackets: ps.stats.rxPackets.Load(), RxBytes: ps.stats.rxBytes.Load(),
+			TxPackets: ps.stats.txPackets.Load(), TxBytes: ps.stats.txBytes.Load(),
+			TxDrops: ps.stats.txDrops.Load(),
+		},
+	}
+	if st != nil {
+		out.Up, out.Mode, out.Reason = st.up, st.mode, st.reason
+	}
+	return out
+}

@@ -1,0 +1,681 @@
+package vswitch
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/vswitch/xsk"
+)
+
+// Errors the API maps to status codes.
+var (
+	ErrPortExists   = errors.New("port already exists")
+	ErrPortNotFound = errors.New("no such port")
+	ErrRouteInvalid = errors.New("invalid route")
+	ErrNotStatic    = errors.New("route is not static")
+	ErrConfig       = errors.New("invalid switch config")
+)
+
+// OpenedPort is what an Opener returns: the port and the link facts the
+// pipeline needs.
+type OpenedPort struct {
+	Port    Port
+	MAC     [6]byte
+	MTU     int
+	Ifindex int
+	Reason  string // why the port runs in a lesser mode than asked, if it does
+}
+
+// Opener opens the kernel side of a port on a worker's Umem. It runs on the
+// worker's goroutine (or before the worker starts).
+type Opener func(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort, error)
+
+// PrefixSteerer is implemented by uplink ports whose XDP program steers only
+// pod prefixes to the switch.
+type PrefixSteerer interface {
+	AddPrefix(netip.Prefix) error
+	RemovePrefix(netip.Prefix) error
+}
+
+// Option changes how New builds the switch.
+type Option func(*Switch)
+
+// WithOpener replaces the port opener (tests use fake ports).
+func WithOpener(o Opener) Option { return func(s *Switch) { s.opener = o } }
+
+// WithoutKernel makes the switch skip netlink: no neighbour resolution on
+// the uplink and no link monitoring (tests with fake ports).
+func WithoutKernel() Option { return func(s *Switch) { s.noKernel = true } }
+
+// Switch is the dataplane: ports, workers, the FIB and the control state
+// around them. Its methods are safe for concurrent use; they serialize on one
+// mutex and change worker state only through the workers' control queues.
+type Switch struct {
+	cfg      Config
+	log      *slog.Logger
+	fib      *fib.FIB
+	workers  []*worker
+	opener   Opener
+	noKernel bool
+	events   chan ctlEvent
+	ready    atomic.Bool
+	started  bool
+	closed   bool
+	stopCh   chan struct{}
+	wg       sync.WaitGroup
+	nbr      *neighbors
+
+	mu     sync.Mutex // guards ports, byName, statics
+	ports  map[uint16]*portState
+	byName map[string]*portState
+}
+
+// New validates cfg, opens its ports and installs its routes. Call Start to
+// begin forwarding and Close to release everything.
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Switch{
+		cfg: cfg, log: log, fib: fib.New(), opener: defaultOpener,
+		events: make(chan ctlEvent, 1024), stopCh: make(chan struct{}),
+		ports: make(map[uint16]*portState), byName: make(map[string]*portState),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.nbr = newNeighbors(s)
+	for i := 0; i < cfg.Workers; i++ {
+		w, err := newWorker(i, &s.cfg, s.fib, s.events, log.With("worker", i))
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("worker %d: %w", i, err)
+		}
+		s.workers = append(s.workers, w)
+	}
+	// Local gateway addresses: echo answered, nothing forwarded to them.
+	s.fib.Apply([]fib.Route{
+		{Prefix: netip.PrefixFrom(cfg.GatewayV4, 32), NextHop: fib.NextHop{Kind: fib.KindLocal}, Origin: fib.OriginLocal},
+	}, nil)
+	for i, pc := range cfg.Ports {
+		if _, err := s.AddPort(pc); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("ports[%d] (%s): %w", i, pc.Name, err)
+		}
+	}
+	for i, r := range cfg.Routes {
+		if err := s.AddRoute(r); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("routes[%d] (%s): %w", i, r.Prefix, err)
+		}
+	}
+	return s, nil
+}
+
+func (c *Config) validate() error {
+	if c.Workers != 1 {
+		return fmt.Errorf("%w: workers: %d: only 1 worker is supported until cross-worker handoff lands", ErrConfig, c.Workers)
+	}
+	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
+		return fmt.Errorf("%w: batch_size: %d: must be 1..%d", ErrConfig, c.BatchSize, MaxBatchSize)
+	}
+	if c.Frames < 2*c.BatchSize*4 {
+		return fmt.Errorf("%w: frames: %d: too few for batch size %d", ErrConfig, c.Frames, c.BatchSize)
+	}
+	if !c.GatewayV4.Is4() {
+		return fmt.Errorf("%w: gateway_v4: %s: not an IPv4 address", ErrConfig, c.GatewayV4)
+	}
+	if !c.GatewayV6.Is6() || c.GatewayV6.Is4In6() {
+		return fmt.Errorf("%w: gateway_v6: %s: not an IPv6 address", ErrConfig, c.GatewayV6)
+	}
+	return nil
+}
+
+// FIB returns the switch's forwarding table.
+func (s *Switch) FIB() *fib.FIB { return s.fib }
+
+// Ready reports whether the workers run and every configured port is open.
+func (s *Switch) Ready() bool { return s.ready.Load() }
+
+// Start starts the workers and the control goroutines.
+func (s *Switch) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return nil
+	}
+	s.started = true
+	if !s.noKernel {
+		if err := s.nbr.start(); err != nil {
+			return fmt.Errorf("neighbour monitor: %w", err)
+		}
+		if err := s.startLinkMonitor(); err != nil {
+			return fmt.Errorf("link monitor: %w", err)
+		}
+	}
+	s.wg.Add(1)
+	go s.eventLoop()
+	for _, w := range s.workers {
+		w.start()
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+// Close stops the workers and closes every port, detaching every XDP
+// program the switch attached. It is safe to call more than once.
+func (s *Switch) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.ready.Store(false)
+	s.mu.Unlock()
+	close(s.stopCh)
+	for _, w := range s.workers {
+		w.stopAndWait()
+	}
+	s.wg.Wait()
+	s.nbr.stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, ps := range s.ports {
+		if ps.port != nil {
+			if err := ps.port.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close port %s: %w", ps.name, err))
+			}
+			ps.port = nil
+		}
+	}
+	for _, w := range s.workers {
+		w.close()
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Switch) eventLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stopCh:
+			return
+		case ev := <-s.events:
+			switch ev.kind {
+			case evGlean:
+				s.nbr.resolve(ev.port, ev.addr)
+			case evLearn:
+				s.learned(ev.port, ev.mac)
+			}
+		}
+	}
+}
+
+// AddPort opens a port and installs its routes.
+func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return PortStatus{}, errors.New("switch closed")
+	}
+	if pc.Name == "" {
+		return PortStatus{}, fmt.Errorf("name: empty: %w", ErrConfig)
+	}
+	if _, ok := s.byName[pc.Name]; ok {
+		return PortStatus{}, fmt.Errorf("port %s: %w", pc.Name, ErrPortExists)
+	}
+	for i, a := range pc.Addrs {
+		if !a.IsValid() {
+			return PortStatus{}, fmt.Errorf("addresses[%d]: %v: %w", i, a, ErrConfig)
+		}
+		if pc.Kind == PortPod && !a.IsSingleIP() {
+			return PortStatus{}, fmt.Errorf("addresses[%d]: %s: a pod address must be a /32 or /128: %w", i, a, ErrConfig)
+		}
+		if pc.Kind == PortPod {
+			if other := s.ownerOfLocked(a.Addr()); other != "" {
+				return PortStatus{}, fmt.Errorf("addresses[%d]: %s: already used by port %s: %w", i, a, other, ErrConfig)
+			}
+		}
+	}
+	id := s.freeIDLocked()
+	w := s.pickWorkerLocked()
+	ps := &portState{id: id, name: pc.Name, kind: pc.Kind, worker: w.id, cfg: pc, up: true, peerMAC: pc.PeerMAC}
+	var op OpenedPort
+	var err error
+	w.do(func() { op, err = s.opener(pc, w.umem, s.log.With("port", pc.Name)) })
+	if err != nil {
+		return PortStatus{}, fmt.Errorf("open port %s: %w", pc.Name, err)
+	}
+	ps.port, ps.ifindex, ps.mtu = op.Port, op.Ifindex, op.MTU
+	if pc.MTU > 0 {
+		ps.mtu = pc.MTU
+	}
+	if ps.mtu == 0 {
+		ps.mtu = 1500
+	}
+	ps.mac = op.MAC
+	ps.icmpSrc4, ps.icmpSrc6 = s.cfg.GatewayV4.As4(), s.cfg.GatewayV6.As16()
+	switch pc.Kind {
+	case PortPod:
+		ps.mac = s.cfg.GatewayMAC
+		ps.needLearn = pc.PeerMAC == [6]byte{}
+		for _, a := range pc.Addrs {
+			if a.Addr().Is4() {
+				ps.own4 = a.Addr().As4()
+			} else {
+				ps.own6 = a.Addr().As16()
+			}
+		}
+	case PortUplink:
+		ps.passive = op.Port.Mode() == ModeAFPacket
+		for _, a := range pc.Addrs {
+			if a.Addr().Is4() && ps.icmpSrc4 == s.cfg.GatewayV4.As4() {
+				ps.icmpSrc4 = a.Addr().As4()
+			}
+			if a.Addr().Is6() && !a.Addr().IsLinkLocalUnicast() && ps.icmpSrc6 == s.cfg.GatewayV6.As16() {
+				ps.icmpSrc6 = a.Addr().As16()
+			}
+		}
+	}
+	ps.setStatus(true, op.Port.Mode(), op.Reason)
+	if err := s.installPortRoutesLocked(ps); err != nil {
+		op.Port.Close()
+		return PortStatus{}, err
+	}
+	w.do(func() { w.addPort(ps) })
+	s.ports[id] = ps
+	s.byName[pc.Name] = ps
+	s.steerLocked(ps, true)
+	s.log.Info("port added", "port", pc.Name, "id", id, "kind", pc.Kind, "mode", op.Port.Mode(), "reason", op.Reason)
+	return ps.snapshot(), nil
+}
+
+func (s *Switch) ownerOfLocked(a netip.Addr) string {
+	for _, ps := range s.ports {
+		if ps.kind != PortPod {
+			continue
+		}
+		for _, p := range ps.cfg.Addrs {
+			if p.Addr() == a {
+				return ps.name
+			}
+		}
+	}
+	return ""
+}
+
+func (s *Switch) freeIDLocked() uint16 {
+	for id := uint16(0); ; id++ {
+		if _, ok := s.ports[id]; !ok {
+			return id
+		}
+	}
+}
+
+func (s *Switch) pickWorkerLocked() *worker {
+	count := make([]int, len(s.workers))
+	for _, ps := range s.ports {
+		count[ps.worker]++
+	}
+	best := 0
+	for i := range count {
+		if count[i] < count[best] {
+			best = i
+		}
+	}
+	return s.workers[best]
+}
+
+// podRoutes returns the routes that deliver to a pod port.
+func (s *Switch) podRoutes(ps *portState) []fib.Route {
+	var rs []fib.Route
+	for _, a := range ps.cfg.Addrs {
+		rs = append(rs, fib.Route{
+			Prefix:  a.Masked(),
+			NextHop: fib.NextHop{Kind: fib.KindPort, Port: ps.id, DstMAC: ps.peerMAC, SrcMAC: s.cfg.GatewayMAC, Resolved: true},
+			Origin:  fib.OriginPod,
+		})
+	}
+	return rs
+}
+
+func (s *Switch) installPortRoutesLocked(ps *portState) error {
+	var rs []fib.Route
+	switch ps.kind {
+	case PortPod:
+		if ps.peerMAC != ([6]byte{}) {
+			rs = s.podRoutes(ps)
+		}
+	case PortUplink:
+		for _, a := range ps.cfg.Addrs {
+			if !a.IsSingleIP() {
+				rs = append(rs, fib.Route{
+					Prefix:  a.Masked(),
+					NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, SrcMAC: ps.mac},
+					Origin:  fib.OriginConnected,
+				})
+			}
+			rs = append(rs, fib.Route{
+				Prefix:  netip.PrefixFrom(a.Addr(), a.Addr().BitLen()),
+				NextHop: fib.NextHop{Kind: fib.KindPunt},
+				Origin:  fib.OriginLocal,
+			})
+		}
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	return s.fib.Apply(rs, nil)
+}
+
+// portRouteKeys lists the routes a port installed (for removal).
+func (s *Switch) portRouteKeysLocked(ps *portState) []fib.RouteKey {
+	var ks []fib.RouteKey
+	for _, a := range ps.cfg.Addrs {
+		if ps.kind == PortPod {
+			if _, ok := s.fib.Get(0, a.Masked()); ok {
+				ks = append(ks, fib.RouteKey{Prefix: a.Masked()})
+			}
+			continue
+		}
+		if ps.kind == PortUplink {
+			if !a.IsSingleIP() {
+				ks = append(ks, fib.RouteKey{Prefix: a.Masked()})
+			}
+			ks = append(ks, fib.RouteKey{Prefix: netip.PrefixFrom(a.Addr(), a.Addr().BitLen())})
+		}
+	}
+	// Routes through this port from elsewhere (static, neighbour host routes).
+	s.fib.Routes(0, func(r fib.Route) bool {
+		if (r.NextHop.Kind == fib.KindAdjacency || r.NextHop.Kind == fib.KindPort) && r.NextHop.Port == ps.id && r.Origin != fib.OriginPod {
+			ks = append(ks, fib.RouteKey{Prefix: r.Prefix})
+		}
+		return true
+	})
+	return dedupKeys(ks)
+}
+
+func dedupKeys(ks []fib.RouteKey) []fib.RouteKey {
+	seen := make(map[fib.RouteKey]bool, len(ks))
+	out := ks[:0]
+	for _, k := range ks {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// steerLocked adds (or removes) a pod port's addresses to every uplink's
+// steering program; for a new uplink it adds every pod's addresses.
+func (s *Switch) steerLocked(ps *portState, add bool) {
+	apply := func(up *portState, pod *portState) {
+		st, ok := up.port.(PrefixSteerer)
+		if !ok {
+			return
+		}
+		for _, a := range pod.cfg.Addrs {
+			var err error
+			if add {
+				err = st.AddPrefix(a.Masked())
+			} else {
+				err = st.RemovePrefix(a.Masked())
+			}
+			if err != nil {
+				s.log.Warn("uplink steering", "uplink", up.name, "prefix", a, "add", add, "err", err)
+			}
+		}
+	}
+	for _, o := range s.ports {
+		if o.port == nil {
+			continue
+		}
+		switch {
+		case ps.kind == PortPod && o.kind == PortUplink:
+			apply(o, ps)
+		case ps.kind == PortUplink && o.kind == PortPod && add:
+			apply(ps, o)
+		}
+	}
+}
+
+// learned installs a pod's routes once its MAC is known from its traffic.
+func (s *Switch) learned(id uint16, mac [6]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.ports[id]
+	if ps == nil || ps.peerMAC != ([6]byte{}) {
+		return
+	}
+	ps.peerMAC = mac
+	if err := s.fib.Apply(s.podRoutes(ps), nil); err != nil {
+		s.log.Warn("install learned pod routes", "port", ps.name, "err", err)
+		return
+	}
+	s.log.Info("pod MAC learned", "port", ps.name, "mac", fmtMAC(mac))
+}
+
+// DelPort removes a port, its routes and its steering entries.
+func (s *Switch) DelPort(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps, ok := s.byName[name]
+	if !ok {
+		return fmt.Errorf("port %s: %w", name, ErrPortNotFound)
+	}
+	w := s.workers[ps.worker]
+	w.do(func() { w.removePort(ps) })
+	if err := s.fib.Apply(nil, s.portRouteKeysLocked(ps)); err != nil {
+		s.log.Warn("remove port routes", "port", name, "err", err)
+	}
+	s.steerLocked(ps, false)
+	var err error
+	if ps.port != nil {
+		err = ps.port.Close()
+		ps.port = nil
+	}
+	delete(s.ports, ps.id)
+	delete(s.byName, name)
+	s.log.Info("port deleted", "port", name)
+	return err
+}
+
+// portDown takes a port out of service (its link went away) but keeps it
+// listed with the reason, so `show ports` says what happened.
+func (s *Switch) portDown(ifindex int, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ps := range s.ports {
+		if ps.ifindex != ifindex || ps.port == nil {
+			continue
+		}
+		w := s.workers[ps.worker]
+		w.do(func() { ps.up = false; w.removePort(ps) })
+		mode := ps.port.Mode()
+		if err := ps.port.Close(); err != nil {
+			s.log.Debug("close downed port", "port", ps.name, "err", err)
+		}
+		ps.port = nil
+		ps.setStatus(false, mode, reason)
+		s.log.Warn("port down", "port", ps.name, "reason", reason)
+	}
+}
+
+// Ports lists every port, sorted by ID.
+func (s *Switch) Ports() []PortStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PortStatus, 0, len(s.ports))
+	for _, ps := range s.ports {
+		out = append(out, ps.snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// AddRoute installs a static route.
+func (s *Switch) AddRoute(r StaticRoute) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !r.Prefix.IsValid() {
+		return fmt.Errorf("prefix %v: %w", r.Prefix, ErrRouteInvalid)
+	}
+	if r.Prefix != r.Prefix.Masked() {
+		return fmt.Errorf("prefix %s has host bits set (did you mean %s?): %w", r.Prefix, r.Prefix.Masked(), ErrRouteInvalid)
+	}
+	nh := fib.NextHop{Kind: fib.KindDrop}
+	if !r.Blackhole {
+		if r.Via.IsValid() && r.Via.Is4() != r.Prefix.Addr().Is4() && !r.Via.IsLinkLocalUnicast() {
+			return fmt.Errorf("via %s for %s: address families differ: %w", r.Via, r.Prefix, ErrRouteInvalid)
+		}
+		ps, err := s.routePortLocked(r)
+		if err != nil {
+			return err
+		}
+		nh = fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, Via: r.Via, SrcMAC: ps.mac}
+		if r.Via.IsValid() {
+			if mac, ok := s.nbr.lookup(ps.id, r.Via); ok {
+				nh.DstMAC, nh.Resolved = mac, true
+			}
+		}
+	}
+	return s.fib.Add(fib.Route{Prefix: r.Prefix, NextHop: nh, Origin: fib.OriginStatic})
+}
+
+func (s *Switch) routePortLocked(r StaticRoute) (*portState, error) {
+	if r.Port != "" {
+		ps, ok := s.byName[r.Port]
+		if !ok {
+			return nil, fmt.Errorf("port %s: %w", r.Port, ErrPortNotFound)
+		}
+		return ps, nil
+	}
+	if !r.Via.IsValid() {
+		return nil, fmt.Errorf("route %s: needs a via address, a port, or blackhole: %w", r.Prefix, ErrRouteInvalid)
+	}
+	for _, ps := range s.ports {
+		if ps.kind != PortUplink {
+			continue
+		}
+		for _, a := range ps.cfg.Addrs {
+			if a.Contains(r.Via) {
+				return ps, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("via %s: not on any connected subnet: %w", r.Via, ErrRouteInvalid)
+}
+
+// DelRoute removes a static route.
+func (s *Switch) DelRoute(p netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.fib.Get(0, p)
+	if !ok {
+		return fmt.Errorf("route %s: %w", p, fib.ErrNotFound)
+	}
+	if r.Origin != fib.OriginStatic {
+		return fmt.Errorf("route %s is %s: %w", p, r.Origin, ErrNotStatic)
+	}
+	return s.fib.Delete(0, p)
+}
+
+func (s *Switch) routeInfoLocked(r fib.Route) RouteInfo {
+	ri := RouteInfo{Table: r.Table, Prefix: r.Prefix, Origin: r.Origin.String(), Kind: r.NextHop.Kind.String(), Via: r.NextHop.Via, NextHop: r.NextHop.String()}
+	switch r.NextHop.Kind {
+	case fib.KindPort, fib.KindAdjacency, fib.KindVXLAN:
+		if ps := s.ports[r.NextHop.Port]; ps != nil {
+			ri.Port = ps.name
+		}
+	}
+	return ri
+}
+
+// Routes lists table 0, sorted by prefix.
+func (s *Switch) Routes() []RouteInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []RouteInfo
+	s.fib.Routes(0, func(r fib.Route) bool {
+		out = append(out, s.routeInfoLocked(r))
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Prefix, out[j].Prefix
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c < 0
+		}
+		return a.Bits() < b.Bits()
+	})
+	return out
+}
+
+// LookupRoute returns the longest-matching route for a.
+func (s *Switch) LookupRoute(a netip.Addr) (RouteInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, _, ok := s.fib.View().LookupPrefix(0, a)
+	if !ok {
+		return RouteInfo{}, false
+	}
+	r, ok := s.fib.Get(0, p)
+	if !ok {
+		return RouteInfo{}, false
+	}
+	return s.routeInfoLocked(r), true
+}
+
+// Neighbors lists the pods' static entries and the uplink's neighbours.
+func (s *Switch) Neighbors() []Neighbor {
+	s.mu.Lock()
+	var out []Neighbor
+	for _, ps := range s.ports {
+		if ps.kind != PortPod || ps.peerMAC == ([6]byte{}) {
+			continue
+		}
+		for _, a := range ps.cfg.Addrs {
+			out = append(out, Neighbor{Port: ps.name, Addr: a.Addr(), MAC: ps.peerMAC, State: "static", Static: true})
+		}
+	}
+	s.mu.Unlock()
+	out = append(out, s.nbr.list()...)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Port != out[j].Port {
+			return out[i].Port < out[j].Port
+		}
+		return out[i].Addr.Less(out[j].Addr)
+	})
+	return out
+}
+
+// Counters sums every worker's counters.
+func (s *Switch) Counters() Counters {
+	var c Counters
+	for _, w := range s.workers {
+		w.cnt.snapshot(&c)
+	}
+	return c
+}
+
+func (s *Switch) portByID(id uint16) *portState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ports[id]
+}
+
+func fmtMAC(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+}

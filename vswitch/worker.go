@@ -1,0 +1,371 @@
+package vswitch
+
+import (
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/vswitch/xsk"
+)
+
+// worker runs the pipeline for its ports on one goroutine locked to an OS
+// thread. Everything it touches per packet (its Umem, its ports, its scratch
+// vectors, its counters' local half) is owned by that goroutine; the control
+// plane changes worker state only by posting closures (do).
+type worker struct {
+	id    int
+	log   *slog.Logger
+	umem  *xsk.Umem
+	fib   *fib.FIB
+	batch int
+	poll  PollMode
+
+	ports  []*portState // by port ID; nil for absent or down ports
+	rxList []*portState // ports this worker receives from
+
+	ctl     chan func()
+	wakeFD  int // eventfd: posting to ctl wakes a sleeping worker
+	running atomic.Bool
+	stop    atomic.Bool
+	done    chan struct{}
+
+	cnt counters
+
+	// Pipeline configuration, copied from the switch config.
+	gw4   [4]byte
+	gw6   [16]byte
+	gwMAC [6]byte
+
+	// events goes to the control plane: neighbour resolution and MAC
+	// learning requests. Sends never block.
+	events chan<- ctlEvent
+
+	// Scratch, sized once for the batch size.
+	vec     []Packet
+	out     [][]Packet // by port ID
+	touched []uint16
+	a4      [][4]byte
+	i4      []uint16
+	r4      []fib.Index
+	a6      [][16]byte
+	i6      []uint16
+	r6      []fib.Index
+	pollfds []unix.PollFd
+
+	now        int64 // monotonic ns, refreshed once per loop
+	icmpRate   int64
+	icmpTokens int64
+	icmpLast   int64
+	gleans     [64]gleanEntry
+}
+
+type gleanEntry struct {
+	addr netip.Addr
+	at   int64
+}
+
+type ctlEventKind uint8
+
+const (
+	evGlean ctlEventKind = iota // resolve addr on port
+	evLearn                     // pod on port has MAC mac
+)
+
+type ctlEvent struct {
+	kind ctlEventKind
+	port uint16
+	addr netip.Addr
+	mac  [6]byte
+}
+
+func newWorker(id int, cfg *Config, f *fib.FIB, events chan<- ctlEvent, log *slog.Logger) (*worker, error) {
+	u, err := xsk.NewUmem(cfg.Frames, cfg.FrameSize)
+	if err != nil {
+		return nil, err
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		u.Close()
+		return nil, err
+	}
+	n := cfg.BatchSize
+	w := &worker{
+		id: id, log: log, umem: u, fib: f, batch: n, poll: cfg.Poll,
+		ctl: make(chan func(), 16), wakeFD: efd, done: make(chan struct{}),
+		gw4: cfg.GatewayV4.As4(), gw6: cfg.GatewayV6.As16(), gwMAC: cfg.GatewayMAC,
+		events: events,
+		vec:    make([]Packet, n),
+		a4:     make([][4]byte, n), i4: make([]uint16, n), r4: make([]fib.Index, n),
+		a6: make([][16]byte, n), i6: make([]uint16, n), r6: make([]fib.Index, n),
+		icmpRate: int64(cfg.ICMPRate),
+	}
+	w.icmpTokens = w.icmpRate
+	return w, nil
+}
+
+// do runs fn on the worker's goroutine and waits for it; before the worker
+// starts or after it stopped, it runs fn directly.
+func (w *worker) do(fn func()) {
+	if !w.running.Load() {
+		fn()
+		return
+	}
+	done := make(chan struct{})
+	w.ctl <- func() { fn(); close(done) }
+	w.wake()
+	select {
+	case <-done:
+	case <-w.done:
+		// The worker stopped before running fn; it is safe to run it here.
+		select {
+		case <-done:
+		default:
+			fn()
+		}
+	}
+}
+
+func (w *worker) wake() {
+	var one = [8]byte{1}
+	unix.Write(w.wakeFD, one[:])
+}
+
+// addPort makes ps one of this worker's ports. Runs on the worker.
+func (w *worker) addPort(ps *portState) {
+	for int(ps.id) >= len(w.ports) {
+		w.ports = append(w.ports, nil)
+		w.out = append(w.out, make([]Packet, 0, w.batch))
+	}
+	w.ports[ps.id] = ps
+	w.rxList = append(w.rxList, ps)
+}
+
+// removePort stops using ps. Runs on the worker.
+func (w *worker) removePort(ps *portState) {
+	if int(ps.id) < len(w.ports) {
+		w.ports[ps.id] = nil
+	}
+	for i, r := range w.rxList {
+		if r == ps {
+			w.rxList = append(w.rxList[:i], w.rxList[i+1:]...)
+			break
+		}
+	}
+}
+
+func (w *worker) port(id uint16) *portState {
+	if int(id) >= len(w.ports) {
+		return nil
+	}
+	ps := w.ports[id]
+	if ps == nil || !ps.up {
+		return nil
+	}
+	return ps
+}
+
+func (w *worker) start() {
+	w.running.Store(true)
+	go w.run()
+}
+
+func (w *worker) stopAndWait() {
+	if !w.running.Load() {
+		return
+	}
+	w.stop.Store(true)
+	w.wake()
+	<-w.done
+	w.running.Store(false)
+}
+
+const (
+	idleSpins    = 256                   // empty loops before sleeping (adaptive)
+	pollInterval = 50 * time.Millisecond // longest sleep: bounds control latency
+)
+
+func (w *worker) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(w.done)
+	idle := 0
+	for !w.stop.Load() {
+		select {
+		case fn := <-w.ctl:
+			fn()
+		default:
+		}
+		w.now = nanotime()
+		got := w.poll1()
+		w.cnt.publish()
+		if got > 0 {
+			idle = 0
+			continue
+		}
+		idle++
+		if w.poll == PollBusy || idle < idleSpins {
+			if idle%64 == 0 {
+				runtime.Gosched()
+			}
+			continue
+		}
+		w.sleep()
+	}
+	w.cnt.publish()
+}
+
+// poll1 receives one vector from every port and processes it.
+func (w *worker) poll1() int {
+	total := 0
+	for _, ps := range w.rxList {
+		n := ps.port.Receive(w.vec[:w.batch])
+		if n == 0 {
+			continue
+		}
+		total += n
+		for i := 0; i < n; i++ {
+			w.vec[i].Port = ps.id
+		}
+		w.process(w.vec[:n], ps)
+		w.cnt.event(EvVectors)
+		w.flush()
+	}
+	if total == 0 {
+		// Let ports reclaim completions and refill even when idle.
+		for _, ps := range w.rxList {
+			ps.port.Flush()
+		}
+	}
+	return total
+}
+
+// flush hands every output batch to its port.
+func (w *worker) flush() {
+	for _, id := range w.touched {
+		batch := w.out[id]
+		ps := w.ports[id]
+		if ps == nil {
+			for i := range batch {
+				w.umem.Free(batch[i].Addr)
+				w.cnt.drop(DropPortDown)
+			}
+			w.out[id] = batch[:0]
+			continue
+		}
+		sent := ps.port.Transmit(batch)
+		var bytes uint64
+		for i := 0; i < sent; i++ {
+			bytes += uint64(batch[i].Len)
+		}
+		for i := sent; i < len(batch); i++ {
+			w.umem.Free(batch[i].Addr)
+			w.cnt.drop(DropRingFull)
+		}
+		ps.port.Flush()
+		ps.stats.txPackets.Add(uint64(sent))
+		ps.stats.txBytes.Add(bytes)
+		if d := len(batch) - sent; d > 0 {
+			ps.stats.txDrops.Add(uint64(d))
+		}
+		w.out[id] = batch[:0]
+	}
+	w.touched = w.touched[:0]
+}
+
+// sleep waits in poll(2) for any port or the wake eventfd.
+func (w *worker) sleep() {
+	w.pollfds = w.pollfds[:0]
+	w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(w.wakeFD), Events: unix.POLLIN})
+	for _, ps := range w.rxList {
+		if fd := ps.port.PollFD(); fd >= 0 {
+			w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+		}
+	}
+	unix.Poll(w.pollfds, int(pollInterval/time.Millisecond))
+	if w.pollfds[0].Revents&unix.POLLIN != 0 {
+		var buf [8]byte
+		unix.Read(w.wakeFD, buf[:])
+	}
+}
+
+func (w *worker) emit(p *Packet, out *portState) {
+	q := w.out[out.id]
+	if len(q) == 0 {
+		w.touched = append(w.touched, out.id)
+	}
+	p.Port = out.id
+	w.out[out.id] = append(q, *p)
+}
+
+func (w *worker) drop(p *Packet, d Drop) {
+	w.umem.Free(p.Addr)
+	w.cnt.drop(d)
+}
+
+// icmpAllow is a token bucket of icmpRate errors per second, burst icmpRate.
+func (w *worker) icmpAllow() bool {
+	if el := w.now - w.icmpLast; el > 0 {
+		add := el * w.icmpRate / int64(time.Second)
+		if add > 0 {
+			w.icmpTokens = min(w.icmpRate, w.icmpTokens+add)
+			w.icmpLast = w.now
+		}
+	}
+	if w.icmpTokens <= 0 {
+		return false
+	}
+	w.icmpTokens--
+	return true
+}
+
+// glean asks the control plane to resolve addr on port, at most once per
+// address per second per worker.
+func (w *worker) glean(port uint16, addr netip.Addr) {
+	h := addrHash(addr) % uint32(len(w.gleans))
+	e := &w.gleans[h]
+	if e.addr == addr && w.now-e.at < int64(time.Second) {
+		return
+	}
+	e.addr, e.at = addr, w.now
+	select {
+	case w.events <- ctlEvent{kind: evGlean, port: port, addr: addr}:
+		w.cnt.event(EvGleans)
+	default:
+	}
+}
+
+// learn tells the control plane a pod's MAC, once.
+func (w *worker) learn(in *portState, mac [6]byte) {
+	if mac[0]&1 != 0 || mac == ([6]byte{}) {
+		return
+	}
+	select {
+	case w.events <- ctlEvent{kind: evLearn, port: in.id, mac: mac}:
+		in.needLearn = false // the control plane installs the routes
+	default:
+	}
+}
+
+func addrHash(a netip.Addr) uint32 {
+	b := a.As16()
+	var h uint32 = 2166136261
+	for _, c := range b[8:] {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h
+}
+
+var clockBase = time.Now()
+
+func nanotime() int64 { return int64(time.Since(clockBase)) }
+
+// close releases the worker's Umem and eventfd; its ports are closed first.
+func (w *worker) close() {
+	unix.Close(w.wakeFD)
+	w.umem.Close()
+}

@@ -1,0 +1,186 @@
+package xdpprog
+
+import (
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// The programs are assembled here rather than compiled from C so that a
+// plain `go build` needs no clang. Registers: R6 holds the xdp_md context
+// across helper calls; R2/R3 are data/data_end and are reloaded from it after
+// every call (calls clobber R1-R5); R7 holds the config value.
+
+// xdp_md field offsets.
+const (
+	mdData       = 0
+	mdDataEnd    = 4
+	mdRxQueueIdx = 16
+)
+
+// Ethertypes and masks as a little-endian load of network-order bytes sees
+// them.
+const (
+	leEthIPv4     = 0x0008 // 08 00
+	leEthIPv6     = 0xdd86 // 86 dd
+	leFragMaskIP4 = 0xff3f // htons(0x3fff): MF flag and fragment offset
+	protoUDP      = 17
+)
+
+func mapPtr(dst asm.Register, m *ebpf.Map) asm.Instruction {
+	ins := asm.LoadMapPtr(dst, 0)
+	if err := ins.AssociateMap(m); err != nil {
+		panic(err) // LoadMapPtr is always a map load
+	}
+	return ins
+}
+
+// redirect ends the program: bpf_redirect_map(xsks, rx_queue_index, miss).
+func redirect(xsks *ebpf.Map, ctx asm.Register, miss uint32) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R2, ctx, mdRxQueueIdx, asm.Word).WithSymbol("redirect"),
+		mapPtr(asm.R1, xsks),
+		asm.Mov.Imm(asm.R3, int32(miss)),
+		asm.FnRedirectMap.Call(),
+		asm.Return(),
+	}
+}
+
+func podProgram(xsks *ebpf.Map, miss uint32) asm.Instructions {
+	return redirect(xsks, asm.R1, miss)
+}
+
+// reload puts data in R2 and data_end in R3 and checks that n bytes are
+// there, else XDP_PASS.
+func reload(n int32) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, n),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+	}
+}
+
+// lookupCfg loads the config value into R7 (XDP_PASS if absent), using the
+// stack word at off as key.
+func lookupCfg(cfg *ebpf.Map, off int16) asm.Instructions {
+	return asm.Instructions{
+		asm.StoreImm(asm.RFP, off, 0, asm.Word),
+		mapPtr(asm.R1, cfg),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, int32(off)),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.Mov.Reg(asm.R7, asm.R0),
+	}
+}
+
+func uplinkProgram(xsks, cfg, pfx4, pfx6 *ebpf.Map, miss uint32) asm.Instructions {
+	var p asm.Instructions
+	add := func(is ...asm.Instruction) { p = append(p, is...) }
+	addAll := func(is asm.Instructions) { p = append(p, is...) }
+
+	// Ethernet.
+	add(asm.Mov.Reg(asm.R6, asm.R1))
+	addAll(reload(14))
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.JEq.Imm(asm.R5, leEthIPv4, "ipv4"),
+		asm.JEq.Imm(asm.R5, leEthIPv6, "ipv6"),
+		asm.Ja.Label("pass"),
+	)
+
+	// IPv4: pod prefix? Key {32, daddr} at fp-8.
+	v4 := reload(14 + 20)
+	v4[0] = v4[0].WithSymbol("ipv4")
+	addAll(v4)
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
+		asm.StoreMem(asm.RFP, -4, asm.R5, asm.Word),
+		asm.StoreImm(asm.RFP, -8, 32, asm.Word),
+		mapPtr(asm.R1, pfx4),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -8),
+		asm.FnMapLookupElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, "redirect"),
+	)
+	// IPv4: VXLAN to the node? Unfragmented UDP to node4:port.
+	addAll(lookupCfg(cfg, -12))
+	addAll(reload(14 + 20))
+	add(
+		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R5, cfgHas4),
+		asm.JEq.Imm(asm.R5, 0, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+9, asm.Byte),
+		asm.JNE.Imm(asm.R5, protoUDP, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Half),
+		asm.And.Imm(asm.R5, leFragMaskIP4),
+		asm.JNE.Imm(asm.R5, 0, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
+		asm.LoadMem(asm.R8, asm.R7, cfgNode4, asm.Word),
+		asm.JNE.Reg(asm.R5, asm.R8, "pass"),
+		// Header length from IHL, 20..60 bytes.
+		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
+		asm.And.Imm(asm.R5, 0x0f),
+		asm.LSh.Imm(asm.R5, 2),
+		asm.JLT.Imm(asm.R5, 20, "pass"),
+		asm.Add.Reg(asm.R2, asm.R5),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 14+8),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+2, asm.Half),
+		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
+		asm.JNE.Reg(asm.R5, asm.R8, "pass"),
+		asm.Ja.Label("redirect"),
+	)
+
+	// IPv6: pod prefix? Key {128, daddr} at fp-20.
+	v6 := reload(14 + 40)
+	v6[0] = v6[0].WithSymbol("ipv6")
+	addAll(v6)
+	add(asm.StoreImm(asm.RFP, -20, 128, asm.Word))
+	for i := int16(0); i < 4; i++ {
+		add(
+			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
+			asm.StoreMem(asm.RFP, -16+4*i, asm.R5, asm.Word),
+		)
+	}
+	add(
+		mapPtr(asm.R1, pfx6),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -20),
+		asm.FnMapLookupElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, "redirect"),
+	)
+	// IPv6: VXLAN to the node? UDP directly after the fixed header (no
+	// extension headers) to node6:port.
+	addAll(lookupCfg(cfg, -24))
+	addAll(reload(14 + 40 + 8))
+	add(
+		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R5, cfgHas6),
+		asm.JEq.Imm(asm.R5, 0, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Byte),
+		asm.JNE.Imm(asm.R5, protoUDP, "pass"),
+	)
+	for i := int16(0); i < 4; i++ {
+		add(
+			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
+			asm.LoadMem(asm.R8, asm.R7, cfgNode6+4*i, asm.Word),
+			asm.JNE.Reg(asm.R5, asm.R8, "pass"),
+		)
+	}
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 14+40+2, asm.Half),
+		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
+		asm.JNE.Reg(asm.R5, asm.R8, "pass"),
+		asm.Ja.Label("redirect"),
+	)
+
+	addAll(redirect(xsks, asm.R6, miss))
+	add(
+		asm.Mov.Imm(asm.R0, Pass).WithSymbol("pass"),
+		asm.Return(),
+	)
+	return p
+}

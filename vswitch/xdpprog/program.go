@@ -1,0 +1,270 @@
+package xdpprog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+)
+
+// Kind selects the steering policy.
+type Kind uint8
+
+const (
+	// Pod redirects every frame of the queue to its socket.
+	Pod Kind = iota
+	// Uplink redirects only frames for pod prefixes and VXLAN to the node;
+	// everything else goes to the host stack (XDP_PASS).
+	Uplink
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Pod:
+		return "pod"
+	case Uplink:
+		return "uplink"
+	}
+	return "unknown"
+}
+
+// XDP verdicts, for MissAction and tests.
+const (
+	Aborted  = 0
+	Drop     = 1
+	Pass     = 2
+	TX       = 3
+	Redirect = 4
+)
+
+// DefaultVXLANPort is the IANA VXLAN port the uplink steers by default.
+const DefaultVXLANPort = 4789
+
+// Options tune a Program. Zero values take the defaults.
+type Options struct {
+	// Queues is the XSKMAP size: the highest rx queue index plus one
+	// (default 64).
+	Queues int
+	// MaxPrefixes bounds each pod-prefix trie (default 16384).
+	MaxPrefixes int
+	// MissAction is returned for a frame the program would redirect to a
+	// queue that has no socket (default Pass: the host sees it).
+	MissAction uint32
+	// VXLANPort is the node's VTEP UDP port (default 4789).
+	VXLANPort uint16
+}
+
+// Layout of the single config-map value (little-endian host, network-order
+// fields copied from the wire so the program compares raw loads).
+const (
+	cfgFlags = 0  // u32: cfgHas4 | cfgHas6
+	cfgPort  = 4  // u16, network order
+	cfgNode4 = 8  // [4]byte
+	cfgNode6 = 12 // [16]byte
+	cfgSize  = 32
+
+	cfgHas4 = 1
+	cfgHas6 = 2
+)
+
+// Program is a loaded steering program and its maps. It may be attached to
+// one interface at a time. Map updates (sockets, prefixes, VTEP) are safe
+// from any goroutine (the kernel serialises them); Attach, Detach and Close
+// belong to the port's owner.
+type Program struct {
+	kind Kind
+	prog *ebpf.Program
+	xsks *ebpf.Map // XSKMAP: rx queue -> socket
+	cfg  *ebpf.Map // ARRAY[1]: cfg* layout
+	pfx4 *ebpf.Map // LPM trie {prefixlen u32, addr [4]byte} -> u32
+	pfx6 *ebpf.Map // LPM trie {prefixlen u32, addr [16]byte} -> u32
+
+	cfgVal [cfgSize]byte
+	att    *attachment
+}
+
+// New creates the maps and loads the program for kind.
+func New(kind Kind, opts Options) (p *Program, err error) {
+	if opts.Queues == 0 {
+		opts.Queues = 64
+	}
+	if opts.MaxPrefixes == 0 {
+		opts.MaxPrefixes = 16384
+	}
+	if opts.MissAction == 0 {
+		opts.MissAction = Pass
+	}
+	if opts.VXLANPort == 0 {
+		opts.VXLANPort = DefaultVXLANPort
+	}
+	p = &Program{kind: kind}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	if p.xsks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: uint32(opts.Queues)}); err != nil {
+		return nil, fmt.Errorf("create xskmap: %w", err)
+	}
+	var insns asm.Instructions
+	if kind == Uplink {
+		if p.cfg, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_cfg", Type: ebpf.Array, KeySize: 4, ValueSize: cfgSize, MaxEntries: 1}); err != nil {
+			return nil, fmt.Errorf("create config map: %w", err)
+		}
+		for _, m := range []struct {
+			pp  **ebpf.Map
+			n   string
+			key uint32
+		}{{&p.pfx4, "xvs_pfx4", 8}, {&p.pfx6, "xvs_pfx6", 20}} {
+			if *m.pp, err = ebpf.NewMap(&ebpf.MapSpec{Name: m.n, Type: ebpf.LPMTrie, KeySize: m.key, ValueSize: 4, MaxEntries: uint32(opts.MaxPrefixes), Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
+				return nil, fmt.Errorf("create %s: %w", m.n, err)
+			}
+		}
+		if err := p.SetVTEP(opts.VXLANPort, netip.Addr{}, netip.Addr{}); err != nil {
+			return nil, err
+		}
+		insns = uplinkProgram(p.xsks, p.cfg, p.pfx4, p.pfx6, opts.MissAction)
+	} else {
+		insns = podProgram(p.xsks, opts.MissAction)
+	}
+	p.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xvs_" + kind.String(), Type: ebpf.XDP, License: "GPL", Instructions: insns})
+	if err != nil {
+		return nil, fmt.Errorf("load %s xdp program: %w", kind, err)
+	}
+	return p, nil
+}
+
+// Kind returns the program's policy.
+func (p *Program) Kind() Kind { return p.kind }
+
+// Prog returns the loaded program (for tests and BPF_PROG_TEST_RUN).
+func (p *Program) Prog() *ebpf.Program { return p.prog }
+
+// SetSocket directs rx queue queue to the AF_XDP socket fd.
+func (p *Program) SetSocket(queue, fd int) error {
+	if err := p.xsks.Put(uint32(queue), uint32(fd)); err != nil {
+		return fmt.Errorf("xskmap set queue %d: %w", queue, err)
+	}
+	return nil
+}
+
+// ClearSocket removes queue's socket; its frames then get MissAction.
+func (p *Program) ClearSocket(queue int) error {
+	if err := p.xsks.Delete(uint32(queue)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("xskmap clear queue %d: %w", queue, err)
+	}
+	return nil
+}
+
+// ErrNotUplink is returned by steering calls on a pod program.
+var ErrNotUplink = errors.New("not an uplink program")
+
+func (p *Program) prefixKey(pfx netip.Prefix) (*ebpf.Map, []byte, error) {
+	if p.kind != Uplink {
+		return nil, nil, ErrNotUplink
+	}
+	if !pfx.IsValid() {
+		return nil, nil, fmt.Errorf("invalid prefix %v", pfx)
+	}
+	pfx = pfx.Masked()
+	a := pfx.Addr().Unmap()
+	var key []byte
+	m := p.pfx4
+	if a.Is4() {
+		b := a.As4()
+		key = append(binary.LittleEndian.AppendUint32(nil, uint32(pfx.Bits())), b[:]...)
+	} else {
+		b := a.As16()
+		key = append(binary.LittleEndian.AppendUint32(nil, uint32(pfx.Bits())), b[:]...)
+		m = p.pfx6
+	}
+	return m, key, nil
+}
+
+// AddPrefix steers packets to pfx (a pod block or pod address) to the
+// sockets.
+func (p *Program) AddPrefix(pfx netip.Prefix) error {
+	m, key, err := p.prefixKey(pfx)
+	if err != nil {
+		return fmt.Errorf("add prefix %v: %w", pfx, err)
+	}
+	if err := m.Put(key, uint32(1)); err != nil {
+		return fmt.Errorf("add prefix %v: %w", pfx, err)
+	}
+	return nil
+}
+
+// RemovePrefix stops steering pfx. Removing an absent prefix is not an error.
+func (p *Program) RemovePrefix(pfx netip.Prefix) error {
+	m, key, err := p.prefixKey(pfx)
+	if err != nil {
+		return fmt.Errorf("remove prefix %v: %w", pfx, err)
+	}
+	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("remove prefix %v: %w", pfx, err)
+	}
+	return nil
+}
+
+// SetVTEP sets the node's VXLAN UDP port and addresses: UDP to port and to
+// node4 or node6 is steered. An invalid address turns that family off;
+// port 0 means DefaultVXLANPort.
+func (p *Program) SetVTEP(port uint16, node4, node6 netip.Addr) error {
+	if p.kind != Uplink {
+		return fmt.Errorf("set vtep: %w", ErrNotUplink)
+	}
+	if port == 0 {
+		port = DefaultVXLANPort
+	}
+	var v [cfgSize]byte
+	var flags uint32
+	if node4.IsValid() {
+		if !node4.Unmap().Is4() {
+			return fmt.Errorf("set vtep: %v is not IPv4", node4)
+		}
+		b := node4.Unmap().As4()
+		copy(v[cfgNode4:], b[:])
+		flags |= cfgHas4
+	}
+	if node6.IsValid() {
+		if !node6.Is6() || node6.Is4In6() {
+			return fmt.Errorf("set vtep: %v is not IPv6", node6)
+		}
+		b := node6.As16()
+		copy(v[cfgNode6:], b[:])
+		flags |= cfgHas6
+	}
+	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
+	binary.BigEndian.PutUint16(v[cfgPort:], port)
+	if err := p.cfg.Put(uint32(0), v[:]); err != nil {
+		return fmt.Errorf("set vtep: %w", err)
+	}
+	p.cfgVal = v
+	return nil
+}
+
+// Close detaches the program if attached and releases the maps.
+func (p *Program) Close() error {
+	var errs []error
+	if p.att != nil {
+		errs = append(errs, p.Detach())
+	}
+	for _, c := range []interface{ Close() error }{p.prog, p.xsks, p.cfg, p.pfx4, p.pfx6} {
+		switch v := c.(type) {
+		case *ebpf.Program:
+			if v != nil {
+				errs = append(errs, v.Close())
+			}
+		case *ebpf.Map:
+			if v != nil {
+				errs = append(errs, v.Close())
+			}
+		}
+	}
+	p.prog, p.xsks, p.cfg, p.pfx4, p.pfx6 = nil, nil, nil, nil, nil
+	return errors.Join(errs...)
+}
