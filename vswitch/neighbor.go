@@ -249,3 +249,11 @@ func (s *Switch) startLinkMonitor() error {
 	}()
 	return nil
 }
+
+// neighUpdate builds the netlink update the kernel sends for a resolved
+// neighbour (tests feed it to neighbors.update).
+func neighUpdate(ifindex int, a netip.Addr, mac [6]byte) netlink.NeighUpdate {
+	return netlink.NeighUpdate{Type: unix.RTM_NEWNEIGH, Neigh: netlink.Neigh{
+		LinkIndex: ifindex, IP: net.IP(a.AsSlice()), HardwareAddr: net.HardwareAddr(mac[:]), State: netlink.NUD_REACHABLE,
+	}}
+}

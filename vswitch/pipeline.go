@@ -231,19 +231,10 @@ func (w *worker) local4(p *Packet, in *portState, eth encap.Ethernet, ip encap.I
 		w.drop(p, DropLocal)
 		return
 	}
-	icmp := encap.ICMPv4(ip.Payload())
-	if len(icmp) < encap.ICMPv4Len || icmp.Type() != encap.ICMPv4EchoRequest || icmp.Code() != 0 {
+	if len(ip.Payload()) < encap.ICMPv4Len || !encap.EchoToReply4(ip, 64) {
 		w.drop(p, DropLocal)
 		return
 	}
-	src, dst := ip.Src(), ip.Dst()
-	ip.SetSrc(dst)
-	ip.SetDst(src)
-	ip.SetTTL(64)
-	ip.SetChecksum(0)
-	ip.SetChecksum(^ip.CalculateChecksum())
-	icmp.SetType(encap.ICMPv4EchoReply)
-	icmp.SetChecksum(encap.UpdateChecksum(icmp.Checksum(), uint16(encap.ICMPv4EchoRequest)<<8, uint16(encap.ICMPv4EchoReply)<<8))
 	eth.SetDst(eth.Src())
 	eth.SetSrc(in.mac)
 	w.cnt.event(EvEchoReplies)
@@ -256,17 +247,10 @@ func (w *worker) local6(p *Packet, in *portState, eth encap.Ethernet, ip encap.I
 		w.drop(p, DropLocal)
 		return
 	}
-	icmp := encap.ICMPv6(ip.Payload())
-	if len(icmp) < encap.ICMPv6Len || icmp.Type() != encap.ICMPv6EchoRequest || icmp.Code() != 0 {
+	if len(ip.Payload()) < encap.ICMPv6Len || !encap.EchoToReply6(ip, 64) {
 		w.drop(p, DropLocal)
 		return
 	}
-	src, dst := ip.Src(), ip.Dst()
-	ip.SetSrc(dst)
-	ip.SetDst(src)
-	ip.SetHopLimit(64)
-	icmp.SetType(encap.ICMPv6EchoReply)
-	icmp.SetChecksum(encap.UpdateChecksum(icmp.Checksum(), uint16(encap.ICMPv6EchoRequest)<<8, uint16(encap.ICMPv6EchoReply)<<8))
 	eth.SetDst(eth.Src())
 	eth.SetSrc(in.mac)
 	w.cnt.event(EvEchoReplies)
@@ -385,24 +369,10 @@ func (w *worker) arp(p *Packet, in *portState, eth encap.Ethernet, body []byte) 
 // frame; the caller still drops the original. RFC 1812 4.3.2.7: no errors
 // about ICMP errors, non-first fragments, or non-unicast sources.
 func (w *worker) icmpError4(in *portState, eth encap.Ethernet, ip encap.IPv4, typ, code uint8, mtu uint16) {
-	if in.passive || ip.FragmentOffset() != 0 {
+	if in.passive || !encap.ICMPv4ErrorAllowed(ip) {
 		return
 	}
 	src := ip.Src()
-	if !encap.IsIPv4Forwardable(src) {
-		return
-	}
-	if ip.Protocol() == encap.ProtoICMP {
-		icmp := encap.ICMPv4(ip.Payload())
-		if len(icmp) < 1 {
-			return
-		}
-		switch icmp.Type() {
-		case encap.ICMPv4EchoRequest, encap.ICMPv4EchoReply, 13, 14:
-		default:
-			return
-		}
-	}
 	if !w.icmpAllow() {
 		w.cnt.drop(DropICMPRateLimit)
 		return
@@ -429,19 +399,10 @@ func (w *worker) icmpError4(in *portState, eth encap.Ethernet, ip encap.IPv4, ty
 // icmpError6 is icmpError4 for IPv6 (RFC 4443 2.4: no errors about errors,
 // nor to multicast or unspecified sources).
 func (w *worker) icmpError6(in *portState, eth encap.Ethernet, ip encap.IPv6, typ, code uint8, mtu uint32) {
-	if in.passive {
+	if in.passive || !encap.ICMPv6ErrorAllowed(ip, typ) {
 		return
 	}
 	src := ip.Src()
-	if src == ([16]byte{}) || src[0] == 0xff {
-		return
-	}
-	if ip.NextHeader() == encap.ProtoICMPv6 {
-		icmp := encap.ICMPv6(ip.Payload())
-		if len(icmp) < 1 || icmp.Type() < 128 {
-			return
-		}
-	}
 	if !w.icmpAllow() {
 		w.cnt.drop(DropICMPRateLimit)
 		return

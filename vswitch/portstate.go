@@ -22,13 +22,13 @@ type portState struct {
 	// passive: the kernel sees every frame this port sees (AF_PACKET on the
 	// uplink), so the switch answers nothing there and only forwards.
 	passive   bool
-	needLearn bool // pod port whose MAC is not known yet: learn it from traffic
-	icmpSrc4 [4]byte  // source of ICMP errors for packets that came in here
-	icmpSrc6 [16]byte // likewise for ICMPv6
-	own4     [4]byte  // pod ports: the pod's own IPv4 (not proxied), zero if none
-	own6     [16]byte // pod ports: the pod's own IPv6, zero if none
-	cfg      PortConfig
-	ifindex  int
+	needLearn bool     // pod port whose MAC is not known yet: learn it from traffic
+	icmpSrc4  [4]byte  // source of ICMP errors for packets that came in here
+	icmpSrc6  [16]byte // likewise for ICMPv6
+	own4      [4]byte  // pod ports: the pod's own IPv4 (not proxied), zero if none
+	own6      [16]byte // pod ports: the pod's own IPv6, zero if none
+	cfg       PortConfig
+	ifindex   int
 	// ----
 	status atomic.Pointer[portStatusDyn]
 	stats  portCounters

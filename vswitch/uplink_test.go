@@ -1,0 +1,87 @@
+package vswitch
+
+import (
+	"log/slog"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/xvs-project/xvs/vswitch/xsk"
+)
+
+func TestUplinkGleanThenForward(t *testing.T) {
+	l := &fakeLab{ports: map[string]*FakePort{}}
+	upMAC := [6]byte{0x02, 0xaa, 0, 0, 0, 1}
+	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+		fp := NewFakePort(64)
+		fp.umem = u
+		l.ports[pc.Name] = fp
+		mac := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}
+		if pc.Kind == PortUplink {
+			mac = upMAC
+		}
+		return OpenedPort{Port: fp, MAC: mac, MTU: 1500}, nil
+	}
+	cfg := Config{
+		Ports: []PortConfig{
+			{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd00:1::1/64")}},
+			{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		},
+		Routes: []StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Via: netip.MustParseAddr("198.18.0.254")}},
+	}
+	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	l.sw = sw
+
+	// Attached destination and gateway route: both unresolved.
+	out := l.runVector(t, "pod1",
+		udp4(t, pod1MAC, pod1v4, netip.MustParseAddr("198.18.0.2"), 64, 10),
+		udp4(t, pod1MAC, pod1v4, netip.MustParseAddr("198.19.1.1"), 64, 10))
+	if len(out["up"]) != 0 {
+		t.Fatalf("forwarded %d frames before resolution", len(out["up"]))
+	}
+	if c := sw.Counters(); c.Drops[DropNoNeighbor] != 2 || c.Events[EvGleans] != 2 {
+		t.Fatalf("no-neighbor %d gleans %d, want 2 2", c.Drops[DropNoNeighbor], c.Events[EvGleans])
+	}
+	var asked []netip.Addr
+	for len(sw.events) > 0 {
+		asked = append(asked, (<-sw.events).addr)
+	}
+	if len(asked) != 2 || asked[0] != netip.MustParseAddr("198.18.0.2") || asked[1] != netip.MustParseAddr("198.18.0.254") {
+		t.Fatalf("resolution requests %v, want [198.18.0.2 198.18.0.254]", asked)
+	}
+
+	// The kernel resolves both (as the neighbour monitor would report).
+	gwMACs := map[string][6]byte{"198.18.0.2": {0x02, 0xbb, 0, 0, 0, 2}, "198.18.0.254": {0x02, 0xbb, 0, 0, 0, 254}}
+	up := sw.byName["up"]
+	for a, m := range gwMACs {
+		sw.nbr.update(neighUpdate(up.ifindex, netip.MustParseAddr(a), m))
+	}
+	out = l.runVector(t, "pod1",
+		udp4(t, pod1MAC, pod1v4, netip.MustParseAddr("198.18.0.2"), 64, 10),
+		udp4(t, pod1MAC, pod1v4, netip.MustParseAddr("198.19.1.1"), 64, 10))
+	if len(out["up"]) != 2 {
+		t.Fatalf("forwarded %d frames after resolution, want 2", len(out["up"]))
+	}
+	for i, want := range []string{"198.18.0.2", "198.18.0.254"} {
+		eth := decode(out["up"][i]).Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		if [6]byte(eth.DstMAC) != gwMACs[want] || [6]byte(eth.SrcMAC) != upMAC {
+			t.Errorf("frame %d: dst %s src %s, want %x %x", i, eth.DstMAC, eth.SrcMAC, gwMACs[want], upMAC)
+		}
+	}
+	// Traffic from the outside to a pod arrives on the uplink.
+	out = l.runVector(t, "up", udp4(t, gwMACs["198.18.0.2"], netip.MustParseAddr("198.18.0.2"), pod1v4, 64, 10))
+	if len(out["pod1"]) != 1 {
+		t.Fatalf("uplink to pod: got %d frames, want 1", len(out["pod1"]))
+	}
+	// The node's own address is the host's: the switch punts (no host port
+	// yet, so it counts), it never answers for it.
+	out = l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, netip.MustParseAddr("198.18.0.1"), 64, 10))
+	if len(out["pod1"])+len(out["up"]) != 0 || sw.Counters().Drops[DropPunt] != 1 {
+		t.Fatalf("node address: frames out %d, punt drops %d", len(out["pod1"])+len(out["up"]), sw.Counters().Drops[DropPunt])
+	}
+}
