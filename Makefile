@@ -52,9 +52,12 @@ test: deps
 	@mkdir -p $(BIN)
 	@echo "go test -count=1 -timeout $(TEST_TIMEOUT) -v ./...  (log: $(BIN)/test.log)"
 	@set +e; $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./... > $(BIN)/test.log 2>&1; rc=$$?; \
-	if [ $$rc != 0 ]; then cat $(BIN)/test.log; echo; echo "==== failures"; fi; \
+	if [ $$rc != 0 ]; then cat $(BIN)/test.log; echo; fi; \
+	echo "==== summary"; \
 	grep -E '^(ok|FAIL|panic:|\?|--- FAIL)' $(BIN)/test.log; \
-	grep -E -A2 '^ *--- SKIP' $(BIN)/test.log | grep -vE '^--$$' | cut -c1-200; \
+	awk '/^=== (RUN|CONT|NAME)/ {why = ""; next} \
+		/^ *--- SKIP/ {print; if (why != "") print "        " why; why = ""; next} \
+		/^ +[^ -]/ {if (why == "") {why = $$0; sub(/^ +/, "", why); why = substr(why, 1, 200)}}' $(BIN)/test.log; \
 	pass=$$(grep -cE '^ *--- PASS' $(BIN)/test.log); \
 	skip=$$(grep -cE '^ *--- SKIP' $(BIN)/test.log); \
 	fail=$$(grep -cE '^ *--- FAIL' $(BIN)/test.log); \

@@ -10,8 +10,10 @@
 // Errors reach clients as gRPC status codes: InvalidArgument for input that
 // fails validation (the message names the field and quotes the value, as
 // the config file's errors do), NotFound, AlreadyExists, FailedPrecondition
-// for changes the dataplane refuses in its current state, Unavailable while
-// the switch is not ready, Internal otherwise. See errors.go for the table.
+// for changes the dataplane refuses in its current state (deleting a
+// connected route), Unavailable for errors wrapping ErrNotReady, Internal
+// otherwise. See errors.go for the table. Reads are answered whether or not
+// the switch is ready; Status says which.
 //
 // # Concurrency
 //
@@ -35,7 +37,8 @@
 //	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 //	go generate ./api/
 //
-// (or `make proto` from the top-level Makefile, which runs the same).
+// Regenerating an unchanged .proto with these versions reproduces the
+// committed files byte for byte.
 package api
 
 //go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative -I . xvspb/xvs.proto

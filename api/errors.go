@@ -10,6 +10,7 @@ import (
 
 	"github.com/xvs-project/xvs/config"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/vswitch"
 )
 
 // Sentinels a Dataplane may wrap so the server picks the right status code.
@@ -39,11 +40,13 @@ var errorCodes = []struct {
 	{fs.ErrExist, codes.AlreadyExists},
 	{ErrNotReady, codes.Unavailable},
 	{ErrRefused, codes.FailedPrecondition},
+	{vswitch.ErrPortExists, codes.AlreadyExists},
+	{vswitch.ErrPortNotFound, codes.NotFound},
+	{vswitch.ErrRouteInvalid, codes.InvalidArgument},
+	{vswitch.ErrConfig, codes.InvalidArgument},
+	{vswitch.ErrNotStatic, codes.FailedPrecondition},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
-	// vswitch: ErrPortExists → AlreadyExists, ErrPortNotFound → NotFound,
-	// ErrRouteInvalid and ErrConfig → InvalidArgument, ErrNotStatic →
-	// FailedPrecondition (added by the switch's owner once they exist).
 }
 
 // Code returns the status code the server sends for err.

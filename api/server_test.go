@@ -334,6 +334,11 @@ func TestCode(t *testing.T) {
 		{fmt.Errorf("a: %w", api.ErrExists), codes.AlreadyExists},
 		{fmt.Errorf("a: %w", api.ErrNotReady), codes.Unavailable},
 		{fmt.Errorf("a: %w", api.ErrRefused), codes.FailedPrecondition},
+		{fmt.Errorf("port veth1: %w", vswitch.ErrPortExists), codes.AlreadyExists},
+		{fmt.Errorf("port veth1: %w", vswitch.ErrPortNotFound), codes.NotFound},
+		{fmt.Errorf("via: %w", vswitch.ErrRouteInvalid), codes.InvalidArgument},
+		{fmt.Errorf("workers: %w", vswitch.ErrConfig), codes.InvalidArgument},
+		{fmt.Errorf("route is connected: %w", vswitch.ErrNotStatic), codes.FailedPrecondition},
 		{status.Error(codes.Aborted, "x"), codes.Aborted},
 		{errors.New("boom"), codes.Internal},
 	} {

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,6 +42,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	setup(dir)
+	if lab.Check() == nil {
+		// Labs of earlier runs killed by a signal or -timeout.
+		swept, err := lab.SweepOrphans(lab.DefaultStateRoot, func(p string) bool { return strings.HasPrefix(p, "xe") })
+		if len(swept) > 0 || err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: swept orphaned labs %v (%v)\n", swept, err)
+		}
+		go closeOnSignal()
+	}
 	code := m.Run()
 	if left := leftovers(); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: FAIL: namespaces left behind: %s\n", strings.Join(left, " "))
@@ -67,13 +78,21 @@ func setup(dir string) {
 	}
 	xvsdBin = filepath.Join(dir, "xvsd")
 	if out, err := goBuild(root, xvsdBin, "./cmd/xvsd"); err != nil {
-		skipReason = fmt.Sprintf("xvsd does not build yet: %v\n%s", err, out)
+		skipReason = fmt.Sprintf("xvsd does not build yet: %v\n%s", err, firstLines(out, 5))
 		return
 	}
 	xvsctlBin = filepath.Join(dir, "xvsctl")
 	if out, err := goBuild(root, xvsctlBin, "./cmd/xvsctl"); err != nil {
-		xvsctlBin, xvsctlReason = "", fmt.Sprintf("xvsctl does not build yet: %v\n%s", err, out)
+		xvsctlBin, xvsctlReason = "", fmt.Sprintf("xvsctl does not build yet: %v\n%s", err, firstLines(out, 5))
 	}
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(strings.TrimSpace(s), "\n", n+1)
+	if len(lines) > n {
+		lines[n] = "..."
+	}
+	return strings.Join(lines, "\n")
 }
 
 func moduleRoot() (string, error) {
@@ -123,6 +142,27 @@ func sweepRun() {
 	}
 }
 
+var (
+	openMu   sync.Mutex
+	openLabs = map[*lab.Lab]bool{} // guarded by openMu
+)
+
+// closeOnSignal tears down the open labs when the run is interrupted, so
+// Ctrl-C leaves nothing behind. (A -timeout panic cannot be caught: the
+// next run's SweepOrphans handles that.)
+func closeOnSignal() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	sig := <-c
+	fmt.Fprintf(os.Stderr, "e2e: %v: tearing down labs\n", sig)
+	openMu.Lock()
+	for l := range openLabs {
+		l.Close()
+	}
+	openMu.Unlock()
+	os.Exit(1)
+}
+
 // requireLab skips t unless this run can build labs and run xvsd.
 func requireLab(t *testing.T) {
 	t.Helper()
@@ -147,7 +187,13 @@ func newLab(t *testing.T, o lab.Options) *lab.Lab {
 	if err != nil {
 		t.Fatalf("lab: %v", err)
 	}
+	openMu.Lock()
+	openLabs[l] = true
+	openMu.Unlock()
 	t.Cleanup(func() {
+		openMu.Lock()
+		delete(openLabs, l)
+		openMu.Unlock()
 		if t.Failed() {
 			for _, n := range l.T.Nodes {
 				t.Logf("xvsd log of %s:\n%s", n.NS, l.LogTail(n.Name, 60))

@@ -24,7 +24,7 @@ func xvsctl(t *testing.T, l *lab.Lab, node string, args ...string) (string, erro
 	n := l.T.NodeByName(node)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, xvsctlBin, append([]string{"-socket", n.Socket}, args...)...)
+	cmd := exec.CommandContext(ctx, xvsctlBin, append([]string{"-s", n.Socket}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

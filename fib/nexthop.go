@@ -217,19 +217,18 @@ func (f *FIB) unrefLocked(idx Index) {
 // so adding or removing one moves only the buckets it wins or held.
 // Repeating a member weights it.
 func buildSelect(group []Index) *[256]Index {
+	keys := make([]uint64, len(group))
+	seen := make(map[Index]uint64, len(group))
+	for i, m := range group {
+		keys[i] = seen[m]<<32 | uint64(m)
+		seen[m]++
+	}
 	sel := new([256]Index)
 	for b := range sel {
 		var best uint64
-		for i, m := range group {
-			occ := 0
-			for _, x := range group[:i] {
-				if x == m {
-					occ++
-				}
-			}
-			h := mix64(uint64(b)<<40 ^ uint64(occ)<<32 ^ uint64(m))
-			if i == 0 || h > best {
-				best, sel[b] = h, m
+		for i, k := range keys {
+			if h := mix64(uint64(b)<<48 ^ k); i == 0 || h > best {
+				best, sel[b] = h, group[i]
 			}
 		}
 	}

@@ -87,7 +87,7 @@ func (v *View) Lookup6(table uint32, a [16]byte) Index {
 //
 // It walks the batch level by level rather than address by address, so the
 // cache misses of different addresses overlap, and without branches on the
-// entry kind: a leaf reads the all-zero node 0 and keeps its value.
+// entry kind (see step).
 func (v *View) LookupBatch4(table uint32, addrs [][4]byte, out []Index) {
 	out = out[:len(addrs)]
 	id := v.roots(table).root4
@@ -103,21 +103,40 @@ func (v *View) LookupBatch4(table uint32, addrs [][4]byte, out []Index) {
 		pending |= e
 	}
 	chunks := v.chunks
-	for lvl := 1; lvl < 4 && pending&childBit != 0; lvl++ {
+	if pending&childBit != 0 {
 		pending = 0
 		for i := range addrs {
-			e := uint32(out[i])
-			m := uint32(int32(e) >> 31)
-			n := e & m &^ childBit
-			x := chunks[n>>chunkShift][uint16(n<<nodeShift)|uint16(addrs[i][lvl])]
-			e = x&m | e&^m
+			e := step(chunks, uint32(out[i]), addrs[i][1])
 			out[i] = Index(e)
 			pending |= e
+		}
+	}
+	if pending&childBit != 0 {
+		pending = 0
+		for i := range addrs {
+			e := step(chunks, uint32(out[i]), addrs[i][2])
+			out[i] = Index(e)
+			pending |= e
+		}
+	}
+	if pending&childBit != 0 {
+		for i := range addrs {
+			out[i] = Index(step(chunks, uint32(out[i]), addrs[i][3]))
 		}
 	}
 	for i := range out {
 		out[i] &= nhMask
 	}
+}
+
+// step advances one trie level for entry e and address byte b. A leaf reads
+// the all-zero node 0 and keeps its own value, so the loop has no
+// data-dependent branch to mispredict.
+func step(chunks []*chunk, e uint32, b byte) uint32 {
+	m := uint32(int32(e) >> 31) // all ones for a child
+	n := e & m &^ childBit
+	x := chunks[n>>chunkShift][uint16(n<<nodeShift)|uint16(b)]
+	return x&m | e&^m
 }
 
 // LookupBatch6 looks up addrs[i] into out[i]; out must be at least as long.
@@ -140,11 +159,7 @@ func (v *View) LookupBatch6(table uint32, addrs [][16]byte, out []Index) {
 	for lvl := 1; lvl < 16 && pending&childBit != 0; lvl++ {
 		pending = 0
 		for i := range addrs {
-			e := uint32(out[i])
-			m := uint32(int32(e) >> 31)
-			n := e & m &^ childBit
-			x := chunks[n>>chunkShift][uint16(n<<nodeShift)|uint16(addrs[i][lvl])]
-			e = x&m | e&^m
+			e := step(chunks, uint32(out[i]), addrs[i][lvl])
 			out[i] = Index(e)
 			pending |= e
 		}

@@ -53,7 +53,7 @@ done
 timeout 30 ip netns exec "$LAB_POD1_NS" iperf3 -c "$LAB_POD2_V4" -t 3 --connect-timeout 3000
 
 step "xvsctl show ports"
-"$XVSCTL" -socket "$LAB_NODE_SOCKET" show ports
+"$XVSCTL" -s "$LAB_NODE_SOCKET" show ports
 
 step "xvsctl show counters (drop reasons: see vswitch/counters.go)"
-"$XVSCTL" -socket "$LAB_NODE_SOCKET" show counters
+"$XVSCTL" -s "$LAB_NODE_SOCKET" show counters

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 // The test binary doubles as a fake xvsd (env fakeEnv set): it reads the
 // config the lab wrote, serves /readyz and /metrics on the addresses in it,
+// listens on its API socket,
 // and exits on SIGTERM unless told to ignore it. That exercises the lab's
 // process handling without the real dataplane.
 const (
@@ -30,6 +32,12 @@ const (
 func TestMain(m *testing.M) {
 	if os.Getenv(fakeEnv) != "" {
 		os.Exit(fakeXVSD(os.Args[1:]))
+	}
+	if Check() == nil {
+		// Labs of earlier runs killed before their cleanup ran.
+		if swept, err := SweepOrphans(DefaultStateRoot, func(string) bool { return true }); len(swept) > 0 || err != nil {
+			fmt.Fprintf(os.Stderr, "lab: swept orphaned labs %v (%v)\n", swept, err)
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -70,6 +78,12 @@ func fakeXVSD(args []string) int {
 		}
 		go http.Serve(ln, mux)
 	}
+	os.Remove(kv["api_socket"])
+	api, err := net.Listen("unix", kv["api_socket"])
+	if err != nil {
+		return 1
+	}
+	defer api.Close()
 	<-sigs
 	return 0
 }
@@ -80,7 +94,7 @@ func TestXVSDLifecycle(t *testing.T) {
 	}
 	t.Setenv(fakeEnv, "1")
 	l, err := New(context.Background(), Options{
-		PodsPerNode: 1, StateRoot: t.TempDir(), XVSD: os.Args[0],
+		PodsPerNode: 1, XVSD: os.Args[0],
 		StopTimeout: time.Second, Logf: t.Logf,
 	})
 	if err != nil {

@@ -16,9 +16,11 @@ type Lab struct {
 	Dir  string // state, configs and logs
 	opts Options
 
-	mu     sync.Mutex
-	procs  []*Process // guarded by mu; processes to end on Close
-	closed bool       // guarded by mu
+	mu    sync.Mutex
+	procs []*Process // guarded by mu; processes to end on Close
+
+	closeOnce sync.Once
+	closeErr  error // set by the first Close
 }
 
 // ErrNotRoot is returned by New when the process cannot create namespaces.
@@ -121,19 +123,19 @@ func (l *Lab) Processes() []*Process {
 
 // Close ends every process the lab started (SIGTERM, then SIGKILL after the
 // stop timeout), deletes its namespaces (and with them every veth) and its
-// state directory. It is safe to call more than once and after a partial
-// New.
+// state directory. It is safe to call more than once, concurrently, and
+// after a partial New.
 func (l *Lab) Close() error {
-	l.mu.Lock()
-	if l.closed {
+	// Once: a second caller (a signal handler racing a test's cleanup)
+	// waits for the first teardown to finish.
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		procs := l.procs
+		l.procs = nil
 		l.mu.Unlock()
-		return nil
-	}
-	l.closed = true
-	procs := l.procs
-	l.procs = nil
-	l.mu.Unlock()
-	return teardown(l.T, procs, l.Dir, l.opts.StopTimeout, l.opts.KeepDir, l.logf)
+		l.closeErr = teardown(l.T, procs, l.Dir, l.opts.StopTimeout, l.opts.KeepDir, l.logf)
+	})
+	return l.closeErr
 }
 
 // teardown is Close for a lab in this process or one read from a state file.

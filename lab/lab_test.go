@@ -2,8 +2,11 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +117,7 @@ func TestBuild(t *testing.T) {
 	if err := Check(); err != nil {
 		t.Skipf("no lab here: %v", err)
 	}
-	o := Options{PodsPerNode: 2, StateRoot: t.TempDir(), Logf: t.Logf}
+	o := Options{PodsPerNode: 2, Logf: t.Logf}
 	l, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -247,5 +250,100 @@ func TestSweep(t *testing.T) {
 	}
 	if _, err := Sweep("x"); err == nil {
 		t.Error("Sweep accepted a one-letter prefix")
+	}
+}
+
+// TestSweepOrphans: a lab whose owner died is swept; a live owner's is not.
+func TestSweepOrphans(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Skipf("no lab here: %v", err)
+	}
+	root := t.TempDir()
+	l, err := New(context.Background(), Options{PodsPerNode: 1, NoOutside: true, StateRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	mine := func(p string) bool { return p == l.Prefix() }
+	if swept, err := SweepOrphans(root, mine); err != nil || len(swept) != 0 {
+		t.Fatalf("swept a live lab: %v %v", swept, err)
+	}
+	// Make the state's owner a process that has exited.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := LoadState(root, l.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Owner = dead.Process.Pid
+	b, _ := json.Marshal(st)
+	if err := os.WriteFile(filepath.Join(root, l.Prefix(), stateFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if swept, err := SweepOrphans(root, mine); err != nil || len(swept) != 1 {
+		t.Fatalf("SweepOrphans = %v, %v; want the orphan", swept, err)
+	}
+	if left, _ := ListNamespaces(l.Prefix()); len(left) != 0 {
+		t.Errorf("left: %v", left)
+	}
+}
+
+// TestKernelRouting drives the traffic helpers (Ping, Iperf3, Dial,
+// Listen) through the node's kernel instead of xvsd, and checks that
+// NoKernelRouting really stops forwarding.
+func TestKernelRouting(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Skipf("no lab here: %v", err)
+	}
+	for _, tool := range []string{"ping", "iperf3", "ss"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	l, err := New(context.Background(), Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	if err := l.KernelRouting("node"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from string
+		to   netip.Addr
+	}{{"pod1", p2.V4}, {"pod1", p2.V6}, {"pod2", p1.V4}, {"outside", p1.V4}, {"outside", p2.V6}} {
+		if r, err := l.Ping(tc.from, tc.to, 2); err != nil || r.Received != 2 {
+			t.Errorf("ping %s from %s: %+v %v", tc.to, tc.from, r, err)
+		}
+	}
+	for _, v6 := range []bool{false, true} {
+		r, err := l.Iperf3("pod2", "pod1", time.Second, v6)
+		if err != nil || r.ReceivedBytes == 0 {
+			t.Fatalf("iperf3 v6=%v: %+v %v", v6, r, err)
+		}
+		t.Logf("kernel path, v6=%v: %.2f Gb/s", v6, r.BitsPerSecond/1e9)
+	}
+	if ps := l.Processes(); len(ps) != 0 {
+		t.Errorf("iperf3 servers still recorded: %d", len(ps))
+	}
+	// TTL 1 expires in the node's kernel.
+	if r, _ := l.PingWith("pod1", p2.V4, PingOptions{Count: 1, TTL: 1}); !strings.Contains(r.Output, "Time to live exceeded") {
+		t.Errorf("ping -t 1 through the kernel:\n%s", r.Output)
+	}
+	if err := l.NoKernelRouting("node"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := l.PingWith("pod1", p2.V4, PingOptions{Count: 1}); err == nil {
+		t.Errorf("pods still talk after NoKernelRouting:\n%s", r.Output)
+	}
+	if v, _ := ReadSysctl(l.T.Nodes[0].NS, "net.ipv4.ip_forward"); v != "0" {
+		t.Errorf("ip_forward = %s after NoKernelRouting", v)
 	}
 }

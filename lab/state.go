@@ -23,6 +23,11 @@ type State struct {
 	XVSD      string
 	Topology  *Topology
 	Processes []*Process
+	// Owner is the process that built the lab, unless Detached: a lab
+	// whose owner is gone is an orphan (SweepOrphans).
+	Owner      int
+	OwnerStart uint64
+	Detached   bool
 }
 
 const stateFile = "state.json"
@@ -32,7 +37,8 @@ func stateDir(root, prefix string) string { return filepath.Join(root, prefix) }
 func (l *Lab) save() error {
 	l.mu.Lock()
 	st := State{Prefix: l.T.Prefix, Dir: l.Dir, Created: time.Now().UTC(), XVSD: l.opts.XVSD,
-		Topology: l.T, Processes: append([]*Process(nil), l.procs...)}
+		Topology: l.T, Processes: append([]*Process(nil), l.procs...),
+		Owner: os.Getpid(), OwnerStart: selfStart, Detached: l.opts.Detach}
 	l.mu.Unlock()
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -103,6 +109,49 @@ func Down(root, prefix string, grace time.Duration, logf func(string, ...any)) e
 		logf = func(string, ...any) {}
 	}
 	return teardown(st.Topology, st.Processes, st.Dir, grace, false, logf)
+}
+
+// selfStart is this process's start time, recorded as a lab's owner.
+var selfStart, _ = procStartTime(os.Getpid())
+
+// Orphan reports whether the lab's owner is gone and the lab was not meant
+// to outlive it.
+func (st *State) Orphan() bool {
+	if st.Detached || st.Owner == 0 {
+		return false
+	}
+	start, zombie, err := procStat(st.Owner)
+	return err != nil || zombie || start != st.OwnerStart
+}
+
+// SweepOrphans tears down every lab under root whose prefix match accepts
+// and whose owner died without closing it (a test binary killed by a
+// signal or its timeout). Labs of live processes and detached labs (xvsctl
+// lab up) are left alone. It returns the prefixes it swept.
+func SweepOrphans(root string, match func(prefix string) bool) ([]string, error) {
+	labs, err := ListStates(root)
+	if err != nil {
+		return nil, err
+	}
+	var swept []string
+	var errs []error
+	for _, p := range labs {
+		if !match(p) {
+			continue
+		}
+		st, err := LoadState(root, p)
+		if err != nil || !st.Orphan() {
+			continue
+		}
+		if err := Down(root, p, 5*time.Second, nil); err != nil {
+			errs = append(errs, err)
+		}
+		if _, err := SweepRoot(root, p); err != nil {
+			errs = append(errs, err)
+		}
+		swept = append(swept, p)
+	}
+	return swept, errors.Join(errs...)
 }
 
 // Sweep deletes what labs with prefix left behind: it stops the processes

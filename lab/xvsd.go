@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -54,7 +55,7 @@ func (l *Lab) StartXVSD(node string) error {
 	if p := l.xvsd(n.Name); p != nil && p.Alive() {
 		return fmt.Errorf("xvsd already runs on %s (pid %d)", n.Name, p.PID)
 	}
-	if err := os.MkdirAll("/run/xvs", 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(n.Socket), 0o750); err != nil {
 		return err
 	}
 	if err := os.WriteFile(n.Config, XVSDConfig(l.T, n, l.opts.Workers), 0o644); err != nil {
@@ -112,7 +113,7 @@ func (l *Lab) xvsd(node string) *Process {
 }
 
 // WaitReady waits until node's xvsd answers 200 on its health address's
-// /readyz, failing early if it exits.
+// /readyz and its API socket exists, failing early if it exits.
 func (l *Lab) WaitReady(node string) error {
 	n := l.T.NodeByName(node)
 	p := l.xvsd(node)
@@ -127,7 +128,10 @@ func (l *Lab) WaitReady(node string) error {
 		}
 		code, _, err := l.HTTPGet(n.NS, "http://"+n.Health+"/readyz", time.Second)
 		if err == nil && code == http.StatusOK {
-			return nil
+			if _, serr := os.Stat(n.Socket); serr == nil {
+				return nil
+			}
+			err = fmt.Errorf("ready, but no API socket at %s yet", n.Socket)
 		}
 		last = err
 		if err == nil {

@@ -87,7 +87,7 @@ func (l *pktgenLoad) Info() LoadInfo {
 func (l *pktgenLoad) Run(ctx context.Context, pp *PodPair) (Sample, error) {
 	src, dst := pp.Addrs(l.family)
 	cfg := pktgen.Config{
-		Mode: pktgen.ModeTxRx, IO: pktgen.IOAuto,
+		Mode: pktgen.ModeTxRx, IO: pp.TxIO,
 		Netns: pp.ClientNS, Iface: pp.PodIf, RxNetns: pp.ServerNS, RxIface: pp.PodIf,
 		DstMAC: pp.GatewayMAC, Src: src, Dst: dst, SrcPort: 1024, DstPort: 9,
 		Sizes: []int{l.size}, Flows: l.flows, Rate: l.rate, Duration: l.d,
@@ -136,7 +136,7 @@ func (l *iperfLoad) Run(ctx context.Context, pp *PodPair) (Sample, error) {
 	_, server := pp.Addrs(l.family)
 	port := strconv.Itoa(20000 + rand.IntN(20000))
 	secs := strconv.Itoa(max(1, int(l.d.Seconds())))
-	ctx, cancel := context.WithTimeout(ctx, l.d+30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, l.d+10*time.Second)
 	defer cancel()
 	srv := exec.CommandContext(ctx, "ip", "netns", "exec", pp.ServerNS, "iperf3", "-s", "-1", "-B", server.String(), "-p", port)
 	if err := srv.Start(); err != nil {

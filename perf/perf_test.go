@@ -28,7 +28,7 @@ func TestSmokeKernel(t *testing.T) {
 	if _, err := exec.LookPath("iperf3"); err == nil {
 		loads = append(loads, Iperf3(6, 1, time.Second))
 	}
-	s := Scenario{Name: "smoke", Forwarders: []Forwarder{Kernel(), Kernel(), XVSD("/nonexistent/xvsd")}, Loads: loads, Rounds: 2, Probe: true}
+	s := Scenario{Name: "smoke", Forwarders: []Forwarder{Kernel(), XDPRedirect(), XVSD("/nonexistent/xvsd")}, Loads: loads, Rounds: 2, Probe: true}
 	rep, err := s.Run(context.Background(), t.Logf)
 	if err != nil {
 		t.Fatal(err)

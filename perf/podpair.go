@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/xvs-project/xvs/perf/internal/xpnet"
+	"github.com/xvs-project/xvs/perf/pktgen"
 )
 
 // Calico's pod gateway: pods route through 169.254.1.1 and a link-local
@@ -27,8 +28,11 @@ type PodPair struct {
 	GatewayMAC             net.HardwareAddr // what a pod sends to
 	ClientV4, ServerV4     netip.Addr
 	ClientV6, ServerV6     netip.Addr
+	// TxIO is how the generator sends in this pair; "" is pktgen.IOAuto.
+	TxIO pktgen.IO
 
-	close func() error
+	close   func() error
+	refresh func() error // when set, called before every run
 }
 
 // Close deletes the pair's namespaces.
@@ -58,10 +62,9 @@ func newPodPair() (p *PodPair, err error) {
 	n := xpnet.New()
 	p = &PodPair{
 		PodIf: "eth0", ClientHost: "calic", ServerHost: "calis", GatewayMAC: gatewayMAC,
-		ClientV4: netip.MustParseAddr("198.18.0.1"), ServerV4: netip.MustParseAddr("198.18.0.2"),
-		ClientV6: netip.MustParseAddr("fd00:18::1"), ServerV6: netip.MustParseAddr("fd00:18::2"),
 		close: n.Close,
 	}
+	p.ClientV4, p.ServerV4, p.ClientV6, p.ServerV6 = newPodAddrs()
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -102,4 +105,9 @@ func newPodPair() (p *PodPair, err error) {
 		}
 	}
 	return p, nil
+}
+
+func newPodAddrs() (c4, s4, c6, s6 netip.Addr) {
+	return netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2"),
+		netip.MustParseAddr("fd00:18::1"), netip.MustParseAddr("fd00:18::2")
 }

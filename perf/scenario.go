@@ -137,7 +137,14 @@ func (s *Scenario) Run(ctx context.Context, log func(string, ...any)) (*Report, 
 				if ctx.Err() != nil {
 					return rep, ctx.Err()
 				}
-				smp, err := l.Run(ctx, a.pp)
+				var smp Sample
+				var err error
+				if a.pp.refresh != nil {
+					err = a.pp.refresh()
+				}
+				if err == nil {
+					smp, err = l.Run(ctx, a.pp)
+				}
 				if err != nil {
 					lr.By[i].Errors = append(lr.By[i].Errors, err.Error())
 					log("%s via %s round %d: %v", l.Name(), a.name, r+1, err)

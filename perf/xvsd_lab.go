@@ -35,6 +35,6 @@ func startXVSD(ctx context.Context, x *xvsdFwd) (*PodPair, error) {
 		Node: t.Nodes[0].NS, ClientNS: c.NS, ServerNS: s.NS, PodIf: lab.PodIf,
 		ClientHost: c.HostIf, ServerHost: s.HostIf, ClientMAC: c.MAC, ServerMAC: s.MAC,
 		GatewayMAC: lab.GatewayMAC,
-		ClientV4: c.V4, ServerV4: s.V4, ClientV6: c.V6, ServerV6: s.V6,
+		ClientV4:   c.V4, ServerV4: s.V4, ClientV6: c.V6, ServerV6: s.V6,
 	}, nil
 }

@@ -46,7 +46,11 @@ func (n *neighbors) start() error {
 	n.done = make(chan struct{})
 	err := netlink.NeighSubscribeWithOptions(ch, n.done, netlink.NeighSubscribeOptions{
 		ListExisting:  true,
-		ErrorCallback: func(err error) { n.s.log.Warn("neighbour monitor", "err", err) },
+		ErrorCallback: func(err error) {
+			if !n.s.closing.Load() {
+				n.s.log.Warn("neighbour monitor", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -222,7 +226,11 @@ func (s *Switch) startLinkMonitor() error {
 	ch := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
 	err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
-		ErrorCallback: func(err error) { s.log.Warn("link monitor", "err", err) },
+		ErrorCallback: func(err error) {
+			if !s.closing.Load() {
+				s.log.Warn("link monitor", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		return err

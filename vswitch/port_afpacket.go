@@ -36,7 +36,8 @@ type afPacketPort struct {
 	txMsgs  []unix.Mmsghdr
 	txIov   []unix.Iovec
 
-	txErrors uint64 // frames dropped because the kernel refused them outright
+	txErrors    uint64 // frames dropped because the kernel refused them outright
+	rxTruncated uint64 // frames dropped because they did not fit a frame (GSO super-frames)
 	closed   bool
 }
 
@@ -122,7 +123,12 @@ func (p *afPacketPort) Receive(pkts []Packet) int {
 	k := 0
 	for i := 0; i < got; i++ {
 		m := &p.rxMsgs[i]
-		if p.rxFrom[i].Pkttype == unix.PACKET_OUTGOING || m.Hdr.Flags&unix.MSG_TRUNC != 0 || int(m.Len) > room {
+		if p.rxFrom[i].Pkttype == unix.PACKET_OUTGOING {
+			p.umem.Free(p.rxAddrs[i])
+			continue
+		}
+		if m.Hdr.Flags&unix.MSG_TRUNC != 0 || int(m.Len) > room {
+			p.rxTruncated++
 			p.umem.Free(p.rxAddrs[i])
 			continue
 		}
@@ -173,6 +179,10 @@ func (p *afPacketPort) Mode() Mode { return ModeAFPacket }
 
 // TxErrors returns how many frames the kernel refused and the port dropped.
 func (p *afPacketPort) TxErrors() uint64 { return p.txErrors }
+
+// RxTruncated returns how many received frames were too big for a Umem
+// frame and dropped: GSO super-frames from a peer with TSO/GSO on.
+func (p *afPacketPort) RxTruncated() uint64 { return p.rxTruncated }
 
 func (p *afPacketPort) Close() error {
 	if p.closed {

@@ -20,8 +20,9 @@ type XDPPortOptions struct {
 	// RingSize).
 	FillSize, CompSize uint32
 	// FillTarget is how many Umem frames the port keeps posted in its fill
-	// ring (default min(FillSize, Umem frames/4)). Every port of a worker
-	// draws on the same Umem, so this bounds what one idle port holds.
+	// ring (default: a quarter of the Umem for an uplink, a sixteenth, at
+	// least 64, for other ports; never more than FillSize). Every port of a
+	// worker draws on the same Umem, so this bounds what one idle port holds.
 	FillTarget int
 	// Program, when set, is an already attached steering program shared by
 	// every queue of a multi-queue uplink: the port only puts its socket in
@@ -54,6 +55,9 @@ type xdpPort struct {
 
 var _ Port = (*xdpPort)(nil)
 
+// refillBatch is the smallest fill-ring top-up Receive bothers with.
+const refillBatch = 32
+
 // ErrModeUnavailable is wrapped when a forced port mode cannot be had.
 var ErrModeUnavailable = errors.New("port mode unavailable")
 
@@ -80,7 +84,12 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 		opts.CompSize = opts.RingSize
 	}
 	if opts.FillTarget == 0 {
-		opts.FillTarget = min(int(opts.FillSize), umem.Frames()/4)
+		// The uplink carries most of the traffic; a pod port holds less so
+		// that a worker's Umem stretches over many pods.
+		opts.FillTarget = max(64, umem.Frames()/16)
+		if kind == PortUplink {
+			opts.FillTarget = umem.Frames() / 4
+		}
 	}
 	opts.FillTarget = min(opts.FillTarget, int(opts.FillSize))
 
@@ -109,7 +118,13 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 	got := attach
 	if opts.Program != nil {
 		p.prog = opts.Program
-		_, got, _ = p.prog.Attached()
+		var ok bool
+		if _, got, ok = p.prog.Attached(); !ok {
+			return nil, fmt.Errorf("xdp port %s: shared steering program is not attached", ifname)
+		}
+		if attach != xdpprog.AttachAuto && got != attach {
+			return nil, fmt.Errorf("xdp port %s mode %s: %w: shared program runs in %s mode", ifname, mode, ErrModeUnavailable, got)
+		}
 	} else {
 		pk := xdpprog.Pod
 		if kind == PortUplink {
@@ -173,8 +188,9 @@ func (p *xdpPort) Receive(pkts []Packet) int {
 		s.Rx.Release(n)
 		p.posted -= int(n)
 	}
-	if p.posted < p.target {
-		p.posted += s.Refill(p.target - p.posted)
+	// Refill in batches: one fill-ring publish per batch, not per frame.
+	if d := p.target - p.posted; d >= refillBatch || d == p.target {
+		p.posted += s.Refill(d)
 	}
 	return int(n)
 }

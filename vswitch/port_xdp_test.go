@@ -492,10 +492,17 @@ func TestXDPPortReceiveAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkts := make([]Packet, 64)
+	fd := l.rawSocket(t)
+	for i := range 1000 {
+		unix.Write(fd, xrFrame(l.swMAC, l.peerMAC, i))
+	}
+	pkts := make([]Packet, 8)
 	out := make([]Packet, 1)
+	received := 0
 	allocs := testing.AllocsPerRun(200, func() {
-		for _, pk := range pkts[:p.Receive(pkts)] {
+		k := p.Receive(pkts)
+		received += k
+		for _, pk := range pkts[:k] {
 			l.umem.Free(pk.Addr)
 		}
 		if a, ok := l.umem.Alloc(); ok {
@@ -509,6 +516,37 @@ func TestXDPPortReceiveAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("Receive/Transmit/Flush allocate %v times per call", allocs)
 	}
+	if received == 0 {
+		t.Error("no frame received during the measurement")
+	}
 }
 
-var _ = xdpprog.Pod
+// TestXDPPortSharedProgram: a caller-owned uplink program shared by queue
+// ports; the port registers its socket and leaves the attachment alone.
+func TestXDPPortSharedProgram(t *testing.T) {
+	l := newXRLab(t)
+	prog, err := xdpprog.New(xdpprog.Uplink, xdpprog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	if err := l.sw.Do(func() error {
+		_, err := prog.Attach(l.sw.Ifindex(t, l.swIf), xdpprog.AttachGeneric)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.openXDP(t, PortUplink, ModeAuto, XDPPortOptions{Program: prog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Mode() != ModeXDPSKB {
+		t.Errorf("mode %s, want %s (from the shared program)", p.Mode(), ModeXDPSKB)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !l.sw.XDPAttached(t, l.swIf) {
+		t.Error("closing a queue port detached the shared program")
+	}
+}

@@ -65,6 +65,7 @@ type Switch struct {
 	noKernel bool
 	events   chan ctlEvent
 	ready    atomic.Bool
+	closing  atomic.Bool // set first thing in Close: monitors stop complaining
 	started  bool
 	closed   bool
 	stopCh   chan struct{}
@@ -181,6 +182,7 @@ func (s *Switch) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.closing.Store(true)
 	s.ready.Store(false)
 	s.mu.Unlock()
 	close(s.stopCh)

@@ -1,7 +1,3 @@
-// Package apitest has a fake Dataplane and a helper that serves it on a
-// unix socket, for tests of the API, xvsctl and the CNI plugin that need no
-// kernel. The fake keeps ports and routes in maps under one mutex; it
-// resolves routes by a linear longest-prefix scan. Safe for concurrent use.
 package apitest
 
 import (

@@ -16,20 +16,17 @@ import (
 // version is set at link time: -ldflags "-X main.version=v0.1.0".
 var version = "dev"
 
-// newSwitch builds the dataplane. It stays nil until *vswitch.Switch has
-// every method daemon.Switch needs; then it becomes:
-//
-//	func newSwitch(cfg vswitch.Config, log *slog.Logger) (daemon.Switch, error) {
-//		sw, err := vswitch.New(cfg, log)
-//		if err != nil {
-//			return nil, err // not a typed nil inside the interface
-//		}
-//		return sw, nil
-//	}
+// newSwitch builds the dataplane; wire.go sets it to vswitch.New.
 var newSwitch daemon.NewSwitchFunc
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		// The first signal starts a graceful shutdown; restoring the
+		// default disposition lets a second one kill a shutdown that hangs.
+		<-ctx.Done()
+		stop()
+	}()
 	code := daemon.Main(ctx, os.Args[1:], os.Stderr, version, newSwitch, config.NetlinkLinkCheck)
 	stop()
 	os.Exit(code)

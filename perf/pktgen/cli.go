@@ -83,7 +83,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.StringVar(&c.Netns, "netns", "", "network namespace of -iface (a name under /run/netns)")
 	fs.StringVar(&c.RxIface, "rx-iface", "", "txrx: interface to receive on (default -iface)")
 	fs.StringVar(&c.RxNetns, "rx-netns", "", "txrx: namespace of -rx-iface (default -netns)")
-	ioFlag := fs.String("io", "auto", "auto, afxdp or afpacket")
+	ioFlag := fs.String("io", "auto", "auto, afxdp, afpacket, or asavie (AF_XDP via asavie/xdp, the baseline)")
 	src := fs.String("src", "", "source address (IPv4 or IPv6)")
 	dst := fs.String("dst", "", "destination address, same family as -src")
 	srcMAC := fs.String("src-mac", "", "source MAC (default: the interface's)")

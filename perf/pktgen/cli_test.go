@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/xvs-project/xvs/perf/internal/xpnet"
 )
 
@@ -115,12 +117,20 @@ func TestTxRxVeth(t *testing.T) {
 	}
 	for _, extra := range [][]string{
 		{"-src", "198.18.0.1", "-dst", "198.18.0.2", "-size", "imix", "-flows", "100"},
+		{"-src", "198.18.0.1", "-dst", "198.18.0.2", "-size", "64", "-io", "afxdp"},
+		{"-src", "198.18.0.1", "-dst", "198.18.0.2", "-size", "64", "-io", "asavie"},
 		{"-src", "fd00::1", "-dst", "fd00::2", "-size", "128", "-flows", "10", "-flow-by", "addr",
 			"-vxlan-vni", "42", "-outer-src", "198.19.0.1", "-outer-dst", "198.19.0.2"},
 	} {
 		out := filepath.Join(t.TempDir(), "r.json")
 		args := append([]string{"-mode", "txrx", "-netns", a, "-iface", "a0", "-rx-netns", b, "-rx-iface", "b0",
 			"-dst-mac", macB.String(), "-count", "3000", "-rate", "30000", "-duration", "10s", "-json", out, "-quiet", "-io", "afpacket"}, extra...)
+		if len(extra) > 6 && extra[6] == "-io" {
+			if err := requireXDP(); err != nil {
+				t.Logf("skip %s: %v", extra[7], err)
+				continue
+			}
+		}
 		var so, se bytes.Buffer
 		if code := Main(args, &so, &se); code != ExitOK {
 			t.Fatalf("exit %d: %s", code, se.String())
@@ -144,4 +154,13 @@ func TestTxRxVeth(t *testing.T) {
 		}
 		t.Logf("%s", so.String())
 	}
+}
+
+// requireXDP reports whether AF_XDP sockets can be created here.
+func requireXDP() error {
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW, 0)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
 }

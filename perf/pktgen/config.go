@@ -35,6 +35,7 @@ const (
 	IOAuto     IO = "auto" // AF_XDP when the ring layer works here, else AF_PACKET
 	IOAFXDP    IO = "afxdp"
 	IOAFPacket IO = "afpacket"
+	IOAsavie   IO = "asavie" // AF_XDP through github.com/asavie/xdp: the ring benchmark's baseline
 )
 
 // Config is one run. Tx fields are ignored in rx mode and the other way
@@ -95,9 +96,9 @@ func (c *Config) Check() error {
 	switch c.IO {
 	case "":
 		c.IO = IOAuto
-	case IOAuto, IOAFXDP, IOAFPacket:
+	case IOAuto, IOAFXDP, IOAFPacket, IOAsavie:
 	default:
-		return usage("io %q: want auto, afxdp or afpacket", c.IO)
+		return usage("io %q: want auto, afxdp, afpacket or asavie", c.IO)
 	}
 	if c.Iface == "" {
 		return usage("no interface: -iface is required")

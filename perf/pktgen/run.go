@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -363,19 +364,40 @@ func progress(ctx context.Context, w io.Writer, lv *live, start time.Time) {
 // interface's namespace.
 func openTx(cfg Config) (pktio.Tx, string, error) {
 	o := pktio.Options{Batch: cfg.Batch}
+	big := 1514
+	if !cfg.IMIX {
+		big = slices.Max(cfg.Sizes)
+	}
 	switch cfg.IO {
+	case IOAsavie:
+		if big > pktio.XDPMaxFrame {
+			return nil, "", usage("size %d is above %d, the largest af_xdp frame", big, pktio.XDPMaxFrame)
+		}
+		tx, err := pktio.NewAsavieTx(cfg.Iface, o)
+		if err != nil {
+			return nil, "", err
+		}
+		return tx, "", nil
 	case IOAFXDP:
+		if big > pktio.XDPMaxFrame {
+			return nil, "", usage("size %d is above %d, the largest af_xdp frame; use -io afpacket", big, pktio.XDPMaxFrame)
+		}
 		tx, err := pktio.NewXDPTx(cfg.Iface, o)
 		if err != nil {
 			return nil, "", fmt.Errorf("af_xdp on %s: %w", cfg.Iface, err)
 		}
 		return tx, "", nil
 	case IOAuto:
-		tx, err := pktio.NewXDPTx(cfg.Iface, o)
-		if err == nil {
-			return tx, "", nil
+		var note string
+		if big > pktio.XDPMaxFrame {
+			note = fmt.Sprintf("frames up to %d bytes do not fit af_xdp; using af_packet", big)
+		} else {
+			tx, err := pktio.NewXDPTx(cfg.Iface, o)
+			if err == nil {
+				return tx, "", nil
+			}
+			note = fmt.Sprintf("af_xdp unavailable (%v); using af_packet", err)
 		}
-		note := fmt.Sprintf("af_xdp unavailable (%v); using af_packet", err)
 		atx, err := pktio.NewAFPacketTx(cfg.Iface, o)
 		return atx, note, err
 	}

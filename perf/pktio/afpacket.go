@@ -63,7 +63,10 @@ func (p *afPacket) Close() error {
 }
 
 // AFPacketTx sends with sendmmsg, bypassing the qdisc.
-type AFPacketTx struct{ *afPacket }
+type AFPacketTx struct {
+	*afPacket
+	next int // first buffer of the batch not sent yet
+}
 
 var _ Tx = (*AFPacketTx)(nil)
 
@@ -79,13 +82,14 @@ func NewAFPacketTx(ifname string, o Options) (*AFPacketTx, error) {
 		return nil, fmt.Errorf("PACKET_QDISC_BYPASS: %w", err)
 	}
 	_ = unix.SetsockoptInt(p.fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
-	return &AFPacketTx{p}, nil
+	return &AFPacketTx{afPacket: p}, nil
 }
 
 func (t *AFPacketTx) Name() string { return "af_packet" }
 
 func (t *AFPacketTx) Buffers(n int) [][]byte {
 	n = min(n, len(t.bufs))
+	t.next = 0
 	for i := range n {
 		t.out[i] = t.bufs[i]
 	}
@@ -96,13 +100,18 @@ func (t *AFPacketTx) Send(bufs [][]byte) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
+	base := t.next
+	if base+len(bufs) > len(t.bufs) {
+		return 0, fmt.Errorf("send: %d frames past the batch", len(bufs))
+	}
 	for i, b := range bufs {
-		t.iov[i].SetLen(len(b))
+		t.iov[base+i].SetLen(len(b))
 	}
 	sent := 0
+	defer func() { t.next += sent }()
 	for sent < len(bufs) {
 		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(t.fd),
-			uintptr(unsafe.Pointer(&t.msgs[sent])), uintptr(len(bufs)-sent), 0, 0, 0)
+			uintptr(unsafe.Pointer(&t.msgs[base+sent])), uintptr(len(bufs)-sent), 0, 0, 0)
 		switch errno {
 		case 0:
 			sent += int(r)

@@ -8,8 +8,9 @@ type Tx interface {
 	// whole frame. The caller writes frames into a prefix of them,
 	// reslices each to its frame length and passes them to Send.
 	Buffers(n int) [][]byte
-	// Send sends bufs (from the last Buffers call) and returns how many
-	// the kernel took.
+	// Send sends bufs and returns how many the kernel took. bufs are the
+	// buffers of the last Buffers call from the first one not sent yet:
+	// the whole batch, then, after a partial send, the rest of it.
 	Send(bufs [][]byte) (int, error)
 	// Name says what the sender is ("af_packet", "af_xdp").
 	Name() string

@@ -84,12 +84,14 @@ func (p *Program) attach(ifindex int, m AttachMode) (*attachment, error) {
 	if m == AttachGeneric {
 		flags, nlFlags = link.XDPGenericMode, unix.XDP_FLAGS_SKB_MODE
 	}
-	l, err := link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: flags})
-	if err == nil {
-		return &attachment{ifindex: ifindex, mode: m, lnk: l}, nil
-	}
-	if !errors.Is(err, ebpf.ErrNotSupported) {
-		return nil, err
+	if !p.forceNetlink {
+		l, err := link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: flags})
+		if err == nil {
+			return &attachment{ifindex: ifindex, mode: m, lnk: l}, nil
+		}
+		if !errors.Is(err, ebpf.ErrNotSupported) {
+			return nil, err
+		}
 	}
 	// No XDP BPF links: the netlink way, never replacing another program.
 	ns, err := netns.Get()

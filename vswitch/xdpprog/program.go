@@ -85,6 +85,8 @@ type Program struct {
 
 	cfgVal [cfgSize]byte
 	att    *attachment
+	// forceNetlink makes Attach skip BPF links (tests of the fallback).
+	forceNetlink bool
 }
 
 // New creates the maps and loads the program for kind.

@@ -113,8 +113,16 @@ func TestUplinkSteering(t *testing.T) {
 		{"truncated ipv4", ipv4(6, "198.18.0.2", "198.19.1.5", 5, 0, tcp)[:14+19], Pass},
 		{"truncated ipv6", ipv6(6, "fd00::2", "fd00:1:2::3", tcp)[:14+39], Pass},
 		{"v4 vxlan truncated udp", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 0))[:14+20+3], Pass},
-		{"v4 bad ihl", func() []byte { f := ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 8)); f[14] = 0x42; return f }(), Pass},
-		{"v4 ihl past end", func() []byte { f := ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 0)); f[14] = 0x4f; return f }(), Pass},
+		{"v4 bad ihl", func() []byte {
+			f := ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 8))
+			f[14] = 0x42
+			return f
+		}(), Pass},
+		{"v4 ihl past end", func() []byte {
+			f := ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 0))
+			f[14] = 0x4f
+			return f
+		}(), Pass},
 		{"v6 vxlan truncated udp", ipv6(17, "fd00::2", "fd00::1", udp(40000, 4789, 0))[:14+40+5], Pass},
 	}
 	for _, tc := range tests {

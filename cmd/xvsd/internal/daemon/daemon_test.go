@@ -67,6 +67,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestDaemonRun(t *testing.T) {
+	noLeaks(t)
 	fs, newSw := newFake(t)
 	cfg := testConfig(t)
 	var logBuf syncBuffer
@@ -199,6 +200,7 @@ func TestSharedHTTPAddress(t *testing.T) {
 }
 
 func TestNewFailsReleases(t *testing.T) {
+	noLeaks(t)
 	cfg := testConfig(t)
 	_, err := New(cfg, func(vswitch.Config, *slog.Logger) (Switch, error) {
 		return nil, errors.New("no xdp")
@@ -257,6 +259,7 @@ func TestMainExitCodes(t *testing.T) {
 }
 
 func TestMainRunsUntilSignal(t *testing.T) {
+	noLeaks(t)
 	fs, newSw := newFake(t)
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "xvsd.yaml")
@@ -297,5 +300,9 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -1,0 +1,241 @@
+package ctl
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/xvs-project/xvs/api/xvspb"
+)
+
+// usageError is a mistake in the command line: exit 2 and print usage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// Op is what a command line asks for.
+type Op int
+
+const (
+	OpShowPorts Op = iota + 1
+	OpShowRoutes
+	OpShowNeighbors
+	OpShowCounters
+	OpShowFIBSummary
+	OpRouteAdd
+	OpRouteDel
+	OpPortAdd
+	OpPortDel
+	OpStatus
+	OpLab
+	OpHelp
+)
+
+// Command is a parsed command line (after the global flags).
+type Command struct {
+	Op    Op
+	Match string                 // OpShowRoutes: "" or an address or prefix
+	Route *xvspb.AddRouteRequest // OpRouteAdd; Prefix only for OpRouteDel
+	Port  *xvspb.PortConfig      // OpPortAdd; Name only for OpPortDel
+	Args  []string               // OpLab: everything after "lab"
+}
+
+// Parse parses a command (the words after the global flags).
+func Parse(args []string) (*Command, error) {
+	if len(args) == 0 {
+		return nil, usagef("no command")
+	}
+	w, rest := args[0], args[1:]
+	switch w {
+	case "show", "sh":
+		return parseShow(rest)
+	case "route":
+		return parseRoute(rest)
+	case "port":
+		return parsePort(rest)
+	case "status":
+		if err := noMore(rest, "status"); err != nil {
+			return nil, err
+		}
+		return &Command{Op: OpStatus}, nil
+	case "lab":
+		return &Command{Op: OpLab, Args: rest}, nil
+	case "help", "-h", "-help", "--help":
+		return &Command{Op: OpHelp}, nil
+	}
+	return nil, usagef("unknown command %q", w)
+}
+
+func noMore(rest []string, cmd string) error {
+	if len(rest) > 0 {
+		return usagef("%s: unexpected argument %q", cmd, rest[0])
+	}
+	return nil
+}
+
+func parseShow(args []string) (*Command, error) {
+	if len(args) == 0 {
+		return nil, usagef("show: what? ports, routes, neighbors, counters or fib summary")
+	}
+	w, rest := args[0], args[1:]
+	switch w {
+	case "ports", "port":
+		return &Command{Op: OpShowPorts}, noMore(rest, "show ports")
+	case "routes", "route":
+		c := &Command{Op: OpShowRoutes}
+		if len(rest) > 0 {
+			c.Match, rest = rest[0], rest[1:]
+		}
+		return c, noMore(rest, "show routes")
+	case "neighbors", "neighbours", "neighbor", "neigh":
+		return &Command{Op: OpShowNeighbors}, noMore(rest, "show neighbors")
+	case "counters", "stats":
+		return &Command{Op: OpShowCounters}, noMore(rest, "show counters")
+	case "fib":
+		if len(rest) == 0 || rest[0] != "summary" {
+			return nil, usagef("show fib: only \"show fib summary\" (use \"show routes\" for the routes)")
+		}
+		return &Command{Op: OpShowFIBSummary}, noMore(rest[1:], "show fib summary")
+	}
+	return nil, usagef("show: unknown object %q", w)
+}
+
+func parseRoute(args []string) (*Command, error) {
+	if len(args) == 0 {
+		return nil, usagef("route: add or del?")
+	}
+	switch args[0] {
+	case "add":
+		return parseRouteAdd(args[1:])
+	case "del", "delete", "rm":
+		if len(args) < 2 {
+			return nil, usagef("route del: missing PREFIX")
+		}
+		return &Command{Op: OpRouteDel, Route: &xvspb.AddRouteRequest{Prefix: args[1]}}, noMore(args[2:], "route del")
+	}
+	return nil, usagef("route: unknown action %q (add or del)", args[0])
+}
+
+// parseRouteAdd: PREFIX via ADDR [dev PORT] | PREFIX dev PORT | PREFIX blackhole
+func parseRouteAdd(args []string) (*Command, error) {
+	if len(args) == 0 {
+		return nil, usagef("route add: missing PREFIX")
+	}
+	r := &xvspb.AddRouteRequest{Prefix: args[0]}
+	rest := args[1:]
+	for len(rest) > 0 {
+		switch w := rest[0]; w {
+		case "via", "dev", "port":
+			if len(rest) < 2 {
+				return nil, usagef("route add: %s needs a value", w)
+			}
+			v := rest[1]
+			if w == "via" {
+				if r.Via != "" {
+					return nil, usagef("route add: via given twice")
+				}
+				r.Via = v
+			} else {
+				if r.Port != "" {
+					return nil, usagef("route add: dev given twice")
+				}
+				r.Port = v
+			}
+			rest = rest[2:]
+		case "blackhole":
+			r.Blackhole = true
+			rest = rest[1:]
+		default:
+			return nil, usagef("route add: unexpected %q (want via ADDR, dev PORT or blackhole)", w)
+		}
+	}
+	switch {
+	case r.Blackhole && (r.Via != "" || r.Port != ""):
+		return nil, usagef("route add: a blackhole route takes no via or dev")
+	case !r.Blackhole && r.Via == "" && r.Port == "":
+		return nil, usagef("route add: %s needs via ADDR, dev PORT or blackhole", r.Prefix)
+	}
+	return &Command{Op: OpRouteAdd, Route: r}, nil
+}
+
+func parsePort(args []string) (*Command, error) {
+	if len(args) == 0 {
+		return nil, usagef("port: add or del?")
+	}
+	switch args[0] {
+	case "add":
+		return parsePortAdd(args[1:])
+	case "del", "delete", "rm":
+		if len(args) < 2 {
+			return nil, usagef("port del: missing NAME")
+		}
+		return &Command{Op: OpPortDel, Port: &xvspb.PortConfig{Name: args[1]}}, noMore(args[2:], "port del")
+	}
+	return nil, usagef("port: unknown action %q (add or del)", args[0])
+}
+
+// parsePortAdd: NAME [kind=pod|uplink|host] [addr=CIDR[,CIDR]]... [peer-mac=MAC] [mode=MODE] [queue=N] [mtu=N]
+func parsePortAdd(args []string) (*Command, error) {
+	if len(args) == 0 || strings.Contains(args[0], "=") {
+		return nil, usagef("port add: missing NAME")
+	}
+	pc := &xvspb.PortConfig{Name: args[0], Kind: "pod"}
+	for _, kv := range args[1:] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || v == "" {
+			return nil, usagef("port add: %q: want KEY=VALUE", kv)
+		}
+		switch k {
+		case "kind":
+			pc.Kind = v
+		case "addr", "address", "addresses":
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					pc.Addresses = append(pc.Addresses, a)
+				}
+			}
+		case "peer-mac", "peer_mac", "mac":
+			pc.PeerMac = v
+		case "mode":
+			pc.Mode = v
+		case "queue", "mtu":
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return nil, usagef("port add: %s=%q: not a number", k, v)
+			}
+			if k == "queue" {
+				pc.Queue = uint32(n)
+			} else {
+				pc.Mtu = uint32(n)
+			}
+		default:
+			return nil, usagef("port add: unknown key %q (kind, addr, peer-mac, mode, queue, mtu)", k)
+		}
+	}
+	return &Command{Op: OpPortAdd, Port: pc}, nil
+}
+
+// Usage is printed for help and usage errors.
+const Usage = `usage: xvsctl [-s SOCKET] [-o table|json] [-timeout D] COMMAND
+
+commands:
+  show ports                        ports, their mode, state and traffic
+  show routes [ADDR|PREFIX]         the FIB, or the route that forwards ADDR
+  show neighbors                    ARP/NDP entries
+  show counters                     non-zero drops by reason, and events
+  show fib summary                  route counts by family, origin and kind
+  route add PREFIX via ADDR [dev PORT]
+  route add PREFIX dev PORT         attached route
+  route add PREFIX blackhole
+  route del PREFIX
+  port add NAME [kind=pod|uplink|host] [addr=CIDR[,CIDR]] [peer-mac=MAC]
+                [mode=auto|xdp-zerocopy|xdp-native|xdp-generic|af-packet]
+                [queue=N] [mtu=N]
+  port del NAME
+  status                            is xvsd running and ready
+  lab ...                           the test lab (see xvsctl lab -h)
+
+-s and -o may also follow the command.
+`

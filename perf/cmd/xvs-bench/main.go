@@ -1,0 +1,128 @@
+// Command xvs-bench runs the benchmark scenarios of package perf and writes,
+// per scenario, results.json, results.md and SVG plots into -out/NAME, and
+// all the tables into -out/summary.md.
+//
+//	go run ./perf/cmd/xvs-bench -quick -out out/bench   # under 2 minutes
+//	go run ./perf/cmd/xvs-bench -full  -out out/bench   # under 15 minutes
+//
+// It needs root (it builds network namespaces, all named xp*, and deletes
+// them at the end). xvsd is taken from -xvsd, else bin/xvsd, else $PATH;
+// without it the xvsd column is skipped and the report says why.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/xvs-project/xvs/perf"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	quick := flag.Bool("quick", false, "the quick set (under 2 minutes; the default)")
+	full := flag.Bool("full", false, "the full set (under 15 minutes)")
+	out := flag.String("out", "out/bench", "directory for the results")
+	xvsd := flag.String("xvsd", "", "xvsd binary (default bin/xvsd, then $PATH)")
+	rounds := flag.Int("rounds", 0, "override the sets' A B A B rounds")
+	only := flag.String("only", "", "run only loads whose name contains this")
+	noIperf := flag.Bool("no-iperf", false, "leave out the iperf3 loads")
+	which := flag.String("scenarios", "pod-to-pod,ring", "comma list of scenarios: pod-to-pod, ring")
+	shared := flag.String("shared", "", "a note on what else ran on the machine, copied into the report")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "xvs-bench: unexpected argument %q\n", flag.Arg(0))
+		return 2
+	}
+	if *quick && *full {
+		fmt.Fprintln(os.Stderr, "xvs-bench: -quick and -full are exclusive")
+		return 2
+	}
+	set := perf.Quick
+	if *full {
+		set = perf.Full
+	}
+	if *xvsd == "" {
+		*xvsd = findXVSD()
+	}
+	_, iperfErr := exec.LookPath("iperf3")
+	scenarios := map[string]func() perf.Scenario{
+		"pod-to-pod": func() perf.Scenario {
+			return perf.PodToPod(set, []perf.Forwarder{perf.Kernel(), perf.XVSD(*xvsd), perf.XDPRedirect()}, !*noIperf && iperfErr == nil)
+		},
+		"ring": func() perf.Scenario { return perf.Ring(set) },
+	}
+	names := strings.Split(*which, ",")
+	for _, n := range names {
+		if scenarios[n] == nil {
+			fmt.Fprintf(os.Stderr, "xvs-bench: unknown scenario %q (want pod-to-pod, ring)\n", n)
+			return 2
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	logf := func(f string, a ...any) {
+		fmt.Fprintf(os.Stderr, "%s "+f+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+	}
+	code := 0
+	var summary strings.Builder
+	for _, name := range names {
+		s := scenarios[name]()
+		if *rounds > 0 {
+			s.Rounds = *rounds
+		}
+		if *only != "" {
+			var ls []perf.Load
+			for _, l := range s.Loads {
+				if strings.Contains(l.Name(), *only) {
+					ls = append(ls, l)
+				}
+			}
+			s.Loads = ls
+		}
+		rep, err := s.Run(ctx, logf)
+		if rep == nil {
+			fmt.Fprintf(os.Stderr, "xvs-bench: %s: %v\n", name, err)
+			code = 1
+			continue
+		}
+		rep.Command = "xvs-bench " + strings.Join(os.Args[1:], " ")
+		rep.Machine.Shared = *shared
+		files, werr := rep.Write(filepath.Join(*out, name))
+		for _, f := range files {
+			fmt.Println(f)
+		}
+		if err = errors.Join(err, werr); err != nil {
+			fmt.Fprintf(os.Stderr, "xvs-bench: %s: %v\n", name, err)
+			code = 1
+		}
+		fmt.Fprintf(&summary, "## %s\n\n%s\n", name, rep.Markdown())
+	}
+	if err := os.WriteFile(filepath.Join(*out, "summary.md"), []byte(summary.String()), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "xvs-bench: %v\n", err)
+		code = 1
+	}
+	fmt.Print(summary.String())
+	return code
+}
+
+func findXVSD() string {
+	if _, err := os.Stat("bin/xvsd"); err == nil {
+		return "bin/xvsd"
+	}
+	if p, err := exec.LookPath("xvsd"); err == nil {
+		return p
+	}
+	return ""
+}

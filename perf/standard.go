@@ -1,0 +1,85 @@
+package perf
+
+import (
+	"time"
+
+	"github.com/xvs-project/xvs/perf/pktgen"
+)
+
+// Set is a named list of scenarios the runner knows.
+type Set string
+
+const (
+	// Quick runs in under 2 minutes on a 2-core machine: a few points per
+	// forwarder, 2 rounds.
+	Quick Set = "quick"
+	// Full runs in under 15 minutes on a 2-core machine: the frame-size
+	// sweep for both families, 1 and 1,000 flows, latency, iperf3 with 1
+	// and 4 streams, 3 rounds.
+	Full Set = "full"
+)
+
+// PodToPodSizes is the frame-size sweep (bytes without FCS); IPv6 raises
+// 64 to its 78-byte minimum.
+var PodToPodSizes = []int{64, 128, 256, 512, 1024, 1500}
+
+// PodToPod is the "pod to pod on one node" scenario: the kernel's routing
+// (Calico's default path) first, as the baseline, then xvsd and any other
+// forwarders given.
+func PodToPod(set Set, fwds []Forwarder, iperf bool) Scenario {
+	s := Scenario{Name: "pod-to-pod/" + string(set), Forwarders: fwds, Probe: true}
+	switch set {
+	case Full:
+		s.Rounds = 3
+		d := 1500 * time.Millisecond
+		for _, flows := range []int{1, 1000} {
+			for _, fam := range []int{4, 6} {
+				for _, size := range PodToPodSizes {
+					s.Loads = append(s.Loads, Pktgen(fam, size, flows, d))
+				}
+			}
+		}
+		s.Loads = append(s.Loads, PktgenRate(4, 64, 20000, 2*time.Second), PktgenRate(6, 78, 20000, 2*time.Second))
+		if iperf {
+			for _, fam := range []int{4, 6} {
+				for _, st := range []int{1, 4} {
+					s.Loads = append(s.Loads, Iperf3(fam, st, 4*time.Second))
+				}
+			}
+		}
+	default:
+		s.Rounds = 2
+		d := time.Second
+		s.Loads = []Load{
+			Pktgen(4, 64, 1, d), Pktgen(4, 1500, 1, d),
+			Pktgen(6, 64, 1, d), Pktgen(6, 1500, 1, d),
+			Pktgen(4, 64, 1000, d),
+			PktgenRate(4, 64, 20000, d),
+		}
+		if iperf {
+			s.Loads = append(s.Loads, Iperf3(4, 1, 2*time.Second), Iperf3(6, 1, 2*time.Second))
+		}
+	}
+	return s
+}
+
+// Ring compares the generator's send paths on one veth pair, no forwarder:
+// the dataplane's AF_XDP ring layer (vswitch/xsk) first, then asavie/xdp,
+// the library it replaced, then AF_PACKET sendmmsg. The figure is frames
+// per second delivered to the peer namespace.
+func Ring(set Set) Scenario {
+	s := Scenario{
+		Name:       "ring/" + string(set),
+		Forwarders: []Forwarder{Direct(pktgen.IOAFXDP), Direct(pktgen.IOAsavie), Direct(pktgen.IOAFPacket)},
+		Rounds:     2,
+	}
+	d := time.Second
+	sizes := []int{64, 1500}
+	if set == Full {
+		s.Rounds, d, sizes = 3, 1500*time.Millisecond, []int{64, 512, 1500}
+	}
+	for _, size := range sizes {
+		s.Loads = append(s.Loads, Pktgen(4, size, 1, d))
+	}
+	return s
+}
