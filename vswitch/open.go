@@ -1,13 +1,47 @@
 package vswitch
 
 import (
-	"errors"
+	"fmt"
 	"log/slog"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/xvs-project/xvs/vswitch/xsk"
 )
 
-// defaultOpener opens AF_XDP ports, falling back to AF_PACKET.
+// defaultOpener opens a port on a real interface: AF_XDP in the mode asked
+// (ModeAuto tries zero-copy, native, then generic XDP), and, for ModeAuto
+// only, AF_PACKET when no XDP mode can be had. The reason for a fallback is
+// kept in the port's status.
 func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort, error) {
-	return OpenedPort{}, errors.New("kernel ports are not wired yet")
+	link, err := netlink.LinkByName(pc.Name)
+	if err != nil {
+		return OpenedPort{}, fmt.Errorf("interface %s: %w", pc.Name, err)
+	}
+	attrs := link.Attrs()
+	op := OpenedPort{MTU: attrs.MTU, Ifindex: attrs.Index}
+	copy(op.MAC[:], attrs.HardwareAddr)
+	if attrs.Flags&(1<<0) == 0 { // net.FlagUp
+		if err := netlink.LinkSetUp(link); err != nil {
+			return OpenedPort{}, fmt.Errorf("set %s up: %w", pc.Name, err)
+		}
+	}
+	if pc.Mode != ModeAFPacket {
+		p, err := openXDPPort(pc.Name, pc.Queue, pc.Kind, pc.Mode, umem, XDPPortOptions{})
+		if err == nil {
+			op.Port = p
+			return op, nil
+		}
+		if pc.Mode != ModeAuto {
+			return OpenedPort{}, err
+		}
+		op.Reason = fmt.Sprintf("xdp unavailable (%v); fell back to af-packet", err)
+		log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "err", err)
+	}
+	p, err := openAFPacketPort(pc.Name, umem, AFPacketPortOptions{})
+	if err != nil {
+		return OpenedPort{}, err
+	}
+	op.Port = p
+	return op, nil
 }
