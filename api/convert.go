@@ -41,7 +41,9 @@ func PortToPB(ps vswitch.PortStatus) *xvspb.Port {
 		Stats: &xvspb.PortStats{
 			RxPackets: ps.Stats.RxPackets, RxBytes: ps.Stats.RxBytes,
 			TxPackets: ps.Stats.TxPackets, TxBytes: ps.Stats.TxBytes,
-			TxDrops: ps.Stats.TxDrops,
+			TxDrops:         ps.Stats.TxDrops,
+			KernelRxDropped: ps.Stats.KernelRxDropped, KernelRxRingFull: ps.Stats.KernelRxRingFull,
+			KernelFillEmpty: ps.Stats.KernelFillEmpty, KernelTxInvalid: ps.Stats.KernelTxInvalid,
 		},
 	}
 }

@@ -162,6 +162,11 @@ type PortStats struct {
 	RxPackets, RxBytes uint64
 	TxPackets, TxBytes uint64
 	TxDrops            uint64 // frames the port's ring refused
+	// Kernel-side AF_XDP counters (XDP_STATISTICS); zero for other ports.
+	KernelRxDropped  uint64
+	KernelRxRingFull uint64
+	KernelFillEmpty  uint64
+	KernelTxInvalid  uint64
 }
 
 // Neighbor is one resolved (or static) neighbour.

@@ -3,6 +3,8 @@ package vswitch
 import (
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/xvs-project/xvs/vswitch/xsk"
 )
 
 // portState is one port as the switch and its worker see it. Fields above
@@ -61,6 +63,14 @@ func (ps *portState) snapshot() PortStatus {
 	}
 	if st != nil {
 		out.Up, out.Mode, out.Reason = st.up, st.mode, st.reason
+	}
+	if ks, ok := ps.port.(interface{ Stats() (xsk.Stats, error) }); ok {
+		if k, err := ks.Stats(); err == nil {
+			out.Stats.KernelRxDropped = k.Rx_dropped
+			out.Stats.KernelRxRingFull = k.Rx_ring_full
+			out.Stats.KernelFillEmpty = k.Rx_fill_ring_empty_descs
+			out.Stats.KernelTxInvalid = k.Tx_invalid_descs
+		}
 	}
 	return out
 }

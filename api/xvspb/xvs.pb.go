@@ -119,14 +119,20 @@ func (x *PortConfig) GetMtu() uint32 {
 }
 
 type PortStats struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RxPackets     uint64                 `protobuf:"varint,1,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
-	RxBytes       uint64                 `protobuf:"varint,2,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
-	TxPackets     uint64                 `protobuf:"varint,3,opt,name=tx_packets,json=txPackets,proto3" json:"tx_packets,omitempty"`
-	TxBytes       uint64                 `protobuf:"varint,4,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
-	TxDrops       uint64                 `protobuf:"varint,5,opt,name=tx_drops,json=txDrops,proto3" json:"tx_drops,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RxPackets uint64                 `protobuf:"varint,1,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
+	RxBytes   uint64                 `protobuf:"varint,2,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
+	TxPackets uint64                 `protobuf:"varint,3,opt,name=tx_packets,json=txPackets,proto3" json:"tx_packets,omitempty"`
+	TxBytes   uint64                 `protobuf:"varint,4,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
+	TxDrops   uint64                 `protobuf:"varint,5,opt,name=tx_drops,json=txDrops,proto3" json:"tx_drops,omitempty"`
+	// Kernel-side AF_XDP socket counters (zero for other port kinds): frames
+	// the kernel dropped before the switch saw them.
+	KernelRxDropped  uint64 `protobuf:"varint,6,opt,name=kernel_rx_dropped,json=kernelRxDropped,proto3" json:"kernel_rx_dropped,omitempty"`      // no room or invalid (XDP_STATISTICS rx_dropped)
+	KernelRxRingFull uint64 `protobuf:"varint,7,opt,name=kernel_rx_ring_full,json=kernelRxRingFull,proto3" json:"kernel_rx_ring_full,omitempty"` // rx ring full: the worker fell behind
+	KernelFillEmpty  uint64 `protobuf:"varint,8,opt,name=kernel_fill_empty,json=kernelFillEmpty,proto3" json:"kernel_fill_empty,omitempty"`      // fill ring empty: no frame to receive into
+	KernelTxInvalid  uint64 `protobuf:"varint,9,opt,name=kernel_tx_invalid,json=kernelTxInvalid,proto3" json:"kernel_tx_invalid,omitempty"`      // tx descriptors the kernel rejected
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PortStats) Reset() {
@@ -190,6 +196,34 @@ func (x *PortStats) GetTxBytes() uint64 {
 func (x *PortStats) GetTxDrops() uint64 {
 	if x != nil {
 		return x.TxDrops
+	}
+	return 0
+}
+
+func (x *PortStats) GetKernelRxDropped() uint64 {
+	if x != nil {
+		return x.KernelRxDropped
+	}
+	return 0
+}
+
+func (x *PortStats) GetKernelRxRingFull() uint64 {
+	if x != nil {
+		return x.KernelRxRingFull
+	}
+	return 0
+}
+
+func (x *PortStats) GetKernelFillEmpty() uint64 {
+	if x != nil {
+		return x.KernelFillEmpty
+	}
+	return 0
+}
+
+func (x *PortStats) GetKernelTxInvalid() uint64 {
+	if x != nil {
+		return x.KernelTxInvalid
 	}
 	return 0
 }
@@ -1451,7 +1485,7 @@ const file_xvspb_xvs_proto_rawDesc = "" +
 	"\x05queue\x18\x04 \x01(\rR\x05queue\x12\x1c\n" +
 	"\taddresses\x18\x05 \x03(\tR\taddresses\x12\x19\n" +
 	"\bpeer_mac\x18\x06 \x01(\tR\apeerMac\x12\x10\n" +
-	"\x03mtu\x18\a \x01(\rR\x03mtu\"\x9a\x01\n" +
+	"\x03mtu\x18\a \x01(\rR\x03mtu\"\xcd\x02\n" +
 	"\tPortStats\x12\x1d\n" +
 	"\n" +
 	"rx_packets\x18\x01 \x01(\x04R\trxPackets\x12\x19\n" +
@@ -1459,7 +1493,11 @@ const file_xvspb_xvs_proto_rawDesc = "" +
 	"\n" +
 	"tx_packets\x18\x03 \x01(\x04R\ttxPackets\x12\x19\n" +
 	"\btx_bytes\x18\x04 \x01(\x04R\atxBytes\x12\x19\n" +
-	"\btx_drops\x18\x05 \x01(\x04R\atxDrops\"\x98\x02\n" +
+	"\btx_drops\x18\x05 \x01(\x04R\atxDrops\x12*\n" +
+	"\x11kernel_rx_dropped\x18\x06 \x01(\x04R\x0fkernelRxDropped\x12-\n" +
+	"\x13kernel_rx_ring_full\x18\a \x01(\x04R\x10kernelRxRingFull\x12*\n" +
+	"\x11kernel_fill_empty\x18\b \x01(\x04R\x0fkernelFillEmpty\x12*\n" +
+	"\x11kernel_tx_invalid\x18\t \x01(\x04R\x0fkernelTxInvalid\"\x98\x02\n" +
 	"\x04Port\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +

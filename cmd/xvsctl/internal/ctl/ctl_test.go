@@ -250,7 +250,11 @@ func TestJSON(t *testing.T) {
         "rx_bytes": "98765432",
         "tx_packets": "1200000",
         "tx_bytes": "96000000",
-        "tx_drops": "3"
+        "tx_drops": "3",
+        "kernel_rx_dropped": "0",
+        "kernel_rx_ring_full": "0",
+        "kernel_fill_empty": "0",
+        "kernel_tx_invalid": "0"
       }
     }
   ]

@@ -65,6 +65,10 @@ func FormatPorts(w io.Writer, ports []*xvspb.Port) error {
 		if p.Reason != "" {
 			notes = append(notes, fmt.Sprintf("%s: %s: %s", p.Name, state, p.Reason))
 		}
+		if k := st.GetKernelRxDropped() + st.GetKernelRxRingFull() + st.GetKernelFillEmpty() + st.GetKernelTxInvalid(); k > 0 {
+			notes = append(notes, fmt.Sprintf("%s: kernel AF_XDP drops: rx-dropped %d, rx-ring-full %d, fill-ring-empty %d, tx-invalid %d",
+				p.Name, st.GetKernelRxDropped(), st.GetKernelRxRingFull(), st.GetKernelFillEmpty(), st.GetKernelTxInvalid()))
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err

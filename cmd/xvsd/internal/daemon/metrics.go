@@ -15,6 +15,7 @@ type collector struct {
 	drops, events                    *prometheus.Desc
 	rxPkts, rxBytes, txPkts, txBytes *prometheus.Desc
 	txDrops, portUp, portInfo        *prometheus.Desc
+	kernelDrops                      *prometheus.Desc
 	ready, routes                    *prometheus.Desc
 }
 
@@ -23,23 +24,24 @@ func newCollector(sw api.Dataplane) *collector {
 		return prometheus.NewDesc("xvs_"+name, help, labels, nil)
 	}
 	return &collector{
-		sw:       sw,
-		drops:    d("drops_total", "Frames the dataplane dropped, by reason.", "reason"),
-		events:   d("events_total", "Things the dataplane did, by event.", "event"),
-		rxPkts:   d("port_rx_packets_total", "Frames received on a port.", "port"),
-		rxBytes:  d("port_rx_bytes_total", "Bytes received on a port.", "port"),
-		txPkts:   d("port_tx_packets_total", "Frames sent on a port.", "port"),
-		txBytes:  d("port_tx_bytes_total", "Bytes sent on a port.", "port"),
-		txDrops:  d("port_tx_drops_total", "Frames a port's transmit ring refused.", "port"),
-		portUp:   d("port_up", "1 if the port is up.", "port"),
-		portInfo: d("port_info", "Port kind and the mode it actually runs in (always 1).", "port", "kind", "mode"),
-		ready:    d("ready", "1 once the dataplane forwards."),
-		routes:   d("fib_routes", "Routes in the main table, by address family.", "family"),
+		sw:          sw,
+		drops:       d("drops_total", "Frames the dataplane dropped, by reason.", "reason"),
+		events:      d("events_total", "Things the dataplane did, by event.", "event"),
+		rxPkts:      d("port_rx_packets_total", "Frames received on a port.", "port"),
+		rxBytes:     d("port_rx_bytes_total", "Bytes received on a port.", "port"),
+		txPkts:      d("port_tx_packets_total", "Frames sent on a port.", "port"),
+		txBytes:     d("port_tx_bytes_total", "Bytes sent on a port.", "port"),
+		txDrops:     d("port_tx_drops_total", "Frames a port's transmit ring refused.", "port"),
+		kernelDrops: d("port_kernel_drops_total", "Frames the kernel dropped on a port's AF_XDP socket, by reason.", "port", "reason"),
+		portUp:      d("port_up", "1 if the port is up.", "port"),
+		portInfo:    d("port_info", "Port kind and the mode it actually runs in (always 1).", "port", "kind", "mode"),
+		ready:       d("ready", "1 once the dataplane forwards."),
+		routes:      d("fib_routes", "Routes in the main table, by address family.", "family"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.drops, c.events, c.rxPkts, c.rxBytes, c.txPkts, c.txBytes, c.txDrops, c.portUp, c.portInfo, c.ready, c.routes} {
+	for _, d := range []*prometheus.Desc{c.drops, c.events, c.rxPkts, c.rxBytes, c.txPkts, c.txBytes, c.txDrops, c.kernelDrops, c.portUp, c.portInfo, c.ready, c.routes} {
 		ch <- d
 	}
 }
@@ -63,6 +65,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.txPkts, prometheus.CounterValue, float64(st.TxPackets), p.Name)
 		ch <- prometheus.MustNewConstMetric(c.txBytes, prometheus.CounterValue, float64(st.TxBytes), p.Name)
 		ch <- prometheus.MustNewConstMetric(c.txDrops, prometheus.CounterValue, float64(st.TxDrops), p.Name)
+		if p.Mode != vswitch.ModeAFPacket && p.Mode != vswitch.ModeFake {
+			for _, k := range []struct {
+				reason string
+				v      uint64
+			}{{"rx-dropped", st.KernelRxDropped}, {"rx-ring-full", st.KernelRxRingFull}, {"fill-ring-empty", st.KernelFillEmpty}, {"tx-invalid", st.KernelTxInvalid}} {
+				ch <- prometheus.MustNewConstMetric(c.kernelDrops, prometheus.CounterValue, float64(k.v), p.Name, k.reason)
+			}
+		}
 		ch <- prometheus.MustNewConstMetric(c.portUp, prometheus.GaugeValue, b2f(p.Up), p.Name)
 		ch <- prometheus.MustNewConstMetric(c.portInfo, prometheus.GaugeValue, 1, p.Name, p.Kind.String(), p.Mode.String())
 	}
