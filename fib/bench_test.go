@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,7 @@ import (
 )
 
 // benchFixture is the full real table in the FIB and in both bart tables,
-// with the same 1,024 rotating random probes per family.
+// with the same 1,024 (and 2^20) rotating random probes per family.
 var benchFixture struct {
 	once   sync.Once
 	fib    *FIB
@@ -23,9 +24,16 @@ var benchFixture struct {
 	p4     [][4]byte
 	p6     [][16]byte
 	v4, v6 []netip.Prefix
+	// A large probe set whose working set does not fit in cache.
+	bigAddrs [2][]netip.Addr
+	big4     [][4]byte
+	big6     [][16]byte
 }
 
-const benchProbes = 1024
+const (
+	benchProbes = 1024
+	bigProbes   = 1 << 20
+)
 
 func fixture(b *testing.B) *FIB {
 	v4, v6 := loadRealTable(b)
@@ -47,6 +55,14 @@ func fixture(b *testing.B) *FIB {
 		r := rand.New(rand.NewPCG(42, 42))
 		fx.addrs[0] = randomProbes(r, v4, benchProbes)
 		fx.addrs[1] = randomProbes(r, v6, benchProbes)
+		fx.bigAddrs[0] = randomProbes(r, v4, bigProbes)
+		fx.bigAddrs[1] = randomProbes(r, v6, bigProbes)
+		for _, a := range fx.bigAddrs[0] {
+			fx.big4 = append(fx.big4, a.As4())
+		}
+		for _, a := range fx.bigAddrs[1] {
+			fx.big6 = append(fx.big6, a.As16())
+		}
 		for _, a := range fx.addrs[0] {
 			fx.p4 = append(fx.p4, a.As4())
 		}
@@ -269,4 +285,95 @@ func BenchmarkUpdate(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "routes/s")
 	})
+}
+
+// BenchmarkLookupVs interleaves the FIB, bart.Fast and bart.Table pass by
+// pass (each pass is all 1,024 probes) and reports each one's median pass
+// in ns/lookup and the ratios of the medians, so that load from other
+// processes on a shared machine hits all three alike and spikes drop out.
+// The /1M-probes variants rotate over 2^20 addresses instead, so most
+// lookups miss the caches, as they do on a switch with many flows. These
+// are the figures docs/BENCHMARKS.md quotes.
+func BenchmarkLookupVs(b *testing.B) {
+	f := fixture(b)
+	fx := &benchFixture
+	for _, set := range []string{"", "/1M-probes"} {
+		for _, fam := range []string{"v4", "v6"} {
+			addrs, p4, p6 := fx.addrs[0], fx.p4, fx.p6
+			if set != "" {
+				addrs, p4, p6 = fx.bigAddrs[0], fx.big4, fx.big6
+			}
+			if fam == "v6" {
+				addrs = fx.addrs[1]
+				if set != "" {
+					addrs = fx.bigAddrs[1]
+				}
+			}
+			probes := len(addrs)
+			for _, batch := range []int{1, 32, 64} {
+				name := "single"
+				if batch > 1 {
+					name = "batch" + itoa(batch)
+				}
+				b.Run(fam+set+"/"+name, func(b *testing.B) {
+					b.ReportAllocs()
+					out := make([]Index, batch)
+					tx := make([]time.Duration, b.N)
+					tf := make([]time.Duration, b.N)
+					tt := make([]time.Duration, b.N)
+					var s uint32
+					for i := 0; i < b.N; i++ {
+						t0 := time.Now()
+						if batch == 1 {
+							v := f.View()
+							if fam == "v4" {
+								for _, a := range p4 {
+									s += uint32(v.Lookup4(0, a))
+								}
+							} else {
+								for _, a := range p6 {
+									s += uint32(v.Lookup6(0, a))
+								}
+							}
+						} else {
+							for off := 0; off < probes; off += batch {
+								v := f.View()
+								if fam == "v4" {
+									v.LookupBatch4(0, p4[off:off+batch], out)
+								} else {
+									v.LookupBatch6(0, p6[off:off+batch], out)
+								}
+								s += uint32(out[0])
+							}
+						}
+						t1 := time.Now()
+						for _, a := range addrs {
+							x, _ := fx.fast.Lookup(a)
+							s += x
+						}
+						t2 := time.Now()
+						for _, a := range addrs {
+							x, _ := fx.table.Lookup(a)
+							s += x
+						}
+						t3 := time.Now()
+						tx[i], tf[i], tt[i] = t1.Sub(t0), t2.Sub(t1), t3.Sub(t2)
+					}
+					sink += s
+					mx, mf, mt := median(tx), median(tf), median(tt)
+					b.ReportMetric(mx/float64(probes), "xvs-ns/lookup")
+					b.ReportMetric(mf/float64(probes), "fast-ns/lookup")
+					b.ReportMetric(mt/float64(probes), "table-ns/lookup")
+					b.ReportMetric(mf/mx, "fast/xvs")
+					b.ReportMetric(mt/mx, "table/xvs")
+					b.ReportMetric(0, "ns/op")
+				})
+			}
+		}
+	}
+}
+
+func median(d []time.Duration) float64 {
+	slices.Sort(d)
+	return float64(d[len(d)/2].Nanoseconds())
 }

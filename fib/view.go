@@ -86,8 +86,8 @@ func (v *View) Lookup6(table uint32, a [16]byte) Index {
 // LookupBatch4 looks up addrs[i] into out[i]; out must be at least as long.
 //
 // It walks the batch level by level rather than address by address, so the
-// cache misses of different addresses overlap, and without branches on the
-// entry kind (see step).
+// cache misses of different addresses overlap; each level visits only the
+// addresses still pending, kept in a list compacted without branches.
 func (v *View) LookupBatch4(table uint32, addrs [][4]byte, out []Index) {
 	out = out[:len(addrs)]
 	id := v.roots(table).root4
@@ -96,51 +96,42 @@ func (v *View) LookupBatch4(table uint32, addrs [][4]byte, out []Index) {
 		return
 	}
 	root := v.node(id)
-	pending := uint32(0)
-	for i := range addrs {
-		e := root[addrs[i][0]]
-		out[i] = Index(e)
-		pending |= e
-	}
 	chunks := v.chunks
-	if pending&childBit != 0 {
-		pending = 0
-		for i := range addrs {
-			e := step(chunks, uint32(out[i]), addrs[i][1])
-			out[i] = Index(e)
-			pending |= e
+	for len(addrs) > 0 {
+		n := min(len(addrs), 256)
+		as, os := addrs[:n], out[:n]
+		addrs, out = addrs[n:], out[n:]
+		var pend [256]uint8
+		np := 0
+		for i := range as {
+			e := root[as[i][0]]
+			os[i] = Index(e)
+			pend[np] = uint8(i)
+			np += int(e >> 31)
+		}
+		for lvl := 1; np > 0 && lvl < 4; lvl++ {
+			k := 0
+			for _, i := range pend[:np] {
+				c := uint32(os[i]) &^ childBit
+				e := chunks[c>>chunkShift][uint16(c<<nodeShift)|uint16(as[i][lvl])]
+				os[i] = Index(e)
+				pend[k] = i
+				k += int(e >> 31)
+			}
+			np = k
+		}
+		for i := range os {
+			os[i] &= nhMask
 		}
 	}
-	if pending&childBit != 0 {
-		pending = 0
-		for i := range addrs {
-			e := step(chunks, uint32(out[i]), addrs[i][2])
-			out[i] = Index(e)
-			pending |= e
-		}
-	}
-	if pending&childBit != 0 {
-		for i := range addrs {
-			out[i] = Index(step(chunks, uint32(out[i]), addrs[i][3]))
-		}
-	}
-	for i := range out {
-		out[i] &= nhMask
-	}
-}
-
-// step advances one trie level for entry e and address byte b. A leaf reads
-// the all-zero node 0 and keeps its own value, so the loop has no
-// data-dependent branch to mispredict.
-func step(chunks []*chunk, e uint32, b byte) uint32 {
-	m := uint32(int32(e) >> 31) // all ones for a child
-	n := e & m &^ childBit
-	x := chunks[n>>chunkShift][uint16(n<<nodeShift)|uint16(b)]
-	return x&m | e&^m
 }
 
 // LookupBatch6 looks up addrs[i] into out[i]; out must be at least as long.
-// See LookupBatch4.
+//
+// Like LookupBatch4 it walks the batch level by level, but IPv6 lookups end
+// at very different depths (a random address leaves the trie after two or
+// three levels, a /48 takes six), so each level visits only the addresses
+// still pending, kept in a list compacted without branches.
 func (v *View) LookupBatch6(table uint32, addrs [][16]byte, out []Index) {
 	out = out[:len(addrs)]
 	id := v.roots(table).root6
@@ -149,23 +140,33 @@ func (v *View) LookupBatch6(table uint32, addrs [][16]byte, out []Index) {
 		return
 	}
 	root := v.node(id)
-	pending := uint32(0)
-	for i := range addrs {
-		e := root[addrs[i][0]]
-		out[i] = Index(e)
-		pending |= e
-	}
 	chunks := v.chunks
-	for lvl := 1; lvl < 16 && pending&childBit != 0; lvl++ {
-		pending = 0
-		for i := range addrs {
-			e := step(chunks, uint32(out[i]), addrs[i][lvl])
-			out[i] = Index(e)
-			pending |= e
+	for len(addrs) > 0 {
+		n := min(len(addrs), 256)
+		as, os := addrs[:n], out[:n]
+		addrs, out = addrs[n:], out[n:]
+		var pend [256]uint8
+		np := 0
+		for i := range as {
+			e := root[as[i][0]]
+			os[i] = Index(e)
+			pend[np] = uint8(i)
+			np += int(e >> 31)
 		}
-	}
-	for i := range out {
-		out[i] &= nhMask
+		for lvl := 1; np > 0 && lvl < 16; lvl++ {
+			k := 0
+			for _, i := range pend[:np] {
+				c := uint32(os[i]) &^ childBit
+				e := chunks[c>>chunkShift][uint16(c<<nodeShift)|uint16(as[i][lvl])]
+				os[i] = Index(e)
+				pend[k] = i
+				k += int(e >> 31)
+			}
+			np = k
+		}
+		for i := range os {
+			os[i] &= nhMask
+		}
 	}
 }
 

@@ -34,6 +34,20 @@
 // metrics (127.0.0.1:9091) and health (127.0.0.1:9099) listen on that
 // namespace's own loopback: reach them with HTTPGet or Exec.
 //
+// # Driving traffic
+//
+// Exec runs a command in a namespace (short names such as "pod1", "node",
+// "outside" work) under a timeout; Start runs a long-lived one that Close
+// ends. Ping and PingWith (TTL, count, size) and Iperf3 (a TCP run between
+// two pods, its server started and stopped around it) are bounded in count
+// and time. Listen and Dial open sockets inside a namespace, so a test can
+// hold a TCP connection to a node's own kernel across an xvsd restart;
+// HTTPGet reaches xvsd's loopback endpoints. StartXVSD, StopXVSD (SIGTERM,
+// then SIGKILL after a bound), KillXVSD and WaitReady manage xvsd per node.
+// KernelRouting makes a node's kernel forward for its pods Calico-style (the
+// baseline the benchmarks compare xvsd against); NoKernelRouting turns it
+// back off.
+//
 // # Naming
 //
 // Every namespace is PREFIX-NAME, where PREFIX is "xl" and four random hex

@@ -7,8 +7,9 @@ import (
 
 // KernelRouting makes node's own kernel forward for its pods the way a
 // Calico node does (forwarding on, a host route and a permanent neighbour
-// per pod on its host end, and a permanent gateway neighbour in each pod,
-// since the host ends have no IPv4 address to proxy-ARP from). It is the
+// per pod on its host end, a permanent gateway neighbour in each pod,
+// since the host ends have no IPv4 address to proxy-ARP from, and routes
+// to the other nodes' pod blocks through the outside). It is the
 // baseline benchmarks compare xvsd against, and lets the lab's own tests
 // drive traffic without xvsd. Stop xvsd on the node first: its XDP
 // programs see the frames before the kernel does. Undo with
@@ -33,12 +34,34 @@ func (l *Lab) KernelRouting(node string) error {
 			}
 		}
 	}
+	for _, c := range otherNodeRoutes(l.T, n, "replace") {
+		if _, err := l.Exec(c[0], c[1:]...); err != nil {
+			return err
+		}
+	}
 	for _, k := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
 		if err := writeSysctl(n.NS, k, "1"); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// otherNodeRoutes are the routes from n to the other nodes' pod blocks
+// through the outside namespace, which routes between the uplinks.
+func otherNodeRoutes(t *Topology, n *Node, verb string) [][]string {
+	if n.Uplink == "" {
+		return nil
+	}
+	var cmds [][]string
+	for _, m := range t.Nodes {
+		if m != n {
+			cmds = append(cmds,
+				[]string{n.NS, "ip", "route", verb, m.PodsV4.String(), "via", n.GatewayV4.String(), "dev", n.Uplink},
+				[]string{n.NS, "ip", "-6", "route", verb, m.PodsV6.String(), "via", n.GatewayV6.String(), "dev", n.Uplink})
+		}
+	}
+	return cmds
 }
 
 // NoKernelRouting undoes KernelRouting: forwarding off first, then the
@@ -73,6 +96,11 @@ func (l *Lab) NoKernelRouting(node string) error {
 			if _, err := l.Exec(c[0], c[1:]...); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	for _, c := range otherNodeRoutes(l.T, n, "del") {
+		if _, err := l.Exec(c[0], c[1:]...); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -347,3 +347,42 @@ func TestKernelRouting(t *testing.T) {
 		t.Errorf("ip_forward = %s after NoKernelRouting", v)
 	}
 }
+
+// TestMultiNode builds two nodes behind one outside and routes pod to pod
+// across them through the kernels.
+func TestMultiNode(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Skipf("no lab here: %v", err)
+	}
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Skip("ping not installed")
+	}
+	l, err := New(context.Background(), Options{Nodes: 2, PodsPerNode: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, n := range l.T.Nodes {
+		if err := l.KernelRouting(n.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	if p1.Node == p2.Node {
+		t.Fatalf("pods on one node: %s", p1.Node)
+	}
+	for _, to := range []netip.Addr{p2.V4, p2.V6} {
+		if r, err := l.Ping(p1.Name, to, 2); err != nil {
+			t.Errorf("pod1 on %s -> %s on %s: %v\n%s", p1.Node, to, p2.Node, err, r.Output)
+		}
+	}
+	for _, n := range l.T.Nodes {
+		if err := l.NoKernelRouting(n.Name); err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -119,6 +119,9 @@ func (n *neighbors) update(u netlink.NeighUpdate) {
 		return
 	}
 	addr = addr.Unmap()
+	if addr.IsMulticast() {
+		return // the kernel's NOARP multicast entries are no next hops
+	}
 	key := nbrKey{port: ps.id, addr: addr}
 	valid := u.Type == unix.RTM_NEWNEIGH && u.State&nudValid != 0 && len(u.HardwareAddr) == 6
 	var mac [6]byte

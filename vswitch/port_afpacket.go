@@ -38,7 +38,7 @@ type afPacketPort struct {
 
 	txErrors    uint64 // frames dropped because the kernel refused them outright
 	rxTruncated uint64 // frames dropped because they did not fit a frame (GSO super-frames)
-	closed   bool
+	closed      bool
 }
 
 var _ Port = (*afPacketPort)(nil)

@@ -115,7 +115,12 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 		}
 	}()
 
-	got := attach
+	cfg := xsk.Config{
+		RxSize: opts.RingSize, TxSize: opts.RingSize,
+		FillSize: opts.FillSize, CompSize: opts.CompSize,
+		Bind: bind,
+	}
+	var got xdpprog.AttachMode
 	if opts.Program != nil {
 		p.prog = opts.Program
 		var ok bool
@@ -124,6 +129,15 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 		}
 		if attach != xdpprog.AttachAuto && got != attach {
 			return nil, fmt.Errorf("xdp port %s mode %s: %w: shared program runs in %s mode", ifname, mode, ErrModeUnavailable, got)
+		}
+		if got == xdpprog.AttachGeneric {
+			cfg.Bind = xsk.BindCopy // zero-copy needs the driver hook
+		}
+		if p.sock, err = xsk.Open(umem, ifi.Index, queue, cfg); err != nil {
+			if mode == ModeXDPZC {
+				err = fmt.Errorf("%w: %w", ErrModeUnavailable, err)
+			}
+			return nil, fmt.Errorf("xdp port %s queue %d: %w", ifname, queue, err)
 		}
 	} else {
 		pk := xdpprog.Pod
@@ -139,26 +153,34 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 				return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
 			}
 		}
-		if got, err = p.prog.Attach(ifi.Index, attach); err != nil {
+		// ModeAuto: native hook (zero-copy, else copy), then generic; a
+		// forced mode gets one try.
+		tries := []xdpprog.AttachMode{attach}
+		if mode == ModeAuto {
+			tries = []xdpprog.AttachMode{xdpprog.AttachNative, xdpprog.AttachGeneric}
+		}
+		var errs []error
+		for _, am := range tries {
+			if got, err = p.prog.Attach(ifi.Index, am); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if got == xdpprog.AttachGeneric {
+				cfg.Bind = xsk.BindCopy // zero-copy needs the driver hook
+			}
+			if p.sock, err = xsk.Open(umem, ifi.Index, queue, cfg); err == nil {
+				break
+			}
+			errs = append(errs, fmt.Errorf("%s hook: %w", got, err))
+			p.prog.Detach()
+		}
+		if p.sock == nil {
+			err = errors.Join(errs...)
 			if mode != ModeAuto {
 				err = fmt.Errorf("%w: %w", ErrModeUnavailable, err)
 			}
-			return nil, fmt.Errorf("xdp port %s mode %s: %w", ifname, mode, err)
+			return nil, fmt.Errorf("xdp port %s queue %d mode %s: %w", ifname, queue, mode, err)
 		}
-	}
-	if got == xdpprog.AttachGeneric {
-		bind = xsk.BindCopy // zero-copy needs the driver hook
-	}
-	p.sock, err = xsk.Open(umem, ifi.Index, queue, xsk.Config{
-		RxSize: opts.RingSize, TxSize: opts.RingSize,
-		FillSize: opts.FillSize, CompSize: opts.CompSize,
-		Bind: bind,
-	})
-	if err != nil {
-		if mode == ModeXDPZC {
-			err = fmt.Errorf("%w: %w", ErrModeUnavailable, err)
-		}
-		return nil, fmt.Errorf("xdp port %s queue %d: %w", ifname, queue, err)
 	}
 	switch {
 	case p.sock.ZeroCopy():

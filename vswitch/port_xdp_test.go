@@ -550,3 +550,46 @@ func TestXDPPortSharedProgram(t *testing.T) {
 		t.Error("closing a queue port detached the shared program")
 	}
 }
+
+// TestXDPPortLinkGone: the interface disappears under an open port; the
+// port keeps answering and closes cleanly with every frame back.
+func TestXDPPortLinkGone(t *testing.T) {
+	for _, mode := range []Mode{ModeXDPDrv, ModeXDPSKB} {
+		t.Run(mode.String(), func(t *testing.T) {
+			l := newXRLab(t)
+			p, err := l.openXDP(t, PortPod, mode, XDPPortOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lk, err := l.sw.NL.LinkByName(l.swIf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.sw.NL.LinkDel(lk); err != nil {
+				t.Fatal(err)
+			}
+			pkts := make([]Packet, 8)
+			a, _ := l.umem.Alloc()
+			if n := p.Receive(pkts); n != 0 {
+				t.Errorf("received %d from a deleted link", n)
+			}
+			if p.Transmit([]Packet{{Addr: a + Headroom, Len: 60}}) == 0 {
+				l.umem.Free(a)
+			}
+			p.Flush()
+			done := make(chan error, 1)
+			go func() { done <- p.Close() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("close: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("close hung")
+			}
+			if f := l.umem.FreeCount(); f != l.umem.Frames() {
+				t.Errorf("%d of %d frames free", f, l.umem.Frames())
+			}
+		})
+	}
+}

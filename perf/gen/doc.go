@@ -14,8 +14,9 @@
 // header and keeps loss, reordering, duplicate and latency counts.
 //
 // Sizes are frame lengths as handed to the kernel, excluding the 4-byte
-// Ethernet FCS: "64" is a 64-byte frame (the smallest IPv4/UDP frame with the
-// header is 58 bytes and is padded; IPv6/UDP needs 78).
+// Ethernet FCS: "64" is a 64-byte frame. The smallest frame that holds the
+// header is 58 bytes for IPv4/UDP, 78 for IPv6/UDP, 108 and more with VXLAN
+// (MinSize); anything above that is padding after the header.
 //
 // Concurrency: a Template is immutable after New and safe for concurrent
 // Fill calls. A Sink and a Histogram belong to one goroutine; Snapshot copies

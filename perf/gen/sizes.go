@@ -9,9 +9,9 @@ import (
 // IMIX is the simple Internet mix, 7:4:1 of small, medium and large frames,
 // as a 12-entry send order that spreads the large frame out. The classic
 // figures, 64/594/1518, count the 4-byte FCS; without it (what we hand the
-// kernel) they are 60/590/1514. The small frame is raised to the header
-// stack's minimum (64 for IPv4/UDP with our header, 78 for IPv6) and the
-// large one lowered to fit the interface MTU by the caller (FitIMIX).
+// kernel) they are 60/590/1514. FitIMIX raises the small frame to the
+// header stack's minimum where that is larger (IPv6/UDP with our header
+// needs 78, VXLAN more) and lowers the large one to the interface's MTU.
 var IMIX = []int{60, 590, 60, 60, 590, 60, 1514, 60, 590, 60, 60, 590}
 
 // FitIMIX returns IMIX with every size clamped to [min, max].

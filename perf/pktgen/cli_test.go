@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -115,6 +118,20 @@ func TestTxRxVeth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Main's signal.NotifyContext starts os/signal's watcher goroutine,
+	// which lives for the process: start it before counting.
+	_, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	stop()
+	fds, gor := openFDs(t), runtime.NumGoroutine()
+	defer func() {
+		if now := openFDs(t); now > fds {
+			t.Errorf("%d file descriptors leaked", now-fds)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if now := runtime.NumGoroutine(); now > gor {
+			t.Errorf("%d goroutines leaked", now-gor)
+		}
+	}()
 	for _, extra := range [][]string{
 		{"-src", "198.18.0.1", "-dst", "198.18.0.2", "-size", "imix", "-flows", "100"},
 		{"-src", "198.18.0.1", "-dst", "198.18.0.2", "-size", "64", "-io", "afxdp"},
@@ -163,4 +180,12 @@ func requireXDP() error {
 		return err
 	}
 	return unix.Close(fd)
+}
+
+func openFDs(t *testing.T) int {
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
 }

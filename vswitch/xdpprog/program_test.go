@@ -3,6 +3,7 @@ package xdpprog
 import (
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"testing"
@@ -168,5 +169,45 @@ func TestPodRedirectsAll(t *testing.T) {
 	}
 	if err := p.AddPrefix(netip.MustParsePrefix("198.19.0.0/24")); !errors.Is(err, ErrNotUplink) {
 		t.Errorf("AddPrefix on pod program: %v, want ErrNotUplink", err)
+	}
+}
+
+// TestUplinkRandomFrames runs random bytes (with IPv4/IPv6 ethertypes and
+// every length from 14 up) through the program: it must always decide
+// pass or steer, never abort.
+func TestUplinkRandomFrames(t *testing.T) {
+	requireBPF(t)
+	p, err := New(Uplink, Options{MissAction: Drop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.AddPrefix(netip.MustParsePrefix("0.0.0.0/1"))
+	p.AddPrefix(netip.MustParsePrefix("8000::/1"))
+	p.SetVTEP(4789, netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd00::1"))
+	rng := rand.New(rand.NewPCG(1, 2))
+	verdicts := map[uint32]int{}
+	for i := 0; i < 3000; i++ {
+		f := make([]byte, 14+rng.IntN(120))
+		for j := range f {
+			f[j] = byte(rng.Uint32())
+		}
+		switch rng.IntN(3) {
+		case 0:
+			binary.BigEndian.PutUint16(f[12:], 0x0800)
+		case 1:
+			binary.BigEndian.PutUint16(f[12:], 0x86dd)
+		}
+		got, err := p.Prog().Run(&ebpf.RunOptions{Data: f})
+		if err != nil {
+			t.Fatalf("frame %x: %v", f, err)
+		}
+		if got != Pass && got != Drop {
+			t.Fatalf("frame %x: verdict %d", f, got)
+		}
+		verdicts[got]++
+	}
+	if verdicts[Pass] == 0 || verdicts[Drop] == 0 {
+		t.Errorf("verdicts %v: want both pass and steer", verdicts)
 	}
 }

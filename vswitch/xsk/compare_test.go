@@ -1,10 +1,12 @@
 package xsk_test
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/xvs-project/xvs/vswitch/xdpprog"
 	"github.com/xvs-project/xvs/vswitch/xsk"
 	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
+	"golang.org/x/sys/unix"
 )
 
 // TestCompareAsavie measures this package's rings against asavie/xdp v0.3.3
@@ -41,34 +44,86 @@ func TestCompareAsavie(t *testing.T) {
 
 	type impl struct {
 		name string
-		tx   func(*benchPair, int) float64
-		rx   func(*benchPair, int) float64
+		tx   func(*benchPair, int) result
+		rx   func(*benchPair, int, bool) result
 	}
 	impls := []impl{{"xvs/xsk", oursTx, oursRx}, {"asavie/xdp", asavieTx, asavieRx}}
-	res := map[string]map[string][]float64{}
+	scenarios := []string{"tx-only", "rx-drop", "rx-poll"}
+	if v := os.Getenv("XVS_BENCH_SCENARIOS"); v != "" {
+		scenarios = strings.Split(v, ",")
+	}
+	res := map[string]map[string][]result{}
 	for r := 0; r < rounds; r++ {
 		for _, im := range impls {
-			for _, sc := range []string{"tx-only", "rx-drop"} {
+			for _, sc := range scenarios {
 				bp := newBenchPair(t, a, b)
-				var pps float64
-				if sc == "tx-only" {
-					pps = im.tx(bp, count)
-				} else {
-					pps = im.rx(bp, count)
+				var x result
+				switch sc {
+				case "tx-only":
+					x = im.tx(bp, count)
+				case "rx-drop":
+					x = im.rx(bp, count, false)
+				case "rx-poll":
+					x = im.rx(bp, count, true)
 				}
 				bp.close()
 				if res[sc] == nil {
-					res[sc] = map[string][]float64{}
+					res[sc] = map[string][]result{}
 				}
-				res[sc][im.name] = append(res[sc][im.name], pps)
-				t.Logf("round %d %-10s %-8s %.3f Mpps", r, im.name, sc, pps/1e6)
+				res[sc][im.name] = append(res[sc][im.name], x)
+				t.Logf("round %d %-10s %-8s %s", r, im.name, sc, x)
 			}
 		}
 	}
-	for _, sc := range []string{"tx-only", "rx-drop"} {
-		o, s := median(res[sc]["xvs/xsk"]), median(res[sc]["asavie/xdp"])
-		t.Logf("%s: xvs/xsk %.3f Mpps, asavie/xdp %.3f Mpps, ratio %.2f (median of %d, %d frames each)", sc, o/1e6, s/1e6, o/s, rounds, count)
+	for _, sc := range scenarios {
+		o, s := medianResult(res[sc]["xvs/xsk"]), medianResult(res[sc]["asavie/xdp"])
+		t.Logf("%s: xvs/xsk %s | asavie/xdp %s | pps ratio %.2f, user-CPU ratio %.2f (medians of %d runs of %d frames)",
+			sc, o, s, o.pps/s.pps, o.userNs/s.userNs, rounds, count)
 	}
+}
+
+// result is one run: frames per second, and the measuring thread's user and
+// system CPU per frame (getrusage RUSAGE_THREAD). CPU per frame is what the
+// ring layer itself costs and holds up on a loaded machine, where pps
+// swings with the scheduler.
+type result struct{ pps, userNs, sysNs float64 }
+
+func (r result) String() string {
+	return fmt.Sprintf("%.3f Mpps, user %.0f ns/frame, sys %.0f ns/frame", r.pps/1e6, r.userNs, r.sysNs)
+}
+
+func medianResult(v []result) result {
+	var p, u, s []float64
+	for _, r := range v {
+		p, u, s = append(p, r.pps), append(u, r.userNs), append(s, r.sysNs)
+	}
+	return result{median(p), median(u), median(s)}
+}
+
+type cpuMark struct {
+	t         time.Time
+	user, sys time.Duration
+}
+
+func mark() cpuMark {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_THREAD, &ru)
+	return cpuMark{time.Now(), time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())}
+}
+
+func since(m cpuMark, frames int) result {
+	e := mark()
+	if frames == 0 {
+		return result{}
+	}
+	f := float64(frames)
+	return result{f / e.t.Sub(m.t).Seconds(), float64(e.user-m.user) / f, float64(e.sys-m.sys) / f}
+}
+
+// waitRx blocks in poll(2) until fd is readable or 100ms pass.
+func waitRx(fd int) {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	unix.Poll(pfd, 100)
 }
 
 func envInt(k string, def int) int {
@@ -128,12 +183,12 @@ func (bp *benchPair) close() {
 }
 
 // oursSend sends frames until stop is set or limit completions are seen
-// (limit 0: no limit) and returns completions and elapsed time.
-func oursSend(bp *benchPair, limit int, stop *atomic.Bool) (int, time.Duration) {
+// (limit 0: no limit) and returns the completions and the cost.
+func oursSend(bp *benchPair, limit int, stop *atomic.Bool) result {
 	u, err := xsk.NewUmem(4096, 2048)
 	if err != nil {
 		bp.t.Error(err)
-		return 0, 0
+		return result{}
 	}
 	defer u.Close()
 	var s *xsk.Socket
@@ -142,7 +197,7 @@ func oursSend(bp *benchPair, limit int, stop *atomic.Bool) (int, time.Duration) 
 		return
 	}); err != nil {
 		bp.t.Error(err)
-		return 0, 0
+		return result{}
 	}
 	defer s.Close()
 	for i := 0; i < u.Frames(); i++ {
@@ -150,9 +205,9 @@ func oursSend(bp *benchPair, limit int, stop *atomic.Bool) (int, time.Duration) 
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	start := time.Now()
+	m := mark()
 	done, queued := 0, 0
-	for (limit == 0 || done < limit) && !stop.Load() && time.Since(start) < benchTimeout {
+	for (limit == 0 || done < limit) && !stop.Load() && time.Since(m.t) < benchTimeout {
 		done += s.Reclaim()
 		want := uint32(64)
 		if limit > 0 && limit-queued < 64 {
@@ -176,21 +231,19 @@ func oursSend(bp *benchPair, limit int, stop *atomic.Bool) (int, time.Duration) 
 		}
 		s.KickTx()
 	}
-	return done, time.Since(start)
+	return since(m, done)
 }
 
-func oursTx(bp *benchPair, count int) float64 {
+func oursTx(bp *benchPair, count int) result {
 	var stop atomic.Bool
-	n, d := oursSend(bp, count, &stop)
-	return float64(n) / d.Seconds()
+	return oursSend(bp, count, &stop)
 }
 
-func asavieTx(bp *benchPair, count int) float64 {
+func asavieTx(bp *benchPair, count int) result {
 	var xs *asavie.Socket
-	opts := &asavie.SocketOptions{NumFrames: 4096, FrameSize: 2048, FillRingNumDescs: 2048, CompletionRingNumDescs: 2048, RxRingNumDescs: 2048, TxRingNumDescs: 2048}
-	if err := bp.b.Do(func() (err error) { xs, err = asavie.NewSocket(bp.bIndex, 0, opts); return }); err != nil {
+	if err := bp.b.Do(func() (err error) { xs, err = asavie.NewSocket(bp.bIndex, 0, asavieOpts); return }); err != nil {
 		bp.t.Error(err)
-		return 0
+		return result{}
 	}
 	defer xs.Close()
 	for _, d := range xs.GetDescs(4096) {
@@ -198,9 +251,9 @@ func asavieTx(bp *benchPair, count int) float64 {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	start := time.Now()
+	m := mark()
 	done, queued := 0, 0
-	for done < count && time.Since(start) < benchTimeout {
+	for done < count && time.Since(m.t) < benchTimeout {
 		if c := xs.NumCompleted(); c > 0 {
 			xs.Complete(c)
 			done += c
@@ -212,8 +265,10 @@ func asavieTx(bp *benchPair, count int) float64 {
 		}
 		queued += xs.Transmit(descs)
 	}
-	return float64(done) / time.Since(start).Seconds()
+	return since(m, done)
 }
+
+var asavieOpts = &asavie.SocketOptions{NumFrames: 4096, FrameSize: 2048, FillRingNumDescs: 2048, CompletionRingNumDescs: 2048, RxRingNumDescs: 2048, TxRingNumDescs: 2048}
 
 // flood runs the fixed sender until stopped.
 func flood(bp *benchPair) (stop func()) {
@@ -226,11 +281,13 @@ func flood(bp *benchPair) (stop func()) {
 	return func() { s.Store(true); <-ch }
 }
 
-func oursRx(bp *benchPair, count int) float64 {
+// oursRx receives and drops count frames under a flood. With wait it sleeps
+// in poll(2) when the ring is empty, else it busy-polls.
+func oursRx(bp *benchPair, count int, wait bool) result {
 	u, err := xsk.NewUmem(4096, 2048)
 	if err != nil {
 		bp.t.Error(err)
-		return 0
+		return result{}
 	}
 	defer u.Close()
 	var s *xsk.Socket
@@ -239,7 +296,7 @@ func oursRx(bp *benchPair, count int) float64 {
 		return
 	}); err != nil {
 		bp.t.Error(err)
-		return 0
+		return result{}
 	}
 	defer s.Close()
 	defer bp.prog.ClearSocket(0)
@@ -250,22 +307,21 @@ func oursRx(bp *benchPair, count int) float64 {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	got := 0
-	var empty, kicks, batches int
-	var start time.Time
+	var m cpuMark
 	deadline := time.Now().Add(benchTimeout)
 	for got < count && time.Now().Before(deadline) {
 		idx, n := s.Rx.Peek(256)
 		if n == 0 {
-			if s.KickRx() {
-				kicks++
+			s.KickRx()
+			if wait {
+				waitRx(s.FD())
+			} else {
+				idle()
 			}
-			empty++
-			idle()
 			continue
 		}
-		batches++
 		if got == 0 {
-			start = time.Now()
+			m = mark()
 		}
 		for i := uint32(0); i < n; i++ {
 			a, _ := s.RxTake(idx + i)
@@ -277,18 +333,14 @@ func oursRx(bp *benchPair, count int) float64 {
 		s.Refill(2048)
 		got += int(n)
 	}
-	if st, err := s.Stats(); err == nil {
-		bp.t.Logf("xvs/xsk rx stats: dropped %d, fill empty %d, rx ring full %d; polls empty %d (kicks %d), batches %d", st.Rx_dropped, st.Rx_fill_ring_empty_descs, st.Rx_ring_full, empty, kicks, batches)
-	}
-	return float64(got) / time.Since(start).Seconds()
+	return since(m, got)
 }
 
-func asavieRx(bp *benchPair, count int) float64 {
+func asavieRx(bp *benchPair, count int, wait bool) result {
 	var xs *asavie.Socket
-	opts := &asavie.SocketOptions{NumFrames: 4096, FrameSize: 2048, FillRingNumDescs: 2048, CompletionRingNumDescs: 2048, RxRingNumDescs: 2048, TxRingNumDescs: 2048}
-	if err := bp.a.Do(func() (err error) { xs, err = asavie.NewSocket(bp.aIndex, 0, opts); return }); err != nil {
+	if err := bp.a.Do(func() (err error) { xs, err = asavie.NewSocket(bp.aIndex, 0, asavieOpts); return }); err != nil {
 		bp.t.Error(err)
-		return 0
+		return result{}
 	}
 	defer xs.Close()
 	defer bp.prog.ClearSocket(0)
@@ -299,7 +351,7 @@ func asavieRx(bp *benchPair, count int) float64 {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	got := 0
-	var start time.Time
+	var m cpuMark
 	deadline := time.Now().Add(benchTimeout)
 	for got < count && time.Now().Before(deadline) {
 		if n := xs.NumFreeFillSlots(); n > 0 {
@@ -307,18 +359,19 @@ func asavieRx(bp *benchPair, count int) float64 {
 		}
 		n := xs.NumReceived()
 		if n == 0 {
-			idle()
+			if wait {
+				waitRx(xs.FD())
+			} else {
+				idle()
+			}
 			continue
 		}
 		if got == 0 {
-			start = time.Now()
+			m = mark()
 		}
 		got += len(xs.Receive(n))
 	}
-	if st, err := xs.Stats(); err == nil {
-		bp.t.Logf("asavie/xdp rx stats: dropped %d, fill empty %d, rx ring full %d", st.KernelStats.Rx_dropped, st.KernelStats.Rx_fill_ring_empty_descs, st.KernelStats.Rx_ring_full)
-	}
-	return float64(got) / time.Since(start).Seconds()
+	return since(m, got)
 }
 
 // idle backs off an empty busy poll for about a microsecond, so the

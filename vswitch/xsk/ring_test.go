@@ -134,3 +134,52 @@ func TestUmemFreeStack(t *testing.T) {
 		t.Fatal("index")
 	}
 }
+
+// fakeSocket wires a Socket's fill and rx rings to plain memory; the
+// benchmark plays the kernel by moving fill entries to the rx ring.
+func fakeSocket(b testing.TB, u *Umem, size uint32) *Socket {
+	s := &Socket{id: 1, umem: u}
+	fr, _, _ := fakeRing(size)
+	s.Fill = FillRing{ring: fr, addrs: make([]uint64, size)}
+	rr, _, _ := fakeRing(size)
+	s.Rx = RxRing{ring: rr, descs: make([]unix.XDPDesc, size)}
+	return s
+}
+
+// kernelRx moves up to n frames from the fill ring to the rx ring.
+func kernelRx(s *Socket, n uint32) {
+	for i := uint32(0); i < n; i++ {
+		if *s.Fill.cons == *s.Fill.prod || *s.Rx.prod-*s.Rx.cons == s.Rx.size {
+			return
+		}
+		a := s.Fill.addrs[*s.Fill.cons&s.Fill.mask]
+		*s.Fill.cons++
+		s.Rx.descs[*s.Rx.prod&s.Rx.mask] = unix.XDPDesc{Addr: a + 256, Len: 64}
+		*s.Rx.prod++
+	}
+}
+
+// BenchmarkRxCycle is the user-space cost of receiving one frame: peek,
+// take, free to the Umem, release, refill. The "kernel" side is included.
+func BenchmarkRxCycle(b *testing.B) {
+	u, err := NewUmem(4096, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer u.Close()
+	s := fakeSocket(b, u, 2048)
+	s.Refill(2048)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		kernelRx(s, 64)
+		idx, n := s.Rx.Peek(256)
+		for i := uint32(0); i < n; i++ {
+			a, _ := s.RxTake(idx + i)
+			u.Free(a)
+		}
+		s.Rx.Release(n)
+		s.Refill(2048)
+		done += int(n)
+	}
+}

@@ -59,6 +59,9 @@ type Socket struct {
 	zc      bool
 	shared  bool
 	closed  bool
+	// kickErrs counts wakeups the kernel refused for a reason other than
+	// "busy, try again" (the link went down or away).
+	kickErrs uint64
 
 	Fill FillRing
 	Comp CompletionRing
@@ -327,16 +330,28 @@ func (s *Socket) KickTx() bool {
 	if !s.Tx.NeedWakeup() {
 		return false
 	}
-	kickTx(s.fd)
+	s.count(kickTx(s.fd))
 	return true
 }
+
+func (s *Socket) count(e unix.Errno) {
+	switch e {
+	case 0, unix.EAGAIN, unix.EBUSY, unix.ENOBUFS, unix.EINTR:
+	default:
+		s.kickErrs++
+	}
+}
+
+// KickErrors returns how many wakeups failed for good (ENETDOWN, ENXIO:
+// the device went down or away).
+func (s *Socket) KickErrors() uint64 { return s.kickErrs }
 
 // KickRx wakes the driver to refill from the fill ring if it asked for it.
 func (s *Socket) KickRx() bool {
 	if !s.Fill.NeedWakeup() {
 		return false
 	}
-	kickRx(s.fd)
+	s.count(kickRx(s.fd))
 	return true
 }
 
