@@ -45,7 +45,7 @@ func (n *neighbors) start() error {
 	ch := make(chan netlink.NeighUpdate, 256)
 	n.done = make(chan struct{})
 	err := netlink.NeighSubscribeWithOptions(ch, n.done, netlink.NeighSubscribeOptions{
-		ListExisting:  true,
+		ListExisting: true,
 		ErrorCallback: func(err error) {
 			if !n.s.closing.Load() {
 				n.s.log.Warn("neighbour monitor", "err", err)

@@ -35,6 +35,11 @@ func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort,
 		if pc.Mode != ModeAuto {
 			return OpenedPort{}, err
 		}
+		if pc.Kind == PortUplink {
+			// AF_PACKET would only see copies of what the host also
+			// handles; on an uplink that means pod traffic handled twice.
+			return OpenedPort{}, fmt.Errorf("uplink %s needs XDP (set mode: af-packet to force the fallback): %w", pc.Name, err)
+		}
 		op.Reason = fmt.Sprintf("xdp unavailable (%v); fell back to af-packet", err)
 		log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "err", err)
 	}

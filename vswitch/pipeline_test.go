@@ -492,3 +492,50 @@ func FuzzPipeline(f *testing.F) {
 }
 
 var _ = fib.NoRoute
+
+func TestTwoWorkersHandoff(t *testing.T) {
+	ports := map[string]*FakePort{}
+	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+		fp := NewFakePort(1024)
+		fp.umem = u
+		ports[pc.Name] = fp
+		return OpenedPort{Port: fp, MTU: 1500}, nil
+	}
+	cfg := Config{Workers: 2, Ports: []PortConfig{
+		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		{Name: "pod2", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
+	}}
+	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	if a, b := sw.byName["pod1"].worker, sw.byName["pod2"].worker; a == b {
+		t.Fatalf("both pods on worker %d; want them spread", a)
+	}
+	if err := sw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Paced in bursts smaller than any ring, so every frame must arrive.
+	const bursts, burst = 40, 50
+	timeout := time.After(20 * time.Second)
+	for r := 0; r < bursts; r++ {
+		for i := 0; i < burst; i++ {
+			ports["pod1"].In <- udp4(t, pod1MAC, pod1v4, pod2v4, 64, 10)
+			ports["pod2"].In <- udp6(t, pod2MAC, pod2v6, pod1v6, 64, 10)
+		}
+		for got1, got2 := 0, 0; got1 < burst || got2 < burst; {
+			select {
+			case b := <-ports["pod2"].Out:
+				if [6]byte(b[0:6]) != pod2MAC {
+					t.Fatalf("frame to pod2 has dst %x", b[0:6])
+				}
+				got2++
+			case <-ports["pod1"].Out:
+				got1++
+			case <-timeout:
+				t.Fatalf("burst %d: got %d and %d of %d frames; counters %+v", r, got1, got2, burst, sw.Counters())
+			}
+		}
+	}
+}

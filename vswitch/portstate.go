@@ -20,7 +20,6 @@ type portState struct {
 	mac     [6]byte // our MAC on this link: the gateway MAC on pod ports
 	peerMAC [6]byte // the pod's MAC (pod ports); zero until known
 	mtu     int     // L3 MTU: the largest IP packet the port sends
-	up      bool    // worker's view: false drops traffic to the port
 	// passive: the kernel sees every frame this port sees (AF_PACKET on the
 	// uplink), so the switch answers nothing there and only forwards.
 	passive   bool

@@ -104,6 +104,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		}
 		s.workers = append(s.workers, w)
 	}
+	connectWorkers(s.workers, cfg.FrameSize)
 	// Local gateway addresses: echo answered, nothing forwarded to them.
 	s.fib.Apply([]fib.Route{
 		{Prefix: netip.PrefixFrom(cfg.GatewayV4, 32), NextHop: fib.NextHop{Kind: fib.KindLocal}, Origin: fib.OriginLocal},
@@ -124,8 +125,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 }
 
 func (c *Config) validate() error {
-	if c.Workers != 1 {
-		return fmt.Errorf("%w: workers: %d: only 1 worker is supported until cross-worker handoff lands", ErrConfig, c.Workers)
+	if c.Workers < 1 || c.Workers > 256 {
+		return fmt.Errorf("%w: workers: %d: must be 1..256", ErrConfig, c.Workers)
 	}
 	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
 		return fmt.Errorf("%w: batch_size: %d: must be 1..%d", ErrConfig, c.BatchSize, MaxBatchSize)
@@ -252,8 +253,8 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 		}
 	}
 	id := s.freeIDLocked()
-	w := s.pickWorkerLocked()
-	ps := &portState{id: id, name: pc.Name, kind: pc.Kind, worker: w.id, cfg: pc, up: true, peerMAC: pc.PeerMAC}
+	w := s.pickWorkerLocked(pc)
+	ps := &portState{id: id, name: pc.Name, kind: pc.Kind, worker: w.id, cfg: pc, peerMAC: pc.PeerMAC}
 	var op OpenedPort
 	var err error
 	w.do(func() { op, err = s.opener(pc, w.umem, s.log.With("port", pc.Name)) })
@@ -296,7 +297,7 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 		op.Port.Close()
 		return PortStatus{}, err
 	}
-	w.do(func() { w.addPort(ps) })
+	s.onAllWorkers(func(x *worker) { x.addPort(ps) })
 	s.ports[id] = ps
 	s.byName[pc.Name] = ps
 	s.steerLocked(ps, true)
@@ -326,7 +327,39 @@ func (s *Switch) freeIDLocked() uint16 {
 	}
 }
 
-func (s *Switch) pickWorkerLocked() *worker {
+// onAllWorkers runs fn on every worker's goroutine, one after another.
+func (s *Switch) onAllWorkers(fn func(*worker)) {
+	for _, x := range s.workers {
+		x.do(func() { fn(x) })
+	}
+}
+
+// connectWorkers gives every pair of workers a handoff ring each way.
+func connectWorkers(ws []*worker, frameSize int) {
+	for _, w := range ws {
+		w.outbox = make([]*handoff, len(ws))
+		w.inbox = make([]*handoff, len(ws))
+		w.outDirty = make([]bool, len(ws))
+		w.peers = ws
+	}
+	for i, a := range ws {
+		for j, b := range ws {
+			if i != j {
+				h := newHandoff(handoffSlots, frameSize)
+				a.outbox[j] = h
+				b.inbox[i] = h
+			}
+		}
+	}
+}
+
+// handoffSlots is the depth of each cross-worker ring.
+const handoffSlots = 512
+
+func (s *Switch) pickWorkerLocked(pc PortConfig) *worker {
+	if pc.Kind == PortUplink {
+		return s.workers[pc.Queue%len(s.workers)]
+	}
 	count := make([]int, len(s.workers))
 	for _, ps := range s.ports {
 		count[ps.worker]++
@@ -478,8 +511,7 @@ func (s *Switch) DelPort(name string) error {
 	if !ok {
 		return fmt.Errorf("port %s: %w", name, ErrPortNotFound)
 	}
-	w := s.workers[ps.worker]
-	w.do(func() { w.removePort(ps) })
+	s.onAllWorkers(func(x *worker) { x.removePort(ps) })
 	if err := s.fib.Apply(nil, s.portRouteKeysLocked(ps)); err != nil {
 		s.log.Warn("remove port routes", "port", name, "err", err)
 	}
@@ -504,8 +536,7 @@ func (s *Switch) portDown(ifindex int, reason string) {
 		if ps.ifindex != ifindex || ps.port == nil {
 			continue
 		}
-		w := s.workers[ps.worker]
-		w.do(func() { ps.up = false; w.removePort(ps) })
+		s.onAllWorkers(func(x *worker) { x.removePort(ps) })
 		mode := ps.port.Mode()
 		if err := ps.port.Close(); err != nil {
 			s.log.Debug("close downed port", "port", ps.name, "err", err)

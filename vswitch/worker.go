@@ -25,8 +25,16 @@ type worker struct {
 	batch int
 	poll  PollMode
 
-	ports  []*portState // by port ID; nil for absent or down ports
-	rxList []*portState // ports this worker receives from
+	ports  []*portState // by port ID, every worker's; nil for absent or down ports
+	rxList []*portState // ports this worker owns and receives from
+
+	// Cross-worker handoff: outbox[j] carries frames to worker j's ports,
+	// inbox[j] brings frames from worker j (nil for j == id).
+	outbox   []*handoff
+	inbox    []*handoff
+	peers    []*worker
+	outDirty []bool
+	sleeping atomic.Bool
 
 	ctl     chan func()
 	wakeFD  int // eventfd: posting to ctl wakes a sleeping worker
@@ -135,14 +143,17 @@ func (w *worker) wake() {
 	unix.Write(w.wakeFD, one[:])
 }
 
-// addPort makes ps one of this worker's ports. Runs on the worker.
+// addPort makes ps known to this worker (an output it can reach), and one
+// it receives from when it owns ps. Runs on the worker.
 func (w *worker) addPort(ps *portState) {
 	for int(ps.id) >= len(w.ports) {
 		w.ports = append(w.ports, nil)
 		w.out = append(w.out, make([]Packet, 0, w.batch))
 	}
 	w.ports[ps.id] = ps
-	w.rxList = append(w.rxList, ps)
+	if ps.worker == w.id {
+		w.rxList = append(w.rxList, ps)
+	}
 }
 
 // removePort stops using ps. Runs on the worker.
@@ -162,11 +173,7 @@ func (w *worker) port(id uint16) *portState {
 	if int(id) >= len(w.ports) {
 		return nil
 	}
-	ps := w.ports[id]
-	if ps == nil || !ps.up {
-		return nil
-	}
-	return ps
+	return w.ports[id]
 }
 
 func (w *worker) start() {
@@ -221,7 +228,7 @@ func (w *worker) run() {
 
 // poll1 receives one vector from every port and processes it.
 func (w *worker) poll1() int {
-	total := 0
+	total := w.drainInbox()
 	for _, ps := range w.rxList {
 		n := ps.port.Receive(w.vec[:w.batch])
 		if n == 0 {
@@ -244,8 +251,56 @@ func (w *worker) poll1() int {
 	return total
 }
 
-// flush hands every output batch to its port.
+// drainInbox takes frames other workers handed to this worker's ports,
+// at most one vector per peer.
+func (w *worker) drainInbox() int {
+	total := 0
+	for _, h := range w.inbox {
+		if h == nil {
+			continue
+		}
+		n := 0
+		for n < w.batch {
+			b, port, ok := h.peek()
+			if !ok {
+				break
+			}
+			out := w.port(port)
+			a, got := w.umem.Alloc()
+			switch {
+			case out == nil:
+				w.cnt.drop(DropPortDown)
+			case !got:
+				w.cnt.drop(DropNoFrames)
+			default:
+				copy(w.umem.Frame(a)[Headroom:], b)
+				w.emit(&Packet{Addr: a + Headroom, Len: uint32(len(b))}, out)
+			}
+			h.pop()
+			n++
+		}
+		if n > 0 {
+			h.release()
+			total += n
+		}
+	}
+	if total > 0 {
+		w.flush()
+	}
+	return total
+}
+
+// flush hands every output batch to its port, and publishes handoffs.
 func (w *worker) flush() {
+	for j, d := range w.outDirty {
+		if d {
+			w.outbox[j].publish()
+			w.outDirty[j] = false
+			if p := w.peers[j]; p.sleeping.Load() {
+				p.wake()
+			}
+		}
+	}
 	for _, id := range w.touched {
 		batch := w.out[id]
 		ps := w.ports[id]
@@ -277,8 +332,16 @@ func (w *worker) flush() {
 	w.touched = w.touched[:0]
 }
 
-// sleep waits in poll(2) for any port or the wake eventfd.
+// sleep waits in poll(2) for any port, the wake eventfd, or (through it)
+// a peer's handoff.
 func (w *worker) sleep() {
+	w.sleeping.Store(true)
+	defer w.sleeping.Store(false)
+	for _, h := range w.inbox {
+		if h != nil && h.pending() {
+			return
+		}
+	}
 	w.pollfds = w.pollfds[:0]
 	w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(w.wakeFD), Events: unix.POLLIN})
 	for _, ps := range w.rxList {
@@ -294,6 +357,16 @@ func (w *worker) sleep() {
 }
 
 func (w *worker) emit(p *Packet, out *portState) {
+	if out.worker != w.id {
+		// Another worker's port: copy the frame over and free ours.
+		if w.outbox[out.worker].push(w.umem.Bytes(p.Addr, int(p.Len)), out.id) {
+			w.outDirty[out.worker] = true
+		} else {
+			w.cnt.drop(DropRingFull)
+		}
+		w.umem.Free(p.Addr)
+		return
+	}
 	q := w.out[out.id]
 	if len(q) == 0 {
 		w.touched = append(w.touched, out.id)
