@@ -29,6 +29,9 @@ type ServerOptions struct {
 	// LinkCheck validates AddPort names against the namespace's interfaces;
 	// nil skips the check (the dataplane still fails to open a missing one).
 	LinkCheck config.LinkCheck
+	// StateFile, when set, records every port and route the API adds so
+	// Restore can replay them after a restart.
+	StateFile string
 }
 
 // Server implements xvspb.XvsServer over a Dataplane.
@@ -41,7 +44,8 @@ type Server struct {
 	start time.Time
 	grpc  *grpc.Server
 
-	mu sync.Mutex // serializes calls that change the dataplane
+	mu    sync.Mutex // serializes calls that change the dataplane, and guards state
+	state *state     // nil without a state file
 }
 
 var _ xvspb.XvsServer = (*Server)(nil)
@@ -52,6 +56,9 @@ func NewServer(dp Dataplane, log *slog.Logger, opt ServerOptions) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{dp: dp, log: log, opt: opt, start: time.Now()}
+	if opt.StateFile != "" {
+		s.state = newState(opt.StateFile)
+	}
 	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(s.intercept))
 	xvspb.RegisterXvsServer(s.grpc, s)
 	return s
@@ -126,6 +133,7 @@ func (s *Server) AddPort(ctx context.Context, req *xvspb.AddPortRequest) (*xvspb
 		return nil, err
 	}
 	s.log.Info("port added", "name", ps.Name, "kind", ps.Kind, "mode", ps.Mode, "addrs", ps.Addrs)
+	s.record(func(st *state) { st.Ports[pc.Name] = req.GetPort() })
 	return &xvspb.AddPortResponse{Port: PortToPB(ps)}, nil
 }
 
@@ -146,6 +154,7 @@ func (s *Server) DelPort(ctx context.Context, req *xvspb.DelPortRequest) (*xvspb
 		return nil, err
 	}
 	s.log.Info("port deleted", "name", req.GetName())
+	s.record(func(st *state) { delete(st.Ports, req.GetName()) })
 	return &xvspb.DelPortResponse{}, nil
 }
 
@@ -225,6 +234,7 @@ func (s *Server) AddRoute(ctx context.Context, req *xvspb.AddRouteRequest) (*xvs
 		return nil, err
 	}
 	s.log.Info("route added", "prefix", sr.Prefix, "via", sr.Via, "port", sr.Port, "blackhole", sr.Blackhole)
+	s.record(func(st *state) { st.Routes[sr.Prefix.String()] = req })
 	return &xvspb.AddRouteResponse{}, nil
 }
 
@@ -242,6 +252,7 @@ func (s *Server) DelRoute(ctx context.Context, req *xvspb.DelRouteRequest) (*xvs
 		return nil, err
 	}
 	s.log.Info("route deleted", "prefix", p)
+	s.record(func(st *state) { delete(st.Routes, p.String()) })
 	return &xvspb.DelRouteResponse{}, nil
 }
 

@@ -34,6 +34,10 @@
 //	# ICMP errors per second per worker (default 100)
 //	icmp_rate: 100
 //
+//	# ports and routes added through the API, replayed at start so a restart
+//	# keeps every pod and its addresses (default /var/lib/xvs/state.json)
+//	state_file: /var/lib/xvs/state.json
+//
 //	# gRPC API, a unix socket created 0600 (default /run/xvs/xvsd.sock)
 //	api_socket: /run/xvs/xvsd.sock
 //	# Prometheus /metrics; must be a loopback address (default 127.0.0.1:9091)

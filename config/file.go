@@ -17,6 +17,7 @@ const (
 	DefaultHealthAddr  = "127.0.0.1:9099" // Calico's health port
 	DefaultLogLevel    = "info"
 	DefaultLogFormat   = "text"
+	DefaultStateFile   = "/var/lib/xvs/state.json"
 )
 
 // File is the configuration file as written. Values stay strings until
@@ -37,6 +38,7 @@ type File struct {
 	HealthAddr  string `yaml:"health_addr"`
 	LogLevel    string `yaml:"log_level"`
 	LogFormat   string `yaml:"log_format"`
+	StateFile   string `yaml:"state_file"`
 
 	Ports  []Port  `yaml:"ports"`
 	Routes []Route `yaml:"routes"`
@@ -102,6 +104,7 @@ type Overrides struct {
 	HealthAddr  *string
 	LogLevel    *string
 	LogFormat   *string
+	StateFile   *string
 	Workers     *int
 	BatchSize   *int
 	Poll        *string
@@ -124,6 +127,7 @@ func (o Overrides) Apply(f *File) {
 	setS(&f.HealthAddr, o.HealthAddr)
 	setS(&f.LogLevel, o.LogLevel)
 	setS(&f.LogFormat, o.LogFormat)
+	setS(&f.StateFile, o.StateFile)
 	setI(&f.Workers, o.Workers)
 	setI(&f.BatchSize, o.BatchSize)
 	setS(&f.Poll, o.Poll)

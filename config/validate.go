@@ -24,6 +24,9 @@ type Config struct {
 	HealthAddr  string
 	LogLevel    slog.Level
 	LogFormat   string // "text" or "json"
+	// StateFile records the ports and routes added through the API, so a
+	// restarted xvsd re-adopts every pod with its addresses.
+	StateFile string
 }
 
 // LinkCheck reports whether an interface exists in xvsd's network namespace:
@@ -153,6 +156,10 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 		sc.ICMPRate = f.ICMPRate
 	}
 
+	c.StateFile = orDefault(f.StateFile, DefaultStateFile)
+	if !filepath.IsAbs(c.StateFile) {
+		e.str("state_file", c.StateFile, "must be an absolute path")
+	}
 	c.APISocket = orDefault(f.APISocket, DefaultAPISocket)
 	if !filepath.IsAbs(c.APISocket) {
 		e.str("api_socket", c.APISocket, "must be an absolute path")

@@ -26,6 +26,9 @@ type Fake struct {
 	nextID    uint16
 	// AddPortErr, if set, is returned by the next AddPort.
 	AddPortErr error
+	// Missing names interfaces AddPort fails to open, as the real switch
+	// does when the link is gone.
+	Missing map[string]bool
 }
 
 var _ api.Dataplane = (*Fake)(nil)
@@ -48,6 +51,9 @@ func (f *Fake) AddPort(pc vswitch.PortConfig) (vswitch.PortStatus, error) {
 	if err := f.AddPortErr; err != nil {
 		f.AddPortErr = nil
 		return vswitch.PortStatus{}, err
+	}
+	if f.Missing[pc.Name] {
+		return vswitch.PortStatus{}, fmt.Errorf("open port %s: interface %s: link not found", pc.Name, pc.Name)
 	}
 	for _, p := range f.ports {
 		if p.Name == pc.Name {

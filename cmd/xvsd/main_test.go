@@ -38,7 +38,7 @@ func TestBinary(t *testing.T) {
 
 	sock := filepath.Join(dir, "run", "xvsd.sock")
 	cfg := filepath.Join(dir, "xvsd.yaml")
-	os.WriteFile(cfg, []byte("api_socket: "+sock+"\nmetrics_addr: 127.0.0.1:19391\nhealth_addr: 127.0.0.1:19399\nroutes:\n  - prefix: 198.51.100.0/24\n    blackhole: true\n"), 0o600)
+	os.WriteFile(cfg, []byte("state_file: "+filepath.Join(dir, "state.json")+"\napi_socket: "+sock+"\nmetrics_addr: 127.0.0.1:19391\nhealth_addr: 127.0.0.1:19399\nroutes:\n  - prefix: 198.51.100.0/24\n    blackhole: true\n"), 0o600)
 	xvsd := func(args ...string) *exec.Cmd {
 		return exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
 	}

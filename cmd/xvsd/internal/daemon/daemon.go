@@ -59,6 +59,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer, version string, 
 		healthAddr  = fs.String("health-addr", config.DefaultHealthAddr, "/healthz and /readyz `address` (loopback)")
 		logLevel    = fs.String("log-level", config.DefaultLogLevel, "debug, info, warn or error")
 		logFormat   = fs.String("log-format", config.DefaultLogFormat, "text or json")
+		stateFile   = fs.String("state-file", config.DefaultStateFile, "`file` recording API-added ports and routes, replayed at start")
 		workers     = fs.Int("workers", 1, "worker goroutines")
 		batchSize   = fs.Int("batch-size", vswitch.DefaultBatchSize, "frames per vector (1..256)")
 		poll        = fs.String("poll", "adaptive", "busy or adaptive")
@@ -106,6 +107,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer, version string, 
 			ov.LogLevel = logLevel
 		case "log-format":
 			ov.LogFormat = logFormat
+		case "state-file":
+			ov.StateFile = stateFile
 		case "workers":
 			ov.Workers = workers
 		case "batch-size":
@@ -200,7 +203,10 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 	if err := sw.Start(); err != nil {
 		return nil, fmt.Errorf("start dataplane: %w", err)
 	}
-	d.api = api.NewServer(sw, log.With("component", "api"), api.ServerOptions{Version: version, LinkCheck: config.NetlinkLinkCheck})
+	d.api = api.NewServer(sw, log.With("component", "api"), api.ServerOptions{Version: version, LinkCheck: config.NetlinkLinkCheck, StateFile: cfg.StateFile})
+	if err := d.api.Restore(); err != nil {
+		return nil, fmt.Errorf("restore state: %w", err)
+	}
 	d.setHandlers(version)
 	return d, nil
 }

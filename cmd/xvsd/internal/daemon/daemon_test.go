@@ -46,6 +46,7 @@ func newFake(t *testing.T) (*fakeSwitch, NewSwitchFunc) {
 func testConfig(t *testing.T) *config.Config {
 	f := &config.File{
 		APISocket: filepath.Join(t.TempDir(), "xvsd.sock"), MetricsAddr: "127.0.0.1:0", HealthAddr: "127.0.0.1:0",
+		StateFile: filepath.Join(t.TempDir(), "state.json"),
 		Ports: []config.Port{{Name: "veth1", Kind: "pod", Addresses: []string{"10.244.0.5/32"}}},
 	}
 	c, err := f.Resolve(config.Options{})
@@ -240,7 +241,7 @@ func TestMainExitCodes(t *testing.T) {
 		{"bad flag value", []string{"-poll", "spin", "-metrics-addr", "0.0.0.0:9091"}, ExitUsage, []string{
 			`poll: "spin": must be busy or adaptive`, `metrics_addr: "0.0.0.0:9091": must be a loopback address`,
 		}},
-		{"not wired", []string{"-api-socket", filepath.Join(dir, "s.sock"), "-metrics-addr", "127.0.0.1:0", "-health-addr", "127.0.0.1:0"},
+		{"not wired", []string{"-state-file", filepath.Join(dir, "state.json"), "-api-socket", filepath.Join(dir, "s.sock"), "-metrics-addr", "127.0.0.1:0", "-health-addr", "127.0.0.1:0"},
 			ExitRuntime, []string{"built without a dataplane"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -269,7 +270,7 @@ func TestMainRunsUntilSignal(t *testing.T) {
 	var stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, []string{"-config", cfgFile, "-api-socket", sock, "-metrics-addr", "127.0.0.1:0", "-health-addr", "127.0.0.1:0", "-log-level", "debug"},
+		done <- Main(ctx, []string{"-config", cfgFile, "-state-file", filepath.Join(t.TempDir(), "state.json"), "-api-socket", sock, "-metrics-addr", "127.0.0.1:0", "-health-addr", "127.0.0.1:0", "-log-level", "debug"},
 			&stderr, "v1", newSw, nil)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
