@@ -23,8 +23,9 @@
 //	batch_size: 64
 //	# busy | adaptive (default adaptive)
 //	poll: adaptive
-//	# UMEM frames per worker, a power of two (default 4096)
-//	frames: 4096
+//	# UMEM frames per worker, a power of two (default 16384: 64 MiB at 4 KiB;
+//	# each pod port keeps an eighth of them posted for the kernel to fill)
+//	frames: 16384
 //	# UMEM frame size, 2048 or 4096 (default 4096)
 //	frame_size: 4096
 //	# the gateway pods route through; the switch answers ARP/NDP for it

@@ -106,7 +106,7 @@ var (
 const (
 	DefaultBatchSize = 64
 	MaxBatchSize     = 256
-	DefaultFrames    = 4096
+	DefaultFrames    = 16384
 	DefaultFrameSize = 4096
 	DefaultICMPRate  = 100
 )

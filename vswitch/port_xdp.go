@@ -20,7 +20,7 @@ type XDPPortOptions struct {
 	// RingSize).
 	FillSize, CompSize uint32
 	// FillTarget is how many Umem frames the port keeps posted in its fill
-	// ring (default: a quarter of the Umem for an uplink, a sixteenth, at
+	// ring (default: a quarter of the Umem for an uplink, an eighth, at
 	// least 64, for other ports; never more than FillSize). Every port of a
 	// worker draws on the same Umem, so this bounds what one idle port holds.
 	FillTarget int
@@ -86,7 +86,7 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 	if opts.FillTarget == 0 {
 		// The uplink carries most of the traffic; a pod port holds less so
 		// that a worker's Umem stretches over many pods.
-		opts.FillTarget = max(64, umem.Frames()/16)
+		opts.FillTarget = max(64, umem.Frames()/8)
 		if kind == PortUplink {
 			opts.FillTarget = umem.Frames() / 4
 		}
