@@ -36,6 +36,12 @@
 // host's own traffic is untouched and a restart of xvsd finds the neighbours
 // already resolved.
 //
+// The host port (kind host) is a veth pair in xvsd's namespace: the kernel
+// routes pod prefixes out of one end via the gateway, the switch drives the
+// other, answers ARP/NDP there as on a pod port, and delivers packets for the
+// node's own addresses (punt routes) to the host through it. That is how the
+// node (kubelet probes, hostNetwork pods) and the pods reach each other.
+//
 // # Concurrency
 //
 // Switch methods are safe for concurrent use; they serialize on Switch.mu.

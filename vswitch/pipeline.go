@@ -41,7 +41,7 @@ func (w *worker) process(pkts []Packet, in *portState) {
 			}
 			p.Len = uint32(encap.EthernetLen + int(ip.TotalLength()))
 			dst := ip.Dst()
-			if in.kind == PortPod && dst == w.gw4 {
+			if in.gateway && dst == w.gw4 {
 				w.local4(p, in, eth, ip)
 				continue
 			}
@@ -62,7 +62,7 @@ func (w *worker) process(pkts []Packet, in *portState) {
 			if ip.NextHeader() == encap.ProtoICMPv6 && w.icmp6Local(p, in, eth, ip) {
 				continue
 			}
-			if in.kind == PortPod && dst == w.gw6 {
+			if in.gateway && dst == w.gw6 {
 				w.drop(p, DropLocal)
 				continue
 			}
@@ -128,7 +128,7 @@ func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 		w.local4(p, in, eth, ip)
 		return
 	case fib.KindPunt:
-		w.drop(p, DropPunt)
+		w.punt(p, in, eth)
 		return
 	default: // blackhole, and VXLAN until encapsulation lands
 		w.drop(p, DropNoRoute)
@@ -187,7 +187,7 @@ func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 		w.local6(p, in, eth, ip)
 		return
 	case fib.KindPunt:
-		w.drop(p, DropPunt)
+		w.punt(p, in, eth)
 		return
 	default:
 		w.drop(p, DropNoRoute)
@@ -223,6 +223,20 @@ func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 	eth.SetSrc(nh.SrcMAC)
 	w.cnt.event(EvForwarded6)
 	w.emit(p, out)
+}
+
+// punt hands a packet for the host (a node address) to the host port.
+// The host is the packet's destination, so nothing is decremented: to the
+// sender the switch and the host are one node.
+func (w *worker) punt(p *Packet, in *portState, eth encap.Ethernet) {
+	hp := w.port(w.hostPort)
+	if !w.hasHost || hp == nil || hp == in || w.hostMAC == ([6]byte{}) {
+		w.drop(p, DropPunt)
+		return
+	}
+	eth.SetDst(w.hostMAC)
+	eth.SetSrc(w.gwMAC)
+	w.emit(p, hp)
 }
 
 // local4 handles IPv4 addressed to the switch: it answers echo requests.
@@ -272,7 +286,7 @@ func (w *worker) icmp6Local(p *Packet, in *portState, eth encap.Ethernet, ip enc
 		w.drop(p, DropLocal)
 		return true
 	case encap.ICMPv6EchoRequest:
-		if in.kind == PortPod && ip.Dst() == w.gw6 {
+		if in.gateway && ip.Dst() == w.gw6 {
 			w.local6(p, in, eth, ip)
 			return true
 		}
@@ -280,7 +294,7 @@ func (w *worker) icmp6Local(p *Packet, in *portState, eth encap.Ethernet, ip enc
 	default:
 		return false
 	}
-	if in.passive || in.kind != PortPod {
+	if in.passive || !in.gateway {
 		// The uplink's neighbours are the kernel's business.
 		w.drop(p, DropLocal)
 		return true
@@ -338,7 +352,7 @@ func (w *worker) arp(p *Packet, in *portState, eth encap.Ethernet, body []byte) 
 		w.drop(p, DropBadARP)
 		return
 	}
-	if in.passive || in.kind != PortPod {
+	if in.passive || !in.gateway {
 		w.drop(p, DropLocal)
 		return
 	}

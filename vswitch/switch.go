@@ -271,8 +271,13 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 	ps.mac = op.MAC
 	ps.icmpSrc4, ps.icmpSrc6 = s.cfg.GatewayV4.As4(), s.cfg.GatewayV6.As16()
 	switch pc.Kind {
+	case PortHost:
+		ps.mac = s.cfg.GatewayMAC
+		ps.gateway = true
+		ps.needLearn = pc.PeerMAC == [6]byte{}
 	case PortPod:
 		ps.mac = s.cfg.GatewayMAC
+		ps.gateway = true
 		ps.needLearn = pc.PeerMAC == [6]byte{}
 		for _, a := range pc.Addrs {
 			if a.Addr().Is4() {
@@ -297,7 +302,12 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 		op.Port.Close()
 		return PortStatus{}, err
 	}
-	s.onAllWorkers(func(x *worker) { x.addPort(ps) })
+	s.onAllWorkers(func(x *worker) {
+		x.addPort(ps)
+		if ps.kind == PortHost {
+			x.hostPort, x.hasHost, x.hostMAC = ps.id, true, ps.peerMAC
+		}
+	})
 	s.ports[id] = ps
 	s.byName[pc.Name] = ps
 	s.steerLocked(ps, true)
@@ -393,6 +403,15 @@ func (s *Switch) installPortRoutesLocked(ps *portState) error {
 		if ps.peerMAC != ([6]byte{}) {
 			rs = s.podRoutes(ps)
 		}
+	case PortHost:
+		// Addresses of the host reached through this port.
+		for _, a := range ps.cfg.Addrs {
+			rs = append(rs, fib.Route{
+				Prefix:  netip.PrefixFrom(a.Addr(), a.Addr().BitLen()),
+				NextHop: fib.NextHop{Kind: fib.KindPunt},
+				Origin:  fib.OriginLocal,
+			})
+		}
 	case PortUplink:
 		for _, a := range ps.cfg.Addrs {
 			if !a.IsSingleIP() {
@@ -424,6 +443,9 @@ func (s *Switch) portRouteKeysLocked(ps *portState) []fib.RouteKey {
 				ks = append(ks, fib.RouteKey{Prefix: a.Masked()})
 			}
 			continue
+		}
+		if ps.kind == PortHost {
+			ks = append(ks, fib.RouteKey{Prefix: netip.PrefixFrom(a.Addr(), a.Addr().BitLen())})
 		}
 		if ps.kind == PortUplink {
 			if !a.IsSingleIP() {
@@ -496,6 +518,11 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 		return
 	}
 	ps.peerMAC = mac
+	if ps.kind == PortHost {
+		s.onAllWorkers(func(x *worker) { x.hostMAC = mac })
+		s.log.Info("host MAC learned", "port", ps.name, "mac", fmtMAC(mac))
+		return
+	}
 	if err := s.fib.Apply(s.podRoutes(ps), nil); err != nil {
 		s.log.Warn("install learned pod routes", "port", ps.name, "err", err)
 		return
@@ -511,7 +538,12 @@ func (s *Switch) DelPort(name string) error {
 	if !ok {
 		return fmt.Errorf("port %s: %w", name, ErrPortNotFound)
 	}
-	s.onAllWorkers(func(x *worker) { x.removePort(ps) })
+	s.onAllWorkers(func(x *worker) {
+		x.removePort(ps)
+		if ps.kind == PortHost && x.hostPort == ps.id {
+			x.hasHost = false
+		}
+	})
 	if err := s.fib.Apply(nil, s.portRouteKeysLocked(ps)); err != nil {
 		s.log.Warn("remove port routes", "port", name, "err", err)
 	}

@@ -85,3 +85,49 @@ func TestUplinkGleanThenForward(t *testing.T) {
 		t.Fatalf("node address: frames out %d, punt drops %d", len(out["pod1"])+len(out["up"]), sw.Counters().Drops[DropPunt])
 	}
 }
+
+func TestHostPort(t *testing.T) {
+	l := &fakeLab{ports: map[string]*FakePort{}}
+	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+		fp := NewFakePort(64)
+		fp.umem = u
+		l.ports[pc.Name] = fp
+		return OpenedPort{Port: fp, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
+	}
+	hostMAC := [6]byte{0x02, 0x48, 0, 0, 0, 1}
+	cfg := Config{Ports: []PortConfig{
+		{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
+		{Name: "host", Kind: PortHost},
+		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+	}}
+	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	l.sw = sw
+	node := netip.MustParseAddr("198.18.0.1")
+
+	// Before the host has spoken, its MAC is unknown: punts are counted.
+	l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, node, 64, 10))
+	if d := sw.Counters().Drops[DropPunt]; d != 1 {
+		t.Fatalf("punt drops %d, want 1", d)
+	}
+	// The host resolves the gateway through the host port (proxy ARP) and
+	// sends to a pod: forwarded, and its MAC is learned.
+	out := l.runVector(t, "host", udp4(t, hostMAC, node, pod1v4, 64, 10))
+	if len(out["pod1"]) != 1 {
+		t.Fatalf("host to pod: %d frames, want 1", len(out["pod1"]))
+	}
+	sw.learned(sw.byName["host"].id, (<-sw.events).mac)
+	// Pod to the node's address goes to the host, TTL untouched.
+	out = l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, node, 64, 10))
+	if len(out["host"]) != 1 {
+		t.Fatalf("pod to node: %d frames on the host port, want 1 (counters %+v)", len(out["host"]), sw.Counters())
+	}
+	pkt := decode(out["host"][0])
+	eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if ip := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ip.TTL != 64 || [6]byte(eth.DstMAC) != hostMAC {
+		t.Errorf("punted frame: ttl %d dst %s, want 64 %x", ip.TTL, eth.DstMAC, hostMAC)
+	}
+}

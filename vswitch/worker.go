@@ -36,6 +36,10 @@ type worker struct {
 	outDirty []bool
 	sleeping atomic.Bool
 
+	hostPort uint16  // the host port, valid when hasHost
+	hasHost  bool
+	hostMAC  [6]byte // the host side's MAC: where punted packets go
+
 	ctl     chan func()
 	wakeFD  int // eventfd: posting to ctl wakes a sleeping worker
 	running atomic.Bool
