@@ -108,6 +108,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 	// Local gateway addresses: echo answered, nothing forwarded to them.
 	s.fib.Apply([]fib.Route{
 		{Prefix: netip.PrefixFrom(cfg.GatewayV4, 32), NextHop: fib.NextHop{Kind: fib.KindLocal}, Origin: fib.OriginLocal},
+		{Prefix: netip.PrefixFrom(cfg.GatewayV6, 128), NextHop: fib.NextHop{Kind: fib.KindLocal}, Origin: fib.OriginLocal},
 	}, nil)
 	for i, pc := range cfg.Ports {
 		if _, err := s.AddPort(pc); err != nil {
