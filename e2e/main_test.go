@@ -26,6 +26,8 @@ var (
 	// empty while xvsd builds (tests that need it skip).
 	xvsdBin, xvsctlBin string
 	xvsctlReason       string
+	// binDir holds the binaries built for this run.
+	binDir string
 	// runPrefix starts every namespace of this run.
 	runPrefix string
 	labSeq    atomic.Int32
@@ -36,12 +38,13 @@ var (
 func TestMain(m *testing.M) {
 	flag.Parse()
 	runPrefix = "xe" + lab.NewPrefix()[2:]
-	dir, err := os.MkdirTemp("", "xvs-e2e-")
+	var err error
+	binDir, err = os.MkdirTemp("", "xvs-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	setup(dir)
+	setup(binDir)
 	if lab.Check() == nil {
 		// Labs of earlier runs killed by a signal or -timeout.
 		swept, err := lab.SweepOrphans(lab.DefaultStateRoot, func(p string) bool { return strings.HasPrefix(p, "xe") })
@@ -56,7 +59,7 @@ func TestMain(m *testing.M) {
 		sweepRun()
 		code = 1
 	}
-	os.RemoveAll(dir)
+	os.RemoveAll(binDir)
 	os.Exit(code)
 }
 
@@ -160,6 +163,7 @@ func closeOnSignal() {
 		l.Close()
 	}
 	openMu.Unlock()
+	os.RemoveAll(binDir)
 	os.Exit(1)
 }
 

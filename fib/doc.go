@@ -35,10 +35,19 @@
 // collector: every published view carries an epoch object that points to
 // the next view's epoch, so an epoch stays reachable while any view up to
 // it is held; a runtime.AddCleanup on the epoch hands the slots retired by
-// its successor back to the writer. Consequences: memory is reclaimed only
-// as often as the GC runs (under sustained churn the arena can run ahead by
-// up to the GOGC headroom), a view held for long pins every slot retired
-// after it, and the arena never shrinks below its high-water mark.
+// its successor back to the writer. The GC's own pacing does not suffice
+// (the arena is most of the heap, so the heap-size trigger would let it
+// double between cycles, again and again: 1.9 GiB after 2.5M random route
+// changes in a first version), so the writer starts a background
+// runtime.GC once the retired slots reach a quarter of the live ones (at
+// least 16,384), and when they reach as many as are live (at least 65,536)
+// with no free slot left, Apply itself waits for a GC and its cleanups
+// rather than growing the arena. Consequences: under sustained churn the
+// FIB holds about 2.2x its freshly built size (176 MiB against 80 MiB for
+// the full table, BenchmarkUpdate); a view held for long pins every slot
+// retired after it; the arena never shrinks below its high-water mark; and
+// in a process with a large pointer-rich heap (GoBGP's RIB) each forced GC
+// costs in proportion to that heap.
 //
 // # Allocation contract
 //
@@ -57,31 +66,43 @@
 // Node IDs index a chunked arena (256 nodes per 256 KiB chunk); the chunk
 // directory is tiny and stays in L1.
 //
-// The batch forms walk the whole vector one level at a time and without
-// branches on the entry kind (a leaf reads the all-zero node 0 and keeps its
-// value), so the cache misses of the vector's addresses overlap instead of
-// queuing behind each other.
+// The batch forms walk the whole vector one level at a time, so the cache
+// misses of the vector's addresses overlap instead of queuing behind each
+// other, and each level visits only the addresses still pending, kept in a
+// list compacted without branches (IPv6 lookups end at very different
+// depths: a random address leaves the trie after two or three levels, a /48
+// takes six).
 //
 // The numbers that chose it (bart v0.30.0's real table, 901,899 IPv4 and
-// 160,147 IPv6 prefixes; see docs/BENCHMARKS.md "## FIB" for the run):
+// 160,147 IPv6 prefixes; docs/BENCHMARKS.md "## FIB" has the run and the
+// command):
 //
 //   - Node counts, computed from the table: stride-8 tries need 26,064 IPv4
 //     and 38,161 IPv6 nodes; a 16-bit IPv4 root would save only 215 nodes
 //     and one L1-resident level, but every update would copy a 256 KiB root,
 //     so the root is an ordinary 1 KiB node.
-//   - Lookup, 1,024 rotating random probes, same run: single lookups beat
-//     bart.Fast several-fold for both families, and batches of 32 and 64
-//     beat it by more than the 2x goal (figures in docs/BENCHMARKS.md).
-//   - Memory is the price: about 80 MiB for the full table against bart.Table's
-//     26 MiB and bart.Fast's 39 MiB, because sparse IPv6 nodes are stored
+//   - Batch walk: a first version visited every address at every level
+//     (branch-free, leaves reading an all-zero node); it gave IPv6 batches of
+//     64 only 1.8-2.2x bart.Fast. Visiting only pending addresses raised that
+//     to about 2.5x, and IPv4 stayed at about 2.8x.
+//   - Lookup against bart.Fast, same run, interleaved pass by pass, median
+//     pass, on a freshly built table: batches of 32 and 64 are 2.77x and
+//     2.74x faster for IPv4, 2.47x and 2.46x for IPv6, single lookups 2.49x
+//     and 2.00x, with 1,024 rotating probes; with 2^20 probes, where lookups
+//     miss the caches and overlapped misses pay off, batches are 3-6x faster.
+//   - Aging: after millions of random route changes the same lookups ran up
+//     to about 2x slower in one run (nodes scattered over a larger arena).
+//   - Memory is the price: 80.6 MiB for the full table against bart.Table's
+//     26.1 MiB and bart.Fast's 38.8 MiB, because sparse IPv6 nodes are stored
 //     uncompressed. The goal of no more memory than bart.Table is not met;
-//     the way there is a compressed (poptrie-style bitmap + dense runs)
-//     encoding for nodes with few distinct entries, at one popcount per level.
-//   - Updates: Apply of random real-table prefixes under a concurrent batch
-//     reader reaches a few hundred thousand route changes per second on the
-//     shared 2-core machine (batches of 1,000); bart.Table's persistent
-//     insert, the way to get lock-free readers from bart, is an order of
-//     magnitude slower per route.
+//     the way there is a compressed (bitmap + dense runs, poptrie style)
+//     encoding for nodes with few distinct entries, at one popcount per
+//     level.
+//   - Updates: the writer applies 0.7M random real-table route changes per
+//     CPU-second in batches of 1,000 or 10,000 while a reader looks up
+//     (copying a 1 KiB node per distinct node touched dominates, then the
+//     cache misses of walking to it); the 1M/s goal is not met. Wall-clock
+//     rates on the shared 2-core machine are a third of that.
 //
 // Per-length hashing for IPv6 was not built: with 40+ distinct lengths in
 // the real table it needs a binary search over lengths with markers (five

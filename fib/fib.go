@@ -49,8 +49,13 @@ type FIB struct {
 	pubs    uint64  // views published
 	rate    [rateSlots]rateSlot
 
+	// pending counts arena slots retired but not yet reclaimed.
+	pending   int
+	throttled int // pending after the last throttle
+
 	reclaimMu sync.Mutex // guards reclaimed
 	reclaimed []uint32   // arena slots whose grace period ended, for trie.free
+	gcRunning atomic.Bool
 }
 
 // table is one VRF: a trie root per family.
@@ -136,6 +141,7 @@ func (f *FIB) Apply(adds []Route, dels []RouteKey) error {
 		idxs = append(idxs, idx)
 	}
 	f.drainReclaimed()
+	f.throttle()
 	for _, d := range dels {
 		t := f.tables[d.Table]
 		k, v6 := keyOf(d.Prefix)
@@ -194,8 +200,47 @@ func (f *FIB) tableLocked(id uint32) *table {
 func (f *FIB) drainReclaimed() {
 	f.reclaimMu.Lock()
 	f.trie.free = append(f.trie.free, f.reclaimed...)
+	f.pending -= len(f.reclaimed)
 	f.reclaimed = f.reclaimed[:0]
 	f.reclaimMu.Unlock()
+}
+
+// throttle bounds the arena: when the background GCs fall behind (a large
+// heap, a starved CPU) and as many slots wait as are live, the writer, not
+// the readers, waits for a GC and its cleanups instead of growing the arena.
+func (f *FIB) throttle() {
+	limit := max(f.trie.live, 65536)
+	// A held view can keep every slot pinned; then another try waits for
+	// more retirements rather than stalling every Apply.
+	if f.pending < limit || len(f.trie.free) > 0 || f.pending < f.throttled+limit/4 {
+		return
+	}
+	runtime.GC()
+	for range 100 {
+		f.reclaimMu.Lock()
+		n := len(f.reclaimed)
+		f.reclaimMu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(100 * time.Microsecond) // cleanups run on their own goroutine
+	}
+	f.drainReclaimed()
+	f.throttled = f.pending
+}
+
+// maybeCollect starts a GC in the background once many retired slots wait
+// for one. The GC's own pacing is no help here: the arena is most of the
+// heap, so the heap-size trigger would let the arena double between
+// cycles, again and again, under sustained churn.
+func (f *FIB) maybeCollect() {
+	if f.pending < max(f.trie.live/4, 16384) || !f.gcRunning.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer f.gcRunning.Store(false)
+		runtime.GC()
+	}()
 }
 
 // reclaim runs once the GC has proved that no view older than the one that
@@ -386,6 +431,8 @@ type Stats struct {
 	Routes6  int // IPv6 routes, all tables
 	NextHops int // live next-hop entries, NoRoute included
 	Nodes    int // trie nodes in use, both families
+	// Retired is how many replaced trie nodes wait for their grace period.
+	Retired int
 
 	// MemoryBytes estimates what the FIB holds: the trie arena (reserved
 	// chunks), the writer's per-node records and the next-hop table.
@@ -400,7 +447,7 @@ type Stats struct {
 func (f *FIB) Stats() Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := Stats{Tables: len(f.tables), Nodes: f.trie.live, Updates: f.updates, Publishes: f.pubs}
+	s := Stats{Tables: len(f.tables), Nodes: f.trie.live, Retired: f.pending, Updates: f.updates, Publishes: f.pubs}
 	for _, t := range f.tables {
 		s.Routes4 += t.count[0]
 		s.Routes6 += t.count[1]
@@ -475,6 +522,7 @@ func (f *FIB) publishLocked() {
 		f.tok.next = tok
 		if len(f.trie.retired) > 0 {
 			runtime.AddCleanup(f.tok, f.reclaim, f.trie.retired)
+			f.pending += len(f.trie.retired)
 			f.trie.retired = nil
 		}
 	}
@@ -482,4 +530,5 @@ func (f *FIB) publishLocked() {
 	f.trie.gen++
 	f.pubs++
 	f.view.Store(v)
+	f.maybeCollect()
 }

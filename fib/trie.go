@@ -114,7 +114,7 @@ type trie struct {
 }
 
 func newTrie() *trie {
-	t := &trie{next: 1, gen: 1} // slot 0 stays all zero: the branch-free batch lookup reads it for leaves
+	t := &trie{next: 1, gen: 1} // slot 0 is never a node: a zero root means "no such table"
 	t.chunks = append(t.chunks, new(chunk))
 	t.nodes = make([]*wnode, chunkEntries>>nodeShift)
 	return t

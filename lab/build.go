@@ -128,6 +128,12 @@ func build(ctx context.Context, t *Topology, logf func(string, ...any)) error {
 		}
 	}
 
+	for _, ifr := range t.TxChecksumOff {
+		if _, err := ExecContext(ctx, ifr.NS, "ethtool", "-K", ifr.Dev, "tx", "off"); err != nil {
+			return fmt.Errorf("tx checksum offload off on %s in %s: %w", ifr.Dev, ifr.NS, err)
+		}
+	}
+
 	for _, r := range t.Routes {
 		h, _, err := hs.get(r.NS)
 		if err != nil {

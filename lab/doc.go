@@ -22,11 +22,14 @@
 // Pods follow Calico's convention: /32 and /128 on eth0, default routes via
 // 169.254.1.1 (onlink) and fe80::ecee:eeff:feee:eeee, IPv6 DAD off, no
 // static neighbours unless Options.StaticNeighbors; xvsd answers ARP/NDP for
-// the gateways. Kernel forwarding is off in every node, so any packet that
-// crosses a node went through xvsd. Node i of several gets 198.18.i.0/24
-// and fd00:18:i::/64 on its uplink and the pod block 198.19.i.0/24,
-// fd00:19:i::/64; pods are numbered across nodes. All addresses come from
-// 198.18.0.0/15 and fd00::/8.
+// the gateways. TX checksum offload is off on pod eth0, as the CNI plugin
+// will have to set it (AF_XDP cannot carry a partial checksum;
+// Options.PodTxChecksum keeps it on), and on the outside's uplink ends (a real network delivers
+// complete checksums). Kernel forwarding is off in every node, so any
+// packet that crosses a node went through xvsd. Node i of several gets
+// 198.18.i.0/24 and fd00:18:i::/64 on its uplink and the pod block
+// 198.19.i.0/24, fd00:19:i::/64; pods are numbered across nodes. All
+// addresses come from 198.18.0.0/15 and fd00::/8.
 //
 // xvsd's config for a node is written by XVSDConfig (the only code that
 // knows the file's format) into the lab's directory; xvsd runs inside the

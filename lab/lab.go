@@ -31,8 +31,10 @@ func Check() error {
 	if os.Geteuid() != 0 {
 		return ErrNotRoot
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return fmt.Errorf("iproute2 missing: %w", err)
+	for _, tool := range []string{"ip", "ethtool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s missing (make test installs it): %w", tool, err)
+		}
 	}
 	return nil
 }

@@ -166,6 +166,10 @@ func TestBuild(t *testing.T) {
 		if strings.Contains(out, "tentative") {
 			t.Errorf("pod %s: DAD still on: %s", p.Name, out)
 		}
+		out, err = l.Exec(p.Name, "ethtool", "-k", "eth0")
+		if err != nil || !strings.Contains(out, "tx-checksumming: off") {
+			t.Errorf("pod %s: tx checksum offload not off: %v\n%s", p.Name, err, out)
+		}
 		out, err = l.Exec(p.Name, "ip", "route")
 		if err != nil || !strings.Contains(out, "default via 169.254.1.1 dev eth0 onlink") {
 			t.Errorf("pod %s v4 routes: %s %v", p.Name, out, err)

@@ -49,6 +49,11 @@ type Options struct {
 	// StaticNeighbors gives each pod a permanent neighbour entry for the
 	// gateways, so pods need no ARP/NDP answer from the node.
 	StaticNeighbors bool
+	// PodTxChecksum leaves TX checksum offload on in the pods. By default
+	// it is off, as the CNI plugin sets it: a veth hands TCP and UDP out
+	// with the checksum left to "hardware" (CHECKSUM_PARTIAL), AF_XDP
+	// does not carry that state, and the receiver would drop the frame.
+	PodTxChecksum bool
 
 	// XVSD is the path to the xvsd binary; empty builds the topology only.
 	XVSD string
@@ -162,8 +167,15 @@ type Topology struct {
 	Sysctls    []Sysctl
 	Routes     []Route
 	Neighbors  []Neighbor
-	MTU        int
+	// TxChecksumOff lists interfaces whose TX checksum offload is turned
+	// off (ethtool -K DEV tx off), so what they send is complete on the
+	// wire as a real NIC's frames are.
+	TxChecksumOff []IfRef
+	MTU           int
 }
+
+// IfRef names an interface in a namespace.
+type IfRef struct{ NS, Dev string }
 
 // Node is a namespace that runs xvsd with kernel forwarding off.
 type Node struct {
@@ -182,6 +194,7 @@ type Node struct {
 	// xvsd's files and endpoints (inside NS for the TCP addresses).
 	Config  string
 	Log     string
+	State   string // xvsd's state file: API-added ports and routes
 	Socket  string
 	Metrics string
 	Health  string
@@ -308,6 +321,7 @@ func Plan(opts Options) (*Topology, error) {
 		n.PodsV6 = netip.PrefixFrom(v6(0x19, i, 0), 64)
 		n.Config = dir + "/" + n.Name + ".yaml"
 		n.Log = dir + "/" + n.Name + ".log"
+		n.State = dir + "/" + n.Name + ".state.json"
 		n.Socket = "/run/xvs/" + n.NS + ".sock"
 		n.Metrics = "127.0.0.1:9091"
 		n.Health = "127.0.0.1:9099"
@@ -349,6 +363,9 @@ func Plan(opts Options) (*Topology, error) {
 				Route{NS: pd.NS, Dst: netip.MustParsePrefix("0.0.0.0/0"), Via: GatewayV4, Dev: PodIf, OnLink: true},
 				Route{NS: pd.NS, Dst: netip.MustParsePrefix("::/0"), Via: GatewayV6, Dev: PodIf},
 			)
+			if !opts.PodTxChecksum {
+				t.TxChecksumOff = append(t.TxChecksumOff, IfRef{pd.NS, PodIf})
+			}
 			if opts.StaticNeighbors {
 				t.Neighbors = append(t.Neighbors,
 					Neighbor{pd.NS, PodIf, GatewayV4, GatewayMAC},
@@ -386,6 +403,9 @@ func Plan(opts Options) (*Topology, error) {
 				Sysctl{n.NS, "net.ipv6.conf." + n.Uplink + ".accept_dad", "0"},
 				Sysctl{t.Outside, "net.ipv6.conf." + outIf + ".accept_dad", "0"},
 			)
+			// The outside stands for the network: its frames arrive with
+			// their checksums done, as from a real NIC.
+			t.TxChecksumOff = append(t.TxChecksumOff, IfRef{t.Outside, outIf})
 			t.Routes = append(t.Routes,
 				Route{NS: t.Outside, Dst: n.PodsV4, Via: n.UplinkV4.Addr(), Dev: outIf},
 				Route{NS: t.Outside, Dst: n.PodsV6, Via: n.UplinkV6.Addr(), Dev: outIf},

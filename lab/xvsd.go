@@ -21,6 +21,9 @@ func XVSDConfig(t *Topology, n *Node, workers int) []byte {
 	q := func(s string) string { return fmt.Sprintf("%q", s) }
 	fmt.Fprintf(&b, "# xvsd config for lab %s, node %s (written by package lab)\n", t.Prefix, n.Name)
 	fmt.Fprintf(&b, "api_socket: %s\n", q(n.Socket))
+	if n.State != "" {
+		fmt.Fprintf(&b, "state_file: %s\n", q(n.State))
+	}
 	fmt.Fprintf(&b, "metrics_addr: %s\n", q(n.Metrics))
 	fmt.Fprintf(&b, "health_addr: %s\n", q(n.Health))
 	fmt.Fprintf(&b, "workers: %d\n", workers)

@@ -56,8 +56,12 @@ func (r *Report) ran() []string {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	fw := r.ran()
-	fmt.Fprintf(&b, "Scenario %s, %d rounds alternating %s; medians. Machine: %d CPUs, %s, Linux %s, %s.\n\n",
+	fmt.Fprintf(&b, "Scenario %s, %d rounds alternating %s; medians. Machine: %d CPUs, %s, Linux %s, %s.\n",
 		r.Scenario, r.Rounds, strings.Join(fw, " / "), r.Machine.CPUs, r.Machine.CPU, r.Machine.Kernel, r.Machine.Go)
+	if r.Machine.Shared != "" {
+		fmt.Fprintf(&b, "Shared machine: %s.\n", r.Machine.Shared)
+	}
+	b.WriteString("UDP Mpps = unique frames received ÷ sending time; offered = the sender's rate; loss = (sent − received) ÷ sent, per forwarder.\n\n")
 	if r.Command != "" {
 		fmt.Fprintf(&b, "Command: `%s`\n\n", r.Command)
 	}
@@ -68,8 +72,8 @@ func (r *Report) Markdown() string {
 	for _, f := range fw[1:] {
 		fmt.Fprintf(&b, " %s ÷ %s |", f, fw[0])
 	}
-	b.WriteString(" loss (median) |\n|---|---|")
-	b.WriteString(strings.Repeat("---:|", 2*len(fw)-1+1))
+	b.WriteString(" offered, Mpps | loss |\n|---|---|")
+	b.WriteString(strings.Repeat("---:|", 2*len(fw)-1+2))
 	b.WriteString("\n")
 	for _, lr := range r.Results {
 		fmt.Fprintf(&b, "| %s | %s |", lr.Name, lr.Load.Unit)
@@ -87,13 +91,14 @@ func (r *Report) Markdown() string {
 			}
 			fmt.Fprintf(&b, " %.2f |", x.Ratio)
 		}
-		var loss []string
+		var loss, tx []string
 		for _, x := range lr.By {
 			if lr.Load.Kind == "pktgen" && len(x.Samples) > 0 {
 				loss = append(loss, fmt.Sprintf("%.2g%%", 100*x.MedianLoss))
+				tx = append(tx, fmt.Sprintf("%.3g", x.MedianTx))
 			}
 		}
-		fmt.Fprintf(&b, " %s |\n", strings.Join(loss, " / "))
+		fmt.Fprintf(&b, " %s | %s |\n", strings.Join(tx, " / "), strings.Join(loss, " / "))
 	}
 	var lat []LoadResult
 	for _, lr := range r.Results {
@@ -177,7 +182,7 @@ func (r *Report) Plots() map[string]string {
 			continue
 		}
 		name := fmt.Sprintf("throughput-%dflow%s.svg", flows, plural(flows))
-		out[name] = LinePlot(fmt.Sprintf("Pod to pod, UDP, %d flow%s: forwarded rate vs frame size", flows, plural(flows)),
+		out[name] = LinePlot(fmt.Sprintf("%s, UDP, %d flow%s: Mpps vs frame size", r.Scenario, flows, plural(flows)),
 			"frame bytes (without FCS)", "Mpps (median)", ss)
 	}
 	var groups []string
@@ -203,7 +208,7 @@ func (r *Report) Plots() map[string]string {
 		}
 	}
 	if len(groups) > 0 {
-		out["latency.svg"] = BarPlot("Pod to pod one-way latency at a fixed rate (median of rounds)", "µs (log scale)", groups, lat)
+		out["latency.svg"] = BarPlot(r.Scenario+": one-way latency at a fixed rate (median of rounds)", "µs (log scale)", groups, lat)
 	}
 	return out
 }

@@ -68,7 +68,8 @@ type FwdResult struct {
 	// missing). For latency loads lower is better.
 	Ratio      float64  `json:"ratio"`
 	MedianLoss float64  `json:"median_loss_ratio"`
-	P50        float64  `json:"p50_us,omitempty"` // latency medians over samples, µs
+	MedianTx   float64  `json:"median_tx_mpps,omitempty"` // pktgen: the sender's rate
+	P50        float64  `json:"p50_us,omitempty"`         // latency medians over samples, µs
 	P99        float64  `json:"p99_us,omitempty"`
 	P999       float64  `json:"p999_us,omitempty"`
 	Errors     []string `json:"errors,omitempty"`
@@ -164,9 +165,10 @@ func (s *Scenario) Run(ctx context.Context, log func(string, ...any)) (*Report, 
 func summarise(lr *LoadResult) {
 	for i := range lr.By {
 		b := &lr.By[i]
-		var v, loss, p50, p99, p999 []float64
+		var v, loss, tx, p50, p99, p999 []float64
 		for _, s := range b.Samples {
 			v = append(v, s.Value)
+			tx = append(tx, s.TxMpps)
 			loss = append(loss, s.Loss)
 			if s.Latency != nil {
 				p50 = append(p50, float64(s.Latency.P50)/1e3)
@@ -174,7 +176,7 @@ func summarise(lr *LoadResult) {
 				p999 = append(p999, float64(s.Latency.P999)/1e3)
 			}
 		}
-		b.Median, b.MedianLoss = Median(v), Median(loss)
+		b.Median, b.MedianLoss, b.MedianTx = Median(v), Median(loss), Median(tx)
 		b.P50, b.P99, b.P999 = Median(p50), Median(p99), Median(p999)
 	}
 	base := lr.By[0].Median

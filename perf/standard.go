@@ -65,8 +65,8 @@ func PodToPod(set Set, fwds []Forwarder, iperf bool) Scenario {
 
 // Ring compares the generator's send paths on one veth pair, no forwarder:
 // the dataplane's AF_XDP ring layer (vswitch/xsk) first, then asavie/xdp,
-// the library it replaced, then AF_PACKET sendmmsg. The figure is frames
-// per second delivered to the peer namespace.
+// the library it replaced, then AF_PACKET sendmmsg. The figure is the
+// sender's rate; the loss column says how much of it the sink missed.
 func Ring(set Set) Scenario {
 	s := Scenario{
 		Name:       "ring/" + string(set),
@@ -79,7 +79,7 @@ func Ring(set Set) Scenario {
 		s.Rounds, d, sizes = 3, 1500*time.Millisecond, []int{64, 512, 1500}
 	}
 	for _, size := range sizes {
-		s.Loads = append(s.Loads, Pktgen(4, size, 1, d))
+		s.Loads = append(s.Loads, PktgenTx(4, size, d))
 	}
 	return s
 }

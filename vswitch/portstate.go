@@ -23,7 +23,7 @@ type portState struct {
 	// passive: the kernel sees every frame this port sees (AF_PACKET on the
 	// uplink), so the switch answers nothing there and only forwards.
 	passive   bool
-	gateway   bool    // pod and host ports: the switch answers ARP/NDP/echo for the gateway here
+	gateway   bool     // pod and host ports: the switch answers ARP/NDP/echo for the gateway here
 	needLearn bool     // pod port whose MAC is not known yet: learn it from traffic
 	icmpSrc4  [4]byte  // source of ICMP errors for packets that came in here
 	icmpSrc6  [16]byte // likewise for ICMPv6

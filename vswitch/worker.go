@@ -36,7 +36,7 @@ type worker struct {
 	outDirty []bool
 	sleeping atomic.Bool
 
-	hostPort uint16  // the host port, valid when hasHost
+	hostPort uint16 // the host port, valid when hasHost
 	hasHost  bool
 	hostMAC  [6]byte // the host side's MAC: where punted packets go
 

@@ -83,6 +83,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.StringVar(&c.Netns, "netns", "", "network namespace of -iface (a name under /run/netns)")
 	fs.StringVar(&c.RxIface, "rx-iface", "", "txrx: interface to receive on (default -iface)")
 	fs.StringVar(&c.RxNetns, "rx-netns", "", "txrx: namespace of -rx-iface (default -netns)")
+	rxIO := fs.String("rx-io", "afpacket", "sink: afpacket, afxdp (the ring layer behind the pod steering program; the interface's stack sees nothing meanwhile) or auto")
 	ioFlag := fs.String("io", "auto", "auto, afxdp, afpacket, or asavie (AF_XDP via asavie/xdp, the baseline)")
 	src := fs.String("src", "", "source address (IPv4 or IPv6)")
 	dst := fs.String("dst", "", "destination address, same family as -src")
@@ -112,7 +113,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	if fs.NArg() > 0 {
 		return c, "", usage("unexpected argument %q", fs.Arg(0))
 	}
-	c.Mode, c.IO, c.Progress = Mode(*mode), IO(*ioFlag), !*quiet
+	c.Mode, c.IO, c.RxIO, c.Progress = Mode(*mode), IO(*ioFlag), IO(*rxIO), !*quiet
 	if c.Flows < 1 || c.Flows > MaxFlows {
 		return c, "", usage("flows %d: want 1..%d", c.Flows, MaxFlows)
 	}

@@ -51,6 +51,7 @@ func TestParseFlagsRejects(t *testing.T) {
 		{with("-vxlan-vni", "5", "-outer-src", "198.19.0.1", "-outer-dst", "198.19.0.2", "-size", "100"), "below 108"},
 		{with("-outer-src", "198.19.0.1"), "need -vxlan-vni"},
 		{with("-io", "dpdk"), "io \"dpdk\""},
+		{with("-rx-io", "pcap"), "rx-io \"pcap\""},
 		{with("-flow-by", "mac"), "-flow-by"},
 		{with("extra"), "unexpected argument"},
 		{[]string{"-iface", "x0", "-mode", "tx", "-src", "198.18.0.1", "-dst", "198.18.0.2", "-count", "1"}, "-dst-mac is required"},
@@ -80,6 +81,16 @@ func TestParseFlagsAccepts(t *testing.T) {
 		if _, _, err := ParseFlags(args, &bytes.Buffer{}); err != nil {
 			t.Errorf("%v: %v", args, err)
 		}
+	}
+}
+
+func TestRunUnknownNetns(t *testing.T) {
+	cfg, _, err := ParseFlags(with("-netns", "xpnosuchns0"), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = Run(context.Background(), cfg, nil); !IsUsage(err) || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
@@ -135,9 +146,12 @@ func TestTxRxVeth(t *testing.T) {
 	for _, extra := range [][]string{
 		{"-src", "198.18.0.1", "-dst", "198.18.0.2", "-size", "imix", "-flows", "100"},
 		{"-src", "198.18.0.1", "-dst", "198.18.0.2", "-size", "64", "-io", "afxdp"},
-		{"-src", "198.18.0.1", "-dst", "198.18.0.2", "-size", "64", "-io", "asavie"},
+		{"-src", "fd00::1", "-dst", "fd00::2", "-size", "128", "-io", "afxdp", "-rx-io", "afxdp"},
 		{"-src", "fd00::1", "-dst", "fd00::2", "-size", "128", "-flows", "10", "-flow-by", "addr",
 			"-vxlan-vni", "42", "-outer-src", "198.19.0.1", "-outer-dst", "198.19.0.2"},
+		// Last: asavie/xdp leaves its socket bound to a0's queue until the
+		// process exits.
+		{"-src", "198.18.0.1", "-dst", "198.18.0.2", "-size", "64", "-io", "asavie"},
 	} {
 		out := filepath.Join(t.TempDir(), "r.json")
 		args := append([]string{"-mode", "txrx", "-netns", a, "-iface", "a0", "-rx-netns", b, "-rx-iface", "b0",

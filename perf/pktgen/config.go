@@ -47,6 +47,7 @@ type Config struct {
 	RxIface string // txrx: receiving interface; "" for Iface
 	RxNetns string // txrx: its namespace; "" for Netns
 	IO      IO
+	RxIO    IO // sink: afpacket (default) or afxdp; auto tries afxdp first
 
 	SrcMAC, DstMAC   net.HardwareAddr // SrcMAC "" : the interface's
 	Src, Dst         netip.Addr
@@ -99,6 +100,13 @@ func (c *Config) Check() error {
 	case IOAuto, IOAFXDP, IOAFPacket, IOAsavie:
 	default:
 		return usage("io %q: want auto, afxdp, afpacket or asavie", c.IO)
+	}
+	switch c.RxIO {
+	case "":
+		c.RxIO = IOAFPacket
+	case IOAuto, IOAFXDP, IOAFPacket:
+	default:
+		return usage("rx-io %q: want auto, afxdp or afpacket", c.RxIO)
 	}
 	if c.Iface == "" {
 		return usage("no interface: -iface is required")

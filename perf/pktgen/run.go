@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +81,14 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 			tx.Close()
 		}
 	}()
+	for _, ns := range []string{cfg.Netns, cfg.RxNetns} {
+		if ns == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/run/netns", ns)); err != nil || strings.ContainsRune(ns, '/') {
+			return nil, usage("network namespace %q not found in /run/netns", ns)
+		}
+	}
 	if cfg.sends() {
 		res.Family = "ipv4"
 		if cfg.Src.Is6() {
@@ -134,7 +145,11 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 				return err
 			}
 			var err error
-			rx, err = pktio.NewAFPacketRx(ifname, pktio.Options{Batch: cfg.Batch})
+			var note string
+			rx, note, err = openRx(cfg, ifname)
+			if note != "" {
+				res.IONote = strings.TrimPrefix(res.IONote+"; "+note, "; ")
+			}
 			return err
 		})
 		if err != nil {
@@ -403,4 +418,27 @@ func openTx(cfg Config) (pktio.Tx, string, error) {
 	}
 	tx, err := pktio.NewAFPacketTx(cfg.Iface, o)
 	return tx, "", err
+}
+
+// openRx opens the sink the RxIO choice asks for, in the interface's
+// namespace.
+func openRx(cfg Config, ifname string) (pktio.Rx, string, error) {
+	o := pktio.Options{Batch: cfg.Batch}
+	switch cfg.RxIO {
+	case IOAFXDP:
+		rx, err := pktio.NewXDPRx(ifname, o)
+		if err != nil {
+			return nil, "", fmt.Errorf("af_xdp sink on %s: %w", ifname, err)
+		}
+		return rx, "", nil
+	case IOAuto:
+		rx, err := pktio.NewXDPRx(ifname, o)
+		if err == nil {
+			return rx, "", nil
+		}
+		arx, err2 := pktio.NewAFPacketRx(ifname, o)
+		return arx, fmt.Sprintf("af_xdp sink unavailable (%v); using af_packet", err), err2
+	}
+	rx, err := pktio.NewAFPacketRx(ifname, o)
+	return rx, "", err
 }

@@ -171,3 +171,62 @@ func TestXDPTx(t *testing.T) {
 	}
 	t.Logf("%s: %d received, latency p50 %d ns", tx.Name(), st.Unique, st.Latency.P50)
 }
+
+// TestXDPRx receives through the ring layer and the pod steering program
+// what an AF_PACKET sender sends across the veth pair.
+func TestXDPRx(t *testing.T) {
+	nsA, nsB, tp := pair(t)
+	var rx *XDPRx
+	if err := InNetns(nsB, func() (err error) { rx, err = NewXDPRx("b0", Options{}); return }); err != nil {
+		t.Skipf("af_xdp receive not available here: %v", err)
+	}
+	var tx *AFPacketTx
+	if err := InNetns(nsA, func() (err error) { tx, err = NewAFPacketTx("a0", Options{}); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	sink := gen.NewSink(gen.Filter{Stream: 3, DstPort: 9})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if err := rx.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
+		for quiet := 0; quiet < 5; {
+			fs, err := rx.Receive()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if len(fs) == 0 {
+				quiet++
+			}
+			now := Now()
+			for _, f := range fs {
+				quiet = 0
+				sink.Offer(f, now)
+			}
+		}
+	}()
+	const total = 10000
+	pacer := NewPacer(100000, 64)
+	var seq uint32
+	for seq < total {
+		bufs := tx.Buffers(min(pacer.Take(64, time.Time{}), total-int(seq)))
+		for k := range bufs {
+			bufs[k] = bufs[k][:tp.Fill(bufs[k], int(seq%2), 0, seq, Now())]
+			seq++
+		}
+		if _, err := tx.Send(bufs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	st := sink.Stats(total)
+	if st.Unique < total || st.Dups != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	t.Logf("af_xdp sink: %d received, latency p50 %d ns", st.Unique, st.Latency.P50)
+}

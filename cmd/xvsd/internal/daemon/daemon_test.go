@@ -47,7 +47,7 @@ func testConfig(t *testing.T) *config.Config {
 	f := &config.File{
 		APISocket: filepath.Join(t.TempDir(), "xvsd.sock"), MetricsAddr: "127.0.0.1:0", HealthAddr: "127.0.0.1:0",
 		StateFile: filepath.Join(t.TempDir(), "state.json"),
-		Ports: []config.Port{{Name: "veth1", Kind: "pod", Addresses: []string{"10.244.0.5/32"}}},
+		Ports:     []config.Port{{Name: "veth1", Kind: "pod", Addresses: []string{"10.244.0.5/32"}}},
 	}
 	c, err := f.Resolve(config.Options{})
 	if err != nil {
