@@ -22,7 +22,7 @@ CMDS         := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go)))))
 TOOLS        := ip:iproute2 ss:iproute2 ping:iputils-ping iperf3:iperf3 tcpdump:tcpdump ethtool:ethtool
 APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool
 
-.PHONY: all build test demo bench bench-quick lint clean deps
+.PHONY: bench-go all build test demo bench bench-quick lint clean deps
 
 all: build
 
@@ -61,17 +61,24 @@ test: deps
 	pass=$$(grep -cE '^ *--- PASS' $(BIN)/test.log); \
 	skip=$$(grep -cE '^ *--- SKIP' $(BIN)/test.log); \
 	fail=$$(grep -cE '^ *--- FAIL' $(BIN)/test.log); \
-	echo "==== tests: $$pass passed, $$skip skipped, $$fail failed (subtests included); go test exit $$rc"; \
+	echo "go test exit $$rc; counts include subtests"; \
+	echo "tests: $$pass passed, $$fail failed, $$skip skipped"; \
 	exit $$rc
 
 demo: deps build
 	BIN=$(BIN) ./lab/demo.sh
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+# The perf harness: pod-to-pod through xvsd, the kernel and an XDP_REDIRECT
+# ceiling, alternating A B A B; JSON, Markdown and SVG under out/bench.
+bench: build
+	$(GO) run ./perf/cmd/xvs-bench -full -out out/bench -xvsd $(BIN)/xvsd
 
-bench-quick:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20ms -timeout 10m ./...
+bench-quick: build
+	$(GO) run ./perf/cmd/xvs-bench -quick -out out/bench -xvsd $(BIN)/xvsd
+
+# Go micro-benchmarks (pipeline, FIB, rings, encap) with allocation counts.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20ms -timeout 20m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \

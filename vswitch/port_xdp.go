@@ -55,6 +55,9 @@ type xdpPort struct {
 
 var _ Port = (*xdpPort)(nil)
 
+// maxKicks bounds the sendto calls one Flush makes to drain the tx ring.
+const maxKicks = 16
+
 // refillBatch is the smallest fill-ring top-up Receive bothers with.
 const refillBatch = 32
 
@@ -242,8 +245,12 @@ func (p *xdpPort) Transmit(pkts []Packet) int {
 func (p *xdpPort) Flush() {
 	s := p.sock
 	if p.queued {
-		s.KickTx()
-		p.queued = false
+		// Copy mode sends at most 32 descriptors per kick: kick until the
+		// ring is drained (bounded), or what is left would wait for the
+		// next packet.
+		for i := 0; i < maxKicks && s.KickTx() && s.TxPending() > 0; i++ {
+		}
+		p.queued = s.TxPending() > 0
 	}
 	s.Reclaim()
 	if p.posted < p.target {

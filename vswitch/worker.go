@@ -196,15 +196,28 @@ func (w *worker) stopAndWait() {
 }
 
 const (
-	idleSpins    = 256                   // empty loops before sleeping (adaptive)
+	// idleSpin is how long an adaptive worker keeps polling after its last
+	// frame before it sleeps in poll(2). Waking a sleeping thread costs tens
+	// to hundreds of microseconds on a loaded machine, so a worker that saw
+	// traffic recently stays awake: steady traffic never pays the wake-up,
+	// and an idle xvsd still sleeps (it spins at most this long per burst).
+	idleSpin     = 2 * time.Millisecond
 	pollInterval = 50 * time.Millisecond // longest sleep: bounds control latency
+	workerNice   = -10                   // worker threads' nice value
 )
 
 func (w *worker) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// A worker woken from poll(2) should run at once, ahead of ordinary
+	// threads: the wake-up is on every sparse packet's path. Best effort
+	// (needs CAP_SYS_NICE); the thread is ours alone, locked above.
+	if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), workerNice); err != nil {
+		w.log.Debug("raise worker priority", "err", err)
+	}
 	defer close(w.done)
 	idle := 0
+	var lastWork int64
 	for !w.stop.Load() {
 		select {
 		case fn := <-w.ctl:
@@ -216,10 +229,11 @@ func (w *worker) run() {
 		w.cnt.publish()
 		if got > 0 {
 			idle = 0
+			lastWork = w.now
 			continue
 		}
 		idle++
-		if w.poll == PollBusy || idle < idleSpins {
+		if w.poll == PollBusy || w.now-lastWork < int64(idleSpin) {
 			if idle%64 == 0 {
 				runtime.Gosched()
 			}

@@ -52,6 +52,13 @@ func (r *ring) reserve(n uint32) (uint32, uint32) {
 	return idx, n
 }
 
+// pending returns how many submitted entries of a producer ring the kernel
+// has not consumed yet (one atomic load).
+func (r *ring) pending() uint32 {
+	r.cachedCons = atomic.LoadUint32(r.cons)
+	return atomic.LoadUint32(r.prod) - r.cachedCons
+}
+
 // submit publishes every reserved slot to the kernel.
 func (r *ring) submit() { atomic.StoreUint32(r.prod, r.cachedProd) }
 

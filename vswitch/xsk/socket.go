@@ -346,6 +346,11 @@ func (s *Socket) count(e unix.Errno) {
 // the device went down or away).
 func (s *Socket) KickErrors() uint64 { return s.kickErrs }
 
+// TxPending returns how many submitted tx descriptors the kernel has not
+// taken yet. In copy mode one sendto takes at most 32 (the kernel's
+// TX_BATCH_SIZE), so a caller kicks again while this is non-zero.
+func (s *Socket) TxPending() uint32 { return s.Tx.pending() }
+
 // KickRx wakes the driver to refill from the fill ring if it asked for it.
 func (s *Socket) KickRx() bool {
 	if !s.Fill.NeedWakeup() {
