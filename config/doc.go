@@ -56,10 +56,13 @@
 //	    mode: auto                   # auto | xdp-zerocopy | xdp-native | xdp-generic | af-packet
 //	    queue: 0                     # NIC queue (uplink only)
 //	    addresses: [192.0.2.10/24, 2001:db8::10/64]   # node addresses, with subnet length
-//	  # the veth into the host namespace
-//	  - name: xvs-host
+//	  # the host port: the switch's end of a veth pair whose other end the
+//	  # kernel routes the pod prefixes out of (via 169.254.1.1 onlink and
+//	  # fe80::ecee:eeff:feee:eeee); addresses are the node's own, which pods
+//	  # reach through it (they may repeat the uplink's)
+//	  - name: xvshostp
 //	    kind: host
-//	    addresses: [169.254.2.1/30]
+//	    addresses: [192.0.2.10/32, 2001:db8::10/128]
 //	  # a pod, host end of its veth; addresses are the pod's /32 and /128
 //	  - name: xvs1a2b3c
 //	    kind: pod

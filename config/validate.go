@@ -334,7 +334,7 @@ func checkOverlaps(ports []vswitch.PortConfig) []error {
 		for a, pa := range ports[i].Addrs {
 			for j := 0; j < i; j++ {
 				for b, pb := range ports[j].Addrs {
-					same := pa.Addr() == pb.Addr()
+					same := pa.Addr() == pb.Addr() && !nodeAddress(ports[i].Kind, ports[j].Kind)
 					bothPods := ports[i].Kind == vswitch.PortPod && ports[j].Kind == vswitch.PortPod
 					if same || (bothPods && pa.Overlaps(pb)) {
 						e.str(fmt.Sprintf("ports[%d].addresses[%d]", i, a), pa.String(),
@@ -347,6 +347,13 @@ func checkOverlaps(ports []vswitch.PortConfig) []error {
 	return e
 }
 
+// nodeAddress reports whether two ports of these kinds may list the same
+// address: a host port lists the node's addresses (the uplink's among them)
+// as the ones reached through it.
+func nodeAddress(a, b vswitch.PortKind) bool {
+	return a == vswitch.PortHost && b == vswitch.PortUplink || a == vswitch.PortUplink && b == vswitch.PortHost
+}
+
 // CheckPodOverlap reports which existing port, if any, already holds one of
 // the new port's addresses. The API server uses it before AddPort.
 func CheckPodOverlap(existing []vswitch.PortStatus, add vswitch.PortConfig) error {
@@ -354,7 +361,8 @@ func CheckPodOverlap(existing []vswitch.PortStatus, add vswitch.PortConfig) erro
 		for _, ps := range existing {
 			for _, pb := range ps.Addrs {
 				bothPods := add.Kind == vswitch.PortPod && ps.Kind == vswitch.PortPod
-				if pa.Addr() == pb.Addr() || (bothPods && pa.Overlaps(pb)) {
+				same := pa.Addr() == pb.Addr() && !nodeAddress(add.Kind, ps.Kind)
+				if same || (bothPods && pa.Overlaps(pb)) {
 					return fmt.Errorf("address %s overlaps %s of port %q", pa, pb, ps.Name)
 				}
 			}

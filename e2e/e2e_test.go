@@ -339,3 +339,31 @@ func TestLabCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestHostPort: the node's own kernel reaches its pods through the host port
+// (as kubelet probes do), and the pods reach the node's address, over IPv4
+// and IPv6, with forwarding still off in the node.
+func TestHostPort(t *testing.T) {
+	l := newLab(t, lab.Options{HostPort: true})
+	n := l.T.Nodes[0]
+	for _, p := range l.T.Pods {
+		t.Run("node-to-"+p.Name+"-v4", func(t *testing.T) { ping(t, l, "node", p.V4) })
+		t.Run("node-to-"+p.Name+"-v6", func(t *testing.T) { ping(t, l, "node", p.V6) })
+	}
+	for _, a := range []netip.Addr{n.UplinkV4.Addr(), n.UplinkV6.Addr()} {
+		t.Run("pod-to-node-"+a.String(), func(t *testing.T) { ping(t, l, l.T.Pods[0].Name, a) })
+	}
+	for _, v6 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tcp-node-to-pod-v6=%v", v6), func(t *testing.T) {
+			r, err := l.Iperf3(l.T.Pods[0].Name, "node", time.Second, v6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.ReceivedBytes == 0 {
+				t.Fatal("no bytes received")
+			}
+			t.Logf("node -> pod: %.2f Gb/s, %d retransmits", r.BitsPerSecond/1e9, r.Retransmits)
+		})
+	}
+	assertForwardingOff(t, l)
+}

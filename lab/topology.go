@@ -54,6 +54,12 @@ type Options struct {
 	// with the checksum left to "hardware" (CHECKSUM_PARTIAL), AF_XDP
 	// does not carry that state, and the receiver would drop the frame.
 	PodTxChecksum bool
+	// HostPort gives each node a host port: a veth pair in the node's
+	// namespace, the kernel on one end (routing the pod block via the
+	// gateway), xvsd on the other, so the node itself reaches its pods
+	// (kubelet probes, hostNetwork pods). Needs the outside (the node's
+	// addresses are its uplink's).
+	HostPort bool
 
 	// XVSD is the path to the xvsd binary; empty builds the topology only.
 	XVSD string
@@ -190,6 +196,8 @@ type Node struct {
 	PodsV4    netip.Prefix // this node's pod block (198.19.i.0/24)
 	PodsV6    netip.Prefix // fd00:19:i::/64
 	Pods      []string     // pod short names, in order
+	HostIf    string       // the switch's end of the host port; empty without one
+	HostKern  string       // the kernel's end of the host port
 
 	// xvsd's files and endpoints (inside NS for the TCP addresses).
 	Config  string
@@ -410,7 +418,26 @@ func Plan(opts Options) (*Topology, error) {
 				Route{NS: t.Outside, Dst: n.PodsV4, Via: n.UplinkV4.Addr(), Dev: outIf},
 				Route{NS: t.Outside, Dst: n.PodsV6, Via: n.UplinkV6.Addr(), Dev: outIf},
 			)
+			if opts.HostPort {
+				n.HostIf, n.HostKern = "xvshostp", "xvshost"
+				t.Links = append(t.Links, &Link{
+					Kind: "host",
+					A:    End{NS: n.NS, Name: n.HostKern, MAC: mac(0x02, 0x58, 0x02, 0x00, byte(i), 1)},
+					B:    End{NS: n.NS, Name: n.HostIf, MAC: GatewayMAC},
+				})
+				t.Sysctls = append(t.Sysctls,
+					Sysctl{n.NS, "net.ipv6.conf." + n.HostKern + ".accept_dad", "0"},
+					Sysctl{n.NS, "net.ipv6.conf." + n.HostIf + ".accept_dad", "0"},
+				)
+				t.TxChecksumOff = append(t.TxChecksumOff, IfRef{n.NS, n.HostKern})
+				t.Routes = append(t.Routes,
+					Route{NS: n.NS, Dst: n.PodsV4, Via: GatewayV4, Dev: n.HostKern, OnLink: true},
+					Route{NS: n.NS, Dst: n.PodsV6, Via: GatewayV6, Dev: n.HostKern},
+				)
+			}
 		}
+	} else if opts.HostPort {
+		return nil, fmt.Errorf("HostPort needs the outside (the node's addresses are its uplink's)")
 	}
 	for _, l := range t.Links {
 		for _, e := range []End{l.A, l.B} {

@@ -32,6 +32,10 @@ func XVSDConfig(t *Topology, n *Node, workers int) []byte {
 		fmt.Fprintf(&b, "  - name: %s\n    kind: uplink\n    addresses: [%s, %s]\n",
 			q(n.Uplink), q(n.UplinkV4.String()), q(n.UplinkV6.String()))
 	}
+	if n.HostIf != "" {
+		fmt.Fprintf(&b, "  - name: %s\n    kind: host\n    addresses: [%s, %s]\n",
+			q(n.HostIf), q(n.UplinkV4.Addr().String()+"/32"), q(n.UplinkV6.Addr().String()+"/128"))
+	}
 	for _, name := range n.Pods {
 		p := t.PodByName(name)
 		fmt.Fprintf(&b, "  - name: %s\n    kind: pod\n    addresses: [%s, %s]\n    peer_mac: %s\n",
