@@ -101,14 +101,6 @@ func (w *worker) process(pkts []Packet, in *portState) {
 	}
 }
 
-// resolve follows an ECMP group to one member for this flow.
-func resolveECMP(v *fib.View, nh *fib.NextHop, hash uint32) *fib.NextHop {
-	if nh.Kind != fib.KindECMP || len(nh.Group) == 0 {
-		return nh
-	}
-	return v.NextHop(nh.Group[hash%uint32(len(nh.Group))])
-}
-
 func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) {
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	eth := encap.Ethernet(b)
@@ -120,7 +112,7 @@ func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 	}
 	nh := v.NextHop(idx)
 	if nh.Kind == fib.KindECMP {
-		nh = resolveECMP(v, nh, encap.FlowHash4(ip))
+		nh = v.NextHop(v.SelectECMP(idx, encap.FlowHash4(ip)))
 	}
 	switch nh.Kind {
 	case fib.KindPort, fib.KindAdjacency:
@@ -179,7 +171,7 @@ func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 	}
 	nh := v.NextHop(idx)
 	if nh.Kind == fib.KindECMP {
-		nh = resolveECMP(v, nh, encap.FlowHash6(ip))
+		nh = v.NextHop(v.SelectECMP(idx, encap.FlowHash6(ip)))
 	}
 	switch nh.Kind {
 	case fib.KindPort, fib.KindAdjacency:
