@@ -197,24 +197,18 @@ func (w *worker) stopAndWait() {
 
 const (
 	// idleSpin is how long an adaptive worker keeps polling after its last
-	// frame before it sleeps in poll(2). Waking a sleeping thread costs tens
-	// to hundreds of microseconds on a loaded machine, so a worker that saw
-	// traffic recently stays awake: steady traffic never pays the wake-up,
-	// and an idle xvsd still sleeps (it spins at most this long per burst).
-	idleSpin     = 2 * time.Millisecond
+	// frame before it sleeps in poll(2): traffic that keeps coming does not
+	// pay a wake-up per packet, and an idle xvsd still sleeps. Measured on
+	// 2 cores (docs/BENCHMARKS.md): 200 µs and 2 ms give the same latency;
+	// raising the worker's priority (nice -10) made it worse, because the
+	// worker then starves the pods it serves.
+	idleSpin     = 200 * time.Microsecond
 	pollInterval = 50 * time.Millisecond // longest sleep: bounds control latency
-	workerNice   = -10                   // worker threads' nice value
 )
 
 func (w *worker) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	// A worker woken from poll(2) should run at once, ahead of ordinary
-	// threads: the wake-up is on every sparse packet's path. Best effort
-	// (needs CAP_SYS_NICE); the thread is ours alone, locked above.
-	if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), workerNice); err != nil {
-		w.log.Debug("raise worker priority", "err", err)
-	}
 	defer close(w.done)
 	idle := 0
 	var lastWork int64
