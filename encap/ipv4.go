@@ -149,6 +149,10 @@ func (b IPv4) Src() [4]byte { return [4]byte(b[ipv4Src : ipv4Src+4]) }
 // Dst returns the destination address.
 func (b IPv4) Dst() [4]byte { return [4]byte(b[ipv4Dst : ipv4Dst+4]) }
 
+// DstBytes returns the destination address as a slice of the header (no
+// copy), for callers that only sometimes need it as a value.
+func (b IPv4) DstBytes() []byte { return b[ipv4Dst : ipv4Dst+4] }
+
 // SetSrc sets the source address. It does not update the checksum.
 func (b IPv4) SetSrc(a [4]byte) { copy(b[ipv4Src:ipv4Src+4], a[:]) }
 

@@ -107,6 +107,10 @@ func (b IPv6) Src() [16]byte { return [16]byte(b[ipv6Src : ipv6Src+16]) }
 // Dst returns the destination address.
 func (b IPv6) Dst() [16]byte { return [16]byte(b[ipv6Dst : ipv6Dst+16]) }
 
+// DstBytes returns the destination address as a slice of the header (no
+// copy), for callers that only sometimes need it as a value.
+func (b IPv6) DstBytes() []byte { return b[ipv6Dst : ipv6Dst+16] }
+
 // SetSrc sets the source address.
 func (b IPv6) SetSrc(a [16]byte) { copy(b[ipv6Src:ipv6Src+16], a[:]) }
 

@@ -131,19 +131,12 @@ func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 		w.drop(p, DropTTL)
 		return
 	}
-	out := w.port(nh.Port)
+	out, why := w.output(nh, ip.DstBytes())
 	if out == nil {
-		w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4HostUnreachable, 0)
-		w.drop(p, DropPortDown)
-		return
-	}
-	if !nh.Resolved {
-		via := nh.Via
-		if !via.IsValid() {
-			via = netip.AddrFrom4(ip.Dst())
+		if why == DropPortDown {
+			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4HostUnreachable, 0)
 		}
-		w.glean(nh.Port, via)
-		w.drop(p, DropNoNeighbor)
+		w.drop(p, why)
 		return
 	}
 	if int(ip.TotalLength()) > out.mtu {
@@ -154,10 +147,7 @@ func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 		return
 	}
 	ip.DecTTL()
-	eth.SetDst(nh.DstMAC)
-	eth.SetSrc(nh.SrcMAC)
-	w.cnt.event(EvForwarded4)
-	w.emit(p, out)
+	w.send(p, eth, nh, out, EvForwarded4)
 }
 
 func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) {
@@ -190,19 +180,12 @@ func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 		w.drop(p, DropTTL)
 		return
 	}
-	out := w.port(nh.Port)
+	out, why := w.output(nh, ip.DstBytes())
 	if out == nil {
-		w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6AddressUnreachable, 0)
-		w.drop(p, DropPortDown)
-		return
-	}
-	if !nh.Resolved {
-		via := nh.Via
-		if !via.IsValid() {
-			via = netip.AddrFrom16(ip.Dst())
+		if why == DropPortDown {
+			w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6AddressUnreachable, 0)
 		}
-		w.glean(nh.Port, via)
-		w.drop(p, DropNoNeighbor)
+		w.drop(p, why)
 		return
 	}
 	if encap.IPv6Len+int(ip.PayloadLength()) > out.mtu {
@@ -211,9 +194,34 @@ func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 		return
 	}
 	ip.SetHopLimit(ip.HopLimit() - 1)
+	w.send(p, eth, nh, out, EvForwarded6)
+}
+
+// output returns the port a packet routed by nh leaves by, or nil and why
+// not: the port is gone, or the neighbour is not resolved yet (then the
+// control plane is asked to resolve it: the gateway, or for an attached
+// route the destination itself, whose bytes dst are).
+func (w *worker) output(nh *fib.NextHop, dst []byte) (*portState, Drop) {
+	out := w.port(nh.Port)
+	if out == nil {
+		return nil, DropPortDown
+	}
+	if !nh.Resolved {
+		via := nh.Via
+		if !via.IsValid() {
+			via, _ = netip.AddrFromSlice(dst)
+		}
+		w.glean(nh.Port, via)
+		return nil, DropNoNeighbor
+	}
+	return out, 0
+}
+
+// send rewrites a forwarded packet's Ethernet header from nh and queues it.
+func (w *worker) send(p *Packet, eth encap.Ethernet, nh *fib.NextHop, out *portState, ev Event) {
 	eth.SetDst(nh.DstMAC)
 	eth.SetSrc(nh.SrcMAC)
-	w.cnt.event(EvForwarded6)
+	w.cnt.event(ev)
 	w.emit(p, out)
 }
 
