@@ -54,7 +54,9 @@
 //	  - name: eth0
 //	    kind: uplink                 # pod | uplink | host
 //	    mode: auto                   # auto | xdp-zerocopy | xdp-native | xdp-generic | af-packet
-//	    queue: 0                     # NIC queue (uplink only)
+//	    queue: 0                     # first NIC queue (uplink only)
+//	    queues: 1                    # NIC queues from queue on, one AF_XDP socket each,
+//	                                 # served by worker queue%workers (shown as eth0/q1, ...)
 //	    addresses: [192.0.2.10/24, 2001:db8::10/64]   # node addresses, with subnet length
 //	  # the host port: the switch's end of a veth pair whose other end the
 //	  # kernel routes the pod prefixes out of (via 169.254.1.1 onlink and

@@ -50,6 +50,7 @@ type Port struct {
 	Kind      string   `yaml:"kind"`
 	Mode      string   `yaml:"mode"`
 	Queue     int      `yaml:"queue"`
+	Queues    int      `yaml:"queues"`
 	Addresses []string `yaml:"addresses"`
 	PeerMAC   string   `yaml:"peer_mac"`
 	MTU       int      `yaml:"mtu"`

@@ -292,6 +292,16 @@ func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []e
 	} else if p.Queue != 0 && kindOK && pc.Kind != vswitch.PortUplink {
 		e.num(field+".queue", p.Queue, "only an uplink has queues")
 	}
+	switch {
+	case p.Queues < 0 || p.Queues > 64:
+		e.num(field+".queues", p.Queues, "must be 1..64")
+	case p.Queues > 1 && kindOK && pc.Kind != vswitch.PortUplink:
+		e.num(field+".queues", p.Queues, "only an uplink has queues")
+	case p.Queues > 1 && pc.Mode == vswitch.ModeAFPacket:
+		e.num(field+".queues", p.Queues, "several queues need AF_XDP, not mode af-packet")
+	default:
+		pc.Queues = p.Queues
+	}
 	for j, s := range p.Addresses {
 		af := fmt.Sprintf("%s.addresses[%d]", field, j)
 		pfx, err := netip.ParsePrefix(s)

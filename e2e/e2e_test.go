@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -364,6 +365,76 @@ func TestHostPort(t *testing.T) {
 			}
 			t.Logf("node -> pod: %.2f Gb/s, %d retransmits", r.BitsPerSecond/1e9, r.Retransmits)
 		})
+	}
+	assertForwardingOff(t, l)
+}
+
+// portPackets reads a port's rx and tx packet counters.
+func portPackets(t *testing.T, l *lab.Lab, node, port string) (rx, tx uint64) {
+	t.Helper()
+	out, err := xvsctl(t, l, node, "-o", "json", "show", "ports")
+	if err != nil {
+		t.Fatalf("xvsctl show ports: %v: %s", err, out)
+	}
+	var v struct {
+		Ports []struct {
+			Name  string
+			Stats struct {
+				RxPackets string `json:"rx_packets"`
+				TxPackets string `json:"tx_packets"`
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("xvsctl show ports: %v: %s", err, out)
+	}
+	for _, p := range v.Ports {
+		if p.Name == port {
+			fmt.Sscan(p.Stats.RxPackets, &rx)
+			fmt.Sscan(p.Stats.TxPackets, &tx)
+			return rx, tx
+		}
+	}
+	t.Fatalf("no port %s in %s", port, out)
+	return 0, 0
+}
+
+// TestUplinkQueues: a two-queue uplink on a two-worker xvsd. Each queue has
+// its own AF_XDP socket under one steering program; flows from the outside
+// arrive on both, and each worker answers through the queue it serves.
+func TestUplinkQueues(t *testing.T) {
+	l := newLab(t, lab.Options{Workers: 2, UplinkQueues: 2})
+	for _, p := range l.T.Pods {
+		ping(t, l, "outside", p.V4)
+		ping(t, l, "outside", p.V6)
+	}
+	// Many TCP flows, so the outside's queue selection uses both queues.
+	pod := l.T.Pods[1]
+	hostport := net.JoinHostPort(pod.V4.String(), "7777")
+	ln, err := l.Listen(pod.Name, "tcp", hostport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go echoServer(ln)
+	for i := 0; i < 32; i++ {
+		c, err := l.Dial("outside", "tcp", hostport, 5*time.Second)
+		if err != nil {
+			t.Fatalf("flow %d: %v", i, err)
+		}
+		if err := roundTrip(c, bufio.NewReader(c), fmt.Sprintf("flow %d", i)); err != nil {
+			t.Fatalf("flow %d: %v", i, err)
+		}
+		c.Close()
+	}
+	rx0, tx0 := portPackets(t, l, "node", "uplink0")
+	rx1, tx1 := portPackets(t, l, "node", "uplink0/q1")
+	t.Logf("uplink0: rx %d tx %d; uplink0/q1: rx %d tx %d", rx0, tx0, rx1, tx1)
+	if tx0 == 0 || tx1 == 0 {
+		t.Errorf("each worker should answer through its own queue: tx %d and %d", tx0, tx1)
+	}
+	if rx0 == 0 || rx1 == 0 {
+		t.Errorf("32 flows all arrived on one queue: rx %d and %d", rx0, rx1)
 	}
 	assertForwardingOff(t, l)
 }

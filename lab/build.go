@@ -89,6 +89,11 @@ func build(ctx context.Context, t *Topology, logf func(string, ...any)) error {
 			PeerHardwareAddr: l.B.MAC,
 			PeerNamespace:    netlink.NsFd(nb),
 		}
+		if l.Queues > 1 {
+			q := uint32(l.Queues)
+			veth.NumTxQueues, veth.NumRxQueues = int(q), int(q)
+			veth.PeerNumTxQueues, veth.PeerNumRxQueues = q, q
+		}
 		if err := ha.LinkAdd(veth); err != nil {
 			return fmt.Errorf("add veth %s/%s - %s/%s: %w", l.A.NS, l.A.Name, l.B.NS, l.B.Name, err)
 		}

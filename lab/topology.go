@@ -60,6 +60,9 @@ type Options struct {
 	// (kubelet probes, hostNetwork pods). Needs the outside (the node's
 	// addresses are its uplink's).
 	HostPort bool
+	// UplinkQueues gives each uplink veth that many queues, and xvsd one
+	// AF_XDP socket per queue (default 1).
+	UplinkQueues int
 
 	// XVSD is the path to the xvsd binary; empty builds the topology only.
 	XVSD string
@@ -191,6 +194,7 @@ type Node struct {
 	Uplink    string       // uplink interface in NS; empty without an outside
 	UplinkV4  netip.Prefix // node's uplink address and subnet (198.18.i.1/24)
 	UplinkV6  netip.Prefix // fd00:18:i::1/64
+	Queues    int          // uplink queues xvsd serves (0 or 1: one)
 	GatewayV4 netip.Addr   // the outside end of the uplink (198.18.i.2)
 	GatewayV6 netip.Addr
 	PodsV4    netip.Prefix // this node's pod block (198.19.i.0/24)
@@ -224,8 +228,9 @@ const PodIf = "eth0"
 
 // Link is a veth pair between two namespaces.
 type Link struct {
-	Kind string // "pod" or "uplink"
-	A, B End
+	Kind   string // "pod", "uplink" or "host"
+	A, B   End
+	Queues int // rx and tx queues on each end (0: the kernel's default, 1)
 }
 
 // End is one side of a veth pair.
@@ -400,8 +405,10 @@ func Plan(opts Options) (*Topology, error) {
 			n.GatewayV4 = v4(198, 18, byte(i), 2)
 			n.GatewayV6 = v6(0x18, i, 2)
 			outIf := n.Name
+			n.Queues = opts.UplinkQueues
 			t.Links = append(t.Links, &Link{
-				Kind: "uplink",
+				Kind:   "uplink",
+				Queues: opts.UplinkQueues,
 				A: End{NS: n.NS, Name: n.Uplink, MAC: mac(0x02, 0x58, 0x01, 0x00, byte(i), 1),
 					Addrs: []netip.Prefix{n.UplinkV4, n.UplinkV6}},
 				B: End{NS: t.Outside, Name: outIf, MAC: mac(0x02, 0x58, 0x01, 0x00, byte(i), 2),

@@ -31,6 +31,9 @@ func XVSDConfig(t *Topology, n *Node, workers int) []byte {
 	if n.Uplink != "" {
 		fmt.Fprintf(&b, "  - name: %s\n    kind: uplink\n    addresses: [%s, %s]\n",
 			q(n.Uplink), q(n.UplinkV4.String()), q(n.UplinkV6.String()))
+		if n.Queues > 1 {
+			fmt.Fprintf(&b, "    queues: %d\n", n.Queues)
+		}
 	}
 	if n.HostIf != "" {
 		fmt.Fprintf(&b, "  - name: %s\n    kind: host\n    addresses: [%s, %s]\n",

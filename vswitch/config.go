@@ -3,6 +3,8 @@ package vswitch
 import (
 	"net/netip"
 	"time"
+
+	"github.com/xvs-project/xvs/vswitch/xdpprog"
 )
 
 // PortKind is the role a port plays.
@@ -54,6 +56,11 @@ type PortConfig struct {
 	Kind  PortKind // pod, uplink or host
 	Mode  Mode     // ModeAuto unless forced
 	Queue int      // NIC queue (uplink); 0 for veths
+	// Queues is how many NIC queues, from Queue on, the uplink serves
+	// (default 1). Each gets its own AF_XDP socket under one shared steering
+	// program, is served by worker queue%Workers, and shows as a port of its
+	// own ("eth0/q1"); routes name the first.
+	Queues int
 	// Addrs: for a pod port, the pod's /32 and /128 addresses (routes to the
 	// pod are installed for them); for the uplink, the node's addresses with
 	// their subnet length (connected routes).
@@ -63,6 +70,10 @@ type PortConfig struct {
 	PeerMAC [6]byte
 	// MTU overrides the link MTU when non-zero.
 	MTU int
+
+	// program is the first queue's steering program, set by the switch
+	// when it opens an uplink's further queues.
+	program *xdpprog.Program
 }
 
 // StaticRoute is a route from configuration or the API.

@@ -36,6 +36,13 @@
 // host's own traffic is untouched and a restart of xvsd finds the neighbours
 // already resolved.
 //
+// An uplink with several NIC queues (PortConfig.Queues) gets one AF_XDP socket
+// per queue under one steering program; queue q is served by worker
+// q%Workers, and a worker's port table maps the uplink to the queue it serves,
+// so traffic toward the uplink never crosses workers. Other cross-worker
+// traffic (pod ports on different workers) goes through handoff rings
+// (handoff.go), which copy.
+//
 // The host port (kind host) is a veth pair in xvsd's namespace: the kernel
 // routes pod prefixes out of one end via the gateway, the switch drives the
 // other, answers ARP/NDP there as on a pod port, and delivers packets for the

@@ -78,7 +78,7 @@ func (s *Switch) uplinkByIfindex(ifindex int) *portState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ps := range s.ports {
-		if ps.kind == PortUplink && ps.ifindex == ifindex {
+		if ps.kind == PortUplink && ps.ifindex == ifindex && ps.primary == nil {
 			return ps
 		}
 	}

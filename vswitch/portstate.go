@@ -31,6 +31,10 @@ type portState struct {
 	own6      [16]byte // pod ports: the pod's own IPv6, zero if none
 	cfg       PortConfig
 	ifindex   int
+	// primary is the uplink port a queue port belongs to (nil for the
+	// first queue and every other port); queues are the primary's others.
+	primary *portState
+	queues  []*portState
 	// ----
 	status atomic.Pointer[portStatusDyn]
 	stats  portCounters

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/vswitch/xdpprog"
 	"github.com/xvs-project/xvs/vswitch/xsk"
 )
 
@@ -311,6 +312,12 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 	})
 	s.ports[id] = ps
 	s.byName[pc.Name] = ps
+	if pc.Kind == PortUplink && pc.Queues > 1 {
+		if err := s.addQueuesLocked(ps); err != nil {
+			s.delPortLocked(ps)
+			return PortStatus{}, err
+		}
+	}
 	s.steerLocked(ps, true)
 	s.log.Info("port added", "port", pc.Name, "id", id, "kind", pc.Kind, "mode", op.Port.Mode(), "reason", op.Reason)
 	return ps.snapshot(), nil
@@ -498,8 +505,8 @@ func (s *Switch) steerLocked(ps *portState, add bool) {
 		}
 	}
 	for _, o := range s.ports {
-		if o.port == nil {
-			continue
+		if o.port == nil || o.primary != nil {
+			continue // a queue shares its uplink's program
 		}
 		switch {
 		case ps.kind == PortPod && o.kind == PortUplink:
@@ -531,7 +538,52 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 	s.log.Info("pod MAC learned", "port", ps.name, "mac", fmtMAC(mac))
 }
 
-// DelPort removes a port, its routes and its steering entries.
+// addQueuesLocked opens an uplink's further queues: one AF_XDP socket each,
+// in the first queue's steering program, each served by worker
+// queue%Workers. A worker that serves one of them sends what it routes to
+// the uplink through its own queue, so the uplink needs no cross-worker
+// handoff.
+func (s *Switch) addQueuesLocked(ps *portState) error {
+	var prog *xdpprog.Program
+	if xp, ok := ps.port.(*xdpPort); ok {
+		prog = xp.prog
+	} else if ps.port.Mode() != ModeFake {
+		return fmt.Errorf("uplink %s: several queues need AF_XDP, the port runs %s: %w", ps.name, ps.port.Mode(), ErrConfig)
+	}
+	for q := ps.cfg.Queue + 1; q < ps.cfg.Queue+ps.cfg.Queues; q++ {
+		qc := ps.cfg
+		qc.Name, qc.Queue, qc.Queues, qc.Addrs, qc.program = ps.cfg.Name, q, 1, nil, prog
+		w := s.workers[q%len(s.workers)]
+		var op OpenedPort
+		var err error
+		w.do(func() { op, err = s.opener(qc, w.umem, s.log.With("port", qc.Name, "queue", q)) })
+		if err != nil {
+			return fmt.Errorf("uplink %s queue %d: %w", ps.name, q, err)
+		}
+		id := s.freeIDLocked()
+		name := fmt.Sprintf("%s/q%d", ps.name, q)
+		qs := &portState{
+			id: id, name: name, kind: PortUplink, worker: w.id, cfg: qc, port: op.Port,
+			ifindex: ps.ifindex, mtu: ps.mtu, mac: ps.mac, icmpSrc4: ps.icmpSrc4, icmpSrc6: ps.icmpSrc6,
+			primary: ps,
+		}
+		qs.setStatus(true, op.Port.Mode(), op.Reason)
+		s.onAllWorkers(func(x *worker) {
+			x.addPort(qs)
+			if x.id == qs.worker && x.id != ps.worker {
+				x.ports[ps.id] = qs // this worker's way out to the uplink
+			}
+		})
+		s.ports[id] = qs
+		s.byName[name] = qs
+		ps.queues = append(ps.queues, qs)
+		s.log.Info("uplink queue added", "port", name, "id", id, "worker", w.id, "mode", op.Port.Mode())
+	}
+	return nil
+}
+
+// DelPort removes a port, its routes and its steering entries (an uplink
+// with its queues).
 func (s *Switch) DelPort(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -539,6 +591,25 @@ func (s *Switch) DelPort(name string) error {
 	if !ok {
 		return fmt.Errorf("port %s: %w", name, ErrPortNotFound)
 	}
+	if ps.primary != nil {
+		return fmt.Errorf("port %s is a queue of %s: delete %s: %w", name, ps.primary.name, ps.primary.name, ErrConfig)
+	}
+	return s.delPortLocked(ps)
+}
+
+func (s *Switch) delPortLocked(ps *portState) error {
+	name := ps.name
+	var errs []error
+	for _, qs := range ps.queues {
+		s.onAllWorkers(func(x *worker) { x.removePort(qs) })
+		if qs.port != nil {
+			errs = append(errs, qs.port.Close())
+			qs.port = nil
+		}
+		delete(s.ports, qs.id)
+		delete(s.byName, qs.name)
+	}
+	ps.queues = nil
 	s.onAllWorkers(func(x *worker) {
 		x.removePort(ps)
 		if ps.kind == PortHost && x.hostPort == ps.id {
@@ -549,15 +620,14 @@ func (s *Switch) DelPort(name string) error {
 		s.log.Warn("remove port routes", "port", name, "err", err)
 	}
 	s.steerLocked(ps, false)
-	var err error
 	if ps.port != nil {
-		err = ps.port.Close()
+		errs = append(errs, ps.port.Close())
 		ps.port = nil
 	}
 	delete(s.ports, ps.id)
 	delete(s.byName, name)
 	s.log.Info("port deleted", "port", name)
-	return err
+	return errors.Join(errs...)
 }
 
 // portDown takes a port out of service (its link went away) but keeps it

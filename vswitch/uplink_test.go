@@ -1,6 +1,7 @@
 package vswitch
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"testing"
@@ -129,5 +130,59 @@ func TestHostPort(t *testing.T) {
 	eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
 	if ip := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ip.TTL != 64 || [6]byte(eth.DstMAC) != hostMAC {
 		t.Errorf("punted frame: ttl %d dst %s, want 64 %x", ip.TTL, eth.DstMAC, hostMAC)
+	}
+}
+
+// TestUplinkQueues: an uplink with two queues on a two-worker switch. Each
+// worker sends what it routes to the uplink through the queue it serves, so
+// nothing crosses between workers; deleting the uplink takes its queue along.
+func TestUplinkQueues(t *testing.T) {
+	ports := map[string]*FakePort{}
+	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+		fp := NewFakePort(64)
+		fp.umem = u
+		name := pc.Name
+		if pc.Queue > 0 {
+			name = fmt.Sprintf("%s/q%d", pc.Name, pc.Queue)
+		}
+		ports[name] = fp
+		return OpenedPort{Port: fp, MAC: [6]byte{0x02, 0xaa, 0, 0, 0, 1}, MTU: 1500}, nil
+	}
+	cfg := Config{Workers: 2, Ports: []PortConfig{
+		{Name: "up", Kind: PortUplink, Queues: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
+		{Name: "pod0", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32)}}, // fills worker 0
+		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32)}},
+	}}
+	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	up, q1, pod := sw.byName["up"], sw.byName["up/q1"], sw.byName["pod1"]
+	if q1 == nil || up.worker != 0 || q1.worker != 1 || pod.worker != 1 {
+		t.Fatalf("placement: up on %d, up/q1 %v, pod1 on %d; want 0, on 1, 1", up.worker, q1, pod.worker)
+	}
+	out := netip.MustParseAddr("198.18.0.2")
+	sw.nbr.update(neighUpdate(up.ifindex, out, [6]byte{0x02, 0xbb, 0, 0, 0, 2}))
+	w1 := sw.workers[1]
+	ports["pod1"].In <- udp4(t, pod1MAC, pod1v4, out, 64, 10)
+	w1.now = nanotime()
+	w1.poll1()
+	select {
+	case <-ports["up/q1"].Out:
+	default:
+		t.Fatalf("frame did not leave through worker 1's queue (counters %+v)", sw.Counters())
+	}
+	if w1.outDirty[0] || len(ports["up"].Out) != 0 {
+		t.Fatalf("frame was handed to worker 0")
+	}
+	if err := sw.DelPort("up/q1"); err == nil {
+		t.Fatalf("deleting a queue on its own succeeded")
+	}
+	if err := sw.DelPort("up"); err != nil {
+		t.Fatal(err)
+	}
+	if len(sw.Ports()) != 2 {
+		t.Fatalf("ports after deleting the uplink: %+v", sw.Ports())
 	}
 }
