@@ -316,6 +316,9 @@ func (s *Server) fibSummary() *xvspb.FibSummary {
 		kinds[kind]++
 	}
 	if f := s.dp.FIB(); f != nil {
+		st := f.Stats()
+		sum.Tables, sum.NextHops = uint32(st.Tables), uint32(st.NextHops)
+		sum.MemoryBytes, sum.Updates, sum.UpdateRate = uint64(st.MemoryBytes), st.Updates, st.UpdateRate
 		f.Routes(0, func(r fib.Route) bool {
 			count(r.Prefix, r.Origin.String(), r.NextHop.Kind.String())
 			return true

@@ -1269,11 +1269,17 @@ func (x *GetCountersResponse) GetEvents() []*Counter {
 }
 
 type FibSummary struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RoutesV4      uint32                 `protobuf:"varint,1,opt,name=routes_v4,json=routesV4,proto3" json:"routes_v4,omitempty"`
-	RoutesV6      uint32                 `protobuf:"varint,2,opt,name=routes_v6,json=routesV6,proto3" json:"routes_v6,omitempty"`
-	ByOrigin      []*Counter             `protobuf:"bytes,3,rep,name=by_origin,json=byOrigin,proto3" json:"by_origin,omitempty"` // route count per origin, non-zero only
-	ByKind        []*Counter             `protobuf:"bytes,4,rep,name=by_kind,json=byKind,proto3" json:"by_kind,omitempty"`       // route count per next-hop kind, non-zero only
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	RoutesV4 uint32                 `protobuf:"varint,1,opt,name=routes_v4,json=routesV4,proto3" json:"routes_v4,omitempty"`
+	RoutesV6 uint32                 `protobuf:"varint,2,opt,name=routes_v6,json=routesV6,proto3" json:"routes_v6,omitempty"`
+	ByOrigin []*Counter             `protobuf:"bytes,3,rep,name=by_origin,json=byOrigin,proto3" json:"by_origin,omitempty"` // route count per origin, non-zero only
+	ByKind   []*Counter             `protobuf:"bytes,4,rep,name=by_kind,json=byKind,proto3" json:"by_kind,omitempty"`       // route count per next-hop kind, non-zero only
+	// From the FIB itself (all tables): zero when the dataplane has no FIB.
+	Tables        uint32  `protobuf:"varint,5,opt,name=tables,proto3" json:"tables,omitempty"`
+	NextHops      uint32  `protobuf:"varint,6,opt,name=next_hops,json=nextHops,proto3" json:"next_hops,omitempty"`
+	MemoryBytes   uint64  `protobuf:"varint,7,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"` // estimate: trie, writer records, next-hop table
+	Updates       uint64  `protobuf:"varint,8,opt,name=updates,proto3" json:"updates,omitempty"`                            // route changes applied since start
+	UpdateRate    float64 `protobuf:"fixed64,9,opt,name=update_rate,json=updateRate,proto3" json:"update_rate,omitempty"`   // route changes per second over the last 10 s
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1334,6 +1340,41 @@ func (x *FibSummary) GetByKind() []*Counter {
 		return x.ByKind
 	}
 	return nil
+}
+
+func (x *FibSummary) GetTables() uint32 {
+	if x != nil {
+		return x.Tables
+	}
+	return 0
+}
+
+func (x *FibSummary) GetNextHops() uint32 {
+	if x != nil {
+		return x.NextHops
+	}
+	return 0
+}
+
+func (x *FibSummary) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *FibSummary) GetUpdates() uint64 {
+	if x != nil {
+		return x.Updates
+	}
+	return 0
+}
+
+func (x *FibSummary) GetUpdateRate() float64 {
+	if x != nil {
+		return x.UpdateRate
+	}
+	return 0
 }
 
 type StatusRequest struct {
@@ -1558,13 +1599,19 @@ const file_xvspb_xvs_proto_rawDesc = "" +
 	"\x12GetCountersRequest\"e\n" +
 	"\x13GetCountersResponse\x12%\n" +
 	"\x05drops\x18\x01 \x03(\v2\x0f.xvs.v1.CounterR\x05drops\x12'\n" +
-	"\x06events\x18\x02 \x03(\v2\x0f.xvs.v1.CounterR\x06events\"\x9e\x01\n" +
+	"\x06events\x18\x02 \x03(\v2\x0f.xvs.v1.CounterR\x06events\"\xb1\x02\n" +
 	"\n" +
 	"FibSummary\x12\x1b\n" +
 	"\troutes_v4\x18\x01 \x01(\rR\broutesV4\x12\x1b\n" +
 	"\troutes_v6\x18\x02 \x01(\rR\broutesV6\x12,\n" +
 	"\tby_origin\x18\x03 \x03(\v2\x0f.xvs.v1.CounterR\bbyOrigin\x12(\n" +
-	"\aby_kind\x18\x04 \x03(\v2\x0f.xvs.v1.CounterR\x06byKind\"\x0f\n" +
+	"\aby_kind\x18\x04 \x03(\v2\x0f.xvs.v1.CounterR\x06byKind\x12\x16\n" +
+	"\x06tables\x18\x05 \x01(\rR\x06tables\x12\x1b\n" +
+	"\tnext_hops\x18\x06 \x01(\rR\bnextHops\x12!\n" +
+	"\fmemory_bytes\x18\a \x01(\x04R\vmemoryBytes\x12\x18\n" +
+	"\aupdates\x18\b \x01(\x04R\aupdates\x12\x1f\n" +
+	"\vupdate_rate\x18\t \x01(\x01R\n" +
+	"updateRate\"\x0f\n" +
 	"\rStatusRequest\"\xef\x01\n" +
 	"\x0eStatusResponse\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x18\n" +

@@ -149,6 +149,12 @@ func FormatFIBSummary(w io.Writer, s *xvspb.FibSummary) error {
 	tw := newTab(w)
 	fmt.Fprintf(tw, "IPv4 routes:\t%d\n", s.GetRoutesV4())
 	fmt.Fprintf(tw, "IPv6 routes:\t%d\n", s.GetRoutesV6())
+	if s.GetTables() > 0 {
+		fmt.Fprintf(tw, "tables:\t%d\n", s.GetTables())
+		fmt.Fprintf(tw, "next hops:\t%d\n", s.GetNextHops())
+		fmt.Fprintf(tw, "memory:\t%.1f MiB\n", float64(s.GetMemoryBytes())/(1<<20))
+		fmt.Fprintf(tw, "updates:\t%d (%.0f/s over the last 10 s)\n", s.GetUpdates(), s.GetUpdateRate())
+	}
 	for _, sec := range []struct {
 		title string
 		cs    []*xvspb.Counter
