@@ -19,8 +19,8 @@
 //
 //	# worker goroutines, one per core you give the dataplane (default 1)
 //	workers: 2
-//	# frames per vector, 1..256 (default 64)
-//	batch_size: 64
+//	# frames per vector, 1..256 (default 256: fewer sendto calls per packet)
+//	batch_size: 256
 //	# busy | adaptive (default adaptive)
 //	poll: adaptive
 //	# UMEM frames per worker, a power of two (default 16384: 64 MiB at 4 KiB;

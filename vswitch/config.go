@@ -87,7 +87,7 @@ type StaticRoute struct {
 // Config is the switch's whole configuration.
 type Config struct {
 	Workers   int      // worker goroutines (default 1)
-	BatchSize int      // frames per vector (default 64, max 256)
+	BatchSize int      // frames per vector (default 256, the max: measured faster than 64 on veth)
 	Poll      PollMode // default adaptive
 	Frames    int      // UMEM frames per worker (default 4096)
 	FrameSize int      // UMEM frame size (default 4096)
@@ -115,7 +115,7 @@ var (
 )
 
 const (
-	DefaultBatchSize = 64
+	DefaultBatchSize = 256
 	MaxBatchSize     = 256
 	DefaultFrames    = 16384
 	DefaultFrameSize = 4096

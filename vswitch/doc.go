@@ -12,7 +12,7 @@
 // copy. Ports sit behind the batched Port interface (port.go); the pipeline
 // never sees which kind it talks to.
 //
-// A worker loops: receive a vector (BatchSize frames, default 64) from each
+// A worker loops: receive a vector (BatchSize frames, default 256) from each
 // port, run it through the pipeline (pipeline.go), hand each output port its
 // batch, publish counters. When idle it spins a little and then sleeps in
 // poll(2) (PollAdaptive), or never sleeps (PollBusy).
