@@ -30,21 +30,23 @@
 // it changes, so its cost is proportional to the batch, not the table.
 // SetRewrite republishes only the next-hop slice.
 //
-// Trie nodes live in an arena of fixed 256-entry slots. A slot replaced by
-// copy-on-write is reused only after a grace period proved by the garbage
-// collector: every published view carries an epoch object that points to
-// the next view's epoch, so an epoch stays reachable while any view up to
-// it is held; a runtime.AddCleanup on the epoch hands the slots retired by
-// its successor back to the writer. The GC's own pacing does not suffice
-// (the arena is most of the heap, so the heap-size trigger would let it
-// double between cycles, again and again: 1.9 GiB after 2.5M random route
-// changes in a first version), so the writer starts a background
-// runtime.GC once the retired slots reach a quarter of the live ones (at
-// least 16,384), and when they reach as many as are live (at least 65,536)
-// with no free slot left, Apply itself waits for a GC and its cleanups
-// rather than growing the arena. Consequences: under sustained churn the
-// FIB holds about 2.2x its freshly built size (176 MiB against 80 MiB for
-// the full table, BenchmarkUpdate); a view held for long pins every slot
+// Trie nodes live in a chunked arena of uint32 words, one block per node,
+// written once and never changed while a view can reach it: a batch
+// re-encodes each node it touches into a fresh block when it is published.
+// A replaced block is reused only after a grace period proved by the
+// garbage collector: every published view carries an epoch object that
+// points to the next view's epoch, so an epoch stays reachable while any
+// view up to it is held; a runtime.AddCleanup on the epoch hands the
+// blocks retired by its successor back to the writer. The GC's own pacing
+// does not suffice (the arena is most of the heap, so the heap-size
+// trigger would let it double between cycles, again and again: 1.9 GiB
+// after 2.5M random route changes in a first version), so the writer
+// starts a background runtime.GC once the retired words reach half the
+// live ones (at least 16 MiB), and when they reach twice the live ones (at
+// least 64 MiB) with few free words left, Apply itself waits for a GC and
+// its cleanups rather than growing the arena. Consequences: under
+// sustained churn the FIB holds a few times its freshly built size
+// (BenchmarkUpdate reports it); a view held for long pins every block
 // retired after it; the arena never shrinks below its high-water mark; and
 // in a process with a large pointer-rich heap (GoBGP's RIB) each forced GC
 // costs in proportion to that heap.

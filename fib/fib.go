@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // ErrNotFound is returned when deleting a route that is not there.
@@ -49,18 +50,20 @@ type FIB struct {
 	pubs    uint64  // views published
 	rate    [rateSlots]rateSlot
 
-	// pending counts arena slots retired but not yet reclaimed.
-	pending   int
-	throttled int // pending after the last throttle
+	// pending counts arena words in blocks retired but not yet reclaimed,
+	// pendingBlocks the blocks.
+	pending       int
+	pendingBlocks int
+	throttled     int // pending after the last throttle
 
 	reclaimMu sync.Mutex // guards reclaimed
-	reclaimed []uint32   // arena slots whose grace period ended, for trie.free
+	reclaimed []uint64   // arena blocks whose grace period ended (size<<32 | offset), for trie.reuse
 	gcRunning atomic.Bool
 }
 
 // table is one VRF: a trie root per family.
 type table struct {
-	root  [2]*wnode // [0] IPv4, [1] IPv6
+	root  [2]uint32 // node numbers, [0] IPv4, [1] IPv6
 	count [2]int
 }
 
@@ -154,7 +157,7 @@ func (f *FIB) Apply(adds []Route, dels []RouteKey) error {
 		r := &adds[i]
 		t := f.tableLocked(r.Table)
 		k, v6 := keyOf(r.Prefix)
-		old, existed := f.trie.insert(t.root[fam(v6)], k, leaf(k.bits, idxs[i]), r.Origin)
+		old, existed := f.trie.insert(t.root[fam(v6)], k, idxs[i], r.Origin)
 		if existed {
 			f.unrefLocked(Index(old & nhMask))
 		} else {
@@ -190,7 +193,9 @@ func checkRoute(r *Route) error {
 func (f *FIB) tableLocked(id uint32) *table {
 	t := f.tables[id]
 	if t == nil {
-		t = &table{root: [2]*wnode{f.trie.newNode(0, 0), f.trie.newNode(0, 0)}}
+		r4, _ := f.trie.newNode(0, 0)
+		r6, _ := f.trie.newNode(0, 0)
+		t = &table{root: [2]uint32{r4, r6}}
 		f.tables[id] = t
 	}
 	return t
@@ -199,8 +204,11 @@ func (f *FIB) tableLocked(id uint32) *table {
 // drainReclaimed hands the trie the slots whose grace period has ended.
 func (f *FIB) drainReclaimed() {
 	f.reclaimMu.Lock()
-	f.trie.free = append(f.trie.free, f.reclaimed...)
-	f.pending -= len(f.reclaimed)
+	f.trie.reuse(f.reclaimed)
+	for _, b := range f.reclaimed {
+		f.pending -= int(b >> 32)
+	}
+	f.pendingBlocks -= len(f.reclaimed)
 	f.reclaimed = f.reclaimed[:0]
 	f.reclaimMu.Unlock()
 }
@@ -209,10 +217,10 @@ func (f *FIB) drainReclaimed() {
 // heap, a starved CPU) and as many slots wait as are live, the writer, not
 // the readers, waits for a GC and its cleanups instead of growing the arena.
 func (f *FIB) throttle() {
-	limit := max(f.trie.live, 65536)
-	// A held view can keep every slot pinned; then another try waits for
+	limit := max(2*f.trie.live, minThrottle)
+	// A held view can keep every block pinned; then another try waits for
 	// more retirements rather than stalling every Apply.
-	if f.pending < limit || len(f.trie.free) > 0 || f.pending < f.throttled+limit/4 {
+	if f.pending < limit || f.trie.freeN > f.trie.live/8 || f.pending < f.throttled+limit/4 {
 		return
 	}
 	runtime.GC()
@@ -234,7 +242,7 @@ func (f *FIB) throttle() {
 // heap, so the heap-size trigger would let the arena double between
 // cycles, again and again, under sustained churn.
 func (f *FIB) maybeCollect() {
-	if f.pending < max(f.trie.live/4, 16384) || !f.gcRunning.CompareAndSwap(false, true) {
+	if f.pending < max(f.trie.live/2, minCollect) || !f.gcRunning.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
@@ -245,7 +253,7 @@ func (f *FIB) maybeCollect() {
 
 // reclaim runs once the GC has proved that no view older than the one that
 // retired ids is reachable.
-func (f *FIB) reclaim(ids []uint32) {
+func (f *FIB) reclaim(ids []uint64) {
 	f.reclaimMu.Lock()
 	f.reclaimed = append(f.reclaimed, ids...)
 	f.reclaimMu.Unlock()
@@ -447,16 +455,15 @@ type Stats struct {
 func (f *FIB) Stats() Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := Stats{Tables: len(f.tables), Nodes: f.trie.live, Retired: f.pending, Updates: f.updates, Publishes: f.pubs}
+	s := Stats{Tables: len(f.tables), Nodes: f.trie.nodes, Retired: f.pendingBlocks, Updates: f.updates, Publishes: f.pubs}
 	for _, t := range f.tables {
 		s.Routes4 += t.count[0]
 		s.Routes6 += t.count[1]
 	}
 	s.NextHops = len(f.nhs) - len(f.free)
-	const wnodeBytes = 112 // wnode plus allocator slack
-	s.MemoryBytes = int64(len(f.trie.chunks))*chunkEntries*4 +
-		int64(len(f.trie.nodes))*8 + int64(f.trie.live)*wnodeBytes +
-		int64(s.Routes4+s.Routes6)*5 + int64(len(f.nhs))*(2*int64(unsafeSizeofNextHop)+8)
+	s.MemoryBytes = int64(len(f.trie.chunks))*chunkWords*4 +
+		int64(len(f.trie.wn))*nodesPerChunk*int64(unsafe.Sizeof(wnode{})) +
+		int64(f.trie.itemWords)*4 + int64(len(f.nhs))*(2*int64(unsafeSizeofNextHop)+8)
 	now := time.Now().Unix()
 	var n uint64
 	for _, r := range f.rate {
@@ -469,6 +476,14 @@ func (f *FIB) Stats() Stats {
 }
 
 const rateSlots = 10
+
+// Retired words that start a background GC (minCollect, or half the live
+// words) and that make Apply wait for one (minThrottle, or twice the live
+// words, with few free words left).
+const (
+	minCollect  = 1 << 22 // 16 MiB
+	minThrottle = 1 << 24 // 64 MiB
+)
 
 type rateSlot struct {
 	sec int64
@@ -490,9 +505,10 @@ func (f *FIB) countUpdates(n int) {
 // which proves every view that could reach them is gone.
 func (f *FIB) publishLocked() {
 	prev := f.view.Load()
+	f.trie.encodeDirty()
 	v := &View{chunks: f.trie.chunks}
 	for id, t := range f.tables {
-		r := tableRoots{root4: t.root[0].id, root6: t.root[1].id}
+		r := tableRoots{root4: f.trie.node(t.root[0]).blk, root6: f.trie.node(t.root[1]).blk}
 		if id < denseTables {
 			if int(id) >= len(v.dense) {
 				v.dense = append(v.dense, make([]tableRoots, int(id)+1-len(v.dense))...)
@@ -522,12 +538,14 @@ func (f *FIB) publishLocked() {
 		f.tok.next = tok
 		if len(f.trie.retired) > 0 {
 			runtime.AddCleanup(f.tok, f.reclaim, f.trie.retired)
-			f.pending += len(f.trie.retired)
+			for _, b := range f.trie.retired {
+				f.pending += int(b >> 32)
+			}
+			f.pendingBlocks += len(f.trie.retired)
 			f.trie.retired = nil
 		}
 	}
 	f.tok = tok
-	f.trie.gen++
 	f.pubs++
 	f.view.Store(v)
 	f.maybeCollect()

@@ -3,55 +3,141 @@ package fib
 import (
 	"math/bits"
 	"net/netip"
+	"slices"
 )
 
 // The lookup structure is a multibit trie with 8-bit strides and leaf
-// pushing, for both families. Every node is 256 uint32 entries in a chunked
-// arena; an entry is either a child node (childBit | node ID) or a leaf that
+// pushing, for both families. Conceptually every node is 256 uint32
+// entries; an entry is either a child (childBit | block) or a leaf that
 // already holds the answer for every address reaching that slot:
-// prefix length << lenShift | next-hop index. A lookup is therefore one
-// dependent load per byte of the address until a leaf, with no bitmaps or
-// popcounts on the reader side.
+// prefix length << lenShift | next-hop index.
 //
-// The writer keeps, beside the arena, a wnode per node with the prefixes
-// stored at that level (ART-indexed bitmap plus compact values), from which
-// the leaf-pushed entries are recomputed when a prefix changes.
+// Readers see each node as one block in a chunked uint32 arena, in one of
+// two encodings (flatBit in the entry pointing at the block says which):
+//
+//   - flat: the 256 entries as they are; roots and nodes with many runs.
+//   - compressed: the entries cut into runs of equal consecutive entries.
+//     Words 0-7 are a 256-bit bitmap, bit s%32 of word s/32 set where a
+//     run starts at slot s; byte w of words 8-9 counts the runs starting
+//     before slot 32*w; the runs' entries follow. Slot s reads entry
+//     9 + cum[s/32] + popcount(word s/32 up to bit s%32): two independent
+//     loads from the header, then the entry.
+//
+// Readers never see a block change: the writer edits its own records
+// (wnode), marks the nodes a batch touches dirty and, when it publishes,
+// encodes each dirty node once into a fresh block, children before parents.
 const (
-	childBit  = 1 << 31
-	lenShift  = 23
-	nhMask    = 1<<lenShift - 1
-	lenMask   = 0xff << lenShift
-	nodeShift = 8 // entries per node = 256
+	childBit = 1 << 31
+	flatBit  = 1 << 30
+	offMask  = flatBit - 1
+	lenShift = 23
+	nhMask   = 1<<lenShift - 1
+	lenMask  = 0xff << lenShift
 
-	chunkShift    = 8 // nodes per chunk = 256
-	chunkEntries  = 1 << (chunkShift + nodeShift)
-	chunkNodeMask = 1<<chunkShift - 1
+	chunkShift = 16 // words per chunk = 64Ki (256 KiB)
+	chunkWords = 1 << chunkShift
+
+	hdrWords  = 10 // compressed header: bitmap (8 words) and cumulative counts (2)
+	flatWords = 256
+
+	// flatRuns is the most runs a node may have and still be compressed.
+	// Denser nodes are stored flat: they are few, hot (IPv4's second
+	// level) and a compressed block would save them little.
+	flatRuns = 96
+	maxBlock = flatWords
 )
 
 // MaxNextHops bounds the next-hop table: leaf entries carry the next-hop
 // index in their low 23 bits.
 const MaxNextHops = nhMask + 1
 
-type chunk [chunkEntries]uint32
+type chunk [chunkWords]uint32
 
 // leaf encodes a leaf entry.
 func leaf(bits int, nh Index) uint32 { return uint32(bits)<<lenShift | uint32(nh) }
 
+// step reads slot b of the node that child entry e points at.
+func step(chunks []*chunk, e uint32, b byte) uint32 {
+	c := chunks[e>>chunkShift&(offMask>>chunkShift)]
+	o := uint16(e)
+	if e&flatBit != 0 {
+		return c[o+uint16(b)]
+	}
+	w := uint16(b >> 5)
+	x := c[o+w] & (^uint32(0) >> (31 - b&31))
+	r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(pop32(x))
+	return c[o+9+r]
+}
+
+// arena holds the reader blocks. Chunks are only ever appended; a block
+// never straddles two chunks, so readers index a chunk with a uint16.
+type arena struct {
+	chunks  []*chunk // published by slice header
+	top     uint32   // first never-used word
+	free    [maxBlock + 1][]uint32
+	retired []uint64 // size<<32 | offset of blocks replaced since the last publish
+	live    int      // words in blocks in use
+	freeN   int      // words in free lists
+}
+
+func (a *arena) alloc(size uint32) uint32 {
+	if l := a.free[size]; len(l) > 0 {
+		off := l[len(l)-1]
+		a.free[size] = l[:len(l)-1]
+		a.freeN -= int(size)
+		a.live += int(size)
+		return off
+	}
+	if a.top&(chunkWords-1)+size > chunkWords {
+		a.top = (a.top>>chunkShift + 1) << chunkShift
+	}
+	if int(a.top>>chunkShift) >= len(a.chunks) {
+		a.chunks = append(a.chunks, new(chunk))
+	}
+	off := a.top
+	a.top += size
+	a.live += int(size)
+	return off
+}
+
+// reuse takes back blocks no reader can reach any more.
+func (a *arena) reuse(blocks []uint64) {
+	for _, b := range blocks {
+		size := uint32(b >> 32)
+		a.free[size] = append(a.free[size], uint32(b))
+		a.freeN += int(size)
+	}
+}
+
+func (a *arena) words(off, size uint32) []uint32 {
+	c := a.chunks[off>>chunkShift]
+	o := off & (chunkWords - 1)
+	return c[o : o+size : o+size]
+}
+
 // wnode is the writer's record of one trie node. Readers never touch it.
 type wnode struct {
-	id    uint32 // arena slot of the node's current entries
-	gen   uint64 // writer generation that allocated id; equal to the current one means unpublished, writable in place
-	depth uint8  // address bits above this node (0, 8, 16, ...)
-	nkids uint16 // slots holding a child
+	blk   uint32 // entry pointing at the node's published block; 0 before its first publish
+	size  uint16 // words of that block
+	npfx  uint16 // prefixes stored here
 	dflt  uint32 // leaf inherited from above for slots no prefix here covers
+	depth uint8  // address bits above this node (0, 8, 16, ...)
+	state uint8  // dirty, dead
 
 	// Prefixes stored here: lengths depth+1..depth+8 (and /0 in a root),
-	// keyed by ART index (1<<r | bits>>(8-r), r = length-depth), values in
-	// index order.
-	pfx  [8]uint64
-	vals []uint32 // leaf(length, next hop)
-	orig []Origin
+	// keyed by ART index (1<<r | bits>>(8-r), r = length-depth).
+	pfx [8]uint64
+	// Slots holding a child.
+	kids [4]uint64
+	// items holds npfx prefix values (origin<<24 | next hop) in ART-index
+	// order, then the children's node numbers in slot order.
+	items []uint32
 }
+
+const (
+	dirty = 1 << iota
+	dead
+)
 
 func (n *wnode) has(idx uint) bool { return n.pfx[idx>>6]&(1<<(idx&63)) != 0 }
 
@@ -64,125 +150,130 @@ func (n *wnode) rank(idx uint) int {
 	return r + bits.OnesCount64(n.pfx[w]&(1<<(idx&63)-1))
 }
 
+func (n *wnode) krank(s uint) int {
+	r := int(n.npfx)
+	w := int(s >> 6)
+	for i := 0; i < w; i++ {
+		r += bits.OnesCount64(n.kids[i])
+	}
+	return r + bits.OnesCount64(n.kids[w]&(1<<(s&63)-1))
+}
+
+// kid returns the node number of the child at slot s, or 0.
+func (n *wnode) kid(s uint) uint32 {
+	if n.kids[s>>6]&(1<<(s&63)) == 0 {
+		return 0
+	}
+	return n.items[n.krank(s)]
+}
+
+func (n *wnode) value(r int, idx uint) uint32 {
+	return leaf(int(n.depth)+bits.Len(idx)-1, Index(n.items[r]&nhMask))
+}
+
 // best returns the leaf for slot s: the longest prefix stored here that
 // covers it, else the inherited default. own reports which.
 func (n *wnode) best(s uint) (v uint32, own bool) {
-	if len(n.vals) == 0 {
+	if n.npfx == 0 {
 		return n.dflt, false
 	}
 	for idx := 256 | s; idx > 0; idx >>= 1 {
 		if n.has(idx) {
-			return n.vals[n.rank(idx)], true
+			return n.value(n.rank(idx), idx), true
 		}
 	}
 	return n.dflt, false
 }
 
-func (n *wnode) put(idx uint, v uint32, o Origin) (old uint32, existed bool) {
+func (n *wnode) put(idx uint, nh Index, o Origin) (old uint32, existed bool) {
 	r := n.rank(idx)
+	it := uint32(o)<<24 | uint32(nh)
 	if n.has(idx) {
-		old = n.vals[r]
-		n.vals[r], n.orig[r] = v, o
+		old = n.value(r, idx)
+		n.items[r] = it
 		return old, true
 	}
 	n.pfx[idx>>6] |= 1 << (idx & 63)
-	n.vals = append(n.vals, 0)
-	copy(n.vals[r+1:], n.vals[r:])
-	n.vals[r] = v
-	n.orig = append(n.orig, 0)
-	copy(n.orig[r+1:], n.orig[r:])
-	n.orig[r] = o
+	n.items = slices.Insert(n.items, r, it)
+	n.npfx++
 	return 0, false
 }
 
 func (n *wnode) remove(idx uint) {
 	r := n.rank(idx)
 	n.pfx[idx>>6] &^= 1 << (idx & 63)
-	n.vals = append(n.vals[:r], n.vals[r+1:]...)
-	n.orig = append(n.orig[:r], n.orig[r+1:]...)
+	n.items = slices.Delete(n.items, r, r+1)
+	n.npfx--
 }
+
+func (n *wnode) nkids() int {
+	return bits.OnesCount64(n.kids[0]) + bits.OnesCount64(n.kids[1]) +
+		bits.OnesCount64(n.kids[2]) + bits.OnesCount64(n.kids[3])
+}
+
+const nodesPerChunk = 1024
 
 // trie is the writer side of the arena shared by every table and family.
 type trie struct {
-	chunks  []*chunk // published by slice header; only ever appended to
-	nodes   []*wnode // by arena slot; nil for free or retired slots
-	next    uint32   // first never-used slot
-	free    []uint32 // slots no reader can reach
-	retired []uint32 // slots replaced since the last publish
-	gen     uint64
-	live    int // slots in use
+	arena
+	wn        []*[nodesPerChunk]wnode // by node number; 0 is never a node
+	nextNode  uint32
+	freeNodes []uint32
+	dirty     []uint32 // nodes to encode at the next publish
+	order     []uint32 // scratch: dirty, deepest first
+	nodes     int      // nodes in use
+	itemWords int      // capacity of all items slices, for Stats
 }
 
 func newTrie() *trie {
-	t := &trie{next: 1, gen: 1} // slot 0 is never a node: a zero root means "no such table"
+	t := &trie{nextNode: 1}
 	t.chunks = append(t.chunks, new(chunk))
-	t.nodes = make([]*wnode, chunkEntries>>nodeShift)
+	t.top = 1 // a zero entry means "no such table"
 	return t
 }
 
-func (t *trie) entries(id uint32) []uint32 {
-	c := t.chunks[id>>chunkShift]
-	o := (id & chunkNodeMask) << nodeShift
-	return c[o : o+256 : o+256]
-}
+func (t *trie) node(id uint32) *wnode { return &t.wn[id/nodesPerChunk][id%nodesPerChunk] }
 
-func (t *trie) alloc() uint32 {
+func (t *trie) newNode(depth uint8, dflt uint32) (uint32, *wnode) {
 	var id uint32
-	if n := len(t.free); n > 0 {
-		id = t.free[n-1]
-		t.free = t.free[:n-1]
+	if n := len(t.freeNodes); n > 0 {
+		id = t.freeNodes[n-1]
+		t.freeNodes = t.freeNodes[:n-1]
 	} else {
-		id = t.next
-		t.next++
-		if int(id>>chunkShift) >= len(t.chunks) {
-			t.chunks = append(t.chunks, new(chunk))
-			t.nodes = append(t.nodes, make([]*wnode, 1<<chunkShift)...)
+		id = t.nextNode
+		t.nextNode++
+		if int(id/nodesPerChunk) >= len(t.wn) {
+			t.wn = append(t.wn, new([nodesPerChunk]wnode))
 		}
 	}
-	t.live++
-	return id
+	t.nodes++
+	n := t.node(id)
+	*n = wnode{depth: depth, dflt: dflt}
+	t.markDirty(id, n)
+	return id, n
 }
 
-// release gives up slot id of n: at once if it was never published,
-// otherwise after a grace period (see FIB.publishLocked).
-func (t *trie) release(id uint32, gen uint64) {
-	t.nodes[id] = nil
-	t.live--
-	if gen == t.gen {
-		t.free = append(t.free, id)
-		return
+func (t *trie) markDirty(id uint32, n *wnode) {
+	if n.state&dirty == 0 {
+		n.state |= dirty
+		t.dirty = append(t.dirty, id)
 	}
-	t.retired = append(t.retired, id)
 }
 
-func (t *trie) newNode(depth uint8, dflt uint32) *wnode {
-	n := &wnode{id: t.alloc(), gen: t.gen, depth: depth, dflt: dflt}
-	t.nodes[n.id] = n
-	e := t.entries(n.id)
-	for i := range e {
-		e[i] = dflt
+// kill drops node n: its block is retired, its number freed once the
+// pending encodings have skipped it.
+func (t *trie) kill(id uint32, n *wnode) {
+	if n.blk != 0 {
+		t.retire(n.blk, n.size)
 	}
-	return n
+	n.state |= dead
+	t.markDirty(id, n)
+	t.nodes--
 }
 
-// cow makes n writable: a published node is copied to a fresh slot. The
-// caller repoints n's parent slot.
-func (t *trie) cow(n *wnode) {
-	if n.gen == t.gen {
-		return
-	}
-	id := t.alloc()
-	copy(t.entries(id), t.entries(n.id))
-	t.release(n.id, n.gen)
-	t.nodes[id] = n
-	n.id, n.gen = id, t.gen
-}
-
-func (t *trie) child(e uint32) *wnode {
-	if e&childBit == 0 {
-		return nil
-	}
-	return t.nodes[e&^childBit]
+func (t *trie) retire(blk uint32, size uint16) {
+	t.retired = append(t.retired, uint64(size)<<32|uint64(blk&offMask))
+	t.live -= int(size)
 }
 
 // key is a masked prefix in the trie's terms.
@@ -221,19 +312,20 @@ func artIndex(k key, d uint8) uint {
 }
 
 // find returns the node that stores k, or nil.
-func (t *trie) find(root *wnode, k key) *wnode {
-	n := root
+func (t *trie) find(root uint32, k key) *wnode {
+	n := t.node(root)
 	for k.bits > int(n.depth)+8 {
-		n = t.child(t.entries(n.id)[k.a[n.depth>>3]])
-		if n == nil {
+		c := n.kid(uint(k.a[n.depth>>3]))
+		if c == 0 {
 			return nil
 		}
+		n = t.node(c)
 	}
 	return n
 }
 
 // get returns the stored leaf and origin of exactly k.
-func (t *trie) get(root *wnode, k key) (uint32, Origin, bool) {
+func (t *trie) get(root uint32, k key) (uint32, Origin, bool) {
 	n := t.find(root, k)
 	if n == nil {
 		return 0, 0, false
@@ -243,134 +335,276 @@ func (t *trie) get(root *wnode, k key) (uint32, Origin, bool) {
 		return 0, 0, false
 	}
 	r := n.rank(idx)
-	return n.vals[r], n.orig[r], true
+	return n.value(r, idx), Origin(n.items[r] >> 24), true
 }
 
-// descend copies the path to the node storing k, creating nodes if create,
-// and records it in path (path[0] is root). It returns nil if the node does
-// not exist and create is false; then nothing was copied.
-func (t *trie) descend(root *wnode, k key, create bool, path *[17]*wnode) (n *wnode, depth int) {
-	if !create && t.find(root, k) == nil {
-		return nil, 0
-	}
-	n = root
-	t.cow(n)
-	path[0] = n
+// descend marks the path to the node storing k dirty, creating nodes, and
+// records it in path (path[0] is root).
+func (t *trie) descend(root uint32, k key, path *[17]uint32) (n *wnode, depth int) {
+	id := root
+	n = t.node(id)
+	t.markDirty(id, n)
+	path[0] = id
 	for k.bits > int(n.depth)+8 {
-		s := k.a[n.depth>>3]
-		e := t.entries(n.id)
-		c := t.child(e[s])
-		if c == nil {
-			c = t.newNode(n.depth+8, e[s])
-			n.nkids++
+		s := uint(k.a[n.depth>>3])
+		c := n.kid(s)
+		if c == 0 {
+			v, _ := n.best(s)
+			var cn *wnode
+			c, cn = t.newNode(n.depth+8, v)
+			n.kids[s>>6] |= 1 << (s & 63)
+			r := n.krank(s)
+			t.itemWords -= cap(n.items)
+			n.items = slices.Insert(n.items, r, c)
+			t.itemWords += cap(n.items)
+			n = cn
 		} else {
-			t.cow(c)
+			n = t.node(c)
+			t.markDirty(c, n)
 		}
-		e[s] = childBit | c.id
-		n = c
+		id = c
 		depth++
-		path[depth] = n
+		path[depth] = id
 	}
 	return n, depth
 }
 
-// insert stores k with leaf value v. It returns the previous leaf if k was
+// insert stores k with next hop nh. It returns the previous leaf if k was
 // there.
-func (t *trie) insert(root *wnode, k key, v uint32, o Origin) (old uint32, existed bool) {
-	if ov, oo, ok := t.get(root, k); ok && ov == v && oo == o {
+func (t *trie) insert(root uint32, k key, nh Index, o Origin) (old uint32, existed bool) {
+	if ov, oo, ok := t.get(root, k); ok && ov&nhMask == uint32(nh) && oo == o {
 		return ov, true
 	}
-	var path [17]*wnode
-	n, _ := t.descend(root, k, true, &path)
+	var path [17]uint32
+	n, _ := t.descend(root, k, &path)
 	idx := artIndex(k, n.depth)
-	old, existed = n.put(idx, v, o)
+	t.itemWords -= cap(n.items)
+	old, existed = n.put(idx, nh, o)
+	t.itemWords += cap(n.items)
 	t.refresh(n, idx)
 	return old, existed
 }
 
 // remove deletes k and returns its leaf value.
-func (t *trie) remove(root *wnode, k key) (old uint32, ok bool) {
-	if _, _, ok := t.get(root, k); !ok {
+func (t *trie) remove(root uint32, k key) (old uint32, ok bool) {
+	old, _, ok = t.get(root, k)
+	if !ok {
 		return 0, false
 	}
-	var path [17]*wnode
-	n, d := t.descend(root, k, false, &path)
+	var path [17]uint32
+	n, d := t.descend(root, k, &path)
 	idx := artIndex(k, n.depth)
-	old = n.vals[n.rank(idx)]
+	t.itemWords -= cap(n.items)
 	n.remove(idx)
+	t.itemWords += cap(n.items)
 	t.refresh(n, idx)
 	// Drop nodes left with nothing to say.
 	for ; d > 0; d-- {
-		c := path[d]
-		if len(c.vals) != 0 || c.nkids != 0 {
+		c := t.node(path[d])
+		if c.npfx != 0 || c.nkids() != 0 {
 			break
 		}
-		p := path[d-1]
-		p.nkids--
-		t.entries(p.id)[k.a[p.depth>>3]] = c.dflt
-		t.release(c.id, c.gen)
+		p := t.node(path[d-1])
+		s := uint(k.a[p.depth>>3])
+		r := p.krank(s)
+		p.kids[s>>6] &^= 1 << (s & 63)
+		p.items = slices.Delete(p.items, r, r+1)
+		t.kill(path[d], c)
 	}
 	return old, true
 }
 
-// refresh recomputes the slots of writable node n covered by ART index idx.
+// refresh passes the new defaults to the children under ART index idx of
+// n after a prefix there changed.
 func (t *trie) refresh(n *wnode, idx uint) {
+	if n.nkids() == 0 {
+		return
+	}
 	r := uint(bits.Len(idx)) - 1
 	lo := (idx &^ (1 << r)) << (8 - r)
 	hi := lo + 1<<(8-r)
-	e := t.entries(n.id)
 	for s := lo; s < hi; s++ {
-		v, _ := n.best(s)
-		if c := t.child(e[s]); c != nil {
+		if c := n.kid(s); c != 0 {
+			v, _ := n.best(s)
 			t.setDefault(c, v)
-			e[s] = childBit | c.id
-		} else {
-			e[s] = v
 		}
 	}
 }
 
-// setDefault changes what c inherits from above, copying c if it changes.
-func (t *trie) setDefault(c *wnode, v uint32) {
+// setDefault changes what node c inherits from above.
+func (t *trie) setDefault(id uint32, v uint32) {
+	c := t.node(id)
 	if c.dflt == v {
 		return
 	}
-	t.cow(c)
 	c.dflt = v
-	e := t.entries(c.id)
+	t.markDirty(id, c)
+	if c.nkids() == 0 {
+		return
+	}
 	for s := uint(0); s < 256; s++ {
-		if _, own := c.best(s); own {
+		g := c.kid(s)
+		if g == 0 {
 			continue
 		}
-		if g := t.child(e[s]); g != nil {
+		if _, own := c.best(s); !own {
 			t.setDefault(g, v)
-			e[s] = childBit | g.id
-		} else {
-			e[s] = v
 		}
 	}
+}
+
+// encodeDirty gives every dirty node a fresh block, children before
+// parents, and frees the nodes removed since the last publish.
+func (t *trie) encodeDirty() {
+	if len(t.dirty) == 0 {
+		return
+	}
+	// Deepest first: a parent's entries name its children's new blocks.
+	// Depths are multiples of 8 below 128, so a counting sort does.
+	var at [17]int
+	for _, id := range t.dirty {
+		at[15-t.node(id).depth>>3+1]++
+	}
+	for i := 1; i < len(at); i++ {
+		at[i] += at[i-1]
+	}
+	order := t.order[:0]
+	order = append(order, t.dirty...)
+	for _, id := range t.dirty {
+		d := 15 - t.node(id).depth>>3
+		order[at[d]] = id
+		at[d]++
+	}
+	t.order = order
+	var e [256]uint32
+	for _, id := range order {
+		n := t.node(id)
+		if n.state&dead != 0 {
+			*n = wnode{}
+			t.freeNodes = append(t.freeNodes, id)
+			continue
+		}
+		n.state &^= dirty
+		if l := len(n.items); cap(n.items) > l+l/8+1 {
+			// Drop append's slack: items are most of the writer's memory.
+			t.itemWords += l - cap(n.items)
+			n.items = slices.Clip(slices.Clone(n.items))
+		}
+		bm := t.paint(n, &e)
+		if n.blk != 0 {
+			t.retire(n.blk, n.size)
+		}
+		n.blk, n.size = t.store(&e, bm, n.depth == 0)
+	}
+	t.dirty = t.dirty[:0]
+}
+
+// paint computes n's 256 leaf-pushed entries and the bitmap of the slots
+// where a run of equal entries starts. Runs can start only where a prefix's
+// range starts or ends, or around a child, so only those slots are
+// compared.
+func (t *trie) paint(n *wnode, e *[256]uint32) (bm [4]uint64) {
+	for i := range e {
+		e[i] = n.dflt
+	}
+	bm[0] = 1
+	r := 0
+	for w := uint(0); w < 8; w++ {
+		for b := n.pfx[w]; b != 0; b &= b - 1 {
+			idx := w<<6 | uint(bits.TrailingZeros64(b))
+			l := uint(bits.Len(idx)) - 1
+			lo := (idx &^ (1 << l)) << (8 - l)
+			hi := lo + 1<<(8-l)
+			v := n.value(r, idx)
+			r++
+			fill := e[lo:hi]
+			for i := range fill {
+				fill[i] = v
+			}
+			bm[lo>>6] |= 1 << (lo & 63)
+			if hi < 256 {
+				bm[hi>>6] |= 1 << (hi & 63)
+			}
+		}
+	}
+	for w := uint(0); w < 4; w++ {
+		for b := n.kids[w]; b != 0; b &= b - 1 {
+			s := w<<6 | uint(bits.TrailingZeros64(b))
+			e[s] = t.node(n.items[r]).blk
+			r++
+			bm[w] |= 1 << (s & 63)
+			if s < 255 {
+				bm[(s+1)>>6] |= 1 << ((s + 1) & 63)
+			}
+		}
+	}
+	// Drop candidates that continue the run before them.
+	for w := range 4 {
+		for x := bm[w]; x != 0; x &= x - 1 {
+			s := w<<6 | bits.TrailingZeros64(x)
+			if s > 0 && e[s] == e[s-1] {
+				bm[w] &^= 1 << (s & 63)
+			}
+		}
+	}
+	return bm
+}
+
+// store writes entries e, whose runs start where bm says, into a fresh
+// block and returns the entry that points at it and its size.
+func (t *trie) store(e *[256]uint32, bm [4]uint64, flat bool) (uint32, uint16) {
+	runs := bits.OnesCount64(bm[0]) + bits.OnesCount64(bm[1]) +
+		bits.OnesCount64(bm[2]) + bits.OnesCount64(bm[3])
+	if flat || runs > flatRuns {
+		off := t.alloc(flatWords)
+		copy(t.words(off, flatWords), e[:])
+		return childBit | flatBit | off, flatWords
+	}
+	size := uint32(hdrWords + runs)
+	off := t.alloc(size)
+	b := t.words(off, size)
+	b[8], b[9] = 0, 0
+	c := 0
+	for w := range 8 {
+		x := uint32(bm[w/2] >> (32 * (w % 2)))
+		b[w] = x
+		b[8+w/4] |= uint32(c) << (8 * (w % 4))
+		c += bits.OnesCount32(x)
+	}
+	out := b[hdrWords:]
+	j := 0
+	for w := range 4 {
+		for x := bm[w]; x != 0; x &= x - 1 {
+			out[j] = e[w<<6|bits.TrailingZeros64(x)]
+			j++
+		}
+	}
+	return childBit | off, uint16(size)
 }
 
 // longest returns the longest stored prefix covering address a (writer
 // side), with its leaf and origin.
-func (t *trie) longest(root *wnode, a [16]byte, maxBits int) (k key, v uint32, o Origin, ok bool) {
-	n := root
+func (t *trie) longest(root uint32, a [16]byte, maxBits int) (k key, v uint32, o Origin, ok bool) {
+	n := t.node(root)
 	for {
 		s := uint(a[n.depth>>3])
-		if len(n.vals) != 0 {
+		if n.npfx != 0 {
 			for idx := 256 | s; idx > 0; idx >>= 1 {
 				if n.has(idx) {
 					r := n.rank(idx)
-					v, o, ok = n.vals[r], n.orig[r], true
+					v, o, ok = n.value(r, idx), Origin(n.items[r]>>24), true
 					break
 				}
 			}
 		}
-		c := t.child(t.entries(n.id)[s])
-		if c == nil || int(c.depth) >= maxBits {
+		c := n.kid(s)
+		if c == 0 {
 			break
 		}
-		n = c
+		n = t.node(c)
+		if int(n.depth) >= maxBits {
+			break
+		}
 	}
 	if !ok {
 		return key{}, 0, 0, false
@@ -398,7 +632,8 @@ func maskBytes(a [16]byte, n int) [16]byte {
 // walk visits the prefixes under n in (address, length) order, skipping
 // those not after `after` when from is set. visit returns false to stop.
 // base holds the address bits above n.
-func (t *trie) walk(n *wnode, base [16]byte, after *key, visit func(k key, v uint32, o Origin) bool) bool {
+func (t *trie) walk(id uint32, base [16]byte, after *key, visit func(k key, v uint32, o Origin) bool) bool {
+	n := t.node(id)
 	bi := n.depth >> 3
 	var ab byte
 	if after != nil {
@@ -412,10 +647,9 @@ func (t *trie) walk(n *wnode, base [16]byte, after *key, visit func(k key, v uin
 			ab = 0
 		}
 	}
-	e := t.entries(n.id)
 	for s := uint(ab); s < 256; s++ {
 		base[bi] = byte(s)
-		if len(n.vals) != 0 {
+		if n.npfx != 0 {
 			for r := uint(0); r <= 8; r++ {
 				if r == 0 && n.depth != 0 {
 					continue
@@ -435,12 +669,12 @@ func (t *trie) walk(n *wnode, base [16]byte, after *key, visit func(k key, v uin
 					continue
 				}
 				ri := n.rank(idx)
-				if !visit(k, n.vals[ri], n.orig[ri]) {
+				if !visit(k, n.value(ri, idx), Origin(n.items[ri]>>24)) {
 					return false
 				}
 			}
 		}
-		if c := t.child(e[s]); c != nil {
+		if c := n.kid(s); c != 0 {
 			if !t.walk(c, base, after, visit) {
 				return false
 			}
@@ -465,4 +699,12 @@ func keyAfter(k, after key) bool {
 		return less(after.a, k.a)
 	}
 	return k.bits > after.bits
+}
+
+// pop32 is bits.OnesCount32 without the CPU-feature branch and call that
+// make the compiler spill the lookup loop's registers (GOAMD64=v1).
+func pop32(x uint32) uint32 {
+	x -= x >> 1 & 0x55555555
+	x = x&0x33333333 + x>>2&0x33333333
+	return (x + x>>4) & 0x0f0f0f0f * 0x01010101 >> 24
 }

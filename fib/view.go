@@ -44,41 +44,39 @@ func (v *View) SelectECMP(idx Index, hash uint32) Index {
 	return idx
 }
 
-func (v *View) node(id uint32) *[256]uint32 {
-	c := v.chunks[id>>chunkShift]
-	return (*[256]uint32)(c[uint16(id<<nodeShift):])
+// root returns the flat block that root entry e points at.
+func (v *View) root(e uint32) *[256]uint32 {
+	off := e & offMask
+	o := off & (chunkWords - 1)
+	return (*[256]uint32)(v.chunks[off>>chunkShift][o : o+256])
 }
 
 // Lookup4 returns the next hop of the longest prefix covering a.
 func (v *View) Lookup4(table uint32, a [4]byte) Index {
-	id := v.roots(table).root4
-	if id == 0 {
+	e := v.roots(table).root4
+	if e == 0 {
 		return NoRoute
 	}
 	for i := range 4 {
-		c := v.chunks[id>>chunkShift]
-		e := c[uint16(id<<nodeShift)|uint16(a[i])]
+		e = step(v.chunks, e, a[i])
 		if e&childBit == 0 {
 			return Index(e & nhMask)
 		}
-		id = e &^ childBit
 	}
 	return NoRoute
 }
 
 // Lookup6 returns the next hop of the longest prefix covering a.
 func (v *View) Lookup6(table uint32, a [16]byte) Index {
-	id := v.roots(table).root6
-	if id == 0 {
+	e := v.roots(table).root6
+	if e == 0 {
 		return NoRoute
 	}
 	for i := range 16 {
-		c := v.chunks[id>>chunkShift]
-		e := c[uint16(id<<nodeShift)|uint16(a[i])]
+		e = step(v.chunks, e, a[i])
 		if e&childBit == 0 {
 			return Index(e & nhMask)
 		}
-		id = e &^ childBit
 	}
 	return NoRoute
 }
@@ -90,12 +88,12 @@ func (v *View) Lookup6(table uint32, a [16]byte) Index {
 // addresses still pending, kept in a list compacted without branches.
 func (v *View) LookupBatch4(table uint32, addrs [][4]byte, out []Index) {
 	out = out[:len(addrs)]
-	id := v.roots(table).root4
-	if id == 0 {
+	e := v.roots(table).root4
+	if e == 0 {
 		clear(out)
 		return
 	}
-	root := v.node(id)
+	root := v.root(e)
 	chunks := v.chunks
 	for len(addrs) > 0 {
 		n := min(len(addrs), 256)
@@ -112,8 +110,18 @@ func (v *View) LookupBatch4(table uint32, addrs [][4]byte, out []Index) {
 		for lvl := 1; np > 0 && lvl < 4; lvl++ {
 			k := 0
 			for _, i := range pend[:np] {
-				c := uint32(os[i]) &^ childBit
-				e := chunks[c>>chunkShift][uint16(c<<nodeShift)|uint16(as[i][lvl])]
+				// step, by hand: the compiler will not inline it.
+				e := uint32(os[i])
+				c := chunks[e>>chunkShift&(offMask>>chunkShift)]
+				o, b := uint16(e), as[i][lvl]
+				if e&flatBit != 0 {
+					e = c[o+uint16(b)]
+				} else {
+					w := uint16(b >> 5)
+					x := c[o+w] & (^uint32(0) >> (31 - b&31))
+					r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(pop32(x))
+					e = c[o+9+r]
+				}
 				os[i] = Index(e)
 				pend[k] = i
 				k += int(e >> 31)
@@ -134,12 +142,12 @@ func (v *View) LookupBatch4(table uint32, addrs [][4]byte, out []Index) {
 // still pending, kept in a list compacted without branches.
 func (v *View) LookupBatch6(table uint32, addrs [][16]byte, out []Index) {
 	out = out[:len(addrs)]
-	id := v.roots(table).root6
-	if id == 0 {
+	e := v.roots(table).root6
+	if e == 0 {
 		clear(out)
 		return
 	}
-	root := v.node(id)
+	root := v.root(e)
 	chunks := v.chunks
 	for len(addrs) > 0 {
 		n := min(len(addrs), 256)
@@ -156,8 +164,18 @@ func (v *View) LookupBatch6(table uint32, addrs [][16]byte, out []Index) {
 		for lvl := 1; np > 0 && lvl < 16; lvl++ {
 			k := 0
 			for _, i := range pend[:np] {
-				c := uint32(os[i]) &^ childBit
-				e := chunks[c>>chunkShift][uint16(c<<nodeShift)|uint16(as[i][lvl])]
+				// step, by hand: the compiler will not inline it.
+				e := uint32(os[i])
+				c := chunks[e>>chunkShift&(offMask>>chunkShift)]
+				o, b := uint16(e), as[i][lvl]
+				if e&flatBit != 0 {
+					e = c[o+uint16(b)]
+				} else {
+					w := uint16(b >> 5)
+					x := c[o+w] & (^uint32(0) >> (31 - b&31))
+					r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(pop32(x))
+					e = c[o+9+r]
+				}
 				os[i] = Index(e)
 				pend[k] = i
 				k += int(e >> 31)
@@ -197,12 +215,12 @@ func (v *View) lookupLeaf(table uint32, a netip.Addr) (uint32, bool) {
 	if id == 0 {
 		return 0, false
 	}
+	e := id
 	for i := range n {
-		e := v.node(id)[b[i]]
+		e = step(v.chunks, e, b[i])
 		if e&childBit == 0 {
 			return e, e&nhMask != 0
 		}
-		id = e &^ childBit
 	}
 	return 0, false
 }
