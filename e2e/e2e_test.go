@@ -438,3 +438,39 @@ func TestUplinkQueues(t *testing.T) {
 	}
 	assertForwardingOff(t, l)
 }
+
+// TestRestartKeepsAPIPods: a pod added through the API (as the CNI plugin
+// will add pods) is recorded in xvsd's state file; after a restart whose
+// config does not list it, xvsd re-adopts it with its addresses and forwards
+// to it again.
+func TestRestartKeepsAPIPods(t *testing.T) {
+	l := newLab(t, lab.Options{})
+	n := l.T.Nodes[0]
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	ping(t, l, p1.Name, p2.V4)
+
+	// Move pod2 from the config to the API.
+	if out, err := xvsctl(t, l, "node", "port", "del", p2.HostIf); err != nil {
+		t.Fatalf("port del: %v: %s", err, out)
+	}
+	if out, err := xvsctl(t, l, "node", "port", "add", p2.HostIf, "kind=pod",
+		"addr="+p2.V4.String()+"/32,"+p2.V6.String()+"/128", "peer-mac="+p2.MAC.String()); err != nil {
+		t.Fatalf("port add: %v: %s", err, out)
+	}
+	ping(t, l, p1.Name, p2.V4)
+
+	// Restart with a config that lists pod1 only.
+	if err := l.StopXVSD("node"); err != nil {
+		t.Fatal(err)
+	}
+	n.Pods = []string{p1.Name}
+	if err := l.StartXVSD("node"); err != nil {
+		t.Fatal(err)
+	}
+	if up, found := portUp(t, l, "node", p2.HostIf); !found || !up {
+		t.Fatalf("pod2's port after restart: found %v up %v", found, up)
+	}
+	ping(t, l, p1.Name, p2.V4)
+	ping(t, l, p1.Name, p2.V6)
+	ping(t, l, p2.Name, p1.V6)
+}
