@@ -15,6 +15,15 @@
 // otherwise. See errors.go for the table. Reads are answered whether or not
 // the switch is ready; Status says which.
 //
+// # State across restarts
+//
+// With ServerOptions.StateFile set, every port and route the API adds is
+// recorded (state.go: protojson messages, written atomically by rename) and
+// Restore replays them through the same validation at start, after the
+// config file's ports: a restarted xvsd re-adopts every pod with its
+// addresses. A recorded port whose interface is gone is dropped with a
+// warning; only an unreadable file stops the start.
+//
 // # Concurrency
 //
 // gRPC runs each call on its own goroutine. The server serializes calls
