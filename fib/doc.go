@@ -60,13 +60,33 @@
 // # Design, and the measurements that decided it
 //
 // Both families use the same structure: a multibit trie with 8-bit strides
-// and leaf pushing, whose nodes are flat arrays of 256 uint32 entries. An
-// entry is either childBit|node or a leaf holding the answer for every
-// address reaching that slot: prefix length<<23 | next-hop index (hence
-// MaxNextHops = 2^23). A lookup is one dependent load per address byte until
-// a leaf: no bitmaps, no popcount, no pointer chasing through Go objects.
-// Node IDs index a chunked arena (256 nodes per 256 KiB chunk); the chunk
-// directory is tiny and stays in L1.
+// and leaf pushing. Conceptually a node is 256 uint32 entries; an entry is
+// either a child (childBit, flatBit if the child is flat, block offset) or
+// a leaf holding the answer for every address reaching that slot: prefix
+// length<<23 | next-hop index
+// (hence MaxNextHops = 2^23). Readers see each node as one block in a
+// chunked uint32 arena (64Ki words per 256 KiB chunk), in one of two
+// encodings (trie.go has the layout):
+//
+//   - flat, the 256 entries: one load per level. Roots, IPv4's second
+//     level, IPv6's second and third, and any node with more than 96 runs
+//     of equal entries (3,655 of 64,227 nodes on the real table, mostly
+//     IPv4 /16s full of /24s).
+//   - compressed, poptrie-style: a 256-bit run-start bitmap, per-32-slot
+//     cumulative counts and one entry per run; a lookup reads one bitmap
+//     word and one count word (independent loads from the same header),
+//     a popcount, then the entry. The sparse IPv6 nodes shrink from 1 KiB
+//     to 50-60 bytes.
+//
+// The writer keeps its own record per node (wnode: ART-indexed prefix
+// bitmap, child bitmap, one compact slice of values and child numbers) and
+// encodes a node only when a batch is published, once per batch however
+// many of its prefixes changed, children before parents. A node whose only
+// changes are next-hop values of existing prefixes or its children's new
+// blocks is not re-encoded: its block is copied and patched (leaf values
+// replaced in the prefix's runs, child entries repointed), unless a
+// patched run is shared with an equal neighbour, which falls back to a full
+// encode.
 //
 // The batch forms walk the whole vector one level at a time, so the cache
 // misses of the vector's addresses overlap instead of queuing behind each
@@ -77,34 +97,34 @@
 //
 // The numbers that chose it (bart v0.30.0's real table, 901,899 IPv4 and
 // 160,147 IPv6 prefixes; docs/BENCHMARKS.md "## FIB" has the run and the
-// command):
+// command; 2 cores, Go 1.26):
 //
-//   - Node counts, computed from the table: stride-8 tries need 26,064 IPv4
-//     and 38,161 IPv6 nodes; a 16-bit IPv4 root would save only 215 nodes
-//     and one L1-resident level, but every update would copy a 256 KiB root,
-//     so the root is an ordinary 1 KiB node.
-//   - Batch walk: a first version visited every address at every level
-//     (branch-free, leaves reading an all-zero node); it gave IPv6 batches of
-//     64 only 1.8-2.2x bart.Fast. Visiting only pending addresses raised that
-//     to about 2.5x, and IPv4 stayed at about 2.8x.
-//   - Lookup against bart.Fast, same run, interleaved pass by pass, median
-//     pass, on a freshly built table: batches of 32 and 64 are 2.77x and
-//     2.74x faster for IPv4, 2.47x and 2.46x for IPv6, single lookups 2.49x
-//     and 2.00x, with 1,024 rotating probes; with 2^20 probes, where lookups
-//     miss the caches and overlapped misses pay off, batches are 3-6x faster.
-//   - Aging: after millions of random route changes the same lookups ran up
-//     to about 2x slower in one run (nodes scattered over a larger arena).
-//   - Memory is the price: 80.6 MiB for the full table against bart.Table's
-//     26.1 MiB and bart.Fast's 38.8 MiB, because sparse IPv6 nodes are stored
-//     uncompressed. The goal of no more memory than bart.Table is not met;
-//     the way there is a compressed (bitmap + dense runs, poptrie style)
-//     encoding for nodes with few distinct entries, at one popcount per
-//     level.
-//   - Updates: the writer applies 0.7M random real-table route changes per
-//     CPU-second in batches of 1,000 or 10,000 while a reader looks up
-//     (copying a 1 KiB node per distinct node touched dominates, then the
-//     cache misses of walking to it); the 1M/s goal is not met. Wall-clock
-//     rates on the shared 2-core machine are a third of that.
+//   - Memory: the first design stored every node flat (80.6 MiB against
+//     bart.Table's 26.1 MiB). Compressed nodes hold the same table in
+//     23.0 MiB (0.88x bart.Table): 9.2 MiB arena, 8.4 MiB of wnodes,
+//     4.7 MiB of prefix values and child numbers. Trimming append's slack
+//     from the value slices at encode time saved 1.4 MiB.
+//   - Lookup cost of compression, batches of 32/64 with 1,024 rotating
+//     probes against bart.Fast in the same run: all-flat gave 2.7x (IPv4)
+//     and 2.5x (IPv6); compressing every node but roots and >96-run nodes
+//     gave 2.35x and 1.54x. Flat IPv6 second and third levels (59 nodes,
+//     about 60 KiB) brought IPv6 to 1.9x, and math/bits.OnesCount32 instead
+//     of a branch-free SWAR popcount to 2.0x (the POPCNT feature check costs
+//     less than the extra instructions). Final: 2.48-2.67x IPv4, 2.01-2.02x
+//     IPv6; with 2^20 probes (cache-missing) 6-8x and 3.8-4.1x. Single
+//     lookups lost most of their lead (1.3x IPv4, 1.0x IPv6): step is too
+//     large to inline.
+//   - Updates, random real-table next-hop changes with a reader looking up
+//     without pause, per writer CPU-second: all-flat copy-on-write 0.70M
+//     (batches of 1,000 and 10,000); encoding each touched node once per
+//     publish 0.76-0.80M (painting the 256 entries and finding runs is
+//     most of it); copying and patching blocks instead 0.92M, and linking
+//     patches per node instead of sorting them 1.0M at batches of 10,000,
+//     0.81M at 1,000. What remains is mostly cache misses: walking to the
+//     writer's node, reading the old block and writing the new one.
+//   - Memory under churn: retired blocks wait for a GC (above); after the
+//     update benchmark the FIB holds 87-117 MiB (Stats.MemoryBytes), against
+//     172-187 MiB for the all-flat design.
 //
 // Per-length hashing for IPv6 was not built: with 40+ distinct lengths in
 // the real table it needs a binary search over lengths with markers (five

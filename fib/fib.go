@@ -194,7 +194,8 @@ func (f *FIB) tableLocked(id uint32) *table {
 	t := f.tables[id]
 	if t == nil {
 		r4, _ := f.trie.newNode(0, 0)
-		r6, _ := f.trie.newNode(0, 0)
+		r6, n6 := f.trie.newNode(0, 0)
+		n6.state |= inV6
 		t = &table{root: [2]uint32{r4, r6}}
 		f.tables[id] = t
 	}

@@ -89,7 +89,7 @@ func sameIdentity(a, b *NextHop) bool {
 func (nh NextHop) String() string {
 	switch nh.Kind {
 	case KindPort:
-		return fmt.Sprintf("port %d dst %x", nh.Port, nh.DstMAC[:])
+		return fmt.Sprintf("port %d dst %s", nh.Port, macString(nh.DstMAC))
 	case KindAdjacency:
 		via := "attached"
 		if nh.Via.IsValid() {
@@ -98,7 +98,7 @@ func (nh NextHop) String() string {
 		if !nh.Resolved {
 			return fmt.Sprintf("port %d %s (unresolved)", nh.Port, via)
 		}
-		return fmt.Sprintf("port %d %s dst %x", nh.Port, via, nh.DstMAC[:])
+		return fmt.Sprintf("port %d %s dst %s", nh.Port, via, macString(nh.DstMAC))
 	case KindVXLAN:
 		return fmt.Sprintf("vxlan vni %d remote %s port %d", nh.VNI, nh.Remote, nh.Port)
 	case KindECMP:
@@ -242,4 +242,8 @@ func mix64(x uint64) uint64 {
 	x ^= x >> 27
 	x *= 0x94d049bb133111eb
 	return x ^ x>>31
+}
+
+func macString(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
 }

@@ -15,7 +15,8 @@ import (
 // Readers see each node as one block in a chunked uint32 arena, in one of
 // two encodings (flatBit in the entry pointing at the block says which):
 //
-//   - flat: the 256 entries as they are; roots and nodes with many runs.
+//   - flat: the 256 entries as they are; roots, the nodes at depth 8 (and
+//     16 for IPv6), and nodes with more than flatRuns runs.
 //   - compressed: the entries cut into runs of equal consecutive entries.
 //     Words 0-7 are a 256-bit bitmap, bit s%32 of word s/32 set where a
 //     run starts at slot s; byte w of words 8-9 counts the runs starting
@@ -25,7 +26,9 @@ import (
 //
 // Readers never see a block change: the writer edits its own records
 // (wnode), marks the nodes a batch touches dirty and, when it publishes,
-// encodes each dirty node once into a fresh block, children before parents.
+// encodes each dirty node once into a fresh block, children before parents
+// (or, when only leaf values and children's blocks changed, copies the old
+// block and patches it: repatch).
 const (
 	childBit = 1 << 31
 	flatBit  = 1 << 30
@@ -41,8 +44,9 @@ const (
 	flatWords = 256
 
 	// flatRuns is the most runs a node may have and still be compressed.
-	// Denser nodes are stored flat: they are few, hot (IPv4's second
-	// level) and a compressed block would save them little.
+	// Denser nodes are stored flat: they are few (3,655 of 64,227 on the
+	// real table, mostly IPv4 /16s full of /24s), hot, and a compressed
+	// block would save them little.
 	flatRuns = 96
 	maxBlock = flatWords
 )
@@ -65,7 +69,7 @@ func step(chunks []*chunk, e uint32, b byte) uint32 {
 	}
 	w := uint16(b >> 5)
 	x := c[o+w] & (^uint32(0) >> (31 - b&31))
-	r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(pop32(x))
+	r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(bits.OnesCount32(x))
 	return c[o+9+r]
 }
 
@@ -122,7 +126,8 @@ type wnode struct {
 	npfx  uint16 // prefixes stored here
 	dflt  uint32 // leaf inherited from above for slots no prefix here covers
 	depth uint8  // address bits above this node (0, 8, 16, ...)
-	state uint8  // dirty, dead
+	state uint8  // dirty, dead, inV6, reshape
+	phead uint16 // 1 + index in trie.patches of the node's last patch, 0 for none
 
 	// Prefixes stored here: lengths depth+1..depth+8 (and /0 in a root),
 	// keyed by ART index (1<<r | bits>>(8-r), r = length-depth).
@@ -137,7 +142,17 @@ type wnode struct {
 const (
 	dirty = 1 << iota
 	dead
+	inV6    // an IPv6 node
+	reshape // its runs may have changed: encode from scratch, not by patching its block
 )
+
+// patch records that the leaf of one prefix of a node changed value, so
+// that the node's block can be copied and patched instead of re-encoded.
+type patch struct {
+	prev     uint16 // 1 + index of the node's previous patch, 0 for none
+	lo, hi   uint16 // slots the prefix covers
+	old, new uint32 // leaves
+}
 
 func (n *wnode) has(idx uint) bool { return n.pfx[idx>>6]&(1<<(idx&63)) != 0 }
 
@@ -220,6 +235,8 @@ type trie struct {
 	nextNode  uint32
 	freeNodes []uint32
 	dirty     []uint32 // nodes to encode at the next publish
+	patches   []patch  // value changes since the last publish, for nodes not reshaped
+	pscratch  []patch
 	order     []uint32 // scratch: dirty, deepest first
 	nodes     int      // nodes in use
 	itemWords int      // capacity of all items slices, for Stats
@@ -248,7 +265,7 @@ func (t *trie) newNode(depth uint8, dflt uint32) (uint32, *wnode) {
 	}
 	t.nodes++
 	n := t.node(id)
-	*n = wnode{depth: depth, dflt: dflt}
+	*n = wnode{depth: depth, dflt: dflt, state: reshape}
 	t.markDirty(id, n)
 	return id, n
 }
@@ -352,7 +369,9 @@ func (t *trie) descend(root uint32, k key, path *[17]uint32) (n *wnode, depth in
 			v, _ := n.best(s)
 			var cn *wnode
 			c, cn = t.newNode(n.depth+8, v)
+			cn.state |= n.state & inV6
 			n.kids[s>>6] |= 1 << (s & 63)
+			n.state |= reshape
 			r := n.krank(s)
 			t.itemWords -= cap(n.items)
 			n.items = slices.Insert(n.items, r, c)
@@ -381,6 +400,18 @@ func (t *trie) insert(root uint32, k key, nh Index, o Origin) (old uint32, exist
 	t.itemWords -= cap(n.items)
 	old, existed = n.put(idx, nh, o)
 	t.itemWords += cap(n.items)
+	if existed {
+		r := uint(bits.Len(idx)) - 1
+		lo := (idx &^ (1 << r)) << (8 - r)
+		if len(t.patches) >= 1<<16-1 {
+			n.state |= reshape // too many to link: encode from scratch
+		} else {
+			t.patches = append(t.patches, patch{prev: n.phead, lo: uint16(lo), hi: uint16(lo + 1<<(8-r)), old: old, new: leaf(k.bits, nh)})
+			n.phead = uint16(len(t.patches))
+		}
+	} else {
+		n.state |= reshape
+	}
 	t.refresh(n, idx)
 	return old, existed
 }
@@ -396,6 +427,7 @@ func (t *trie) remove(root uint32, k key) (old uint32, ok bool) {
 	idx := artIndex(k, n.depth)
 	t.itemWords -= cap(n.items)
 	n.remove(idx)
+	n.state |= reshape
 	t.itemWords += cap(n.items)
 	t.refresh(n, idx)
 	// Drop nodes left with nothing to say.
@@ -408,6 +440,7 @@ func (t *trie) remove(root uint32, k key) (old uint32, ok bool) {
 		s := uint(k.a[p.depth>>3])
 		r := p.krank(s)
 		p.kids[s>>6] &^= 1 << (s & 63)
+		p.state |= reshape
 		p.items = slices.Delete(p.items, r, r+1)
 		t.kill(path[d], c)
 	}
@@ -438,6 +471,7 @@ func (t *trie) setDefault(id uint32, v uint32) {
 		return
 	}
 	c.dflt = v
+	c.state |= reshape
 	t.markDirty(id, c)
 	if c.nkids() == 0 {
 		return
@@ -484,8 +518,27 @@ func (t *trie) encodeDirty() {
 			t.freeNodes = append(t.freeNodes, id)
 			continue
 		}
-		n.state &^= dirty
-		if l := len(n.items); cap(n.items) > l+l/8+1 {
+		if n.state&reshape == 0 && n.blk != 0 {
+			// Only leaf values or children's blocks changed: the runs
+			// stay, so copy the block and patch it, unless a patched
+			// run turns out to be shared with a neighbour.
+			ps := t.pscratch[:0]
+			for i := n.phead; i != 0; i = t.patches[i-1].prev {
+				ps = append(ps, t.patches[i-1])
+			}
+			slices.Reverse(ps) // in the order they happened
+			t.pscratch = ps
+			n.phead = 0
+			if blk, ok := t.repatch(n, ps); ok {
+				t.retire(n.blk, n.size)
+				n.blk = blk
+				n.state &^= dirty
+				continue
+			}
+		}
+		n.state &^= dirty | reshape
+		n.phead = 0
+		if l := len(n.items); cap(n.items)-l > l/4+4 {
 			// Drop append's slack: items are most of the writer's memory.
 			t.itemWords += l - cap(n.items)
 			n.items = slices.Clip(slices.Clone(n.items))
@@ -494,9 +547,83 @@ func (t *trie) encodeDirty() {
 		if n.blk != 0 {
 			t.retire(n.blk, n.size)
 		}
-		n.blk, n.size = t.store(&e, bm, n.depth == 0)
+		n.blk, n.size = t.store(&e, bm, n.depth < 16 || n.depth == 16 && n.state&inV6 != 0)
 	}
 	t.dirty = t.dirty[:0]
+	t.patches = t.patches[:0]
+}
+
+// repatch copies n's block to a fresh one with the children's current
+// blocks and the leaf changes ps applied. It fails, allocating nothing, if
+// a changed leaf's run reaches outside its prefix (a neighbour with an
+// equal leaf shares it).
+func (t *trie) repatch(n *wnode, ps []patch) (uint32, bool) {
+	size := uint32(n.size)
+	off := t.alloc(size)
+	b := t.words(off, size)
+	copy(b, t.words(n.blk&offMask, size))
+	if n.blk&flatBit != 0 {
+		for _, p := range ps {
+			for s := p.lo; s < p.hi; s++ {
+				if b[s] == p.old {
+					b[s] = p.new
+				}
+			}
+		}
+		for w := uint(0); w < 4; w++ {
+			for x := n.kids[w]; x != 0; x &= x - 1 {
+				s := w<<6 | uint(bits.TrailingZeros64(x))
+				b[s] = t.node(n.kid(s)).blk
+			}
+		}
+	} else {
+		out := b[hdrWords:]
+		j := 0
+		for w := uint(0); w < 8; w++ {
+			for x := b[w]; x != 0; x &= x - 1 {
+				start := w<<5 | uint(bits.TrailingZeros32(x))
+				v := out[j]
+				if v&childBit != 0 {
+					out[j] = t.node(n.kid(start)).blk
+				} else if len(ps) > 0 {
+					end := uint(256)
+					if j+1 < len(out) {
+						end = nextRun(b, start)
+					}
+					for _, p := range ps {
+						if v == p.old && start < uint(p.hi) && end > uint(p.lo) {
+							if start < uint(p.lo) || end > uint(p.hi) {
+								// Never published: free at once.
+								t.reuse([]uint64{uint64(size)<<32 | uint64(off)})
+								t.live -= int(size)
+								return 0, false
+							}
+							v = p.new
+						}
+					}
+					out[j] = v
+				}
+				j++
+			}
+		}
+	}
+	return n.blk&(childBit|flatBit) | off, true
+}
+
+// nextRun returns the slot where the run after the one starting at s
+// starts, in compressed block b, or 256.
+func nextRun(b []uint32, s uint) uint {
+	s++
+	for w := s >> 5; w < 8; w++ {
+		x := b[w]
+		if w == s>>5 {
+			x &= ^uint32(0) << (s & 31)
+		}
+		if x != 0 {
+			return w<<5 | uint(bits.TrailingZeros32(x))
+		}
+	}
+	return 256
 }
 
 // paint computes n's 256 leaf-pushed entries and the bitmap of the slots
@@ -699,12 +826,4 @@ func keyAfter(k, after key) bool {
 		return less(after.a, k.a)
 	}
 	return k.bits > after.bits
-}
-
-// pop32 is bits.OnesCount32 without the CPU-feature branch and call that
-// make the compiler spill the lookup loop's registers (GOAMD64=v1).
-func pop32(x uint32) uint32 {
-	x -= x >> 1 & 0x55555555
-	x = x&0x33333333 + x>>2&0x33333333
-	return (x + x>>4) & 0x0f0f0f0f * 0x01010101 >> 24
 }

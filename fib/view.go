@@ -1,6 +1,9 @@
 package fib
 
-import "net/netip"
+import (
+	"math/bits"
+	"net/netip"
+)
 
 // View is an immutable snapshot of every table and the next-hop table.
 // Everything reachable from it stays unchanged while anyone holds it.
@@ -119,7 +122,7 @@ func (v *View) LookupBatch4(table uint32, addrs [][4]byte, out []Index) {
 				} else {
 					w := uint16(b >> 5)
 					x := c[o+w] & (^uint32(0) >> (31 - b&31))
-					r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(pop32(x))
+					r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(bits.OnesCount32(x))
 					e = c[o+9+r]
 				}
 				os[i] = Index(e)
@@ -173,7 +176,7 @@ func (v *View) LookupBatch6(table uint32, addrs [][16]byte, out []Index) {
 				} else {
 					w := uint16(b >> 5)
 					x := c[o+w] & (^uint32(0) >> (31 - b&31))
-					r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(pop32(x))
+					r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(bits.OnesCount32(x))
 					e = c[o+9+r]
 				}
 				os[i] = Index(e)
