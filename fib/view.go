@@ -85,73 +85,34 @@ func (v *View) Lookup6(table uint32, a [16]byte) Index {
 }
 
 // LookupBatch4 looks up addrs[i] into out[i]; out must be at least as long.
-//
-// It walks the batch level by level rather than address by address, so the
-// cache misses of different addresses overlap; each level visits only the
-// addresses still pending, kept in a list compacted without branches.
+// See lookupBatch for how it walks the batch.
 func (v *View) LookupBatch4(table uint32, addrs [][4]byte, out []Index) {
-	out = out[:len(addrs)]
-	e := v.roots(table).root4
-	if e == 0 {
-		clear(out)
-		return
-	}
-	root := v.root(e)
-	chunks := v.chunks
-	for len(addrs) > 0 {
-		n := min(len(addrs), 256)
-		as, os := addrs[:n], out[:n]
-		addrs, out = addrs[n:], out[n:]
-		var pend [256]uint8
-		np := 0
-		for i := range as {
-			e := root[as[i][0]]
-			os[i] = Index(e)
-			pend[np] = uint8(i)
-			np += int(e >> 31)
-		}
-		for lvl := 1; np > 0 && lvl < 4; lvl++ {
-			k := 0
-			for _, i := range pend[:np] {
-				// step, by hand: the compiler will not inline it.
-				e := uint32(os[i])
-				c := chunks[e>>chunkShift&(offMask>>chunkShift)]
-				o, b := uint16(e), as[i][lvl]
-				if e&flatBit != 0 {
-					e = c[o+uint16(b)]
-				} else {
-					w := uint16(b >> 5)
-					x := c[o+w] & (^uint32(0) >> (31 - b&31))
-					r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(bits.OnesCount32(x))
-					e = c[o+9+r]
-				}
-				os[i] = Index(e)
-				pend[k] = i
-				k += int(e >> 31)
-			}
-			np = k
-		}
-		for i := range os {
-			os[i] &= nhMask
-		}
-	}
+	lookupBatch(v, v.roots(table).root4, addrs, out)
 }
 
 // LookupBatch6 looks up addrs[i] into out[i]; out must be at least as long.
-//
-// Like LookupBatch4 it walks the batch level by level, but IPv6 lookups end
-// at very different depths (a random address leaves the trie after two or
-// three levels, a /48 takes six), so each level visits only the addresses
-// still pending, kept in a list compacted without branches.
+// See lookupBatch for how it walks the batch.
 func (v *View) LookupBatch6(table uint32, addrs [][16]byte, out []Index) {
+	lookupBatch(v, v.roots(table).root6, addrs, out)
+}
+
+// lookupBatch walks a batch level by level rather than address by address,
+// so the cache misses of different addresses overlap. Lookups end at very
+// different depths (an IPv6 address often leaves the trie after two or three
+// levels, a /48 takes six, a pod /128 sixteen), so each level visits only the
+// addresses still pending, kept in a list compacted without branches. It is
+// instantiated once per address size ([4]byte and [16]byte have different
+// shapes), so it costs what two hand-written copies did.
+func lookupBatch[A [4]byte | [16]byte](v *View, rootEntry uint32, addrs []A, out []Index) {
 	out = out[:len(addrs)]
-	e := v.roots(table).root6
-	if e == 0 {
+	if rootEntry == 0 {
 		clear(out)
 		return
 	}
-	root := v.root(e)
+	root := v.root(rootEntry)
 	chunks := v.chunks
+	var zero A
+	depth := len(zero) // 4 or 16 levels of one byte
 	for len(addrs) > 0 {
 		n := min(len(addrs), 256)
 		as, os := addrs[:n], out[:n]
@@ -164,7 +125,7 @@ func (v *View) LookupBatch6(table uint32, addrs [][16]byte, out []Index) {
 			pend[np] = uint8(i)
 			np += int(e >> 31)
 		}
-		for lvl := 1; np > 0 && lvl < 16; lvl++ {
+		for lvl := 1; np > 0 && lvl < depth; lvl++ {
 			k := 0
 			for _, i := range pend[:np] {
 				// step, by hand: the compiler will not inline it.
