@@ -42,11 +42,21 @@ type Net struct {
 	nss []string // guarded by mu; created namespaces, deleted by Close
 }
 
+// TagEnv names an environment variable whose value (two characters that
+// are not hex digits, such as "zz") replaces the first two hex digits of every
+// tag, so a test can tell the namespaces of one run of a harness binary from
+// those of everything else running on the machine.
+const TagEnv = "XVS_XP_TAG"
+
 // New returns an empty Net with a fresh tag.
 func New() *Net {
 	var b [4]byte
 	rand.Read(b[:])
-	return &Net{Tag: "xp" + hex.EncodeToString(b[:])}
+	tag := hex.EncodeToString(b[:])
+	if t := os.Getenv(TagEnv); len(t) == 2 {
+		tag = t + tag[2:]
+	}
+	return &Net{Tag: "xp" + tag}
 }
 
 // Run runs ip (or another command when args[0] is not "ip") with a
