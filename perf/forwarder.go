@@ -35,7 +35,9 @@ type kernelFwd struct{ pp *PodPair }
 
 func (k *kernelFwd) Name() string { return "kernel" }
 
-func (k *kernelFwd) Start(ctx context.Context) (*PodPair, error) {
+// kernelPodPair builds a pod pair routed by the node's kernel: the kernel
+// forwarder itself, and the base the XDP forwarder attaches its program to.
+func kernelPodPair() (*PodPair, error) {
 	pp, err := newPodPair()
 	if err != nil {
 		if errors.Is(err, xpnet.ErrNotRoot) {
@@ -45,6 +47,14 @@ func (k *kernelFwd) Start(ctx context.Context) (*PodPair, error) {
 	}
 	if err := kernelRoute(pp); err != nil {
 		pp.Close()
+		return nil, err
+	}
+	return pp, nil
+}
+
+func (k *kernelFwd) Start(ctx context.Context) (*PodPair, error) {
+	pp, err := kernelPodPair()
+	if err != nil {
 		return nil, err
 	}
 	k.pp = pp

@@ -3,7 +3,6 @@ package perf
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 
@@ -31,17 +30,10 @@ type xdpFwd struct{ pp *PodPair }
 func (x *xdpFwd) Name() string { return "xdp-redirect" }
 
 func (x *xdpFwd) Start(ctx context.Context) (*PodPair, error) {
-	pp, err := newPodPair()
-	if err != nil {
-		if errors.Is(err, xpnet.ErrNotRoot) {
-			return nil, skipf("%v", err)
-		}
-		return nil, err
-	}
 	// Kernel routing stays configured (forwarding on) so that anything
 	// the program passes still gets through; the program takes all IP.
-	if err := kernelRoute(pp); err != nil {
-		pp.Close()
+	pp, err := kernelPodPair()
+	if err != nil {
 		return nil, err
 	}
 	if err := x.attach(pp); err != nil {
