@@ -24,6 +24,18 @@
 // input without panicking, so a malformed frame can be answered or dropped
 // but never crash a worker.
 //
+// # GSO
+//
+// ParseGSO and GSO.Segment cut a GSO super-frame (a TSO/USO frame read from
+// an AF_PACKET socket with PACKET_VNET_HDR, described by the VirtioNetHdr in
+// front of it) into wire-sized frames the way Linux's software GSO does:
+// IPv4 identification, total length and header checksum, IPv6 payload
+// length, TCP sequence numbers and flags, UDP length, and full L4 checksums
+// recomputed per segment. CompleteChecksum finishes a frame that only
+// carries a partial checksum (VirtioNetHdrFNeedsCsum) like the kernel's
+// skb_checksum_help. ParseGSO rejects what the kernel would, and more
+// (UFO, IPv6 extension headers, VLAN tags, inexact lengths), with an error.
+//
 // # Allocation contract
 //
 // Nothing in this package allocates: accessors, setters, checksums, flow
