@@ -4,8 +4,10 @@
 #   make test         install missing test tools, go vet, unit + end-to-end tests
 #   make demo         build, bring a lab up, ping and iperf3 through xvsd, show ports
 #                     and counters, tear down (always, even on failure)
-#   make bench        benchmarks (placeholder until the perf harness lands)
-#   make bench-quick  the same, about 20 ms each: a smoke test
+#   make bench        the perf harness, full set: kernel vs xvsd vs XDP_REDIRECT,
+#                     pod-to-pod pps, latency, iperf3 TCP, ring layer (< 15 min)
+#   make bench-quick  the same, fewer points (< 2 min)
+#   make bench-go     Go micro-benchmarks (pipeline, FIB, rings, encap)
 #   make lint         gofmt -l and go vet
 #   make clean        remove bin/
 #

@@ -474,3 +474,34 @@ func TestRestartKeepsAPIPods(t *testing.T) {
 	ping(t, l, p1.Name, p2.V6)
 	ping(t, l, p2.Name, p1.V6)
 }
+
+// TestPodToPodTCPOffload runs iperf3 between pods whose ports are AF_PACKET
+// with offloads: the pods keep TSO and TX checksum offload, and TCP crosses
+// xvsd in GSO super-frames, whole from one pod to the other.
+func TestPodToPodTCPOffload(t *testing.T) {
+	l := newLab(t, lab.Options{PodMode: "af-packet"})
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	ping(t, l, p1.Name, p2.V4)
+	ping(t, l, p1.Name, p2.V6)
+	for _, v6 := range []bool{false, true} {
+		name := map[bool]string{false: "v4", true: "v6"}[v6]
+		t.Run(name, func(t *testing.T) {
+			before := counter(t, l, "node", "gso-whole")
+			r, err := l.Iperf3(p2.Name, p1.Name, 2*time.Second, v6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("iperf3 %s: %.2f Gb/s, %d bytes received, %d retransmits", name, r.BitsPerSecond/1e9, r.ReceivedBytes, r.Retransmits)
+			if r.ReceivedBytes == 0 {
+				t.Fatal("no bytes received")
+			}
+			if after := counter(t, l, "node", "gso-whole"); after <= before {
+				t.Errorf("gso-whole went %d -> %d: no super-frame crossed whole", before, after)
+			}
+		})
+	}
+	if n := counter(t, l, "node", "bad-offload"); n != 0 {
+		t.Errorf("bad-offload = %d", n)
+	}
+	assertForwardingOff(t, l)
+}

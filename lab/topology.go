@@ -54,6 +54,11 @@ type Options struct {
 	// with the checksum left to "hardware" (CHECKSUM_PARTIAL), AF_XDP
 	// does not carry that state, and the receiver would drop the frame.
 	PodTxChecksum bool
+	// PodMode is the mode of xvsd's pod ports ("" lets xvsd pick: AF_XDP).
+	// "af-packet" runs them over AF_PACKET with offloads: pods keep TSO
+	// and TX checksum offload, and TCP crosses the switch in 64 KiB GSO
+	// super-frames (see vswitch's doc). Pods keep TX checksum offload on.
+	PodMode string
 	// HostPort gives each node a host port: a veth pair in the node's
 	// namespace, the kernel on one end (routing the pod block via the
 	// gateway), xvsd on the other, so the node itself reaches its pods
@@ -112,6 +117,13 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MTU == 0 {
 		o.MTU = DefaultMTU
+	}
+	switch o.PodMode {
+	case "", "auto":
+		o.PodMode = ""
+	case "af-packet", "xdp-native", "xdp-generic":
+	default:
+		return fmt.Errorf("pod mode %q: want auto, af-packet, xdp-native or xdp-generic", o.PodMode)
 	}
 	if o.Workers == 0 {
 		o.Workers = 1
@@ -195,6 +207,7 @@ type Node struct {
 	UplinkV4  netip.Prefix // node's uplink address and subnet (198.18.i.1/24)
 	UplinkV6  netip.Prefix // fd00:18:i::1/64
 	Queues    int          // uplink queues xvsd serves (0 or 1: one)
+	PodMode   string       // xvsd's mode for the pod ports ("" for its default)
 	GatewayV4 netip.Addr   // the outside end of the uplink (198.18.i.2)
 	GatewayV6 netip.Addr
 	PodsV4    netip.Prefix // this node's pod block (198.19.i.0/24)
@@ -330,6 +343,7 @@ func Plan(opts Options) (*Topology, error) {
 			n.Name = fmt.Sprintf("node%d", i+1)
 		}
 		n.NS = p + "-" + n.Name
+		n.PodMode = opts.PodMode
 		n.PodsV4 = netip.PrefixFrom(v4(198, 19, byte(i), 0), 24)
 		n.PodsV6 = netip.PrefixFrom(v6(0x19, i, 0), 64)
 		n.Config = dir + "/" + n.Name + ".yaml"
@@ -376,7 +390,7 @@ func Plan(opts Options) (*Topology, error) {
 				Route{NS: pd.NS, Dst: netip.MustParsePrefix("0.0.0.0/0"), Via: GatewayV4, Dev: PodIf, OnLink: true},
 				Route{NS: pd.NS, Dst: netip.MustParsePrefix("::/0"), Via: GatewayV6, Dev: PodIf},
 			)
-			if !opts.PodTxChecksum {
+			if !opts.PodTxChecksum && opts.PodMode != "af-packet" {
 				t.TxChecksumOff = append(t.TxChecksumOff, IfRef{pd.NS, PodIf})
 			}
 			if opts.StaticNeighbors {

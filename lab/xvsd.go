@@ -43,6 +43,9 @@ func XVSDConfig(t *Topology, n *Node, workers int) []byte {
 		p := t.PodByName(name)
 		fmt.Fprintf(&b, "  - name: %s\n    kind: pod\n    addresses: [%s, %s]\n    peer_mac: %s\n",
 			q(p.HostIf), q(p.V4.String()+"/32"), q(p.V6.String()+"/128"), q(p.MAC.String()))
+		if n.PodMode != "" {
+			fmt.Fprintf(&b, "    mode: %s\n", q(n.PodMode))
+		}
 	}
 	if n.Uplink != "" {
 		b.WriteString("routes:\n")

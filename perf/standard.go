@@ -63,6 +63,25 @@ func PodToPod(set Set, fwds []Forwarder, iperf bool) Scenario {
 	return s
 }
 
+// TCP is iperf3 between the pods of one node, through each forwarder:
+// the kernel first, as the baseline, then xvsd with AF_XDP pod ports (the
+// pods' TSO off, as XDP on a veth forces) and xvsd with AF_PACKET pod ports
+// carrying offloads (TSO on, GSO super-frames through the switch).
+func TCP(set Set, fwds []Forwarder) Scenario {
+	s := Scenario{Name: "tcp/" + string(set), Forwarders: fwds, Rounds: 2}
+	d := 2 * time.Second
+	streams := []int{1}
+	if set == Full {
+		s.Rounds, d, streams = 3, 4*time.Second, []int{1, 4}
+	}
+	for _, fam := range []int{4, 6} {
+		for _, st := range streams {
+			s.Loads = append(s.Loads, Iperf3(fam, st, d))
+		}
+	}
+	return s
+}
+
 // Ring compares the generator's send paths on one veth pair, no forwarder:
 // the dataplane's AF_XDP ring layer (vswitch/xsk) first, then asavie/xdp,
 // the library it replaced, then AF_PACKET sendmmsg. The figure is the

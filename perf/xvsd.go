@@ -10,12 +10,23 @@ import (
 // not forward.
 func XVSD(path string) Forwarder { return &xvsdFwd{path: path} }
 
+// XVSDAFPacket is XVSD with the pods on AF_PACKET ports with offloads
+// (lab.Options.PodMode "af-packet"): the pods keep TSO and checksum
+// offload, and TCP crosses xvsd in GSO super-frames.
+func XVSDAFPacket(path string) Forwarder { return &xvsdFwd{path: path, podMode: "af-packet"} }
+
 type xvsdFwd struct {
-	path string
-	stop func() error
+	path    string
+	podMode string
+	stop    func() error
 }
 
-func (x *xvsdFwd) Name() string { return "xvsd" }
+func (x *xvsdFwd) Name() string {
+	if x.podMode != "" {
+		return "xvsd-" + x.podMode
+	}
+	return "xvsd"
+}
 
 func (x *xvsdFwd) Start(ctx context.Context) (*PodPair, error) {
 	if x.path == "" {

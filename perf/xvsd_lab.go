@@ -19,7 +19,7 @@ func startXVSD(ctx context.Context, x *xvsdFwd) (*PodPair, error) {
 	rand.Read(b[:])
 	l, err := lab.New(ctx, lab.Options{
 		Prefix: "xp" + hex.EncodeToString(b[:]), Nodes: 1, PodsPerNode: 2, NoOutside: true,
-		StaticNeighbors: true, XVSD: x.path,
+		StaticNeighbors: true, XVSD: x.path, PodMode: x.podMode,
 	})
 	if err != nil {
 		return nil, skipf("xvsd lab: %v", err)

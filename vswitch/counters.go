@@ -22,13 +22,14 @@ const (
 	DropICMPRateLimit             // an ICMP error was not sent: rate limit
 	DropPunt                      // meant for the host, no host port
 	DropNoFrames                  // no free UMEM frame to build a reply
+	DropBadOffload                // GSO super-frame whose offload header does not fit it
 	NumDrops
 )
 
 var dropNames = [...]string{
 	"bad-ethernet", "bad-l3", "bad-arp", "bad-ndp", "unknown-proto", "ttl-expired",
 	"no-route", "no-neighbor", "mtu-exceeded", "ring-full", "port-down", "local",
-	"martian", "icmp-rate-limited", "punt-no-host", "no-frames",
+	"martian", "icmp-rate-limited", "punt-no-host", "no-frames", "bad-offload",
 }
 
 func (d Drop) String() string {
@@ -51,12 +52,15 @@ const (
 	EvICMPErrors
 	EvGleans // resolution requests raised
 	EvVectors
+	EvGSOWhole     // GSO super-frames sent on whole to an offloading port
+	EvGSOSegmented // GSO super-frames cut into segments in software
 	NumEvents
 )
 
 var eventNames = [...]string{
 	"rx-packets", "forwarded-ipv4", "forwarded-ipv6", "arp-replies", "ndp-adverts",
 	"echo-replies", "icmp-errors", "neighbor-requests", "vectors",
+	"gso-whole", "gso-segmented",
 }
 
 func (e Event) String() string {

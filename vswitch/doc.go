@@ -49,6 +49,29 @@
 // node's own addresses (punt routes) to the host through it. That is how the
 // node (kubelet probes, hostNetwork pods) and the pods reach each other.
 //
+// # Offloads: GSO super-frames and partial checksums
+//
+// XDP on a veth takes TSO away from the peer (the kernel clears the pod's
+// GSO features), and AF_XDP carries neither GSO nor partial checksums, so a
+// pod behind an AF_XDP port sends TCP in MTU-sized frames with its checksum
+// offload off. A pod port in mode af-packet keeps both: its AF_PACKET socket
+// uses PACKET_VNET_HDR (port_afpacket.go), every frame carries a
+// virtio_net_hdr, and the pod's TCP reaches the switch as 64 KiB GSO
+// super-frames. Such a port implements LargePort: small frames with a
+// partial checksum are completed on receive and go through the normal
+// pipeline; super-frames (and frames bigger than a Umem frame) are gathered
+// in the port's spill buffers and go through forwardLarge (large.go). That
+// routes them with the same route4/route6 as every packet (the MTU check
+// uses the segment size), then sends them whole, offload header unchanged,
+// to an offloading port of the same worker — one sendmsg for up to 44 TCP
+// segments — or cuts them into segments in Umem frames (encap.GSO) for any
+// other port. Frames keep their order: the packets before a super-frame in
+// a vector are flushed before it.
+//
+// AF_PACKET pod ports trade small-packet rate (recvmmsg/sendmmsg instead of
+// rings, LargeSlots frames per receive, and the node's kernel also sees the
+// frames) for TCP throughput; docs/BENCHMARKS.md has both figures.
+//
 // # Concurrency
 //
 // Switch methods are safe for concurrent use; they serialize on Switch.mu.

@@ -105,10 +105,32 @@ func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	eth := encap.Ethernet(b)
 	ip := encap.IPv4(b[encap.EthernetLen:])
+	nh, out, d := w.route4(in, eth, ip, v, idx, int(ip.TotalLength()))
+	switch {
+	case d != keep:
+		w.drop(p, d)
+	case out != nil:
+		w.send(p, eth, nh, out, EvForwarded4)
+	case nh.Kind == fib.KindLocal:
+		w.local4(p, in, eth, ip)
+	default:
+		w.punt(p, in, eth)
+	}
+}
+
+// keep is route4's and route6's "not dropped".
+const keep = NumDrops
+
+// route4 decides where the IPv4 packet ip, routed by idx, goes. It returns
+// the next hop and output port, with the TTL decremented; or a local or punt
+// next hop and no port, for the caller to deliver; or a drop reason, having
+// sent the ICMP error that is due. wire is the size of the largest IP packet
+// the frame becomes on the wire: a GSO super-frame's segments are smaller
+// than it.
+func (w *worker) route4(in *portState, eth encap.Ethernet, ip encap.IPv4, v *fib.View, idx fib.Index, wire int) (*fib.NextHop, *portState, Drop) {
 	if idx == fib.NoRoute {
 		w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4NetUnreachable, 0)
-		w.drop(p, DropNoRoute)
-		return
+		return nil, nil, DropNoRoute
 	}
 	nh := v.NextHop(idx)
 	if nh.Kind == fib.KindECMP {
@@ -116,48 +138,54 @@ func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 	}
 	switch nh.Kind {
 	case fib.KindPort, fib.KindAdjacency:
-	case fib.KindLocal:
-		w.local4(p, in, eth, ip)
-		return
-	case fib.KindPunt:
-		w.punt(p, in, eth)
-		return
+	case fib.KindLocal, fib.KindPunt:
+		return nh, nil, keep
 	default: // blackhole, and VXLAN until encapsulation lands
-		w.drop(p, DropNoRoute)
-		return
+		return nil, nil, DropNoRoute
 	}
 	if ip.TTL() <= 1 {
 		w.icmpError4(in, eth, ip, encap.ICMPv4TimeExceeded, 0, 0)
-		w.drop(p, DropTTL)
-		return
+		return nil, nil, DropTTL
 	}
 	out, why := w.output(nh, ip.DstBytes())
 	if out == nil {
 		if why == DropPortDown {
 			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4HostUnreachable, 0)
 		}
-		w.drop(p, why)
-		return
+		return nil, nil, why
 	}
-	if int(ip.TotalLength()) > out.mtu {
+	if wire > out.mtu {
 		if ip.DF() {
 			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4FragNeeded, uint16(out.mtu))
 		}
-		w.drop(p, DropMTU)
-		return
+		return nil, nil, DropMTU
 	}
 	ip.DecTTL()
-	w.send(p, eth, nh, out, EvForwarded4)
+	return nh, out, keep
 }
 
 func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) {
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	eth := encap.Ethernet(b)
 	ip := encap.IPv6(b[encap.EthernetLen:])
+	nh, out, d := w.route6(in, eth, ip, v, idx, encap.IPv6Len+int(ip.PayloadLength()))
+	switch {
+	case d != keep:
+		w.drop(p, d)
+	case out != nil:
+		w.send(p, eth, nh, out, EvForwarded6)
+	case nh.Kind == fib.KindLocal:
+		w.local6(p, in, eth, ip)
+	default:
+		w.punt(p, in, eth)
+	}
+}
+
+// route6 is route4 for IPv6.
+func (w *worker) route6(in *portState, eth encap.Ethernet, ip encap.IPv6, v *fib.View, idx fib.Index, wire int) (*fib.NextHop, *portState, Drop) {
 	if idx == fib.NoRoute {
 		w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6NoRoute, 0)
-		w.drop(p, DropNoRoute)
-		return
+		return nil, nil, DropNoRoute
 	}
 	nh := v.NextHop(idx)
 	if nh.Kind == fib.KindECMP {
@@ -165,36 +193,28 @@ func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 	}
 	switch nh.Kind {
 	case fib.KindPort, fib.KindAdjacency:
-	case fib.KindLocal:
-		w.local6(p, in, eth, ip)
-		return
-	case fib.KindPunt:
-		w.punt(p, in, eth)
-		return
+	case fib.KindLocal, fib.KindPunt:
+		return nh, nil, keep
 	default:
-		w.drop(p, DropNoRoute)
-		return
+		return nil, nil, DropNoRoute
 	}
 	if ip.HopLimit() <= 1 {
 		w.icmpError6(in, eth, ip, encap.ICMPv6TimeExceeded, 0, 0)
-		w.drop(p, DropTTL)
-		return
+		return nil, nil, DropTTL
 	}
 	out, why := w.output(nh, ip.DstBytes())
 	if out == nil {
 		if why == DropPortDown {
 			w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6AddressUnreachable, 0)
 		}
-		w.drop(p, why)
-		return
+		return nil, nil, why
 	}
-	if encap.IPv6Len+int(ip.PayloadLength()) > out.mtu {
+	if wire > out.mtu {
 		w.icmpError6(in, eth, ip, encap.ICMPv6PacketTooBig, 0, uint32(out.mtu))
-		w.drop(p, DropMTU)
-		return
+		return nil, nil, DropMTU
 	}
 	ip.SetHopLimit(ip.HopLimit() - 1)
-	w.send(p, eth, nh, out, EvForwarded6)
+	return nh, out, keep
 }
 
 // output returns the port a packet routed by nh leaves by, or nil and why

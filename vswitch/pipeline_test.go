@@ -31,20 +31,33 @@ type fakeLab struct {
 }
 
 func newFakeLab(t testing.TB, poll PollMode) *fakeLab {
+	return newFakeLabWith(t, poll, []PortConfig{
+		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		{Name: "pod2", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
+	}, nil)
+}
+
+// newFakeLabWith builds a fake lab with the given ports; those named in
+// offload are FakeOffloadPorts.
+func newFakeLabWith(t testing.TB, poll PollMode, ports []PortConfig, offload map[string]bool) *fakeLab {
 	t.Helper()
 	l := &fakeLab{ports: map[string]*FakePort{}}
 	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+		var p Port
 		fp := NewFakePort(1024)
+		if offload[pc.Name] {
+			op := NewFakeOffloadPort(1024)
+			fp, p = op.FakePort, op
+		} else {
+			p = fp
+		}
 		fp.umem = u
 		l.ports[pc.Name] = fp
-		return OpenedPort{Port: fp, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
+		return OpenedPort{Port: p, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
 	}
 	cfg := Config{
-		Poll: poll,
-		Ports: []PortConfig{
-			{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
-			{Name: "pod2", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
-		},
+		Poll:   poll,
+		Ports:  ports,
 		Routes: []StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Blackhole: true}},
 	}
 	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())

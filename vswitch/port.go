@@ -1,6 +1,9 @@
 package vswitch
 
-import "github.com/xvs-project/xvs/vswitch/xsk"
+import (
+	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/vswitch/xsk"
+)
 
 // Headroom is the space every received frame keeps in front of its data for
 // encapsulation (VXLAN over IPv6 needs 70 bytes). AF_XDP gives at least
@@ -75,3 +78,28 @@ type Port interface {
 
 // FramePool is what a port needs from its worker's Umem.
 type FramePool = xsk.Umem
+
+// LargeFrame is a received frame that does not travel as a Packet: a GSO
+// super-frame (Hdr says how to cut it), or a frame bigger than a Umem frame.
+// Frame is valid until the port's next Receive.
+type LargeFrame struct {
+	// At is where the frame sits in the order of arrival: after the first
+	// At packets the same Receive returned.
+	At    int
+	Frame []byte
+	Hdr   encap.VirtioNetHdr
+}
+
+// LargePort is a Port that also carries offloads: GSO super-frames and
+// partial checksums (AF_PACKET with PACKET_VNET_HDR). Frames a peer sends
+// with a partial checksum come out of Receive completed; GSO super-frames
+// come out of Large, and go out whole through TransmitLarge to another
+// LargePort, or cut into Packets (encap.GSO) for any other port.
+type LargePort interface {
+	Port
+	// Large returns the large frames the last Receive took.
+	Large() []LargeFrame
+	// TransmitLarge sends one frame with its offload header now. It fails
+	// when the socket is full or the kernel refuses the frame.
+	TransmitLarge(frame []byte, hdr encap.VirtioNetHdr) error
+}

@@ -1,12 +1,15 @@
 package vswitch
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"unsafe"
 
-	"github.com/xvs-project/xvs/vswitch/xsk"
 	"golang.org/x/sys/unix"
+
+	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/vswitch/xsk"
 )
 
 // AFPacketPortOptions tune an AF_PACKET port.
@@ -15,33 +18,65 @@ type AFPacketPortOptions struct {
 	ID uint16
 	// Batch is the most frames one Receive or Transmit moves (default
 	// MaxBatchSize); the iovec and mmsghdr arrays are built for it once.
+	// With offloads on, Receive moves at most LargeSlots frames per call.
 	Batch int
+	// NoOffload turns PACKET_VNET_HDR off: the peer's GSO super-frames are
+	// then truncated and dropped, and partial checksums pass unfinished.
+	NoOffload bool
 }
 
-// afPacketPort is the fallback where XDP cannot attach: a raw packet socket
-// bound to the interface, receiving with recvmmsg straight into Umem frames
-// (at Headroom) and sending with sendmmsg from them. It keeps no frames
-// between calls.
+const (
+	// LargeSlots is how many frames one Receive of an offloading AF_PACKET
+	// port takes: each has a spill buffer for a GSO super-frame.
+	LargeSlots = 32
+	// largeMax is the biggest frame a spill buffer holds: a 64 KiB IP
+	// packet plus its Ethernet header (GSO without BIG TCP).
+	largeMax = 65536 + 2*encap.EthernetLen
+	// afPacketRcvBuf is the socket receive buffer of an offloading port.
+	// Super-frames are charged at ~70 KiB each; the default (~208 KiB)
+	// would drop the third one of a burst.
+	afPacketRcvBuf = 16 << 20
+)
+
+// afPacketPort is the port where XDP cannot attach or must not (XDP on a
+// veth takes the peer's TSO away): a raw packet socket bound to the
+// interface, receiving with recvmmsg straight into Umem frames (at Headroom)
+// and sending with sendmmsg from them.
+//
+// With offloads (PACKET_VNET_HDR, the default) every frame carries a
+// virtio_net_hdr. A received frame with a partial checksum is completed
+// before the pipeline sees it; a GSO super-frame, or a frame bigger than a
+// Umem frame, spills into the message's spill buffer and is handed out by
+// Large, so the switch can forward it whole to another offloading port.
 type afPacketPort struct {
-	name string
-	fd   int
-	id   uint16
-	umem *xsk.Umem
-	mem  []byte
+	name    string
+	fd      int
+	id      uint16
+	umem    *xsk.Umem
+	mem     []byte
+	offload bool
+	hdrLen  int // encap.VirtioNetHdrLen with offloads, else 0
 
 	rxMsgs  []unix.Mmsghdr
-	rxIov   []unix.Iovec
+	rxIov   []unix.Iovec // per message: [hdr, frame, spill] with offloads, else [frame]
 	rxFrom  []unix.RawSockaddrLinklayer
 	rxAddrs []uint64
+	rxHdr   []byte // per message: its virtio_net_hdr
+	spill   []byte // per message: room bytes for the frame's head, then largeMax
+	large   []LargeFrame
 	txMsgs  []unix.Mmsghdr
-	txIov   []unix.Iovec
+	txIov   []unix.Iovec                // per message: [hdr, frame] with offloads, else [frame]
+	txHdr   [encap.VirtioNetHdrLen]byte // all zero: no offload asked
+	lgIov   [2]unix.Iovec
+	lgMsg   unix.Msghdr
 
-	txErrors    uint64 // frames dropped because the kernel refused them outright
-	rxTruncated uint64 // frames dropped because they did not fit a frame (GSO super-frames)
-	closed      bool
+	txErrors     uint64 // frames dropped because the kernel refused them outright
+	rxTruncated  uint64 // frames dropped because they did not fit (GSO super-frames without offloads)
+	rxBadOffload uint64 // frames dropped because their virtio_net_hdr made no sense
+	closed       bool
 }
 
-var _ Port = (*afPacketPort)(nil)
+var _ LargePort = (*afPacketPort)(nil)
 
 // openAFPacketPort opens an AF_PACKET port on ifname (in the calling
 // thread's network namespace) over umem, the worker's Umem. The socket sees
@@ -60,9 +95,14 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("af_packet port %s: socket: %w", ifname, err)
 	}
+	p := &afPacketPort{name: ifname, fd: fd, id: opts.ID, umem: umem, mem: umem.Mem(), offload: !opts.NoOffload}
 	defer func() {
 		if err != nil {
+			p.closed = true
 			unix.Close(fd)
+			if p.spill != nil {
+				unix.Munmap(p.spill)
+			}
 		}
 	}()
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
@@ -71,35 +111,87 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 	// Before 4.20 there is no PACKET_IGNORE_OUTGOING; Receive also drops
 	// PACKET_OUTGOING by the sockaddr it gets.
 	unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	rx := opts.Batch
+	iovs := 1
+	if p.offload {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+			return nil, fmt.Errorf("af_packet port %s: vnet header: %w", ifname, err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, afPacketRcvBuf); err != nil {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, afPacketRcvBuf)
+		}
+		p.hdrLen = encap.VirtioNetHdrLen
+		rx = min(rx, LargeSlots)
+		iovs = 3
+		// Untouched spill pages cost nothing: only super-frames fault them in.
+		p.spill, err = unix.Mmap(-1, 0, rx*p.slotSize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			return nil, fmt.Errorf("af_packet port %s: spill buffers: %w", ifname, err)
+		}
+		p.rxHdr = make([]byte, rx*encap.VirtioNetHdrLen)
+		p.large = make([]LargeFrame, 0, rx)
+	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index}); err != nil {
 		return nil, fmt.Errorf("af_packet port %s: bind: %w", ifname, err)
 	}
-	n := opts.Batch
-	p := &afPacketPort{
-		name: ifname, fd: fd, id: opts.ID, umem: umem, mem: umem.Mem(),
-		rxMsgs: make([]unix.Mmsghdr, n), rxIov: make([]unix.Iovec, n),
-		rxFrom: make([]unix.RawSockaddrLinklayer, n), rxAddrs: make([]uint64, n),
-		txMsgs: make([]unix.Mmsghdr, n), txIov: make([]unix.Iovec, n),
-	}
-	for i := range n {
+	tx := opts.Batch
+	txIovs := 1 + min(p.hdrLen, 1)
+	p.rxMsgs, p.rxIov = make([]unix.Mmsghdr, rx), make([]unix.Iovec, rx*iovs)
+	p.rxFrom, p.rxAddrs = make([]unix.RawSockaddrLinklayer, rx), make([]uint64, rx)
+	p.txMsgs, p.txIov = make([]unix.Mmsghdr, tx), make([]unix.Iovec, tx*txIovs)
+	room := p.umem.FrameSize() - Headroom
+	for i := range rx {
 		h := &p.rxMsgs[i].Hdr
-		h.Iov = &p.rxIov[i]
-		h.SetIovlen(1)
+		h.Iov = &p.rxIov[i*iovs]
+		h.SetIovlen(iovs)
 		h.Name = (*byte)(unsafe.Pointer(&p.rxFrom[i]))
-		t := &p.txMsgs[i].Hdr
-		t.Iov = &p.txIov[i]
-		t.SetIovlen(1)
+		if p.offload {
+			iov := p.rxIov[i*iovs : i*iovs+3]
+			iov[0].Base = &p.rxHdr[i*encap.VirtioNetHdrLen]
+			iov[0].SetLen(encap.VirtioNetHdrLen)
+			iov[2].Base = &p.slot(i)[room]
+			iov[2].SetLen(largeMax - room)
+		}
 	}
+	for i := range tx {
+		t := &p.txMsgs[i].Hdr
+		t.Iov = &p.txIov[i*txIovs]
+		t.SetIovlen(txIovs)
+		if p.offload {
+			p.txIov[i*2].Base = &p.txHdr[0]
+			p.txIov[i*2].SetLen(encap.VirtioNetHdrLen)
+		}
+	}
+	p.lgMsg.Iov = &p.lgIov[0]
+	p.lgMsg.SetIovlen(2)
 	return p, nil
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
+// slotSize is the size of one spill buffer, page aligned.
+func (p *afPacketPort) slotSize() int {
+	return (largeMax + 4095) &^ 4095
+}
+
+// slot returns message i's spill buffer.
+func (p *afPacketPort) slot(i int) []byte {
+	s := p.slotSize()
+	return p.spill[i*s : (i+1)*s : (i+1)*s]
+}
+
 // Receive reads up to len(pkts) frames, each into a fresh Umem frame at
-// Headroom. Frames the kernel truncated (bigger than the frame) are dropped.
+// Headroom. Without offloads, frames the kernel truncated (bigger than the
+// frame) are dropped; with them, such frames and GSO super-frames are
+// gathered in their spill buffers and returned by Large.
 func (p *afPacketPort) Receive(pkts []Packet) int {
+	p.large = p.large[:0]
 	n := min(len(pkts), len(p.rxMsgs))
 	room := p.umem.FrameSize() - Headroom
+	iovs := 1
+	if p.offload {
+		iovs = 3
+	}
 	for i := 0; i < n; i++ {
 		a, ok := p.umem.Alloc()
 		if !ok {
@@ -107,8 +199,9 @@ func (p *afPacketPort) Receive(pkts []Packet) int {
 			break
 		}
 		p.rxAddrs[i] = a
-		p.rxIov[i].Base = &p.mem[a+Headroom]
-		p.rxIov[i].SetLen(room)
+		iov := &p.rxIov[i*iovs+iovs/2] // the frame: [0] alone, or [1] of three
+		iov.Base = &p.mem[a+Headroom]
+		iov.SetLen(room)
 		p.rxMsgs[i].Hdr.Namelen = unix.SizeofSockaddrLinklayer
 		p.rxMsgs[i].Hdr.Flags = 0
 	}
@@ -123,16 +216,42 @@ func (p *afPacketPort) Receive(pkts []Packet) int {
 	k := 0
 	for i := 0; i < got; i++ {
 		m := &p.rxMsgs[i]
+		a := p.rxAddrs[i]
 		if p.rxFrom[i].Pkttype == unix.PACKET_OUTGOING {
-			p.umem.Free(p.rxAddrs[i])
+			p.umem.Free(a)
 			continue
 		}
-		if m.Hdr.Flags&unix.MSG_TRUNC != 0 || int(m.Len) > room {
+		size := int(m.Len) - p.hdrLen
+		if m.Hdr.Flags&unix.MSG_TRUNC != 0 || size < 0 || (!p.offload && size > room) {
 			p.rxTruncated++
-			p.umem.Free(p.rxAddrs[i])
+			p.umem.Free(a)
 			continue
 		}
-		pkts[k] = Packet{Addr: p.rxAddrs[i] + Headroom, Len: m.Len, Port: p.id}
+		if !p.offload {
+			pkts[k] = Packet{Addr: a + Headroom, Len: uint32(size), Port: p.id}
+			k++
+			continue
+		}
+		h := encap.VirtioNetHdr(p.rxHdr[i*encap.VirtioNetHdrLen : (i+1)*encap.VirtioNetHdrLen])
+		if size > room || h.GSOType() != encap.GSONone {
+			// The kernel wrote the first room bytes into the Umem frame and
+			// the rest at room in the spill buffer: gather the head in
+			// front, so the whole frame is contiguous there.
+			s := p.slot(i)
+			copy(s, p.mem[a+Headroom:a+Headroom+uint64(min(size, room))])
+			p.umem.Free(a)
+			p.large = append(p.large, LargeFrame{At: k, Frame: s[:size:size], Hdr: h})
+			continue
+		}
+		if h.Flags()&encap.VirtioNetHdrFNeedsCsum != 0 {
+			f := p.mem[a+Headroom : a+Headroom+uint64(size)]
+			if encap.CompleteChecksum(f, int(h.CsumStart()), int(h.CsumOffset())) != nil {
+				p.rxBadOffload++
+				p.umem.Free(a)
+				continue
+			}
+		}
+		pkts[k] = Packet{Addr: a + Headroom, Len: uint32(size), Port: p.id}
 		k++
 	}
 	for i := n - 1; i >= got; i-- {
@@ -141,15 +260,23 @@ func (p *afPacketPort) Receive(pkts []Packet) int {
 	return k
 }
 
+// Large implements LargePort.
+func (p *afPacketPort) Large() []LargeFrame { return p.large }
+
 // Transmit sends pkts with one sendmmsg and frees the frames sent. A frame
 // the kernel refuses outright (too big, link down) is freed and counted, so
 // a bad frame cannot stall the ones behind it; a full socket buffer (EAGAIN)
 // leaves the rest with the caller.
 func (p *afPacketPort) Transmit(pkts []Packet) int {
 	n := min(len(pkts), len(p.txMsgs))
+	fi := 0
+	if p.offload {
+		fi = 1
+	}
 	for i := 0; i < n; i++ {
-		p.txIov[i].Base = &p.mem[pkts[i].Addr]
-		p.txIov[i].SetLen(int(pkts[i].Len))
+		iov := &p.txIov[i*(1+fi)+fi]
+		iov.Base = &p.mem[pkts[i].Addr]
+		iov.SetLen(int(pkts[i].Len))
 	}
 	done := 0
 	for done < n {
@@ -170,6 +297,31 @@ func (p *afPacketPort) Transmit(pkts []Packet) int {
 	return done
 }
 
+// errNoOffload is returned by TransmitLarge on a port without offloads.
+var errNoOffload = errors.New("port has no offloads")
+
+// TransmitLarge implements LargePort: one sendmsg of hdr and frame.
+func (p *afPacketPort) TransmitLarge(frame []byte, hdr encap.VirtioNetHdr) error {
+	if !p.offload {
+		return errNoOffload
+	}
+	if len(frame) == 0 || len(hdr) < encap.VirtioNetHdrLen {
+		return unix.EINVAL
+	}
+	p.lgIov[0].Base = &hdr[0]
+	p.lgIov[0].SetLen(encap.VirtioNetHdrLen)
+	p.lgIov[1].Base = &frame[0]
+	p.lgIov[1].SetLen(len(frame))
+	_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(p.fd), uintptr(unsafe.Pointer(&p.lgMsg)), unix.MSG_DONTWAIT)
+	if e != 0 {
+		if e != unix.EAGAIN && e != unix.ENOBUFS {
+			p.txErrors++
+		}
+		return e
+	}
+	return nil
+}
+
 // Flush does nothing: sendmmsg already handed the frames to the driver.
 func (p *afPacketPort) Flush() {}
 
@@ -180,15 +332,23 @@ func (p *afPacketPort) Mode() Mode { return ModeAFPacket }
 // TxErrors returns how many frames the kernel refused and the port dropped.
 func (p *afPacketPort) TxErrors() uint64 { return p.txErrors }
 
-// RxTruncated returns how many received frames were too big for a Umem
-// frame and dropped: GSO super-frames from a peer with TSO/GSO on.
+// RxTruncated returns how many received frames were too big and dropped:
+// GSO super-frames from a peer with TSO/GSO on, when offloads are off.
 func (p *afPacketPort) RxTruncated() uint64 { return p.rxTruncated }
+
+// RxBadOffload returns how many received frames were dropped because their
+// virtio_net_hdr did not fit the frame.
+func (p *afPacketPort) RxBadOffload() uint64 { return p.rxBadOffload }
 
 func (p *afPacketPort) Close() error {
 	if p.closed {
 		return nil
 	}
 	p.closed = true
+	if p.spill != nil {
+		unix.Munmap(p.spill)
+		p.spill = nil
+	}
 	if err := unix.Close(p.fd); err != nil {
 		return fmt.Errorf("close af_packet port %s: %w", p.name, err)
 	}

@@ -16,6 +16,7 @@ type portState struct {
 	name    string
 	kind    PortKind
 	port    Port
+	large   LargePort // port, when it carries offloads; else nil
 	worker  int
 	mac     [6]byte // our MAC on this link: the gateway MAC on pod ports
 	peerMAC [6]byte // the pod's MAC (pod ports); zero until known

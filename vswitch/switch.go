@@ -202,7 +202,7 @@ func (s *Switch) Close() error {
 			if err := ps.port.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close port %s: %w", ps.name, err))
 			}
-			ps.port = nil
+			ps.port, ps.large = nil, nil
 		}
 	}
 	for _, w := range s.workers {
@@ -264,6 +264,9 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 		return PortStatus{}, fmt.Errorf("open port %s: %w", pc.Name, err)
 	}
 	ps.port, ps.ifindex, ps.mtu = op.Port, op.Ifindex, op.MTU
+	if lp, ok := op.Port.(LargePort); ok {
+		ps.large = lp
+	}
 	if pc.MTU > 0 {
 		ps.mtu = pc.MTU
 	}
@@ -622,7 +625,7 @@ func (s *Switch) delPortLocked(ps *portState) error {
 	s.steerLocked(ps, false)
 	if ps.port != nil {
 		errs = append(errs, ps.port.Close())
-		ps.port = nil
+		ps.port, ps.large = nil, nil
 	}
 	delete(s.ports, ps.id)
 	delete(s.byName, name)
@@ -644,7 +647,7 @@ func (s *Switch) portDown(ifindex int, reason string) {
 		if err := ps.port.Close(); err != nil {
 			s.log.Debug("close downed port", "port", ps.name, "err", err)
 		}
-		ps.port = nil
+		ps.port, ps.large = nil, nil
 		ps.setStatus(false, mode, reason)
 		s.log.Warn("port down", "port", ps.name, "reason", reason)
 	}

@@ -243,14 +243,22 @@ func (w *worker) poll1() int {
 	total := w.drainInbox()
 	for _, ps := range w.rxList {
 		n := ps.port.Receive(w.vec[:w.batch])
-		if n == 0 {
+		var large []LargeFrame
+		if ps.large != nil {
+			large = ps.large.Large()
+		}
+		if n == 0 && len(large) == 0 {
 			continue
 		}
-		total += n
+		total += n + len(large)
 		for i := 0; i < n; i++ {
 			w.vec[i].Port = ps.id
 		}
-		w.process(w.vec[:n], ps)
+		if len(large) == 0 {
+			w.process(w.vec[:n], ps)
+		} else {
+			w.processLarge(w.vec[:n], large, ps)
+		}
 		w.cnt.event(EvVectors)
 		w.flush()
 	}

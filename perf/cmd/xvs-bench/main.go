@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -36,7 +37,7 @@ func run() int {
 	rounds := flag.Int("rounds", 0, "override the sets' A B A B rounds")
 	only := flag.String("only", "", "run only loads whose name contains this")
 	noIperf := flag.Bool("no-iperf", false, "leave out the iperf3 loads")
-	which := flag.String("scenarios", "pod-to-pod,ring", "comma list of scenarios: pod-to-pod, ring")
+	which := flag.String("scenarios", "pod-to-pod,tcp,ring", "comma list of scenarios: pod-to-pod, tcp, ring (pod-to-pod runs iperf3 itself only without tcp)")
 	shared := flag.String("shared", "", "a note on what else ran on the machine, copied into the report")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -57,14 +58,21 @@ func run() int {
 	_, iperfErr := exec.LookPath("iperf3")
 	scenarios := map[string]func() perf.Scenario{
 		"pod-to-pod": func() perf.Scenario {
-			return perf.PodToPod(set, []perf.Forwarder{perf.Kernel(), perf.XVSD(*xvsd), perf.XDPRedirect()}, !*noIperf && iperfErr == nil)
+			withTCP := slices.Contains(strings.Split(*which, ","), "tcp")
+			return perf.PodToPod(set, []perf.Forwarder{perf.Kernel(), perf.XVSD(*xvsd), perf.XDPRedirect()}, !*noIperf && iperfErr == nil && !withTCP)
 		},
 		"ring": func() perf.Scenario { return perf.Ring(set) },
+		"tcp": func() perf.Scenario {
+			if *noIperf || iperfErr != nil {
+				return perf.Scenario{Name: "tcp/" + string(set)}
+			}
+			return perf.TCP(set, []perf.Forwarder{perf.Kernel(), perf.XVSD(*xvsd), perf.XVSDAFPacket(*xvsd)})
+		},
 	}
 	names := strings.Split(*which, ",")
 	for _, n := range names {
 		if scenarios[n] == nil {
-			fmt.Fprintf(os.Stderr, "xvs-bench: unknown scenario %q (want pod-to-pod, ring)\n", n)
+			fmt.Fprintf(os.Stderr, "xvs-bench: unknown scenario %q (want pod-to-pod, tcp, ring)\n", n)
 			return 2
 		}
 	}

@@ -1,0 +1,199 @@
+package vswitch
+
+import (
+	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/fib"
+)
+
+// processLarge runs a vector that came with large frames (GSO super-frames
+// from an offloading port). The packets between large frames go through
+// process, each large frame through forwardLarge, and what one step queued
+// is flushed before the next, so a flow's frames leave in the order they
+// came.
+func (w *worker) processLarge(pkts []Packet, large []LargeFrame, in *portState) {
+	prev := 0
+	for i := range large {
+		lf := &large[i]
+		if lf.At > prev {
+			w.process(pkts[prev:lf.At], in)
+			prev = lf.At
+			w.flush()
+		}
+		w.forwardLarge(lf, in)
+	}
+	if prev < len(pkts) {
+		w.process(pkts[prev:], in)
+	}
+}
+
+// forwardLarge routes one large frame. It leaves whole through an
+// offloading output port of this worker (its offload header unchanged: the
+// switch rewrites neither header lengths nor checksummed fields other than
+// the IPv4 header's, which it updates). For any other port a GSO
+// super-frame is cut into segments in Umem frames, as the kernel would cut
+// it, and a large frame without GSO is dropped as too big. The frame is the
+// port's until its next Receive, so nothing here keeps it.
+func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
+	b := lf.Frame
+	in.stats.rxPackets.Add(1)
+	in.stats.rxBytes.Add(uint64(len(b)))
+	w.cnt.event(EvRxPackets)
+	if len(b) < encap.EthernetLen {
+		w.cnt.drop(DropBadEthernet)
+		return
+	}
+	eth := encap.Ethernet(b)
+	if in.passive && eth.Dst() != in.mac {
+		w.cnt.drop(DropLocal)
+		return
+	}
+	var g encap.GSO
+	gso := lf.Hdr.GSOType() != encap.GSONone
+	if gso {
+		var err error
+		if g, err = encap.ParseGSO(b, lf.Hdr); err != nil {
+			w.cnt.drop(DropBadOffload)
+			return
+		}
+	}
+	v := w.fib.View()
+	var (
+		nh  *fib.NextHop
+		out *portState
+		d   Drop
+		ev  Event
+	)
+	switch eth.Type() {
+	case encap.EtherTypeIPv4:
+		ip := encap.IPv4(b[encap.EthernetLen:])
+		if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
+			w.cnt.drop(DropBadL3)
+			return
+		}
+		b = b[:encap.EthernetLen+int(ip.TotalLength())]
+		ip = ip[:ip.TotalLength()]
+		dst := ip.Dst()
+		if in.gateway && dst == w.gw4 {
+			w.cnt.drop(DropLocal)
+			return
+		}
+		if !encap.IsIPv4Forwardable(dst) || !encap.IsIPv4Forwardable(ip.Src()) {
+			w.cnt.drop(DropMartian)
+			return
+		}
+		wire := len(ip)
+		if gso {
+			wire = g.HdrLen - g.L3 + g.Size
+		}
+		nh, out, d = w.route4(in, eth, ip, v, v.Lookup4(0, dst), wire)
+		ev = EvForwarded4
+	case encap.EtherTypeIPv6:
+		ip := encap.IPv6(b[encap.EthernetLen:])
+		if !ip.IsValid(len(ip)) {
+			w.cnt.drop(DropBadL3)
+			return
+		}
+		b = b[:encap.EthernetLen+encap.IPv6Len+int(ip.PayloadLength())]
+		ip = ip[:encap.IPv6Len+int(ip.PayloadLength())]
+		dst := ip.Dst()
+		if in.gateway && dst == w.gw6 {
+			w.cnt.drop(DropLocal)
+			return
+		}
+		if !encap.IsIPv6Forwardable(dst) {
+			w.cnt.drop(DropMartian)
+			return
+		}
+		wire := len(ip)
+		if gso {
+			wire = g.HdrLen - g.L3 + g.Size
+		}
+		nh, out, d = w.route6(in, eth, ip, v, v.Lookup6(0, dst), wire)
+		ev = EvForwarded6
+	default:
+		w.cnt.drop(DropUnknownProto)
+		return
+	}
+	switch {
+	case d != keep:
+		w.cnt.drop(d)
+		return
+	case out == nil && nh.Kind == fib.KindPunt:
+		// Like punt: the host is the destination, nothing is decremented.
+		hp := w.port(w.hostPort)
+		if !w.hasHost || hp == nil || hp == in || w.hostMAC == ([6]byte{}) {
+			w.cnt.drop(DropPunt)
+			return
+		}
+		eth.SetDst(w.hostMAC)
+		eth.SetSrc(w.gwMAC)
+		out = hp
+	case out == nil:
+		// Addressed to the switch itself: nothing it answers is this big.
+		w.cnt.drop(DropLocal)
+		return
+	default:
+		eth.SetDst(nh.DstMAC)
+		eth.SetSrc(nh.SrcMAC)
+		w.cnt.event(ev)
+	}
+	w.sendLarge(b, lf.Hdr, &g, gso, out)
+}
+
+// sendLarge sends a routed large frame out: whole to an offloading port on
+// this worker, else cut into segments (GSO) or, when it fits, copied into
+// one Umem frame with its checksum completed.
+func (w *worker) sendLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, gso bool, out *portState) {
+	if out.large != nil && out.worker == w.id {
+		if err := out.large.TransmitLarge(b, hdr); err != nil {
+			w.cnt.drop(DropRingFull)
+			out.stats.txDrops.Add(1)
+			return
+		}
+		out.stats.txPackets.Add(1)
+		out.stats.txBytes.Add(uint64(len(b)))
+		if gso {
+			w.cnt.event(EvGSOWhole)
+		}
+		return
+	}
+	room := w.umem.FrameSize() - Headroom
+	if !gso {
+		if len(b) > room {
+			w.cnt.drop(DropMTU)
+			return
+		}
+		a, ok := w.umem.Alloc()
+		if !ok {
+			w.cnt.drop(DropNoFrames)
+			return
+		}
+		f := w.umem.Frame(a)[Headroom : Headroom+len(b)]
+		copy(f, b)
+		if hdr.Flags()&encap.VirtioNetHdrFNeedsCsum != 0 {
+			if encap.CompleteChecksum(f, int(hdr.CsumStart()), int(hdr.CsumOffset())) != nil {
+				w.umem.Free(a)
+				w.cnt.drop(DropBadOffload)
+				return
+			}
+		}
+		w.emit(&Packet{Addr: a + Headroom, Len: uint32(len(b))}, out)
+		return
+	}
+	n := g.Segments(b)
+	for i := 0; i < n; i++ {
+		a, ok := w.umem.Alloc()
+		if !ok {
+			w.cnt.drop(DropNoFrames)
+			continue
+		}
+		l := g.Segment(w.umem.Frame(a)[Headroom:], b, i)
+		if l == 0 {
+			w.umem.Free(a)
+			w.cnt.drop(DropMTU)
+			continue
+		}
+		w.emit(&Packet{Addr: a + Headroom, Len: uint32(l)}, out)
+	}
+	w.cnt.event(EvGSOSegmented)
+}
