@@ -108,11 +108,11 @@ const udpMaxSegments = 128
 // (non-inverted) pseudo-header sum; it is replaced by the inverted fold of the
 // one's-complement sum of frame[start:]. Like the kernel it stores a result
 // of 0 as 0xffff (CSUM_MANGLED_0), which is the same value in ones'
-// complement and keeps UDP from reading it as "no checksum". It returns an
-// error (never panics) if start/offset are out of range.
+// complement and keeps UDP from reading it as "no checksum". It returns
+// ErrChecksumRange (never panics) if start/offset are out of range.
 func CompleteChecksum(frame []byte, start, offset int) error {
 	if start < 0 || offset < 0 || start > len(frame) || offset > len(frame)-start-2 {
-		return fmt.Errorf("encap: checksum start %d offset %d outside a %d-byte frame", start, offset, len(frame))
+		return ErrChecksumRange
 	}
 	c := ^Fold(Checksum(frame[start:], 0))
 	if c == 0 {
@@ -134,6 +134,11 @@ type GSO struct {
 	L4     int   // offset of the L4 header
 	IPv6   bool
 }
+
+// ErrChecksumRange is CompleteChecksum's error: the checksum's start or
+// offset lies outside the frame. It is a fixed value, so refusing a frame
+// on the forwarding path allocates nothing.
+var ErrChecksumRange = errors.New("encap: checksum start or offset outside the frame")
 
 // Errors ParseGSO wraps, so callers can count drops by cause with
 // errors.Is. The messages add the offending values.
@@ -163,8 +168,42 @@ var (
 // A frame whose payload fits in one segment is valid and cuts into one
 // segment, as the kernel sends such a frame as a plain packet.
 func ParseGSO(frame []byte, h VirtioNetHdr) (GSO, error) {
+	g, f := parseGSO(frame, h)
+	if f.err != nil {
+		return GSO{}, f.error()
+	}
+	return g, nil
+}
+
+// CheckGSO is ParseGSO for the forwarding path: it says only whether the
+// frame is valid, and never allocates, not even for a bad frame.
+func CheckGSO(frame []byte, h VirtioNetHdr) (GSO, bool) {
+	g, f := parseGSO(frame, h)
+	return g, f.err == nil
+}
+
+// gsoFault is why parseGSO refused a frame, kept unformatted so that
+// refusing allocates nothing: err (one of the ErrGSO* values), a format
+// for the details and its n int arguments.
+type gsoFault struct {
+	err  error
+	msg  string
+	n    int
+	args [4]int
+}
+
+func (f gsoFault) error() error {
+	a := make([]any, 1, 1+f.n)
+	a[0] = f.err
+	for _, v := range f.args[:f.n] {
+		a = append(a, v)
+	}
+	return fmt.Errorf("%w: "+f.msg, a...)
+}
+
+func parseGSO(frame []byte, h VirtioNetHdr) (GSO, gsoFault) {
 	if len(h) < VirtioNetHdrLen {
-		return GSO{}, fmt.Errorf("%w: virtio_net_hdr is %d bytes, want %d", ErrGSOTruncated, len(h), VirtioNetHdrLen)
+		return GSO{}, gsoFault{ErrGSOTruncated, "virtio_net_hdr is %d bytes, want %d", 2, [4]int{int(len(h)), int(VirtioNetHdrLen)}}
 	}
 	g := GSO{Type: h.GSOType() &^ GSOECN, Size: int(h.GSOSize()), L3: EthernetLen}
 	ecn := h.GSOType()&GSOECN != 0
@@ -175,115 +214,114 @@ func ParseGSO(frame []byte, h VirtioNetHdr) (GSO, error) {
 	case GSOUDPL4:
 		proto = ProtoUDP
 		if ecn {
-			return GSO{}, fmt.Errorf("%w: ECN flag on UDP_L4", ErrGSOType)
+			return GSO{}, gsoFault{ErrGSOType, "ECN flag on UDP_L4", 0, [4]int{}}
 		}
 	case GSONone:
-		return GSO{}, fmt.Errorf("%w: not a GSO frame (GSO_NONE)", ErrGSOType)
+		return GSO{}, gsoFault{ErrGSOType, "not a GSO frame (GSO_NONE)", 0, [4]int{}}
 	case GSOUDP:
-		return GSO{}, fmt.Errorf("%w: UFO (GSO_UDP) is not supported", ErrGSOType)
+		return GSO{}, gsoFault{ErrGSOType, "UFO (GSO_UDP) is not supported", 0, [4]int{}}
 	default:
-		return GSO{}, fmt.Errorf("%w: unknown type %#x", ErrGSOType, h.GSOType())
+		return GSO{}, gsoFault{ErrGSOType, "unknown type %#x", 1, [4]int{int(h.GSOType())}}
 	}
 	if g.Size == 0 {
-		return GSO{}, fmt.Errorf("%w: gso_size 0", ErrGSOLength)
+		return GSO{}, gsoFault{ErrGSOLength, "gso_size 0", 0, [4]int{}}
 	}
 
 	if len(frame) < EthernetLen {
-		return GSO{}, fmt.Errorf("%w: %d bytes, no Ethernet header", ErrGSOTruncated, len(frame))
+		return GSO{}, gsoFault{ErrGSOTruncated, "%d bytes, no Ethernet header", 1, [4]int{int(len(frame))}}
 	}
 	et := Ethernet(frame).Type()
 	ip := frame[EthernetLen:]
 	switch et {
 	case EtherTypeIPv4:
 		if g.Type == GSOTCPv6 {
-			return GSO{}, fmt.Errorf("%w: TCPV6 on an IPv4 frame", ErrGSOType)
+			return GSO{}, gsoFault{ErrGSOType, "TCPV6 on an IPv4 frame", 0, [4]int{}}
 		}
 		if len(ip) < IPv4MinLen {
-			return GSO{}, fmt.Errorf("%w: %d bytes after Ethernet, no IPv4 header", ErrGSOTruncated, len(ip))
+			return GSO{}, gsoFault{ErrGSOTruncated, "%d bytes after Ethernet, no IPv4 header", 1, [4]int{int(len(ip))}}
 		}
 		v4 := IPv4(ip)
 		if v4.Version() != 4 {
-			return GSO{}, fmt.Errorf("%w: IP version %d in an IPv4 frame", ErrGSOHeader, v4.Version())
+			return GSO{}, gsoFault{ErrGSOHeader, "IP version %d in an IPv4 frame", 1, [4]int{int(v4.Version())}}
 		}
 		hl := v4.HeaderLen()
 		if hl < IPv4MinLen {
-			return GSO{}, fmt.Errorf("%w: IPv4 header length %d", ErrGSOHeader, hl)
+			return GSO{}, gsoFault{ErrGSOHeader, "IPv4 header length %d", 1, [4]int{int(hl)}}
 		}
 		if hl > len(ip) {
-			return GSO{}, fmt.Errorf("%w: IPv4 header length %d, %d bytes left", ErrGSOTruncated, hl, len(ip))
+			return GSO{}, gsoFault{ErrGSOTruncated, "IPv4 header length %d, %d bytes left", 2, [4]int{int(hl), int(len(ip))}}
 		}
 		if tl := int(v4.TotalLength()); tl != len(ip) {
-			return GSO{}, fmt.Errorf("%w: IPv4 total length %d, frame carries %d", ErrGSOLength, tl, len(ip))
+			return GSO{}, gsoFault{ErrGSOLength, "IPv4 total length %d, frame carries %d", 2, [4]int{int(tl), int(len(ip))}}
 		}
 		if v4.IsFragment() {
-			return GSO{}, fmt.Errorf("%w: IPv4 fragment", ErrGSOHeader)
+			return GSO{}, gsoFault{ErrGSOHeader, "IPv4 fragment", 0, [4]int{}}
 		}
 		if v4.Protocol() != proto {
-			return GSO{}, fmt.Errorf("%w: type %d on IP protocol %d", ErrGSOType, g.Type, v4.Protocol())
+			return GSO{}, gsoFault{ErrGSOType, "type %d on IP protocol %d", 2, [4]int{int(g.Type), int(v4.Protocol())}}
 		}
 		g.L4 = EthernetLen + hl
 	case EtherTypeIPv6:
 		if g.Type == GSOTCPv4 {
-			return GSO{}, fmt.Errorf("%w: TCPV4 on an IPv6 frame", ErrGSOType)
+			return GSO{}, gsoFault{ErrGSOType, "TCPV4 on an IPv6 frame", 0, [4]int{}}
 		}
 		if len(ip) < IPv6Len {
-			return GSO{}, fmt.Errorf("%w: %d bytes after Ethernet, no IPv6 header", ErrGSOTruncated, len(ip))
+			return GSO{}, gsoFault{ErrGSOTruncated, "%d bytes after Ethernet, no IPv6 header", 1, [4]int{int(len(ip))}}
 		}
 		v6 := IPv6(ip)
 		if v6.Version() != 6 {
-			return GSO{}, fmt.Errorf("%w: IP version %d in an IPv6 frame", ErrGSOHeader, v6.Version())
+			return GSO{}, gsoFault{ErrGSOHeader, "IP version %d in an IPv6 frame", 1, [4]int{int(v6.Version())}}
 		}
 		if pl := int(v6.PayloadLength()); pl != len(ip)-IPv6Len {
-			return GSO{}, fmt.Errorf("%w: IPv6 payload length %d, frame carries %d", ErrGSOLength, pl, len(ip)-IPv6Len)
+			return GSO{}, gsoFault{ErrGSOLength, "IPv6 payload length %d, frame carries %d", 2, [4]int{int(pl), int(len(ip) - IPv6Len)}}
 		}
 		if nh := v6.NextHeader(); nh != proto {
 			if nh == ProtoTCP || nh == ProtoUDP {
-				return GSO{}, fmt.Errorf("%w: type %d on IPv6 next header %d", ErrGSOType, g.Type, nh)
+				return GSO{}, gsoFault{ErrGSOType, "type %d on IPv6 next header %d", 2, [4]int{int(g.Type), int(nh)}}
 			}
-			return GSO{}, fmt.Errorf("%w: IPv6 next header %d (extension headers are not supported)", ErrGSOHeader, nh)
+			return GSO{}, gsoFault{ErrGSOHeader, "IPv6 next header %d (extension headers are not supported)", 1, [4]int{int(nh)}}
 		}
 		g.IPv6 = true
 		g.L4 = EthernetLen + IPv6Len
 	default:
-		return GSO{}, fmt.Errorf("%w: ether type %#04x", ErrGSOHeader, et)
+		return GSO{}, gsoFault{ErrGSOHeader, "ether type %#04x", 1, [4]int{int(et)}}
 	}
 
 	l4 := frame[g.L4:]
 	csumOff := udpChecksum
 	if proto == ProtoTCP {
 		if len(l4) < tcpMinLen {
-			return GSO{}, fmt.Errorf("%w: %d bytes after IP, no TCP header", ErrGSOTruncated, len(l4))
+			return GSO{}, gsoFault{ErrGSOTruncated, "%d bytes after IP, no TCP header", 1, [4]int{int(len(l4))}}
 		}
 		thl := int(l4[tcpDataOff]>>4) * 4
 		if thl < tcpMinLen {
-			return GSO{}, fmt.Errorf("%w: TCP data offset %d", ErrGSOHeader, thl)
+			return GSO{}, gsoFault{ErrGSOHeader, "TCP data offset %d", 1, [4]int{int(thl)}}
 		}
 		if thl > len(l4) {
-			return GSO{}, fmt.Errorf("%w: TCP header length %d, %d bytes left", ErrGSOTruncated, thl, len(l4))
+			return GSO{}, gsoFault{ErrGSOTruncated, "TCP header length %d, %d bytes left", 2, [4]int{int(thl), int(len(l4))}}
 		}
 		g.HdrLen = g.L4 + thl
 		csumOff = tcpChecksum
 	} else {
 		if len(l4) < UDPLen {
-			return GSO{}, fmt.Errorf("%w: %d bytes after IP, no UDP header", ErrGSOTruncated, len(l4))
+			return GSO{}, gsoFault{ErrGSOTruncated, "%d bytes after IP, no UDP header", 1, [4]int{int(len(l4))}}
 		}
 		if ul := int(UDP(l4).Length()); ul != len(l4) {
-			return GSO{}, fmt.Errorf("%w: UDP length %d, frame carries %d", ErrGSOLength, ul, len(l4))
+			return GSO{}, gsoFault{ErrGSOLength, "UDP length %d, frame carries %d", 2, [4]int{int(ul), int(len(l4))}}
 		}
 		g.HdrLen = g.L4 + UDPLen
 	}
 	if h.Flags()&VirtioNetHdrFNeedsCsum != 0 {
 		if int(h.CsumStart()) != g.L4 || int(h.CsumOffset()) != csumOff {
-			return GSO{}, fmt.Errorf("%w: csum_start %d csum_offset %d, want %d and %d",
-				ErrGSOChecksum, h.CsumStart(), h.CsumOffset(), g.L4, csumOff)
+			return GSO{}, gsoFault{ErrGSOChecksum, "csum_start %d csum_offset %d, want %d and %d", 4, [4]int{int(h.CsumStart()), int(h.CsumOffset()), int(g.L4), int(csumOff)}}
 		}
 	}
 	if proto == ProtoUDP {
 		if n := g.Segments(frame); n > udpMaxSegments {
-			return GSO{}, fmt.Errorf("%w: %d UDP segments, at most %d", ErrGSOLength, n, udpMaxSegments)
+			return GSO{}, gsoFault{ErrGSOLength, "%d UDP segments, at most %d", 2, [4]int{int(n), int(udpMaxSegments)}}
 		}
 	}
-	return g, nil
+	return g, gsoFault{}
 }
 
 // valid reports whether g can describe a frame of n bytes, so that

@@ -50,8 +50,8 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 	var g encap.GSO
 	gso := lf.Hdr.GSOType() != encap.GSONone
 	if gso {
-		var err error
-		if g, err = encap.ParseGSO(b, lf.Hdr); err != nil {
+		var ok bool
+		if g, ok = encap.CheckGSO(b, lf.Hdr); !ok {
 			w.cnt.drop(DropBadOffload)
 			return
 		}

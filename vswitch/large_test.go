@@ -291,6 +291,15 @@ func TestForwardLargeZeroAlloc(t *testing.T) {
 				<-l.ports["pod2"].Out
 			}
 		})
+		if dst == pod3v4 {
+			// A lying offload header is dropped without allocating too.
+			bad := append([]byte(nil), super...)
+			bad[1] = encap.GSOTCPv6
+			allocs += testing.AllocsPerRun(50, func() {
+				lf := LargeFrame{Frame: bad[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(bad[:encap.VirtioNetHdrLen])}
+				w.forwardLarge(&lf, in)
+			})
+		}
 		// The fake port's TransmitLarge copies the frame for its channel
 		// (one allocation); the switch itself must add none.
 		want := 0.0
