@@ -68,6 +68,11 @@
 // other port. Frames keep their order: the packets before a super-frame in
 // a vector are flushed before it.
 //
+// An AF_PACKET pod or host port also attaches a tc ingress drop behind the
+// packet taps (xdpprog.IngressDrop): the switch's socket sees every frame,
+// the node's kernel none, as with XDP ports. Without it the node would run
+// every pod frame through its IP stack and answer some with ICMP errors.
+//
 // AF_PACKET pod ports trade small-packet rate (recvmmsg/sendmmsg instead of
 // rings, LargeSlots frames per receive, and the node's kernel also sees the
 // frames) for TCP throughput; docs/BENCHMARKS.md has both figures.

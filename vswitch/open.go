@@ -43,9 +43,17 @@ func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort,
 		op.Reason = fmt.Sprintf("xdp unavailable (%v); fell back to af-packet", err)
 		log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "err", err)
 	}
-	p, err := openAFPacketPort(pc.Name, umem, AFPacketPortOptions{})
+	p, err := openAFPacketPort(pc.Name, umem, AFPacketPortOptions{DropIngress: pc.Kind != PortUplink})
 	if err != nil {
 		return OpenedPort{}, err
+	}
+	if err := p.DropIngressErr(); err != nil {
+		// It still forwards; the node's kernel just sees the frames too.
+		if op.Reason != "" {
+			op.Reason += "; "
+		}
+		op.Reason += fmt.Sprintf("kernel also sees this port's frames (%v)", err)
+		log.Warn("tc ingress drop unavailable", "err", err)
 	}
 	op.Port = p
 	return op, nil

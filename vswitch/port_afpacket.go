@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/vswitch/xdpprog"
 	"github.com/xvs-project/xvs/vswitch/xsk"
 )
 
@@ -23,6 +24,12 @@ type AFPacketPortOptions struct {
 	// NoOffload turns PACKET_VNET_HDR off: the peer's GSO super-frames are
 	// then truncated and dropped, and partial checksums pass unfinished.
 	NoOffload bool
+	// DropIngress keeps the kernel's stack from seeing what arrives on the
+	// interface (a tc ingress drop behind the packet taps, see
+	// xdpprog.IngressDrop): right for pod and host ports, whose frames are
+	// all the switch's, wrong for an uplink. If it cannot attach, the port
+	// still works and DropIngressErr says why.
+	DropIngress bool
 }
 
 const (
@@ -70,6 +77,9 @@ type afPacketPort struct {
 	lgIov   [2]unix.Iovec
 	lgMsg   unix.Msghdr
 
+	drop    *xdpprog.IngressDrop // keeps the kernel from seeing what arrives, if asked
+	dropErr error                // why DropIngress is not in force
+
 	txErrors     uint64 // frames dropped because the kernel refused them outright
 	rxTruncated  uint64 // frames dropped because they did not fit (GSO super-frames without offloads)
 	rxBadOffload uint64 // frames dropped because their virtio_net_hdr made no sense
@@ -100,6 +110,7 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 		if err != nil {
 			p.closed = true
 			unix.Close(fd)
+			p.drop.Close()
 			if p.spill != nil {
 				unix.Munmap(p.spill)
 			}
@@ -133,6 +144,9 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index}); err != nil {
 		return nil, fmt.Errorf("af_packet port %s: bind: %w", ifname, err)
+	}
+	if opts.DropIngress {
+		p.drop, p.dropErr = xdpprog.AttachIngressDrop(ifi.Index)
 	}
 	tx := opts.Batch
 	txIovs := 1 + min(p.hdrLen, 1)
@@ -340,11 +354,15 @@ func (p *afPacketPort) RxTruncated() uint64 { return p.rxTruncated }
 // virtio_net_hdr did not fit the frame.
 func (p *afPacketPort) RxBadOffload() uint64 { return p.rxBadOffload }
 
+// DropIngressErr says why DropIngress was asked for and is not in force.
+func (p *afPacketPort) DropIngressErr() error { return p.dropErr }
+
 func (p *afPacketPort) Close() error {
 	if p.closed {
 		return nil
 	}
 	p.closed = true
+	p.drop.Close()
 	if p.spill != nil {
 		unix.Munmap(p.spill)
 		p.spill = nil

@@ -2,12 +2,18 @@ package vswitch
 
 import (
 	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
 )
 
 func (l *xrLab) openAFPacket(t *testing.T) *afPacketPort {
@@ -121,4 +127,80 @@ func TestAFPacketPortOffload(t *testing.T) {
 		}
 	}
 	t.Error("the peer did not get the super-frame back whole")
+}
+
+// TestAFPacketPortDropIngress: with DropIngress the port still receives
+// every frame, and the kernel's stack on that side sees none of them.
+func TestAFPacketPortDropIngress(t *testing.T) {
+	l := newXRLab(t)
+	var p *afPacketPort
+	if err := l.sw.Do(func() error {
+		var err error
+		p, err = openAFPacketPort(l.swIf, l.umem, AFPacketPortOptions{DropIngress: true})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.DropIngressErr(); err != nil {
+		t.Fatalf("tc ingress drop: %v", err)
+	}
+	before := ipInReceives(t, l.sw)
+	fd := l.rawSocket(t)
+	const n = 20
+	frame := udp4(t, [6]byte(l.peerMAC), netip.MustParseAddr("198.18.0.2"), l.swAddr4, 64, 20)
+	copy(frame[0:6], l.swMAC)
+	for range n {
+		if _, err := unix.Write(fd, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pkts := make([]Packet, 32)
+	got := 0
+	for deadline := time.Now().Add(3 * time.Second); got < n && time.Now().Before(deadline); {
+		k := p.Receive(pkts)
+		for _, pk := range pkts[:k] {
+			l.umem.Free(pk.Addr)
+		}
+		got += k
+		if k == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if got != n {
+		t.Errorf("port received %d of %d frames", got, n)
+	}
+	if after := ipInReceives(t, l.sw); after != before {
+		t.Errorf("the kernel's IPv4 stack saw %d frames; want none", after-before)
+	}
+}
+
+// ipInReceives reads Ip InReceives in ns.
+func ipInReceives(t *testing.T, ns *xsktest.NS) uint64 {
+	t.Helper()
+	var v uint64
+	err := ns.Do(func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/snmp")
+		if err != nil {
+			return err
+		}
+		lines := strings.Split(string(b), "\n")
+		for i := 0; i+1 < len(lines); i++ {
+			if !strings.HasPrefix(lines[i], "Ip: ") || !strings.HasPrefix(lines[i+1], "Ip: ") {
+				continue
+			}
+			names, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			for j, name := range names {
+				if name == "InReceives" && j < len(vals) {
+					v, err = strconv.ParseUint(vals[j], 10, 64)
+					return err
+				}
+			}
+		}
+		return fmt.Errorf("no Ip InReceives in /proc/net/snmp")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -1,0 +1,58 @@
+package xdpprog
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+)
+
+// IngressDrop is a tc ingress program (TCX) that drops every frame an
+// interface receives, after the packet taps have seen it. On the interface
+// of an AF_PACKET port the switch's socket still gets every frame, while the
+// kernel's own stack gets none: the node does not route, answer or send
+// ICMP errors about pod traffic, as with XDP ports, where the steering
+// program takes everything. Unlike an XDP program it leaves the veth peer's
+// TSO and GSO alone, which is why AF_PACKET pod ports use it.
+//
+// It is attached through a BPF link, so it goes away with the process that
+// holds it, even after SIGKILL.
+type IngressDrop struct {
+	prog *ebpf.Program
+	lnk  link.Link
+}
+
+// AttachIngressDrop attaches an IngressDrop to ifindex (in the calling
+// thread's network namespace).
+func AttachIngressDrop(ifindex int) (*IngressDrop, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "xvs_ingress_drop",
+		Type: ebpf.SchedCLS,
+		Instructions: asm.Instructions{
+			asm.Mov.Imm(asm.R0, 2), // TC_ACT_SHOT
+			asm.Return(),
+		},
+		License: "Dual MIT/GPL",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingress drop program: %w", err)
+	}
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		prog.Close()
+		return nil, fmt.Errorf("attach tc ingress to ifindex %d: %w", ifindex, err)
+	}
+	return &IngressDrop{prog: prog, lnk: l}, nil
+}
+
+// Close detaches the program.
+func (d *IngressDrop) Close() error {
+	if d == nil || d.lnk == nil {
+		return nil
+	}
+	err := d.lnk.Close()
+	d.prog.Close()
+	d.lnk = nil
+	return err
+}
