@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xvs-project/xvs/vswitch"
 )
@@ -29,6 +30,7 @@ const goodYAML = `
 workers: 2
 batch_size: 128
 poll: busy
+idle_spin: 50us
 frames: 8192
 frame_size: 2048
 gateway_v4: 169.254.1.1
@@ -75,7 +77,7 @@ func TestResolveGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := c.Switch
-	if sc.Workers != 2 || sc.BatchSize != 128 || sc.Poll != vswitch.PollBusy || sc.Frames != 8192 || sc.FrameSize != 2048 || sc.ICMPRate != 10 {
+	if sc.Workers != 2 || sc.BatchSize != 128 || sc.Poll != vswitch.PollBusy || sc.IdleSpin != 50*time.Microsecond || sc.Frames != 8192 || sc.FrameSize != 2048 || sc.ICMPRate != 10 {
 		t.Errorf("scalars: %+v", sc)
 	}
 	if c.APISocket != "/tmp/xvsd.sock" || c.MetricsAddr != "[::1]:9091" || c.HealthAddr != "localhost:9099" || c.LogFormat != "json" || c.LogLevel.String() != "DEBUG" {
@@ -160,6 +162,8 @@ func TestResolveErrors(t *testing.T) {
 		{"workers", "workers: -1\n", `workers: -1: must be between 1 and 256`},
 		{"batch too big", "batch_size: 300\n", `batch_size: 300: must be between 1 and 256`},
 		{"poll", "poll: spin\n", `poll: "spin": must be busy or adaptive`},
+		{"idle_spin", "idle_spin: forever\n", `idle_spin: "forever": must be a duration from 0s to 100ms`},
+		{"idle_spin negative", "idle_spin: -1us\n", `idle_spin: "-1us": must be a duration`},
 		{"frames pow2", "frames: 1000\n", `frames: 1000: must be a power of two, at least 64`},
 		{"frames vs batch", "frames: 128\nbatch_size: 64\n", `frames: 128: must be at least 4 × batch_size (64)`},
 		{"frame size", "frame_size: 1500\n", `frame_size: 1500: must be 2048 or 4096`},

@@ -23,6 +23,11 @@
 //	batch_size: 256
 //	# busy | adaptive (default adaptive)
 //	poll: adaptive
+//	# adaptive: how long an idle worker keeps polling before it sleeps in
+//	# poll(2), 0s..100ms (default 200us). Spinning saves a wake-up per
+//	# burst when the worker has a core to itself; 0s gives the core back
+//	# at once, better where the pods need it (see docs/BENCHMARKS.md)
+//	idle_spin: 200us
 //	# UMEM frames per worker, a power of two (default 16384: 64 MiB at 4 KiB;
 //	# each pod port keeps an eighth of them posted for the kernel to fill)
 //	frames: 16384

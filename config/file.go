@@ -26,6 +26,7 @@ type File struct {
 	Workers    int    `yaml:"workers"`
 	BatchSize  int    `yaml:"batch_size"`
 	Poll       string `yaml:"poll"`
+	IdleSpin   string `yaml:"idle_spin"`
 	Frames     int    `yaml:"frames"`
 	FrameSize  int    `yaml:"frame_size"`
 	GatewayV4  string `yaml:"gateway_v4"`
@@ -109,6 +110,7 @@ type Overrides struct {
 	Workers     *int
 	BatchSize   *int
 	Poll        *string
+	IdleSpin    *string
 }
 
 // Apply copies every set override into f.
@@ -132,4 +134,5 @@ func (o Overrides) Apply(f *File) {
 	setI(&f.Workers, o.Workers)
 	setI(&f.BatchSize, o.BatchSize)
 	setS(&f.Poll, o.Poll)
+	setS(&f.IdleSpin, o.IdleSpin)
 }

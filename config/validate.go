@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -56,8 +57,9 @@ type Options struct {
 
 // Limits on values that the dataplane would otherwise reject late.
 const (
-	MaxWorkers = 256
-	maxIfName  = 15 // IFNAMSIZ - 1
+	MaxWorkers  = 256
+	MaxIdleSpin = 100 * time.Millisecond
+	maxIfName   = 15 // IFNAMSIZ - 1
 )
 
 // Resolve applies defaults, validates f and converts it. The error lists
@@ -90,6 +92,17 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 		sc.Poll = vswitch.PollBusy
 	default:
 		e.str("poll", f.Poll, "must be busy or adaptive")
+	}
+	if f.IdleSpin != "" {
+		d, err := time.ParseDuration(f.IdleSpin)
+		switch {
+		case err != nil || d < 0 || d > MaxIdleSpin:
+			e.str("idle_spin", f.IdleSpin, "must be a duration from 0s to %s", MaxIdleSpin)
+		case d == 0:
+			sc.IdleSpin = vswitch.NoIdleSpin
+		default:
+			sc.IdleSpin = d
+		}
 	}
 	switch {
 	case f.Frames == 0:

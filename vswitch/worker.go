@@ -24,6 +24,8 @@ type worker struct {
 	fib   *fib.FIB
 	batch int
 	poll  PollMode
+	// idleSpin: ns an adaptive worker keeps polling after its last frame.
+	idleSpin int64
 
 	ports  []*portState // by port ID, every worker's; nil for absent or down ports
 	rxList []*portState // ports this worker owns and receives from
@@ -107,7 +109,7 @@ func newWorker(id int, cfg *Config, f *fib.FIB, events chan<- ctlEvent, log *slo
 	}
 	n := cfg.BatchSize
 	w := &worker{
-		id: id, log: log, umem: u, fib: f, batch: n, poll: cfg.Poll,
+		id: id, log: log, umem: u, fib: f, batch: n, poll: cfg.Poll, idleSpin: max(0, int64(cfg.IdleSpin)),
 		ctl: make(chan func(), 16), wakeFD: efd, done: make(chan struct{}),
 		gw4: cfg.GatewayV4.As4(), gw6: cfg.GatewayV6.As16(), gwMAC: cfg.GatewayMAC,
 		events: events,
@@ -195,16 +197,12 @@ func (w *worker) stopAndWait() {
 	w.running.Store(false)
 }
 
-const (
-	// idleSpin is how long an adaptive worker keeps polling after its last
-	// frame before it sleeps in poll(2): traffic that keeps coming does not
-	// pay a wake-up per packet, and an idle xvsd still sleeps. Measured on
-	// 2 cores (docs/BENCHMARKS.md): 200 µs and 2 ms give the same latency;
-	// raising the worker's priority (nice -10) made it worse, because the
-	// worker then starves the pods it serves.
-	idleSpin     = 200 * time.Microsecond
-	pollInterval = 50 * time.Millisecond // longest sleep: bounds control latency
-)
+// pollInterval is the longest an idle worker sleeps: it bounds how long a
+// control-plane request waits. How long a worker spins before it sleeps is
+// Config.IdleSpin: measured on 2 cores (docs/BENCHMARKS.md), 200 µs and 2 ms
+// gave the same latency, and raising the worker's priority (nice -10) made
+// it worse, because the worker then starves the pods it serves.
+const pollInterval = 50 * time.Millisecond
 
 func (w *worker) run() {
 	runtime.LockOSThread()
@@ -227,7 +225,7 @@ func (w *worker) run() {
 			continue
 		}
 		idle++
-		if w.poll == PollBusy || w.now-lastWork < int64(idleSpin) {
+		if w.poll == PollBusy || w.now-lastWork < w.idleSpin {
 			if idle%64 == 0 {
 				runtime.Gosched()
 			}

@@ -63,6 +63,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer, version string, 
 		workers     = fs.Int("workers", 1, "worker goroutines")
 		batchSize   = fs.Int("batch-size", vswitch.DefaultBatchSize, "frames per vector (1..256)")
 		poll        = fs.String("poll", "adaptive", "busy or adaptive")
+		idleSpin    = fs.String("idle-spin", "200us", "adaptive polling: how long an idle worker keeps polling before it sleeps (0s: sleep at once)")
 		showVersion = fs.Bool("version", false, "print the version and exit")
 	)
 	fs.Usage = func() {
@@ -115,6 +116,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer, version string, 
 			ov.BatchSize = batchSize
 		case "poll":
 			ov.Poll = poll
+		case "idle-spin":
+			ov.IdleSpin = idleSpin
 		}
 	})
 	ov.Apply(file)
