@@ -10,22 +10,30 @@ import (
 // not forward.
 func XVSD(path string) Forwarder { return &xvsdFwd{path: path} }
 
-// XVSDAFPacket is XVSD with the pods on AF_PACKET ports with offloads
-// (lab.Options.PodMode "af-packet"): the pods keep TSO and checksum
-// offload, and TCP crosses xvsd in GSO super-frames.
-func XVSDAFPacket(path string) Forwarder { return &xvsdFwd{path: path, podMode: "af-packet"} }
+// XVSDWith is XVSD with the pods' port mode ("" or "af-packet": AF_PACKET
+// ports with offloads, so the pods keep TSO and TCP crosses xvsd in GSO
+// super-frames) and extra xvsd flags (for example "-idle-spin", "0s"); the
+// forwarder's name says both.
+func XVSDWith(path, podMode string, flags []string) Forwarder {
+	return &xvsdFwd{path: path, podMode: podMode, flags: flags}
+}
 
 type xvsdFwd struct {
 	path    string
 	podMode string
+	flags   []string
 	stop    func() error
 }
 
 func (x *xvsdFwd) Name() string {
+	n := "xvsd"
 	if x.podMode != "" {
-		return "xvsd-" + x.podMode
+		n += "-" + x.podMode
 	}
-	return "xvsd"
+	for _, f := range x.flags {
+		n += " " + f
+	}
+	return n
 }
 
 func (x *xvsdFwd) Start(ctx context.Context) (*PodPair, error) {

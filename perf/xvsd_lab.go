@@ -20,6 +20,7 @@ func startXVSD(ctx context.Context, x *xvsdFwd) (*PodPair, error) {
 	l, err := lab.New(ctx, lab.Options{
 		Prefix: "xp" + hex.EncodeToString(b[:]), Nodes: 1, PodsPerNode: 2, NoOutside: true,
 		StaticNeighbors: true, XVSD: x.path, PodMode: x.podMode,
+		XVSDArgs: func(config string) []string { return append(lab.DefaultXVSDArgs(config), x.flags...) },
 	})
 	if err != nil {
 		return nil, skipf("xvsd lab: %v", err)

@@ -85,3 +85,30 @@ func TestInterruptCleansUp(t *testing.T) {
 		t.Fatalf("namespaces left after an interrupted run: %v; log:\n%s", left, log.String())
 	}
 }
+
+// TestBadArguments: nonsense is refused with exit 2 and a message naming it,
+// before anything is built.
+func TestBadArguments(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "xvs-bench")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-forwarders", "xvsd,vpp"}, `unknown forwarder "vpp"`},
+		{[]string{"-scenarios", "pod-to-pod,nope"}, `unknown scenario "nope"`},
+		{[]string{"-quick", "-full"}, "exclusive"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		cmd := exec.Command(bin, append(tc.args, "-out", t.TempDir())...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("%v: exit %v, want 2\n%s", tc.args, err, out)
+		}
+		if !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v: output %q does not say %q", tc.args, out, tc.want)
+		}
+	}
+}
