@@ -309,3 +309,30 @@ func TestNetlinkLinkCheck(t *testing.T) {
 		t.Errorf("missing link: %v", err)
 	}
 }
+
+func TestWorkerCPUs(t *testing.T) {
+	f, err := Parse([]byte("workers: 1\nworker_cpus: [0]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.Resolve(testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Switch.WorkerCPUs) != 1 || c.Switch.WorkerCPUs[0] != 0 {
+		t.Errorf("worker_cpus: %v", c.Switch.WorkerCPUs)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"worker_cpus: [4096]\n", "worker_cpus[0]: 4096: this machine has CPUs 0.."},
+		{"worker_cpus: [-1]\n", "worker_cpus[0]: -1"},
+		{"workers: 1\nworker_cpus: [0, 0]\n", "worker_cpus: 2: more CPUs than workers (1)"},
+	} {
+		f, err := Parse([]byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Resolve(testOpts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

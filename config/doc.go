@@ -28,6 +28,9 @@
 //	# burst when the worker has a core to itself; 0s gives the core back
 //	# at once, better where the pods need it (see docs/BENCHMARKS.md)
 //	idle_spin: 200us
+//	# pin worker i to CPU worker_cpus[i] (default: not pinned), as VPP's
+//	# corelist-workers: a pinned worker keeps its caches and never migrates
+//	worker_cpus: [1]
 //	# UMEM frames per worker, a power of two (default 16384: 64 MiB at 4 KiB;
 //	# each pod port keeps an eighth of them posted for the kernel to fill)
 //	frames: 16384

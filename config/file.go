@@ -27,6 +27,7 @@ type File struct {
 	BatchSize  int    `yaml:"batch_size"`
 	Poll       string `yaml:"poll"`
 	IdleSpin   string `yaml:"idle_spin"`
+	WorkerCPUs []int  `yaml:"worker_cpus"`
 	Frames     int    `yaml:"frames"`
 	FrameSize  int    `yaml:"frame_size"`
 	GatewayV4  string `yaml:"gateway_v4"`
@@ -111,6 +112,7 @@ type Overrides struct {
 	BatchSize   *int
 	Poll        *string
 	IdleSpin    *string
+	WorkerCPUs  *[]int
 }
 
 // Apply copies every set override into f.
@@ -135,4 +137,7 @@ func (o Overrides) Apply(f *File) {
 	setI(&f.BatchSize, o.BatchSize)
 	setS(&f.Poll, o.Poll)
 	setS(&f.IdleSpin, o.IdleSpin)
+	if o.WorkerCPUs != nil {
+		f.WorkerCPUs = *o.WorkerCPUs
+	}
 }

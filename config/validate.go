@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -93,6 +94,15 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 	default:
 		e.str("poll", f.Poll, "must be busy or adaptive")
 	}
+	for i, cpu := range f.WorkerCPUs {
+		if cpu < 0 || cpu >= runtime.NumCPU() {
+			e.num(fmt.Sprintf("worker_cpus[%d]", i), cpu, "this machine has CPUs 0..%d", runtime.NumCPU()-1)
+		}
+	}
+	if len(f.WorkerCPUs) > max(sc.Workers, 1) {
+		e.num("worker_cpus", len(f.WorkerCPUs), "more CPUs than workers (%d)", max(sc.Workers, 1))
+	}
+	sc.WorkerCPUs = f.WorkerCPUs
 	if f.IdleSpin != "" {
 		d, err := time.ParseDuration(f.IdleSpin)
 		switch {

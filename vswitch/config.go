@@ -105,6 +105,10 @@ type Config struct {
 
 	// ICMPRate bounds the ICMP errors the switch generates, per second per worker.
 	ICMPRate int
+	// WorkerCPUs pins worker i to CPU WorkerCPUs[i] (empty: no pinning).
+	// A pinned worker keeps its caches and never migrates; the kernel still
+	// runs other tasks on that CPU while the worker sleeps.
+	WorkerCPUs []int
 	// StatsInterval is how often workers publish counters (default 100ms).
 	StatsInterval time.Duration
 

@@ -1,9 +1,12 @@
 package vswitch
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -506,6 +509,15 @@ func FuzzPipeline(f *testing.F) {
 
 var _ = fib.NoRoute
 
+func TestWorkerCPUsRefused(t *testing.T) {
+	for _, cpus := range [][]int{{runtime.NumCPU()}, {-1}, {0, 0}} {
+		_, err := New(Config{Workers: 1, WorkerCPUs: cpus}, nil, WithoutKernel())
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "worker_cpus") {
+			t.Errorf("worker_cpus %v: error %v, want one naming worker_cpus", cpus, err)
+		}
+	}
+}
+
 func TestTwoWorkersHandoff(t *testing.T) {
 	ports := map[string]*FakePort{}
 	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
@@ -514,7 +526,8 @@ func TestTwoWorkersHandoff(t *testing.T) {
 		ports[pc.Name] = fp
 		return OpenedPort{Port: fp, MTU: 1500}, nil
 	}
-	cfg := Config{Workers: 2, Ports: []PortConfig{
+	// Pinned workers (the last CPU and CPU 0) must forward like unpinned ones.
+	cfg := Config{Workers: 2, WorkerCPUs: []int{runtime.NumCPU() - 1, 0}, Ports: []PortConfig{
 		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		{Name: "pod2", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}}

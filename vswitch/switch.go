@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -141,6 +142,14 @@ func (c *Config) validate() error {
 	}
 	if !c.GatewayV6.Is6() || c.GatewayV6.Is4In6() {
 		return fmt.Errorf("%w: gateway_v6: %s: not an IPv6 address", ErrConfig, c.GatewayV6)
+	}
+	if len(c.WorkerCPUs) > c.Workers {
+		return fmt.Errorf("%w: worker_cpus: %v: %d CPUs for %d workers", ErrConfig, c.WorkerCPUs, len(c.WorkerCPUs), c.Workers)
+	}
+	for i, cpu := range c.WorkerCPUs {
+		if cpu < 0 || cpu >= runtime.NumCPU() {
+			return fmt.Errorf("%w: worker_cpus[%d]: %d: this machine has CPUs 0..%d", ErrConfig, i, cpu, runtime.NumCPU()-1)
+		}
 	}
 	return nil
 }

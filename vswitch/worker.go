@@ -26,6 +26,7 @@ type worker struct {
 	poll  PollMode
 	// idleSpin: ns an adaptive worker keeps polling after its last frame.
 	idleSpin int64
+	cpu      int // the CPU the worker's thread is pinned to, or -1
 
 	ports  []*portState // by port ID, every worker's; nil for absent or down ports
 	rxList []*portState // ports this worker owns and receives from
@@ -119,6 +120,10 @@ func newWorker(id int, cfg *Config, f *fib.FIB, events chan<- ctlEvent, log *slo
 		icmpRate: int64(cfg.ICMPRate),
 	}
 	w.icmpTokens = w.icmpRate
+	w.cpu = -1
+	if id < len(cfg.WorkerCPUs) {
+		w.cpu = cfg.WorkerCPUs[id]
+	}
 	return w, nil
 }
 
@@ -206,7 +211,17 @@ const pollInterval = 50 * time.Millisecond
 
 func (w *worker) run() {
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	if w.cpu >= 0 {
+		// The thread stays locked: when the goroutine ends it dies with
+		// its affinity rather than go back to the runtime pinned.
+		var set unix.CPUSet
+		set.Set(w.cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			w.log.Warn("cannot pin worker", "cpu", w.cpu, "err", err)
+		}
+	} else {
+		defer runtime.UnlockOSThread()
+	}
 	defer close(w.done)
 	idle := 0
 	var lastWork int64

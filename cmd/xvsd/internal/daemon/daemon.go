@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +65,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer, version string, 
 		batchSize   = fs.Int("batch-size", vswitch.DefaultBatchSize, "frames per vector (1..256)")
 		poll        = fs.String("poll", "adaptive", "busy or adaptive")
 		idleSpin    = fs.String("idle-spin", "200us", "adaptive polling: how long an idle worker keeps polling before it sleeps (0s: sleep at once)")
+		workerCPUs  = fs.String("worker-cpus", "", "comma list: pin worker i to the i-th CPU (default: not pinned)")
 		showVersion = fs.Bool("version", false, "print the version and exit")
 	)
 	fs.Usage = func() {
@@ -118,6 +120,16 @@ func Main(ctx context.Context, args []string, stderr io.Writer, version string, 
 			ov.Poll = poll
 		case "idle-spin":
 			ov.IdleSpin = idleSpin
+		case "worker-cpus":
+			cpus := []int{}
+			for _, c := range strings.Split(*workerCPUs, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(c))
+				if err != nil {
+					n = -1 // refused by Resolve, which names the field
+				}
+				cpus = append(cpus, n)
+			}
+			ov.WorkerCPUs = &cpus
 		}
 	})
 	ov.Apply(file)
