@@ -311,13 +311,16 @@ func TestNetlinkLinkCheck(t *testing.T) {
 }
 
 func TestWorkerCPUs(t *testing.T) {
-	f, err := Parse([]byte("workers: 1\nworker_cpus: [0]\n"))
+	f, err := Parse([]byte("workers: 1\nworker_cpus: [0]\nxdp_fast_path: true\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := f.Resolve(testOpts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !c.Switch.XDPFastPath {
+		t.Error("xdp_fast_path: true did not set XDPFastPath")
 	}
 	if len(c.Switch.WorkerCPUs) != 1 || c.Switch.WorkerCPUs[0] != 0 {
 		t.Errorf("worker_cpus: %v", c.Switch.WorkerCPUs)

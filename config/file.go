@@ -28,12 +28,14 @@ type File struct {
 	Poll       string `yaml:"poll"`
 	IdleSpin   string `yaml:"idle_spin"`
 	WorkerCPUs []int  `yaml:"worker_cpus"`
-	Frames     int    `yaml:"frames"`
-	FrameSize  int    `yaml:"frame_size"`
-	GatewayV4  string `yaml:"gateway_v4"`
-	GatewayV6  string `yaml:"gateway_v6"`
-	GatewayMAC string `yaml:"gateway_mac"`
-	ICMPRate   int    `yaml:"icmp_rate"`
+	// XDPFastPath: see vswitch.Config.XDPFastPath.
+	XDPFastPath bool   `yaml:"xdp_fast_path"`
+	Frames      int    `yaml:"frames"`
+	FrameSize   int    `yaml:"frame_size"`
+	GatewayV4   string `yaml:"gateway_v4"`
+	GatewayV6   string `yaml:"gateway_v6"`
+	GatewayMAC  string `yaml:"gateway_mac"`
+	ICMPRate    int    `yaml:"icmp_rate"`
 
 	APISocket   string `yaml:"api_socket"`
 	MetricsAddr string `yaml:"metrics_addr"`
@@ -113,6 +115,7 @@ type Overrides struct {
 	Poll        *string
 	IdleSpin    *string
 	WorkerCPUs  *[]int
+	XDPFastPath *bool
 }
 
 // Apply copies every set override into f.
@@ -137,6 +140,9 @@ func (o Overrides) Apply(f *File) {
 	setI(&f.BatchSize, o.BatchSize)
 	setS(&f.Poll, o.Poll)
 	setS(&f.IdleSpin, o.IdleSpin)
+	if o.XDPFastPath != nil {
+		f.XDPFastPath = *o.XDPFastPath
+	}
 	if o.WorkerCPUs != nil {
 		f.WorkerCPUs = *o.WorkerCPUs
 	}

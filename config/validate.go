@@ -103,6 +103,7 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 		e.num("worker_cpus", len(f.WorkerCPUs), "more CPUs than workers (%d)", max(sc.Workers, 1))
 	}
 	sc.WorkerCPUs = f.WorkerCPUs
+	sc.XDPFastPath = f.XDPFastPath
 	if f.IdleSpin != "" {
 		d, err := time.ParseDuration(f.IdleSpin)
 		switch {

@@ -505,3 +505,38 @@ func TestPodToPodTCPOffload(t *testing.T) {
 	}
 	assertForwardingOff(t, l)
 }
+
+// TestXDPFastPath: with xdp_fast_path the pods' XDP programs forward
+// pod-to-pod traffic themselves (counted as xdp-forwarded-*), TTL 1 still
+// reaches the switch's pipeline for its time-exceeded, TCP gets through,
+// and after a restart of xvsd the fast path is rebuilt.
+func TestXDPFastPath(t *testing.T) {
+	l := newLab(t, lab.Options{XDPFastPath: true})
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	check := func(when string) {
+		b4, b6 := counter(t, l, "node", "xdp-forwarded-ipv4"), counter(t, l, "node", "xdp-forwarded-ipv6")
+		ping(t, l, p1.Name, p2.V4)
+		ping(t, l, p1.Name, p2.V6)
+		if a4, a6 := counter(t, l, "node", "xdp-forwarded-ipv4"), counter(t, l, "node", "xdp-forwarded-ipv6"); a4 < b4+10 || a6 < b6+10 {
+			t.Errorf("%s: xdp-forwarded went %d -> %d (IPv4), %d -> %d (IPv6); want 10 more each (5 requests and 5 replies)", when, b4, a4, b6, a6)
+		}
+	}
+	check("first start")
+	r, err := l.PingWith(p1.Name, p2.V4, lab.PingOptions{Count: 1, TTL: 1})
+	if err == nil || !strings.Contains(r.Output, "Time to live exceeded") {
+		t.Errorf("TTL 1 through the fast path: %v\n%s", err, r.Output)
+	}
+	ir, err := l.Iperf3(p2.Name, p1.Name, time.Second, false)
+	if err != nil || ir.ReceivedBytes == 0 {
+		t.Fatalf("iperf3 through the fast path: %v (%d bytes)", err, ir.ReceivedBytes)
+	}
+	t.Logf("iperf3 v4 through the fast path: %.2f Gb/s", ir.BitsPerSecond/1e9)
+	if err := l.StopXVSD("node"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartXVSD("node"); err != nil {
+		t.Fatal(err)
+	}
+	check("after a restart")
+	assertForwardingOff(t, l)
+}

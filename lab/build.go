@@ -139,6 +139,12 @@ func build(ctx context.Context, t *Topology, logf func(string, ...any)) error {
 		}
 	}
 
+	for _, ifr := range t.GROOn {
+		if _, err := ExecContext(ctx, ifr.NS, "ethtool", "-K", ifr.Dev, "gro", "on"); err != nil {
+			return fmt.Errorf("gro on on %s in %s: %w", ifr.Dev, ifr.NS, err)
+		}
+	}
+
 	for _, r := range t.Routes {
 		h, _, err := hs.get(r.NS)
 		if err != nil {

@@ -59,6 +59,9 @@ type Options struct {
 	// and TX checksum offload, and TCP crosses the switch in 64 KiB GSO
 	// super-frames (see vswitch's doc). Pods keep TX checksum offload on.
 	PodMode string
+	// XDPFastPath turns xvsd's XDP fast path on (xdp_fast_path) and GRO on
+	// in the pods, which veth needs to take redirected frames.
+	XDPFastPath bool
 	// HostPort gives each node a host port: a veth pair in the node's
 	// namespace, the kernel on one end (routing the pod block via the
 	// gateway), xvsd on the other, so the node itself reaches its pods
@@ -192,7 +195,10 @@ type Topology struct {
 	// off (ethtool -K DEV tx off), so what they send is complete on the
 	// wire as a real NIC's frames are.
 	TxChecksumOff []IfRef
-	MTU           int
+	// GROOn lists interfaces whose GRO is turned on (pods, for the XDP
+	// fast path).
+	GROOn []IfRef
+	MTU   int
 }
 
 // IfRef names an interface in a namespace.
@@ -208,6 +214,7 @@ type Node struct {
 	UplinkV6  netip.Prefix // fd00:18:i::1/64
 	Queues    int          // uplink queues xvsd serves (0 or 1: one)
 	PodMode   string       // xvsd's mode for the pod ports ("" for its default)
+	FastPath  bool         // xvsd's xdp_fast_path
 	GatewayV4 netip.Addr   // the outside end of the uplink (198.18.i.2)
 	GatewayV6 netip.Addr
 	PodsV4    netip.Prefix // this node's pod block (198.19.i.0/24)
@@ -344,6 +351,7 @@ func Plan(opts Options) (*Topology, error) {
 		}
 		n.NS = p + "-" + n.Name
 		n.PodMode = opts.PodMode
+		n.FastPath = opts.XDPFastPath
 		n.PodsV4 = netip.PrefixFrom(v4(198, 19, byte(i), 0), 24)
 		n.PodsV6 = netip.PrefixFrom(v6(0x19, i, 0), 64)
 		n.Config = dir + "/" + n.Name + ".yaml"
@@ -392,6 +400,9 @@ func Plan(opts Options) (*Topology, error) {
 			)
 			if !opts.PodTxChecksum && opts.PodMode != "af-packet" {
 				t.TxChecksumOff = append(t.TxChecksumOff, IfRef{pd.NS, PodIf})
+			}
+			if opts.XDPFastPath {
+				t.GROOn = append(t.GROOn, IfRef{pd.NS, PodIf})
 			}
 			if opts.StaticNeighbors {
 				t.Neighbors = append(t.Neighbors,

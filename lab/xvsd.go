@@ -27,6 +27,9 @@ func XVSDConfig(t *Topology, n *Node, workers int) []byte {
 	fmt.Fprintf(&b, "metrics_addr: %s\n", q(n.Metrics))
 	fmt.Fprintf(&b, "health_addr: %s\n", q(n.Health))
 	fmt.Fprintf(&b, "workers: %d\n", workers)
+	if n.FastPath {
+		b.WriteString("xdp_fast_path: true\n")
+	}
 	b.WriteString("ports:\n")
 	if n.Uplink != "" {
 		fmt.Fprintf(&b, "  - name: %s\n    kind: uplink\n    addresses: [%s, %s]\n",

@@ -18,17 +18,28 @@ func XVSDWith(path, podMode string, flags []string) Forwarder {
 	return &xvsdFwd{path: path, podMode: podMode, flags: flags}
 }
 
+// XVSDFastPath is XVSD with its XDP fast path on (lab.Options.XDPFastPath:
+// pod-to-pod frames forwarded in the pods' XDP programs, GRO on in the
+// pods), and extra xvsd flags.
+func XVSDFastPath(path string, flags []string) Forwarder {
+	return &xvsdFwd{path: path, fastPath: true, flags: flags}
+}
+
 type xvsdFwd struct {
-	path    string
-	podMode string
-	flags   []string
-	stop    func() error
+	path     string
+	podMode  string
+	fastPath bool
+	flags    []string
+	stop     func() error
 }
 
 func (x *xvsdFwd) Name() string {
 	n := "xvsd"
 	if x.podMode != "" {
 		n += "-" + x.podMode
+	}
+	if x.fastPath {
+		n += "-xdp-fast-path"
 	}
 	for _, f := range x.flags {
 		n += " " + f

@@ -19,7 +19,7 @@ func startXVSD(ctx context.Context, x *xvsdFwd) (*PodPair, error) {
 	rand.Read(b[:])
 	l, err := lab.New(ctx, lab.Options{
 		Prefix: "xp" + hex.EncodeToString(b[:]), Nodes: 1, PodsPerNode: 2, NoOutside: true,
-		StaticNeighbors: true, XVSD: x.path, PodMode: x.podMode,
+		StaticNeighbors: true, XVSD: x.path, PodMode: x.podMode, XDPFastPath: x.fastPath,
 		XVSDArgs: func(config string) []string { return append(lab.DefaultXVSDArgs(config), x.flags...) },
 	})
 	if err != nil {

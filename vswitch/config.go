@@ -74,6 +74,8 @@ type PortConfig struct {
 	// program is the first queue's steering program, set by the switch
 	// when it opens an uplink's further queues.
 	program *xdpprog.Program
+	// fast is the switch's XDP fast path, set for pod ports when enabled.
+	fast *xdpprog.FastPath
 }
 
 // StaticRoute is a route from configuration or the API.
@@ -105,6 +107,11 @@ type Config struct {
 
 	// ICMPRate bounds the ICMP errors the switch generates, per second per worker.
 	ICMPRate int
+	// XDPFastPath forwards pod-to-pod frames between AF_XDP pod ports in
+	// their XDP programs (xdpprog.FastPath): TTL, checksum and MACs done in
+	// the kernel, no trip through a worker. The pods' eth0 must run NAPI
+	// (GRO on) to take redirected frames. Off by default.
+	XDPFastPath bool
 	// WorkerCPUs pins worker i to CPU WorkerCPUs[i] (empty: no pinning).
 	// A pinned worker keeps its caches and never migrates; the kernel still
 	// runs other tasks on that CPU while the worker sleeps.

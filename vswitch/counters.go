@@ -52,15 +52,17 @@ const (
 	EvICMPErrors
 	EvGleans // resolution requests raised
 	EvVectors
-	EvGSOWhole     // GSO super-frames sent on whole to an offloading port
-	EvGSOSegmented // GSO super-frames cut into segments in software
+	EvGSOWhole      // GSO super-frames sent on whole to an offloading port
+	EvGSOSegmented  // GSO super-frames cut into segments in software
+	EvXDPForwarded4 // IPv4 frames the pod programs forwarded themselves (XDP fast path)
+	EvXDPForwarded6 // IPv6 likewise
 	NumEvents
 )
 
 var eventNames = [...]string{
 	"rx-packets", "forwarded-ipv4", "forwarded-ipv6", "arp-replies", "ndp-adverts",
 	"echo-replies", "icmp-errors", "neighbor-requests", "vectors",
-	"gso-whole", "gso-segmented",
+	"gso-whole", "gso-segmented", "xdp-forwarded-ipv4", "xdp-forwarded-ipv6",
 }
 
 func (e Event) String() string {

@@ -49,6 +49,22 @@
 // node's own addresses (punt routes) to the host through it. That is how the
 // node (kubelet probes, hostNetwork pods) and the pods reach each other.
 //
+// # The XDP fast path
+//
+// With Config.XDPFastPath the pod programs forward pod-to-pod frames
+// themselves (xdpprog.FastPath): a frame from a pod to another pod of the
+// node, on AF_XDP ports both, with TTL or hop limit above 1, no IPv4
+// options and within the destination's MTU gets its TTL decremented (IPv4
+// checksum updated), its MACs rewritten and is XDP_REDIRECTed to the other
+// pod's host end, in the kernel, without a copy to a worker. Everything else
+// still goes to the worker, so the pipeline remains the one place that
+// answers ARP/NDP, routes, and sends ICMP errors. The switch installs a pod
+// as a destination once its port is up and its MAC known (fastAddLocked),
+// and removes it before the port goes (fastDelLocked). The frames it
+// forwards are counted by the program (xdp-forwarded-ipv4/6), not by the
+// workers. Receiving redirected frames needs NAPI on the pod's eth0: the CNI
+// plugin (and the lab) turn GRO on there.
+//
 // # Offloads: GSO super-frames and partial checksums
 //
 // XDP on a veth takes TSO away from the peer (the kernel clears the pod's

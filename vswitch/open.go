@@ -27,7 +27,7 @@ func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort,
 		}
 	}
 	if pc.Mode != ModeAFPacket {
-		p, err := openXDPPort(pc.Name, pc.Queue, pc.Kind, pc.Mode, umem, XDPPortOptions{Program: pc.program})
+		p, err := openXDPPort(pc.Name, pc.Queue, pc.Kind, pc.Mode, umem, XDPPortOptions{Program: pc.program, FastPath: pc.fast})
 		if err == nil {
 			op.Port = p
 			return op, nil

@@ -29,6 +29,9 @@ type XDPPortOptions struct {
 	// the program's XSKMAP and leaves attach/detach to the caller. When nil
 	// the port creates, attaches and owns a program of the right kind.
 	Program *xdpprog.Program
+	// FastPath, for a pod port's own program, forwards pod-to-pod frames
+	// in XDP (see xdpprog.FastPath).
+	FastPath *xdpprog.FastPath
 	// VXLANPort and VTEP addresses for an uplink's own program (default
 	// port 4789, no VTEP until SetVTEP).
 	VXLANPort    uint16
@@ -147,7 +150,7 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 		if kind == PortUplink {
 			pk = xdpprog.Uplink
 		}
-		if p.prog, err = xdpprog.New(pk, xdpprog.Options{VXLANPort: opts.VXLANPort}); err != nil {
+		if p.prog, err = xdpprog.New(pk, xdpprog.Options{VXLANPort: opts.VXLANPort, FastPath: opts.FastPath}); err != nil {
 			return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
 		}
 		p.owned = true

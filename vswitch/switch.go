@@ -73,6 +73,7 @@ type Switch struct {
 	stopCh   chan struct{}
 	wg       sync.WaitGroup
 	nbr      *neighbors
+	fast     *xdpprog.FastPath // nil unless cfg.XDPFastPath
 
 	mu     sync.Mutex // guards ports, byName, statics
 	ports  map[uint16]*portState
@@ -98,6 +99,14 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		o(s)
 	}
 	s.nbr = newNeighbors(s)
+	if cfg.XDPFastPath && !s.noKernel {
+		f, err := xdpprog.NewFastPath(0)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("xdp_fast_path: %w", err)
+		}
+		s.fast = f
+	}
 	for i := 0; i < cfg.Workers; i++ {
 		w, err := newWorker(i, &s.cfg, s.fib, s.events, log.With("worker", i))
 		if err != nil {
@@ -217,6 +226,10 @@ func (s *Switch) Close() error {
 	for _, w := range s.workers {
 		w.close()
 	}
+	if s.fast != nil {
+		errs = append(errs, s.fast.Close())
+		s.fast = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -265,6 +278,9 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 	}
 	id := s.freeIDLocked()
 	w := s.pickWorkerLocked(pc)
+	if pc.Kind == PortPod {
+		pc.fast = s.fast
+	}
 	ps := &portState{id: id, name: pc.Name, kind: pc.Kind, worker: w.id, cfg: pc, peerMAC: pc.PeerMAC}
 	var op OpenedPort
 	var err error
@@ -316,6 +332,7 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 		op.Port.Close()
 		return PortStatus{}, err
 	}
+	s.fastAddLocked(ps)
 	s.onAllWorkers(func(x *worker) {
 		x.addPort(ps)
 		if ps.kind == PortHost {
@@ -547,6 +564,7 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 		s.log.Warn("install learned pod routes", "port", ps.name, "err", err)
 		return
 	}
+	s.fastAddLocked(ps)
 	s.log.Info("pod MAC learned", "port", ps.name, "mac", fmtMAC(mac))
 }
 
@@ -628,6 +646,7 @@ func (s *Switch) delPortLocked(ps *portState) error {
 			x.hasHost = false
 		}
 	})
+	s.fastDelLocked(ps)
 	if err := s.fib.Apply(nil, s.portRouteKeysLocked(ps)); err != nil {
 		s.log.Warn("remove port routes", "port", name, "err", err)
 	}
@@ -651,6 +670,7 @@ func (s *Switch) portDown(ifindex int, reason string) {
 		if ps.ifindex != ifindex || ps.port == nil {
 			continue
 		}
+		s.fastDelLocked(ps)
 		s.onAllWorkers(func(x *worker) { x.removePort(ps) })
 		mode := ps.port.Mode()
 		if err := ps.port.Close(); err != nil {
@@ -815,7 +835,45 @@ func (s *Switch) Counters() Counters {
 	for _, w := range s.workers {
 		w.cnt.snapshot(&c)
 	}
+	if s.fast != nil {
+		if v4, v6, err := s.fast.Counts(); err == nil {
+			c.Events[EvXDPForwarded4] += v4
+			c.Events[EvXDPForwarded6] += v6
+		}
+	}
 	return c
+}
+
+// fastAddLocked makes a pod on an AF_XDP port a destination of the XDP
+// fast path, once its MAC is known.
+func (s *Switch) fastAddLocked(ps *portState) {
+	if s.fast == nil || ps.kind != PortPod || ps.peerMAC == ([6]byte{}) || ps.port == nil {
+		return
+	}
+	if _, ok := ps.port.(*xdpPort); !ok {
+		return
+	}
+	for _, a := range ps.cfg.Addrs {
+		if err := s.fast.Add(a.Addr(), ps.ifindex, ps.mtu, ps.peerMAC, s.cfg.GatewayMAC); err != nil {
+			s.log.Warn("xdp fast path: add pod", "port", ps.name, "addr", a.Addr(), "err", err)
+		}
+	}
+}
+
+// fastDelLocked takes a pod out of the XDP fast path: its frames go
+// through a worker again (and find the port gone).
+func (s *Switch) fastDelLocked(ps *portState) {
+	if s.fast == nil || ps.kind != PortPod {
+		return
+	}
+	for _, a := range ps.cfg.Addrs {
+		if err := s.fast.Remove(a.Addr()); err != nil {
+			s.log.Warn("xdp fast path: remove pod", "port", ps.name, "addr", a.Addr(), "err", err)
+		}
+	}
+	if ps.ifindex > 0 {
+		s.fast.RemoveDev(ps.ifindex)
+	}
 }
 
 func (s *Switch) portByID(id uint16) *portState {

@@ -56,6 +56,9 @@ type Options struct {
 	MissAction uint32
 	// VXLANPort is the node's VTEP UDP port (default 4789).
 	VXLANPort uint16
+	// FastPath, for a pod program, forwards pod-to-pod frames in XDP
+	// (see FastPath); nil sends every frame to the socket.
+	FastPath *FastPath
 }
 
 // Layout of the single config-map value (little-endian host, network-order
@@ -130,6 +133,8 @@ func New(kind Kind, opts Options) (p *Program, err error) {
 			return nil, err
 		}
 		insns = uplinkProgram(p.xsks, p.cfg, p.pfx4, p.pfx6, opts.MissAction)
+	} else if opts.FastPath != nil {
+		insns = fastPodProgram(p.xsks, opts.FastPath, opts.MissAction)
 	} else {
 		insns = podProgram(p.xsks, opts.MissAction)
 	}

@@ -37,7 +37,7 @@ func run() int {
 	rounds := flag.Int("rounds", 0, "override the sets' A B A B rounds")
 	only := flag.String("only", "", "run only loads whose name contains this")
 	noIperf := flag.Bool("no-iperf", false, "leave out the iperf3 loads")
-	fwdList := flag.String("forwarders", "", "comma list replacing the scenarios' forwarders: kernel, xvsd, xvsd-af-packet, xdp-redirect (the kernel, the baseline, always runs first)")
+	fwdList := flag.String("forwarders", "", "comma list replacing the scenarios' forwarders: kernel, xvsd, xvsd-af-packet, xvsd-xdp-fast-path, xdp-redirect (the kernel, the baseline, always runs first)")
 	xvsdFlags := flag.String("xvsd-flags", "", "extra xvsd flags for the xvsd forwarders, space-separated (e.g. \"-idle-spin 0s\")")
 	which := flag.String("scenarios", "pod-to-pod,tcp,ring", "comma list of scenarios: pod-to-pod, tcp, ring (pod-to-pod runs iperf3 itself only without tcp)")
 	shared := flag.String("shared", "", "a note on what else ran on the machine, copied into the report")
@@ -60,10 +60,11 @@ func run() int {
 	_, iperfErr := exec.LookPath("iperf3")
 	xflags := strings.Fields(*xvsdFlags)
 	known := map[string]func() perf.Forwarder{
-		"kernel":         perf.Kernel,
-		"xvsd":           func() perf.Forwarder { return perf.XVSDWith(*xvsd, "", xflags) },
-		"xvsd-af-packet": func() perf.Forwarder { return perf.XVSDWith(*xvsd, "af-packet", xflags) },
-		"xdp-redirect":   perf.XDPRedirect,
+		"kernel":             perf.Kernel,
+		"xvsd":               func() perf.Forwarder { return perf.XVSDWith(*xvsd, "", xflags) },
+		"xvsd-af-packet":     func() perf.Forwarder { return perf.XVSDWith(*xvsd, "af-packet", xflags) },
+		"xdp-redirect":       perf.XDPRedirect,
+		"xvsd-xdp-fast-path": func() perf.Forwarder { return perf.XVSDFastPath(*xvsd, xflags) },
 	}
 	var chosen []perf.Forwarder
 	if *fwdList != "" {
@@ -71,7 +72,7 @@ func run() int {
 		for _, n := range strings.Split(*fwdList, ",") {
 			mk := known[n]
 			if mk == nil {
-				fmt.Fprintf(os.Stderr, "xvs-bench: unknown forwarder %q (want kernel, xvsd, xvsd-af-packet, xdp-redirect)\n", n)
+				fmt.Fprintf(os.Stderr, "xvs-bench: unknown forwarder %q (want kernel, xvsd, xvsd-af-packet, xvsd-xdp-fast-path, xdp-redirect)\n", n)
 				return 2
 			}
 			if n != "kernel" {
@@ -92,14 +93,14 @@ func run() int {
 	scenarios := map[string]func() perf.Scenario{
 		"pod-to-pod": func() perf.Scenario {
 			withTCP := slices.Contains(strings.Split(*which, ","), "tcp")
-			return perf.PodToPod(set, fwds("kernel", "xvsd", "xdp-redirect"), !*noIperf && iperfErr == nil && !withTCP)
+			return perf.PodToPod(set, fwds("kernel", "xvsd", "xvsd-xdp-fast-path", "xdp-redirect"), !*noIperf && iperfErr == nil && !withTCP)
 		},
 		"ring": func() perf.Scenario { return perf.Ring(set) },
 		"tcp": func() perf.Scenario {
 			if *noIperf || iperfErr != nil {
 				return perf.Scenario{Name: "tcp/" + string(set)}
 			}
-			return perf.TCP(set, fwds("kernel", "xvsd", "xvsd-af-packet"))
+			return perf.TCP(set, fwds("kernel", "xvsd", "xvsd-af-packet", "xvsd-xdp-fast-path"))
 		},
 	}
 	names := strings.Split(*which, ",")

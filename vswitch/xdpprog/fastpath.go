@@ -1,0 +1,293 @@
+package xdpprog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// FastPath holds the maps that let pod programs forward pod-to-pod traffic
+// themselves, in XDP, without a trip through the switch's worker: a frame
+// from a pod to another pod of this node whose TTL or hop limit is above 1
+// and which fits the destination's MTU gets its TTL decremented (IPv4
+// checksum updated), its Ethernet addresses rewritten and is redirected to
+// the destination's host veth end. Everything else (ARP, NDP, the gateway,
+// other destinations, TTL 1, too big, IPv4 options) goes to the AF_XDP
+// socket as before, so the switch's pipeline stays the one place that
+// answers, routes and sends ICMP errors.
+//
+// The destinations are host routes the switch installs (Add, Remove) for
+// pods whose ports it drives with AF_XDP. A destination pod's eth0 must run
+// NAPI (GRO on, or an XDP program) to take redirected frames: veth drops
+// them otherwise. One FastPath serves every pod program of a switch; its
+// maps are safe to update from any goroutine.
+type FastPath struct {
+	hosts4 *ebpf.Map // HASH [4]byte -> fastVal
+	hosts6 *ebpf.Map // HASH [16]byte -> fastVal
+	devs   *ebpf.Map // DEVMAP_HASH ifindex -> ifindex
+	stats  *ebpf.Map // PERCPU_ARRAY [2]u64: frames forwarded, IPv4 and IPv6
+}
+
+// Layout of a fast-path destination (host byte order for numbers).
+const (
+	fvIfindex = 0  // u32
+	fvMTU     = 4  // u16: the largest IP packet the destination takes
+	fvDst     = 8  // [6]byte: the pod's MAC
+	fvSrc     = 14 // [6]byte: the gateway's MAC
+	fvSize    = 20
+)
+
+// NewFastPath creates the maps for up to max destinations per family.
+func NewFastPath(max int) (f *FastPath, err error) {
+	if max <= 0 {
+		max = 4096
+	}
+	f = &FastPath{}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	if f.hosts4, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_fp4", Type: ebpf.Hash, KeySize: 4, ValueSize: fvSize, MaxEntries: uint32(max)}); err != nil {
+		return nil, fmt.Errorf("create fast-path map: %w", err)
+	}
+	if f.hosts6, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_fp6", Type: ebpf.Hash, KeySize: 16, ValueSize: fvSize, MaxEntries: uint32(max)}); err != nil {
+		return nil, fmt.Errorf("create fast-path map: %w", err)
+	}
+	if f.devs, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_fpdev", Type: ebpf.DevMapHash, KeySize: 4, ValueSize: 4, MaxEntries: uint32(max)}); err != nil {
+		return nil, fmt.Errorf("create fast-path devmap: %w", err)
+	}
+	if f.stats, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_fpstats", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 2}); err != nil {
+		return nil, fmt.Errorf("create fast-path counters: %w", err)
+	}
+	return f, nil
+}
+
+// Add makes addr (a pod's own address) a fast-path destination: out of the
+// interface ifindex (the pod's host veth end), at most mtu bytes of IP,
+// from src to dst.
+func (f *FastPath) Add(addr netip.Addr, ifindex, mtu int, dst, src [6]byte) error {
+	if ifindex <= 0 || mtu <= 0 || mtu > 0xffff {
+		return fmt.Errorf("fast path %v: ifindex %d mtu %d", addr, ifindex, mtu)
+	}
+	m, key, err := f.key(addr)
+	if err != nil {
+		return err
+	}
+	// The device first: the program never finds a destination whose
+	// redirect would miss.
+	if err := f.devs.Put(uint32(ifindex), uint32(ifindex)); err != nil {
+		return fmt.Errorf("fast path %v: devmap ifindex %d: %w", addr, ifindex, err)
+	}
+	var v [fvSize]byte
+	binary.LittleEndian.PutUint32(v[fvIfindex:], uint32(ifindex))
+	binary.LittleEndian.PutUint16(v[fvMTU:], uint16(mtu))
+	copy(v[fvDst:], dst[:])
+	copy(v[fvSrc:], src[:])
+	if err := m.Put(key, v[:]); err != nil {
+		return fmt.Errorf("fast path %v: %w", addr, err)
+	}
+	return nil
+}
+
+// Remove stops forwarding to addr in XDP; its frames go to the switch.
+// Removing an absent address is not an error.
+func (f *FastPath) Remove(addr netip.Addr) error {
+	m, key, err := f.key(addr)
+	if err != nil {
+		return err
+	}
+	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("fast path remove %v: %w", addr, err)
+	}
+	return nil
+}
+
+// RemoveDev drops ifindex from the devmap, once no destination uses it.
+func (f *FastPath) RemoveDev(ifindex int) error {
+	if err := f.devs.Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("fast path remove ifindex %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+func (f *FastPath) key(addr netip.Addr) (*ebpf.Map, []byte, error) {
+	switch a := addr.Unmap(); {
+	case a.Is4():
+		b := a.As4()
+		return f.hosts4, b[:], nil
+	case a.Is6():
+		b := a.As16()
+		return f.hosts6, b[:], nil
+	}
+	return nil, nil, fmt.Errorf("fast path: invalid address %v", addr)
+}
+
+// Counts returns the frames forwarded in XDP so far, per family, summed
+// over CPUs.
+func (f *FastPath) Counts() (v4, v6 uint64, err error) {
+	for i, dst := range []*uint64{&v4, &v6} {
+		var per []uint64
+		if err := f.stats.Lookup(uint32(i), &per); err != nil {
+			return 0, 0, fmt.Errorf("fast path counters: %w", err)
+		}
+		for _, n := range per {
+			*dst += n
+		}
+	}
+	return v4, v6, nil
+}
+
+// Close releases the maps (programs using them keep their references).
+func (f *FastPath) Close() error {
+	var errs []error
+	for _, m := range []*ebpf.Map{f.hosts4, f.hosts6, f.devs, f.stats} {
+		if m != nil {
+			errs = append(errs, m.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reloadOr puts data in R2 and data_end in R3 and checks that n bytes are
+// there, else jumps to label.
+func reloadOr(n int32, label string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, n),
+		asm.JGT.Reg(asm.R4, asm.R3, label),
+	}
+}
+
+// fastPodProgram is the pod program with the fast path in front of the
+// redirect to the socket. Registers: R6 ctx, R7 the destination, R8 the
+// family's counter index, R9 the output ifindex.
+func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
+	var p asm.Instructions
+	add := func(is ...asm.Instruction) { p = append(p, is...) }
+	addAll := func(is asm.Instructions) { p = append(p, is...) }
+	labeled := func(is asm.Instructions, sym string) asm.Instructions {
+		is[0] = is[0].WithSymbol(sym)
+		return is
+	}
+
+	add(asm.Mov.Reg(asm.R6, asm.R1))
+	addAll(reloadOr(14, "xsk"))
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.JEq.Imm(asm.R5, leEthIPv4, "fp4"),
+		asm.JEq.Imm(asm.R5, leEthIPv6, "fp6"),
+		asm.Ja.Label("xsk"),
+	)
+
+	// IPv4 without options, TTL > 1, to a fast-path destination.
+	addAll(labeled(reloadOr(14+20, "xsk"), "fp4"))
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
+		asm.JNE.Imm(asm.R5, 0x45, "xsk"),
+		asm.LoadMem(asm.R5, asm.R2, 14+8, asm.Byte),
+		asm.JLE.Imm(asm.R5, 1, "xsk"),
+		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
+		asm.StoreMem(asm.RFP, -4, asm.R5, asm.Word),
+		mapPtr(asm.R1, f.hosts4),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "xsk"),
+		asm.Mov.Reg(asm.R7, asm.R0),
+	)
+	addAll(reloadOr(14+20, "xsk"))
+	add(
+		// Total length against the destination's MTU.
+		asm.LoadMem(asm.R4, asm.R2, 14+2, asm.Half),
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.LoadMem(asm.R5, asm.R7, fvMTU, asm.Half),
+		asm.JGT.Reg(asm.R4, asm.R5, "xsk"),
+		// TTL - 1; the checksum gains 0x0100 (RFC 1624), in either byte
+		// order, as one's-complement sums are order-blind.
+		asm.LoadMem(asm.R4, asm.R2, 14+8, asm.Byte),
+		asm.Sub.Imm(asm.R4, 1),
+		asm.StoreMem(asm.R2, 14+8, asm.R4, asm.Byte),
+		asm.LoadMem(asm.R4, asm.R2, 14+10, asm.Half),
+		asm.Add.Imm(asm.R4, 1),
+		asm.Mov.Reg(asm.R5, asm.R4),
+		asm.RSh.Imm(asm.R5, 16),
+		asm.And.Imm(asm.R4, 0xffff),
+		asm.Add.Reg(asm.R4, asm.R5),
+		asm.StoreMem(asm.R2, 14+10, asm.R4, asm.Half),
+		asm.Mov.Imm(asm.R8, 0),
+		asm.Ja.Label("rewrite"),
+	)
+
+	// IPv6, hop limit > 1, to a fast-path destination.
+	addAll(labeled(reloadOr(14+40, "xsk"), "fp6"))
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 14+7, asm.Byte),
+		asm.JLE.Imm(asm.R5, 1, "xsk"),
+	)
+	for i := int16(0); i < 4; i++ {
+		add(
+			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
+			asm.StoreMem(asm.RFP, -16+4*i, asm.R5, asm.Word),
+		)
+	}
+	add(
+		mapPtr(asm.R1, f.hosts6),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -16),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "xsk"),
+		asm.Mov.Reg(asm.R7, asm.R0),
+	)
+	addAll(reloadOr(14+40, "xsk"))
+	add(
+		asm.LoadMem(asm.R4, asm.R2, 14+4, asm.Half),
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.Add.Imm(asm.R4, 40),
+		asm.LoadMem(asm.R5, asm.R7, fvMTU, asm.Half),
+		asm.JGT.Reg(asm.R4, asm.R5, "xsk"),
+		asm.LoadMem(asm.R4, asm.R2, 14+7, asm.Byte),
+		asm.Sub.Imm(asm.R4, 1),
+		asm.StoreMem(asm.R2, 14+7, asm.R4, asm.Byte),
+		asm.Mov.Imm(asm.R8, 1),
+	)
+
+	// Ethernet addresses, count, redirect. R2 still points at a frame of
+	// at least 34 bytes.
+	add(
+		asm.LoadMem(asm.R4, asm.R7, fvDst, asm.Word).WithSymbol("rewrite"),
+		asm.StoreMem(asm.R2, 0, asm.R4, asm.Word),
+		asm.LoadMem(asm.R4, asm.R7, fvDst+4, asm.Half),
+		asm.StoreMem(asm.R2, 4, asm.R4, asm.Half),
+		asm.LoadMem(asm.R4, asm.R7, fvSrc, asm.Half),
+		asm.StoreMem(asm.R2, 6, asm.R4, asm.Half),
+		asm.LoadMem(asm.R4, asm.R7, fvSrc+2, asm.Word),
+		asm.StoreMem(asm.R2, 8, asm.R4, asm.Word),
+		asm.LoadMem(asm.R9, asm.R7, fvIfindex, asm.Word),
+		asm.StoreMem(asm.RFP, -20, asm.R8, asm.Word),
+		mapPtr(asm.R1, f.stats),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -20),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.LoadMem(asm.R4, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R4, 1),
+		asm.StoreMem(asm.R0, 0, asm.R4, asm.DWord),
+		mapPtr(asm.R1, f.devs).WithSymbol("out"),
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Mov.Imm(asm.R3, Drop), // a destination without its device: never, see Add
+		asm.FnRedirectMap.Call(),
+		asm.Return(),
+	)
+
+	x := redirect(xsks, asm.R6, miss)
+	x[0] = x[0].WithSymbol("xsk")
+	addAll(x)
+	return p
+}

@@ -1,0 +1,140 @@
+package xdpprog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+)
+
+// sum16 is the one's-complement sum of b.
+func sum16(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return uint16(s)
+}
+
+func withChecksum(f []byte) []byte {
+	h := f[14:34]
+	binary.BigEndian.PutUint16(h[10:], 0)
+	binary.BigEndian.PutUint16(h[10:], ^sum16(h))
+	return f
+}
+
+func TestFastPath(t *testing.T) {
+	requireBPF(t)
+	fp, err := NewFastPath(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fp.Close()
+	dst, src := [6]byte{2, 0, 0, 0, 0, 0x22}, [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
+	// ifindex 1 is lo, which exists in every namespace: the devmap wants a
+	// real device. BPF_PROG_TEST_RUN reports the verdict without sending.
+	if err := fp.Add(netip.MustParseAddr("198.18.10.2"), 1, 1500, dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := fp.Add(netip.MustParseAddr("fd00:10::2"), 1, 1500, dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := fp.Add(netip.MustParseAddr("198.18.10.3"), 1, 100, dst, src); err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Pod, Options{MissAction: Drop, FastPath: fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	run := func(f []byte) (uint32, []byte) {
+		t.Helper()
+		out := make([]byte, len(f)+64)
+		ro := &ebpf.RunOptions{Data: f, DataOut: out}
+		got, err := p.Prog().Run(ro)
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		return got, out[:len(ro.DataOut)]
+	}
+
+	// Forwarded in XDP: TTL - 1, checksum still valid, addresses rewritten.
+	in4 := withChecksum(ipv4(17, "198.18.10.1", "198.18.10.2", 5, 0, udp(1, 2, 100)))
+	got, out := run(in4)
+	if got != Redirect {
+		t.Fatalf("IPv4 to a fast-path pod: verdict %d, want redirect", got)
+	}
+	if out[14+8] != 63 || sum16(out[14:34]) != 0xffff {
+		t.Errorf("IPv4: TTL %d, header sum %#x; want 63 and a valid checksum", out[14+8], sum16(out[14:34]))
+	}
+	if !bytes.Equal(out[0:6], dst[:]) || !bytes.Equal(out[6:12], src[:]) || !bytes.Equal(out[34:], in4[34:]) {
+		t.Errorf("IPv4: rewrite %x, payload changed %v", out[:12], !bytes.Equal(out[34:], in4[34:]))
+	}
+	// TTL at the checksum's carry edge still gives a valid checksum.
+	for ttl := 2; ttl < 256; ttl += 37 {
+		f := append([]byte(nil), in4...)
+		f[14+8] = byte(ttl)
+		withChecksum(f)
+		if _, o := run(f); sum16(o[14:34]) != 0xffff || o[14+8] != byte(ttl-1) {
+			t.Errorf("TTL %d: checksum invalid after decrement", ttl)
+		}
+	}
+	in6 := ipv6(17, "fd00:10::1", "fd00:10::2", udp(1, 2, 100))
+	got, out = run(in6)
+	if got != Redirect || out[14+7] != 63 || !bytes.Equal(out[0:6], dst[:]) {
+		t.Errorf("IPv6 to a fast-path pod: verdict %d, hop limit %d, dst %x", got, out[14+7], out[0:6])
+	}
+
+	// Everything else goes to the socket (here: the miss action, Drop)
+	// untouched.
+	ttl1 := withChecksum(ipv4(17, "198.18.10.1", "198.18.10.2", 5, 0, udp(1, 2, 10)))
+	ttl1[14+8] = 1
+	withChecksum(ttl1)
+	hop1 := ipv6(17, "fd00:10::1", "fd00:10::2", udp(1, 2, 10))
+	hop1[14+7] = 1
+	for name, f := range map[string][]byte{
+		"unknown destination": withChecksum(ipv4(17, "198.18.10.1", "198.18.10.9", 5, 0, udp(1, 2, 10))),
+		"TTL 1":               ttl1,
+		"hop limit 1":         hop1,
+		"bigger than the MTU": withChecksum(ipv4(17, "198.18.10.1", "198.18.10.3", 5, 0, udp(1, 2, 200))),
+		"IPv4 options":        ipv4(17, "198.18.10.1", "198.18.10.2", 6, 0, udp(1, 2, 10)),
+		"ARP":                 eth(0x0806, make([]byte, 28)),
+		"IPv6 unknown":        ipv6(17, "fd00:10::1", "fd00:10::9", udp(1, 2, 10)),
+		"truncated IPv4":      ipv4(17, "198.18.10.1", "198.18.10.2", 5, 0, nil)[:30],
+	} {
+		got, out := run(f)
+		if got != Drop || !bytes.Equal(out, f) {
+			t.Errorf("%s: verdict %d, changed %v; want the socket path, untouched", name, got, !bytes.Equal(out, f))
+		}
+	}
+	if v4, v6, err := fp.Counts(); err != nil || v4 != 1+7 || v6 != 1 {
+		t.Errorf("counts %d %d %v; want 8 IPv4 and 1 IPv6", v4, v6, err)
+	}
+
+	// Random frames never abort.
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 2000; i++ {
+		f := make([]byte, 14+rng.IntN(100))
+		for j := range f {
+			f[j] = byte(rng.Uint32())
+		}
+		binary.BigEndian.PutUint16(f[12:], []uint16{0x0800, 0x86dd, 0x0806}[rng.IntN(3)])
+		if got, _ := run(f); got != Drop && got != Redirect {
+			t.Fatalf("frame %x: verdict %d", f, got)
+		}
+	}
+
+	if err := fp.Remove(netip.MustParseAddr("198.18.10.2")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := run(withChecksum(ipv4(17, "198.18.10.1", "198.18.10.2", 5, 0, udp(1, 2, 100)))); got != Drop {
+		t.Errorf("after Remove: verdict %d, want the socket path", got)
+	}
+}
