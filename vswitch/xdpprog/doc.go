@@ -1,5 +1,5 @@
 // Package xdpprog is the XDP steering program in front of xvs's AF_XDP
-// sockets, assembled in Go with cilium/ebpf's asm package (no clang at build
+// sockets (and the few other BPF programs xvs attaches), assembled in Go with cilium/ebpf's asm package (no clang at build
 // or run time), with its maps and attach/detach.
 //
 // What it owns:
@@ -10,6 +10,16 @@
 //     including ARP, VLAN-tagged and malformed or truncated frames, is
 //     XDP_PASS, so SSH, BGP, DHCP and the rest stay with the host. A frame
 //     whose queue has no socket gets Options.MissAction (default XDP_PASS).
+//   - The fast path (FastPath, opt-in): a Pod program built with
+//     Options.FastPath first looks IPv4/IPv6 frames up in a hash of the
+//     node's pods (one per family), and for a hit with TTL/hop limit above 1,
+//     no IPv4 options and within the destination's MTU decrements the TTL
+//     (RFC 1624 checksum update), rewrites the MACs and redirects through a
+//     devmap to the destination's host veth end, counting per CPU; all else
+//     goes to the socket as above.
+//   - IngressDrop: a tc (TCX) ingress program that drops what an AF_PACKET
+//     port's interface receives after the packet taps saw it, so the node's
+//     stack stays out of pod traffic without XDP taking the pod's TSO away.
 //   - The maps: an XSKMAP by rx queue (SetSocket, ClearSocket), the LPM
 //     tries (AddPrefix, RemovePrefix) and a one-entry config array (SetVTEP).
 //   - Attach: native (driver) mode first, then generic (skb) mode under
