@@ -29,8 +29,9 @@ var (
 
 // fakeLab is a switch with two fake pod ports.
 type fakeLab struct {
-	sw    *Switch
-	ports map[string]*FakePort
+	sw      *Switch
+	ports   map[string]*FakePort
+	offload map[string]*FakeOffloadPort
 }
 
 func newFakeLab(t testing.TB, poll PollMode) *fakeLab {
@@ -44,13 +45,14 @@ func newFakeLab(t testing.TB, poll PollMode) *fakeLab {
 // offload are FakeOffloadPorts.
 func newFakeLabWith(t testing.TB, poll PollMode, ports []PortConfig, offload map[string]bool) *fakeLab {
 	t.Helper()
-	l := &fakeLab{ports: map[string]*FakePort{}}
+	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
 	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
 		var p Port
 		fp := NewFakePort(1024)
 		if offload[pc.Name] {
 			op := NewFakeOffloadPort(1024)
 			fp, p = op.FakePort, op
+			l.offload[pc.Name] = op
 		} else {
 			p = fp
 		}
