@@ -43,11 +43,12 @@ type FIB struct {
 	tables  map[uint32]*table
 	nhs     []nhEntry // index 0 is the reserved NoRoute entry
 	nhIndex map[nhKey]Index
-	free    []Index // released next-hop slots
-	nhDirty bool    // nhs changed since the last publish
-	tok     *epoch  // the published view's epoch
-	updates uint64  // route changes applied
-	pubs    uint64  // views published
+	free    []Index            // released next-hop slots
+	nhCache [nhCacheSize]Index // recent entries by nhHash, checked with sameIdentity
+	nhDirty bool               // nhs changed since the last publish
+	tok     *epoch             // the published view's epoch
+	updates uint64             // route changes applied
+	pubs    uint64             // views published
 	rate    [rateSlots]rateSlot
 
 	// pending counts arena words in blocks retired but not yet reclaimed,
@@ -117,19 +118,31 @@ func (f *FIB) Apply(adds []Route, dels []RouteKey) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, d := range dels {
-		t := f.tables[d.Table]
-		k, v6 := keyOf(d.Prefix)
-		if !d.Prefix.IsValid() || t == nil {
-			return fmt.Errorf("delete %s table %d: %w", d.Prefix, d.Table, ErrNotFound)
-		}
-		if _, _, ok := f.trie.get(t.root[fam(v6)], k); !ok {
-			return fmt.Errorf("delete %s table %d: %w", k.prefix(v6), d.Table, ErrNotFound)
+	var ws [warmWindow]warmItem
+	for w := 0; w < len(dels); w += warmWindow {
+		dw := dels[w:min(len(dels), w+warmWindow)]
+		f.warmDels(dw, &ws)
+		for _, d := range dw {
+			t := f.tables[d.Table]
+			k, v6 := keyOf(d.Prefix)
+			if !d.Prefix.IsValid() || t == nil {
+				return fmt.Errorf("delete %s table %d: %w", d.Prefix, d.Table, ErrNotFound)
+			}
+			if _, _, ok := f.trie.get(t.root[fam(v6)], k); !ok {
+				return fmt.Errorf("delete %s table %d: %w", k.prefix(v6), d.Table, ErrNotFound)
+			}
 		}
 	}
 	var idxBuf [8]Index
 	idxs := idxBuf[:0]
 	for i := range adds {
+		if i > 0 && sameIdentity(&adds[i].NextHop, &adds[i-1].NextHop) {
+			// A BGP UPDATE's prefixes share one next hop: skip the map.
+			idx := idxs[i-1]
+			f.nhs[idx].refs++
+			idxs = append(idxs, idx)
+			continue
+		}
 		nh := adds[i].NextHop
 		if nh.Kind == KindPort {
 			nh.Resolved = true
@@ -145,28 +158,62 @@ func (f *FIB) Apply(adds []Route, dels []RouteKey) error {
 	}
 	f.drainReclaimed()
 	f.throttle()
-	for _, d := range dels {
-		t := f.tables[d.Table]
-		k, v6 := keyOf(d.Prefix)
-		if old, ok := f.trie.remove(t.root[fam(v6)], k); ok { // !ok only for a repeated key
-			t.count[fam(v6)]--
-			f.unrefLocked(Index(old & nhMask))
+	for w := 0; w < len(dels); w += warmWindow {
+		dw := dels[w:min(len(dels), w+warmWindow)]
+		if len(dels) > warmWindow {
+			f.warmDels(dw, &ws) // the validation's walk is out of cache
+		}
+		for _, d := range dw {
+			t := f.tables[d.Table]
+			k, v6 := keyOf(d.Prefix)
+			if old, ok := f.trie.remove(t.root[fam(v6)], k); ok { // !ok only for a repeated key
+				t.count[fam(v6)]--
+				f.unrefLocked(Index(old & nhMask))
+			}
 		}
 	}
-	for i := range adds {
-		r := &adds[i]
-		t := f.tableLocked(r.Table)
-		k, v6 := keyOf(r.Prefix)
-		old, existed := f.trie.insert(t.root[fam(v6)], k, idxs[i], r.Origin)
-		if existed {
-			f.unrefLocked(Index(old & nhMask))
-		} else {
-			t.count[fam(v6)]++
+	for w := 0; w < len(adds); w += warmWindow {
+		aw := adds[w:min(len(adds), w+warmWindow)]
+		for i := range aw {
+			k, v6 := keyOf(aw[i].Prefix)
+			ws[i] = warmItem{k: k}
+			if t := f.tables[aw[i].Table]; t != nil {
+				ws[i].id = t.root[fam(v6)]
+			}
+		}
+		f.trie.warm(ws[:len(aw)])
+		for i := range aw {
+			r := &aw[i]
+			t := f.tableLocked(r.Table)
+			k, v6 := ws[i].k, r.Prefix.Addr().Is6()
+			root := t.root[fam(v6)]
+			hint := ws[i].id
+			if hint == 0 { // a new table
+				hint = root
+			}
+			old, existed := f.trie.insertFrom(root, hint, k, idxs[w+i], r.Origin)
+			if existed {
+				f.unrefLocked(Index(old & nhMask))
+			} else {
+				t.count[fam(v6)]++
+			}
 		}
 	}
 	f.countUpdates(len(adds) + len(dels))
 	f.publishLocked()
 	return nil
+}
+
+// warmDels warms the trie for a window of deletes (see trie.warm).
+func (f *FIB) warmDels(dels []RouteKey, ws *[warmWindow]warmItem) {
+	for i, d := range dels {
+		ws[i] = warmItem{}
+		if t := f.tables[d.Table]; t != nil && d.Prefix.IsValid() {
+			k, v6 := keyOf(d.Prefix)
+			ws[i] = warmItem{k: k, id: t.root[fam(v6)]}
+		}
+	}
+	f.trie.warm(ws[:len(dels)])
 }
 
 func fam(v6 bool) int {
@@ -462,7 +509,7 @@ func (f *FIB) Stats() Stats {
 		s.Routes6 += t.count[1]
 	}
 	s.NextHops = len(f.nhs) - len(f.free)
-	s.MemoryBytes = int64(len(f.trie.chunks))*chunkWords*4 +
+	s.MemoryBytes = int64(len(f.trie.chunks))*chunkWords*4 + int64(unsafe.Sizeof(chunkDir{})) +
 		int64(len(f.trie.wn))*nodesPerChunk*int64(unsafe.Sizeof(wnode{})) +
 		int64(f.trie.itemWords)*4 + int64(len(f.nhs))*(2*int64(unsafeSizeofNextHop)+8)
 	now := time.Now().Unix()
@@ -507,7 +554,7 @@ func (f *FIB) countUpdates(n int) {
 func (f *FIB) publishLocked() {
 	prev := f.view.Load()
 	f.trie.encodeDirty()
-	v := &View{chunks: f.trie.chunks}
+	v := &View{dir: f.trie.dir}
 	for id, t := range f.tables {
 		r := tableRoots{root4: f.trie.node(t.root[0]).blk, root6: f.trie.node(t.root[1]).blk}
 		if id < denseTables {

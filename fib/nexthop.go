@@ -155,12 +155,36 @@ func keyOfNextHop(nh *NextHop) nhKey {
 	return k
 }
 
+// nhCacheSize is how many next hops internLocked remembers in front of
+// the map.
+const nhCacheSize = 1024
+
+// nhHash is a cheap hash of nh's identity fields, for the cache in front of
+// the map (hashing an nhKey for the map is a tenth of a route change).
+func nhHash(nh *NextHop) uint64 {
+	h := uint64(nh.Kind)<<56 ^ uint64(nh.Port)<<32 ^ uint64(nh.VNI)
+	for _, a := range [2]netip.Addr{nh.Via, nh.Remote} {
+		b := a.As16()
+		h = (h^binary.LittleEndian.Uint64(b[:8]))*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:])
+	}
+	if len(nh.Group) > 0 {
+		h ^= uint64(nh.Group[0]) << 8 * uint64(len(nh.Group))
+	}
+	return mix64(h)
+}
+
 // internLocked returns the entry for nh's identity with one more reference,
 // creating it if needed.
 func (f *FIB) internLocked(nh *NextHop) (Index, error) {
+	slot := &f.nhCache[nhHash(nh)%nhCacheSize]
+	if idx := *slot; idx != NoRoute && int(idx) < len(f.nhs) && f.nhs[idx].refs > 0 && sameIdentity(&f.nhs[idx].nh, nh) {
+		f.nhs[idx].refs++
+		return idx, nil
+	}
 	k := keyOfNextHop(nh)
 	if idx, ok := f.nhIndex[k]; ok {
 		f.nhs[idx].refs++
+		*slot = idx
 		return idx, nil
 	}
 	for _, m := range nh.Group {
@@ -190,6 +214,7 @@ func (f *FIB) internLocked(nh *NextHop) (Index, error) {
 	}
 	f.nhs[idx] = e
 	f.nhIndex[k] = idx
+	*slot = idx
 	f.nhDirty = true
 	return idx, nil
 }

@@ -18,11 +18,12 @@ import (
 //   - flat: the 256 entries as they are; roots, the nodes at depth 8 (and
 //     16 for IPv6), and nodes with more than flatRuns runs.
 //   - compressed: the entries cut into runs of equal consecutive entries.
-//     Words 0-7 are a 256-bit bitmap, bit s%32 of word s/32 set where a
-//     run starts at slot s; byte w of words 8-9 counts the runs starting
-//     before slot 32*w; the runs' entries follow. Slot s reads entry
-//     9 + cum[s/32] + popcount(word s/32 up to bit s%32): two independent
-//     loads from the header, then the entry.
+//     The header is 8 pairs of words: word 2w is bits 32w..32w+31 of a
+//     256-bit bitmap, bit s%32 of word 2(s/32) set where a run starts at
+//     slot s; word 2w+1 is hdrWords-1 plus the number of runs starting
+//     before slot 32w. The runs' entries follow. With w = s/32, slot s
+//     reads word (word 2w+1) + popcount(word 2w up to bit s%32): two
+//     independent loads from the same 8 bytes, then the entry.
 //
 // Readers never see a block change: the writer edits its own records
 // (wnode), marks the nodes a batch touches dirty and, when it publishes,
@@ -40,7 +41,7 @@ const (
 	chunkShift = 16 // words per chunk = 64Ki (256 KiB)
 	chunkWords = 1 << chunkShift
 
-	hdrWords  = 10 // compressed header: bitmap (8 words) and cumulative counts (2)
+	hdrWords  = 16 // compressed header: 8 bitmap words, each with where its runs start
 	flatWords = 256
 
 	// flatRuns is the most runs a node may have and still be compressed.
@@ -60,23 +61,31 @@ type chunk [chunkWords]uint32
 // leaf encodes a leaf entry.
 func leaf(bits int, nh Index) uint32 { return uint32(bits)<<lenShift | uint32(nh) }
 
+// maxChunks bounds the arena (4 GiB): entries carry a 30-bit offset.
+const maxChunks = (offMask >> chunkShift) + 1
+
+// chunkDir finds the arena's chunks. It has a fixed size so that readers
+// index it without a bounds check; the writer only ever fills slots past
+// the ones any published view can reach.
+type chunkDir [maxChunks]*chunk
+
 // step reads slot b of the node that child entry e points at.
-func step(chunks []*chunk, e uint32, b byte) uint32 {
-	c := chunks[e>>chunkShift&(offMask>>chunkShift)]
+func step(dir *chunkDir, e uint32, b byte) uint32 {
+	c := dir[e>>chunkShift&(maxChunks-1)]
 	o := uint16(e)
 	if e&flatBit != 0 {
 		return c[o+uint16(b)]
 	}
 	w := uint16(b >> 5)
-	x := c[o+w] & (^uint32(0) >> (31 - b&31))
-	r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(bits.OnesCount32(x))
-	return c[o+9+r]
+	x := c[o+2*w] << (^b & 31) // the run starts up to slot b
+	return c[o+uint16(c[o+2*w+1])+uint16(bits.OnesCount32(x))]
 }
 
 // arena holds the reader blocks. Chunks are only ever appended; a block
 // never straddles two chunks, so readers index a chunk with a uint16.
 type arena struct {
-	chunks  []*chunk // published by slice header
+	dir     *chunkDir
+	chunks  []*chunk // the chunks in use, as in dir
 	top     uint32   // first never-used word
 	free    [maxBlock + 1][]uint32
 	retired []uint64 // size<<32 | offset of blocks replaced since the last publish
@@ -96,7 +105,12 @@ func (a *arena) alloc(size uint32) uint32 {
 		a.top = (a.top>>chunkShift + 1) << chunkShift
 	}
 	if int(a.top>>chunkShift) >= len(a.chunks) {
-		a.chunks = append(a.chunks, new(chunk))
+		if len(a.chunks) == maxChunks {
+			panic("fib: trie arena full")
+		}
+		c := new(chunk)
+		a.dir[len(a.chunks)] = c
+		a.chunks = append(a.chunks, c)
 	}
 	off := a.top
 	a.top += size
@@ -146,12 +160,13 @@ const (
 	reshape // its runs may have changed: encode from scratch, not by patching its block
 )
 
-// patch records that the leaf of one prefix of a node changed value, so
-// that the node's block can be copied and patched instead of re-encoded.
+// patch records that the leaf of one prefix of a node changed value, or
+// that one of its children will get a new block, so that the node's block
+// can be copied and patched instead of re-encoded.
 type patch struct {
 	prev     uint16 // 1 + index of the node's previous patch, 0 for none
-	lo, hi   uint16 // slots the prefix covers
-	old, new uint32 // leaves
+	lo, hi   uint16 // slots the prefix covers; hi == 0: the child at slot lo
+	old, new uint32 // leaves; for a child, new is its node number
 }
 
 func (n *wnode) has(idx uint) bool { return n.pfx[idx>>6]&(1<<(idx&63)) != 0 }
@@ -240,11 +255,14 @@ type trie struct {
 	order     []uint32 // scratch: dirty, deepest first
 	nodes     int      // nodes in use
 	itemWords int      // capacity of all items slices, for Stats
+	warmSum   uint32   // what warm read, so that the reads stay
 }
 
 func newTrie() *trie {
 	t := &trie{nextNode: 1}
-	t.chunks = append(t.chunks, new(chunk))
+	t.dir = new(chunkDir)
+	t.dir[0] = new(chunk)
+	t.chunks = append(t.chunks, t.dir[0])
 	t.top = 1 // a zero entry means "no such table"
 	return t
 }
@@ -275,6 +293,32 @@ func (t *trie) markDirty(id uint32, n *wnode) {
 		n.state |= dirty
 		t.dirty = append(t.dirty, id)
 	}
+}
+
+// markKid marks child c (node id, at slot s of p) dirty. Unless p is
+// encoded from scratch anyway, p records that slot s needs c's new block,
+// so that patching p's block visits only the children that changed.
+func (t *trie) markKid(p *wnode, s uint, id uint32, c *wnode) {
+	if c.state&dirty != 0 {
+		return
+	}
+	c.state |= dirty
+	t.dirty = append(t.dirty, id)
+	if p.state&reshape == 0 {
+		t.addPatch(p, patch{lo: uint16(s), new: id})
+	}
+}
+
+// addPatch links p into n's patches, or gives up patching n when there
+// are too many to link.
+func (t *trie) addPatch(n *wnode, p patch) {
+	if len(t.patches) >= 1<<16-1 {
+		n.state |= reshape
+		return
+	}
+	p.prev = n.phead
+	t.patches = append(t.patches, p)
+	n.phead = uint16(len(t.patches))
 }
 
 // kill drops node n: its block is retired, its number freed once the
@@ -341,6 +385,54 @@ func (t *trie) find(root uint32, k key) *wnode {
 	return n
 }
 
+// warmItem is one prefix of a batch on its way down the trie, for warm.
+type warmItem struct {
+	k  key
+	id uint32 // node reached so far; 0 to skip
+}
+
+// warmWindow is how many prefixes of a batch warm walks at once: enough to
+// overlap many cache misses, few enough that what it brings in stays cached
+// until the batch's changes use it.
+const warmWindow = 128
+
+// warm walks to the nodes storing the keys of ws (at most warmWindow) level
+// by level, reading what insert and remove will read, so that the cache
+// misses of different prefixes overlap instead of queuing behind each other
+// (the writer's records of a large table are mostly out of cache). It
+// changes nothing but ws's node numbers.
+func (t *trie) warm(ws []warmItem) {
+	var pend [warmWindow]uint8
+	np := 0
+	for i := range ws {
+		if ws[i].id != 0 {
+			pend[np] = uint8(i)
+			np++
+		}
+	}
+	var sum uint32
+	for np > 0 {
+		k := 0
+		for _, i := range pend[:np] {
+			w := &ws[i]
+			n := t.node(w.id)
+			if w.k.bits > int(n.depth)+8 {
+				if c := n.kid(uint(w.k.a[n.depth>>3])); c != 0 {
+					w.id = c
+					pend[k] = i
+					k++
+				}
+				continue
+			}
+			if l := len(n.items); l > 0 {
+				sum += n.items[min(n.rank(artIndex(w.k, n.depth)), l-1)]
+			}
+		}
+		np = k
+	}
+	t.warmSum += sum
+}
+
 // get returns the stored leaf and origin of exactly k.
 func (t *trie) get(root uint32, k key) (uint32, Origin, bool) {
 	n := t.find(root, k)
@@ -378,8 +470,9 @@ func (t *trie) descend(root uint32, k key, path *[17]uint32) (n *wnode, depth in
 			t.itemWords += cap(n.items)
 			n = cn
 		} else {
-			n = t.node(c)
-			t.markDirty(c, n)
+			cn := t.node(c)
+			t.markKid(n, s, c, cn)
+			n = cn
 		}
 		id = c
 		depth++
@@ -391,11 +484,28 @@ func (t *trie) descend(root uint32, k key, path *[17]uint32) (n *wnode, depth in
 // insert stores k with next hop nh. It returns the previous leaf if k was
 // there.
 func (t *trie) insert(root uint32, k key, nh Index, o Origin) (old uint32, existed bool) {
-	if ov, oo, ok := t.get(root, k); ok && ov&nhMask == uint32(nh) && oo == o {
-		return ov, true
+	return t.insertFrom(root, root, k, nh, o)
+}
+
+// insertFrom is insert with a hint: node hint is on k's path (warm's
+// answer), so that checking for an unchanged route need not walk from the
+// root when the hint is the node that stores k. Adds never remove nodes, so
+// within a batch's adds the hint stays on the path.
+func (t *trie) insertFrom(root, hint uint32, k key, nh Index, o Origin) (old uint32, existed bool) {
+	n := t.node(hint)
+	if k.bits > int(n.depth)+8 {
+		n = t.find(root, k)
+	}
+	if n != nil {
+		if idx := artIndex(k, n.depth); n.has(idx) {
+			r := n.rank(idx)
+			if ov, oo := n.value(r, idx), Origin(n.items[r]>>24); ov&nhMask == uint32(nh) && oo == o {
+				return ov, true
+			}
+		}
 	}
 	var path [17]uint32
-	n, _ := t.descend(root, k, &path)
+	n, _ = t.descend(root, k, &path)
 	idx := artIndex(k, n.depth)
 	t.itemWords -= cap(n.items)
 	old, existed = n.put(idx, nh, o)
@@ -403,11 +513,8 @@ func (t *trie) insert(root uint32, k key, nh Index, o Origin) (old uint32, exist
 	if existed {
 		r := uint(bits.Len(idx)) - 1
 		lo := (idx &^ (1 << r)) << (8 - r)
-		if len(t.patches) >= 1<<16-1 {
-			n.state |= reshape // too many to link: encode from scratch
-		} else {
-			t.patches = append(t.patches, patch{prev: n.phead, lo: uint16(lo), hi: uint16(lo + 1<<(8-r)), old: old, new: leaf(k.bits, nh)})
-			n.phead = uint16(len(t.patches))
+		if n.state&reshape == 0 {
+			t.addPatch(n, patch{lo: uint16(lo), hi: uint16(lo + 1<<(8-r)), old: old, new: leaf(k.bits, nh)})
 		}
 	} else {
 		n.state |= reshape
@@ -459,20 +566,21 @@ func (t *trie) refresh(n *wnode, idx uint) {
 	for s := lo; s < hi; s++ {
 		if c := n.kid(s); c != 0 {
 			v, _ := n.best(s)
-			t.setDefault(c, v)
+			t.setDefault(n, s, c, v)
 		}
 	}
 }
 
-// setDefault changes what node c inherits from above.
-func (t *trie) setDefault(id uint32, v uint32) {
+// setDefault changes what node id, the child at slot s of p, inherits from
+// above.
+func (t *trie) setDefault(p *wnode, s uint, id uint32, v uint32) {
 	c := t.node(id)
 	if c.dflt == v {
 		return
 	}
 	c.dflt = v
 	c.state |= reshape
-	t.markDirty(id, c)
+	t.markKid(p, s, id, c)
 	if c.nkids() == 0 {
 		return
 	}
@@ -482,7 +590,7 @@ func (t *trie) setDefault(id uint32, v uint32) {
 			continue
 		}
 		if _, own := c.best(s); !own {
-			t.setDefault(g, v)
+			t.setDefault(c, s, g, v)
 		}
 	}
 }
@@ -511,7 +619,11 @@ func (t *trie) encodeDirty() {
 	}
 	t.order = order
 	var e [256]uint32
-	for _, id := range order {
+	var dst [warmWindow]uint32
+	for i, id := range order {
+		if i%warmWindow == 0 {
+			t.warmBlocks(order[i:min(len(order), i+warmWindow)], &dst)
+		}
 		n := t.node(id)
 		if n.state&dead != 0 {
 			*n = wnode{}
@@ -529,7 +641,7 @@ func (t *trie) encodeDirty() {
 			slices.Reverse(ps) // in the order they happened
 			t.pscratch = ps
 			n.phead = 0
-			if blk, ok := t.repatch(n, ps); ok {
+			if blk, ok := t.repatch(n, ps, dst[i%warmWindow]); ok {
 				t.retire(n.blk, n.size)
 				n.blk = blk
 				n.state &^= dirty
@@ -553,61 +665,97 @@ func (t *trie) encodeDirty() {
 	t.patches = t.patches[:0]
 }
 
-// repatch copies n's block to a fresh one with the children's current
-// blocks and the leaf changes ps applied. It fails, allocating nothing, if
+// warmBlocks allocates the fresh blocks of the nodes in ids that will be
+// copied and patched (into dst), and reads one word per cache line of them
+// and of the published blocks they copy, so that the cache misses of the
+// copies overlap instead of queuing behind each other (see warm).
+func (t *trie) warmBlocks(ids []uint32, dst *[warmWindow]uint32) {
+	var sum uint32
+	for i, id := range ids {
+		n := t.node(id)
+		if n.state&(reshape|dead) != 0 || n.blk == 0 {
+			continue
+		}
+		size := uint32(n.size)
+		off := t.alloc(size)
+		dst[i] = off
+		b := t.words(n.blk&offMask, size)
+		d := t.words(off, size)
+		for j := 0; j < len(b); j += 16 {
+			sum += b[j] + d[j]
+		}
+	}
+	t.warmSum += sum
+}
+
+// repatch copies n's block to a fresh one with the changes ps applied:
+// leaf changes, and children's new blocks. It fails, allocating nothing, if
 // a changed leaf's run reaches outside its prefix (a neighbour with an
 // equal leaf shares it).
-func (t *trie) repatch(n *wnode, ps []patch) (uint32, bool) {
+func (t *trie) repatch(n *wnode, ps []patch, off uint32) (uint32, bool) {
 	size := uint32(n.size)
-	off := t.alloc(size)
 	b := t.words(off, size)
 	copy(b, t.words(n.blk&offMask, size))
 	if n.blk&flatBit != 0 {
 		for _, p := range ps {
+			if p.hi == 0 {
+				b[p.lo] = t.node(p.new).blk
+				continue
+			}
 			for s := p.lo; s < p.hi; s++ {
 				if b[s] == p.old {
 					b[s] = p.new
 				}
 			}
 		}
-		for w := uint(0); w < 4; w++ {
-			for x := n.kids[w]; x != 0; x &= x - 1 {
-				s := w<<6 | uint(bits.TrailingZeros64(x))
-				b[s] = t.node(n.kid(s)).blk
-			}
+		return n.blk&(childBit|flatBit) | off, true
+	}
+	out := b[hdrWords:]
+	for _, p := range ps {
+		s := uint(p.lo)
+		if p.hi == 0 {
+			out[runIndex(b, s)] = t.node(p.new).blk
+			continue
 		}
-	} else {
-		out := b[hdrWords:]
-		j := 0
-		for w := uint(0); w < 8; w++ {
-			for x := b[w]; x != 0; x &= x - 1 {
-				start := w<<5 | uint(bits.TrailingZeros32(x))
-				v := out[j]
-				if v&childBit != 0 {
-					out[j] = t.node(n.kid(start)).blk
-				} else if len(ps) > 0 {
-					end := uint(256)
-					if j+1 < len(out) {
-						end = nextRun(b, start)
-					}
-					for _, p := range ps {
-						if v == p.old && start < uint(p.hi) && end > uint(p.lo) {
-							if start < uint(p.lo) || end > uint(p.hi) {
-								// Never published: free at once.
-								t.reuse([]uint64{uint64(size)<<32 | uint64(off)})
-								t.live -= int(size)
-								return 0, false
-							}
-							v = p.new
-						}
-					}
-					out[j] = v
+		// The runs overlapping [lo, hi), from the one holding lo.
+		j := runIndex(b, s)
+		start := runStart(b, s)
+		for start < uint(p.hi) {
+			end := nextRun(b, start)
+			if out[j] == p.old {
+				if start < uint(p.lo) || end > uint(p.hi) {
+					// Never published: free at once.
+					t.reuse([]uint64{uint64(size)<<32 | uint64(off)})
+					t.live -= int(size)
+					return 0, false
 				}
-				j++
+				out[j] = p.new
 			}
+			start = end
+			j++
 		}
 	}
 	return n.blk&(childBit|flatBit) | off, true
+}
+
+// runIndex returns the index of the run holding slot s in compressed block
+// b, as a reader computes it.
+func runIndex(b []uint32, s uint) int {
+	w := s >> 5
+	x := b[2*w] & (^uint32(0) >> (31 - s&31))
+	return int(b[2*w+1]) + bits.OnesCount32(x) - hdrWords
+}
+
+// runStart returns the slot where the run holding slot s starts, in
+// compressed block b.
+func runStart(b []uint32, s uint) uint {
+	w := int(s >> 5)
+	x := b[2*w] & (^uint32(0) >> (31 - s&31))
+	for x == 0 {
+		w--
+		x = b[2*w]
+	}
+	return uint(w)<<5 | uint(31-bits.LeadingZeros32(x))
 }
 
 // nextRun returns the slot where the run after the one starting at s
@@ -615,7 +763,7 @@ func (t *trie) repatch(n *wnode, ps []patch) (uint32, bool) {
 func nextRun(b []uint32, s uint) uint {
 	s++
 	for w := s >> 5; w < 8; w++ {
-		x := b[w]
+		x := b[2*w]
 		if w == s>>5 {
 			x &= ^uint32(0) << (s & 31)
 		}
@@ -690,12 +838,11 @@ func (t *trie) store(e *[256]uint32, bm [4]uint64, flat bool) (uint32, uint16) {
 	size := uint32(hdrWords + runs)
 	off := t.alloc(size)
 	b := t.words(off, size)
-	b[8], b[9] = 0, 0
-	c := 0
+	c := hdrWords - 1
 	for w := range 8 {
 		x := uint32(bm[w/2] >> (32 * (w % 2)))
-		b[w] = x
-		b[8+w/4] |= uint32(c) << (8 * (w % 4))
+		b[2*w] = x
+		b[2*w+1] = uint32(c)
 		c += bits.OnesCount32(x)
 	}
 	out := b[hdrWords:]

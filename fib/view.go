@@ -8,7 +8,7 @@ import (
 // View is an immutable snapshot of every table and the next-hop table.
 // Everything reachable from it stays unchanged while anyone holds it.
 type View struct {
-	chunks []*chunk     // the arena; nodes reachable from the roots below are frozen
+	dir    *chunkDir    // the arena; nodes reachable from the roots below are frozen
 	dense  []tableRoots // by table ID, for IDs below denseTables
 	sparse map[uint32]tableRoots
 	nhs    []NextHop
@@ -51,7 +51,7 @@ func (v *View) SelectECMP(idx Index, hash uint32) Index {
 func (v *View) root(e uint32) *[256]uint32 {
 	off := e & offMask
 	o := off & (chunkWords - 1)
-	return (*[256]uint32)(v.chunks[off>>chunkShift][o : o+256])
+	return (*[256]uint32)(v.dir[off>>chunkShift&(maxChunks-1)][o : o+256])
 }
 
 // Lookup4 returns the next hop of the longest prefix covering a.
@@ -61,7 +61,7 @@ func (v *View) Lookup4(table uint32, a [4]byte) Index {
 		return NoRoute
 	}
 	for i := range 4 {
-		e = step(v.chunks, e, a[i])
+		e = step(v.dir, e, a[i])
 		if e&childBit == 0 {
 			return Index(e & nhMask)
 		}
@@ -76,7 +76,7 @@ func (v *View) Lookup6(table uint32, a [16]byte) Index {
 		return NoRoute
 	}
 	for i := range 16 {
-		e = step(v.chunks, e, a[i])
+		e = step(v.dir, e, a[i])
 		if e&childBit == 0 {
 			return Index(e & nhMask)
 		}
@@ -110,44 +110,64 @@ func lookupBatch[A [4]byte | [16]byte](v *View, rootEntry uint32, addrs []A, out
 		return
 	}
 	root := v.root(rootEntry)
-	chunks := v.chunks
+	dir := v.dir
 	var zero A
 	depth := len(zero) // 4 or 16 levels of one byte
+	flatLevels := 2    // the root and depth 8, and for IPv6 depth 16
+	if depth == 16 {
+		flatLevels = 3
+	}
 	for len(addrs) > 0 {
 		n := min(len(addrs), 256)
 		as, os := addrs[:n], out[:n]
 		addrs, out = addrs[n:], out[n:]
+		// Entries so far by position, and the positions still pending:
+		// both indexed by uint8, so without bounds checks.
+		var res [256]uint32
 		var pend [256]uint8
 		np := 0
 		for i := range as {
 			e := root[as[i][0]]
-			os[i] = Index(e)
+			res[uint8(i)] = e
 			pend[np] = uint8(i)
 			np += int(e >> 31)
 		}
-		for lvl := 1; np > 0 && lvl < depth; lvl++ {
+		// The levels below the root that are always flat (depth 8, and
+		// 16 for IPv6; see trie.encodeDirty) need no test of the kind.
+		lvl := 1
+		for ; np > 0 && lvl < flatLevels; lvl++ {
+			k := 0
+			for _, i := range pend[:np] {
+				e := res[i]
+				e = dir[e>>chunkShift&(maxChunks-1)][uint16(e)+uint16(as[i][lvl])]
+				res[i] = e
+				pend[k] = i
+				k += int(e >> 31)
+			}
+			np = k
+		}
+		for ; np > 0 && lvl < depth; lvl++ {
 			k := 0
 			for _, i := range pend[:np] {
 				// step, by hand: the compiler will not inline it.
-				e := uint32(os[i])
-				c := chunks[e>>chunkShift&(offMask>>chunkShift)]
+				e := res[i]
+				c := dir[e>>chunkShift&(maxChunks-1)]
 				o, b := uint16(e), as[i][lvl]
 				if e&flatBit != 0 {
 					e = c[o+uint16(b)]
 				} else {
 					w := uint16(b >> 5)
-					x := c[o+w] & (^uint32(0) >> (31 - b&31))
-					r := uint16(c[o+8+w>>2]>>(b>>5&3*8))&0xff + uint16(bits.OnesCount32(x))
-					e = c[o+9+r]
+					x := c[o+2*w] << (^b & 31) // the run starts up to slot b
+					e = c[o+uint16(c[o+2*w+1])+uint16(bits.OnesCount32(x))]
 				}
-				os[i] = Index(e)
+				res[i] = e
 				pend[k] = i
 				k += int(e >> 31)
 			}
 			np = k
 		}
 		for i := range os {
-			os[i] &= nhMask
+			os[i] = Index(res[uint8(i)] & nhMask)
 		}
 	}
 }
@@ -181,7 +201,7 @@ func (v *View) lookupLeaf(table uint32, a netip.Addr) (uint32, bool) {
 	}
 	e := id
 	for i := range n {
-		e = step(v.chunks, e, b[i])
+		e = step(v.dir, e, b[i])
 		if e&childBit == 0 {
 			return e, e&nhMask != 0
 		}
