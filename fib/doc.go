@@ -162,7 +162,14 @@
 //     few changed children), the misses the warm passes overlap but cannot
 //     avoid, and the GC, which the retired blocks keep running nearly back
 //     to back: letting 64 MiB wait instead of 16 MiB gave +10-15% for
-//     more memory, and was not kept.
+//     more memory, and was not kept. Those GCs marked the benchmark's own
+//     bart tables too; without them (BenchmarkUpdate now releases the
+//     lookup fixture) the wall-clock rate with the reader spinning on the
+//     other core is 1.18-1.25M routes/s at batches of 10,000 and
+//     0.76-0.90M at 1,000 (per writer CPU-second 1.43-1.48M and
+//     1.11-1.18M). Replacing GC-proved reclamation by the workers'
+//     quiescent states (each worker publishes the view it is done with)
+//     would take the GC off the writer's path; not done.
 //   - Memory under churn: retired blocks wait for a GC (above); after the
 //     update benchmark the FIB holds 88-146 MiB (Stats.MemoryBytes),
 //     against 172-187 MiB for the all-flat design. It follows the GC's
