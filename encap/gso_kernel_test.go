@@ -4,20 +4,16 @@ package encap
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
 )
 
 // TestGSOKernel cross-checks Segment against the kernel's own software GSO.
@@ -26,8 +22,8 @@ import (
 // offloads are off, so validate_xmit_skb segments it and completes the
 // checksums in software; end B (GRO off, so nothing is merged again)
 // receives the segments on a packet socket, and they must equal Segment's
-// byte for byte. Both ends live in namespaces "xg-…" the test creates and
-// deletes.
+// byte for byte. Both ends live in namespaces "xr-…" that the test creates
+// and deletes (package xsktest).
 func TestGSOKernel(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces and veths")
@@ -38,34 +34,22 @@ func TestGSOKernel(t *testing.T) {
 	if _, err := exec.LookPath("ethtool"); err != nil {
 		t.Skip("needs ethtool")
 	}
-	suffix := gsoSuffix()
-	na, nb := gsoNewNS(t, "xg-a"+suffix), gsoNewNS(t, "xg-b"+suffix)
-	a, b := "xg-"+suffix+"a", "xg-"+suffix+"b"
-	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a, MTU: 1500}, PeerName: b, PeerNamespace: netlink.NsFd(nb.h)}
-	if err := na.nl.LinkAdd(v); err != nil {
-		t.Fatalf("add veth: %v", err)
-	}
+	na, nb := xsktest.NewNS(t), xsktest.NewNS(t)
+	a, b := xsktest.Veth(t, na, nb, nil, nil)
 	for _, x := range []struct {
-		ns      *gsoNS
+		ns      *xsktest.NS
 		name    string
 		ethtool []string
 	}{
 		{na, a, []string{"tx", "off", "tso", "off", "gso", "off", "tx-udp-segmentation", "off"}},
 		{nb, b, []string{"gro", "off"}},
 	} {
-		l, err := x.ns.nl.LinkByName(x.name)
-		if err == nil {
-			err = x.ns.nl.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatalf("up %s: %v", x.name, err)
-		}
-		args := append([]string{"netns", "exec", x.ns.name, "ethtool", "-K", x.name}, x.ethtool...)
+		args := append([]string{"netns", "exec", x.ns.Name, "ethtool", "-K", x.name}, x.ethtool...)
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			t.Fatalf("ethtool -K %s: %v\n%s", x.name, err, out)
 		}
 		// No IPv6 autoconfiguration chatter on the pair.
-		args = []string{"netns", "exec", x.ns.name, "sysctl", "-qw", "net.ipv6.conf." + x.name + ".disable_ipv6=1"}
+		args = []string{"netns", "exec", x.ns.Name, "sysctl", "-qw", "net.ipv6.conf." + x.name + ".disable_ipv6=1"}
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			t.Logf("disable IPv6 on %s: %v %s", x.name, err, out)
 		}
@@ -73,7 +57,7 @@ func TestGSOKernel(t *testing.T) {
 
 	var tx, rx int
 	var txIdx, rxIdx int
-	err := na.do(func() (err error) {
+	err := na.Do(func() (err error) {
 		ifc, err := net.InterfaceByName(a)
 		if err != nil {
 			return err
@@ -90,7 +74,7 @@ func TestGSOKernel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sender socket: %v", err)
 	}
-	err = nb.do(func() (err error) {
+	err = nb.Do(func() (err error) {
 		ifc, err := net.InterfaceByName(b)
 		if err != nil {
 			return err
@@ -173,74 +157,3 @@ func gsoCaseIndex(c gsoCase) int {
 }
 
 func gsoHtons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func gsoSuffix() string {
-	var b [3]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// gsoNS is a named network namespace owned by one test.
-type gsoNS struct {
-	name string
-	h    netns.NsHandle
-	nl   *netlink.Handle
-}
-
-// gsoNewNS creates the namespace name and deletes it (and the veth end in
-// it) when the test ends, even if it fails.
-func gsoNewNS(t *testing.T, name string) *gsoNS {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("get netns: %v", err)
-	}
-	h, err := netns.NewNamed(name) // switches this thread into it
-	if serr := netns.Set(orig); serr != nil {
-		// Leave the thread locked: the runtime retires it with the goroutine.
-		t.Fatalf("restore netns: %v", serr)
-	}
-	orig.Close()
-	runtime.UnlockOSThread()
-	if err != nil {
-		t.Fatalf("new netns %s: %v", name, err)
-	}
-	n := &gsoNS{name: name, h: h}
-	t.Cleanup(func() {
-		if n.nl != nil {
-			n.nl.Close()
-		}
-		h.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete netns %s: %v", name, err)
-		}
-	})
-	if n.nl, err = netlink.NewHandleAt(h); err != nil {
-		t.Fatalf("netlink in %s: %v", name, err)
-	}
-	return n
-}
-
-// do runs fn on a thread switched into the namespace; sockets fn creates
-// stay in it.
-func (n *gsoNS) do(fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	if err := netns.Set(n.h); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("enter %s: %w", n.name, err)
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		return errors.Join(ferr, fmt.Errorf("leave %s: %w", n.name, err))
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
