@@ -267,12 +267,7 @@ func TestPartialChecksumCompleted(t *testing.T) {
 func TestForwardLargeZeroAlloc(t *testing.T) {
 	l := newOffloadLab(t)
 	w := l.sw.workers[0]
-	var in *portState
-	for _, ps := range w.rxList {
-		if ps.name == "pod1" {
-			in = ps
-		}
-	}
+	in := l.rxPort("pod1")
 	for _, dst := range []netip.Addr{pod2v4, pod3v4} { // whole, then cut
 		super := tcpSuper(t, false, pod1v4, dst, 64, 60000, 1460)
 		frame := make([]byte, len(super)-encap.VirtioNetHdrLen)
@@ -280,16 +275,7 @@ func TestForwardLargeZeroAlloc(t *testing.T) {
 			copy(frame, super[encap.VirtioNetHdrLen:])
 			lf := LargeFrame{Frame: frame, Hdr: encap.VirtioNetHdr(super[:encap.VirtioNetHdrLen])}
 			w.forwardLarge(&lf, in)
-			for _, id := range w.touched {
-				for _, p := range w.out[id] {
-					w.umem.Free(p.Addr)
-				}
-				w.out[id] = w.out[id][:0]
-			}
-			w.touched = w.touched[:0]
-			for len(l.ports["pod2"].Out) > 0 {
-				<-l.ports["pod2"].Out
-			}
+			l.discardOutput()
 		})
 		if dst == pod3v4 {
 			// A lying offload header is dropped without allocating too.
@@ -324,12 +310,7 @@ func BenchmarkForwardLarge(b *testing.B) {
 			l := newOffloadLab(b)
 			l.offload["pod2"].Discard = true
 			w := l.sw.workers[0]
-			var in *portState
-			for _, ps := range w.rxList {
-				if ps.name == "pod1" {
-					in = ps
-				}
-			}
+			in := l.rxPort("pod1")
 			super := tcpSuper(b, false, pod1v4, tc.dst, 64, 65000, 1460)
 			frame := make([]byte, len(super)-encap.VirtioNetHdrLen)
 			copy(frame, super[encap.VirtioNetHdrLen:])
@@ -340,16 +321,7 @@ func BenchmarkForwardLarge(b *testing.B) {
 				copy(frame[:34], super[encap.VirtioNetHdrLen:]) // MACs, TTL, checksum as sent
 				lf := LargeFrame{Frame: frame, Hdr: hdr}
 				w.forwardLarge(&lf, in)
-				for _, id := range w.touched {
-					for _, p := range w.out[id] {
-						w.umem.Free(p.Addr)
-					}
-					w.out[id] = w.out[id][:0]
-				}
-				w.touched = w.touched[:0]
-				for len(l.ports["pod2"].Out) > 0 {
-					<-l.ports["pod2"].Out
-				}
+				l.discardOutput()
 			}
 			b.StopTimer()
 			w.cnt.publish()
@@ -357,5 +329,31 @@ func BenchmarkForwardLarge(b *testing.B) {
 				b.Fatalf("%d super-frames forwarded of %d (drops %v)", c.Events[EvGSOWhole]+c.Events[EvGSOSegmented], b.N, c.Drops)
 			}
 		})
+	}
+}
+
+// rxPort returns the first worker's state for the port named name.
+func (l *fakeLab) rxPort(name string) *portState {
+	for _, ps := range l.sw.workers[0].rxList {
+		if ps.name == name {
+			return ps
+		}
+	}
+	return nil
+}
+
+// discardOutput frees what the first worker queued and empties pod2's
+// channel: for calling forwardLarge in a loop without flushing.
+func (l *fakeLab) discardOutput() {
+	w := l.sw.workers[0]
+	for _, id := range w.touched {
+		for _, p := range w.out[id] {
+			w.umem.Free(p.Addr)
+		}
+		w.out[id] = w.out[id][:0]
+	}
+	w.touched = w.touched[:0]
+	for len(l.ports["pod2"].Out) > 0 {
+		<-l.ports["pod2"].Out
 	}
 }
