@@ -70,7 +70,7 @@ func PodToPod(set Set, fwds []Forwarder, iperf bool) Scenario {
 // xvsd's XDP fast path.
 func TCP(set Set, fwds []Forwarder) Scenario {
 	s := Scenario{Name: "tcp/" + string(set), Forwarders: fwds, Rounds: 2}
-	d := 2 * time.Second
+	d := time.Second
 	streams := []int{1}
 	if set == Full {
 		s.Rounds, d, streams = 3, 4*time.Second, []int{1, 4}
