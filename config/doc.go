@@ -24,10 +24,10 @@
 //	# busy | adaptive (default adaptive)
 //	poll: adaptive
 //	# adaptive: how long an idle worker keeps polling before it sleeps in
-//	# poll(2), 0s..100ms (default 200us). Spinning saves a wake-up per
-//	# burst when the worker has a core to itself; 0s gives the core back
-//	# at once, better where the pods need it (see docs/BENCHMARKS.md)
-//	idle_spin: 200us
+//	# poll(2), 0s..100ms (default 0s: sleep at once, which measured best
+//	# where the pods share the worker's cores; spinning saves a wake-up per
+//	# burst when the worker has a core to itself; see docs/BENCHMARKS.md)
+//	idle_spin: 0s
 //	# pin worker i to CPU worker_cpus[i] (default: not pinned), as VPP's
 //	# corelist-workers: a pinned worker keeps its caches and never migrates
 //	worker_cpus: [1]

@@ -134,7 +134,11 @@ var (
 const NoIdleSpin time.Duration = -1
 
 const (
-	DefaultIdleSpin  = 200 * time.Microsecond
+	// DefaultIdleSpin: an idle worker sleeps at once. Measured on 2 cores
+	// (docs/BENCHMARKS.md), a worker that spins takes the core the pods
+	// need: 200 µs of spin doubled the median latency and cost a few
+	// percent of packet rate.
+	DefaultIdleSpin  = NoIdleSpin
 	DefaultBatchSize = 256
 	MaxBatchSize     = 256
 	DefaultFrames    = 16384

@@ -64,7 +64,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer, version string, 
 		workers     = fs.Int("workers", 1, "worker goroutines")
 		batchSize   = fs.Int("batch-size", vswitch.DefaultBatchSize, "frames per vector (1..256)")
 		poll        = fs.String("poll", "adaptive", "busy or adaptive")
-		idleSpin    = fs.String("idle-spin", "200us", "adaptive polling: how long an idle worker keeps polling before it sleeps (0s: sleep at once)")
+		idleSpin    = fs.String("idle-spin", "0s", "adaptive polling: how long an idle worker keeps polling before it sleeps (0s: sleep at once)")
 		fastPath    = fs.Bool("xdp-fast-path", false, "forward pod-to-pod frames in the pods' XDP programs (pods need GRO on)")
 		workerCPUs  = fs.String("worker-cpus", "", "comma list: pin worker i to the i-th CPU (default: not pinned)")
 		showVersion = fs.Bool("version", false, "print the version and exit")
