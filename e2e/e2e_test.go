@@ -60,11 +60,25 @@ func TestPodToPodPing(t *testing.T) {
 func TestPodToPodTCP(t *testing.T) {
 	l := newLab(t, lab.Options{})
 	p1, p2 := l.T.Pods[0], l.T.Pods[1]
-	ping(t, l, p1.Name, p2.V4) // resolve neighbours first
+	iperfBoth(t, l, p1, p2, nil)
+	assertForwardingOff(t, l)
+}
+
+// iperfBoth runs iperf3 from p1 to p2 over IPv4 and IPv6, after pings that
+// resolve the neighbours, and fails on an error or nothing received. each,
+// if given, runs around every transfer: it is called before and returns
+// the check to call after.
+func iperfBoth(t *testing.T, l *lab.Lab, p1, p2 *lab.Pod, each func(t *testing.T) func()) {
+	t.Helper()
+	ping(t, l, p1.Name, p2.V4)
 	ping(t, l, p1.Name, p2.V6)
 	for _, v6 := range []bool{false, true} {
 		name := map[bool]string{false: "v4", true: "v6"}[v6]
 		t.Run(name, func(t *testing.T) {
+			after := func() {}
+			if each != nil {
+				after = each(t)
+			}
 			r, err := l.Iperf3(p2.Name, p1.Name, 2*time.Second, v6)
 			if err != nil {
 				t.Fatal(err)
@@ -73,9 +87,9 @@ func TestPodToPodTCP(t *testing.T) {
 			if r.ReceivedBytes == 0 {
 				t.Fatal("no bytes received")
 			}
+			after()
 		})
 	}
-	assertForwardingOff(t, l)
 }
 
 // TestTTLExpired: the first hop of a pod is xvsd, so TTL 1 expires there
@@ -481,25 +495,14 @@ func TestRestartKeepsAPIPods(t *testing.T) {
 func TestPodToPodTCPOffload(t *testing.T) {
 	l := newLab(t, lab.Options{PodMode: "af-packet"})
 	p1, p2 := l.T.Pods[0], l.T.Pods[1]
-	ping(t, l, p1.Name, p2.V4)
-	ping(t, l, p1.Name, p2.V6)
-	for _, v6 := range []bool{false, true} {
-		name := map[bool]string{false: "v4", true: "v6"}[v6]
-		t.Run(name, func(t *testing.T) {
-			before := counter(t, l, "node", "gso-whole")
-			r, err := l.Iperf3(p2.Name, p1.Name, 2*time.Second, v6)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("iperf3 %s: %.2f Gb/s, %d bytes received, %d retransmits", name, r.BitsPerSecond/1e9, r.ReceivedBytes, r.Retransmits)
-			if r.ReceivedBytes == 0 {
-				t.Fatal("no bytes received")
-			}
+	iperfBoth(t, l, p1, p2, func(t *testing.T) func() {
+		before := counter(t, l, "node", "gso-whole")
+		return func() {
 			if after := counter(t, l, "node", "gso-whole"); after <= before {
 				t.Errorf("gso-whole went %d -> %d: no super-frame crossed whole", before, after)
 			}
-		})
-	}
+		}
+	})
 	if n := counter(t, l, "node", "bad-offload"); n != 0 {
 		t.Errorf("bad-offload = %d", n)
 	}

@@ -14,6 +14,7 @@ type FakePort struct {
 	umem *xsk.Umem
 	In   chan []byte
 	Out  chan []byte
+	hdr  int // zero bytes Transmit puts in front of each frame (a virtio_net_hdr for FakeOffloadPort)
 }
 
 var _ Port = (*FakePort)(nil)
@@ -48,7 +49,8 @@ func (f *FakePort) Receive(pkts []Packet) int {
 // Transmit implements Port.
 func (f *FakePort) Transmit(pkts []Packet) int {
 	for i := range pkts {
-		b := append([]byte(nil), f.umem.Bytes(pkts[i].Addr, int(pkts[i].Len))...)
+		b := make([]byte, f.hdr, f.hdr+int(pkts[i].Len))
+		b = append(b, f.umem.Bytes(pkts[i].Addr, int(pkts[i].Len))...)
 		select {
 		case f.Out <- b:
 			f.umem.Free(pkts[i].Addr)
@@ -80,7 +82,9 @@ var _ LargePort = (*FakeOffloadPort)(nil)
 
 // NewFakeOffloadPort returns an offloading fake port.
 func NewFakeOffloadPort(depth int) *FakeOffloadPort {
-	return &FakeOffloadPort{FakePort: NewFakePort(depth)}
+	fp := NewFakePort(depth)
+	fp.hdr = encap.VirtioNetHdrLen // frames go out behind an all-zero header
+	return &FakeOffloadPort{FakePort: fp}
 }
 
 // Receive implements Port.
@@ -120,21 +124,6 @@ func (f *FakeOffloadPort) Receive(pkts []Packet) int {
 
 // Large implements LargePort.
 func (f *FakeOffloadPort) Large() []LargeFrame { return f.large }
-
-// Transmit implements Port: frames go out behind an all-zero header.
-func (f *FakeOffloadPort) Transmit(pkts []Packet) int {
-	for i := range pkts {
-		b := make([]byte, encap.VirtioNetHdrLen, encap.VirtioNetHdrLen+int(pkts[i].Len))
-		b = append(b, f.umem.Bytes(pkts[i].Addr, int(pkts[i].Len))...)
-		select {
-		case f.Out <- b:
-			f.umem.Free(pkts[i].Addr)
-		default:
-			return i
-		}
-	}
-	return len(pkts)
-}
 
 // TransmitLarge implements LargePort.
 func (f *FakeOffloadPort) TransmitLarge(frame []byte, hdr encap.VirtioNetHdr) error {
