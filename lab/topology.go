@@ -401,7 +401,9 @@ func Plan(opts Options) (*Topology, error) {
 			if !opts.PodTxChecksum && opts.PodMode != "af-packet" {
 				t.TxChecksumOff = append(t.TxChecksumOff, IfRef{pd.NS, PodIf})
 			}
-			if opts.XDPFastPath {
+			if opts.XDPFastPath && opts.PodMode != "af-packet" {
+				// XDP redirects need NAPI at the receiving end; the tc
+				// fast path of AF_PACKET ports delivers without it.
 				t.GROOn = append(t.GROOn, IfRef{pd.NS, PodIf})
 			}
 			if opts.StaticNeighbors {

@@ -25,6 +25,13 @@ func XVSDFastPath(path string, flags []string) Forwarder {
 	return &xvsdFwd{path: path, fastPath: true, flags: flags}
 }
 
+// XVSDAFPacketFastPath is XVSD with AF_PACKET pod ports (offloads on) and
+// the fast path on: pod-to-pod frames, GSO super-frames included, are
+// forwarded by the ports' tc ingress programs.
+func XVSDAFPacketFastPath(path string, flags []string) Forwarder {
+	return &xvsdFwd{path: path, podMode: "af-packet", fastPath: true, flags: flags}
+}
+
 type xvsdFwd struct {
 	path     string
 	podMode  string
@@ -38,7 +45,10 @@ func (x *xvsdFwd) Name() string {
 	if x.podMode != "" {
 		n += "-" + x.podMode
 	}
-	if x.fastPath {
+	switch {
+	case x.fastPath && x.podMode == "af-packet":
+		n += "-tc-fast-path" // the ports' tc programs forward
+	case x.fastPath:
 		n += "-xdp-fast-path"
 	}
 	for _, f := range x.flags {

@@ -56,6 +56,8 @@ const (
 	EvGSOSegmented  // GSO super-frames cut into segments in software
 	EvXDPForwarded4 // IPv4 frames the pod programs forwarded themselves (XDP fast path)
 	EvXDPForwarded6 // IPv6 likewise
+	EvTCForwarded4  // IPv4 frames AF_PACKET pod ports' tc programs forwarded themselves (tc fast path)
+	EvTCForwarded6  // IPv6 likewise
 	NumEvents
 )
 
@@ -63,6 +65,7 @@ var eventNames = [...]string{
 	"rx-packets", "forwarded-ipv4", "forwarded-ipv6", "arp-replies", "ndp-adverts",
 	"echo-replies", "icmp-errors", "neighbor-requests", "vectors",
 	"gso-whole", "gso-segmented", "xdp-forwarded-ipv4", "xdp-forwarded-ipv6",
+	"tc-forwarded-ipv4", "tc-forwarded-ipv6",
 }
 
 func (e Event) String() string {

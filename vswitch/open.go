@@ -6,6 +6,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/xvs-project/xvs/vswitch/xdpprog"
 	"github.com/xvs-project/xvs/vswitch/xsk"
 )
 
@@ -43,9 +44,20 @@ func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort,
 		op.Reason = fmt.Sprintf("xdp unavailable (%v); fell back to af-packet", err)
 		log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "err", err)
 	}
-	p, err := openAFPacketPort(pc.Name, umem, AFPacketPortOptions{DropIngress: pc.Kind != PortUplink})
+	var fast *xdpprog.FastPath
+	if pc.Kind == PortPod {
+		fast = pc.fast
+	}
+	p, err := openAFPacketPort(pc.Name, umem, AFPacketPortOptions{DropIngress: pc.Kind != PortUplink, FastPath: fast})
 	if err != nil {
 		return OpenedPort{}, err
+	}
+	if err := p.FastPathErr(); err != nil {
+		if op.Reason != "" {
+			op.Reason += "; "
+		}
+		op.Reason += fmt.Sprintf("no tc fast path (%v)", err)
+		log.Warn("tc fast path unavailable", "err", err)
 	}
 	if err := p.DropIngressErr(); err != nil {
 		// It still forwards; the node's kernel just sees the frames too.

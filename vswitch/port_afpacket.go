@@ -30,6 +30,11 @@ type AFPacketPortOptions struct {
 	// all the switch's, wrong for an uplink. If it cannot attach, the port
 	// still works and DropIngressErr says why.
 	DropIngress bool
+	// FastPath, with DropIngress, makes the tc ingress program forward
+	// pod-to-pod frames itself (xdpprog.AttachIngress), and filters those
+	// frames out of the socket. If it cannot, the port drops as without
+	// it and FastPathErr says why.
+	FastPath *xdpprog.FastPath
 }
 
 const (
@@ -79,6 +84,7 @@ type afPacketPort struct {
 
 	drop    *xdpprog.IngressDrop // keeps the kernel from seeing what arrives, if asked
 	dropErr error                // why DropIngress is not in force
+	fastErr error                // why FastPath is not in force
 
 	txErrors     uint64 // frames dropped because the kernel refused them outright
 	rxTruncated  uint64 // frames dropped because they did not fit (GSO super-frames without offloads)
@@ -145,7 +151,10 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index}); err != nil {
 		return nil, fmt.Errorf("af_packet port %s: bind: %w", ifname, err)
 	}
-	if opts.DropIngress {
+	if opts.DropIngress && opts.FastPath != nil {
+		p.drop, p.fastErr = attachFastIngress(fd, ifi.Index, opts.FastPath)
+	}
+	if opts.DropIngress && p.drop == nil {
 		p.drop, p.dropErr = xdpprog.AttachIngressDrop(ifi.Index)
 	}
 	tx := opts.Batch
@@ -356,6 +365,30 @@ func (p *afPacketPort) RxBadOffload() uint64 { return p.rxBadOffload }
 
 // DropIngressErr says why DropIngress was asked for and is not in force.
 func (p *afPacketPort) DropIngressErr() error { return p.dropErr }
+
+// FastPathErr says why FastPath was asked for and is not in force.
+func (p *afPacketPort) FastPathErr() error { return p.fastErr }
+
+// attachFastIngress puts the fast path's socket filter on fd, then its tc
+// ingress program on ifindex. The filter goes first: until the program
+// forwards, the frames it refuses reach the kernel (as before the port
+// opened) rather than being handled twice. If the program cannot attach,
+// the filter comes off again.
+func attachFastIngress(fd, ifindex int, f *xdpprog.FastPath) (*xdpprog.IngressDrop, error) {
+	filter, err := f.SocketFilter()
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, filter.FD()); err != nil {
+		return nil, fmt.Errorf("attach socket filter: %w", err)
+	}
+	d, err := xdpprog.AttachIngress(ifindex, f)
+	if err != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_BPF, 0)
+		return nil, err
+	}
+	return d, nil
+}
 
 func (p *afPacketPort) Close() error {
 	if p.closed {

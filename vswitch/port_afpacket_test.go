@@ -2,6 +2,7 @@ package vswitch
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/vswitch/xdpprog"
 	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
 )
 
@@ -175,6 +177,78 @@ func TestAFPacketPortDropIngress(t *testing.T) {
 	}
 	if after := ipInReceives(t, l.sw); after != before {
 		t.Errorf("the kernel's IPv4 stack saw %d frames; want none", after-before)
+	}
+}
+
+// TestAFPacketPortFastPath: with a FastPath the port's tc program forwards
+// frames to fast-path destinations and its socket never sees them; it sees
+// every other frame, and the kernel's stack sees none.
+func TestAFPacketPortFastPath(t *testing.T) {
+	l := newXRLab(t)
+	fp, err := xdpprog.NewFastPath(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fp.Close()
+	// The destination is lo of the switch's namespace: it takes the
+	// redirect, and its stack drops frames that are not for it.
+	fast := netip.MustParseAddr("198.18.0.77")
+	if err := fp.Add(fast, 1, 1500, [6]byte{2, 0, 0, 0, 0, 0x77}, [6]byte(l.swMAC), false); err != nil {
+		t.Fatal(err)
+	}
+	var p *afPacketPort
+	if err := l.sw.Do(func() error {
+		var err error
+		p, err = openAFPacketPort(l.swIf, l.umem, AFPacketPortOptions{DropIngress: true, FastPath: fp})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := errors.Join(p.FastPathErr(), p.DropIngressErr()); err != nil {
+		t.Fatalf("tc fast path: %v", err)
+	}
+	before := ipInReceives(t, l.sw)
+	fd := l.rawSocket(t)
+	const n = 20
+	slow := udp4(t, [6]byte(l.peerMAC), netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.9"), 64, 20)
+	toFast := udp4(t, [6]byte(l.peerMAC), netip.MustParseAddr("198.18.0.2"), fast, 64, 20)
+	for _, f := range [][]byte{slow, toFast} {
+		copy(f[0:6], l.swMAC)
+		for range n {
+			if _, err := unix.Write(fd, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pkts := make([]Packet, 32)
+	var gotSlow, gotFast int
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		k := p.Receive(pkts)
+		for _, pk := range pkts[:k] {
+			switch b := l.umem.Bytes(pk.Addr, int(pk.Len)); {
+			case bytes.Equal(b, slow):
+				gotSlow++
+			case len(b) >= 34 && bytes.Equal(b[30:34], toFast[30:34]):
+				gotFast++
+			}
+			l.umem.Free(pk.Addr)
+		}
+		if k == 0 {
+			if gotSlow >= n {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if gotSlow != n || gotFast != 0 {
+		t.Errorf("socket got %d of %d frames for the switch and %d of the fast path's; want all and none", gotSlow, n, gotFast)
+	}
+	if c, err := fp.Counts(); err != nil || c.TC4 != n {
+		t.Errorf("tc forwarded %+v (%v); want %d IPv4", c, err, n)
+	}
+	if after := ipInReceives(t, l.sw); after-before > n {
+		t.Errorf("the kernel's IPv4 stack saw %d frames; want at most the %d sent to lo", after-before, n)
 	}
 }
 

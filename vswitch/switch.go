@@ -836,25 +836,36 @@ func (s *Switch) Counters() Counters {
 		w.cnt.snapshot(&c)
 	}
 	if s.fast != nil {
-		if v4, v6, err := s.fast.Counts(); err == nil {
-			c.Events[EvXDPForwarded4] += v4
-			c.Events[EvXDPForwarded6] += v6
+		if fc, err := s.fast.Counts(); err == nil {
+			c.Events[EvXDPForwarded4] += fc.XDP4
+			c.Events[EvXDPForwarded6] += fc.XDP6
+			c.Events[EvTCForwarded4] += fc.TC4
+			c.Events[EvTCForwarded6] += fc.TC6
 		}
 	}
 	return c
 }
 
-// fastAddLocked makes a pod on an AF_XDP port a destination of the XDP
-// fast path, once its MAC is known.
+// fastAddLocked makes a pod a destination of the fast path, once its MAC
+// is known: on an AF_XDP port, or on an AF_PACKET port whose tc program
+// forwards (the two kinds reach each other's pods too).
 func (s *Switch) fastAddLocked(ps *portState) {
 	if s.fast == nil || ps.kind != PortPod || ps.peerMAC == ([6]byte{}) || ps.port == nil {
 		return
 	}
-	if _, ok := ps.port.(*xdpPort); !ok {
+	xdp := false
+	switch p := ps.port.(type) {
+	case *xdpPort:
+		xdp = true
+	case *afPacketPort:
+		if p.drop == nil || p.fastErr != nil {
+			return
+		}
+	default:
 		return
 	}
 	for _, a := range ps.cfg.Addrs {
-		if err := s.fast.Add(a.Addr(), ps.ifindex, ps.mtu, ps.peerMAC, s.cfg.GatewayMAC); err != nil {
+		if err := s.fast.Add(a.Addr(), ps.ifindex, ps.mtu, ps.peerMAC, s.cfg.GatewayMAC, xdp); err != nil {
 			s.log.Warn("xdp fast path: add pod", "port", ps.name, "addr", a.Addr(), "err", err)
 		}
 	}

@@ -29,7 +29,9 @@ type FastPath struct {
 	hosts4 *ebpf.Map // HASH [4]byte -> fastVal
 	hosts6 *ebpf.Map // HASH [16]byte -> fastVal
 	devs   *ebpf.Map // DEVMAP_HASH ifindex -> ifindex
-	stats  *ebpf.Map // PERCPU_ARRAY [2]u64: frames forwarded, IPv4 and IPv6
+	stats  *ebpf.Map // PERCPU_ARRAY [4]u64: frames forwarded, XDP IPv4, IPv6, tc IPv4, IPv6
+
+	filter socketFilter // for AF_PACKET pod ports, see SocketFilter
 }
 
 // Layout of a fast-path destination (host byte order for numbers).
@@ -38,8 +40,13 @@ const (
 	fvMTU     = 4  // u16: the largest IP packet the destination takes
 	fvDst     = 8  // [6]byte: the pod's MAC
 	fvSrc     = 14 // [6]byte: the gateway's MAC
-	fvSize    = 20
+	fvFlags   = 20 // u8: fvXDP
+	fvSize    = 24
 )
+
+// fvXDP marks a destination XDP programs may redirect to: its pod's eth0
+// runs NAPI (see FastPath). The tc fast path reaches every destination.
+const fvXDP = 1
 
 // NewFastPath creates the maps for up to max destinations per family.
 func NewFastPath(max int) (f *FastPath, err error) {
@@ -61,7 +68,7 @@ func NewFastPath(max int) (f *FastPath, err error) {
 	if f.devs, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_fpdev", Type: ebpf.DevMapHash, KeySize: 4, ValueSize: 4, MaxEntries: uint32(max)}); err != nil {
 		return nil, fmt.Errorf("create fast-path devmap: %w", err)
 	}
-	if f.stats, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_fpstats", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 2}); err != nil {
+	if f.stats, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_fpstats", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 4}); err != nil {
 		return nil, fmt.Errorf("create fast-path counters: %w", err)
 	}
 	return f, nil
@@ -69,8 +76,10 @@ func NewFastPath(max int) (f *FastPath, err error) {
 
 // Add makes addr (a pod's own address) a fast-path destination: out of the
 // interface ifindex (the pod's host veth end), at most mtu bytes of IP,
-// from src to dst.
-func (f *FastPath) Add(addr netip.Addr, ifindex, mtu int, dst, src [6]byte) error {
+// from src to dst. With xdp, the pod programs' XDP redirects may send to
+// it too (its eth0 must then run NAPI); without, only the tc programs of
+// AF_PACKET ports do, whose redirect needs nothing of the pod.
+func (f *FastPath) Add(addr netip.Addr, ifindex, mtu int, dst, src [6]byte, xdp bool) error {
 	if ifindex <= 0 || mtu <= 0 || mtu > 0xffff {
 		return fmt.Errorf("fast path %v: ifindex %d mtu %d", addr, ifindex, mtu)
 	}
@@ -88,6 +97,9 @@ func (f *FastPath) Add(addr netip.Addr, ifindex, mtu int, dst, src [6]byte) erro
 	binary.LittleEndian.PutUint16(v[fvMTU:], uint16(mtu))
 	copy(v[fvDst:], dst[:])
 	copy(v[fvSrc:], src[:])
+	if xdp {
+		v[fvFlags] = fvXDP
+	}
 	if err := m.Put(key, v[:]); err != nil {
 		return fmt.Errorf("fast path %v: %w", addr, err)
 	}
@@ -127,19 +139,25 @@ func (f *FastPath) key(addr netip.Addr) (*ebpf.Map, []byte, error) {
 	return nil, nil, fmt.Errorf("fast path: invalid address %v", addr)
 }
 
-// Counts returns the frames forwarded in XDP so far, per family, summed
-// over CPUs.
-func (f *FastPath) Counts() (v4, v6 uint64, err error) {
-	for i, dst := range []*uint64{&v4, &v6} {
+// FastCounts are the frames the fast path forwarded, summed over CPUs: by
+// the pod programs (XDP) and by the AF_PACKET ports' tc programs.
+type FastCounts struct {
+	XDP4, XDP6, TC4, TC6 uint64
+}
+
+// Counts returns the frames forwarded in the fast path so far.
+func (f *FastPath) Counts() (FastCounts, error) {
+	var c FastCounts
+	for i, dst := range []*uint64{&c.XDP4, &c.XDP6, &c.TC4, &c.TC6} {
 		var per []uint64
 		if err := f.stats.Lookup(uint32(i), &per); err != nil {
-			return 0, 0, fmt.Errorf("fast path counters: %w", err)
+			return FastCounts{}, fmt.Errorf("fast path counters: %w", err)
 		}
 		for _, n := range per {
 			*dst += n
 		}
 	}
-	return v4, v6, nil
+	return c, nil
 }
 
 // Close releases the maps (programs using them keep their references).
@@ -149,6 +167,9 @@ func (f *FastPath) Close() error {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
+	}
+	if f.filter.prog != nil {
+		errs = append(errs, f.filter.prog.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -201,6 +222,9 @@ func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "xsk"),
 		asm.Mov.Reg(asm.R7, asm.R0),
+		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
+		asm.And.Imm(asm.R5, fvXDP),
+		asm.JEq.Imm(asm.R5, 0, "xsk"),
 	)
 	addAll(reloadOr(14+20, "xsk"))
 	add(
@@ -244,6 +268,9 @@ func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "xsk"),
 		asm.Mov.Reg(asm.R7, asm.R0),
+		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
+		asm.And.Imm(asm.R5, fvXDP),
+		asm.JEq.Imm(asm.R5, 0, "xsk"),
 	)
 	addAll(reloadOr(14+40, "xsk"))
 	add(

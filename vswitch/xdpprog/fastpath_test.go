@@ -39,13 +39,17 @@ func TestFastPath(t *testing.T) {
 	dst, src := [6]byte{2, 0, 0, 0, 0, 0x22}, [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
 	// ifindex 1 is lo, which exists in every namespace: the devmap wants a
 	// real device. BPF_PROG_TEST_RUN reports the verdict without sending.
-	if err := fp.Add(netip.MustParseAddr("198.18.10.2"), 1, 1500, dst, src); err != nil {
+	if err := fp.Add(netip.MustParseAddr("198.18.10.2"), 1, 1500, dst, src, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := fp.Add(netip.MustParseAddr("fd00:10::2"), 1, 1500, dst, src); err != nil {
+	if err := fp.Add(netip.MustParseAddr("fd00:10::2"), 1, 1500, dst, src, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := fp.Add(netip.MustParseAddr("198.18.10.3"), 1, 100, dst, src); err != nil {
+	if err := fp.Add(netip.MustParseAddr("198.18.10.3"), 1, 100, dst, src, true); err != nil {
+		t.Fatal(err)
+	}
+	// A destination only the tc fast path may reach (a pod without NAPI).
+	if err := fp.Add(netip.MustParseAddr("198.18.10.4"), 1, 1500, dst, src, false); err != nil {
 		t.Fatal(err)
 	}
 	p, err := New(Pod, Options{MissAction: Drop, FastPath: fp})
@@ -101,6 +105,7 @@ func TestFastPath(t *testing.T) {
 	hop1[14+7] = 1
 	for name, f := range map[string][]byte{
 		"unknown destination": withChecksum(ipv4(17, "198.18.10.1", "198.18.10.9", 5, 0, udp(1, 2, 10))),
+		"tc-only destination": withChecksum(ipv4(17, "198.18.10.1", "198.18.10.4", 5, 0, udp(1, 2, 10))),
 		"TTL 1":               ttl1,
 		"hop limit 1":         hop1,
 		"bigger than the MTU": withChecksum(ipv4(17, "198.18.10.1", "198.18.10.3", 5, 0, udp(1, 2, 200))),
@@ -114,8 +119,8 @@ func TestFastPath(t *testing.T) {
 			t.Errorf("%s: verdict %d, changed %v; want the socket path, untouched", name, got, !bytes.Equal(out, f))
 		}
 	}
-	if v4, v6, err := fp.Counts(); err != nil || v4 != 1+7 || v6 != 1 {
-		t.Errorf("counts %d %d %v; want 8 IPv4 and 1 IPv6", v4, v6, err)
+	if c, err := fp.Counts(); err != nil || c != (FastCounts{XDP4: 1 + 7, XDP6: 1}) {
+		t.Errorf("counts %+v %v; want 8 IPv4 and 1 IPv6 in XDP", c, err)
 	}
 
 	// Random frames never abort.

@@ -26,17 +26,28 @@ type IngressDrop struct {
 // AttachIngressDrop attaches an IngressDrop to ifindex (in the calling
 // thread's network namespace).
 func AttachIngressDrop(ifindex int) (*IngressDrop, error) {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+	return AttachIngress(ifindex, nil)
+}
+
+// AttachIngress attaches an IngressDrop to ifindex that, with a FastPath,
+// first forwards what the fast path takes (see tcfast.go); the port's
+// socket must then carry f.SocketFilter, or it gets those frames too.
+func AttachIngress(ifindex int, f *FastPath) (*IngressDrop, error) {
+	spec := &ebpf.ProgramSpec{
 		Name: "xvs_ingress_drop",
 		Type: ebpf.SchedCLS,
 		Instructions: asm.Instructions{
-			asm.Mov.Imm(asm.R0, 2), // TC_ACT_SHOT
+			asm.Mov.Imm(asm.R0, tcActShot),
 			asm.Return(),
 		},
-		License: "Dual MIT/GPL",
-	})
+		License: "GPL",
+	}
+	if f != nil {
+		spec.Name, spec.Instructions = "xvs_ingress_fast", ingressFastProgram(f)
+	}
+	prog, err := ebpf.NewProgram(spec)
 	if err != nil {
-		return nil, fmt.Errorf("ingress drop program: %w", err)
+		return nil, fmt.Errorf("ingress program: %w", err)
 	}
 	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: ebpf.AttachTCXIngress})
 	if err != nil {

@@ -37,7 +37,7 @@ func run() int {
 	rounds := flag.Int("rounds", 0, "override the sets' A B A B rounds")
 	only := flag.String("only", "", "run only loads whose name contains this")
 	noIperf := flag.Bool("no-iperf", false, "leave out the iperf3 loads")
-	fwdList := flag.String("forwarders", "", "comma list replacing the scenarios' forwarders: kernel, xvsd, xvsd-af-packet, xvsd-xdp-fast-path, xdp-redirect (the kernel, the baseline, always runs first)")
+	fwdList := flag.String("forwarders", "", "comma list replacing the scenarios' forwarders: kernel, xvsd, xvsd-af-packet, xvsd-xdp-fast-path, xvsd-af-packet-tc-fast-path, xdp-redirect (the kernel, the baseline, always runs first)")
 	xvsdFlags := flag.String("xvsd-flags", "", "extra xvsd flags for the xvsd forwarders, space-separated (e.g. \"-idle-spin 0s\")")
 	which := flag.String("scenarios", "pod-to-pod,tcp,ring", "comma list of scenarios: pod-to-pod, tcp, ring (pod-to-pod runs iperf3 itself only without tcp)")
 	shared := flag.String("shared", "", "a note on what else ran on the machine, copied into the report")
@@ -65,6 +65,9 @@ func run() int {
 		"xvsd-af-packet":     func() perf.Forwarder { return perf.XVSDWith(*xvsd, "af-packet", xflags) },
 		"xdp-redirect":       perf.XDPRedirect,
 		"xvsd-xdp-fast-path": func() perf.Forwarder { return perf.XVSDFastPath(*xvsd, xflags) },
+		"xvsd-af-packet-tc-fast-path": func() perf.Forwarder {
+			return perf.XVSDAFPacketFastPath(*xvsd, xflags)
+		},
 	}
 	var chosen []perf.Forwarder
 	if *fwdList != "" {
@@ -72,7 +75,7 @@ func run() int {
 		for _, n := range strings.Split(*fwdList, ",") {
 			mk := known[n]
 			if mk == nil {
-				fmt.Fprintf(os.Stderr, "xvs-bench: unknown forwarder %q (want kernel, xvsd, xvsd-af-packet, xvsd-xdp-fast-path, xdp-redirect)\n", n)
+				fmt.Fprintf(os.Stderr, "xvs-bench: unknown forwarder %q (want kernel, xvsd, xvsd-af-packet, xvsd-xdp-fast-path, xvsd-af-packet-tc-fast-path, xdp-redirect)\n", n)
 				return 2
 			}
 			if n != "kernel" {
