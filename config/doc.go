@@ -31,9 +31,10 @@
 //	# pin worker i to CPU worker_cpus[i] (default: not pinned), as VPP's
 //	# corelist-workers: a pinned worker keeps its caches and never migrates
 //	worker_cpus: [1]
-//	# forward pod-to-pod frames between AF_XDP pod ports in their XDP
-//	# programs, without a trip through a worker (default false). Pods must
-//	# have GRO on (ethtool -K eth0 gro on) to receive redirected frames
+//	# forward pod-to-pod frames in the pod ports' own BPF programs, without
+//	# a trip through a worker (default false): XDP for AF_XDP ports, tc for
+//	# af-packet ports (TCP super-frames whole). AF_XDP pods must have GRO on
+//	# (ethtool -K eth0 gro on) to receive redirected frames
 //	xdp_fast_path: false
 //	# UMEM frames per worker, a power of two (default 16384: 64 MiB at 4 KiB;
 //	# each pod port keeps an eighth of them posted for the kernel to fill)

@@ -59,8 +59,9 @@ type Options struct {
 	// and TX checksum offload, and TCP crosses the switch in 64 KiB GSO
 	// super-frames (see vswitch's doc). Pods keep TX checksum offload on.
 	PodMode string
-	// XDPFastPath turns xvsd's XDP fast path on (xdp_fast_path) and GRO on
-	// in the pods, which veth needs to take redirected frames.
+	// XDPFastPath turns xvsd's fast path on (xdp_fast_path) and, with
+	// AF_XDP pod ports, GRO on in the pods, which veth needs to take
+	// XDP-redirected frames.
 	XDPFastPath bool
 	// HostPort gives each node a host port: a veth pair in the node's
 	// namespace, the kernel on one end (routing the pod block via the

@@ -65,9 +65,10 @@ func PodToPod(set Set, fwds []Forwarder, iperf bool) Scenario {
 
 // TCP is iperf3 between the pods of one node, through each forwarder:
 // the kernel first, as the baseline, then xvsd with AF_XDP pod ports (the
-// pods' TSO off, as XDP on a veth forces) and xvsd with AF_PACKET pod ports
-// carrying offloads (TSO on, GSO super-frames through the switch), and
-// xvsd's XDP fast path.
+// pods' TSO off, as XDP on a veth forces), xvsd with AF_PACKET pod ports
+// carrying offloads (TSO on, GSO super-frames through the switch), the
+// same with the tc fast path (super-frames forwarded whole in the ports'
+// tc programs), and xvsd's XDP fast path.
 func TCP(set Set, fwds []Forwarder) Scenario {
 	s := Scenario{Name: "tcp/" + string(set), Forwarders: fwds, Rounds: 2}
 	d := time.Second

@@ -107,10 +107,11 @@ type Config struct {
 
 	// ICMPRate bounds the ICMP errors the switch generates, per second per worker.
 	ICMPRate int
-	// XDPFastPath forwards pod-to-pod frames between AF_XDP pod ports in
-	// their XDP programs (xdpprog.FastPath): TTL, checksum and MACs done in
-	// the kernel, no trip through a worker. The pods' eth0 must run NAPI
-	// (GRO on) to take redirected frames. Off by default.
+	// XDPFastPath forwards pod-to-pod frames in the pod ports' own BPF
+	// programs (xdpprog.FastPath): XDP for AF_XDP ports, tc for AF_PACKET
+	// ones; TTL, checksum and MACs done in the kernel, no trip through a
+	// worker. AF_XDP pods' eth0 must run NAPI (GRO on) to take redirected
+	// frames. Off by default.
 	XDPFastPath bool
 	// WorkerCPUs pins worker i to CPU WorkerCPUs[i] (empty: no pinning).
 	// A pinned worker keeps its caches and never migrates; the kernel still

@@ -49,21 +49,33 @@
 // node's own addresses (punt routes) to the host through it. That is how the
 // node (kubelet probes, hostNetwork pods) and the pods reach each other.
 //
-// # The XDP fast path
+// # The fast path (XDP and tc)
 //
-// With Config.XDPFastPath the pod programs forward pod-to-pod frames
-// themselves (xdpprog.FastPath): a frame from a pod to another pod of the
-// node, on AF_XDP ports both, with TTL or hop limit above 1, no IPv4
-// options and within the destination's MTU gets its TTL decremented (IPv4
-// checksum updated), its MACs rewritten and is XDP_REDIRECTed to the other
-// pod's host end, in the kernel, without a copy to a worker. Everything else
-// still goes to the worker, so the pipeline remains the one place that
-// answers ARP/NDP, routes, and sends ICMP errors. The switch installs a pod
-// as a destination once its port is up and its MAC known (fastAddLocked),
-// and removes it before the port goes (fastDelLocked). The frames it
-// forwards are counted by the program (xdp-forwarded-ipv4/6), not by the
-// workers. Receiving redirected frames needs NAPI on the pod's eth0: the CNI
-// plugin (and the lab) turn GRO on there.
+// With Config.XDPFastPath the ports' own BPF programs forward pod-to-pod
+// frames (xdpprog.FastPath): a frame from a pod to another pod of the node,
+// with TTL or hop limit above 1, no IPv4 options and within the
+// destination's MTU gets its TTL decremented (IPv4 checksum updated), its
+// MACs rewritten and is sent out of the other pod's host end, in the
+// kernel, without a copy to a worker. Everything else still goes to the
+// worker, so the pipeline remains the one place that answers ARP/NDP,
+// routes, and sends ICMP errors. Which program forwards depends on the
+// sending pod's port:
+//   - AF_XDP: its XDP program, with XDP_REDIRECT through a devmap
+//     (xdp-forwarded-ipv4/6). Receiving redirected frames needs NAPI on the
+//     destination pod's eth0: the CNI plugin (and the lab) turn GRO on
+//     there, and only AF_XDP pods are XDP destinations.
+//   - af-packet: its tc ingress program, with bpf_redirect, sk_buffs whole:
+//     TCP's GSO super-frames cross without being copied or cut
+//     (tc-forwarded-ipv4/6). The port's packet socket sees a frame before
+//     tc does, so it carries a socket filter built from the same decision
+//     that refuses exactly the frames tc forwards (port_afpacket.go,
+//     attachFastIngress). If either cannot attach, the port works as
+//     without the fast path and its status says why.
+//
+// The switch installs a pod as a destination once its port is up and its
+// MAC known (fastAddLocked), and removes it before the port goes
+// (fastDelLocked). The programs count what they forward; the workers never
+// see it.
 //
 // # Offloads: GSO super-frames and partial checksums
 //

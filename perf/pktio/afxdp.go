@@ -28,6 +28,16 @@ const (
 	xdpFrames    = 4096
 	xdpFrameSize = 4096
 	xdpRing      = 2048
+	// The sink's rings are deeper: on a 2-core machine its thread can be
+	// off the CPU for a scheduler slice or two while the sender and the
+	// forwarder run, and at a million frames a second a 2048-slot ring
+	// overflows in 2 ms; the run would measure the sink, not the
+	// forwarder. 16384 slots cover ~16 ms. Its frames are half-pages, so
+	// that the memory the kernel copies into (the fill ring's frames, in
+	// turn) stays 32 MiB.
+	sinkFrames    = 32768
+	sinkFrameSize = 2048
+	sinkRing      = 16384
 )
 
 // NewXDPTx opens an AF_XDP sender on ifname in the caller's namespace.

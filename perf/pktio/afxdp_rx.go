@@ -45,10 +45,10 @@ func NewXDPRx(ifname string, o Options) (_ *XDPRx, err error) {
 			r.Close()
 		}
 	}()
-	if r.u, err = xsk.NewUmem(xdpFrames, xdpFrameSize); err != nil {
+	if r.u, err = xsk.NewUmem(sinkFrames, sinkFrameSize); err != nil {
 		return nil, err
 	}
-	if r.s, err = xsk.Open(r.u, ifi.Index, 0, xsk.Config{RxSize: xdpRing, FillSize: xdpRing * 2}); err != nil {
+	if r.s, err = xsk.Open(r.u, ifi.Index, 0, xsk.Config{RxSize: sinkRing, FillSize: sinkRing}); err != nil {
 		return nil, err
 	}
 	if r.prog, err = xdpprog.New(xdpprog.Pod, xdpprog.Options{Queues: 1}); err != nil {
@@ -60,7 +60,7 @@ func NewXDPRx(ifname string, o Options) (_ *XDPRx, err error) {
 	if r.mode, err = r.prog.Attach(ifi.Index, xdpprog.AttachAuto); err != nil {
 		return nil, err
 	}
-	r.s.Refill(xdpRing * 2)
+	r.s.Refill(sinkRing)
 	r.pfd[0] = unix.PollFd{Fd: int32(r.s.FD()), Events: unix.POLLIN}
 	return r, nil
 }

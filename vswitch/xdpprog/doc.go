@@ -16,10 +16,18 @@
 //     no IPv4 options and within the destination's MTU decrements the TTL
 //     (RFC 1624 checksum update), rewrites the MACs and redirects through a
 //     devmap to the destination's host veth end, counting per CPU; all else
-//     goes to the socket as above.
+//     goes to the socket as above. Only destinations added with xdp=true
+//     (AF_XDP pods, whose eth0 runs NAPI) are XDP_REDIRECT targets.
 //   - IngressDrop: a tc (TCX) ingress program that drops what an AF_PACKET
 //     port's interface receives after the packet taps saw it, so the node's
 //     stack stays out of pod traffic without XDP taking the pod's TSO away.
+//     Built with a FastPath (AttachIngress), it first forwards what the
+//     fast path takes, with bpf_redirect, GSO super-frames whole (the
+//     segment, not the super-frame, must fit the MTU); FastPath.SocketFilter
+//     is the socket filter that keeps those frames from the port's socket.
+//     Both come from one decision, fastDecide in tcfast.go, so they agree;
+//     TestIngressFastAgrees checks it on random frames. Change the decision
+//     there, never in one program only.
 //   - The maps: an XSKMAP by rx queue (SetSocket, ClearSocket), the LPM
 //     tries (AddPrefix, RemovePrefix) and a one-entry config array (SetVTEP).
 //   - Attach: native (driver) mode first, then generic (skb) mode under

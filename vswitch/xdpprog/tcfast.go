@@ -14,12 +14,13 @@ import (
 // destination pod's host veth end with bpf_redirect, whole and without a
 // copy, in the sending pod's softirq, as the kernel's own routing would,
 // minus the IP layer. (bpf_redirect_peer, straight into the pod's stack,
-// measured no faster here, and would skip the pod's own veth receive path:
-// its XDP program, GRO, counters.) The frames it
-// forwards must not reach the port's packet socket too, and the socket's
-// tap runs before tc: the socket gets a filter (SocketFilter) that refuses
-// exactly those frames. Both programs are assembled from one decision
-// (fastDecide), so they agree frame by frame.
+// measured no faster here and would skip the pod's own veth receive path:
+// its XDP program, GRO, counters.)
+//
+// The frames it forwards must not reach the port's packet socket too, and
+// the socket's tap runs before tc: the socket gets a filter (SocketFilter)
+// that refuses exactly those frames. Both programs are assembled from one
+// decision (fastDecide), so they agree frame by frame.
 //
 // The decision is the XDP fast path's: IPv4 without options or IPv6, TTL or
 // hop limit above 1, to a fast-path destination, no bigger than its MTU.
@@ -213,8 +214,8 @@ func ingressFastProgram(f *FastPath) asm.Instructions {
 	// a direct write would make the verifier unclone every frame first,
 	// the dropped ones included.
 	add(
-		// R9: the bytes to store at 14+8 (IPv4: TTL, protocol, checksum)
-		// or 14+7 (IPv6: hop limit).
+		// IPv4: TTL, protocol and checksum, rewritten on the stack and
+		// stored back as one; IPv6: the hop limit.
 		asm.JEq.Imm(asm.R8, 1, "hop6").WithSymbol("fast"),
 		asm.LoadMem(asm.R4, asm.R2, 14+8, asm.Word), // TTL, protocol, checksum
 		asm.StoreMem(asm.RFP, -8, asm.R4, asm.Word),

@@ -96,14 +96,24 @@ func run() int {
 	scenarios := map[string]func() perf.Scenario{
 		"pod-to-pod": func() perf.Scenario {
 			withTCP := slices.Contains(strings.Split(*which, ","), "tcp")
-			return perf.PodToPod(set, fwds("kernel", "xvsd", "xvsd-xdp-fast-path", "xdp-redirect"), !*noIperf && iperfErr == nil && !withTCP)
+			f := []string{"kernel", "xvsd", "xvsd-xdp-fast-path", "xdp-redirect"}
+			if set == perf.Full {
+				f = append(f, "xvsd-af-packet-tc-fast-path")
+			}
+			return perf.PodToPod(set, fwds(f...), !*noIperf && iperfErr == nil && !withTCP)
 		},
 		"ring": func() perf.Scenario { return perf.Ring(set) },
 		"tcp": func() perf.Scenario {
 			if *noIperf || iperfErr != nil {
 				return perf.Scenario{Name: "tcp/" + string(set)}
 			}
-			return perf.TCP(set, fwds("kernel", "xvsd", "xvsd-af-packet", "xvsd-xdp-fast-path"))
+			// The quick set leaves out AF_XDP pod ports' worker path, the
+			// slowest for TCP by far.
+			f := []string{"kernel", "xvsd-af-packet", "xvsd-af-packet-tc-fast-path", "xvsd-xdp-fast-path"}
+			if set == perf.Full {
+				f = slices.Insert(f, 1, "xvsd")
+			}
+			return perf.TCP(set, fwds(f...))
 		},
 	}
 	names := strings.Split(*which, ",")
