@@ -562,3 +562,38 @@ func testFastPath(t *testing.T, opts lab.Options, counted string) {
 	check("after a restart")
 	assertForwardingOff(t, l)
 }
+
+// TestCrossNode: pods on two nodes, xvsd on each, the outside namespace
+// routing between the uplinks (native routing). Each xvsd sends the other
+// node's pods out of its uplink by its default route and takes its own
+// pods' traffic in through the uplink's steering program; ping both ways
+// and TCP from pods on AF_XDP and on af-packet ports (whose super-frames
+// xvsd cuts for the uplink).
+func TestCrossNode(t *testing.T) {
+	for _, mode := range []string{"", "af-packet"} {
+		t.Run("mode="+mode, func(t *testing.T) {
+			l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: mode})
+			p1, p2 := l.T.Pods[0], l.T.Pods[1]
+			if p1.Node == p2.Node {
+				t.Fatalf("pods %s and %s on one node", p1.Name, p2.Name)
+			}
+			ping(t, l, p1.Name, p2.V4)
+			ping(t, l, p1.Name, p2.V6)
+			ping(t, l, p2.Name, p1.V4)
+			ping(t, l, p2.Name, p1.V6)
+			for _, v6 := range []bool{false, true} {
+				ir, err := l.Iperf3(p2.Name, p1.Name, time.Second, v6)
+				if err != nil || ir.ReceivedBytes == 0 {
+					t.Fatalf("iperf3 (IPv6 %v) across nodes: %v (%d bytes)", v6, err, ir.ReceivedBytes)
+				}
+				t.Logf("iperf3 (IPv6 %v) across nodes: %.2f Gb/s", v6, ir.BitsPerSecond/1e9)
+			}
+			for _, n := range []string{"node1", "node2"} {
+				if c := counter(t, l, n, "forwarded-ipv4"); c == 0 {
+					t.Errorf("%s forwarded no IPv4", n)
+				}
+			}
+			assertForwardingOff(t, l)
+		})
+	}
+}

@@ -86,3 +86,24 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+// TestSmokeCrossNode runs the cross-node scenario's baseline (the kernel
+// routing on two lab nodes) with a tiny load: the topology comes up, the
+// probe passes, the figure is there.
+func TestSmokeCrossNode(t *testing.T) {
+	if err := xpnet.Check(); err != nil {
+		t.Skip(err)
+	}
+	s := CrossNode(Quick, []Forwarder{KernelCrossNode()}, false)
+	s.Rounds = 1
+	s.Loads = []Load{Pktgen(4, 64, 1, 200*time.Millisecond), Pktgen(6, 64, 1, 200*time.Millisecond)}
+	rep, err := s.Run(context.Background(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lr := range rep.Results {
+		if len(lr.By) != 1 || lr.By[0].Median <= 0 {
+			t.Errorf("%s: %+v", lr.Name, lr.By)
+		}
+	}
+}

@@ -84,6 +84,25 @@ func TCP(set Set, fwds []Forwarder) Scenario {
 	return s
 }
 
+// CrossNode is pod to pod across two nodes with native routing: a pod on
+// each node, the lab's outside namespace routing between the nodes'
+// uplinks as the network would. The kernel's routing on both nodes first,
+// as the baseline, then xvsd on both (with AF_XDP pod ports, and with
+// AF_PACKET ones for TCP's super-frames, which xvsd cuts for the uplink).
+// With iperf, iperf3 with one stream per family too.
+func CrossNode(set Set, fwds []Forwarder, iperf bool) Scenario {
+	s := Scenario{Name: "cross-node/" + string(set), Forwarders: fwds, Probe: true, Rounds: 3}
+	d := 1500 * time.Millisecond
+	if set != Full {
+		s.Rounds, d = 2, time.Second
+	}
+	s.Loads = []Load{Pktgen(4, 64, 1, d), Pktgen(6, 64, 1, d)}
+	if iperf {
+		s.Loads = append(s.Loads, Iperf3(4, 1, 2*time.Second), Iperf3(6, 1, 2*time.Second))
+	}
+	return s
+}
+
 // Ring compares the generator's send paths on one veth pair, no forwarder:
 // the dataplane's AF_XDP ring layer (vswitch/xsk) first, then asavie/xdp,
 // the library it replaced, then AF_PACKET sendmmsg. The figure is the

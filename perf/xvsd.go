@@ -2,7 +2,10 @@ package perf
 
 import (
 	"context"
+	"fmt"
 	"os"
+
+	"github.com/xvs-project/xvs/lab"
 )
 
 // XVSD is xvsd forwarding between the pods, started from the binary at
@@ -32,11 +35,20 @@ func XVSDAFPacketFastPath(path string, flags []string) Forwarder {
 	return &xvsdFwd{path: path, podMode: "af-packet", fastPath: true, flags: flags}
 }
 
+// XVSDCrossNode is XVSD on two nodes, a pod on each, the lab's outside
+// namespace routing between the nodes' uplinks (native routing; the
+// client's xvsd sends out of its uplink, the server's takes the frames in
+// through its uplink's steering program). podMode as for XVSDWith.
+func XVSDCrossNode(path, podMode string, flags []string) Forwarder {
+	return &xvsdFwd{path: path, podMode: podMode, flags: flags, nodes: 2}
+}
+
 type xvsdFwd struct {
 	path     string
 	podMode  string
 	fastPath bool
 	flags    []string
+	nodes    int // 1 (0) or 2
 	stop     func() error
 }
 
@@ -73,5 +85,36 @@ func (x *xvsdFwd) Stop() error {
 	}
 	err := x.stop()
 	x.stop = nil
+	return err
+}
+
+// KernelCrossNode is the kernel's routing on two nodes, a pod on each, in
+// the same lab topology as XVSDCrossNode (Lab.KernelRouting on each node;
+// the pods keep their offloads, as under Calico): the baseline of the
+// cross-node scenario.
+func KernelCrossNode() Forwarder { return &kernelLabFwd{} }
+
+type kernelLabFwd struct{ stop func() error }
+
+func (k *kernelLabFwd) Name() string { return "kernel" }
+
+func (k *kernelLabFwd) Start(ctx context.Context) (*PodPair, error) {
+	o := lab.Options{Nodes: 2, PodsPerNode: 1, StaticNeighbors: true, PodTxChecksum: true}
+	return startLab(ctx, o, func(l *lab.Lab) error {
+		for _, n := range l.T.Nodes {
+			if err := l.KernelRouting(n.Name); err != nil {
+				return fmt.Errorf("kernel routing on %s: %w", n.Name, err)
+			}
+		}
+		return nil
+	}, &k.stop)
+}
+
+func (k *kernelLabFwd) Stop() error {
+	if k.stop == nil {
+		return nil
+	}
+	err := k.stop()
+	k.stop = nil
 	return err
 }

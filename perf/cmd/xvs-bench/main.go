@@ -39,7 +39,7 @@ func run() int {
 	noIperf := flag.Bool("no-iperf", false, "leave out the iperf3 loads")
 	fwdList := flag.String("forwarders", "", "comma list replacing the scenarios' forwarders: kernel, xvsd, xvsd-af-packet, xvsd-xdp-fast-path, xvsd-af-packet-tc-fast-path, xdp-redirect (the kernel, the baseline, always runs first)")
 	xvsdFlags := flag.String("xvsd-flags", "", "extra xvsd flags for the xvsd forwarders, space-separated (e.g. \"-idle-spin 0s\")")
-	which := flag.String("scenarios", "pod-to-pod,tcp,ring", "comma list of scenarios: pod-to-pod, tcp, ring (pod-to-pod runs iperf3 itself only without tcp)")
+	which := flag.String("scenarios", "", "comma list of scenarios: pod-to-pod, tcp, cross-node, ring (pod-to-pod runs iperf3 itself only without tcp; cross-node takes kernel, xvsd and xvsd-af-packet of -forwarders); default: pod-to-pod, tcp and ring, and cross-node in the full set")
 	shared := flag.String("shared", "", "a note on what else ran on the machine, copied into the report")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -96,11 +96,28 @@ func run() int {
 	scenarios := map[string]func() perf.Scenario{
 		"pod-to-pod": func() perf.Scenario {
 			withTCP := slices.Contains(strings.Split(*which, ","), "tcp")
-			f := []string{"kernel", "xvsd", "xvsd-xdp-fast-path", "xdp-redirect"}
-			if set == perf.Full {
-				f = append(f, "xvsd-af-packet-tc-fast-path")
+			return perf.PodToPod(set, fwds("kernel", "xvsd", "xvsd-xdp-fast-path", "xdp-redirect"), !*noIperf && iperfErr == nil && !withTCP)
+		},
+		"cross-node": func() perf.Scenario {
+			cross := map[string]func() perf.Forwarder{
+				"kernel":         perf.KernelCrossNode,
+				"xvsd":           func() perf.Forwarder { return perf.XVSDCrossNode(*xvsd, "", xflags) },
+				"xvsd-af-packet": func() perf.Forwarder { return perf.XVSDCrossNode(*xvsd, "af-packet", xflags) },
 			}
-			return perf.PodToPod(set, fwds(f...), !*noIperf && iperfErr == nil && !withTCP)
+			names := []string{"kernel", "xvsd", "xvsd-af-packet"}
+			if *fwdList != "" {
+				names = []string{"kernel"}
+				for _, n := range strings.Split(*fwdList, ",") {
+					if n != "kernel" && cross[n] != nil {
+						names = append(names, n)
+					}
+				}
+			}
+			var f []perf.Forwarder
+			for _, n := range names {
+				f = append(f, cross[n]())
+			}
+			return perf.CrossNode(set, f, !*noIperf && iperfErr == nil)
 		},
 		"ring": func() perf.Scenario { return perf.Ring(set) },
 		"tcp": func() perf.Scenario {
@@ -116,10 +133,16 @@ func run() int {
 			return perf.TCP(set, fwds(f...))
 		},
 	}
+	if *which == "" {
+		*which = "pod-to-pod,tcp,ring"
+		if set == perf.Full {
+			*which = "pod-to-pod,tcp,cross-node,ring"
+		}
+	}
 	names := strings.Split(*which, ",")
 	for _, n := range names {
 		if scenarios[n] == nil {
-			fmt.Fprintf(os.Stderr, "xvs-bench: unknown scenario %q (want pod-to-pod, tcp, ring)\n", n)
+			fmt.Fprintf(os.Stderr, "xvs-bench: unknown scenario %q (want pod-to-pod, tcp, cross-node, ring)\n", n)
 			return 2
 		}
 	}
