@@ -568,7 +568,7 @@ func testFastPath(t *testing.T, opts lab.Options, counted string) {
 // node's pods out of its uplink by its default route and takes its own
 // pods' traffic in through the uplink's steering program; ping both ways
 // and TCP from pods on AF_XDP and on af-packet ports (whose super-frames
-// xvsd cuts for the uplink).
+// leave through the uplink whole).
 func TestCrossNode(t *testing.T) {
 	for _, mode := range []string{"", "af-packet"} {
 		t.Run("mode="+mode, func(t *testing.T) {
@@ -591,6 +591,13 @@ func TestCrossNode(t *testing.T) {
 			for _, n := range []string{"node1", "node2"} {
 				if c := counter(t, l, n, "forwarded-ipv4"); c == 0 {
 					t.Errorf("%s forwarded no IPv4", n)
+				}
+			}
+			if mode == "af-packet" {
+				// The uplink sends the pods' super-frames whole (its
+				// AF_PACKET sender), for the interface to cut.
+				if w, s := counter(t, l, "node1", "gso-whole"), counter(t, l, "node1", "gso-segmented"); w == 0 || s != 0 {
+					t.Errorf("node1: gso-whole %d, gso-segmented %d; want super-frames out of the uplink whole", w, s)
 				}
 			}
 			assertForwardingOff(t, l)

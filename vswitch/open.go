@@ -28,8 +28,15 @@ func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort,
 		}
 	}
 	if pc.Mode != ModeAFPacket {
-		p, err := openXDPPort(pc.Name, pc.Queue, pc.Kind, pc.Mode, umem, XDPPortOptions{Program: pc.program, FastPath: pc.fast})
+		// Uplinks and the host port send TCP's super-frames whole, for
+		// the NIC (or the kernel) to cut.
+		largeTx := pc.Kind == PortUplink || pc.Kind == PortHost
+		p, err := openXDPPort(pc.Name, pc.Queue, pc.Kind, pc.Mode, umem, XDPPortOptions{Program: pc.program, FastPath: pc.fast, LargeTx: largeTx})
 		if err == nil {
+			if err := p.LargeTxErr(); err != nil {
+				op.Reason = fmt.Sprintf("super-frames cut in software (%v)", err)
+				log.Warn("no GSO sender on the port", "err", err)
+			}
 			op.Port = p
 			return op, nil
 		}

@@ -79,8 +79,7 @@ type afPacketPort struct {
 	txMsgs  []unix.Mmsghdr
 	txIov   []unix.Iovec                // per message: [hdr, frame] with offloads, else [frame]
 	txHdr   [encap.VirtioNetHdrLen]byte // all zero: no offload asked
-	lgIov   [2]unix.Iovec
-	lgMsg   unix.Msghdr
+	lg      vnetSender                  // TransmitLarge, on fd
 
 	drop    *xdpprog.IngressDrop // keeps the kernel from seeing what arrives, if asked
 	dropErr error                // why DropIngress is not in force
@@ -185,8 +184,7 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 			p.txIov[i*2].SetLen(encap.VirtioNetHdrLen)
 		}
 	}
-	p.lgMsg.Iov = &p.lgIov[0]
-	p.lgMsg.SetIovlen(2)
+	p.lg.init(fd)
 	return p, nil
 }
 
@@ -328,21 +326,7 @@ func (p *afPacketPort) TransmitLarge(frame []byte, hdr encap.VirtioNetHdr) error
 	if !p.offload {
 		return errNoOffload
 	}
-	if len(frame) == 0 || len(hdr) < encap.VirtioNetHdrLen {
-		return unix.EINVAL
-	}
-	p.lgIov[0].Base = &hdr[0]
-	p.lgIov[0].SetLen(encap.VirtioNetHdrLen)
-	p.lgIov[1].Base = &frame[0]
-	p.lgIov[1].SetLen(len(frame))
-	_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(p.fd), uintptr(unsafe.Pointer(&p.lgMsg)), unix.MSG_DONTWAIT)
-	if e != 0 {
-		if e != unix.EAGAIN && e != unix.ENOBUFS {
-			p.txErrors++
-		}
-		return e
-	}
-	return nil
+	return p.lg.send(frame, hdr)
 }
 
 // Flush does nothing: sendmmsg already handed the frames to the driver.
@@ -353,7 +337,71 @@ func (p *afPacketPort) PollFD() int { return p.fd }
 func (p *afPacketPort) Mode() Mode { return ModeAFPacket }
 
 // TxErrors returns how many frames the kernel refused and the port dropped.
-func (p *afPacketPort) TxErrors() uint64 { return p.txErrors }
+func (p *afPacketPort) TxErrors() uint64 { return p.txErrors + p.lg.errors }
+
+// vnetSender sends one frame with its virtio_net_hdr per sendmsg on an
+// AF_PACKET socket with PACKET_VNET_HDR: a GSO super-frame goes whole, to
+// be cut by the interface (or the kernel's GSO).
+type vnetSender struct {
+	fd     int
+	iov    [2]unix.Iovec
+	msg    unix.Msghdr
+	errors uint64 // frames the kernel refused outright
+}
+
+func (v *vnetSender) init(fd int) {
+	v.fd = fd
+	v.msg.Iov = &v.iov[0]
+	v.msg.SetIovlen(2)
+}
+
+// openVnetSender opens a send-only sender on ifindex (in the calling
+// thread's namespace): protocol 0, so the socket receives nothing, and
+// the qdisc bypassed, as the AF_XDP ring's frames bypass it.
+func openVnetSender(ifindex int) (*vnetSender, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("gso sender: socket: %w", err)
+	}
+	for _, o := range []struct {
+		name string
+		opt  int
+	}{{"vnet header", unix.PACKET_VNET_HDR}, {"qdisc bypass", unix.PACKET_QDISC_BYPASS}} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, o.opt, 1); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("gso sender: %s: %w", o.name, err)
+		}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("gso sender: bind: %w", err)
+	}
+	v := &vnetSender{}
+	v.init(fd)
+	return v, nil
+}
+
+// send hands frame and hdr to the kernel now. It fails with EAGAIN or
+// ENOBUFS when the socket is full, or with what the kernel refused.
+func (v *vnetSender) send(frame []byte, hdr encap.VirtioNetHdr) error {
+	if len(frame) == 0 || len(hdr) < encap.VirtioNetHdrLen {
+		return unix.EINVAL
+	}
+	v.iov[0].Base = &hdr[0]
+	v.iov[0].SetLen(encap.VirtioNetHdrLen)
+	v.iov[1].Base = &frame[0]
+	v.iov[1].SetLen(len(frame))
+	_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(v.fd), uintptr(unsafe.Pointer(&v.msg)), unix.MSG_DONTWAIT)
+	if e != 0 {
+		if e != unix.EAGAIN && e != unix.ENOBUFS {
+			v.errors++
+		}
+		return e
+	}
+	return nil
+}
+
+func (v *vnetSender) close() error { return unix.Close(v.fd) }
 
 // RxTruncated returns how many received frames were too big and dropped:
 // GSO super-frames from a peer with TSO/GSO on, when offloads are off.

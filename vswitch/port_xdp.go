@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/vswitch/xdpprog"
 	"github.com/xvs-project/xvs/vswitch/xsk"
 )
@@ -36,6 +37,13 @@ type XDPPortOptions struct {
 	// port 4789, no VTEP until SetVTEP).
 	VXLANPort    uint16
 	VTEP4, VTEP6 netip.Addr
+	// LargeTx opens a send-only AF_PACKET socket with PACKET_VNET_HDR next
+	// to the AF_XDP one, through which the port sends GSO super-frames
+	// whole (TransmitLarge): the interface (a NIC's TSO, or the kernel's
+	// GSO) cuts them, not the switch. The switch asks for it on uplinks.
+	// If the socket cannot be had the port works without it and
+	// LargeTxErr says why.
+	LargeTx bool
 }
 
 // xdpPort is an AF_XDP socket on one device queue, over the worker's shared
@@ -54,9 +62,12 @@ type xdpPort struct {
 	posted int  // frames given to the fill ring not yet received back
 	queued bool // tx descriptors submitted since the last kick
 	closed bool
+
+	lg    *vnetSender // GSO super-frames out, if LargeTx
+	lgErr error       // why LargeTx is not in force
 }
 
-var _ Port = (*xdpPort)(nil)
+var _ LargePort = (*xdpPort)(nil)
 
 // maxKicks bounds the sendto calls one Flush makes to drain the tx ring.
 const maxKicks = 16
@@ -200,8 +211,26 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 	if err = p.prog.SetSocket(queue, p.sock.FD()); err != nil {
 		return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
 	}
+	if opts.LargeTx {
+		p.lg, p.lgErr = openVnetSender(ifi.Index)
+	}
 	return p, nil
 }
+
+// Large returns nothing: an AF_XDP ring takes no super-frames in.
+func (p *xdpPort) Large() []LargeFrame { return nil }
+
+// TransmitLarge sends a super-frame whole through the port's AF_PACKET
+// socket (LargeTx); without one it fails with errNoOffload.
+func (p *xdpPort) TransmitLarge(frame []byte, hdr encap.VirtioNetHdr) error {
+	if p.lg == nil {
+		return errNoOffload
+	}
+	return p.lg.send(frame, hdr)
+}
+
+// LargeTxErr says why LargeTx was asked for and is not in force.
+func (p *xdpPort) LargeTxErr() error { return p.lgErr }
 
 // Receive takes up to len(pkts) frames from the rx ring and tops the fill
 // ring back up.
@@ -297,6 +326,9 @@ func (p *xdpPort) Close() error {
 	}
 	if p.sock != nil {
 		errs = append(errs, p.sock.Close())
+	}
+	if p.lg != nil {
+		errs = append(errs, p.lg.close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close xdp port %s: %w", p.name, err)

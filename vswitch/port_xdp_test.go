@@ -1,6 +1,7 @@
 package vswitch
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
+	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/vswitch/xdpprog"
 	"github.com/xvs-project/xvs/vswitch/xsk"
 	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
@@ -592,4 +594,50 @@ func TestXDPPortLinkGone(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestXDPPortLargeTx: with LargeTx an AF_XDP port sends a GSO super-frame
+// whole through its AF_PACKET sender (the peer's packet socket sees one
+// frame with its offload header); without, TransmitLarge refuses.
+func TestXDPPortLargeTx(t *testing.T) {
+	l := newXRLab(t)
+	plain, err := l.openXDP(t, PortUplink, ModeAuto, XDPPortOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	super := tcpSuper(t, false, pod1v4, pod2v4, 64, 30000, 1460)
+	hdr, frame := encap.VirtioNetHdr(super[:encap.VirtioNetHdrLen]), super[encap.VirtioNetHdrLen:]
+	if err := plain.TransmitLarge(frame, hdr); !errors.Is(err, errNoOffload) {
+		t.Errorf("TransmitLarge without LargeTx: %v, want errNoOffload", err)
+	}
+	plain.Close()
+
+	p, err := l.openXDP(t, PortUplink, ModeAuto, XDPPortOptions{LargeTx: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.LargeTxErr(); err != nil {
+		t.Fatal(err)
+	}
+	fd := l.rawSocket(t)
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.TransmitLarge(frame, hdr); err != nil {
+		t.Fatalf("TransmitLarge: %v", err)
+	}
+	buf := make([]byte, 70000)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		m, err := unix.Read(fd, buf)
+		if err != nil || m <= encap.VirtioNetHdrLen+60 {
+			continue
+		}
+		if bytes.Equal(buf[encap.VirtioNetHdrLen:m], frame) {
+			if h := encap.VirtioNetHdr(buf[:encap.VirtioNetHdrLen]); h.GSOType() != encap.GSOTCPv4 || h.GSOSize() != 1460 {
+				t.Errorf("peer's offload header: gso type %d size %d", h.GSOType(), h.GSOSize())
+			}
+			return
+		}
+	}
+	t.Error("the peer did not get the super-frame whole")
 }

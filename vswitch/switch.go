@@ -290,7 +290,9 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 	}
 	ps.port, ps.ifindex, ps.mtu = op.Port, op.Ifindex, op.MTU
 	if lp, ok := op.Port.(LargePort); ok {
-		ps.large = lp
+		if xp, ok := lp.(*xdpPort); !ok || xp.lg != nil {
+			ps.large = lp // an AF_XDP port takes super-frames only with LargeTx
+		}
 	}
 	if pc.MTU > 0 {
 		ps.mtu = pc.MTU
