@@ -36,6 +36,13 @@
 // skb_checksum_help. ParseGSO rejects what the kernel would, and more
 // (UFO, IPv6 extension headers, VLAN tags, inexact lengths), with an error.
 //
+// GRO is the inverse: it merges consecutive TCP segments of one flow (same
+// addresses, ports, ACK, options, TTL; following sequence numbers; every
+// checksum valid) into one super-frame and the VirtioNetHdr that describes
+// it, so that GSO (or a NIC's TSO) would cut it back into the same
+// segments; TestGROUndoesGSO checks exactly that. It owns a 64 KiB buffer
+// (NewGRO), reused per super-frame.
+//
 // # Allocation contract
 //
 // Nothing in this package allocates: accessors, setters, checksums, flow

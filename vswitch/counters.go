@@ -58,6 +58,8 @@ const (
 	EvXDPForwarded6 // IPv6 likewise
 	EvTCForwarded4  // IPv4 frames AF_PACKET pod ports' tc programs forwarded themselves (tc fast path)
 	EvTCForwarded6  // IPv6 likewise
+	EvGROMerged     // super-frames merged from TCP segments for a port that takes them
+	EvGROSegments   // the segments that went into them
 	NumEvents
 )
 
@@ -65,7 +67,7 @@ var eventNames = [...]string{
 	"rx-packets", "forwarded-ipv4", "forwarded-ipv6", "arp-replies", "ndp-adverts",
 	"echo-replies", "icmp-errors", "neighbor-requests", "vectors",
 	"gso-whole", "gso-segmented", "xdp-forwarded-ipv4", "xdp-forwarded-ipv6",
-	"tc-forwarded-ipv4", "tc-forwarded-ipv6",
+	"tc-forwarded-ipv4", "tc-forwarded-ipv6", "gro-merged", "gro-segments",
 }
 
 func (e Event) String() string {

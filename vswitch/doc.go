@@ -96,6 +96,17 @@
 // other port. Frames keep their order: the packets before a super-frame in
 // a vector are flushed before it.
 //
+// The other way, too: a port that takes super-frames (an af-packet port,
+// and an AF_XDP uplink or host port, which gets a send-only AF_PACKET
+// socket with PACKET_VNET_HDR beside its ring, XDPPortOptions.LargeTx)
+// gets TCP segments merged at flush (worker.transmitMerged, encap.GRO):
+// each run of consecutive, checksum-valid segments of one flow in its
+// batch leaves as one super-frame, in order with the frames around it
+// (gro-merged, gro-segments). The uplink thus sends super-frames whole for
+// the NIC's TSO (or the kernel's GSO) to cut, and a pod behind an af-packet
+// port receives what crossed the network as MTU-sized frames in
+// super-frames, as it would from the kernel's GRO.
+//
 // An AF_PACKET pod or host port also attaches a tc ingress drop behind the
 // packet taps (xdpprog.IngressDrop): the switch's socket sees every frame,
 // the node's kernel none, as with XDP ports. Without it the node would run

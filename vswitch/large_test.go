@@ -357,3 +357,68 @@ func (l *fakeLab) discardOutput() {
 		<-l.ports["pod2"].Out
 	}
 }
+
+// tcpSegments cuts a TSO super-frame from src to dst into the full-size
+// segments a sender without TSO (an AF_XDP pod, the uplink) delivers.
+func tcpSegments(t testing.TB, v6 bool, src, dst netip.Addr, payload int) (segs [][]byte) {
+	t.Helper()
+	b := tcpSuper(t, v6, src, dst, 64, payload, mssFor(v6))
+	h, frame := encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen]), b[encap.VirtioNetHdrLen:]
+	g, err := encap.ParseGSO(frame, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range g.Segments(frame) {
+		dst := make([]byte, 2048)
+		segs = append(segs, dst[:g.Segment(dst, frame, i)])
+	}
+	return segs
+}
+
+// TestGROToOffloadPort: TCP segments from a plain port to an offloading
+// one leave as one super-frame (GRO), in order with the frames around
+// them, and it is the super-frame the segments were cut from, routed.
+func TestGROToOffloadPort(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		l := newOffloadLab(t)
+		src, dst := pod3v4, pod1v4
+		if v6 {
+			src, dst = pod3v6, pod1v6
+		}
+		mss := mssFor(v6)
+		segs := tcpSegments(t, v6, src, dst, 5*mss)
+		for _, s := range segs {
+			copy(s[6:12], pod3MAC[:])
+		}
+		// The frames around are of the same family: a vector's families
+		// are looked up, and so sent, apart.
+		udp := udp4(t, pod3MAC, pod3v4, pod1v4, 64, 10)
+		if v6 {
+			udp = udp6(t, pod3MAC, pod3v6, pod1v6, 64, 10)
+		}
+		in := append(append([][]byte{udp}, segs...), udp)
+		out := l.runVector(t, "pod3", in...)["pod1"]
+		if len(out) != 3 {
+			t.Fatalf("v6=%v: %d frames on pod1, want small, super-frame, small (counters %+v)", v6, len(out), l.sw.Counters())
+		}
+		h, frame := encap.VirtioNetHdr(out[1][:encap.VirtioNetHdrLen]), out[1][encap.VirtioNetHdrLen:]
+		if len(out[0]) > 100 || len(out[2]) > 100 || h.GSOType() == encap.GSONone || int(h.GSOSize()) != mss {
+			t.Fatalf("v6=%v: sizes %d %d %d, gso type %d size %d", v6, len(out[0]), len(out[1]), len(out[2]), h.GSOType(), h.GSOSize())
+		}
+		g, err := encap.ParseGSO(frame, h)
+		if err != nil {
+			t.Fatalf("v6=%v: the super-frame: %v", v6, err)
+		}
+		if n := g.Segments(frame); n != len(segs) {
+			t.Errorf("v6=%v: the super-frame cuts into %d segments, want %d", v6, n, len(segs))
+		}
+		// Routed once: addresses rewritten, TTL or hop limit down by one.
+		if !bytes.Equal(frame[0:6], pod1MAC[:]) || (v6 && frame[14+7] != 63) || (!v6 && frame[14+8] != 63) {
+			t.Errorf("v6=%v: not routed: %x", v6, frame[:24])
+		}
+		c := l.sw.Counters()
+		if c.Events[EvGROMerged] != 1 || c.Events[EvGROSegments] != uint64(len(segs)) {
+			t.Errorf("v6=%v: gro-merged %d, gro-segments %d", v6, c.Events[EvGROMerged], c.Events[EvGROSegments])
+		}
+	}
+}

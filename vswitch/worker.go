@@ -1,6 +1,7 @@
 package vswitch
 
 import (
+	"github.com/xvs-project/xvs/encap"
 	"log/slog"
 	"net/netip"
 	"runtime"
@@ -18,12 +19,14 @@ import (
 // vectors, its counters' local half) is owned by that goroutine; the control
 // plane changes worker state only by posting closures (do).
 type worker struct {
-	id    int
-	log   *slog.Logger
-	umem  *xsk.Umem
-	fib   *fib.FIB
-	batch int
-	poll  PollMode
+	gro    *encap.GRO                  // merges TCP segments for ports that take super-frames
+	groHdr [encap.VirtioNetHdrLen]byte // the merged frame's offload header
+	id     int
+	log    *slog.Logger
+	umem   *xsk.Umem
+	fib    *fib.FIB
+	batch  int
+	poll   PollMode
 	// idleSpin: ns an adaptive worker keeps polling after its last frame.
 	idleSpin int64
 	cpu      int // the CPU the worker's thread is pinned to, or -1
@@ -118,6 +121,7 @@ func newWorker(id int, cfg *Config, f *fib.FIB, events chan<- ctlEvent, log *slo
 		a4:     make([][4]byte, n), i4: make([]uint16, n), r4: make([]fib.Index, n),
 		a6: make([][16]byte, n), i6: make([]uint16, n), r6: make([]fib.Index, n),
 		icmpRate: int64(cfg.ICMPRate),
+		gro:      encap.NewGRO(),
 	}
 	w.icmpTokens = w.icmpRate
 	w.cpu = -1
@@ -346,24 +350,79 @@ func (w *worker) flush() {
 			w.out[id] = batch[:0]
 			continue
 		}
-		sent := ps.port.Transmit(batch)
-		var bytes uint64
-		for i := 0; i < sent; i++ {
-			bytes += uint64(batch[i].Len)
-		}
-		for i := sent; i < len(batch); i++ {
-			w.umem.Free(batch[i].Addr)
-			w.cnt.drop(DropRingFull)
+		if ps.large != nil && len(batch) > 1 {
+			w.transmitMerged(ps, batch)
+		} else {
+			w.transmit(ps, batch)
 		}
 		ps.port.Flush()
-		ps.stats.txPackets.Add(uint64(sent))
-		ps.stats.txBytes.Add(bytes)
-		if d := len(batch) - sent; d > 0 {
-			ps.stats.txDrops.Add(uint64(d))
-		}
 		w.out[id] = batch[:0]
 	}
 	w.touched = w.touched[:0]
+}
+
+// transmit hands batch to ps's port, counts it and frees what the port
+// did not take.
+func (w *worker) transmit(ps *portState, batch []Packet) {
+	if len(batch) == 0 {
+		return
+	}
+	sent := ps.port.Transmit(batch)
+	var bytes uint64
+	for i := 0; i < sent; i++ {
+		bytes += uint64(batch[i].Len)
+	}
+	for i := sent; i < len(batch); i++ {
+		w.umem.Free(batch[i].Addr)
+		w.cnt.drop(DropRingFull)
+	}
+	ps.stats.txPackets.Add(uint64(sent))
+	ps.stats.txBytes.Add(bytes)
+	if d := len(batch) - sent; d > 0 {
+		ps.stats.txDrops.Add(uint64(d))
+	}
+}
+
+// transmitMerged sends batch out of a port that takes GSO super-frames,
+// merging each run of consecutive segments of one TCP flow into one
+// (encap.GRO) and sending it whole; the rest goes as it is, in order.
+func (w *worker) transmitMerged(ps *portState, batch []Packet) {
+	from := 0 // the first frame not yet sent
+	for i := 0; i < len(batch); {
+		if !w.gro.Start(w.umem.Bytes(batch[i].Addr, int(batch[i].Len))) {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(batch) && w.gro.Add(w.umem.Bytes(batch[j].Addr, int(batch[j].Len))) {
+			j++
+		}
+		if j-i < 2 {
+			i = j
+			continue
+		}
+		// What came before goes first, out of the ring, then the
+		// super-frame through the port's socket.
+		if i > from {
+			w.transmit(ps, batch[from:i])
+			ps.port.Flush()
+		}
+		f := w.gro.Finish(w.groHdr[:])
+		if err := ps.large.TransmitLarge(f, w.groHdr[:]); err != nil {
+			w.cnt.drop(DropRingFull)
+			ps.stats.txDrops.Add(1)
+		} else {
+			ps.stats.txPackets.Add(1)
+			ps.stats.txBytes.Add(uint64(len(f)))
+			w.cnt.event(EvGROMerged)
+			w.cnt.add(EvGROSegments, j-i)
+		}
+		for k := i; k < j; k++ {
+			w.umem.Free(batch[k].Addr)
+		}
+		from, i = j, j
+	}
+	w.transmit(ps, batch[from:])
 }
 
 // sleep waits in poll(2) for any port, the wake eventfd, or (through it)
