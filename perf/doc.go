@@ -17,6 +17,14 @@
 // Forwarders that cannot run here (no binary, no XDP, no forwarding) are
 // skipped with the reason in the report, never silently.
 //
+// The standard sets (standard.go): PodToPod (the kernel, xvsd, its XDP fast
+// path, an XDP_REDIRECT ceiling), TCP (iperf3 through the kernel and each
+// xvsd pod mode and fast path), CrossNode (two lab nodes behind the lab's
+// outside router: Lab.KernelRouting on both against xvsd on both) and Ring
+// (the generator's send paths). Forwarders built on package lab (XVSD*,
+// KernelCrossNode) share startLab; Kernel and XDPRedirect use their own
+// pod pair (podpair.go). xvs-bench (perf/cmd) picks the sets.
+//
 // The traffic generator is perf/pktgen, run in process; iperf3 is run as a
 // command inside the pod namespaces. Nothing here asserts a speed: the
 // harness measures and reports.
