@@ -109,91 +109,62 @@ func fastDecide(f *FastPath, need hdrNeed) asm.Instructions {
 		asm.Ja.Label("slow"),
 	)
 
-	// IPv4.
-	addAll(labeled(need(14+20), "tf4"))
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
-		asm.JNE.Imm(asm.R5, 0x45, "slow"),
-		asm.LoadMem(asm.R5, asm.R2, 14+8, asm.Byte),
-		asm.JLE.Imm(asm.R5, 1, "slow"),
-		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
-		asm.StoreMem(asm.RFP, stkKey, asm.R5, asm.Word),
-		mapPtr(asm.R1, f.hosts4),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stkKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "slow"),
-		asm.Mov.Reg(asm.R7, asm.R0),
-		asm.Mov.Imm(asm.R8, 0),
-	)
-	addAll(need(14 + 20))
-	add(
-		asm.LoadMem(asm.R5, asm.R6, skbGSOSize, asm.Word),
-		asm.JNE.Imm(asm.R5, 0, "gso4"),
-		asm.LoadMem(asm.R4, asm.R6, skbLen, asm.Word),
-		asm.Sub.Imm(asm.R4, 14),
-		asm.LoadMem(asm.R5, asm.R7, fvMTU, asm.Half),
-		asm.JGT.Reg(asm.R4, asm.R5, "slow"),
-		asm.Ja.Label("ok4"),
-		asm.LoadMem(asm.R5, asm.R2, 14+9, asm.Byte).WithSymbol("gso4"),
-		asm.JEq.Imm(asm.R5, protoUDP, "udp4"),
-		asm.JNE.Imm(asm.R5, protoTCP, "slow"),
-	)
-	addAll(need(14 + 20 + 13))
-	add(
-		asm.LoadMem(asm.R4, asm.R2, 14+20+12, asm.Byte),
-		asm.RSh.Imm(asm.R4, 4),
-		asm.LSh.Imm(asm.R4, 2),
-		asm.Add.Imm(asm.R4, 20),
-	)
-	addAll(checkSeg("ok4"))
-	add(asm.Mov.Imm(asm.R4, 20+8).WithSymbol("udp4"))
-	addAll(checkSeg("ok4"))
-
-	// IPv6.
-	addAll(labeled(need(14+40), "tf6"))
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 14+7, asm.Byte),
-		asm.JLE.Imm(asm.R5, 1, "slow"),
-	)
-	for i := int16(0); i < 4; i++ {
+	// One block per family; sfx names its labels.
+	family := func(sfx string, ipLen int32, ttl, proto, dst int16, words int16, m *ebpf.Map, idx int32) {
+		addAll(labeled(need(14+ipLen), "tf"+sfx))
+		if ipLen == 20 {
+			add( // IPv4 without options
+				asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
+				asm.JNE.Imm(asm.R5, 0x45, "slow"),
+			)
+		}
 		add(
-			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
-			asm.StoreMem(asm.RFP, stkKey+4*i, asm.R5, asm.Word),
+			asm.LoadMem(asm.R5, asm.R2, 14+ttl, asm.Byte),
+			asm.JLE.Imm(asm.R5, 1, "slow"),
 		)
+		for i := int16(0); i < words; i++ {
+			add(
+				asm.LoadMem(asm.R5, asm.R2, 14+dst+4*i, asm.Word),
+				asm.StoreMem(asm.RFP, stkKey+4*i, asm.R5, asm.Word),
+			)
+		}
+		add(
+			mapPtr(asm.R1, m),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, stkKey),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "slow"),
+			asm.Mov.Reg(asm.R7, asm.R0),
+			asm.Mov.Imm(asm.R8, idx),
+		)
+		addAll(need(14 + ipLen))
+		add(
+			// Not GSO: the frame against the MTU.
+			asm.LoadMem(asm.R5, asm.R6, skbGSOSize, asm.Word),
+			asm.JNE.Imm(asm.R5, 0, "gso"+sfx),
+			asm.LoadMem(asm.R4, asm.R6, skbLen, asm.Word),
+			asm.Sub.Imm(asm.R4, 14),
+			asm.LoadMem(asm.R5, asm.R7, fvMTU, asm.Half),
+			asm.JGT.Reg(asm.R4, asm.R5, "slow"),
+			asm.Ja.Label("ok"+sfx),
+			// GSO: a segment against the MTU, TCP or UDP only.
+			asm.LoadMem(asm.R5, asm.R2, 14+proto, asm.Byte).WithSymbol("gso"+sfx),
+			asm.JEq.Imm(asm.R5, protoUDP, "udp"+sfx),
+			asm.JNE.Imm(asm.R5, protoTCP, "slow"),
+		)
+		addAll(need(14 + ipLen + 13))
+		add(
+			asm.LoadMem(asm.R4, asm.R2, int16(14+ipLen+12), asm.Byte),
+			asm.RSh.Imm(asm.R4, 4),
+			asm.LSh.Imm(asm.R4, 2),
+			asm.Add.Imm(asm.R4, ipLen),
+		)
+		addAll(checkSeg("ok" + sfx))
+		add(asm.Mov.Imm(asm.R4, ipLen+8).WithSymbol("udp" + sfx))
+		addAll(checkSeg("ok" + sfx))
 	}
-	add(
-		mapPtr(asm.R1, f.hosts6),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stkKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "slow"),
-		asm.Mov.Reg(asm.R7, asm.R0),
-		asm.Mov.Imm(asm.R8, 1),
-	)
-	addAll(need(14 + 40))
-	add(
-		asm.LoadMem(asm.R5, asm.R6, skbGSOSize, asm.Word),
-		asm.JNE.Imm(asm.R5, 0, "gso6"),
-		asm.LoadMem(asm.R4, asm.R6, skbLen, asm.Word),
-		asm.Sub.Imm(asm.R4, 14),
-		asm.LoadMem(asm.R5, asm.R7, fvMTU, asm.Half),
-		asm.JGT.Reg(asm.R4, asm.R5, "slow"),
-		asm.Ja.Label("ok6"),
-		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Byte).WithSymbol("gso6"),
-		asm.JEq.Imm(asm.R5, protoUDP, "udp6"),
-		asm.JNE.Imm(asm.R5, protoTCP, "slow"),
-	)
-	addAll(need(14 + 40 + 13))
-	add(
-		asm.LoadMem(asm.R4, asm.R2, 14+40+12, asm.Byte),
-		asm.RSh.Imm(asm.R4, 4),
-		asm.LSh.Imm(asm.R4, 2),
-		asm.Add.Imm(asm.R4, 40),
-	)
-	addAll(checkSeg("ok6"))
-	add(asm.Mov.Imm(asm.R4, 40+8).WithSymbol("udp6"))
-	addAll(checkSeg("ok6"))
+	family("4", 20, 8, 9, 16, 1, f.hosts4, 0)
+	family("6", 40, 7, 6, 24, 4, f.hosts6, 1)
 
 	// Leave R2 readable for the family's headers.
 	addAll(labeled(need(14+20), "ok4"))

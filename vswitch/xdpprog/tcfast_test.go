@@ -178,22 +178,7 @@ func TestIngressFast(t *testing.T) {
 	}
 
 	// Everything else is dropped by tc, untouched, and taken by the socket.
-	ttl1 := withChecksum(ipv4(17, "198.18.10.1", "198.18.10.2", 5, 0, udp(1, 2, 10)))
-	ttl1[14+8] = 1
-	withChecksum(ttl1)
-	hop1 := ipv6(17, "fd00:10::1", "fd00:10::2", udp(1, 2, 10))
-	hop1[14+7] = 1
-	for name, f := range map[string][]byte{
-		"unknown destination": withChecksum(ipv4(17, "198.18.10.1", "198.18.10.9", 5, 0, udp(1, 2, 10))),
-		"TTL 1":               ttl1,
-		"hop limit 1":         hop1,
-		"bigger than the MTU": withChecksum(ipv4(17, "198.18.10.1", "198.18.10.3", 5, 0, udp(1, 2, 200))),
-		"IPv4 options":        ipv4(17, "198.18.10.1", "198.18.10.2", 6, 0, udp(1, 2, 10)),
-		"ARP":                 eth(0x0806, make([]byte, 28)),
-		"IPv6 unknown":        ipv6(17, "fd00:10::1", "fd00:10::9", udp(1, 2, 10)),
-		"truncated IPv4":      ipv4(17, "198.18.10.1", "198.18.10.2", 5, 0, nil)[:30],
-		"truncated IPv6":      ipv6(17, "fd00:10::1", "fd00:10::2", nil)[:50],
-	} {
+	for name, f := range notFast() {
 		got, out := x.runTC(t, f, 0)
 		if (got != tcActShot && got != tcUnrunnable) || !bytes.Equal(out, f) {
 			t.Errorf("%s: tc verdict %d, changed %v; want dropped untouched", name, got, !bytes.Equal(out, f))
