@@ -179,8 +179,9 @@ func fastDecide(f *FastPath, need hdrNeed) asm.Instructions {
 func ingressFastProgram(f *FastPath) asm.Instructions {
 	var p asm.Instructions
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
+	addAll := func(is asm.Instructions) { p = append(p, is...) }
 	add(asm.Mov.Reg(asm.R6, asm.R1))
-	p = append(p, fastDecide(f, tcNeed)...)
+	addAll(fastDecide(f, tcNeed))
 	// The writes go through bpf_skb_store_bytes, not the packet pointers:
 	// a direct write would make the verifier unclone every frame first,
 	// the dropped ones included.
@@ -201,27 +202,16 @@ func ingressFastProgram(f *FastPath) asm.Instructions {
 		asm.And.Imm(asm.R4, 0xffff),
 		asm.Add.Reg(asm.R4, asm.R5),
 		asm.StoreMem(asm.RFP, -6, asm.R4, asm.Half),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, 14+8),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -8),
-		asm.Mov.Imm(asm.R4, 4),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnSkbStoreBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "slow"),
+	)
+	addAll(storeBytes(14+8, -8, 4))
+	add(
 		asm.Ja.Label("mac"),
 		asm.LoadMem(asm.R4, asm.R2, 14+7, asm.Byte).WithSymbol("hop6"),
 		asm.Sub.Imm(asm.R4, 1),
 		asm.StoreMem(asm.RFP, -8, asm.R4, asm.Byte),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, 14+7),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -8),
-		asm.Mov.Imm(asm.R4, 1),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnSkbStoreBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "slow"),
-
+	)
+	addAll(storeBytes(14+7, -8, 1))
+	add(
 		// Ethernet addresses: destination then source, 12 bytes.
 		asm.LoadMem(asm.R4, asm.R7, fvDst, asm.Word).WithSymbol("mac"),
 		asm.StoreMem(asm.RFP, -16, asm.R4, asm.Word),
@@ -231,15 +221,9 @@ func ingressFastProgram(f *FastPath) asm.Instructions {
 		asm.StoreMem(asm.RFP, -10, asm.R4, asm.Half),
 		asm.LoadMem(asm.R4, asm.R7, fvSrc+2, asm.Word),
 		asm.StoreMem(asm.RFP, -8, asm.R4, asm.Word),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, 0),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -16),
-		asm.Mov.Imm(asm.R4, 12),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnSkbStoreBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "slow"),
-
+	)
+	addAll(storeBytes(0, -16, 12))
+	add(
 		// Count (the tc counters follow the XDP ones).
 		asm.LoadMem(asm.R9, asm.R7, fvIfindex, asm.Word),
 		asm.Add.Imm(asm.R8, 2),
@@ -265,6 +249,21 @@ func ingressFastProgram(f *FastPath) asm.Instructions {
 		asm.Return(),
 	)
 	return p
+}
+
+// storeBytes emits bpf_skb_store_bytes(skb in R6, off, fp+stk, n, 0),
+// jumping to "slow" if it fails.
+func storeBytes(off, stk, n int32) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, off),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, stk),
+		asm.Mov.Imm(asm.R4, n),
+		asm.Mov.Imm(asm.R5, 0),
+		asm.FnSkbStoreBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "slow"),
+	}
 }
 
 // socketFilterProgram refuses (returns 0 for) the frames the tc program
