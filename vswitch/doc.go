@@ -92,20 +92,21 @@
 // routes them with the same route4/route6 as every packet (the MTU check
 // uses the segment size), then sends them whole, offload header unchanged,
 // to an offloading port of the same worker — one sendmsg for up to 44 TCP
-// segments — or cuts them into segments in Umem frames (encap.GSO) for any
-// other port. Frames keep their order: the packets before a super-frame in
-// a vector are flushed before it.
+// segments — or cuts them into segments in Umem frames (encap.GSO) for a
+// port that takes none, or another worker's. Frames keep their order: the
+// packets before a super-frame in a vector are flushed before it.
 //
-// The other way, too: a port that takes super-frames (an af-packet port,
-// and an AF_XDP uplink or host port, which gets a send-only AF_PACKET
-// socket with PACKET_VNET_HDR beside its ring, XDPPortOptions.LargeTx)
-// gets TCP segments merged at flush (worker.transmitMerged, encap.GRO):
-// each run of consecutive, checksum-valid segments of one flow in its
-// batch leaves as one super-frame, in order with the frames around it
-// (gro-merged, gro-segments). The uplink thus sends super-frames whole for
-// the NIC's TSO (or the kernel's GSO) to cut, and a pod behind an af-packet
-// port receives what crossed the network as MTU-sized frames in
-// super-frames, as it would from the kernel's GRO.
+// Every port takes super-frames: an af-packet port on its own socket, an
+// AF_XDP port through a send-only AF_PACKET socket with PACKET_VNET_HDR
+// beside its ring (XDPPortOptions.LargeTx; without one, the port gets
+// segments). The uplink thus sends super-frames whole for the NIC's TSO
+// (or the kernel's GSO) to cut, and a pod's veth hands one to the pod's
+// stack in one piece. The other way, too: TCP segments bound for a port
+// are merged at flush (worker.transmitMerged, encap.GRO): each run of
+// consecutive, checksum-valid segments of one flow in its batch leaves as
+// one super-frame, in order with the frames around it (gro-merged,
+// gro-segments), so a pod receives what crossed the network, or came from
+// a pod without TSO, as it would from the kernel's GRO.
 //
 // An AF_PACKET pod or host port also attaches a tc ingress drop behind the
 // packet taps (xdpprog.IngressDrop): the switch's socket sees every frame,

@@ -29,9 +29,10 @@ func (w *worker) processLarge(pkts []Packet, large []LargeFrame, in *portState) 
 // forwardLarge routes one large frame. It leaves whole through an
 // offloading output port of this worker (its offload header unchanged: the
 // switch rewrites neither header lengths nor checksummed fields other than
-// the IPv4 header's, which it updates). For any other port a GSO
-// super-frame is cut into segments in Umem frames, as the kernel would cut
-// it, and a large frame without GSO is dropped as too big. The frame is the
+// the IPv4 header's, which it updates). For a port that takes no
+// super-frames, or another worker's, a GSO super-frame is cut into
+// segments in Umem frames, as the kernel would cut it, and a large frame
+// without GSO is dropped as too big. The frame is the
 // port's until its next Receive, so nothing here keeps it.
 func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 	b := lf.Frame

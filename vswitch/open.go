@@ -28,10 +28,10 @@ func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort,
 		}
 	}
 	if pc.Mode != ModeAFPacket {
-		// Uplinks and the host port send TCP's super-frames whole, for
-		// the NIC (or the kernel) to cut.
-		largeTx := pc.Kind == PortUplink || pc.Kind == PortHost
-		p, err := openXDPPort(pc.Name, pc.Queue, pc.Kind, pc.Mode, umem, XDPPortOptions{Program: pc.program, FastPath: pc.fast, LargeTx: largeTx})
+		// Every port sends TCP's super-frames whole (from af-packet pods, or
+		// merged by GRO): the uplink for the NIC (or the kernel) to cut, a
+		// pod's veth to the pod's stack in one piece.
+		p, err := openXDPPort(pc.Name, pc.Queue, pc.Kind, pc.Mode, umem, XDPPortOptions{Program: pc.program, FastPath: pc.fast, LargeTx: true})
 		if err == nil {
 			if err := p.LargeTxErr(); err != nil {
 				op.Reason = fmt.Sprintf("super-frames cut in software (%v)", err)

@@ -40,7 +40,8 @@ type XDPPortOptions struct {
 	// LargeTx opens a send-only AF_PACKET socket with PACKET_VNET_HDR next
 	// to the AF_XDP one, through which the port sends GSO super-frames
 	// whole (TransmitLarge): the interface (a NIC's TSO, or the kernel's
-	// GSO) cuts them, not the switch. The switch asks for it on uplinks.
+	// GSO) cuts them, or a pod's stack takes them whole, not the switch.
+	// The switch asks for it on every AF_XDP port.
 	// If the socket cannot be had the port works without it and
 	// LargeTxErr says why.
 	LargeTx bool
