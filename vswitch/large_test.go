@@ -422,3 +422,31 @@ func TestGROToOffloadPort(t *testing.T) {
 		}
 	}
 }
+
+// TestGROZeroAlloc: merging segments at flush and sending the super-frame
+// allocate nothing in the switch (the fake port's TransmitLarge copies the
+// frame for its channel: one allocation).
+func TestGROZeroAlloc(t *testing.T) {
+	l := newOffloadLab(t)
+	w := l.sw.workers[0]
+	out := l.rxPort("pod1")
+	segs := tcpSegments(t, false, pod3v4, pod1v4, 10*mssFor(false))
+	allocs := testing.AllocsPerRun(50, func() {
+		for _, s := range segs {
+			a, ok := w.umem.Alloc()
+			if !ok {
+				t.Fatal("no Umem frames")
+			}
+			n := copy(w.umem.Frame(a)[Headroom:], s)
+			w.emit(&Packet{Addr: a + Headroom, Len: uint32(n)}, out)
+		}
+		w.flush()
+		l.discardOutput()
+	})
+	if allocs > 1 {
+		t.Errorf("%v allocations per merged super-frame, want at most the fake port's 1", allocs)
+	}
+	if w.cnt.local[NumDrops+Drop(EvGROMerged)] == 0 {
+		t.Error("nothing was merged")
+	}
+}
