@@ -115,6 +115,26 @@ func groChecksumValid(seg []byte, l4 int, v6 bool) bool {
 	return Fold(Checksum(tcp, ps)) == 0xffff
 }
 
+// GROPair is the cheap look before Start: it reports whether b may
+// continue a super-frame started with a, comparing their Ethernet types,
+// IP protocols and addresses and ports (no checksum, no lengths). A false
+// means no; a true is only a maybe.
+func GROPair(a, b []byte) bool {
+	if len(a) < EthernetLen+40+4 || len(b) < EthernetLen+40+4 || a[12] != b[12] || a[13] != b[13] {
+		return false
+	}
+	switch binary.BigEndian.Uint16(a[12:]) {
+	case EtherTypeIPv4:
+		// Protocol TCP, IHL 5, then addresses and ports side by side.
+		return a[EthernetLen] == 0x45 && b[EthernetLen] == 0x45 && a[EthernetLen+9] == 6 && b[EthernetLen+9] == 6 &&
+			string(a[EthernetLen+12:EthernetLen+24]) == string(b[EthernetLen+12:EthernetLen+24])
+	case EtherTypeIPv6:
+		return a[EthernetLen+6] == 6 && b[EthernetLen+6] == 6 &&
+			string(a[EthernetLen+8:EthernetLen+44]) == string(b[EthernetLen+8:EthernetLen+44])
+	}
+	return false
+}
+
 // Start begins a super-frame with seg, a whole frame. It reports false,
 // and keeps nothing, if seg cannot be merged.
 func (g *GRO) Start(seg []byte) bool {

@@ -248,3 +248,28 @@ func FuzzGRO(f *testing.F) {
 		}
 	})
 }
+
+func TestGROPair(t *testing.T) {
+	_, segs := groSegments(t, gsoCases[0])
+	_, segs6 := groSegments(t, gsoCases[6])
+	other := bytes.Clone(segs[1])
+	other[EthernetLen+20+1]++ // source port
+	udp := bytes.Clone(segs[1])
+	udp[EthernetLen+9] = 17
+	for _, c := range []struct {
+		name string
+		a, b []byte
+		want bool
+	}{
+		{"next segment", segs[0], segs[1], true},
+		{"IPv6 next segment", segs6[0], segs6[1], true},
+		{"another port", segs[0], other, false},
+		{"UDP", segs[0], udp, false},
+		{"IPv4 then IPv6", segs[0], segs6[1], false},
+		{"short", segs[0], segs[1][:40], false},
+	} {
+		if got := GROPair(c.a, c.b); got != c.want {
+			t.Errorf("%s: GROPair = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -106,7 +106,10 @@
 // consecutive, checksum-valid segments of one flow in its batch leaves as
 // one super-frame, in order with the frames around it (gro-merged,
 // gro-segments), so a pod receives what crossed the network, or came from
-// a pod without TSO, as it would from the kernel's GRO.
+// a pod without TSO, as it would from the kernel's GRO. encap.GROPair, a
+// comparison of addresses and ports, keeps the copy and checksum of
+// Start for frames the next one may continue; a super-frame the port's
+// socket refuses (full) leaves as the segments it came from.
 //
 // An AF_PACKET pod or host port also attaches a tc ingress drop behind the
 // packet taps (xdpprog.IngressDrop): the switch's socket sees every frame,

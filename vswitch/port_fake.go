@@ -75,7 +75,10 @@ type FakeOffloadPort struct {
 	// Discard makes TransmitLarge take frames without copying them to Out
 	// (benchmarks of the switch's side).
 	Discard bool
-	large   []LargeFrame
+	// LargeErr, when set, is what TransmitLarge fails with (a full or
+	// refusing socket).
+	LargeErr error
+	large    []LargeFrame
 }
 
 var _ LargePort = (*FakeOffloadPort)(nil)
@@ -127,6 +130,9 @@ func (f *FakeOffloadPort) Large() []LargeFrame { return f.large }
 
 // TransmitLarge implements LargePort.
 func (f *FakeOffloadPort) TransmitLarge(frame []byte, hdr encap.VirtioNetHdr) error {
+	if f.LargeErr != nil {
+		return f.LargeErr
+	}
 	if f.Discard {
 		return nil
 	}

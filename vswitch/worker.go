@@ -1,7 +1,6 @@
 package vswitch
 
 import (
-	"github.com/xvs-project/xvs/encap"
 	"log/slog"
 	"net/netip"
 	"runtime"
@@ -10,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/fib"
 	"github.com/xvs-project/xvs/vswitch/xsk"
 )
@@ -19,14 +19,12 @@ import (
 // vectors, its counters' local half) is owned by that goroutine; the control
 // plane changes worker state only by posting closures (do).
 type worker struct {
-	gro    *encap.GRO                  // merges TCP segments for ports that take super-frames
-	groHdr [encap.VirtioNetHdrLen]byte // the merged frame's offload header
-	id     int
-	log    *slog.Logger
-	umem   *xsk.Umem
-	fib    *fib.FIB
-	batch  int
-	poll   PollMode
+	id    int
+	log   *slog.Logger
+	umem  *xsk.Umem
+	fib   *fib.FIB
+	batch int
+	poll  PollMode
 	// idleSpin: ns an adaptive worker keeps polling after its last frame.
 	idleSpin int64
 	cpu      int // the CPU the worker's thread is pinned to, or -1
@@ -73,6 +71,9 @@ type worker struct {
 	a6      [][16]byte
 	i6      []uint16
 	r6      []fib.Index
+
+	gro     *encap.GRO                  // merges TCP segments for ports that take super-frames
+	groHdr  [encap.VirtioNetHdrLen]byte // the merged frame's offload header
 	pollfds []unix.PollFd
 
 	now        int64 // monotonic ns, refreshed once per loop
@@ -389,7 +390,10 @@ func (w *worker) transmit(ps *portState, batch []Packet) {
 func (w *worker) transmitMerged(ps *portState, batch []Packet) {
 	from := 0 // the first frame not yet sent
 	for i := 0; i < len(batch); {
-		if !w.gro.Start(w.umem.Bytes(batch[i].Addr, int(batch[i].Len))) {
+		// The cheap look first: only a frame the next one may continue is
+		// worth Start's copy and checksum.
+		if i+1 == len(batch) || !encap.GROPair(w.umem.Bytes(batch[i].Addr, int(batch[i].Len)), w.umem.Bytes(batch[i+1].Addr, int(batch[i+1].Len))) ||
+			!w.gro.Start(w.umem.Bytes(batch[i].Addr, int(batch[i].Len))) {
 			i++
 			continue
 		}
@@ -409,14 +413,15 @@ func (w *worker) transmitMerged(ps *portState, batch []Packet) {
 		}
 		f := w.gro.Finish(w.groHdr[:])
 		if err := ps.large.TransmitLarge(f, w.groHdr[:]); err != nil {
-			w.cnt.drop(DropRingFull)
-			ps.stats.txDrops.Add(1)
-		} else {
-			ps.stats.txPackets.Add(1)
-			ps.stats.txBytes.Add(uint64(len(f)))
-			w.cnt.event(EvGROMerged)
-			w.cnt.add(EvGROSegments, j-i)
+			// The socket is full or refused it: the segments are still
+			// here, and go through the ring as they came.
+			from, i = i, j
+			continue
 		}
+		ps.stats.txPackets.Add(1)
+		ps.stats.txBytes.Add(uint64(len(f)))
+		w.cnt.event(EvGROMerged)
+		w.cnt.add(EvGROSegments, j-i)
 		for k := i; k < j; k++ {
 			w.umem.Free(batch[k].Addr)
 		}

@@ -186,6 +186,28 @@ func reloadOr(n int32, label string) asm.Instructions {
 	}
 }
 
+// lookupDest looks the packet's destination up in m (the hosts map of its
+// family): words 32-bit words from IP header offset dst (R2 points at the
+// Ethernet header) go to the stack at key; a miss jumps to miss, a hit
+// leaves the fastVal in R7. Both fast paths, XDP and tc, use it.
+func lookupDest(m *ebpf.Map, dst, words, key int16, miss string) asm.Instructions {
+	var p asm.Instructions
+	for i := int16(0); i < words; i++ {
+		p = append(p,
+			asm.LoadMem(asm.R5, asm.R2, 14+dst+4*i, asm.Word),
+			asm.StoreMem(asm.RFP, key+4*i, asm.R5, asm.Word),
+		)
+	}
+	return append(p,
+		mapPtr(asm.R1, m),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, int32(key)),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, miss),
+		asm.Mov.Reg(asm.R7, asm.R0),
+	)
+}
+
 // fastPodProgram is the pod program with the fast path in front of the
 // redirect to the socket. Registers: R6 ctx, R7 the destination, R8 the
 // family's counter index, R9 the output ifindex.
@@ -196,6 +218,13 @@ func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
 	labeled := func(is asm.Instructions, sym string) asm.Instructions {
 		is[0] = is[0].WithSymbol(sym)
 		return is
+	}
+
+	// Only destinations whose pod runs NAPI take XDP redirects.
+	xdpOnly := asm.Instructions{
+		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
+		asm.And.Imm(asm.R5, fvXDP),
+		asm.JEq.Imm(asm.R5, 0, "xsk"),
 	}
 
 	add(asm.Mov.Reg(asm.R6, asm.R1))
@@ -214,18 +243,9 @@ func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
 		asm.JNE.Imm(asm.R5, 0x45, "xsk"),
 		asm.LoadMem(asm.R5, asm.R2, 14+8, asm.Byte),
 		asm.JLE.Imm(asm.R5, 1, "xsk"),
-		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
-		asm.StoreMem(asm.RFP, -4, asm.R5, asm.Word),
-		mapPtr(asm.R1, f.hosts4),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -4),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "xsk"),
-		asm.Mov.Reg(asm.R7, asm.R0),
-		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
-		asm.And.Imm(asm.R5, fvXDP),
-		asm.JEq.Imm(asm.R5, 0, "xsk"),
 	)
+	addAll(lookupDest(f.hosts4, 16, 1, -4, "xsk"))
+	addAll(xdpOnly)
 	addAll(reloadOr(14+20, "xsk"))
 	add(
 		// Total length against the destination's MTU.
@@ -255,23 +275,8 @@ func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
 		asm.LoadMem(asm.R5, asm.R2, 14+7, asm.Byte),
 		asm.JLE.Imm(asm.R5, 1, "xsk"),
 	)
-	for i := int16(0); i < 4; i++ {
-		add(
-			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
-			asm.StoreMem(asm.RFP, -16+4*i, asm.R5, asm.Word),
-		)
-	}
-	add(
-		mapPtr(asm.R1, f.hosts6),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -16),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "xsk"),
-		asm.Mov.Reg(asm.R7, asm.R0),
-		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
-		asm.And.Imm(asm.R5, fvXDP),
-		asm.JEq.Imm(asm.R5, 0, "xsk"),
-	)
+	addAll(lookupDest(f.hosts6, 24, 4, -16, "xsk"))
+	addAll(xdpOnly)
 	addAll(reloadOr(14+40, "xsk"))
 	add(
 		asm.LoadMem(asm.R4, asm.R2, 14+4, asm.Half),

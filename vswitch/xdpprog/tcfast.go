@@ -122,21 +122,8 @@ func fastDecide(f *FastPath, need hdrNeed) asm.Instructions {
 			asm.LoadMem(asm.R5, asm.R2, 14+ttl, asm.Byte),
 			asm.JLE.Imm(asm.R5, 1, "slow"),
 		)
-		for i := int16(0); i < words; i++ {
-			add(
-				asm.LoadMem(asm.R5, asm.R2, 14+dst+4*i, asm.Word),
-				asm.StoreMem(asm.RFP, stkKey+4*i, asm.R5, asm.Word),
-			)
-		}
-		add(
-			mapPtr(asm.R1, m),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, stkKey),
-			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, "slow"),
-			asm.Mov.Reg(asm.R7, asm.R0),
-			asm.Mov.Imm(asm.R8, idx),
-		)
+		addAll(lookupDest(m, dst, words, stkKey, "slow"))
+		add(asm.Mov.Imm(asm.R8, idx))
 		addAll(need(14 + ipLen))
 		add(
 			// Not GSO: the frame against the MTU.
