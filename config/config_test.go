@@ -215,6 +215,25 @@ func TestResolveErrors(t *testing.T) {
 		{"route nothing", "routes:\n  - prefix: 10.1.0.0/16\n", `routes[0]: needs via, port or blackhole`},
 		{"blackhole with via", uplink + "routes:\n  - prefix: 10.1.0.0/16\n    via: 192.0.2.1\n    blackhole: true\n", `routes[0].via: "192.0.2.1": a blackhole route has no next hop`},
 		{"duplicate route", "routes:\n  - prefix: 10.1.0.0/16\n    blackhole: true\n  - prefix: 10.1.0.0/16\n    blackhole: true\n", `routes[1].prefix: "10.1.0.0/16": duplicate route (also routes[0])`},
+
+		{"vxlan vni", "vxlan: {vni: 16777216}\n", `vxlan.vni: 16777216: must be 1..16777215`},
+		{"vxlan port", "vxlan: {port: 70000}\n", `vxlan.port: 70000: must be 1..65535`},
+		{"vxlan mac", "vxlan: {mac: 02:00}\n", `vxlan.mac: "02:00": invalid MAC address`},
+		{"vxlan mac multicast", "vxlan: {mac: 01:00:5e:00:00:01}\n", `vxlan.mac: "01:00:5e:00:00:01": must be a unicast address`},
+		{"vxlan vtep family", "vxlan: {vtep_v4: 2001:db8::1}\n", `vxlan.vtep_v4: "2001:db8::1": not a unicast IPv4 address`},
+		{"vxlan vtep6 link-local", "vxlan: {vtep_v6: fe80::1}\n", `vxlan.vtep_v6: "fe80::1": not a global unicast IPv6 address`},
+		{"vxlan route without section", "routes:\n  - {prefix: 10.2.0.0/24, vxlan: {remote: 192.0.2.11, mac: 02:58:03:00:00:02}}\n",
+			`routes[0].vxlan.remote: "192.0.2.11": a vxlan route needs the vxlan: section`},
+		{"vxlan remote missing", "vxlan: {}\nroutes:\n  - {prefix: 10.2.0.0/24, vxlan: {mac: 02:58:03:00:00:02}}\n", `routes[0].vxlan.remote: required`},
+		{"vxlan remote bad", "vxlan: {}\nroutes:\n  - {prefix: 10.2.0.0/24, vxlan: {remote: 192.0.2, mac: 02:58:03:00:00:02}}\n", `routes[0].vxlan.remote: "192.0.2": invalid address`},
+		{"vxlan remote inside", "vxlan: {}\nroutes:\n  - {prefix: 10.2.0.0/24, vxlan: {remote: 10.2.0.9, mac: 02:58:03:00:00:02}}\n",
+			`routes[0].vxlan.remote: "10.2.0.9": inside 10.2.0.0/24: the tunnel would route into itself`},
+		{"vxlan remote multicast", "vxlan: {}\nroutes:\n  - {prefix: 10.2.0.0/24, vxlan: {remote: 239.1.1.1, mac: 02:58:03:00:00:02}}\n", `routes[0].vxlan.remote: "239.1.1.1": not a unicast address`},
+		{"vxlan mac missing", "vxlan: {}\nroutes:\n  - {prefix: 10.2.0.0/24, vxlan: {remote: 192.0.2.11}}\n", `routes[0].vxlan.mac: required`},
+		{"vxlan with via", uplink + "vxlan: {}\nroutes:\n  - {prefix: 10.2.0.0/24, via: 192.0.2.1, vxlan: {remote: 192.0.2.11, mac: 02:58:03:00:00:02}}\n",
+			`routes[0].via: "192.0.2.1": a vxlan route has no via`},
+		{"vxlan with blackhole", "vxlan: {}\nroutes:\n  - {prefix: 10.2.0.0/24, blackhole: true, vxlan: {remote: 192.0.2.11, mac: 02:58:03:00:00:02}}\n",
+			`routes[0].blackhole: "true": a route is either vxlan or blackhole`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := Parse([]byte(tc.yaml))
@@ -296,7 +315,7 @@ func TestDocExample(t *testing.T) {
 	if _, err := f.Resolve(Options{}); err != nil {
 		t.Fatalf("doc example: %v", err)
 	}
-	if len(f.Ports) != 3 || len(f.Routes) != 4 {
+	if len(f.Ports) != 3 || len(f.Routes) != 6 || f.VXLAN == nil {
 		t.Errorf("doc example parsed %d ports %d routes", len(f.Ports), len(f.Routes))
 	}
 }

@@ -62,6 +62,15 @@
 //	log_level: info
 //	log_format: text
 //
+//	# VXLAN (Calico's VXLAN mode): this node is a tunnel endpoint; leave the
+//	# section out for native routing only. vxlan: {} takes every default.
+//	vxlan:
+//	  vni: 4096                    # default 4096, Calico's
+//	  port: 4789                   # UDP port (default 4789)
+//	  mac: 02:58:03:00:00:01       # this node's VTEP MAC (default: the uplink's)
+//	  vtep_v4: 192.0.2.10          # tunnel source addresses (default: the
+//	  vtep_v6: 2001:db8::10        # uplink's first address of each family)
+//
 //	ports:
 //	  # the NIC: only pod-prefix and VXLAN traffic is steered to the switch
 //	  - name: eth0
@@ -96,6 +105,13 @@
 //	    port: eth0
 //	  - prefix: 198.51.100.0/24
 //	    blackhole: true
+//	  # another node's pod blocks through VXLAN: its VTEP address (the
+//	  # outer header's family follows it, IPv6 pods may ride IPv4) and MAC;
+//	  # the pod MTU must leave room (1450 over IPv4, 1430 over IPv6)
+//	  - prefix: 10.244.3.0/24
+//	    vxlan: {remote: 192.0.2.12, mac: "02:58:03:00:00:02"}
+//	  - prefix: fd00:10:244:3::/64
+//	    vxlan: {remote: 2001:db8::12, mac: "02:58:03:00:00:02"}
 //
 // Command-line flags of xvsd override the file (see Overrides).
 //

@@ -44,8 +44,21 @@ type File struct {
 	LogFormat   string `yaml:"log_format"`
 	StateFile   string `yaml:"state_file"`
 
+	// VXLAN makes the node a VXLAN tunnel endpoint; absent: no VXLAN.
+	VXLAN *VXLAN `yaml:"vxlan"`
+
 	Ports  []Port  `yaml:"ports"`
 	Routes []Route `yaml:"routes"`
+}
+
+// VXLAN is the vxlan: section, the node's VTEP (see vswitch.VXLANConfig).
+// An empty section (vxlan: {}) turns VXLAN on with every default.
+type VXLAN struct {
+	VNI    int    `yaml:"vni"`
+	Port   int    `yaml:"port"`
+	MAC    string `yaml:"mac"`
+	VTEPv4 string `yaml:"vtep_v4"`
+	VTEPv6 string `yaml:"vtep_v6"`
 }
 
 // Port is one entry of ports:.
@@ -66,6 +79,14 @@ type Route struct {
 	Via       string `yaml:"via"`
 	Port      string `yaml:"port"`
 	Blackhole bool   `yaml:"blackhole"`
+	// VXLAN sends the prefix into a tunnel to another node's VTEP.
+	VXLAN *RouteVXLAN `yaml:"vxlan"`
+}
+
+// RouteVXLAN is a route's vxlan: the other node's VTEP address and MAC.
+type RouteVXLAN struct {
+	Remote string `yaml:"remote"`
+	MAC    string `yaml:"mac"`
 }
 
 // Load reads and parses the file at path. It does not validate: call

@@ -180,6 +180,10 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 		sc.ICMPRate = f.ICMPRate
 	}
 
+	if f.VXLAN != nil {
+		sc.VXLAN = resolveVXLAN(f.VXLAN, &e)
+	}
+
 	c.StateFile = orDefault(f.StateFile, DefaultStateFile)
 	if !filepath.IsAbs(c.StateFile) {
 		e.str("state_file", c.StateFile, "must be an absolute path")
@@ -227,6 +231,9 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 		field := fmt.Sprintf("routes[%d]", i)
 		sr, rerrs := ResolveRoute(field, r, sc.Ports)
 		e = append(e, rerrs...)
+		if r.VXLAN != nil && f.VXLAN == nil {
+			e.str(field+".vxlan.remote", r.VXLAN.Remote, "a vxlan route needs the vxlan: section (this node's VTEP)")
+		}
 		if len(rerrs) == 0 {
 			if j, dup := seen[sr.Prefix]; dup {
 				e.str(field+".prefix", r.Prefix, "duplicate route (also routes[%d])", j)
@@ -240,6 +247,88 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// resolveVXLAN validates the vxlan: section.
+func resolveVXLAN(x *VXLAN, e *errs) *vswitch.VXLANConfig {
+	vc := &vswitch.VXLANConfig{}
+	switch {
+	case x.VNI < 0 || x.VNI > 1<<24-1:
+		e.num("vxlan.vni", x.VNI, "must be 1..16777215")
+	case x.VNI == 0:
+		vc.VNI = vswitch.DefaultVNI
+	default:
+		vc.VNI = uint32(x.VNI)
+	}
+	if x.Port < 0 || x.Port > 65535 {
+		e.num("vxlan.port", x.Port, "must be 1..65535")
+	} else {
+		vc.Port = uint16(x.Port)
+	}
+	if x.MAC != "" {
+		if m, err := ParseMAC(x.MAC); err != nil {
+			e.strErr("vxlan.mac", x.MAC, err)
+		} else if m[0]&1 != 0 || m == ([6]byte{}) {
+			e.str("vxlan.mac", x.MAC, "must be a unicast address")
+		} else {
+			vc.MAC = m
+		}
+	}
+	if x.VTEPv4 != "" {
+		a, err := netip.ParseAddr(x.VTEPv4)
+		if err != nil || !a.Is4() || !a.IsGlobalUnicast() {
+			e.str("vxlan.vtep_v4", x.VTEPv4, "not a unicast IPv4 address")
+		} else {
+			vc.VTEP4 = a
+		}
+	}
+	if x.VTEPv6 != "" {
+		a, err := netip.ParseAddr(x.VTEPv6)
+		if err != nil || !a.Is6() || a.Is4In6() || !a.IsGlobalUnicast() || a.Zone() != "" {
+			e.str("vxlan.vtep_v6", x.VTEPv6, "not a global unicast IPv6 address")
+		} else {
+			vc.VTEP6 = a
+		}
+	}
+	return vc
+}
+
+// resolveRouteVXLAN validates a route's vxlan: against its prefix.
+func resolveRouteVXLAN(field string, r Route, pfx netip.Prefix, sr *vswitch.StaticRoute, e *errs) {
+	x := r.VXLAN
+	if r.Via != "" {
+		e.str(field+".via", r.Via, "a vxlan route has no via (the tunnel is the next hop)")
+	}
+	if r.Port != "" {
+		e.str(field+".port", r.Port, "a vxlan route has no output port")
+	}
+	if r.Blackhole {
+		e.str(field+".blackhole", "true", "a route is either vxlan or blackhole")
+	}
+	vr := &vswitch.VXLANRoute{}
+	a, err := netip.ParseAddr(x.Remote)
+	switch {
+	case x.Remote == "":
+		e.missing(field+".vxlan.remote", "required (the other node's VTEP address)")
+	case err != nil || a.Zone() != "" || a.Is4In6():
+		e.str(field+".vxlan.remote", x.Remote, "invalid address")
+	case !a.IsGlobalUnicast():
+		e.str(field+".vxlan.remote", x.Remote, "not a unicast address")
+	case pfx.Contains(a):
+		e.str(field+".vxlan.remote", x.Remote, "inside %s: the tunnel would route into itself", pfx)
+	default:
+		vr.Remote = a
+	}
+	if x.MAC == "" {
+		e.missing(field+".vxlan.mac", "required (the other node's VTEP MAC)")
+	} else if m, err := ParseMAC(x.MAC); err != nil {
+		e.strErr(field+".vxlan.mac", x.MAC, err)
+	} else if m[0]&1 != 0 || m == ([6]byte{}) {
+		e.str(field+".vxlan.mac", x.MAC, "must be a unicast address")
+	} else {
+		vr.MAC = m
+	}
+	sr.VXLAN = vr
 }
 
 func orDefault(v, d string) string {
@@ -423,6 +512,10 @@ func ResolveRoute(field string, r Route, ports []vswitch.PortConfig) (vswitch.St
 		return sr, e
 	}
 	sr.Prefix = pfx
+	if r.VXLAN != nil {
+		resolveRouteVXLAN(field, r, pfx, &sr, &e)
+		return sr, e
+	}
 
 	var port *vswitch.PortConfig
 	if r.Port != "" {

@@ -286,12 +286,13 @@ func ICMPv6ErrorAllowed(ip IPv6, typ uint8) bool {
 type VXLANTunnel4 struct {
 	Src, Dst [4]byte // local and remote VTEP
 	VNI      uint32
+	Port     uint16 // UDP destination port; 0 means VXLANPort
 	TTL      uint8
 	TOS      uint8
 	DF       bool
 }
 
-// EncapVXLAN4 writes outer IPv4, UDP (destination port VXLANPort, source
+// EncapVXLAN4 writes outer IPv4, UDP (destination port t.Port, source
 // port srcPort, zero checksum as RFC 7348 allows) and VXLAN headers into
 // b[:VXLAN4EncapLen], for an inner Ethernet frame of innerLen bytes that
 // the caller has at b[VXLAN4EncapLen:] (headroom encapsulation: the inner
@@ -316,7 +317,7 @@ func EncapVXLAN4(b []byte, t *VXLANTunnel4, srcPort uint16, innerLen int) int {
 		Src:         t.Src,
 		Dst:         t.Dst,
 	})
-	UDP(b[IPv4MinLen:]).Encode(srcPort, VXLANPort, uint16(total-IPv4MinLen))
+	UDP(b[IPv4MinLen:]).Encode(srcPort, vxlanPort(t.Port), uint16(total-IPv4MinLen))
 	VXLAN(b[IPv4MinLen+UDPLen:]).Encode(t.VNI)
 	return VXLAN4EncapLen
 }
@@ -325,6 +326,7 @@ func EncapVXLAN4(b []byte, t *VXLANTunnel4, srcPort uint16, innerLen int) int {
 type VXLANTunnel6 struct {
 	Src, Dst     [16]byte // local and remote VTEP
 	VNI          uint32
+	Port         uint16 // UDP destination port; 0 means VXLANPort
 	HopLimit     uint8
 	TrafficClass uint8
 	// ZeroUDPChecksum sends a zero UDP checksum (RFC 6935). Linux drops
@@ -353,12 +355,19 @@ func EncapVXLAN6(b []byte, t *VXLANTunnel6, srcPort uint16, innerLen int) int {
 		Dst:           t.Dst,
 	})
 	u := UDP(b[IPv6Len:total])
-	u.Encode(srcPort, VXLANPort, uint16(total-IPv6Len))
+	u.Encode(srcPort, vxlanPort(t.Port), uint16(total-IPv6Len))
 	VXLAN(b[IPv6Len+UDPLen:]).Encode(t.VNI)
 	if !t.ZeroUDPChecksum {
 		u.SetChecksum(UDPChecksum6(t.Src, t.Dst, u))
 	}
 	return VXLAN6EncapLen
+}
+
+func vxlanPort(p uint16) uint16 {
+	if p == 0 {
+		return VXLANPort
+	}
+	return p
 }
 
 // EchoToReply4 turns the ICMPv4 echo request in ip (which must pass

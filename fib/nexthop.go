@@ -56,13 +56,14 @@ func (k Kind) String() string {
 // without touching the routes that use it.
 type NextHop struct {
 	Kind   Kind
-	Port   uint16     // output port ID (KindPort, KindAdjacency, KindVXLAN underlay port)
+	Port   uint16     // output port ID (KindPort, KindAdjacency)
 	Via    netip.Addr // gateway, or invalid for an attached route
 	VNI    uint32     // KindVXLAN
-	Remote netip.Addr // KindVXLAN: remote VTEP
+	Remote netip.Addr // KindVXLAN: remote VTEP, reached through the FIB's own route to it
 	Group  []Index    // KindECMP members (each a non-ECMP next hop)
 
-	// L2 rewrite, prebuilt by the control plane.
+	// L2 rewrite, prebuilt by the control plane (KindVXLAN: the inner
+	// frame's, remote and local VTEP MACs).
 	DstMAC   [6]byte
 	SrcMAC   [6]byte
 	Resolved bool // DstMAC is valid (always true for KindPort)
@@ -78,9 +79,9 @@ func sameIdentity(a, b *NextHop) bool {
 			return false
 		}
 	}
-	if a.Kind == KindPort {
+	if a.Kind == KindPort || a.Kind == KindVXLAN {
 		// A pod port's rewrite is its identity: two pods on one port are
-		// told apart by MAC.
+		// told apart by MAC. A tunnel's is the inner frame's MACs.
 		return a.DstMAC == b.DstMAC && a.SrcMAC == b.SrcMAC
 	}
 	return true
@@ -100,7 +101,7 @@ func (nh NextHop) String() string {
 		}
 		return fmt.Sprintf("port %d %s dst %s", nh.Port, via, macString(nh.DstMAC))
 	case KindVXLAN:
-		return fmt.Sprintf("vxlan vni %d remote %s port %d", nh.VNI, nh.Remote, nh.Port)
+		return fmt.Sprintf("vxlan vni %d remote %s dst %s", nh.VNI, nh.Remote, macString(nh.DstMAC))
 	case KindECMP:
 		return fmt.Sprintf("ecmp %v", nh.Group)
 	}
@@ -142,7 +143,7 @@ type nhKey struct {
 
 func keyOfNextHop(nh *NextHop) nhKey {
 	k := nhKey{kind: nh.Kind, port: nh.Port, vni: nh.VNI, via: nh.Via, remote: nh.Remote}
-	if nh.Kind == KindPort {
+	if nh.Kind == KindPort || nh.Kind == KindVXLAN {
 		k.dst, k.src = nh.DstMAC, nh.SrcMAC
 	}
 	if len(nh.Group) > 0 {

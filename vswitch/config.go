@@ -84,7 +84,40 @@ type StaticRoute struct {
 	Via       netip.Addr // gateway; invalid for an attached or blackhole route
 	Port      string     // output port name; empty to infer from Via
 	Blackhole bool
+	// VXLAN, when set, sends the prefix into a VXLAN tunnel instead (Via
+	// and Port stay empty); it needs Config.VXLAN.
+	VXLAN *VXLANRoute
 }
+
+// VXLANRoute is where a VXLAN route's tunnel ends: Calico's VXLAN mode
+// gives every node a VTEP address (its own underlay address) and MAC, and
+// routes each other node's pod blocks to them.
+type VXLANRoute struct {
+	// Remote is the other node's VTEP address. Its family picks the
+	// outer header: IPv4 (50 bytes with the inner Ethernet header) or IPv6
+	// (70), whatever the prefix's family. The switch reaches it through
+	// its own routes, like any destination on the underlay.
+	Remote netip.Addr
+	// MAC is the other node's VTEP MAC, the inner frame's destination.
+	MAC [6]byte
+}
+
+// VXLANConfig is the node's VXLAN tunnel endpoint. With it set, every
+// uplink steers UDP to the VTEP addresses' port to the switch, which
+// decapsulates what carries its VNI and inner MAC and routes the inner
+// packet; VXLAN routes encapsulate toward their Remote.
+type VXLANConfig struct {
+	VNI  uint32  // the node's VNI, 1..16777215 (default DefaultVNI, Calico's)
+	Port uint16  // UDP port (default 4789)
+	MAC  [6]byte // the node's VTEP MAC (default: the first uplink's MAC)
+	// VTEP4 and VTEP6 are the tunnel's source addresses and the ones the
+	// switch decapsulates for (default: the first uplink's first global
+	// address of each family). Each must be an address of an uplink.
+	VTEP4, VTEP6 netip.Addr
+}
+
+// DefaultVNI is Calico's VXLAN network identifier.
+const DefaultVNI = 4096
 
 // Config is the switch's whole configuration.
 type Config struct {
@@ -119,6 +152,10 @@ type Config struct {
 	WorkerCPUs []int
 	// StatsInterval is how often workers publish counters (default 100ms).
 	StatsInterval time.Duration
+
+	// VXLAN turns on the node's VXLAN tunnel endpoint; nil: off, and
+	// VXLAN routes are refused.
+	VXLAN *VXLANConfig
 
 	Ports  []PortConfig
 	Routes []StaticRoute
@@ -177,6 +214,11 @@ func (c *Config) setDefaults() {
 	}
 	if c.StatsInterval == 0 {
 		c.StatsInterval = 100 * time.Millisecond
+	}
+	if c.VXLAN != nil {
+		vx := *c.VXLAN // the caller's stays as it was
+		vx.setDefaults()
+		c.VXLAN = &vx
 	}
 }
 

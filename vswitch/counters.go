@@ -23,6 +23,9 @@ const (
 	DropPunt                      // meant for the host, no host port
 	DropNoFrames                  // no free UMEM frame to build a reply
 	DropBadOffload                // GSO super-frame whose offload header does not fit it
+	DropBadVXLAN                  // VXLAN to the node's VTEP: bad UDP length or checksum, no I flag, fragment, short inner frame
+	DropVXLANVNI                  // VXLAN with a VNI other than the node's
+	DropVXLANMAC                  // decapsulated frame not addressed to the node's VTEP MAC
 	NumDrops
 )
 
@@ -30,6 +33,7 @@ var dropNames = [...]string{
 	"bad-ethernet", "bad-l3", "bad-arp", "bad-ndp", "unknown-proto", "ttl-expired",
 	"no-route", "no-neighbor", "mtu-exceeded", "ring-full", "port-down", "local",
 	"martian", "icmp-rate-limited", "punt-no-host", "no-frames", "bad-offload",
+	"bad-vxlan", "vxlan-vni", "vxlan-mac",
 }
 
 func (d Drop) String() string {
@@ -60,6 +64,8 @@ const (
 	EvTCForwarded6  // IPv6 likewise
 	EvGROMerged     // super-frames merged from TCP segments for a port that takes them
 	EvGROSegments   // the segments that went into them
+	EvVXLANEncap    // frames sent into a VXLAN tunnel
+	EvVXLANDecap    // VXLAN frames for the node's VTEP, decapsulated
 	NumEvents
 )
 
@@ -68,6 +74,7 @@ var eventNames = [...]string{
 	"echo-replies", "icmp-errors", "neighbor-requests", "vectors",
 	"gso-whole", "gso-segmented", "xdp-forwarded-ipv4", "xdp-forwarded-ipv6",
 	"tc-forwarded-ipv4", "tc-forwarded-ipv6", "gro-merged", "gro-segments",
+	"vxlan-encap", "vxlan-decap",
 }
 
 func (e Event) String() string {

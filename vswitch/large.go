@@ -133,19 +133,25 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 		// Addressed to the switch itself: nothing it answers is this big.
 		w.cnt.drop(DropLocal)
 		return
+	case nh.Kind == fib.KindVXLAN:
+		// Into a tunnel: cut (or copied) into frames, each encapsulated.
+		w.cnt.event(ev)
+		w.sendLarge(b, lf.Hdr, &g, gso, out, nh)
+		return
 	default:
 		eth.SetDst(nh.DstMAC)
 		eth.SetSrc(nh.SrcMAC)
 		w.cnt.event(ev)
 	}
-	w.sendLarge(b, lf.Hdr, &g, gso, out)
+	w.sendLarge(b, lf.Hdr, &g, gso, out, nil)
 }
 
 // sendLarge sends a routed large frame out: whole to an offloading port on
 // this worker, else cut into segments (GSO) or, when it fits, copied into
-// one Umem frame with its checksum completed.
-func (w *worker) sendLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, gso bool, out *portState) {
-	if out.large != nil && out.worker == w.id {
+// one Umem frame with its checksum completed. With tun set, each frame goes
+// into that VXLAN tunnel (sendVXLAN) instead.
+func (w *worker) sendLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, gso bool, out *portState, tun *fib.NextHop) {
+	if tun == nil && out.large != nil && out.worker == w.id {
 		if err := out.large.TransmitLarge(b, hdr); err != nil {
 			w.cnt.drop(DropRingFull)
 			out.stats.txDrops.Add(1)
@@ -178,7 +184,7 @@ func (w *worker) sendLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, gso b
 				return
 			}
 		}
-		w.emit(&Packet{Addr: a + Headroom, Len: uint32(len(b))}, out)
+		w.emitTo(&Packet{Addr: a + Headroom, Len: uint32(len(b))}, out, tun)
 		return
 	}
 	n := g.Segments(b)
@@ -194,7 +200,16 @@ func (w *worker) sendLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, gso b
 			w.cnt.drop(DropMTU)
 			continue
 		}
-		w.emit(&Packet{Addr: a + Headroom, Len: uint32(l)}, out)
+		w.emitTo(&Packet{Addr: a + Headroom, Len: uint32(l)}, out, tun)
 	}
 	w.cnt.event(EvGSOSegmented)
+}
+
+// emitTo queues p on out, through tunnel tun if it is not nil.
+func (w *worker) emitTo(p *Packet, out *portState, tun *fib.NextHop) {
+	if tun != nil {
+		w.sendVXLAN(p, tun, out)
+		return
+	}
+	w.emit(p, out)
 }

@@ -13,91 +13,123 @@ import (
 // ends up either queued (w.emit) or freed and counted (w.drop).
 func (w *worker) process(pkts []Packet, in *portState) {
 	v := w.fib.View()
-	n4, n6 := 0, 0
+	w.n4, w.n6 = 0, 0
 	var rxBytes uint64
 	for i := range pkts {
-		p := &pkts[i]
-		rxBytes += uint64(p.Len)
-		b := w.umem.Bytes(p.Addr, int(p.Len))
-		if len(b) < encap.EthernetLen {
-			w.drop(p, DropBadEthernet)
-			continue
-		}
-		eth := encap.Ethernet(b)
-		if in.passive && eth.Dst() != in.mac {
-			// The kernel got this one too; it is not for us to forward.
-			w.drop(p, DropLocal)
-			continue
-		}
-		if in.needLearn {
-			w.learn(in, eth.Src())
-		}
-		switch eth.Type() {
-		case encap.EtherTypeIPv4:
-			ip := encap.IPv4(b[encap.EthernetLen:])
-			if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
-				w.drop(p, DropBadL3)
-				continue
-			}
-			p.Len = uint32(encap.EthernetLen + int(ip.TotalLength()))
-			dst := ip.Dst()
-			if in.gateway && dst == w.gw4 {
-				w.local4(p, in, eth, ip)
-				continue
-			}
-			if !encap.IsIPv4Forwardable(dst) || !encap.IsIPv4Forwardable(ip.Src()) {
-				w.drop(p, DropMartian)
-				continue
-			}
-			w.a4[n4], w.i4[n4] = dst, uint16(i)
-			n4++
-		case encap.EtherTypeIPv6:
-			ip := encap.IPv6(b[encap.EthernetLen:])
-			if !ip.IsValid(len(ip)) {
-				w.drop(p, DropBadL3)
-				continue
-			}
-			p.Len = uint32(encap.EthernetLen + encap.IPv6Len + int(ip.PayloadLength()))
-			dst := ip.Dst()
-			if ip.NextHeader() == encap.ProtoICMPv6 && w.icmp6Local(p, in, eth, ip) {
-				continue
-			}
-			if in.gateway && dst == w.gw6 {
-				w.drop(p, DropLocal)
-				continue
-			}
-			if !encap.IsIPv6Forwardable(dst) {
-				if dst[0] == 0xff {
-					// Link-scope multicast (MLD reports and the like) is for
-					// the link, which the switch does not take part in.
-					w.drop(p, DropLocal)
-				} else {
-					w.drop(p, DropMartian)
-				}
-				continue
-			}
-			w.a6[n6], w.i6[n6] = dst, uint16(i)
-			n6++
-		case encap.EtherTypeARP:
-			w.arp(p, in, eth, b[encap.EthernetLen:])
-		default:
-			w.drop(p, DropUnknownProto)
-		}
+		rxBytes += uint64(pkts[i].Len)
+		w.classify(&pkts[i], uint16(i), in)
 	}
 	w.cnt.add(EvRxPackets, len(pkts))
 	in.stats.rxPackets.Add(uint64(len(pkts)))
 	in.stats.rxBytes.Add(rxBytes)
-	if n4 > 0 {
+	if n4 := w.n4; n4 > 0 {
 		v.LookupBatch4(0, w.a4[:n4], w.r4[:n4])
 		for j := 0; j < n4; j++ {
-			w.forward4(&pkts[w.i4[j]], in, v, w.r4[j])
+			i, from := w.i4[j], in
+			if i&tunnelIndex != 0 {
+				i, from = i&^tunnelIndex, w.tun
+			}
+			w.forward4(&pkts[i], from, v, w.r4[j])
 		}
 	}
-	if n6 > 0 {
+	if n6 := w.n6; n6 > 0 {
 		v.LookupBatch6(0, w.a6[:n6], w.r6[:n6])
 		for j := 0; j < n6; j++ {
-			w.forward6(&pkts[w.i6[j]], in, v, w.r6[j])
+			i, from := w.i6[j], in
+			if i&tunnelIndex != 0 {
+				i, from = i&^tunnelIndex, w.tun
+			}
+			w.forward6(&pkts[i], from, v, w.r6[j])
 		}
+	}
+}
+
+// classify parses frame p, number i of its vector, received on in: it
+// answers or drops what is for the switch itself, and queues what is to be
+// forwarded for the batch lookup (w.a4/w.i4, w.a6/w.i6). A VXLAN frame for
+// the node is decapsulated and its inner frame classified as received on
+// the tunnel.
+func (w *worker) classify(p *Packet, i uint16, in *portState) {
+	b := w.umem.Bytes(p.Addr, int(p.Len))
+	if len(b) < encap.EthernetLen {
+		w.drop(p, DropBadEthernet)
+		return
+	}
+	eth := encap.Ethernet(b)
+	if in.passive && eth.Dst() != in.mac {
+		// The kernel got this one too; it is not for us to forward.
+		w.drop(p, DropLocal)
+		return
+	}
+	if in.needLearn {
+		w.learn(in, eth.Src())
+	}
+	switch eth.Type() {
+	case encap.EtherTypeIPv4:
+		ip := encap.IPv4(b[encap.EthernetLen:])
+		if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
+			w.drop(p, DropBadL3)
+			return
+		}
+		p.Len = uint32(encap.EthernetLen + int(ip.TotalLength()))
+		dst := ip.Dst()
+		if w.vx.has4 && in.kind == PortUplink && !in.tunnel && dst == w.vx.src4 {
+			if isVXLAN, ok := w.decap4(p, ip); isVXLAN {
+				if ok {
+					w.classify(p, i|tunnelIndex, w.tun)
+				}
+				return
+			}
+		}
+		if in.gateway && dst == w.gw4 {
+			w.local4(p, in, eth, ip)
+			return
+		}
+		if !encap.IsIPv4Forwardable(dst) || !encap.IsIPv4Forwardable(ip.Src()) {
+			w.drop(p, DropMartian)
+			return
+		}
+		w.a4[w.n4], w.i4[w.n4] = dst, i
+		w.n4++
+	case encap.EtherTypeIPv6:
+		ip := encap.IPv6(b[encap.EthernetLen:])
+		if !ip.IsValid(len(ip)) {
+			w.drop(p, DropBadL3)
+			return
+		}
+		p.Len = uint32(encap.EthernetLen + encap.IPv6Len + int(ip.PayloadLength()))
+		dst := ip.Dst()
+		if w.vx.has6 && in.kind == PortUplink && !in.tunnel && dst == w.vx.src6 {
+			if isVXLAN, ok := w.decap6(p, ip); isVXLAN {
+				if ok {
+					w.classify(p, i|tunnelIndex, w.tun)
+				}
+				return
+			}
+		}
+		if ip.NextHeader() == encap.ProtoICMPv6 && w.icmp6Local(p, in, eth, ip) {
+			return
+		}
+		if in.gateway && dst == w.gw6 {
+			w.drop(p, DropLocal)
+			return
+		}
+		if !encap.IsIPv6Forwardable(dst) {
+			if dst[0] == 0xff {
+				// Link-scope multicast (MLD reports and the like) is for
+				// the link, which the switch does not take part in.
+				w.drop(p, DropLocal)
+			} else {
+				w.drop(p, DropMartian)
+			}
+			return
+		}
+		w.a6[w.n6], w.i6[w.n6] = dst, i
+		w.n6++
+	case encap.EtherTypeARP:
+		w.arp(p, in, eth, b[encap.EthernetLen:])
+	default:
+		w.drop(p, DropUnknownProto)
 	}
 }
 
@@ -109,6 +141,9 @@ func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 	switch {
 	case d != keep:
 		w.drop(p, d)
+	case out != nil && nh.Kind == fib.KindVXLAN:
+		w.cnt.event(EvForwarded4)
+		w.sendVXLAN(p, nh, out)
 	case out != nil:
 		w.send(p, eth, nh, out, EvForwarded4)
 	case nh.Kind == fib.KindLocal:
@@ -137,26 +172,37 @@ func (w *worker) route4(in *portState, eth encap.Ethernet, ip encap.IPv4, v *fib
 		nh = v.NextHop(v.SelectECMP(idx, encap.FlowHash4(ip)))
 	}
 	switch nh.Kind {
-	case fib.KindPort, fib.KindAdjacency:
+	case fib.KindPort, fib.KindAdjacency, fib.KindVXLAN:
 	case fib.KindLocal, fib.KindPunt:
 		return nh, nil, keep
-	default: // blackhole, and VXLAN until encapsulation lands
+	default: // blackhole
 		return nil, nil, DropNoRoute
 	}
 	if ip.TTL() <= 1 {
 		w.icmpError4(in, eth, ip, encap.ICMPv4TimeExceeded, 0, 0)
 		return nil, nil, DropTTL
 	}
-	out, why := w.output(nh, ip.DstBytes())
+	var out *portState
+	var why Drop
+	mtu := 0
+	if nh.Kind == fib.KindVXLAN {
+		w.vxHash = encap.FlowHash4(ip)
+		out, why = w.underlay(v, nh, w.vxHash)
+		if out != nil {
+			mtu = out.mtu - vxlanOverhead(nh)
+		}
+	} else if out, why = w.output(nh, ip.DstBytes()); out != nil {
+		mtu = out.mtu
+	}
 	if out == nil {
-		if why == DropPortDown {
+		if why == DropPortDown || why == DropNoRoute {
 			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4HostUnreachable, 0)
 		}
 		return nil, nil, why
 	}
-	if wire > out.mtu {
+	if wire > mtu {
 		if ip.DF() {
-			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4FragNeeded, uint16(out.mtu))
+			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4FragNeeded, uint16(mtu))
 		}
 		return nil, nil, DropMTU
 	}
@@ -172,6 +218,9 @@ func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 	switch {
 	case d != keep:
 		w.drop(p, d)
+	case out != nil && nh.Kind == fib.KindVXLAN:
+		w.cnt.event(EvForwarded6)
+		w.sendVXLAN(p, nh, out)
 	case out != nil:
 		w.send(p, eth, nh, out, EvForwarded6)
 	case nh.Kind == fib.KindLocal:
@@ -192,7 +241,7 @@ func (w *worker) route6(in *portState, eth encap.Ethernet, ip encap.IPv6, v *fib
 		nh = v.NextHop(v.SelectECMP(idx, encap.FlowHash6(ip)))
 	}
 	switch nh.Kind {
-	case fib.KindPort, fib.KindAdjacency:
+	case fib.KindPort, fib.KindAdjacency, fib.KindVXLAN:
 	case fib.KindLocal, fib.KindPunt:
 		return nh, nil, keep
 	default:
@@ -202,15 +251,26 @@ func (w *worker) route6(in *portState, eth encap.Ethernet, ip encap.IPv6, v *fib
 		w.icmpError6(in, eth, ip, encap.ICMPv6TimeExceeded, 0, 0)
 		return nil, nil, DropTTL
 	}
-	out, why := w.output(nh, ip.DstBytes())
+	var out *portState
+	var why Drop
+	mtu := 0
+	if nh.Kind == fib.KindVXLAN {
+		w.vxHash = encap.FlowHash6(ip)
+		out, why = w.underlay(v, nh, w.vxHash)
+		if out != nil {
+			mtu = out.mtu - vxlanOverhead(nh)
+		}
+	} else if out, why = w.output(nh, ip.DstBytes()); out != nil {
+		mtu = out.mtu
+	}
 	if out == nil {
-		if why == DropPortDown {
+		if why == DropPortDown || why == DropNoRoute {
 			w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6AddressUnreachable, 0)
 		}
 		return nil, nil, why
 	}
-	if wire > out.mtu {
-		w.icmpError6(in, eth, ip, encap.ICMPv6PacketTooBig, 0, uint32(out.mtu))
+	if wire > mtu {
+		w.icmpError6(in, eth, ip, encap.ICMPv6PacketTooBig, 0, uint32(mtu))
 		return nil, nil, DropMTU
 	}
 	ip.SetHopLimit(ip.HopLimit() - 1)
@@ -272,7 +332,7 @@ func (w *worker) local4(p *Packet, in *portState, eth encap.Ethernet, ip encap.I
 	eth.SetDst(eth.Src())
 	eth.SetSrc(in.mac)
 	w.cnt.event(EvEchoReplies)
-	w.emit(p, in)
+	w.reply(p, in)
 }
 
 // local6 answers echo requests addressed to the switch.
@@ -288,7 +348,7 @@ func (w *worker) local6(p *Packet, in *portState, eth encap.Ethernet, ip encap.I
 	eth.SetDst(eth.Src())
 	eth.SetSrc(in.mac)
 	w.cnt.event(EvEchoReplies)
-	w.emit(p, in)
+	w.reply(p, in)
 }
 
 // icmp6Local handles the ICMPv6 the switch answers itself: neighbour
@@ -427,7 +487,7 @@ func (w *worker) icmpError4(in *portState, eth encap.Ethernet, ip encap.IPv4, ty
 		return
 	}
 	w.cnt.event(EvICMPErrors)
-	w.emit(&Packet{Addr: f + Headroom, Len: uint32(encap.EthernetLen + n)}, in)
+	w.reply(&Packet{Addr: f + Headroom, Len: uint32(encap.EthernetLen + n)}, in)
 }
 
 // icmpError6 is icmpError4 for IPv6 (RFC 4443 2.4: no errors about errors,
@@ -457,5 +517,5 @@ func (w *worker) icmpError6(in *portState, eth encap.Ethernet, ip encap.IPv6, ty
 		return
 	}
 	w.cnt.event(EvICMPErrors)
-	w.emit(&Packet{Addr: f + Headroom, Len: uint32(encap.EthernetLen + n)}, in)
+	w.reply(&Packet{Addr: f + Headroom, Len: uint32(encap.EthernetLen + n)}, in)
 }

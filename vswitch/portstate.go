@@ -25,6 +25,7 @@ type portState struct {
 	// uplink), so the switch answers nothing there and only forwards.
 	passive   bool
 	gateway   bool     // pod and host ports: the switch answers ARP/NDP/echo for the gateway here
+	tunnel    bool     // the VXLAN tunnel's pseudo-port (worker.tun): replies are routed, not sent out of it
 	needLearn bool     // pod port whose MAC is not known yet: learn it from traffic
 	icmpSrc4  [4]byte  // source of ICMP errors for packets that came in here
 	icmpSrc6  [16]byte // likewise for ICMPv6

@@ -74,6 +74,7 @@ type Switch struct {
 	wg       sync.WaitGroup
 	nbr      *neighbors
 	fast     *xdpprog.FastPath // nil unless cfg.XDPFastPath
+	vx       vxlanState        // the node's VTEP once an uplink made it (guarded by mu)
 
 	mu     sync.Mutex // guards ports, byName, statics
 	ports  map[uint16]*portState
@@ -159,6 +160,9 @@ func (c *Config) validate() error {
 		if cpu < 0 || cpu >= runtime.NumCPU() {
 			return fmt.Errorf("%w: worker_cpus[%d]: %d: this machine has CPUs 0..%d", ErrConfig, i, cpu, runtime.NumCPU()-1)
 		}
+	}
+	if c.VXLAN != nil {
+		return c.VXLAN.validate()
 	}
 	return nil
 }
@@ -350,6 +354,10 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 		}
 	}
 	s.steerLocked(ps, true)
+	if err := s.vxlanUplinkLocked(ps); err != nil {
+		s.delPortLocked(ps)
+		return PortStatus{}, err
+	}
 	s.log.Info("port added", "port", pc.Name, "id", id, "kind", pc.Kind, "mode", op.Port.Mode(), "reason", op.Reason)
 	return ps.snapshot(), nil
 }
@@ -707,7 +715,12 @@ func (s *Switch) AddRoute(r StaticRoute) error {
 		return fmt.Errorf("prefix %s has host bits set (did you mean %s?): %w", r.Prefix, r.Prefix.Masked(), ErrRouteInvalid)
 	}
 	nh := fib.NextHop{Kind: fib.KindDrop}
-	if !r.Blackhole {
+	if r.VXLAN != nil {
+		var err error
+		if nh, err = s.vxlanRouteLocked(r); err != nil {
+			return err
+		}
+	} else if !r.Blackhole {
 		if r.Via.IsValid() && r.Via.Is4() != r.Prefix.Addr().Is4() && !r.Via.IsLinkLocalUnicast() {
 			return fmt.Errorf("via %s for %s: address families differ: %w", r.Via, r.Prefix, ErrRouteInvalid)
 		}
@@ -766,7 +779,7 @@ func (s *Switch) DelRoute(p netip.Prefix) error {
 func (s *Switch) routeInfoLocked(r fib.Route) RouteInfo {
 	ri := RouteInfo{Table: r.Table, Prefix: r.Prefix, Origin: r.Origin.String(), Kind: r.NextHop.Kind.String(), Via: r.NextHop.Via, NextHop: r.NextHop.String()}
 	switch r.NextHop.Kind {
-	case fib.KindPort, fib.KindAdjacency, fib.KindVXLAN:
+	case fib.KindPort, fib.KindAdjacency:
 		if ps := s.ports[r.NextHop.Port]; ps != nil {
 			ri.Port = ps.name
 		}

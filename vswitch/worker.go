@@ -71,6 +71,13 @@ type worker struct {
 	a6      [][16]byte
 	i6      []uint16
 	r6      []fib.Index
+	n4, n6  int // frames queued in a4/i4 and a6/i6
+
+	vx        vxlanState    // the node's VTEP; vx.on false without VXLAN
+	tun       *portState    // the tunnel's pseudo-port: where decapsulated frames come from
+	under     *fib.NextHop  // the underlay adjacency route4/route6 found for a VXLAN next hop
+	vxHash    uint32        // and the inner flow's hash, for the tunnel's UDP source port
+	vtepCache [16]vtepRoute // the routes to remote VTEPs, per FIB View
 
 	gro     *encap.GRO                  // merges TCP segments for ports that take super-frames
 	groHdr  [encap.VirtioNetHdrLen]byte // the merged frame's offload header

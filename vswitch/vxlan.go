@@ -1,0 +1,355 @@
+package vswitch
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/fib"
+)
+
+// VXLAN, as Calico's VXLAN mode does it: every node is a VTEP with one
+// address per underlay family, one MAC and one VNI; a route to another
+// node's pod block names that node's VTEP address and MAC (fib.KindVXLAN).
+//
+// Encapsulation happens in place: a frame routed into a tunnel gets its
+// inner Ethernet header rewritten (local VTEP MAC to remote VTEP MAC) and
+// the outer Ethernet, IP, UDP and VXLAN headers written into the headroom
+// in front of it, so nothing is copied. The outer header's next hop is the
+// FIB's route to the remote VTEP, looked up per packet, so the underlay
+// can change (a gateway moves, a link goes) without touching the tunnels.
+//
+// Decapsulation happens on the uplinks: UDP to a VTEP address and the VXLAN
+// port, with the node's VNI and, inside, a frame for the node's VTEP MAC,
+// loses its outer headers (the frame's start moves forward) and the inner
+// packet goes through the pipeline as if received on the tunnel, a port of
+// its own (worker.tun) whose replies (ICMP errors, echo replies) are
+// routed back rather than sent out of it.
+
+// Outer header sizes, the inner Ethernet header included: what a tunnel
+// takes from the underlay's MTU (Calico's 1450 and 1430 on a 1500 link).
+const (
+	vxlanOverhead4 = encap.EthernetLen + encap.VXLAN4EncapLen
+	vxlanOverhead6 = encap.EthernetLen + encap.VXLAN6EncapLen
+)
+
+// vxlanTTL is the outer TTL and hop limit (Linux's default for a vxlan
+// device, which inherits the route's 64).
+const vxlanTTL = 64
+
+// tunnelIndex marks, in the pipeline's batch index vectors, a frame that
+// came out of a tunnel (batches hold at most MaxBatchSize frames).
+const tunnelIndex = 0x8000
+
+// vtepRoute caches the FIB's answer for a remote VTEP in one View.
+type vtepRoute struct {
+	view   *fib.View
+	remote netip.Addr
+	idx    fib.Index
+}
+
+// vxlanState is the node's VTEP, resolved: what every worker needs per
+// packet, copied into each.
+type vxlanState struct {
+	on   bool
+	vni  uint32
+	port uint16
+	mac  [6]byte
+	has4 bool
+	has6 bool
+	src4 [4]byte
+	src6 [16]byte
+}
+
+func (c *VXLANConfig) setDefaults() {
+	if c.VNI == 0 {
+		c.VNI = DefaultVNI
+	}
+	if c.Port == 0 {
+		c.Port = encap.VXLANPort
+	}
+}
+
+func (c *VXLANConfig) validate() error {
+	if c.VNI > 1<<24-1 {
+		return fmt.Errorf("%w: vxlan.vni: %d: must be 1..16777215", ErrConfig, c.VNI)
+	}
+	if c.MAC[0]&1 != 0 {
+		return fmt.Errorf("%w: vxlan.mac: %s: a multicast address", ErrConfig, fmtMAC(c.MAC))
+	}
+	if c.VTEP4.IsValid() && (!c.VTEP4.Is4() || !encap.IsIPv4Forwardable(c.VTEP4.As4())) {
+		return fmt.Errorf("%w: vxlan.vtep_v4: %s: not a unicast IPv4 address", ErrConfig, c.VTEP4)
+	}
+	if c.VTEP6.IsValid() && (!c.VTEP6.Is6() || c.VTEP6.Is4In6() || !encap.IsIPv6Forwardable(c.VTEP6.As16()) || c.VTEP6.Zone() != "") {
+		return fmt.Errorf("%w: vxlan.vtep_v6: %s: not a global unicast IPv6 address", ErrConfig, c.VTEP6)
+	}
+	return nil
+}
+
+// vxlanUplinkLocked makes a new uplink a VTEP: what the configuration left
+// unset (MAC, addresses) comes from the first uplink, the uplink's program
+// steers VXLAN for the VTEP addresses to the switch, and every worker
+// learns the resolved state.
+func (s *Switch) vxlanUplinkLocked(ps *portState) error {
+	c := s.cfg.VXLAN
+	if c == nil || ps.kind != PortUplink || ps.primary != nil {
+		return nil
+	}
+	vx := s.vx
+	if !vx.on {
+		vx = vxlanState{on: true, vni: c.VNI, port: c.Port, mac: c.MAC}
+		if vx.mac == ([6]byte{}) {
+			vx.mac = ps.mac
+		}
+		v4, v6 := c.VTEP4, c.VTEP6
+		for _, a := range ps.cfg.Addrs {
+			switch {
+			case !v4.IsValid() && a.Addr().Is4():
+				v4 = a.Addr()
+			case !v6.IsValid() && a.Addr().Is6() && !a.Addr().IsLinkLocalUnicast():
+				v6 = a.Addr()
+			}
+		}
+		if v4.IsValid() {
+			vx.has4, vx.src4 = true, v4.As4()
+		}
+		if v6.IsValid() {
+			vx.has6, vx.src6 = true, v6.As16()
+		}
+	}
+	if st, ok := ps.port.(interface {
+		SetVTEP(port uint16, node4, node6 netip.Addr) error
+	}); ok {
+		var v4, v6 netip.Addr
+		if vx.has4 {
+			v4 = netip.AddrFrom4(vx.src4)
+		}
+		if vx.has6 {
+			v6 = netip.AddrFrom16(vx.src6)
+		}
+		if err := st.SetVTEP(vx.port, v4, v6); err != nil {
+			return fmt.Errorf("vxlan steering on %s: %w", ps.name, err)
+		}
+	}
+	if s.vx.on {
+		return nil
+	}
+	s.vx = vx
+	s.onAllWorkers(func(w *worker) { w.setVXLAN(vx) })
+	return nil
+}
+
+// setVXLAN installs the VTEP state and the tunnel's pseudo-port. Runs on
+// the worker.
+func (w *worker) setVXLAN(vx vxlanState) {
+	w.vx = vx
+	w.tun = &portState{id: ^uint16(0), name: "vxlan", kind: PortUplink, tunnel: true, mac: vx.mac, worker: w.id, mtu: 1500}
+	w.tun.icmpSrc4, w.tun.icmpSrc6 = vx.src4, vx.src6
+}
+
+// vxlanRouteLocked validates a VXLAN route and returns its next hop.
+func (s *Switch) vxlanRouteLocked(r StaticRoute) (fib.NextHop, error) {
+	x := r.VXLAN
+	switch {
+	case r.Blackhole || r.Via.IsValid() || r.Port != "":
+		return fib.NextHop{}, fmt.Errorf("route %s: a vxlan route takes no via, port or blackhole: %w", r.Prefix, ErrRouteInvalid)
+	case s.cfg.VXLAN == nil:
+		return fib.NextHop{}, fmt.Errorf("route %s: vxlan is off (the configuration has no vxlan: section): %w", r.Prefix, ErrRouteInvalid)
+	case !s.vx.on:
+		return fib.NextHop{}, fmt.Errorf("route %s: no uplink to be the VTEP yet: %w", r.Prefix, ErrRouteInvalid)
+	case !x.Remote.IsValid() || x.Remote.Zone() != "" || x.Remote.Is4In6():
+		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %v: not an address: %w", r.Prefix, x.Remote, ErrRouteInvalid)
+	case x.Remote.Is4() && !encap.IsIPv4Forwardable(x.Remote.As4()),
+		x.Remote.Is6() && !encap.IsIPv6Forwardable(x.Remote.As16()):
+		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: not a unicast address: %w", r.Prefix, x.Remote, ErrRouteInvalid)
+	case x.Remote.Is4() && !s.vx.has4:
+		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: the node has no IPv4 VTEP address (give the uplink one or set vxlan.vtep_v4): %w", r.Prefix, x.Remote, ErrRouteInvalid)
+	case x.Remote.Is6() && !s.vx.has6:
+		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: the node has no IPv6 VTEP address (give the uplink one or set vxlan.vtep_v6): %w", r.Prefix, x.Remote, ErrRouteInvalid)
+	case r.Prefix.Contains(x.Remote):
+		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s is inside the prefix: the tunnel would route into itself: %w", r.Prefix, x.Remote, ErrRouteInvalid)
+	case x.MAC == [6]byte{} || x.MAC[0]&1 != 0:
+		return fib.NextHop{}, fmt.Errorf("route %s: vxlan mac %s: not a unicast MAC: %w", r.Prefix, fmtMAC(x.MAC), ErrRouteInvalid)
+	}
+	return fib.NextHop{Kind: fib.KindVXLAN, VNI: s.vx.vni, Remote: x.Remote, DstMAC: x.MAC, SrcMAC: s.vx.mac, Resolved: true}, nil
+}
+
+// decap4 strips the outer headers of an IPv4 frame p received on an
+// uplink if it is VXLAN for this node (ip is its header, addressed to the
+// node's VTEP). It returns false, having touched nothing, for UDP to
+// another port, which goes on as any packet does; otherwise true, with p
+// now the inner frame (ok) or dropped and counted. A non-zero UDP
+// checksum must be right (RFC 7348 lets senders leave it zero).
+func (w *worker) decap4(p *Packet, ip encap.IPv4) (isVXLAN, ok bool) {
+	udp := encap.UDP(ip.Payload())
+	if ip.Protocol() != encap.ProtoUDP || len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
+		return false, false
+	}
+	if ip.IsFragment() || !udp.IsValid(len(udp)) {
+		w.drop(p, DropBadVXLAN)
+		return true, false
+	}
+	udp = udp[:udp.Length()]
+	if c := udp.Checksum(); c != 0 && encap.UDPChecksum4(ip.Src(), ip.Dst(), udp) != c {
+		w.drop(p, DropBadVXLAN)
+		return true, false
+	}
+	return true, w.decap(p, udp, encap.EthernetLen+ip.HeaderLen())
+}
+
+// decap6 is decap4 for IPv6, where the UDP checksum is mandatory (RFC
+// 8200; Linux's vxlan devices send it, and drop zero by default).
+func (w *worker) decap6(p *Packet, ip encap.IPv6) (isVXLAN, ok bool) {
+	udp := encap.UDP(ip.Payload())
+	if ip.NextHeader() != encap.ProtoUDP || len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
+		return false, false
+	}
+	if !udp.IsValid(len(udp)) {
+		w.drop(p, DropBadVXLAN)
+		return true, false
+	}
+	udp = udp[:udp.Length()]
+	if encap.UDPChecksum6(ip.Src(), ip.Dst(), udp) != udp.Checksum() {
+		w.drop(p, DropBadVXLAN)
+		return true, false
+	}
+	return true, w.decap(p, udp, encap.EthernetLen+encap.IPv6Len)
+}
+
+// decap checks the VXLAN header in the checked datagram udp, at l4 in p,
+// and makes p its inner frame; or drops p and returns false.
+func (w *worker) decap(p *Packet, udp encap.UDP, l4 int) bool {
+	if len(udp) < encap.UDPLen+encap.VXLANLen+encap.EthernetLen {
+		w.drop(p, DropBadVXLAN)
+		return false
+	}
+	vx := encap.VXLAN(udp[encap.UDPLen:])
+	if !vx.IsValid() {
+		w.drop(p, DropBadVXLAN)
+		return false
+	}
+	if vx.VNI() != w.vx.vni {
+		w.drop(p, DropVXLANVNI)
+		return false
+	}
+	if encap.Ethernet(vx.Payload()).Dst() != w.vx.mac {
+		w.drop(p, DropVXLANMAC)
+		return false
+	}
+	p.Addr += uint64(l4 + encap.UDPLen + encap.VXLANLen)
+	p.Len = uint32(len(udp) - encap.UDPLen - encap.VXLANLen)
+	w.cnt.event(EvVXLANDecap)
+	return true
+}
+
+// underlay finds how the packet reaches nh's remote VTEP: the output port
+// and, in w.under, the adjacency (next hop with the outer L2 rewrite). hash
+// picks among ECMP members.
+func (w *worker) underlay(v *fib.View, nh *fib.NextHop, hash uint32) (*portState, Drop) {
+	var dst []byte
+	var a4 [4]byte
+	var a16 [16]byte
+	if nh.Remote.Is4() {
+		a4 = nh.Remote.As4()
+		dst = a4[:]
+	} else {
+		a16 = nh.Remote.As16()
+		dst = a16[:]
+	}
+	// The route to a remote VTEP changes only with the FIB, whose every
+	// change is a new View: cache the lookup per View.
+	c := &w.vtepCache[addrHash(nh.Remote)%uint32(len(w.vtepCache))]
+	if c.view != v || c.remote != nh.Remote {
+		c.view, c.remote = v, nh.Remote
+		if nh.Remote.Is4() {
+			c.idx = v.Lookup4(0, a4)
+		} else {
+			c.idx = v.Lookup6(0, a16)
+		}
+	}
+	idx := c.idx
+	if idx == fib.NoRoute {
+		return nil, DropNoRoute
+	}
+	u := v.NextHop(idx)
+	if u.Kind == fib.KindECMP {
+		u = v.NextHop(v.SelectECMP(idx, hash))
+	}
+	if u.Kind != fib.KindAdjacency {
+		// A tunnel through a tunnel, to a pod, or to the host: not a
+		// network the switch encapsulates onto.
+		return nil, DropNoRoute
+	}
+	out, why := w.output(u, dst)
+	if out == nil {
+		return nil, why
+	}
+	w.under = u
+	return out, keep
+}
+
+// vxlanOverhead is what tunnel nh adds in front of an inner packet.
+func vxlanOverhead(nh *fib.NextHop) int {
+	if nh.Remote.Is4() {
+		return vxlanOverhead4
+	}
+	return vxlanOverhead6
+}
+
+// sendVXLAN encapsulates the routed frame p (inner MACs still to be set)
+// into tunnel nh, toward the adjacency w.under that route4 or route6 found
+// (with the inner flow's hash, w.vxHash, for the UDP source port), and
+// queues it on out.
+func (w *worker) sendVXLAN(p *Packet, nh *fib.NextHop, out *portState) {
+	b := w.umem.Bytes(p.Addr, int(p.Len))
+	eth := encap.Ethernet(b)
+	eth.SetDst(nh.DstMAC)
+	eth.SetSrc(nh.SrcMAC)
+	hl := encap.EthernetLen + encap.VXLAN4EncapLen
+	if !nh.Remote.Is4() {
+		hl = encap.EthernetLen + encap.VXLAN6EncapLen
+	}
+	if p.Addr-w.umem.Base(p.Addr) < uint64(hl) {
+		w.drop(p, DropNoFrames) // no headroom: cannot happen with Headroom
+		return
+	}
+	inner := int(p.Len)
+	p.Addr -= uint64(hl)
+	p.Len += uint32(hl)
+	ob := w.umem.Bytes(p.Addr, int(p.Len))
+	oeth := encap.Ethernet(ob)
+	oeth.SetDst(w.under.DstMAC)
+	oeth.SetSrc(w.under.SrcMAC)
+	sport := encap.VXLANSourcePort(w.vxHash)
+	if nh.Remote.Is4() {
+		oeth.SetType(encap.EtherTypeIPv4)
+		t := encap.VXLANTunnel4{Src: w.vx.src4, Dst: nh.Remote.As4(), VNI: nh.VNI, Port: w.vx.port, TTL: vxlanTTL, DF: true}
+		encap.EncapVXLAN4(ob[encap.EthernetLen:], &t, sport, inner)
+	} else {
+		oeth.SetType(encap.EtherTypeIPv6)
+		t := encap.VXLANTunnel6{Src: w.vx.src6, Dst: nh.Remote.As16(), VNI: nh.VNI, Port: w.vx.port, HopLimit: vxlanTTL}
+		encap.EncapVXLAN6(ob[encap.EthernetLen:], &t, sport, inner)
+	}
+	w.cnt.event(EvVXLANEncap)
+	w.emit(p, out)
+}
+
+// reply queues a frame the switch built or turned around in answer to one
+// that came in on in: out of in, or for a frame that came out of a tunnel,
+// routed back (into the tunnel, as a rule).
+func (w *worker) reply(p *Packet, in *portState) {
+	if !in.tunnel {
+		w.emit(p, in)
+		return
+	}
+	v := w.fib.View()
+	b := w.umem.Bytes(p.Addr, int(p.Len))
+	switch encap.Ethernet(b).Type() {
+	case encap.EtherTypeIPv4:
+		w.forward4(p, in, v, v.Lookup4(0, encap.IPv4(b[encap.EthernetLen:]).Dst()))
+	case encap.EtherTypeIPv6:
+		w.forward6(p, in, v, v.Lookup6(0, encap.IPv6(b[encap.EthernetLen:]).Dst()))
+	default:
+		w.drop(p, DropLocal)
+	}
+}

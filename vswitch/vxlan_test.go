@@ -1,0 +1,640 @@
+package vswitch
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/vswitch/xsk"
+)
+
+// The VXLAN test node: an uplink on 198.18.0.0/24 and fd00:18::/64 (the
+// VTEP addresses are its own), pod1 behind it, and the other node's VTEP
+// on the same subnets, its pod blocks routed into the tunnel: IPv4 over
+// IPv4, IPv6 over IPv6, and one IPv6 block over IPv4 (IPv6 pods on an
+// IPv4 underlay).
+var (
+	vtepMAC    = [6]byte{0x02, 0x58, 0x03, 0, 0, 1}
+	upMAC      = [6]byte{0x02, 0xaa, 0, 0, 0, 1}
+	peerMAC    = [6]byte{0x02, 0xbb, 0, 0, 0, 2} // the other node's uplink
+	peerVTEP   = [6]byte{0x02, 0x58, 0x03, 0, 1, 1}
+	local4     = netip.MustParseAddr("198.18.0.1")
+	local6     = netip.MustParseAddr("fd00:18::1")
+	remote4    = netip.MustParseAddr("198.18.0.12")
+	remote6    = netip.MustParseAddr("fd00:18::12")
+	remotePod4 = netip.MustParseAddr("198.19.1.5")
+	remotePod6 = netip.MustParseAddr("fd00:19:1::5")
+	remoteV6v4 = netip.MustParseAddr("fd00:19:2::5") // routed over the IPv4 underlay
+)
+
+type vxlanLab struct {
+	*fakeLab
+	up *portState
+}
+
+func newVXLANLab(t testing.TB, offload map[string]bool) *vxlanLab {
+	t.Helper()
+	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
+	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+		var p Port
+		fp := NewFakePort(1024)
+		if offload[pc.Name] {
+			op := NewFakeOffloadPort(1024)
+			fp, p = op.FakePort, op
+			l.offload[pc.Name] = op
+		} else {
+			p = fp
+		}
+		fp.umem = u
+		l.ports[pc.Name] = fp
+		mac := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}
+		idx := 10 + len(l.ports)
+		if pc.Kind == PortUplink {
+			mac = upMAC
+		}
+		return OpenedPort{Port: p, MAC: mac, MTU: 1500, Ifindex: idx}, nil
+	}
+	cfg := Config{
+		VXLAN: &VXLANConfig{MAC: vtepMAC},
+		Ports: []PortConfig{
+			{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)}},
+			{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		},
+		Routes: []StaticRoute{
+			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},
+			{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), VXLAN: &VXLANRoute{Remote: remote6, MAC: peerVTEP}},
+			{Prefix: netip.MustParsePrefix("fd00:19:2::/64"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},
+		},
+	}
+	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sw.Close() })
+	l.sw = sw
+	up := sw.byName["up"]
+	// The other node's uplink, resolved as the neighbour monitor would.
+	sw.nbr.update(neighUpdate(up.ifindex, remote4, peerMAC))
+	sw.nbr.update(neighUpdate(up.ifindex, remote6, peerMAC))
+	return &vxlanLab{fakeLab: l, up: up}
+}
+
+// vxlanFrame wraps inner in the headers the other node's kernel would
+// write: its uplink to ours, its VTEP to ours, with a UDP checksum over
+// IPv6 (and none over IPv4, as Linux sends by default).
+func vxlanFrame(t testing.TB, inner []byte, v6 bool, vni uint32) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: peerMAC[:], DstMAC: upMAC[:], EthernetType: layers.EthernetTypeIPv4}
+	u := &layers.UDP{SrcPort: 51000, DstPort: 4789}
+	vx := &layers.VXLAN{ValidIDFlag: true, VNI: vni}
+	if v6 {
+		eth.EthernetType = layers.EthernetTypeIPv6
+		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP, SrcIP: remote6.AsSlice(), DstIP: local6.AsSlice()}
+		u.SetNetworkLayerForChecksum(ip)
+		return serialize(t, eth, ip, u, vx, gopacket.Payload(inner))
+	}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: remote4.AsSlice(), DstIP: local4.AsSlice()}
+	u.SetNetworkLayerForChecksum(ip)
+	b := serialize(t, eth, ip, u, vx, gopacket.Payload(inner))
+	b[encap.EthernetLen+encap.IPv4MinLen+6], b[encap.EthernetLen+encap.IPv4MinLen+7] = 0, 0 // no checksum
+	return b
+}
+
+// innerTo is a frame from a pod on the other node to dst, as its node's
+// VTEP sends it into the tunnel.
+func innerTo(t testing.TB, src, dst netip.Addr, ttl uint8) []byte {
+	var f []byte
+	if dst.Is4() {
+		f = udp4(t, peerVTEP, src, dst, ttl, 100)
+	} else {
+		f = udp6(t, peerVTEP, src, dst, ttl, 100)
+	}
+	copy(f[0:6], vtepMAC[:])
+	return f
+}
+
+// checkEncap checks that frame is a VXLAN packet from this node's VTEP to
+// remote, carrying an inner frame addressed VTEP to VTEP, and returns the
+// inner frame.
+func checkEncap(t *testing.T, frame []byte, remote netip.Addr) gopacket.Packet {
+	t.Helper()
+	pkt := decode(frame)
+	if el := pkt.ErrorLayer(); el != nil {
+		t.Fatalf("decode: %v", el.Error())
+	}
+	eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if [6]byte(eth.DstMAC) != peerMAC || [6]byte(eth.SrcMAC) != upMAC {
+		t.Errorf("outer MACs %s -> %s, want %x -> %x", eth.SrcMAC, eth.DstMAC, upMAC, peerMAC)
+	}
+	var src, dst net.IP
+	if remote.Is4() {
+		ip, ok := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if !ok {
+			t.Fatalf("no outer IPv4: %v", pkt)
+		}
+		src, dst = ip.SrcIP, ip.DstIP
+		if ip.TTL != vxlanTTL || ip.Flags&layers.IPv4DontFragment == 0 {
+			t.Errorf("outer TTL %d flags %v, want %d DF", ip.TTL, ip.Flags, vxlanTTL)
+		}
+		if encap.IPv4(frame[encap.EthernetLen:]).CalculateChecksum() != 0xffff {
+			t.Errorf("outer IPv4 header checksum wrong")
+		}
+	} else {
+		ip, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+		if !ok {
+			t.Fatalf("no outer IPv6: %v", pkt)
+		}
+		src, dst = ip.SrcIP, ip.DstIP
+		if ip.HopLimit != vxlanTTL {
+			t.Errorf("outer hop limit %d", ip.HopLimit)
+		}
+	}
+	wantSrc := local4
+	if remote.Is6() {
+		wantSrc = local6
+	}
+	if s, _ := netip.AddrFromSlice(src); s.Unmap() != wantSrc {
+		t.Errorf("outer source %s, want %s", src, wantSrc)
+	}
+	if d, _ := netip.AddrFromSlice(dst); d.Unmap() != remote {
+		t.Errorf("outer destination %s, want %s", dst, remote)
+	}
+	u := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
+	if u.DstPort != 4789 || u.SrcPort < encap.VXLANSrcPortMin {
+		t.Errorf("outer UDP %d -> %d", u.SrcPort, u.DstPort)
+	}
+	l4 := encap.EthernetLen + encap.IPv4MinLen
+	if remote.Is6() {
+		l4 = encap.EthernetLen + encap.IPv6Len
+		o := encap.IPv6(frame[encap.EthernetLen:])
+		if got := encap.UDPChecksum6(o.Src(), o.Dst(), frame[l4:]); got != u.Checksum {
+			t.Errorf("outer UDP checksum %#04x, want %#04x", u.Checksum, got)
+		}
+	} else if u.Checksum != 0 {
+		t.Errorf("outer UDP checksum %#04x over IPv4, want 0", u.Checksum)
+	}
+	vx, ok := pkt.Layer(layers.LayerTypeVXLAN).(*layers.VXLAN)
+	if !ok || !vx.ValidIDFlag || vx.VNI != DefaultVNI {
+		t.Fatalf("VXLAN header %+v, want VNI %d", vx, DefaultVNI)
+	}
+	inner := decode(vx.Payload)
+	ie := inner.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if [6]byte(ie.DstMAC) != peerVTEP || [6]byte(ie.SrcMAC) != vtepMAC {
+		t.Errorf("inner MACs %s -> %s, want %x -> %x", ie.SrcMAC, ie.DstMAC, vtepMAC, peerVTEP)
+	}
+	return inner
+}
+
+func TestVXLANEncap(t *testing.T) {
+	l := newVXLANLab(t, nil)
+	for _, tc := range []struct {
+		dst, remote netip.Addr
+	}{
+		{remotePod4, remote4},
+		{remotePod6, remote6},
+		{remoteV6v4, remote4},
+	} {
+		var f []byte
+		if tc.dst.Is4() {
+			f = udp4(t, pod1MAC, pod1v4, tc.dst, 64, 100)
+		} else {
+			f = udp6(t, pod1MAC, pod1v6, tc.dst, 64, 100)
+		}
+		out := l.runVector(t, "pod1", f)
+		if len(out["up"]) != 1 {
+			t.Fatalf("%s: %d frames on the uplink, want 1 (counters %+v)", tc.dst, len(out["up"]), l.sw.Counters())
+		}
+		inner := checkEncap(t, out["up"][0], tc.remote)
+		if tc.dst.Is4() {
+			ip := inner.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			if ip.TTL != 63 || !bytes.Equal(ip.DstIP.To4(), tc.dst.AsSlice()) {
+				t.Errorf("inner TTL %d dst %s", ip.TTL, ip.DstIP)
+			}
+		} else {
+			ip := inner.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+			if ip.HopLimit != 63 || !bytes.Equal(ip.DstIP, tc.dst.AsSlice()) {
+				t.Errorf("inner hop limit %d dst %s", ip.HopLimit, ip.DstIP)
+			}
+		}
+		if el := inner.ErrorLayer(); el != nil {
+			t.Errorf("inner frame: %v", el.Error())
+		}
+		if udp, ok := inner.Layer(layers.LayerTypeUDP).(*layers.UDP); !ok || len(udp.Payload) != 100 {
+			t.Errorf("inner payload lost")
+		}
+	}
+	if c := l.sw.Counters(); c.Events[EvVXLANEncap] != 3 {
+		t.Errorf("vxlan-encap %d, want 3", c.Events[EvVXLANEncap])
+	}
+}
+
+func TestVXLANDecap(t *testing.T) {
+	l := newVXLANLab(t, nil)
+	for _, tc := range []struct {
+		name      string
+		src, dst  netip.Addr
+		outerIPv6 bool
+	}{
+		{"v4 in v4", remotePod4, pod1v4, false},
+		{"v6 in v6", remotePod6, pod1v6, true},
+		{"v6 in v4", remoteV6v4, pod1v6, false},
+	} {
+		out := l.runVector(t, "up", vxlanFrame(t, innerTo(t, tc.src, tc.dst, 64), tc.outerIPv6, DefaultVNI))
+		if len(out["pod1"]) != 1 {
+			t.Fatalf("%s: %d frames to pod1, want 1 (counters %+v)", tc.name, len(out["pod1"]), l.sw.Counters())
+		}
+		pkt := decode(out["pod1"][0])
+		if el := pkt.ErrorLayer(); el != nil {
+			t.Fatalf("%s: %v", tc.name, el.Error())
+		}
+		eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		if [6]byte(eth.DstMAC) != pod1MAC || [6]byte(eth.SrcMAC) != gwMAC {
+			t.Errorf("%s: MACs %s -> %s", tc.name, eth.SrcMAC, eth.DstMAC)
+		}
+		if n := len(out["pod1"][0]); n != encap.EthernetLen+map[bool]int{false: 20, true: 40}[tc.dst.Is6()]+8+100 {
+			t.Errorf("%s: %d bytes to the pod", tc.name, n)
+		}
+	}
+	c := l.sw.Counters()
+	if c.Events[EvVXLANDecap] != 3 || c.Events[EvForwarded4] != 1 || c.Events[EvForwarded6] != 2 {
+		t.Errorf("decap %d forwarded %d/%d, want 3, 1/2", c.Events[EvVXLANDecap], c.Events[EvForwarded4], c.Events[EvForwarded6])
+	}
+}
+
+// TestVXLANBadInput: what is wrong is dropped and counted by reason;
+// UDP to another port of the node is not VXLAN's business.
+func TestVXLANBadInput(t *testing.T) {
+	l := newVXLANLab(t, nil)
+	good := func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, DefaultVNI) }
+	good6 := func() []byte { return vxlanFrame(t, innerTo(t, remotePod6, pod1v6, 64), true, DefaultVNI) }
+	l4 := encap.EthernetLen + encap.IPv4MinLen
+	l6 := encap.EthernetLen + encap.IPv6Len
+	cases := []struct {
+		name  string
+		frame func() []byte
+		drop  Drop
+	}{
+		{"other VNI", func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, 7) }, DropVXLANVNI},
+		{"inner MAC not ours", func() []byte {
+			b := good()
+			b[l4+16] ^= 0x10
+			return b
+		}, DropVXLANMAC},
+		{"no I flag", func() []byte {
+			b := good()
+			b[l4+8] = 0
+			return b
+		}, DropBadVXLAN},
+		{"bad IPv4 UDP checksum", func() []byte {
+			b := good()
+			b[l4+6], b[l4+7] = 0x12, 0x34
+			return b
+		}, DropBadVXLAN},
+		{"zero IPv6 UDP checksum", func() []byte {
+			b := good6()
+			b[l6+6], b[l6+7] = 0, 0
+			return b
+		}, DropBadVXLAN},
+		{"bad IPv6 UDP checksum", func() []byte {
+			b := good6()
+			b[l6+6] ^= 1
+			return b
+		}, DropBadVXLAN},
+		{"UDP length past the packet", func() []byte {
+			b := good()
+			b[l4+4], b[l4+5] = 0xff, 0xff
+			return b
+		}, DropBadVXLAN},
+		{"no inner frame", func() []byte {
+			b := vxlanFrame(t, []byte{1, 2, 3}, false, DefaultVNI)
+			return b
+		}, DropBadVXLAN},
+		{"fragment", func() []byte {
+			b := good()
+			ip := encap.IPv4(b[encap.EthernetLen:])
+			b[encap.EthernetLen+6] |= 0x20 // more fragments
+			ip.SetChecksum(0)
+			ip.SetChecksum(^ip.CalculateChecksum())
+			return b
+		}, DropBadVXLAN},
+		{"inner TTL 1", func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 1), false, DefaultVNI) }, DropTTL},
+		{"inner garbage", func() []byte {
+			in := innerTo(t, remotePod4, pod1v4, 64)
+			in[encap.EthernetLen] = 0x45 + 0x10 // version 5
+			return vxlanFrame(t, in, false, DefaultVNI)
+		}, DropBadL3},
+	}
+	for _, tc := range cases {
+		before := l.sw.Counters()
+		free := l.sw.workers[0].umem.FreeCount()
+		out := l.runVector(t, "up", tc.frame())
+		after := l.sw.Counters()
+		if len(out["pod1"]) != 0 {
+			t.Errorf("%s: forwarded to the pod", tc.name)
+		}
+		if got := after.Drops[tc.drop] - before.Drops[tc.drop]; got != 1 {
+			t.Errorf("%s: %s counted %d times, want 1 (drops %v)", tc.name, tc.drop, got, after.Drops)
+		}
+		// Sent frames are freed by the fake port; nothing may leak.
+		if got := l.sw.workers[0].umem.FreeCount(); got != free {
+			t.Errorf("%s: %d free frames after, %d before", tc.name, got, free)
+		}
+	}
+	// UDP to the node on another port goes where the node's address
+	// routes (the host; no host port here: punt-no-host), not to VXLAN.
+	other := vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, DefaultVNI)
+	other[l4+2], other[l4+3] = 0x12, 0x34
+	before := l.sw.Counters()
+	l.runVector(t, "up", other)
+	after := l.sw.Counters()
+	if after.Drops[DropPunt]-before.Drops[DropPunt] != 1 || after.Events[EvVXLANDecap] != before.Events[EvVXLANDecap] {
+		t.Errorf("UDP to another port: punt %d decap %d", after.Drops[DropPunt]-before.Drops[DropPunt], after.Events[EvVXLANDecap]-before.Events[EvVXLANDecap])
+	}
+}
+
+// TestVXLANErrorsGoBackThroughTheTunnel: an ICMP error about a packet
+// that came out of the tunnel is routed back into it.
+func TestVXLANErrorsGoBackThroughTheTunnel(t *testing.T) {
+	l := newVXLANLab(t, nil)
+	out := l.runVector(t, "up", vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 1), false, DefaultVNI))
+	if len(out["up"]) != 1 || len(out["pod1"]) != 0 {
+		t.Fatalf("%d frames back on the uplink, %d to the pod; want 1, 0", len(out["up"]), len(out["pod1"]))
+	}
+	inner := checkEncap(t, out["up"][0], remote4)
+	ic, ok := inner.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if !ok || ic.TypeCode.Type() != layers.ICMPv4TypeTimeExceeded {
+		t.Fatalf("inner %v, want ICMP time exceeded", inner)
+	}
+	ip := inner.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if !bytes.Equal(ip.SrcIP.To4(), local4.AsSlice()) || !bytes.Equal(ip.DstIP.To4(), remotePod4.AsSlice()) {
+		t.Errorf("error %s -> %s, want %s -> %s", ip.SrcIP, ip.DstIP, local4, remotePod4)
+	}
+	// The same for IPv6, over the IPv6 underlay.
+	out = l.runVector(t, "up", vxlanFrame(t, innerTo(t, remotePod6, pod1v6, 1), true, DefaultVNI))
+	if len(out["up"]) != 1 {
+		t.Fatalf("v6: %d frames back on the uplink, want 1", len(out["up"]))
+	}
+	inner = checkEncap(t, out["up"][0], remote6)
+	if ic, ok := inner.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6); !ok || ic.TypeCode.Type() != layers.ICMPv6TypeTimeExceeded {
+		t.Fatalf("v6 inner %v, want ICMPv6 time exceeded", inner)
+	}
+}
+
+// TestVXLANMTU: the tunnel's MTU is the uplink's less the overhead, and
+// a packet over it gets the error that says so.
+func TestVXLANMTU(t *testing.T) {
+	l := newVXLANLab(t, nil)
+	for _, tc := range []struct {
+		dst netip.Addr
+		mtu int
+	}{{remotePod4, 1450}, {remotePod6, 1430}, {remoteV6v4, 1450}} {
+		mk := func(size int) []byte {
+			if tc.dst.Is4() {
+				return udp4(t, pod1MAC, pod1v4, tc.dst, 64, size-28)
+			}
+			return udp6(t, pod1MAC, pod1v6, tc.dst, 64, size-48)
+		}
+		out := l.runVector(t, "pod1", mk(tc.mtu))
+		if len(out["up"]) != 1 {
+			t.Fatalf("%s: a %d-byte packet did not fit", tc.dst, tc.mtu)
+		}
+		if n := len(out["up"][0]); n != encap.EthernetLen+1500 {
+			t.Errorf("%s: outer frame %d bytes, want %d", tc.dst, n, encap.EthernetLen+1500)
+		}
+		out = l.runVector(t, "pod1", mk(tc.mtu+1))
+		if len(out["up"]) != 0 || len(out["pod1"]) != 1 {
+			t.Fatalf("%s: %d bytes: %d out, %d errors; want 0, 1", tc.dst, tc.mtu+1, len(out["up"]), len(out["pod1"]))
+		}
+		pkt := decode(out["pod1"][0])
+		if tc.dst.Is4() {
+			ic := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+			if ic.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || int(ic.Seq) != tc.mtu {
+				t.Errorf("%s: %v mtu %d, want frag needed %d", tc.dst, ic.TypeCode, ic.Seq, tc.mtu)
+			}
+		} else {
+			ic := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+			mtu := int(ic.Payload[0])<<24 | int(ic.Payload[1])<<16 | int(ic.Payload[2])<<8 | int(ic.Payload[3])
+			if ic.TypeCode.Type() != layers.ICMPv6TypePacketTooBig || mtu != tc.mtu {
+				t.Errorf("%s: %v mtu %d, want packet too big %d", tc.dst, ic.TypeCode, mtu, tc.mtu)
+			}
+		}
+	}
+}
+
+// TestVXLANUnderlayUnresolved: until the remote VTEP's neighbour is known
+// the switch asks for it and drops, and the route needs no change after.
+func TestVXLANUnderlayUnresolved(t *testing.T) {
+	l := newVXLANLab(t, nil)
+	other := netip.MustParseAddr("198.18.0.13")
+	if err := l.sw.AddRoute(StaticRoute{Prefix: netip.MustParsePrefix("198.19.3.0/24"), VXLAN: &VXLANRoute{Remote: other, MAC: peerVTEP}}); err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.MustParseAddr("198.19.3.1")
+	out := l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, dst, 64, 10))
+	if len(out["up"]) != 0 || l.sw.Counters().Drops[DropNoNeighbor] != 1 {
+		t.Fatalf("sent %d before resolution; no-neighbor %d", len(out["up"]), l.sw.Counters().Drops[DropNoNeighbor])
+	}
+	if ev := <-l.sw.events; ev.addr != other {
+		t.Fatalf("asked to resolve %s, want %s", ev.addr, other)
+	}
+	l.sw.nbr.update(neighUpdate(l.up.ifindex, other, peerMAC))
+	out = l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, dst, 64, 10))
+	if len(out["up"]) != 1 {
+		t.Fatalf("sent %d after resolution, want 1", len(out["up"]))
+	}
+	checkEncap(t, out["up"][0], other)
+}
+
+func TestVXLANRouteRefused(t *testing.T) {
+	l := newVXLANLab(t, nil)
+	for _, r := range []StaticRoute{
+		{Prefix: netip.MustParsePrefix("198.18.0.0/16"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},                          // remote inside
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: remote4}},                                         // no MAC
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: netip.MustParseAddr("224.0.0.1"), MAC: peerVTEP}}, // multicast
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), Via: remote4, VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},            // both
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: remote4, MAC: [6]byte{0x01, 0, 0x5e, 0, 0, 1}}},   // multicast MAC
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: netip.MustParseAddr("fe80::1"), MAC: peerVTEP}},   // link-local
+	} {
+		if err := l.sw.AddRoute(r); !errors.Is(err, ErrRouteInvalid) {
+			t.Errorf("%+v: %v, want ErrRouteInvalid", r.VXLAN, err)
+		}
+	}
+	// Without a vxlan section there is no VTEP to send from.
+	plain := newFakeLab(t, PollBusy)
+	err := plain.sw.AddRoute(StaticRoute{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}})
+	if !errors.Is(err, ErrRouteInvalid) || !bytes.Contains([]byte(err.Error()), []byte("vxlan is off")) {
+		t.Errorf("vxlan route without vxlan: %v", err)
+	}
+	if _, err := New(Config{VXLAN: &VXLANConfig{VNI: 1 << 24}}, nil, WithoutKernel()); !errors.Is(err, ErrConfig) {
+		t.Errorf("VNI 2^24: %v, want ErrConfig", err)
+	}
+}
+
+// TestVXLANLargeSegmented: a TCP super-frame from an offloading pod port
+// bound for the tunnel is cut into segments, each encapsulated.
+func TestVXLANLargeSegmented(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		l := newVXLANLab(t, map[string]bool{"pod1": true})
+		src, dst, remote, mss := pod1v4, remotePod4, remote4, 1450-40
+		if v6 {
+			src, dst, remote, mss = pod1v6, remotePod6, remote6, 1430-60
+		}
+		out := l.runVector(t, "pod1", tcpSuper(t, v6, src, dst, 64, 10*mss, mss))
+		if len(out["up"]) != 10 {
+			t.Fatalf("v6=%v: %d frames on the uplink, want 10 (counters %+v)", v6, len(out["up"]), l.sw.Counters())
+		}
+		for i, f := range out["up"] {
+			inner := checkEncap(t, f, remote)
+			tcp, ok := inner.Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if !ok {
+				t.Fatalf("segment %d: no TCP", i)
+			}
+			if want := uint32(1000 + i*mss); tcp.Seq != want || len(tcp.Payload) != mss {
+				t.Errorf("segment %d: seq %d len %d, want %d %d", i, tcp.Seq, len(tcp.Payload), want, mss)
+			}
+			if !l4Valid(f[len(f)-len(inner.Data()):], v6) {
+				t.Errorf("v6=%v segment %d: bad inner TCP checksum", v6, i)
+			}
+			if len(f) != encap.EthernetLen+1500 {
+				t.Errorf("segment %d: %d bytes on the wire, want %d", i, len(f), encap.EthernetLen+1500)
+			}
+		}
+	}
+}
+
+func TestVXLANZeroAlloc(t *testing.T) {
+	l := newVXLANLab(t, nil)
+	w := l.sw.workers[0]
+	vec := make([]Packet, 64)
+	run := func(in *portState, f []byte) func() {
+		return func() {
+			for i := range vec {
+				a, _ := w.umem.Alloc()
+				copy(w.umem.Frame(a)[Headroom:], f)
+				vec[i] = Packet{Addr: a + Headroom, Len: uint32(len(f))}
+			}
+			w.process(vec, in)
+			// The fake ports copy; drop what they took.
+			w.touched = w.touched[:0]
+			for id := range w.out {
+				for _, p := range w.out[id] {
+					w.umem.Free(p.Addr)
+				}
+				w.out[id] = w.out[id][:0]
+			}
+		}
+	}
+	pod := l.sw.byName["pod1"]
+	for _, tc := range []struct {
+		name string
+		in   *portState
+		f    []byte
+		ev   Event
+	}{
+		{"encap v4", pod, udp4(t, pod1MAC, pod1v4, remotePod4, 64, 18), EvVXLANEncap},
+		{"encap v6", pod, udp6(t, pod1MAC, pod1v6, remotePod6, 64, 18), EvVXLANEncap},
+		{"decap v4", l.up, vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, DefaultVNI), EvVXLANDecap},
+		{"decap v6", l.up, vxlanFrame(t, innerTo(t, remotePod6, pod1v6, 64), true, DefaultVNI), EvVXLANDecap},
+	} {
+		f := run(tc.in, tc.f)
+		f()
+		if a := testing.AllocsPerRun(50, f); a != 0 {
+			t.Errorf("%s: %v allocations per vector, want 0", tc.name, a)
+		}
+		w.cnt.publish()
+		if c := l.sw.Counters(); c.Events[tc.ev] == 0 {
+			t.Errorf("%s: nothing counted (drops %v)", tc.name, c.Drops)
+		}
+	}
+}
+
+// BenchmarkVXLAN: a vector of 64 frames encapsulated (pod to tunnel) or
+// decapsulated (tunnel to pod), against BenchmarkPipelineIPv4's plain
+// forwarding.
+func BenchmarkVXLAN(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		up   bool
+		v6   bool
+	}{{"encap-ipv4", false, false}, {"encap-ipv6", false, true}, {"decap-ipv4", true, false}, {"decap-ipv6", true, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			l := newVXLANLab(b, nil)
+			w := l.sw.workers[0]
+			in := l.sw.byName["pod1"]
+			var f []byte
+			switch {
+			case tc.up && tc.v6:
+				f = vxlanFrame(b, innerTo(b, remotePod6, pod1v6, 64), true, DefaultVNI)
+			case tc.up:
+				f = vxlanFrame(b, innerTo(b, remotePod4, pod1v4, 64), false, DefaultVNI)
+			case tc.v6:
+				f = udp6(b, pod1MAC, pod1v6, remotePod6, 64, 10)
+			default:
+				f = udp4(b, pod1MAC, pod1v4, remotePod4, 64, 18)
+			}
+			if tc.up {
+				in = l.up
+			}
+			vec := make([]Packet, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for j := range vec {
+					a, _ := w.umem.Alloc()
+					copy(w.umem.Frame(a)[Headroom:], f)
+					vec[j] = Packet{Addr: a + Headroom, Len: uint32(len(f))}
+				}
+				w.process(vec, in)
+				w.touched = w.touched[:0]
+				for id := range w.out {
+					for _, p := range w.out[id] {
+						w.umem.Free(p.Addr)
+					}
+					w.out[id] = w.out[id][:0]
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(vec)), "ns/packet")
+		})
+	}
+}
+
+// TestVXLANUnderlayFollowsFIB: the outer header follows the FIB's route to
+// the remote VTEP as it changes (the per-View cache must not hold on).
+func TestVXLANUnderlayFollowsFIB(t *testing.T) {
+	l := newVXLANLab(t, nil)
+	send := func() []byte {
+		out := l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, remotePod4, 64, 10))
+		if len(out["up"]) != 1 {
+			t.Fatalf("%d frames on the uplink, want 1 (drops %v, routes %v)", len(out["up"]), l.sw.Counters().Drops, l.sw.Routes())
+		}
+		return out["up"][0]
+	}
+	if f := send(); [6]byte(f[0:6]) != peerMAC {
+		t.Fatalf("outer dst %x, want the VTEP's own %x", f[0:6], peerMAC)
+	}
+	gw, gwMAC := netip.MustParseAddr("198.18.0.254"), [6]byte{0x02, 0xcc, 0, 0, 0, 1}
+	l.sw.nbr.update(neighUpdate(l.up.ifindex, gw, gwMAC))
+	if err := l.sw.AddRoute(StaticRoute{Prefix: netip.PrefixFrom(remote4, 32), Via: gw}); err != nil {
+		t.Fatal(err)
+	}
+	if f := send(); [6]byte(f[0:6]) != gwMAC {
+		t.Fatalf("outer dst %x after the route change, want the gateway's %x", f[0:6], gwMAC)
+	}
+	// Back to the neighbour's own entry: the route to it changes again.
+	// (Deleting the static route would not bring the neighbour's host
+	// route back by itself: the neighbour table thinks it installed.)
+	if err := l.sw.AddRoute(StaticRoute{Prefix: netip.PrefixFrom(remote4, 32), Via: remote4}); err != nil {
+		t.Fatal(err)
+	}
+	l.sw.nbr.update(neighUpdate(l.up.ifindex, remote4, peerMAC))
+	if f := send(); [6]byte(f[0:6]) != peerMAC {
+		t.Fatalf("outer dst %x after the route went back, want %x", f[0:6], peerMAC)
+	}
+}
