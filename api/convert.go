@@ -74,7 +74,11 @@ func portFromPB(pc *xvspb.PortConfig) config.Port {
 }
 
 func routeFromPB(r *xvspb.AddRouteRequest) config.Route {
-	return config.Route{Prefix: r.GetPrefix(), Via: r.GetVia(), Port: r.GetPort(), Blackhole: r.GetBlackhole()}
+	cr := config.Route{Prefix: r.GetPrefix(), Via: r.GetVia(), Port: r.GetPort(), Blackhole: r.GetBlackhole()}
+	if r.GetVxlanRemote() != "" || r.GetVxlanMac() != "" {
+		cr.VXLAN = &config.RouteVXLAN{Remote: r.GetVxlanRemote(), MAC: r.GetVxlanMac()}
+	}
+	return cr
 }
 
 // connected turns the live ports into what route validation needs: each

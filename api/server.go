@@ -233,7 +233,11 @@ func (s *Server) AddRoute(ctx context.Context, req *xvspb.AddRouteRequest) (*xvs
 	if err := s.dp.AddRoute(sr); err != nil {
 		return nil, err
 	}
-	s.log.Info("route added", "prefix", sr.Prefix, "via", sr.Via, "port", sr.Port, "blackhole", sr.Blackhole)
+	if sr.VXLAN != nil {
+		s.log.Info("route added", "prefix", sr.Prefix, "vxlan-remote", sr.VXLAN.Remote, "vxlan-mac", net.HardwareAddr(sr.VXLAN.MAC[:]))
+	} else {
+		s.log.Info("route added", "prefix", sr.Prefix, "via", sr.Via, "port", sr.Port, "blackhole", sr.Blackhole)
+	}
 	s.record(func(st *state) { st.Routes[sr.Prefix.String()] = req })
 	return &xvspb.AddRouteResponse{}, nil
 }

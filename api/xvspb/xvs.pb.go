@@ -789,11 +789,15 @@ func (x *ListRoutesResponse) GetRoutes() []*Route {
 }
 
 type AddRouteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Prefix        string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
-	Via           string                 `protobuf:"bytes,2,opt,name=via,proto3" json:"via,omitempty"`
-	Port          string                 `protobuf:"bytes,3,opt,name=port,proto3" json:"port,omitempty"`
-	Blackhole     bool                   `protobuf:"varint,4,opt,name=blackhole,proto3" json:"blackhole,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Prefix    string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Via       string                 `protobuf:"bytes,2,opt,name=via,proto3" json:"via,omitempty"`
+	Port      string                 `protobuf:"bytes,3,opt,name=port,proto3" json:"port,omitempty"`
+	Blackhole bool                   `protobuf:"varint,4,opt,name=blackhole,proto3" json:"blackhole,omitempty"`
+	// A VXLAN route: the other node's VTEP address and MAC (needs xvsd's
+	// vxlan: section); via, port and blackhole stay empty.
+	VxlanRemote   string `protobuf:"bytes,5,opt,name=vxlan_remote,json=vxlanRemote,proto3" json:"vxlan_remote,omitempty"`
+	VxlanMac      string `protobuf:"bytes,6,opt,name=vxlan_mac,json=vxlanMac,proto3" json:"vxlan_mac,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -854,6 +858,20 @@ func (x *AddRouteRequest) GetBlackhole() bool {
 		return x.Blackhole
 	}
 	return false
+}
+
+func (x *AddRouteRequest) GetVxlanRemote() string {
+	if x != nil {
+		return x.VxlanRemote
+	}
+	return ""
+}
+
+func (x *AddRouteRequest) GetVxlanMac() string {
+	if x != nil {
+		return x.VxlanMac
+	}
+	return ""
 }
 
 type AddRouteResponse struct {
@@ -1574,12 +1592,14 @@ const file_xvspb_xvs_proto_rawDesc = "" +
 	"\x11ListRoutesRequest\x12\x14\n" +
 	"\x05match\x18\x01 \x01(\tR\x05match\";\n" +
 	"\x12ListRoutesResponse\x12%\n" +
-	"\x06routes\x18\x01 \x03(\v2\r.xvs.v1.RouteR\x06routes\"m\n" +
+	"\x06routes\x18\x01 \x03(\v2\r.xvs.v1.RouteR\x06routes\"\xad\x01\n" +
 	"\x0fAddRouteRequest\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x10\n" +
 	"\x03via\x18\x02 \x01(\tR\x03via\x12\x12\n" +
 	"\x04port\x18\x03 \x01(\tR\x04port\x12\x1c\n" +
-	"\tblackhole\x18\x04 \x01(\bR\tblackhole\"\x12\n" +
+	"\tblackhole\x18\x04 \x01(\bR\tblackhole\x12!\n" +
+	"\fvxlan_remote\x18\x05 \x01(\tR\vvxlanRemote\x12\x1b\n" +
+	"\tvxlan_mac\x18\x06 \x01(\tR\bvxlanMac\"\x12\n" +
 	"\x10AddRouteResponse\")\n" +
 	"\x0fDelRouteRequest\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"\x12\n" +

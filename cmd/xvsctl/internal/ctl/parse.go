@@ -119,6 +119,7 @@ func parseRoute(args []string) (*Command, error) {
 }
 
 // parseRouteAdd: PREFIX via ADDR [dev PORT] | PREFIX dev PORT | PREFIX blackhole
+// | PREFIX vxlan ADDR mac MAC
 func parseRouteAdd(args []string) (*Command, error) {
 	if len(args) == 0 {
 		return nil, usagef("route add: missing PREFIX")
@@ -147,11 +148,28 @@ func parseRouteAdd(args []string) (*Command, error) {
 		case "blackhole":
 			r.Blackhole = true
 			rest = rest[1:]
+		case "vxlan", "mac":
+			if len(rest) < 2 {
+				return nil, usagef("route add: %s needs a value", w)
+			}
+			if w == "vxlan" {
+				r.VxlanRemote = rest[1]
+			} else {
+				r.VxlanMac = rest[1]
+			}
+			rest = rest[2:]
 		default:
-			return nil, usagef("route add: unexpected %q (want via ADDR, dev PORT or blackhole)", w)
+			return nil, usagef("route add: unexpected %q (want via ADDR, dev PORT, blackhole or vxlan ADDR mac MAC)", w)
 		}
 	}
+	vxlan := r.VxlanRemote != "" || r.VxlanMac != ""
 	switch {
+	case vxlan && (r.VxlanRemote == "" || r.VxlanMac == ""):
+		return nil, usagef("route add: a vxlan route needs vxlan ADDR and mac MAC")
+	case vxlan && (r.Blackhole || r.Via != "" || r.Port != ""):
+		return nil, usagef("route add: a vxlan route takes no via, dev or blackhole")
+	case vxlan:
+		return &Command{Op: OpRouteAdd, Route: r}, nil
 	case r.Blackhole && (r.Via != "" || r.Port != ""):
 		return nil, usagef("route add: a blackhole route takes no via or dev")
 	case !r.Blackhole && r.Via == "" && r.Port == "":
@@ -229,6 +247,7 @@ commands:
   route add PREFIX via ADDR [dev PORT]
   route add PREFIX dev PORT         attached route
   route add PREFIX blackhole
+  route add PREFIX vxlan ADDR mac MAC   into a tunnel to another node's VTEP
   route del PREFIX
   port add NAME [kind=pod|uplink|host] [addr=CIDR[,CIDR]] [peer-mac=MAC]
                 [mode=auto|xdp-zerocopy|xdp-native|xdp-generic|af-packet]
