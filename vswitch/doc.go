@@ -30,7 +30,7 @@
 // Pods follow Calico's convention: /32 and /128 on eth0, default routes via
 // 169.254.1.1 and fe80::ecee:eeff:feee:eeee, both answered by the switch with
 // the MAC ee:ee:ee:ee:ee:ee. The uplink is shared with the host: its XDP
-// program steers only pod prefixes (and, later, VXLAN) to the switch, and the
+// program steers only pod prefixes and VXLAN for the node to the switch, and the
 // switch never answers ARP/NDP there. It asks the kernel to resolve next hops
 // (NTF_USE) and follows the kernel's neighbour table (neighbor.go), so the
 // host's own traffic is untouched and a restart of xvsd finds the neighbours
@@ -48,6 +48,35 @@
 // other, answers ARP/NDP there as on a pod port, and delivers packets for the
 // node's own addresses (punt routes) to the host through it. That is how the
 // node (kubelet probes, hostNetwork pods) and the pods reach each other.
+//
+// # VXLAN
+//
+// With Config.VXLAN the node is a VXLAN tunnel endpoint, as in Calico's
+// VXLAN mode (vxlan.go): one VNI (default 4096), one VTEP MAC and an
+// address per underlay family (by default the uplink's). A route with a
+// VXLANRoute (the other node's VTEP address and MAC) is a fib.KindVXLAN
+// next hop. A packet routed to one is checked against the tunnel's MTU
+// (the uplink's less 50 bytes over IPv4, 70 over IPv6; frag-needed or
+// packet-too-big otherwise), its inner MACs are set VTEP to VTEP, and
+// outer Ethernet, IP, UDP and VXLAN headers are written into the headroom
+// in front of it (Headroom), in place. The outer next hop is whatever the
+// FIB routes the remote VTEP address to, an uplink adjacency, cached per
+// FIB view (worker.vtepCache), so the underlay may change under the
+// tunnels; until its neighbour is resolved, packets are dropped and the
+// kernel is asked, as for any next hop. The UDP source port is a hash of
+// the inner flow (ECMP in the underlay); the UDP checksum is zero over
+// IPv4 and computed over IPv6, as Linux sends and expects.
+//
+// The uplinks' programs steer UDP to a VTEP address and the VXLAN port to
+// the switch. classify strips the outer headers of what has the right UDP
+// length and checksum, the I flag, the node's VNI and, inside, the node's
+// VTEP MAC (else bad-vxlan, vxlan-vni, vxlan-mac) and classifies the inner
+// frame as received on the tunnel's pseudo-port (worker.tun): routed like
+// any packet, its TTL decremented; replies to it (ICMP errors) are routed
+// back into the tunnel rather than sent out of a port (worker.reply). TCP
+// super-frames bound for a tunnel are cut into segments first, each then
+// encapsulated; decapsulated segments bound for a pod are merged by GRO
+// at flush like any others.
 //
 // # The fast path (XDP and tc)
 //
@@ -143,7 +172,9 @@
 // # Changing it
 //
 // A new drop reason or event goes in counters.go (both the constant and its
-// name). A new next-hop kind is handled in forward4/forward6. Anything that
+// name). A new next-hop kind is handled in route4/route6 and
+// forward4/forward6 (and forwardLarge for super-frames); vxlan.go is the
+// example. Anything that
 // needs the kernel (netlink, sockets) belongs to the control plane or to a
 // Port implementation, never to the pipeline.
 package vswitch
