@@ -773,7 +773,26 @@ func (s *Switch) DelRoute(p netip.Prefix) error {
 	if r.Origin != fib.OriginStatic {
 		return fmt.Errorf("route %s is %s: %w", p, r.Origin, ErrNotStatic)
 	}
-	return s.fib.Delete(0, p)
+	if err := s.fib.Delete(0, p); err != nil {
+		return err
+	}
+	if p.IsSingleIP() {
+		// The static route may have replaced a resolved neighbour's host
+		// route: that comes back.
+		for _, ps := range s.ports {
+			if ps.kind != PortUplink || ps.primary != nil || !ps.onSubnet(p.Addr()) {
+				continue
+			}
+			if mac, ok := s.nbr.lookup(ps.id, p.Addr()); ok {
+				return s.fib.Add(fib.Route{
+					Prefix:  p,
+					NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, Via: p.Addr(), DstMAC: mac, SrcMAC: ps.mac, Resolved: true},
+					Origin:  fib.OriginConnected,
+				})
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Switch) routeInfoLocked(r fib.Route) RouteInfo {
