@@ -83,8 +83,12 @@ func build(ctx context.Context, t *Topology, logf func(string, ...any)) error {
 		if err != nil {
 			return err
 		}
+		mtu := t.MTU
+		if l.MTU != 0 {
+			mtu = l.MTU
+		}
 		veth := &netlink.Veth{
-			LinkAttrs:        netlink.LinkAttrs{Name: l.A.Name, HardwareAddr: l.A.MAC, MTU: t.MTU},
+			LinkAttrs:        netlink.LinkAttrs{Name: l.A.Name, HardwareAddr: l.A.MAC, MTU: mtu},
 			PeerName:         l.B.Name,
 			PeerHardwareAddr: l.B.MAC,
 			PeerNamespace:    netlink.NsFd(nb),

@@ -9,7 +9,8 @@ import (
 // Calico node does (forwarding on, a host route and a permanent neighbour
 // per pod on its host end, a permanent gateway neighbour in each pod,
 // since the host ends have no IPv4 address to proxy-ARP from, and routes
-// to the other nodes' pod blocks through the outside). It is the
+// to the other nodes' pod blocks through the outside; with Encap vxlan,
+// Calico's vxlan devices instead, see kernelVXLAN). It is the
 // baseline benchmarks compare xvsd against, and lets the lab's own tests
 // drive traffic without xvsd. Stop xvsd on the node first: its XDP
 // programs see the frames before the kernel does. Undo with
@@ -34,7 +35,11 @@ func (l *Lab) KernelRouting(node string) error {
 			}
 		}
 	}
-	for _, c := range otherNodeRoutes(l.T, n, "replace") {
+	cmds := otherNodeRoutes(l.T, n, "replace")
+	if l.T.Encap == EncapVXLAN {
+		cmds = kernelVXLAN(l.T, n)
+	}
+	for _, c := range cmds {
 		if _, err := l.Exec(c[0], c[1:]...); err != nil {
 			return err
 		}
@@ -45,6 +50,63 @@ func (l *Lab) KernelRouting(node string) error {
 		}
 	}
 	return nil
+}
+
+// The kernel's VXLAN devices, named as Calico names them.
+const (
+	vxlanDev4 = "vxlan.calico"
+	vxlanDev6 = "vxlan-v6.calico"
+)
+
+// underlayRoutes are the routes from n to m's uplink subnet through the
+// outside: a VTEP's kernel needs them to send to m's VTEP address.
+func underlayRoutes(n, m *Node, verb string) [][]string {
+	return [][]string{
+		{n.NS, "ip", "route", verb, m.UplinkV4.Masked().String(), "via", n.GatewayV4.String(), "dev", n.Uplink},
+		{n.NS, "ip", "-6", "route", verb, m.UplinkV6.Masked().String(), "via", n.GatewayV6.String(), "dev", n.Uplink},
+	}
+}
+
+// kernelVXLAN sets node n up as Calico's VXLAN mode does: a vxlan device
+// per underlay family (VNI 4096, port 4789, learning off, n's VTEP MAC,
+// the uplink's MTU less the overhead), and for every other node m routes
+// to m's uplink subnet through the outside (the underlay), a route
+// to m's pod block via an address of that block on the device (onlink),
+// a permanent neighbour entry for that address with m's VTEP MAC, and an
+// FDB entry sending that MAC to m's uplink address.
+func kernelVXLAN(t *Topology, n *Node) [][]string {
+	if n.Uplink == "" {
+		return nil
+	}
+	mtu := t.MTU
+	if mtu == 0 {
+		mtu = DefaultMTU
+	}
+	vni, port := fmt.Sprint(VXLANVNI), fmt.Sprint(VXLANPort)
+	cmds := [][]string{
+		{n.NS, "ip", "link", "add", vxlanDev4, "type", "vxlan", "id", vni, "dstport", port,
+			"local", n.UplinkV4.Addr().String(), "dev", n.Uplink, "nolearning"},
+		{n.NS, "ip", "link", "set", vxlanDev4, "address", n.VTEPMAC.String(), "mtu", fmt.Sprint(mtu - 50), "up"},
+		{n.NS, "ip", "link", "add", vxlanDev6, "type", "vxlan", "id", vni, "dstport", port,
+			"local", n.UplinkV6.Addr().String(), "dev", n.Uplink, "nolearning"},
+		{n.NS, "ip", "link", "set", vxlanDev6, "address", n.VTEPMAC.String(), "mtu", fmt.Sprint(mtu - 70), "up"},
+	}
+	for _, m := range t.Nodes {
+		if m == n {
+			continue
+		}
+		gw4, gw6 := m.PodsV4.Addr(), m.PodsV6.Addr()
+		cmds = append(cmds, underlayRoutes(n, m, "replace")...)
+		cmds = append(cmds,
+			[]string{n.NS, "ip", "neigh", "replace", gw4.String(), "lladdr", m.VTEPMAC.String(), "dev", vxlanDev4, "nud", "permanent"},
+			[]string{n.NS, "bridge", "fdb", "append", m.VTEPMAC.String(), "dev", vxlanDev4, "dst", m.UplinkV4.Addr().String()},
+			[]string{n.NS, "ip", "route", "replace", m.PodsV4.String(), "via", gw4.String(), "dev", vxlanDev4, "onlink"},
+			[]string{n.NS, "ip", "-6", "neigh", "replace", gw6.String(), "lladdr", m.VTEPMAC.String(), "dev", vxlanDev6, "nud", "permanent"},
+			[]string{n.NS, "bridge", "fdb", "append", m.VTEPMAC.String(), "dev", vxlanDev6, "dst", m.UplinkV6.Addr().String()},
+			[]string{n.NS, "ip", "-6", "route", "replace", m.PodsV6.String(), "via", gw6.String(), "dev", vxlanDev6, "onlink"},
+		)
+	}
+	return cmds
 }
 
 // otherNodeRoutes are the routes from n to the other nodes' pod blocks
@@ -98,7 +160,17 @@ func (l *Lab) NoKernelRouting(node string) error {
 			}
 		}
 	}
-	for _, c := range otherNodeRoutes(l.T, n, "del") {
+	cmds := otherNodeRoutes(l.T, n, "del")
+	if l.T.Encap == EncapVXLAN && n.Uplink != "" {
+		// The devices take their routes, neighbours and FDB with them.
+		cmds = [][]string{{n.NS, "ip", "link", "del", vxlanDev4}, {n.NS, "ip", "link", "del", vxlanDev6}}
+		for _, m := range l.T.Nodes {
+			if m != n {
+				cmds = append(cmds, underlayRoutes(n, m, "del")...)
+			}
+		}
+	}
+	for _, c := range cmds {
 		if _, err := l.Exec(c[0], c[1:]...); err != nil {
 			errs = append(errs, err)
 		}

@@ -390,3 +390,126 @@ func TestMultiNode(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanVXLAN(t *testing.T) {
+	top, err := Plan(Options{Prefix: "xltest", Nodes: 2, PodsPerNode: 1, Encap: EncapVXLAN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range top.Routes {
+		if r.NS == top.Outside && (r.Dst.Addr().Is4() && netip.MustParsePrefix("198.19.0.0/16").Overlaps(r.Dst) || netip.MustParsePrefix("fd00:19::/32").Overlaps(r.Dst)) {
+			t.Errorf("the outside routes pod block %s: with VXLAN only the tunnels may carry it", r.Dst)
+		}
+	}
+	for _, l := range top.Links {
+		if want := map[bool]int{true: DefaultMTU - 70, false: 0}[l.Kind == "pod"]; l.MTU != want {
+			t.Errorf("%s link %s: MTU %d, want %d", l.Kind, l.A.Name, l.MTU, want)
+		}
+	}
+	if a, b := top.Nodes[0].VTEPMAC, top.Nodes[1].VTEPMAC; len(a) != 6 || len(b) != 6 || a.String() == b.String() || a[0]&1 != 0 {
+		t.Errorf("VTEP MACs %s %s", a, b)
+	}
+	got := string(XVSDConfig(top, top.Nodes[0], 1))
+	for _, want := range []string{
+		`vxlan: {vni: 4096, port: 4789, mac: "02:58:03:00:00:01"}`,
+		`{prefix: "198.19.1.0/24", vxlan: {remote: "198.18.1.1", mac: "02:58:03:00:01:01"}}`,
+		`{prefix: "fd00:19:1::/64", vxlan: {remote: "fd00:18:1::1", mac: "02:58:03:00:01:01"}}`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("config lacks %s:\n%s", want, got)
+		}
+	}
+	if _, err := Plan(Options{Encap: "ipip"}); err == nil {
+		t.Error("encap ipip accepted")
+	}
+}
+
+// TestKernelVXLAN builds two nodes whose pod blocks only the tunnels
+// carry, sets up the kernel's vxlan devices as Calico does on both, and
+// checks pods reach each other through them, and not without them.
+func TestKernelVXLAN(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Skipf("no lab here: %v", err)
+	}
+	l, err := New(context.Background(), Options{Nodes: 2, PodsPerNode: 1, Encap: EncapVXLAN, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	out, err := l.Exec(p1.Name, "ip", "-br", "link", "show", "dev", PodIf)
+	if err != nil || !strings.Contains(out, "mtu") {
+		out, _ = l.Exec(p1.Name, "ip", "link", "show", "dev", PodIf)
+	}
+	if !strings.Contains(out, "mtu 1430") {
+		t.Errorf("pod MTU: %s", out)
+	}
+	for _, n := range l.T.Nodes {
+		if err := l.KernelRouting(n.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	txBefore := vxlanTx(t, l, "node1")
+	for _, to := range []netip.Addr{p2.V4, p2.V6} {
+		if r, err := l.Ping(p1.Name, to, 2); err != nil {
+			t.Errorf("%s -> %s through the tunnel: %v\n%s", p1.Name, to, err, r.Output)
+		}
+	}
+	if ir, err := l.Iperf3(p2.Name, p1.Name, 500*time.Millisecond, false); err != nil || ir.ReceivedBytes == 0 {
+		t.Errorf("iperf3 through the tunnel: %v", err)
+	}
+	txAfter := vxlanTx(t, l, "node1")
+	for dev, n := range txAfter {
+		if n <= txBefore[dev] {
+			t.Errorf("%s on node1 sent nothing (%d -> %d)", dev, txBefore[dev], n)
+		}
+	}
+	for _, n := range l.T.Nodes {
+		if err := l.NoKernelRouting(n.Name); err != nil {
+			t.Error(err)
+		}
+	}
+	// The outside does not route pod blocks: without the tunnels nothing
+	// gets through (forwarding back on, to be sure it is the routes).
+	for _, n := range l.T.Nodes {
+		if err := l.KernelRouting(n.Name); err != nil {
+			t.Fatal(err)
+		}
+		for _, dev := range []string{vxlanDev4, vxlanDev6} {
+			if _, err := l.Exec(n.Name, "ip", "link", "set", dev, "down"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if r, err := l.PingWith(p1.Name, p2.V4, PingOptions{Count: 1, Wait: time.Second}); err == nil {
+		t.Errorf("pods talk with the tunnels down:\n%s", r.Output)
+	}
+}
+
+// vxlanTx returns the TX packet counts of node's vxlan devices.
+func vxlanTx(t *testing.T, l *Lab, node string) map[string]uint64 {
+	t.Helper()
+	m := map[string]uint64{}
+	for _, dev := range []string{vxlanDev4, vxlanDev6} {
+		out, err := l.Exec(node, "ip", "-s", "-j", "link", "show", "dev", dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v []struct {
+			Stats64 struct {
+				TX struct {
+					Packets uint64 `json:"packets"`
+				} `json:"tx"`
+			} `json:"stats64"`
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil || len(v) != 1 {
+			t.Fatalf("ip -s -j link show %s: %v\n%s", dev, err, out)
+		}
+		m[dev] = v[0].Stats64.TX.Packets
+	}
+	return m
+}

@@ -72,6 +72,13 @@ type Options struct {
 	// UplinkQueues gives each uplink veth that many queues, and xvsd one
 	// AF_XDP socket per queue (default 1).
 	UplinkQueues int
+	// Encap is how nodes reach each other's pods: "" (native routing: the
+	// outside routes every node's pod blocks to it) or "vxlan" (Calico's
+	// VXLAN mode: the outside routes only the underlay, each node is a
+	// VTEP with a MAC of its own, xvsd gets vxlan routes to the other
+	// nodes' blocks and KernelRouting sets up Calico's vxlan devices; the
+	// pods' MTU leaves room for VXLAN over IPv6: 70 bytes).
+	Encap string
 
 	// XVSD is the path to the xvsd binary; empty builds the topology only.
 	XVSD string
@@ -112,6 +119,11 @@ func (o *Options) setDefaults() error {
 	}
 	if o.PodsPerNode == 0 {
 		o.PodsPerNode = 2
+	}
+	switch o.Encap {
+	case "", EncapVXLAN:
+	default:
+		return fmt.Errorf("encap %q: want vxlan or nothing (native routing)", o.Encap)
 	}
 	if o.Nodes < 1 || o.Nodes > maxNodes {
 		return fmt.Errorf("nodes %d: want 1..%d", o.Nodes, maxNodes)
@@ -200,7 +212,20 @@ type Topology struct {
 	// fast path).
 	GROOn []IfRef
 	MTU   int
+	// Encap is Options.Encap: "" or "vxlan".
+	Encap string
 }
+
+// EncapVXLAN is Options.Encap for Calico's VXLAN mode.
+const EncapVXLAN = "vxlan"
+
+// VXLAN as Calico sets it up: one VNI, the IANA port, and the overhead
+// the pods' MTU leaves room for (VXLAN over IPv6).
+const (
+	VXLANVNI      = 4096
+	VXLANPort     = 4789
+	vxlanOverhead = 70
+)
 
 // IfRef names an interface in a namespace.
 type IfRef struct{ NS, Dev string }
@@ -223,6 +248,8 @@ type Node struct {
 	Pods      []string     // pod short names, in order
 	HostIf    string       // the switch's end of the host port; empty without one
 	HostKern  string       // the kernel's end of the host port
+	// VTEPMAC is the node's VXLAN tunnel endpoint MAC (Encap vxlan).
+	VTEPMAC net.HardwareAddr `json:",omitempty"`
 
 	// xvsd's files and endpoints (inside NS for the TCP addresses).
 	Config  string
@@ -252,6 +279,7 @@ type Link struct {
 	Kind   string // "pod", "uplink" or "host"
 	A, B   End
 	Queues int // rx and tx queues on each end (0: the kernel's default, 1)
+	MTU    int `json:",omitempty"` // of both ends; 0: the topology's
 }
 
 // End is one side of a veth pair.
@@ -339,7 +367,18 @@ func Plan(opts Options) (*Topology, error) {
 		return nil, err
 	}
 	p := opts.Prefix
-	t := &Topology{Prefix: p, MTU: opts.MTU}
+	t := &Topology{Prefix: p, MTU: opts.MTU, Encap: opts.Encap}
+	podMTU := 0
+	if opts.Encap == EncapVXLAN {
+		if opts.NoOutside && opts.Nodes > 1 {
+			return nil, fmt.Errorf("encap vxlan needs the outside: it carries the tunnels")
+		}
+		mtu := opts.MTU
+		if mtu == 0 {
+			mtu = DefaultMTU
+		}
+		podMTU = mtu - vxlanOverhead
+	}
 	dir := stateDir(opts.StateRoot, p)
 	if !opts.NoOutside {
 		t.Outside = p + "-out"
@@ -355,6 +394,9 @@ func Plan(opts Options) (*Topology, error) {
 		n.FastPath = opts.XDPFastPath
 		n.PodsV4 = netip.PrefixFrom(v4(198, 19, byte(i), 0), 24)
 		n.PodsV6 = netip.PrefixFrom(v6(0x19, i, 0), 64)
+		if opts.Encap == EncapVXLAN {
+			n.VTEPMAC = mac(0x02, 0x58, 0x03, 0x00, byte(i), 1)
+		}
 		n.Config = dir + "/" + n.Name + ".yaml"
 		n.Log = dir + "/" + n.Name + ".log"
 		n.State = dir + "/" + n.Name + ".state.json"
@@ -385,6 +427,7 @@ func Plan(opts Options) (*Topology, error) {
 			t.Namespaces = append(t.Namespaces, pd.NS)
 			t.Links = append(t.Links, &Link{
 				Kind: "pod",
+				MTU:  podMTU,
 				A:    End{NS: n.NS, Name: pd.HostIf, MAC: GatewayMAC},
 				B: End{NS: pd.NS, Name: PodIf, MAC: pd.MAC, Addrs: []netip.Prefix{
 					netip.PrefixFrom(pd.V4, 32), netip.PrefixFrom(pd.V6, 128),
@@ -449,10 +492,14 @@ func Plan(opts Options) (*Topology, error) {
 			// The outside stands for the network: its frames arrive with
 			// their checksums done, as from a real NIC.
 			t.TxChecksumOff = append(t.TxChecksumOff, IfRef{t.Outside, outIf})
-			t.Routes = append(t.Routes,
-				Route{NS: t.Outside, Dst: n.PodsV4, Via: n.UplinkV4.Addr(), Dev: outIf},
-				Route{NS: t.Outside, Dst: n.PodsV6, Via: n.UplinkV6.Addr(), Dev: outIf},
-			)
+			if opts.Encap == "" {
+				// Native routing; with VXLAN the network knows only the
+				// nodes, and pods cross it inside the tunnels.
+				t.Routes = append(t.Routes,
+					Route{NS: t.Outside, Dst: n.PodsV4, Via: n.UplinkV4.Addr(), Dev: outIf},
+					Route{NS: t.Outside, Dst: n.PodsV6, Via: n.UplinkV6.Addr(), Dev: outIf},
+				)
+			}
 			if opts.HostPort {
 				n.HostIf, n.HostKern = "xvshostp", "xvshost"
 				t.Links = append(t.Links, &Link{

@@ -54,6 +54,20 @@ func XVSDConfig(t *Topology, n *Node, workers int) []byte {
 		b.WriteString("routes:\n")
 		fmt.Fprintf(&b, "  - {prefix: %s, via: %s}\n", q("0.0.0.0/0"), q(n.GatewayV4.String()))
 		fmt.Fprintf(&b, "  - {prefix: %s, via: %s}\n", q("::/0"), q(n.GatewayV6.String()))
+		if t.Encap == EncapVXLAN {
+			// Each other node's blocks into the tunnel to its VTEP, each
+			// family over its own underlay.
+			for _, m := range t.Nodes {
+				if m == n {
+					continue
+				}
+				fmt.Fprintf(&b, "  - {prefix: %s, vxlan: {remote: %s, mac: %s}}\n", q(m.PodsV4.String()), q(m.UplinkV4.Addr().String()), q(m.VTEPMAC.String()))
+				fmt.Fprintf(&b, "  - {prefix: %s, vxlan: {remote: %s, mac: %s}}\n", q(m.PodsV6.String()), q(m.UplinkV6.Addr().String()), q(m.VTEPMAC.String()))
+			}
+		}
+	}
+	if t.Encap == EncapVXLAN && len(n.VTEPMAC) == 6 {
+		fmt.Fprintf(&b, "vxlan: {vni: %d, port: %d, mac: %s}\n", VXLANVNI, VXLANPort, q(n.VTEPMAC.String()))
 	}
 	return b.Bytes()
 }

@@ -36,6 +36,35 @@ func TestLabConfigResolves(t *testing.T) {
 	}
 }
 
+// TestLabVXLANConfigResolves: the same with VXLAN (the vxlan: section
+// and a pair of vxlan routes per other node).
+func TestLabVXLANConfigResolves(t *testing.T) {
+	top, err := lab.Plan(lab.Options{Prefix: "xltest", Nodes: 3, PodsPerNode: 1, Encap: lab.EncapVXLAN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range top.Nodes {
+		text := lab.XVSDConfig(top, n, 1)
+		f, err := config.Parse(text)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", n.Name, err, text)
+		}
+		c, err := f.Resolve(config.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", n.Name, err, text)
+		}
+		vx := 0
+		for _, r := range c.Switch.Routes {
+			if r.VXLAN != nil {
+				vx++
+			}
+		}
+		if c.Switch.VXLAN == nil || c.Switch.VXLAN.VNI != lab.VXLANVNI || vx != 4 {
+			t.Errorf("%s: vxlan %+v, %d vxlan routes; want VNI %d, 4", n.Name, c.Switch.VXLAN, vx, lab.VXLANVNI)
+		}
+	}
+}
+
 // TestDeployExampleResolves keeps deploy/xvsd.yaml valid.
 func TestDeployExampleResolves(t *testing.T) {
 	f, err := config.Load("../../../deploy/xvsd.yaml")

@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/xvs-project/xvs/lab"
+)
+
+// crossPods checks that the lab's two pods, one per node, reach each other
+// over IPv4 and IPv6 with ping both ways and iperf3 both families.
+func crossPods(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	if p1.Node == p2.Node {
+		t.Fatalf("pods %s and %s on one node", p1.Name, p2.Name)
+	}
+	ping(t, l, p1.Name, p2.V4)
+	ping(t, l, p1.Name, p2.V6)
+	ping(t, l, p2.Name, p1.V4)
+	ping(t, l, p2.Name, p1.V6)
+	for _, v6 := range []bool{false, true} {
+		ir, err := l.Iperf3(p2.Name, p1.Name, time.Second, v6)
+		if err != nil || ir.ReceivedBytes == 0 {
+			t.Fatalf("iperf3 (IPv6 %v) across nodes: %v (%d bytes)", v6, err, ir.ReceivedBytes)
+		}
+		t.Logf("iperf3 (IPv6 %v) across nodes: %.2f Gb/s", v6, ir.BitsPerSecond/1e9)
+	}
+}
+
+// TestVXLANCrossNode: two nodes whose pod blocks are routed to each other
+// only through VXLAN (the lab's outside does not route them), xvsd on
+// both, with AF_XDP and with af-packet pod ports (TCP super-frames cut,
+// then encapsulated).
+func TestVXLANCrossNode(t *testing.T) {
+	for _, mode := range []string{"", "af-packet"} {
+		t.Run("mode="+mode, func(t *testing.T) {
+			l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: mode, Encap: "vxlan"})
+			crossPods(t, l)
+			for _, n := range []string{"node1", "node2"} {
+				if e, d := counter(t, l, n, "vxlan-encap"), counter(t, l, n, "vxlan-decap"); e == 0 || d == 0 {
+					t.Errorf("%s: vxlan-encap %d, vxlan-decap %d; want both", n, e, d)
+				}
+				for _, bad := range []string{"bad-vxlan", "vxlan-vni", "vxlan-mac"} {
+					if c := counter(t, l, n, bad); c != 0 {
+						t.Errorf("%s: %s %d", n, bad, c)
+					}
+				}
+			}
+			assertForwardingOff(t, l)
+		})
+	}
+}
+
+// TestVXLANWithKernelVTEP: xvsd on one node, and on the other the kernel's
+// vxlan devices set up as Calico sets them up (vxlan.calico over IPv4,
+// vxlan-v6.calico over IPv6, static neighbour and FDB entries): the two
+// must understand each other's VXLAN both ways, and after xvsd restarts.
+func TestVXLANWithKernelVTEP(t *testing.T) {
+	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, Encap: "vxlan"})
+	if err := l.StopXVSD("node2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.KernelRouting("node2"); err != nil {
+		t.Fatal(err)
+	}
+	crossPods(t, l)
+	if e, d := counter(t, l, "node1", "vxlan-encap"), counter(t, l, "node1", "vxlan-decap"); e == 0 || d == 0 {
+		t.Errorf("node1: vxlan-encap %d, vxlan-decap %d; want both", e, d)
+	}
+	for _, bad := range []string{"bad-vxlan", "vxlan-vni", "vxlan-mac"} {
+		if c := counter(t, l, "node1", bad); c != 0 {
+			t.Errorf("node1: %s %d", bad, c)
+		}
+	}
+	// A restart keeps the tunnel: the routes come from the config.
+	if err := l.StopXVSD("node1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartXVSD("node1"); err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	ping(t, l, p1.Name, p2.V4)
+	ping(t, l, p2.Name, p1.V6)
+}
