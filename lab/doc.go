@@ -31,6 +31,18 @@
 // 198.19.i.0/24, fd00:19:i::/64; pods are numbered across nodes. All
 // addresses come from 198.18.0.0/15 and fd00::/8.
 //
+// With Options.Encap "vxlan" (Calico's VXLAN mode) the outside routes only
+// the underlay (198.18.i.0/24, fd00:18:i::/64), never a pod block, so pods
+// on different nodes reach each other only through VXLAN: each node has a
+// VTEP MAC (02:58:03:00:i:01), the pods' MTU is 1430 (room for VXLAN over
+// IPv6), xvsd's config gets a vxlan: section and a vxlan route per other
+// node and family, and KernelRouting sets up the kernel's own VTEPs as
+// Calico does (vxlan.calico over IPv4, vxlan-v6.calico over IPv6, VNI
+// 4096, learning off, static neighbour and FDB entries, underlay routes
+// through the outside). New has the outside and the nodes resolve each
+// other first (primeUnderlay): left to the first tunnelled packets, IPv6
+// lost its first second.
+//
 // xvsd's config for a node is written by XVSDConfig (the only code that
 // knows the file's format) into the lab's directory; xvsd runs inside the
 // node's namespace, its API socket is /run/xvs/PREFIX-node.sock, and its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"sync"
@@ -71,6 +72,11 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	if err := build(ctx, t, l.logf); err != nil {
 		return fail(fmt.Errorf("build lab %s: %w", t.Prefix, err))
 	}
+	if t.Encap == EncapVXLAN {
+		if err := l.primeUnderlay(); err != nil {
+			return fail(err)
+		}
+	}
 	if opts.XVSD != "" {
 		for _, n := range t.Nodes {
 			if err := l.StartXVSD(n.Name); err != nil {
@@ -79,6 +85,25 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 		}
 	}
 	return l, nil
+}
+
+// primeUnderlay has the outside and every node resolve each other before
+// traffic needs it. In a VXLAN lab nothing else does it early (natively
+// routed, the nodes' own resolution of their gateway lets the outside
+// learn them from the solicitation), and measured, the first second of
+// tunnelled IPv6 was lost while the outside resolved the node.
+func (l *Lab) primeUnderlay() error {
+	if l.T.Outside == "" {
+		return nil
+	}
+	for _, n := range l.T.Nodes {
+		for _, a := range []netip.Addr{n.UplinkV4.Addr(), n.UplinkV6.Addr()} {
+			if r, err := l.PingWith("outside", a, PingOptions{Count: 1, Wait: 3 * time.Second}); err != nil {
+				return fmt.Errorf("underlay: outside -> %s: %w\n%s", a, err, r.Output)
+			}
+		}
+	}
+	return nil
 }
 
 // Prefix is the lab's namespace prefix.

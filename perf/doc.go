@@ -20,9 +20,11 @@
 // The standard sets (standard.go): PodToPod (the kernel, xvsd, its XDP fast
 // path, an XDP_REDIRECT ceiling), TCP (iperf3 through the kernel and each
 // xvsd pod mode and fast path), CrossNode (two lab nodes behind the lab's
-// outside router: Lab.KernelRouting on both against xvsd on both) and Ring
+// outside router: Lab.KernelRouting on both against xvsd on both),
+// CrossNodeVXLAN (the same in Calico's VXLAN mode: the outside routes only
+// the nodes; the kernel's vxlan devices against xvsd's tunnels) and Ring
 // (the generator's send paths). Forwarders built on package lab (XVSD*,
-// KernelCrossNode) share startLab; Kernel and XDPRedirect use their own
+// KernelCrossNode*) share startLab; Kernel and XDPRedirect use their own
 // pod pair (podpair.go). xvs-bench (perf/cmd) picks the sets.
 //
 // The traffic generator is perf/pktgen, run in process; iperf3 is run as a

@@ -107,3 +107,23 @@ func TestSmokeCrossNode(t *testing.T) {
 		}
 	}
 }
+
+// TestSmokeCrossNodeVXLAN: the VXLAN scenario's baseline, the kernel's
+// vxlan devices, carries the loads.
+func TestSmokeCrossNodeVXLAN(t *testing.T) {
+	if err := xpnet.Check(); err != nil {
+		t.Skip(err)
+	}
+	s := CrossNodeVXLAN(Quick, []Forwarder{KernelCrossNodeVXLAN()}, false)
+	s.Rounds = 1
+	s.Loads = []Load{Pktgen(4, 64, 1, 200*time.Millisecond), Pktgen(6, 64, 1, 200*time.Millisecond)}
+	rep, err := s.Run(context.Background(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lr := range rep.Results {
+		if len(lr.By) != 1 || lr.By[0].Median <= 0 {
+			t.Errorf("%s: %+v", lr.Name, lr.By)
+		}
+	}
+}

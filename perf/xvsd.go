@@ -43,12 +43,20 @@ func XVSDCrossNode(path, podMode string, flags []string) Forwarder {
 	return &xvsdFwd{path: path, podMode: podMode, flags: flags, nodes: 2}
 }
 
+// XVSDCrossNodeVXLAN is XVSDCrossNode in Calico's VXLAN mode
+// (lab.Options.Encap "vxlan"): the outside routes only the nodes, and
+// each xvsd tunnels the other node's pod blocks to its VTEP.
+func XVSDCrossNodeVXLAN(path, podMode string, flags []string) Forwarder {
+	return &xvsdFwd{path: path, podMode: podMode, flags: flags, nodes: 2, encap: lab.EncapVXLAN}
+}
+
 type xvsdFwd struct {
 	path     string
 	podMode  string
 	fastPath bool
 	flags    []string
-	nodes    int // 1 (0) or 2
+	nodes    int    // 1 (0) or 2
+	encap    string // lab.Options.Encap, with two nodes
 	stop     func() error
 }
 
@@ -94,12 +102,20 @@ func (x *xvsdFwd) Stop() error {
 // cross-node scenario.
 func KernelCrossNode() Forwarder { return &kernelLabFwd{} }
 
-type kernelLabFwd struct{ stop func() error }
+// KernelCrossNodeVXLAN is KernelCrossNode in Calico's VXLAN mode: the
+// kernel's vxlan devices on both nodes, set up as Calico sets them up
+// (Lab.KernelRouting with lab.Options.Encap "vxlan").
+func KernelCrossNodeVXLAN() Forwarder { return &kernelLabFwd{encap: lab.EncapVXLAN} }
+
+type kernelLabFwd struct {
+	encap string
+	stop  func() error
+}
 
 func (k *kernelLabFwd) Name() string { return "kernel" }
 
 func (k *kernelLabFwd) Start(ctx context.Context) (*PodPair, error) {
-	o := lab.Options{Nodes: 2, PodsPerNode: 1, StaticNeighbors: true, PodTxChecksum: true}
+	o := lab.Options{Nodes: 2, PodsPerNode: 1, StaticNeighbors: true, PodTxChecksum: true, Encap: k.encap}
 	return startLab(ctx, o, func(l *lab.Lab) error {
 		for _, n := range l.T.Nodes {
 			if err := l.KernelRouting(n.Name); err != nil {

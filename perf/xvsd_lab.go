@@ -11,7 +11,8 @@ import (
 
 // startXVSD builds a one-node, two-pod lab (the same Calico conventions
 // as newPodPair), or with x.nodes 2 two nodes of one pod each behind the
-// lab's outside router, and starts xvsd on the nodes.
+// lab's outside router (natively routed, or with x.encap through VXLAN
+// tunnels), and starts xvsd on the nodes.
 func startXVSD(ctx context.Context, x *xvsdFwd) (*PodPair, error) {
 	o := lab.Options{
 		Nodes: 1, PodsPerNode: 2, NoOutside: true,
@@ -19,7 +20,7 @@ func startXVSD(ctx context.Context, x *xvsdFwd) (*PodPair, error) {
 		XVSDArgs: func(config string) []string { return append(lab.DefaultXVSDArgs(config), x.flags...) },
 	}
 	if x.nodes == 2 {
-		o.Nodes, o.PodsPerNode, o.NoOutside = 2, 1, false
+		o.Nodes, o.PodsPerNode, o.NoOutside, o.Encap = 2, 1, false, x.encap
 	}
 	return startLab(ctx, o, nil, &x.stop)
 }

@@ -39,7 +39,7 @@ func run() int {
 	noIperf := flag.Bool("no-iperf", false, "leave out the iperf3 loads")
 	fwdList := flag.String("forwarders", "", "comma list replacing the scenarios' forwarders: kernel, xvsd, xvsd-af-packet, xvsd-xdp-fast-path, xvsd-af-packet-tc-fast-path, xdp-redirect (the kernel, the baseline, always runs first)")
 	xvsdFlags := flag.String("xvsd-flags", "", "extra xvsd flags for the xvsd forwarders, space-separated (e.g. \"-idle-spin 0s\")")
-	which := flag.String("scenarios", "", "comma list of scenarios: pod-to-pod, tcp, cross-node, ring (pod-to-pod runs iperf3 itself only without tcp; cross-node takes kernel, xvsd and xvsd-af-packet of -forwarders); default: pod-to-pod, tcp and ring, and cross-node in the full set")
+	which := flag.String("scenarios", "", "comma list of scenarios: pod-to-pod, tcp, cross-node, cross-node-vxlan, ring (pod-to-pod runs iperf3 itself only without tcp; cross-node and cross-node-vxlan take kernel, xvsd and xvsd-af-packet of -forwarders); default: pod-to-pod, tcp and ring, and both cross-node scenarios in the full set")
 	shared := flag.String("shared", "", "a note on what else ran on the machine, copied into the report")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -93,31 +93,44 @@ func run() int {
 		}
 		return f
 	}
+	// crossFwds: the kernel, then xvsd with AF_XDP and with af-packet pod
+	// ports (or those of -forwarders), on two nodes, natively routed or
+	// through VXLAN.
+	crossFwds := func(vxlan bool) []perf.Forwarder {
+		kernel, x := perf.KernelCrossNode, perf.XVSDCrossNode
+		if vxlan {
+			kernel, x = perf.KernelCrossNodeVXLAN, perf.XVSDCrossNodeVXLAN
+		}
+		cross := map[string]func() perf.Forwarder{
+			"kernel":         kernel,
+			"xvsd":           func() perf.Forwarder { return x(*xvsd, "", xflags) },
+			"xvsd-af-packet": func() perf.Forwarder { return x(*xvsd, "af-packet", xflags) },
+		}
+		names := []string{"kernel", "xvsd", "xvsd-af-packet"}
+		if *fwdList != "" {
+			names = []string{"kernel"}
+			for _, n := range strings.Split(*fwdList, ",") {
+				if n != "kernel" && cross[n] != nil {
+					names = append(names, n)
+				}
+			}
+		}
+		var f []perf.Forwarder
+		for _, n := range names {
+			f = append(f, cross[n]())
+		}
+		return f
+	}
 	scenarios := map[string]func() perf.Scenario{
 		"pod-to-pod": func() perf.Scenario {
 			withTCP := slices.Contains(strings.Split(*which, ","), "tcp")
 			return perf.PodToPod(set, fwds("kernel", "xvsd", "xvsd-xdp-fast-path", "xdp-redirect"), !*noIperf && iperfErr == nil && !withTCP)
 		},
 		"cross-node": func() perf.Scenario {
-			cross := map[string]func() perf.Forwarder{
-				"kernel":         perf.KernelCrossNode,
-				"xvsd":           func() perf.Forwarder { return perf.XVSDCrossNode(*xvsd, "", xflags) },
-				"xvsd-af-packet": func() perf.Forwarder { return perf.XVSDCrossNode(*xvsd, "af-packet", xflags) },
-			}
-			names := []string{"kernel", "xvsd", "xvsd-af-packet"}
-			if *fwdList != "" {
-				names = []string{"kernel"}
-				for _, n := range strings.Split(*fwdList, ",") {
-					if n != "kernel" && cross[n] != nil {
-						names = append(names, n)
-					}
-				}
-			}
-			var f []perf.Forwarder
-			for _, n := range names {
-				f = append(f, cross[n]())
-			}
-			return perf.CrossNode(set, f, !*noIperf && iperfErr == nil)
+			return perf.CrossNode(set, crossFwds(false), !*noIperf && iperfErr == nil)
+		},
+		"cross-node-vxlan": func() perf.Scenario {
+			return perf.CrossNodeVXLAN(set, crossFwds(true), !*noIperf && iperfErr == nil)
 		},
 		"ring": func() perf.Scenario { return perf.Ring(set) },
 		"tcp": func() perf.Scenario {
@@ -136,13 +149,13 @@ func run() int {
 	if *which == "" {
 		*which = "pod-to-pod,tcp,ring"
 		if set == perf.Full {
-			*which = "pod-to-pod,tcp,cross-node,ring"
+			*which = "pod-to-pod,tcp,cross-node,cross-node-vxlan,ring"
 		}
 	}
 	names := strings.Split(*which, ",")
 	for _, n := range names {
 		if scenarios[n] == nil {
-			fmt.Fprintf(os.Stderr, "xvs-bench: unknown scenario %q (want pod-to-pod, tcp, cross-node, ring)\n", n)
+			fmt.Fprintf(os.Stderr, "xvs-bench: unknown scenario %q (want pod-to-pod, tcp, cross-node, cross-node-vxlan, ring)\n", n)
 			return 2
 		}
 	}
