@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # make demo: bring up a lab (one node running xvsd with kernel forwarding
 # off, two pods, an outside namespace), ping IPv4 and IPv6 between the pods,
-# run a short iperf3 between them, show xvsd's ports and counters, and tear
+# run a short iperf3 between them, show xvsd's ports and counters; then a
+# second lab of two nodes that reach each other's pods only through VXLAN
+# (Calico's VXLAN mode), ping across it in both families; and tear
 # everything down — on success, failure or Ctrl-C alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
 XVSCTL=$BIN/xvsctl
 prefix=xd$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
+vxprefix=${prefix}v
 iperf_pid=""
 
 teardown() {
@@ -17,8 +20,12 @@ teardown() {
 		kill "$iperf_pid" 2>/dev/null || true
 	fi
 	echo
-	echo "== tearing down lab $prefix"
-	"$XVSCTL" lab down -prefix "$prefix" || "$XVSCTL" lab sweep -prefix "$prefix" || true
+	for p in "$prefix" "$vxprefix"; do
+		if [ -d "/run/xvs-lab/$p" ]; then
+			echo "== tearing down lab $p"
+			"$XVSCTL" lab down -prefix "$p" || "$XVSCTL" lab sweep -prefix "$p" || true
+		fi
+	done
 	if [ "$rc" = 0 ]; then echo "== demo OK"; else echo "== demo FAILED (exit $rc)"; fi
 	exit "$rc"
 }
@@ -57,3 +64,25 @@ step "xvsctl show ports"
 
 step "xvsctl show counters (drop reasons: see vswitch/counters.go)"
 "$XVSCTL" -s "$LAB_NODE_SOCKET" show counters
+
+step "lab down ($prefix)"
+"$XVSCTL" lab down -prefix "$prefix"
+
+step "VXLAN lab up ($vxprefix): two nodes with xvsd; the outside routes only the nodes, pods cross inside VXLAN"
+"$XVSCTL" lab up -prefix "$vxprefix" -nodes 2 -pods 1 -encap vxlan -xvsd "$BIN/xvsd"
+eval "$("$XVSCTL" lab status -prefix "$vxprefix" -o env)"
+
+step "the outside's routes: no pod block, only the nodes' underlay"
+in_ns "$LAB_OUTSIDE_NS" ip route
+
+step "ping IPv4 pod1 on node1 ($LAB_POD1_V4) -> pod2 on node2 ($LAB_POD2_V4), through VXLAN over IPv4"
+in_ns "$LAB_POD1_NS" ping -n -c 5 -i 0.2 -w 10 "$LAB_POD2_V4"
+
+step "ping IPv6 pod1 on node1 ($LAB_POD1_V6) -> pod2 on node2 ($LAB_POD2_V6), through VXLAN over IPv6"
+in_ns "$LAB_POD1_NS" ping -n -c 5 -i 0.2 -w 10 "$LAB_POD2_V6"
+
+step "xvsctl show routes on node1 (the other node's pod blocks go into the tunnel)"
+"$XVSCTL" -s "$LAB_NODE1_SOCKET" show routes
+
+step "xvsctl show counters on node1"
+"$XVSCTL" -s "$LAB_NODE1_SOCKET" show counters
