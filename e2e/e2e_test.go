@@ -581,6 +581,8 @@ func TestCrossNode(t *testing.T) {
 			ping(t, l, p1.Name, p2.V6)
 			ping(t, l, p2.Name, p1.V4)
 			ping(t, l, p2.Name, p1.V6)
+			udpAcross(t, l, false)
+			udpAcross(t, l, true)
 			for _, v6 := range []bool{false, true} {
 				ir, err := l.Iperf3(p2.Name, p1.Name, time.Second, v6)
 				if err != nil || ir.ReceivedBytes == 0 {

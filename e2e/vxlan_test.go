@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"context"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/xvs-project/xvs/lab"
+	"github.com/xvs-project/xvs/perf/pktgen"
 )
 
 // crossPods checks that the lab's two pods, one per node, reach each other
@@ -28,6 +31,33 @@ func crossPods(t *testing.T, l *lab.Lab) {
 	}
 }
 
+// udpAcross sends a burst of UDP datagrams of one flow, all of one size,
+// from the lab's first pod to its second, each carrying a sequence number,
+// and wants every one of them, once: xvsd merges such runs into UDP GSO
+// super-frames toward its uplink, which the network must get back as the
+// datagrams they were made of.
+func udpAcross(t *testing.T, l *lab.Lab, v6 bool) {
+	t.Helper()
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	src, dst := p1.V4, p2.V4
+	if v6 {
+		src, dst = p1.V6, p2.V6
+	}
+	cfg := pktgen.Config{
+		Mode: pktgen.ModeTxRx, IO: pktgen.IOAFPacket, RxIO: pktgen.IOAFPacket,
+		Netns: p1.NS, Iface: lab.PodIf, RxNetns: p2.NS, RxIface: lab.PodIf,
+		DstMAC: net.HardwareAddr(lab.GatewayMAC), Src: src, Dst: dst, SrcPort: 1024, DstPort: 9,
+		Sizes: []int{300}, Flows: 1, Rate: 20000, Count: 4000, Duration: 5 * time.Second, Stream: 7,
+	}
+	r, err := pktgen.Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("pktgen (IPv6 %v): %v", v6, err)
+	}
+	if r.Rx.Unique != r.Tx.Packets || r.Rx.Dups != 0 {
+		t.Errorf("UDP (IPv6 %v): %d of %d datagrams arrived, %d duplicates", v6, r.Rx.Unique, r.Tx.Packets, r.Rx.Dups)
+	}
+}
+
 // TestVXLANCrossNode: two nodes whose pod blocks are routed to each other
 // only through VXLAN (the lab's outside does not route them), xvsd on
 // both, with AF_XDP and with af-packet pod ports (TCP super-frames cut,
@@ -37,6 +67,11 @@ func TestVXLANCrossNode(t *testing.T) {
 		t.Run("mode="+mode, func(t *testing.T) {
 			l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: mode, Encap: "vxlan"})
 			crossPods(t, l)
+			udpAcross(t, l, false)
+			udpAcross(t, l, true)
+			if c := counter(t, l, "node1", "udp-gro-merged"); c == 0 {
+				t.Errorf("node1 merged no VXLAN datagrams for its uplink")
+			}
 			for _, n := range []string{"node1", "node2"} {
 				if e, d := counter(t, l, n, "vxlan-encap"), counter(t, l, n, "vxlan-decap"); e == 0 || d == 0 {
 					t.Errorf("%s: vxlan-encap %d, vxlan-decap %d; want both", n, e, d)

@@ -56,16 +56,18 @@ const (
 	EvICMPErrors
 	EvGleans // resolution requests raised
 	EvVectors
-	EvGSOWhole      // GSO super-frames sent on whole to an offloading port
-	EvGSOSegmented  // GSO super-frames cut into segments in software
-	EvXDPForwarded4 // IPv4 frames the pod programs forwarded themselves (XDP fast path)
-	EvXDPForwarded6 // IPv6 likewise
-	EvTCForwarded4  // IPv4 frames AF_PACKET pod ports' tc programs forwarded themselves (tc fast path)
-	EvTCForwarded6  // IPv6 likewise
-	EvGROMerged     // super-frames merged from TCP segments for a port that takes them
-	EvGROSegments   // the segments that went into them
-	EvVXLANEncap    // frames sent into a VXLAN tunnel
-	EvVXLANDecap    // VXLAN frames for the node's VTEP, decapsulated
+	EvGSOWhole       // GSO super-frames sent on whole to an offloading port
+	EvGSOSegmented   // GSO super-frames cut into segments in software
+	EvXDPForwarded4  // IPv4 frames the pod programs forwarded themselves (XDP fast path)
+	EvXDPForwarded6  // IPv6 likewise
+	EvTCForwarded4   // IPv4 frames AF_PACKET pod ports' tc programs forwarded themselves (tc fast path)
+	EvTCForwarded6   // IPv6 likewise
+	EvGROMerged      // super-frames merged from TCP segments for a port that takes them
+	EvGROSegments    // the segments that went into them
+	EvVXLANEncap     // frames sent into a VXLAN tunnel
+	EvVXLANDecap     // VXLAN frames for the node's VTEP, decapsulated
+	EvUDPGROMerged   // UDP GSO super-frames merged from datagrams of one flow (VXLAN toward one VTEP)
+	EvUDPGROSegments // the datagrams that went into them
 	NumEvents
 )
 
@@ -74,7 +76,7 @@ var eventNames = [...]string{
 	"echo-replies", "icmp-errors", "neighbor-requests", "vectors",
 	"gso-whole", "gso-segmented", "xdp-forwarded-ipv4", "xdp-forwarded-ipv6",
 	"tc-forwarded-ipv4", "tc-forwarded-ipv6", "gro-merged", "gro-segments",
-	"vxlan-encap", "vxlan-decap",
+	"vxlan-encap", "vxlan-decap", "udp-gro-merged", "udp-gro-segments",
 }
 
 func (e Event) String() string {

@@ -687,3 +687,59 @@ func FuzzVXLANDecap(f *testing.F) {
 		}
 	})
 }
+
+// TestVXLANMergedForUplink: toward an uplink that takes super-frames, the
+// encapsulated segments of a TCP super-frame leave as one UDP GSO
+// super-frame, which cut as the kernel cuts it gives the VXLAN packets
+// that would have gone one by one.
+func TestVXLANMergedForUplink(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		l := newVXLANLab(t, map[string]bool{"pod1": true, "up": true})
+		src, dst, remote, mss := pod1v4, remotePod4, remote4, 1450-40
+		if v6 {
+			src, dst, remote, mss = pod1v6, remotePod6, remote6, 1430-60
+		}
+		out := l.runVector(t, "pod1", tcpSuper(t, v6, src, dst, 64, 10*mss+7, mss))
+		if len(out["up"]) != 1 {
+			t.Fatalf("v6=%v: %d frames on the uplink, want 1 super-frame (counters %+v)", v6, len(out["up"]), l.sw.Counters())
+		}
+		hdr := encap.VirtioNetHdr(out["up"][0][:encap.VirtioNetHdrLen])
+		frame := out["up"][0][encap.VirtioNetHdrLen:]
+		g, err := encap.ParseGSO(frame, hdr)
+		if err != nil || g.Type != encap.GSOUDPL4 {
+			t.Fatalf("v6=%v: %v, type %d", v6, err, g.Type)
+		}
+		if n := g.Segments(frame); n != 11 {
+			t.Fatalf("v6=%v: %d datagrams, want 11", v6, n)
+		}
+		seg := make([]byte, 2048)
+		for i := 0; i < 11; i++ {
+			n := g.Segment(seg, frame, i)
+			inner := checkEncapSum(t, seg[:n], remote)
+			tcp := inner.Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if want := uint32(1000 + i*mss); tcp.Seq != want {
+				t.Errorf("v6=%v datagram %d: inner seq %d, want %d", v6, i, tcp.Seq, want)
+			}
+		}
+		c := l.sw.Counters()
+		if c.Events[EvUDPGROMerged] != 1 || c.Events[EvUDPGROSegments] != 11 {
+			t.Errorf("v6=%v: udp-gro-merged %d segments %d", v6, c.Events[EvUDPGROMerged], c.Events[EvUDPGROSegments])
+		}
+	}
+}
+
+// checkEncapSum is checkEncap for a datagram cut from a UDP GSO
+// super-frame: its outer UDP checksum is computed over IPv4 too.
+func checkEncapSum(t *testing.T, frame []byte, remote netip.Addr) gopacket.Packet {
+	t.Helper()
+	if remote.Is4() {
+		l4 := encap.EthernetLen + encap.IPv4MinLen
+		o := encap.IPv4(frame[encap.EthernetLen:])
+		if c := encap.UDP(frame[l4:]).Checksum(); c != encap.UDPChecksum4(o.Src(), o.Dst(), frame[l4:]) {
+			t.Errorf("outer UDP checksum %#04x wrong", c)
+		}
+		frame = append([]byte(nil), frame...)
+		frame[l4+6], frame[l4+7] = 0, 0
+	}
+	return checkEncap(t, frame, remote)
+}

@@ -80,6 +80,7 @@ type worker struct {
 	vtepCache [16]vtepRoute // the routes to remote VTEPs, per FIB View
 
 	gro     *encap.GRO                  // merges TCP segments for ports that take super-frames
+	ugro    *encap.UDPGRO               // and UDP datagrams (VXLAN toward one VTEP)
 	groHdr  [encap.VirtioNetHdrLen]byte // the merged frame's offload header
 	pollfds []unix.PollFd
 
@@ -130,6 +131,7 @@ func newWorker(id int, cfg *Config, f *fib.FIB, events chan<- ctlEvent, log *slo
 		a6: make([][16]byte, n), i6: make([]uint16, n), r6: make([]fib.Index, n),
 		icmpRate: int64(cfg.ICMPRate),
 		gro:      encap.NewGRO(),
+		ugro:     encap.NewUDPGRO(),
 	}
 	w.icmpTokens = w.icmpRate
 	w.cpu = -1
@@ -393,19 +395,38 @@ func (w *worker) transmit(ps *portState, batch []Packet) {
 
 // transmitMerged sends batch out of a port that takes GSO super-frames,
 // merging each run of consecutive segments of one TCP flow into one
-// (encap.GRO) and sending it whole; the rest goes as it is, in order.
+// (encap.GRO), and, toward an uplink, each run of one UDP flow's
+// datagrams of one size, the VXLAN the switch sends toward one remote
+// VTEP among them, into one UDP GSO super-frame (encap.UDPGRO), and
+// sending it whole; the rest goes as it is, in order.
 func (w *worker) transmitMerged(ps *portState, batch []Packet) {
 	from := 0 // the first frame not yet sent
 	for i := 0; i < len(batch); {
+		if i+1 == len(batch) {
+			break
+		}
 		// The cheap look first: only a frame the next one may continue is
 		// worth Start's copy and checksum.
-		if i+1 == len(batch) || !encap.GROPair(w.umem.Bytes(batch[i].Addr, int(batch[i].Len)), w.umem.Bytes(batch[i+1].Addr, int(batch[i+1].Len))) ||
-			!w.gro.Start(w.umem.Bytes(batch[i].Addr, int(batch[i].Len))) {
+		a := w.umem.Bytes(batch[i].Addr, int(batch[i].Len))
+		b := w.umem.Bytes(batch[i+1].Addr, int(batch[i+1].Len))
+		udp := false
+		switch {
+		case encap.GROPair(a, b) && w.gro.Start(a):
+		case ps.kind == PortUplink && encap.UDPGROPair(a, b) && w.ugro.Start(a):
+			// Toward the network only: the interface cuts the
+			// super-frame before the wire. A pod's stack would take it
+			// whole into its packet sockets and XDP programs.
+			udp = true
+		default:
 			i++
 			continue
 		}
 		j := i + 1
-		for j < len(batch) && w.gro.Add(w.umem.Bytes(batch[j].Addr, int(batch[j].Len))) {
+		for j < len(batch) {
+			d := w.umem.Bytes(batch[j].Addr, int(batch[j].Len))
+			if udp && !w.ugro.Add(d) || !udp && !w.gro.Add(d) {
+				break
+			}
 			j++
 		}
 		if j-i < 2 {
@@ -418,7 +439,12 @@ func (w *worker) transmitMerged(ps *portState, batch []Packet) {
 			w.transmit(ps, batch[from:i])
 			ps.port.Flush()
 		}
-		f := w.gro.Finish(w.groHdr[:])
+		var f []byte
+		if udp {
+			f = w.ugro.Finish(w.groHdr[:])
+		} else {
+			f = w.gro.Finish(w.groHdr[:])
+		}
 		if err := ps.large.TransmitLarge(f, w.groHdr[:]); err != nil {
 			// The socket is full or refused it: the segments are still
 			// here, and go through the ring as they came.
@@ -427,8 +453,13 @@ func (w *worker) transmitMerged(ps *portState, batch []Packet) {
 		}
 		ps.stats.txPackets.Add(1)
 		ps.stats.txBytes.Add(uint64(len(f)))
-		w.cnt.event(EvGROMerged)
-		w.cnt.add(EvGROSegments, j-i)
+		if udp {
+			w.cnt.event(EvUDPGROMerged)
+			w.cnt.add(EvUDPGROSegments, j-i)
+		} else {
+			w.cnt.event(EvGROMerged)
+			w.cnt.add(EvGROSegments, j-i)
+		}
 		for k := i; k < j; k++ {
 			w.umem.Free(batch[k].Addr)
 		}
