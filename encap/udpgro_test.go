@@ -102,7 +102,7 @@ func TestUDPGROUndoesUSO(t *testing.T) {
 			// Compare what the kernel leaves alone.
 			w := append([]byte(nil), want...)
 			if !v6 {
-				copy(w[EthernetLen+4:], got[EthernetLen+4:EthernetLen+6])   // ID
+				copy(w[EthernetLen+4:], got[EthernetLen+4:EthernetLen+6])    // ID
 				copy(w[EthernetLen+10:], got[EthernetLen+10:EthernetLen+12]) // header checksum
 			}
 			binary.BigEndian.PutUint16(w[l4+6:], u.Checksum())
