@@ -3,6 +3,7 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // KernelRouting makes node's own kernel forward for its pods the way a
@@ -13,8 +14,9 @@ import (
 // Calico's vxlan devices instead, see kernelVXLAN). It is the
 // baseline benchmarks compare xvsd against, and lets the lab's own tests
 // drive traffic without xvsd. Stop xvsd on the node first: its XDP
-// programs see the frames before the kernel does. Undo with
-// NoKernelRouting, which also turns forwarding back off.
+// programs see the frames before the kernel does. Calling it again is
+// harmless. Undo with NoKernelRouting, which also turns forwarding back
+// off.
 func (l *Lab) KernelRouting(node string) error {
 	n := l.T.NodeByName(node)
 	if n == nil {
@@ -37,6 +39,11 @@ func (l *Lab) KernelRouting(node string) error {
 	}
 	cmds := otherNodeRoutes(l.T, n, "replace")
 	if l.T.Encap == EncapVXLAN {
+		// Everything else here is a replace; the devices are made anew,
+		// so a second call neither fails nor keeps stale entries.
+		if err := l.delLinks(n.NS, vxlanDev4, vxlanDev6); err != nil {
+			return err
+		}
 		cmds = kernelVXLAN(l.T, n)
 	}
 	for _, c := range cmds {
@@ -47,6 +54,30 @@ func (l *Lab) KernelRouting(node string) error {
 	for _, k := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
 		if err := writeSysctl(n.NS, k, "1"); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// delLinks deletes those of the named devices that exist in namespace ns.
+func (l *Lab) delLinks(ns string, devs ...string) error {
+	out, err := l.Exec(ns, "ip", "-o", "link", "show")
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		// "7: vxlan.calico: <...> mtu 1450 ..."; a veth's name ends in @peer.
+		if f := strings.Fields(line); len(f) > 1 {
+			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			have[name] = true
+		}
+	}
+	for _, d := range devs {
+		if have[d] {
+			if _, err := l.Exec(ns, "ip", "link", "del", d); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
