@@ -292,6 +292,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 func printStatus(w io.Writer, st *State) {
 	t := st.Topology
 	fmt.Fprintf(w, "lab %s (state %s)\n", t.Prefix, st.Dir)
+	if t.Encap == EncapVXLAN {
+		fmt.Fprintf(w, "encap vxlan: VNI %d, port %d; the outside routes only the nodes\n", VXLANVNI, VXLANPort)
+	}
 	exists := func(ns string) string {
 		if _, err := os.Stat(filepath.Join(NetnsDir, ns)); err != nil {
 			return " (missing)"
@@ -304,6 +307,9 @@ func printStatus(w io.Writer, st *State) {
 			fmt.Fprintf(w, "  %-8s %s %s (outside %s %s)\n", n.Uplink, n.UplinkV4, n.UplinkV6, n.GatewayV4, n.GatewayV6)
 		}
 		fmt.Fprintf(w, "  pods     %s %s\n", n.PodsV4, n.PodsV6)
+		if len(n.VTEPMAC) != 0 {
+			fmt.Fprintf(w, "  vtep     %s\n", n.VTEPMAC)
+		}
 		xvsd := "not running"
 		for _, p := range st.Processes {
 			if p.Name == "xvsd" && p.NS == n.NS {
@@ -330,6 +336,9 @@ func printEnv(w io.Writer, st *State) {
 	t := st.Topology
 	up := func(s string) string { return strings.ToUpper(s) }
 	fmt.Fprintf(w, "LAB_PREFIX=%s\nLAB_DIR=%s\n", t.Prefix, st.Dir)
+	if t.Encap != "" {
+		fmt.Fprintf(w, "LAB_ENCAP=%s\n", t.Encap)
+	}
 	if t.Outside != "" {
 		fmt.Fprintf(w, "LAB_OUTSIDE_NS=%s\n", t.Outside)
 	}
@@ -338,6 +347,9 @@ func printEnv(w io.Writer, st *State) {
 		fmt.Fprintf(w, "%s_NS=%s\n%s_SOCKET=%s\n%s_CONFIG=%s\n%s_LOG=%s\n", k, n.NS, k, n.Socket, k, n.Config, k, n.Log)
 		if n.Uplink != "" {
 			fmt.Fprintf(w, "%s_V4=%s\n%s_V6=%s\n", k, n.UplinkV4.Addr(), k, n.UplinkV6.Addr())
+		}
+		if len(n.VTEPMAC) != 0 {
+			fmt.Fprintf(w, "%s_VTEP_MAC=%s\n", k, n.VTEPMAC)
 		}
 		for _, p := range st.Processes {
 			if p.Name == "xvsd" && p.NS == n.NS {

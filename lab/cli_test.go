@@ -59,3 +59,25 @@ func TestMainUpStatusDown(t *testing.T) {
 		t.Errorf("status after down:\n%s", out)
 	}
 }
+
+// TestStatusVXLAN: status and status -o env say a lab is a VXLAN lab and
+// give each node's VTEP MAC; a natively routed lab's output has neither.
+func TestStatusVXLAN(t *testing.T) {
+	for _, encap := range []string{EncapVXLAN, ""} {
+		top, err := Plan(Options{Prefix: "xltest", Nodes: 2, PodsPerNode: 1, Encap: encap})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &State{Prefix: top.Prefix, Dir: "/nonexistent", Topology: top}
+		var text, env bytes.Buffer
+		printStatus(&text, st)
+		printEnv(&env, st)
+		got := text.String() + env.String()
+		for _, want := range []string{"encap vxlan: VNI 4096", "  vtep     02:58:03:00:01:01\n",
+			"LAB_ENCAP=vxlan\n", "LAB_NODE1_VTEP_MAC=02:58:03:00:00:01\n", "LAB_NODE2_VTEP_MAC=02:58:03:00:01:01\n"} {
+			if has := strings.Contains(got, want); has != (encap == EncapVXLAN) {
+				t.Errorf("encap %q: output has %q: %v\n%s", encap, want, has, got)
+			}
+		}
+	}
+}

@@ -41,7 +41,9 @@
 // 4096, learning off, static neighbour and FDB entries, underlay routes
 // through the outside). New has the outside and the nodes resolve each
 // other first (primeUnderlay): left to the first tunnelled packets, IPv6
-// lost its first second.
+// lost its first second. `xvsctl lab up -encap vxlan` builds one; `xvsctl
+// lab status` shows each node's VTEP MAC (LAB_NODEi_VTEP_MAC and
+// LAB_ENCAP with -o env).
 //
 // xvsd's config for a node is written by XVSDConfig (the only code that
 // knows the file's format) into the lab's directory; xvsd runs inside the

@@ -519,3 +519,47 @@ func vxlanTx(t *testing.T, l *Lab, node string) map[string]uint64 {
 	}
 	return m
 }
+
+// TestLoadStateCompat: a state file written before Encap, Node.VTEPMAC and
+// Link.MTU existed still loads, as a natively routed lab with the
+// topology's MTU on every link; a VXLAN lab's state keeps them.
+func TestLoadStateCompat(t *testing.T) {
+	root := t.TempDir()
+	write := func(prefix, js string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(root, prefix), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, prefix, stateFile), []byte(js), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("xlold", `{"Prefix": "xlold", "Topology": {"Prefix": "xlold", "MTU": 1500,
+		"Nodes": [{"Name": "node", "NS": "xlold-node", "PodsV4": "198.19.0.0/24"}],
+		"Links": [{"Kind": "pod", "A": {"NS": "xlold-node", "Name": "xlpod1h"}, "B": {"NS": "xlold-pod1", "Name": "eth0"}}]}}`)
+	st, err := LoadState(root, "xlold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top := st.Topology; top.Encap != "" || top.Nodes[0].VTEPMAC != nil || top.Links[0].MTU != 0 {
+		t.Errorf("old state: encap %q, VTEP MAC %v, link MTU %d; want none", top.Encap, top.Nodes[0].VTEPMAC, top.Links[0].MTU)
+	}
+
+	top, err := Plan(Options{Prefix: "xlnew", Nodes: 2, PodsPerNode: 1, Encap: EncapVXLAN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(State{Prefix: top.Prefix, Topology: top})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("xlnew", string(b))
+	st, err = LoadState(root, "xlnew")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := st.Topology
+	if back.Encap != EncapVXLAN || back.Nodes[1].VTEPMAC.String() != "02:58:03:00:01:01" || back.Links[0].MTU != DefaultMTU-vxlanOverhead {
+		t.Errorf("VXLAN state: encap %q, node2 VTEP MAC %s, pod link MTU %d", back.Encap, back.Nodes[1].VTEPMAC, back.Links[0].MTU)
+	}
+}
