@@ -138,7 +138,13 @@
 // a pod without TSO, as it would from the kernel's GRO. encap.GROPair, a
 // comparison of addresses and ports, keeps the copy and checksum of
 // Start for frames the next one may continue; a super-frame the port's
-// socket refuses (full) leaves as the segments it came from.
+// socket refuses (full) leaves as the segments it came from. Toward an
+// uplink, runs of one UDP flow's datagrams of one size are merged the
+// same way into a UDP GSO (USO) super-frame (encap.UDPGRO,
+// udp-gro-merged): above all the VXLAN toward one remote VTEP, every
+// encapsulated segment of a TCP flow, which then leaves in one sendmsg
+// for the interface to cut. Never toward a pod: its stack would take a
+// UDP super-frame whole into its packet sockets and XDP programs.
 //
 // An AF_PACKET pod or host port also attaches a tc ingress drop behind the
 // packet taps (xdpprog.IngressDrop): the switch's socket sees every frame,
