@@ -572,8 +572,12 @@ func TestXDPPortLinkGone(t *testing.T) {
 			}
 			pkts := make([]Packet, 8)
 			a, _ := l.umem.Alloc()
-			if n := p.Receive(pkts); n != 0 {
-				t.Errorf("received %d from a deleted link", n)
+			// What the kernel put in the ring before the link went (an
+			// MLD report or router solicitation of the peer's, now and
+			// then) may still come out; it must come back like any frame.
+			n := p.Receive(pkts)
+			for i := 0; i < n; i++ {
+				l.umem.Free(pkts[i].Addr)
 			}
 			if p.Transmit([]Packet{{Addr: a + Headroom, Len: 60}}) == 0 {
 				l.umem.Free(a)
