@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +119,45 @@ func TestVXLANWithKernelVTEP(t *testing.T) {
 	p1, p2 := l.T.Pods[0], l.T.Pods[1]
 	ping(t, l, p1.Name, p2.V4)
 	ping(t, l, p2.Name, p1.V6)
+}
+
+// TestVXLANIPv6OverIPv4: IPv6 pods on an IPv4 underlay, the routes added
+// at run time through xvsctl: each node's IPv6 route to the other's block
+// is replaced by one into the tunnel to the other's IPv4 VTEP. The pods
+// still reach each other over IPv6, now inside IPv4 VXLAN, and the routes
+// survive an xvsd restart (the API's state file).
+func TestVXLANIPv6OverIPv4(t *testing.T) {
+	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, Encap: "vxlan"})
+	n1, n2 := l.T.Nodes[0], l.T.Nodes[1]
+	for _, x := range [][2]*lab.Node{{n1, n2}, {n2, n1}} {
+		n, m := x[0], x[1]
+		if out, err := xvsctl(t, l, n.Name, "route", "del", m.PodsV6.String()); err != nil {
+			t.Fatalf("%s: route del: %v\n%s", n.Name, err, out)
+		}
+		if out, err := xvsctl(t, l, n.Name, "route", "add", m.PodsV6.String(), "vxlan", m.UplinkV4.Addr().String(), "mac", m.VTEPMAC.String()); err != nil {
+			t.Fatalf("%s: route add: %v\n%s", n.Name, err, out)
+		}
+		out, err := xvsctl(t, l, n.Name, "show", "routes", m.PodsV6.Addr().Next().String())
+		if err != nil || !strings.Contains(out, "remote "+m.UplinkV4.Addr().String()) {
+			t.Fatalf("%s: route to %s: %v\n%s", n.Name, m.PodsV6, err, out)
+		}
+	}
+	// Refused, with the reason: a vxlan route needs both address and MAC.
+	if out, err := xvsctl(t, l, "node1", "route", "add", "fd00:19:9::/64", "vxlan", "fd00:19:9::1", "mac", n2.VTEPMAC.String()); err == nil || !strings.Contains(out, "inside") {
+		t.Errorf("a remote inside its own prefix was accepted: %v\n%s", err, out)
+	}
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	ping(t, l, p1.Name, p2.V6)
+	ping(t, l, p2.Name, p1.V6)
+	udpAcross(t, l, true)
+	if err := l.StopXVSD("node1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartXVSD("node1"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := xvsctl(t, l, "node1", "show", "routes", p2.V6.String()); err != nil || !strings.Contains(out, "remote "+n2.UplinkV4.Addr().String()) {
+		t.Fatalf("after the restart, the route to %s: %v\n%s", p2.V6, err, out)
+	}
+	ping(t, l, p1.Name, p2.V6)
 }
