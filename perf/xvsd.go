@@ -43,6 +43,12 @@ func XVSDCrossNode(path, podMode string, flags []string) Forwarder {
 	return &xvsdFwd{path: path, podMode: podMode, flags: flags, nodes: 2}
 }
 
+// XVSDCrossNodeFastPath is XVSDCrossNode with the XDP fast path on: the
+// receiving node's uplink program forwards frames for its pod itself.
+func XVSDCrossNodeFastPath(path string, flags []string) Forwarder {
+	return &xvsdFwd{path: path, fastPath: true, flags: flags, nodes: 2}
+}
+
 // XVSDCrossNodeVXLAN is XVSDCrossNode in Calico's VXLAN mode
 // (lab.Options.Encap "vxlan"): the outside routes only the nodes, and
 // each xvsd tunnels the other node's pod blocks to its VTEP.

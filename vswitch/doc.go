@@ -101,6 +101,13 @@
 //     attachFastIngress). If either cannot attach, the port works as
 //     without the fast path and its status says why.
 //
+// The uplinks' programs carry the same fast path in front of their
+// steering (xdpprog.New with an Uplink and a FastPath): a frame from the
+// network for an AF_XDP pod of the node is forwarded in XDP too, so
+// traffic between nodes is forwarded by the receiving node's kernel and
+// only the sending node's worker sees it. VXLAN still goes to the worker
+// to be decapsulated.
+//
 // The switch installs a pod as a destination once its port is up and its
 // MAC known (fastAddLocked), and removes it before the port goes
 // (fastDelLocked). The programs count what they forward; the workers never

@@ -30,8 +30,9 @@ type XDPPortOptions struct {
 	// the program's XSKMAP and leaves attach/detach to the caller. When nil
 	// the port creates, attaches and owns a program of the right kind.
 	Program *xdpprog.Program
-	// FastPath, for a pod port's own program, forwards pod-to-pod frames
-	// in XDP (see xdpprog.FastPath).
+	// FastPath, for a port's own program, forwards frames to the node's
+	// pods in XDP (see xdpprog.FastPath): a pod port's from its pod, an
+	// uplink's from the network.
 	FastPath *xdpprog.FastPath
 	// VXLANPort and VTEP addresses for an uplink's own program (default
 	// port 4789, no VTEP until SetVTEP).

@@ -282,7 +282,9 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 	}
 	id := s.freeIDLocked()
 	w := s.pickWorkerLocked(pc)
-	if pc.Kind == PortPod {
+	if pc.Kind == PortPod || pc.Kind == PortUplink {
+		// An uplink's program forwards to the node's pods too: frames
+		// from the network to a pod skip the socket and the worker.
 		pc.fast = s.fast
 	}
 	ps := &portState{id: id, name: pc.Name, kind: pc.Kind, worker: w.id, cfg: pc, peerMAC: pc.PeerMAC}

@@ -75,7 +75,21 @@ func lookupCfg(cfg *ebpf.Map, off int16) asm.Instructions {
 	}
 }
 
-func uplinkProgram(xsks, cfg, pfx4, pfx6 *ebpf.Map, miss uint32) asm.Instructions {
+func uplinkProgram(xsks, cfg, pfx4, pfx6 *ebpf.Map, miss uint32, f *FastPath) asm.Instructions {
+	p := steerProgram(xsks, cfg, pfx4, pfx6, miss)
+	if f == nil {
+		return p
+	}
+	// The fast path first, for frames to the node's pods; what it leaves
+	// goes on to the steering after its first instruction (R6 = ctx,
+	// which the prelude has set).
+	p[1] = p[1].WithSymbol("steer")
+	return append(fastPrelude(f, "steer"), p[1:]...)
+}
+
+// steerProgram is the uplink's steering: pod prefixes and VXLAN for the
+// node to the socket, everything else to the kernel.
+func steerProgram(xsks, cfg, pfx4, pfx6 *ebpf.Map, miss uint32) asm.Instructions {
 	var p asm.Instructions
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
 	addAll := func(is asm.Instructions) { p = append(p, is...) }

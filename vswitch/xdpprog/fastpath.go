@@ -209,9 +209,18 @@ func lookupDest(m *ebpf.Map, dst, words, key int16, miss string) asm.Instruction
 }
 
 // fastPodProgram is the pod program with the fast path in front of the
-// redirect to the socket. Registers: R6 ctx, R7 the destination, R8 the
-// family's counter index, R9 the output ifindex.
+// redirect to the socket.
 func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
+	x := redirect(xsks, asm.R6, miss)
+	x[0] = x[0].WithSymbol("xsk")
+	return append(fastPrelude(f, "xsk"), x...)
+}
+
+// fastPrelude is the fast path: it forwards what it can (a redirect
+// through the devmap) and jumps to the label next for everything else,
+// the frame untouched. Registers: R6 ctx (set first), R7 the destination,
+// R8 the family's counter index, R9 the output ifindex.
+func fastPrelude(f *FastPath, next string) asm.Instructions {
 	var p asm.Instructions
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
 	addAll := func(is asm.Instructions) { p = append(p, is...) }
@@ -224,35 +233,35 @@ func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
 	xdpOnly := asm.Instructions{
 		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
 		asm.And.Imm(asm.R5, fvXDP),
-		asm.JEq.Imm(asm.R5, 0, "xsk"),
+		asm.JEq.Imm(asm.R5, 0, next),
 	}
 
 	add(asm.Mov.Reg(asm.R6, asm.R1))
-	addAll(reloadOr(14, "xsk"))
+	addAll(reloadOr(14, next))
 	add(
 		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
 		asm.JEq.Imm(asm.R5, leEthIPv4, "fp4"),
 		asm.JEq.Imm(asm.R5, leEthIPv6, "fp6"),
-		asm.Ja.Label("xsk"),
+		asm.Ja.Label(next),
 	)
 
 	// IPv4 without options, TTL > 1, to a fast-path destination.
-	addAll(labeled(reloadOr(14+20, "xsk"), "fp4"))
+	addAll(labeled(reloadOr(14+20, next), "fp4"))
 	add(
 		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
-		asm.JNE.Imm(asm.R5, 0x45, "xsk"),
+		asm.JNE.Imm(asm.R5, 0x45, next),
 		asm.LoadMem(asm.R5, asm.R2, 14+8, asm.Byte),
-		asm.JLE.Imm(asm.R5, 1, "xsk"),
+		asm.JLE.Imm(asm.R5, 1, next),
 	)
-	addAll(lookupDest(f.hosts4, 16, 1, -4, "xsk"))
+	addAll(lookupDest(f.hosts4, 16, 1, -4, next))
 	addAll(xdpOnly)
-	addAll(reloadOr(14+20, "xsk"))
+	addAll(reloadOr(14+20, next))
 	add(
 		// Total length against the destination's MTU.
 		asm.LoadMem(asm.R4, asm.R2, 14+2, asm.Half),
 		asm.HostTo(asm.BE, asm.R4, asm.Half),
 		asm.LoadMem(asm.R5, asm.R7, fvMTU, asm.Half),
-		asm.JGT.Reg(asm.R4, asm.R5, "xsk"),
+		asm.JGT.Reg(asm.R4, asm.R5, next),
 		// TTL - 1; the checksum gains 0x0100 (RFC 1624), in either byte
 		// order, as one's-complement sums are order-blind.
 		asm.LoadMem(asm.R4, asm.R2, 14+8, asm.Byte),
@@ -270,20 +279,20 @@ func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
 	)
 
 	// IPv6, hop limit > 1, to a fast-path destination.
-	addAll(labeled(reloadOr(14+40, "xsk"), "fp6"))
+	addAll(labeled(reloadOr(14+40, next), "fp6"))
 	add(
 		asm.LoadMem(asm.R5, asm.R2, 14+7, asm.Byte),
-		asm.JLE.Imm(asm.R5, 1, "xsk"),
+		asm.JLE.Imm(asm.R5, 1, next),
 	)
-	addAll(lookupDest(f.hosts6, 24, 4, -16, "xsk"))
+	addAll(lookupDest(f.hosts6, 24, 4, -16, next))
 	addAll(xdpOnly)
-	addAll(reloadOr(14+40, "xsk"))
+	addAll(reloadOr(14+40, next))
 	add(
 		asm.LoadMem(asm.R4, asm.R2, 14+4, asm.Half),
 		asm.HostTo(asm.BE, asm.R4, asm.Half),
 		asm.Add.Imm(asm.R4, 40),
 		asm.LoadMem(asm.R5, asm.R7, fvMTU, asm.Half),
-		asm.JGT.Reg(asm.R4, asm.R5, "xsk"),
+		asm.JGT.Reg(asm.R4, asm.R5, next),
 		asm.LoadMem(asm.R4, asm.R2, 14+7, asm.Byte),
 		asm.Sub.Imm(asm.R4, 1),
 		asm.StoreMem(asm.R2, 14+7, asm.R4, asm.Byte),
@@ -318,8 +327,5 @@ func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
 		asm.Return(),
 	)
 
-	x := redirect(xsks, asm.R6, miss)
-	x[0] = x[0].WithSymbol("xsk")
-	addAll(x)
 	return p
 }

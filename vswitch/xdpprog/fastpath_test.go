@@ -151,3 +151,82 @@ func TestFastPath(t *testing.T) {
 		t.Errorf("after Remove: verdict %d, want the socket path", got)
 	}
 }
+
+// TestUplinkFastPath: an uplink program with the fast path forwards frames
+// from the network to the node's fast-path pods itself, and steers the
+// rest exactly as without it: other pod-prefix traffic and VXLAN to the
+// socket, everything else to the kernel, untouched.
+func TestUplinkFastPath(t *testing.T) {
+	requireBPF(t)
+	fp, err := NewFastPath(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fp.Close()
+	dst, src := [6]byte{2, 0, 0, 0, 0, 0x22}, [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
+	for _, a := range []string{"198.19.1.2", "fd00:1:2::2"} {
+		if err := fp.Add(netip.MustParseAddr(a), 1, 1500, dst, src, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fp.Add(netip.MustParseAddr("198.19.1.4"), 1, 1500, dst, src, false); err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Uplink, Options{MissAction: Drop, FastPath: fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, s := range []string{"198.19.1.0/26", "fd00:1:2::/122"} {
+		if err := p.AddPrefix(netip.MustParsePrefix(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.SetVTEP(4789, netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd00::1")); err != nil {
+		t.Fatal(err)
+	}
+	run := func(f []byte) (uint32, []byte) {
+		t.Helper()
+		out := make([]byte, len(f)+64)
+		ro := &ebpf.RunOptions{Data: f, DataOut: out}
+		got, err := p.Prog().Run(ro)
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		return got, out[:len(ro.DataOut)]
+	}
+	in4 := withChecksum(ipv4(17, "198.18.0.2", "198.19.1.2", 5, 0, udp(1, 2, 100)))
+	if got, out := run(in4); got != Redirect || out[14+8] != 63 || sum16(out[14:34]) != 0xffff || !bytes.Equal(out[0:6], dst[:]) {
+		t.Errorf("IPv4 to a fast-path pod: verdict %d, TTL %d", got, out[14+8])
+	}
+	in6 := ipv6(17, "fd00::2", "fd00:1:2::2", udp(1, 2, 100))
+	if got, out := run(in6); got != Redirect || out[14+7] != 63 {
+		t.Errorf("IPv6 to a fast-path pod: verdict %d, hop limit %d", got, out[14+7])
+	}
+	const steer = Drop // the socket's slot is empty: the miss action
+	ttl1 := withChecksum(ipv4(17, "198.18.0.2", "198.19.1.2", 5, 0, udp(1, 2, 10)))
+	ttl1[14+8] = 1
+	withChecksum(ttl1)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		want  uint32
+	}{
+		{"pod block, not a fast-path pod", withChecksum(ipv4(17, "198.18.0.2", "198.19.1.9", 5, 0, udp(1, 2, 10))), steer},
+		{"tc-only pod", withChecksum(ipv4(17, "198.18.0.2", "198.19.1.4", 5, 0, udp(1, 2, 10))), steer},
+		{"TTL 1 to a fast-path pod", ttl1, steer},
+		{"VXLAN to the node", withChecksum(ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 50))), steer},
+		{"the host's own", withChecksum(ipv4(6, "198.18.0.2", "198.18.0.1", 5, 0, udp(1, 22, 10))), Pass},
+		{"IPv6 elsewhere", ipv6(6, "fd00::2", "fd00:9::1", udp(1, 2, 10)), Pass},
+		{"ARP", eth(0x0806, make([]byte, 28)), Pass},
+		{"IPv4 with no header", eth(0x0800, nil), Pass},
+	} {
+		got, out := run(tc.frame)
+		if got != tc.want || !bytes.Equal(out, tc.frame) {
+			t.Errorf("%s: verdict %d, changed %v; want %d, untouched", tc.name, got, !bytes.Equal(out, tc.frame), tc.want)
+		}
+	}
+	if c, err := fp.Counts(); err != nil || c.XDP4 != 1 || c.XDP6 != 1 {
+		t.Errorf("counts %+v %v", c, err)
+	}
+}

@@ -57,7 +57,9 @@ type Options struct {
 	// VXLANPort is the node's VTEP UDP port (default 4789).
 	VXLANPort uint16
 	// FastPath, for a pod program, forwards pod-to-pod frames in XDP
-	// (see FastPath); nil sends every frame to the socket.
+	// (see FastPath); nil sends every frame to the socket. For an uplink
+	// program it forwards frames from the network to the node's pods the
+	// same way, ahead of the steering.
 	FastPath *FastPath
 }
 
@@ -132,7 +134,7 @@ func New(kind Kind, opts Options) (p *Program, err error) {
 		if err := p.SetVTEP(opts.VXLANPort, netip.Addr{}, netip.Addr{}); err != nil {
 			return nil, err
 		}
-		insns = uplinkProgram(p.xsks, p.cfg, p.pfx4, p.pfx6, opts.MissAction)
+		insns = uplinkProgram(p.xsks, p.cfg, p.pfx4, p.pfx6, opts.MissAction, opts.FastPath)
 	} else if opts.FastPath != nil {
 		insns = fastPodProgram(p.xsks, opts.FastPath, opts.MissAction)
 	} else {
