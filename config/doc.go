@@ -33,7 +33,9 @@
 //	worker_cpus: [1]
 //	# forward pod-to-pod frames in the pod ports' own BPF programs, without
 //	# a trip through a worker (default false): XDP for AF_XDP ports, tc for
-//	# af-packet ports (TCP super-frames whole). AF_XDP pods must have GRO on
+//	# af-packet ports (TCP super-frames whole); and frames from the network
+//	# to AF_XDP pods in the uplink's XDP program, VXLAN over IPv4
+//	# decapsulated there. AF_XDP pods must have GRO on
 //	# (ethtool -K eth0 gro on) to receive redirected frames
 //	xdp_fast_path: false
 //	# UMEM frames per worker, a power of two (default 16384: 64 MiB at 4 KiB;

@@ -161,3 +161,30 @@ func TestVXLANIPv6OverIPv4(t *testing.T) {
 	}
 	ping(t, l, p1.Name, p2.V6)
 }
+
+// TestVXLANFastPath: with the XDP fast path, the receiving node's uplink
+// program decapsulates VXLAN over IPv4 for its pod and forwards it in XDP;
+// VXLAN over IPv6 still goes through the worker. Both reach the pod.
+func TestVXLANFastPath(t *testing.T) {
+	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, Encap: "vxlan", XDPFastPath: true})
+	crossPods(t, l)
+	udpAcross(t, l, false)
+	udpAcross(t, l, true)
+	before := counter(t, l, "node2", "vxlan-decap")
+	ir, err := l.Iperf3(l.T.Pods[1].Name, l.T.Pods[0].Name, time.Second, false)
+	if err != nil || ir.ReceivedBytes == 0 {
+		t.Fatalf("iperf3: %v", err)
+	}
+	segs := uint64(ir.ReceivedBytes / 1400)
+	if x, d := counter(t, l, "node2", "xdp-forwarded-ipv4"), counter(t, l, "node2", "vxlan-decap")-before; x < segs/2 || d > segs/2 {
+		t.Errorf("node2: xdp-forwarded-ipv4 %d, worker decap %d, for ~%d segments: want most in XDP", x, d, segs)
+	}
+	if c := counter(t, l, "node2", "vxlan-decap"); c == 0 {
+		t.Errorf("node2: the worker decapsulated nothing (IPv6 VXLAN is its)")
+	}
+	for _, bad := range []string{"bad-vxlan", "vxlan-vni", "vxlan-mac"} {
+		if c := counter(t, l, "node2", bad); c != 0 {
+			t.Errorf("node2: %s %d", bad, c)
+		}
+	}
+}

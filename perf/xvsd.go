@@ -49,6 +49,13 @@ func XVSDCrossNodeFastPath(path string, flags []string) Forwarder {
 	return &xvsdFwd{path: path, fastPath: true, flags: flags, nodes: 2}
 }
 
+// XVSDCrossNodeVXLANFastPath is XVSDCrossNodeVXLAN with the XDP fast path
+// on: the receiving node's uplink program decapsulates VXLAN over IPv4 for
+// its pod and forwards it in XDP.
+func XVSDCrossNodeVXLANFastPath(path string, flags []string) Forwarder {
+	return &xvsdFwd{path: path, fastPath: true, flags: flags, nodes: 2, encap: lab.EncapVXLAN}
+}
+
 // XVSDCrossNodeVXLAN is XVSDCrossNode in Calico's VXLAN mode
 // (lab.Options.Encap "vxlan"): the outside routes only the nodes, and
 // each xvsd tunnels the other node's pod blocks to its VTEP.

@@ -105,8 +105,13 @@
 // steering (xdpprog.New with an Uplink and a FastPath): a frame from the
 // network for an AF_XDP pod of the node is forwarded in XDP too, so
 // traffic between nodes is forwarded by the receiving node's kernel and
-// only the sending node's worker sees it. VXLAN still goes to the worker
-// to be decapsulated.
+// only the sending node's worker sees it. With VXLAN, the uplink program
+// also decapsulates VXLAN over IPv4 for the node's VNI and VTEP MAC
+// (xdpprog.Program.SetDecap) when the inner frame goes to such a pod,
+// and puts the outer headers back for the socket otherwise; it checks the
+// outer headers as the worker does but does not verify a non-zero outer
+// UDP checksum, leaving that to the inner packet's own checksums. VXLAN
+// over IPv6 always goes to the worker.
 //
 // The switch installs a pod as a destination once its port is up and its
 // MAC known (fastAddLocked), and removes it before the port goes

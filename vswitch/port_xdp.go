@@ -311,6 +311,12 @@ func (p *xdpPort) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 	return p.prog.SetVTEP(port, node4, node6)
 }
 
+// SetDecap lets the uplink's fast path decapsulate VXLAN over IPv4 for the
+// node's VNI and VTEP MAC (xdpprog.Program.SetDecap).
+func (p *xdpPort) SetDecap(vni uint32, mac [6]byte) error {
+	return p.prog.SetDecap(vni, mac)
+}
+
 // Close takes the socket out of the XSKMAP, detaches and frees an owned
 // program, closes the socket and returns every frame the kernel held to the
 // Umem.

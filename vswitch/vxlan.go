@@ -131,6 +131,15 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			return fmt.Errorf("vxlan steering on %s: %w", ps.name, err)
 		}
 	}
+	if d, ok := ps.port.(interface {
+		SetDecap(vni uint32, mac [6]byte) error
+	}); ok && s.fast != nil {
+		// The uplink's fast path takes VXLAN over IPv4 for its pods
+		// itself (decapsulated and redirected in XDP).
+		if err := d.SetDecap(vx.vni, vx.mac); err != nil {
+			return fmt.Errorf("vxlan fast path on %s: %w", ps.name, err)
+		}
+	}
 	if s.vx.on {
 		return nil
 	}

@@ -84,7 +84,106 @@ func uplinkProgram(xsks, cfg, pfx4, pfx6 *ebpf.Map, miss uint32, f *FastPath) as
 	// goes on to the steering after its first instruction (R6 = ctx,
 	// which the prelude has set).
 	p[1] = p[1].WithSymbol("steer")
-	return append(fastPrelude(f, "steer"), p[1:]...)
+	pre := fastPrelude(f, "vxmiss")
+	pre[1] = pre[1].WithSymbol("fast")
+	q := asm.Instructions{pre[0]} // R6 = ctx
+	q = append(q, vxlanDecap(cfg)...)
+	q = append(q, pre[1:]...)
+	q = append(q, vxlanRestore()...)
+	return append(q, p[1:]...)
+}
+
+// vxlanDecap strips the outer headers (50 bytes) of VXLAN over IPv4 for
+// the node, when SetDecap allows it, so the fast path behind it sees the
+// inner frame; it jumps to "fast" in every case, with the stack word at
+// fp-32 saying whether it stripped. It takes only what needs no more
+// checking than this: IHL 5, unfragmented, UDP to the node's VTEP
+// address and port, UDP and IP lengths that agree with the frame's, the I
+// flag, the node's VNI, and an inner frame for the node's VTEP MAC. A
+// non-zero UDP checksum is not verified here (the worker verifies it): the
+// inner packet's own checksums, which the pod checks, still cover what it
+// carries, and the fast path keeps an IPv4 header checksum as right or as
+// wrong as it came.
+func vxlanDecap(cfg *ebpf.Map) asm.Instructions {
+	const hl = 14 + 20 + 8 + 8 // outer Ethernet, IPv4, UDP, VXLAN
+	p := asm.Instructions{
+		asm.StoreImm(asm.RFP, -32, 0, asm.Word),
+		asm.StoreImm(asm.RFP, -36, 0, asm.Word),
+		mapPtr(asm.R1, cfg),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -36),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "fast"),
+		asm.Mov.Reg(asm.R7, asm.R0),
+		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R5, cfgHas4|cfgDecap),
+		asm.JNE.Imm(asm.R5, cfgHas4|cfgDecap, "fast"),
+	}
+	p = append(p, reloadOr(hl+14, "fast")...)
+	return append(p,
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.JNE.Imm(asm.R5, leEthIPv4, "fast"),
+		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
+		asm.JNE.Imm(asm.R5, 0x45, "fast"),
+		asm.LoadMem(asm.R5, asm.R2, 14+9, asm.Byte),
+		asm.JNE.Imm(asm.R5, protoUDP, "fast"),
+		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Half),
+		asm.And.Imm(asm.R5, leFragMaskIP4),
+		asm.JNE.Imm(asm.R5, 0, "fast"),
+		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
+		asm.LoadMem(asm.R8, asm.R7, cfgNode4, asm.Word),
+		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
+		asm.LoadMem(asm.R5, asm.R2, 14+20+2, asm.Half),
+		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
+		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
+		// Lengths: IP total = frame - 14, UDP length = IP total - 20.
+		asm.LoadMem(asm.R5, asm.R2, 14+2, asm.Half),
+		asm.HostTo(asm.BE, asm.R5, asm.Half),
+		asm.Mov.Reg(asm.R4, asm.R3),
+		asm.Sub.Reg(asm.R4, asm.R2),
+		asm.Sub.Imm(asm.R4, 14),
+		asm.JNE.Reg(asm.R4, asm.R5, "fast"),
+		asm.LoadMem(asm.R4, asm.R2, 14+20+4, asm.Half),
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.Add.Imm(asm.R4, 20),
+		asm.JNE.Reg(asm.R4, asm.R5, "fast"),
+		// VXLAN: the I flag, the VNI (three bytes; the fourth reserved).
+		asm.LoadMem(asm.R5, asm.R2, 14+28, asm.Byte),
+		asm.And.Imm(asm.R5, 0x08),
+		asm.JEq.Imm(asm.R5, 0, "fast"),
+		asm.LoadMem(asm.R5, asm.R2, 14+32, asm.Word),
+		asm.And.Imm(asm.R5, 0x00ffffff),
+		asm.LoadMem(asm.R8, asm.R7, cfgVNI, asm.Word),
+		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
+		// The inner frame is for the node's VTEP MAC.
+		asm.LoadMem(asm.R5, asm.R2, hl, asm.Word),
+		asm.LoadMem(asm.R8, asm.R7, cfgMAC, asm.Word),
+		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
+		asm.LoadMem(asm.R5, asm.R2, hl+4, asm.Half),
+		asm.LoadMem(asm.R8, asm.R7, cfgMAC+4, asm.Half),
+		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, hl),
+		asm.FnXdpAdjustHead.Call(),
+		asm.JNE.Imm(asm.R0, 0, "fast"),
+		asm.StoreImm(asm.RFP, -32, 1, asm.Word),
+		asm.Ja.Label("fast"),
+	)
+}
+
+// vxlanRestore, where the fast path leaves a frame, puts back the outer
+// headers vxlanDecap stripped (they are still in front of the data), so
+// the steering and the socket see the frame as it came; then "steer".
+func vxlanRestore() asm.Instructions {
+	const hl = 14 + 20 + 8 + 8
+	return asm.Instructions{
+		asm.LoadMem(asm.R5, asm.RFP, -32, asm.Word).WithSymbol("vxmiss"),
+		asm.JEq.Imm(asm.R5, 0, "steer"),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, -hl),
+		asm.FnXdpAdjustHead.Call(),
+		asm.Ja.Label("steer"),
+	}
 }
 
 // steerProgram is the uplink's steering: pod prefixes and VXLAN for the

@@ -230,3 +230,106 @@ func TestUplinkFastPath(t *testing.T) {
 		t.Errorf("counts %+v %v", c, err)
 	}
 }
+
+// vxlan4 wraps inner in VXLAN over IPv4 to the node (198.18.0.1), with a
+// zero UDP checksum as Linux sends it.
+func vxlan4(vni uint32, inner []byte) []byte {
+	u := udp(51000, 4789, 8+len(inner))
+	u[8] = 0x08
+	u[8+4], u[8+5], u[8+6] = byte(vni>>16), byte(vni>>8), byte(vni)
+	copy(u[16:], inner)
+	return withChecksum(ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, u))
+}
+
+// TestUplinkFastPathDecap: with SetDecap, VXLAN over IPv4 for the node
+// whose inner frame goes to a fast-path pod is decapsulated and forwarded
+// in XDP; anything else about it leaves the frame whole, with its outer
+// headers, for the socket.
+func TestUplinkFastPathDecap(t *testing.T) {
+	requireBPF(t)
+	fp, err := NewFastPath(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fp.Close()
+	dst, src := [6]byte{2, 0, 0, 0, 0, 0x22}, [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
+	if err := fp.Add(netip.MustParseAddr("198.19.1.2"), 1, 1500, dst, src, true); err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Uplink, Options{MissAction: Drop, FastPath: fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	vtepMAC := [6]byte{2, 0x58, 3, 0, 0, 1}
+	if err := p.SetVTEP(4789, netip.MustParseAddr("198.18.0.1"), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetDecap(4096, vtepMAC); err != nil {
+		t.Fatal(err)
+	}
+	// SetVTEP after SetDecap keeps it.
+	if err := p.SetVTEP(4789, netip.MustParseAddr("198.18.0.1"), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(f []byte) (uint32, []byte) {
+		t.Helper()
+		out := make([]byte, len(f)+64)
+		ro := &ebpf.RunOptions{Data: f, DataOut: out}
+		got, err := p.Prog().Run(ro)
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		return got, out[:len(ro.DataOut)]
+	}
+	innerTo := func(to string, ttl byte) []byte {
+		f := withChecksum(ipv4(17, "198.19.0.2", to, 5, 0, udp(1, 2, 64)))
+		f[14+8] = ttl
+		withChecksum(f)
+		copy(f[0:6], vtepMAC[:])
+		return f
+	}
+	in := innerTo("198.19.1.2", 64)
+	got, out := run(vxlan4(4096, in))
+	if got != Redirect || len(out) != len(in) {
+		t.Fatalf("VXLAN to a fast-path pod: verdict %d, %d bytes out, want redirect of the %d-byte inner frame", got, len(out), len(in))
+	}
+	if out[14+8] != 63 || sum16(out[14:34]) != 0xffff || !bytes.Equal(out[0:6], dst[:]) || !bytes.Equal(out[34:], in[34:]) {
+		t.Errorf("inner frame: TTL %d, dst %x", out[14+8], out[0:6])
+	}
+	const steer = Drop
+	otherMAC := innerTo("198.19.1.2", 64)
+	otherMAC[5] ^= 1
+	// A UDP checksum (as the kernel's USO writes it) is not verified here.
+	withSum := vxlan4(4096, in)
+	withSum[14+20+6] = 0x12
+	if got, out := run(withSum); got != Redirect || len(out) != len(in) {
+		t.Errorf("VXLAN with a UDP checksum: verdict %d, %d bytes", got, len(out))
+	}
+	padded := append(vxlan4(4096, in), 0, 0, 0, 0)
+	noI := vxlan4(4096, in)
+	noI[14+28] = 0
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"inner to no fast-path pod", vxlan4(4096, innerTo("198.19.1.9", 64))},
+		{"inner TTL 1", vxlan4(4096, innerTo("198.19.1.2", 1))},
+		{"other VNI", vxlan4(7, in)},
+		{"inner MAC not the node's", vxlan4(4096, otherMAC)},
+		{"padding after the packet", padded},
+		{"no I flag", noI},
+	} {
+		got, out := run(tc.frame)
+		if got != steer || !bytes.Equal(out, tc.frame) {
+			t.Errorf("%s: verdict %d, changed %v; want the socket, whole", tc.name, got, !bytes.Equal(out, tc.frame))
+		}
+	}
+	// Off again: the socket gets it all.
+	if err := p.SetDecap(4096, [6]byte{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, out := run(vxlan4(4096, in)); got != steer || len(out) != len(in)+50 {
+		t.Errorf("decap off: verdict %d, %d bytes", got, len(out))
+	}
+}

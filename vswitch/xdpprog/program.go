@@ -66,14 +66,17 @@ type Options struct {
 // Layout of the single config-map value (little-endian host, network-order
 // fields copied from the wire so the program compares raw loads).
 const (
-	cfgFlags = 0  // u32: cfgHas4 | cfgHas6
+	cfgFlags = 0  // u32: cfgHas4 | cfgHas6 | cfgDecap
 	cfgPort  = 4  // u16, network order
 	cfgNode4 = 8  // [4]byte
 	cfgNode6 = 12 // [16]byte
-	cfgSize  = 32
+	cfgVNI   = 28 // [4]byte: the VXLAN header's VNI bytes, then zero
+	cfgMAC   = 32 // [6]byte: the node's VTEP MAC
+	cfgSize  = 40
 
-	cfgHas4 = 1
-	cfgHas6 = 2
+	cfgHas4  = 1
+	cfgHas6  = 2
+	cfgDecap = 4 // the fast path may decapsulate VXLAN over IPv4
 )
 
 // Program is a loaded steering program and its maps. It may be attached to
@@ -247,10 +250,40 @@ func (p *Program) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 		copy(v[cfgNode6:], b[:])
 		flags |= cfgHas6
 	}
+	// What SetDecap set stays.
+	copy(v[cfgVNI:], p.cfgVal[cfgVNI:])
+	flags |= binary.LittleEndian.Uint32(p.cfgVal[cfgFlags:]) & cfgDecap
 	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
 	binary.BigEndian.PutUint16(v[cfgPort:], port)
 	if err := p.cfg.Put(uint32(0), v[:]); err != nil {
 		return fmt.Errorf("set vtep: %w", err)
+	}
+	p.cfgVal = v
+	return nil
+}
+
+// SetDecap lets an uplink program with a fast path decapsulate VXLAN over
+// IPv4 itself when the inner frame carries the node's VNI and VTEP MAC and
+// goes to a fast-path pod (see vxlanDecap for what it checks, and what it
+// leaves to the inner packet's checksums); everything else, VXLAN over
+// IPv6 among it, still goes to the socket whole. A zero MAC turns it off.
+func (p *Program) SetDecap(vni uint32, mac [6]byte) error {
+	if p.kind != Uplink {
+		return fmt.Errorf("set decap: %w", ErrNotUplink)
+	}
+	if vni > 1<<24-1 {
+		return fmt.Errorf("set decap: VNI %d out of range", vni)
+	}
+	v := p.cfgVal
+	flags := binary.LittleEndian.Uint32(v[cfgFlags:]) &^ cfgDecap
+	v[cfgVNI], v[cfgVNI+1], v[cfgVNI+2], v[cfgVNI+3] = byte(vni>>16), byte(vni>>8), byte(vni), 0
+	copy(v[cfgMAC:], mac[:])
+	if mac != ([6]byte{}) {
+		flags |= cfgDecap
+	}
+	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
+	if err := p.cfg.Put(uint32(0), v[:]); err != nil {
+		return fmt.Errorf("set decap: %w", err)
 	}
 	p.cfgVal = v
 	return nil

@@ -39,7 +39,7 @@ func run() int {
 	noIperf := flag.Bool("no-iperf", false, "leave out the iperf3 loads")
 	fwdList := flag.String("forwarders", "", "comma list replacing the scenarios' forwarders: kernel, xvsd, xvsd-af-packet, xvsd-xdp-fast-path, xvsd-af-packet-tc-fast-path, xdp-redirect (the kernel, the baseline, always runs first)")
 	xvsdFlags := flag.String("xvsd-flags", "", "extra xvsd flags for the xvsd forwarders, space-separated (e.g. \"-idle-spin 0s\")")
-	which := flag.String("scenarios", "", "comma list of scenarios: pod-to-pod, tcp, cross-node, cross-node-vxlan, ring (pod-to-pod runs iperf3 itself only without tcp; cross-node and cross-node-vxlan take kernel, xvsd and xvsd-af-packet of -forwarders, cross-node xvsd-xdp-fast-path too); default: pod-to-pod, tcp and ring, and both cross-node scenarios in the full set")
+	which := flag.String("scenarios", "", "comma list of scenarios: pod-to-pod, tcp, cross-node, cross-node-vxlan, ring (pod-to-pod runs iperf3 itself only without tcp; cross-node and cross-node-vxlan take kernel, xvsd, xvsd-af-packet and xvsd-xdp-fast-path of -forwarders); default: pod-to-pod, tcp and ring, and both cross-node scenarios in the full set")
 	shared := flag.String("shared", "", "a note on what else ran on the machine, copied into the report")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -106,8 +106,9 @@ func run() int {
 			"xvsd":           func() perf.Forwarder { return x(*xvsd, "", xflags) },
 			"xvsd-af-packet": func() perf.Forwarder { return x(*xvsd, "af-packet", xflags) },
 		}
-		if !vxlan {
-			cross["xvsd-xdp-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeFastPath(*xvsd, xflags) }
+		cross["xvsd-xdp-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeFastPath(*xvsd, xflags) }
+		if vxlan {
+			cross["xvsd-xdp-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeVXLANFastPath(*xvsd, xflags) }
 		}
 		names := []string{"kernel", "xvsd", "xvsd-af-packet"}
 		if *fwdList != "" {
