@@ -573,23 +573,9 @@ func TestCrossNode(t *testing.T) {
 	for _, mode := range []string{"", "af-packet"} {
 		t.Run("mode="+mode, func(t *testing.T) {
 			l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: mode})
-			p1, p2 := l.T.Pods[0], l.T.Pods[1]
-			if p1.Node == p2.Node {
-				t.Fatalf("pods %s and %s on one node", p1.Name, p2.Name)
-			}
-			ping(t, l, p1.Name, p2.V4)
-			ping(t, l, p1.Name, p2.V6)
-			ping(t, l, p2.Name, p1.V4)
-			ping(t, l, p2.Name, p1.V6)
+			crossPods(t, l)
 			udpAcross(t, l, false)
 			udpAcross(t, l, true)
-			for _, v6 := range []bool{false, true} {
-				ir, err := l.Iperf3(p2.Name, p1.Name, time.Second, v6)
-				if err != nil || ir.ReceivedBytes == 0 {
-					t.Fatalf("iperf3 (IPv6 %v) across nodes: %v (%d bytes)", v6, err, ir.ReceivedBytes)
-				}
-				t.Logf("iperf3 (IPv6 %v) across nodes: %.2f Gb/s", v6, ir.BitsPerSecond/1e9)
-			}
 			for _, n := range []string{"node1", "node2"} {
 				if c := counter(t, l, n, "forwarded-ipv4"); c == 0 {
 					t.Errorf("%s forwarded no IPv4", n)
@@ -614,10 +600,7 @@ func TestCrossNode(t *testing.T) {
 func TestCrossNodeFastPath(t *testing.T) {
 	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, XDPFastPath: true})
 	p1, p2 := l.T.Pods[0], l.T.Pods[1]
-	ping(t, l, p1.Name, p2.V4)
-	ping(t, l, p1.Name, p2.V6)
-	ping(t, l, p2.Name, p1.V4)
-	ping(t, l, p2.Name, p1.V6)
+	crossPods(t, l)
 	udpAcross(t, l, false)
 	udpAcross(t, l, true)
 	before := counter(t, l, "node2", "rx-packets")

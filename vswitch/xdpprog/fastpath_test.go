@@ -50,6 +50,19 @@ func notFast() map[string][]byte {
 	}
 }
 
+// runXDP runs p on frame f (BPF_PROG_TEST_RUN) and returns the verdict
+// and the frame as the program left it.
+func runXDP(t *testing.T, p *Program, f []byte) (uint32, []byte) {
+	t.Helper()
+	out := make([]byte, len(f)+64)
+	ro := &ebpf.RunOptions{Data: f, DataOut: out}
+	got, err := p.Prog().Run(ro)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return got, out[:len(ro.DataOut)]
+}
+
 func TestFastPath(t *testing.T) {
 	requireBPF(t)
 	fp, err := NewFastPath(16)
@@ -79,16 +92,7 @@ func TestFastPath(t *testing.T) {
 	}
 	defer p.Close()
 
-	run := func(f []byte) (uint32, []byte) {
-		t.Helper()
-		out := make([]byte, len(f)+64)
-		ro := &ebpf.RunOptions{Data: f, DataOut: out}
-		got, err := p.Prog().Run(ro)
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-		return got, out[:len(ro.DataOut)]
-	}
+	run := func(f []byte) (uint32, []byte) { t.Helper(); return runXDP(t, p, f) }
 
 	// Forwarded in XDP: TTL - 1, checksum still valid, addresses rewritten.
 	in4 := withChecksum(ipv4(17, "198.18.10.1", "198.18.10.2", 5, 0, udp(1, 2, 100)))
@@ -185,16 +189,7 @@ func TestUplinkFastPath(t *testing.T) {
 	if err := p.SetVTEP(4789, netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd00::1")); err != nil {
 		t.Fatal(err)
 	}
-	run := func(f []byte) (uint32, []byte) {
-		t.Helper()
-		out := make([]byte, len(f)+64)
-		ro := &ebpf.RunOptions{Data: f, DataOut: out}
-		got, err := p.Prog().Run(ro)
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-		return got, out[:len(ro.DataOut)]
-	}
+	run := func(f []byte) (uint32, []byte) { t.Helper(); return runXDP(t, p, f) }
 	in4 := withChecksum(ipv4(17, "198.18.0.2", "198.19.1.2", 5, 0, udp(1, 2, 100)))
 	if got, out := run(in4); got != Redirect || out[14+8] != 63 || sum16(out[14:34]) != 0xffff || !bytes.Equal(out[0:6], dst[:]) {
 		t.Errorf("IPv4 to a fast-path pod: verdict %d, TTL %d", got, out[14+8])
@@ -272,16 +267,7 @@ func TestUplinkFastPathDecap(t *testing.T) {
 	if err := p.SetVTEP(4789, netip.MustParseAddr("198.18.0.1"), netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
-	run := func(f []byte) (uint32, []byte) {
-		t.Helper()
-		out := make([]byte, len(f)+64)
-		ro := &ebpf.RunOptions{Data: f, DataOut: out}
-		got, err := p.Prog().Run(ro)
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-		return got, out[:len(ro.DataOut)]
-	}
+	run := func(f []byte) (uint32, []byte) { t.Helper(); return runXDP(t, p, f) }
 	innerTo := func(to string, ttl byte) []byte {
 		f := withChecksum(ipv4(17, "198.19.0.2", to, 5, 0, udp(1, 2, 64)))
 		f[14+8] = ttl
