@@ -16,8 +16,10 @@ import (
 // inner Ethernet header rewritten (local VTEP MAC to remote VTEP MAC) and
 // the outer Ethernet, IP, UDP and VXLAN headers written into the headroom
 // in front of it, so nothing is copied. The outer header's next hop is the
-// FIB's route to the remote VTEP, looked up per packet, so the underlay
-// can change (a gateway moves, a link goes) without touching the tunnels.
+// FIB's route to the remote VTEP, looked up once per FIB view (vtepCache),
+// so the underlay can change (a gateway moves, a link goes) without
+// touching the tunnels. Toward an uplink, the datagrams of one inner flow
+// leave merged into UDP GSO super-frames at flush (encap.UDPGRO).
 //
 // Decapsulation happens on the uplinks: UDP to a VTEP address and the VXLAN
 // port, with the node's VNI and, inside, a frame for the node's VTEP MAC,
@@ -25,6 +27,9 @@ import (
 // packet goes through the pipeline as if received on the tunnel, a port of
 // its own (worker.tun) whose replies (ICMP errors, echo replies) are
 // routed back rather than sent out of it.
+// With the fast path on, the uplink's XDP program decapsulates VXLAN over
+// IPv4 for fast-path pods itself (xdpprog.Program.SetDecap), so the worker
+// sees only the rest.
 
 // Outer header sizes, the inner Ethernet header included: what a tunnel
 // takes from the underlay's MTU (Calico's 1450 and 1430 on a 1500 link).
