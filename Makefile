@@ -3,9 +3,11 @@
 #   make build        bin/xvsd, bin/xvsctl, bin/xvs-cni, bin/xvs-pktgen (those that exist)
 #   make test         install missing test tools, go vet, unit + end-to-end tests
 #   make demo         build, bring a lab up, ping and iperf3 through xvsd, show ports
-#                     and counters, tear down (always, even on failure)
+#                     and counters, then a two-node VXLAN lab; tear down (always,
+#                     even on failure)
 #   make bench        the perf harness, full set: kernel vs xvsd vs XDP_REDIRECT,
-#                     pod-to-pod pps, latency, iperf3 TCP, ring layer (< 15 min)
+#                     pod-to-pod pps, latency, iperf3 TCP, two nodes routed and
+#                     through VXLAN, ring layer (< 15 min)
 #   make bench-quick  the same, fewer points (< 2 min)
 #   make bench-go     Go micro-benchmarks (pipeline, FIB, rings, encap)
 #   make lint         gofmt -l and go vet
