@@ -182,18 +182,10 @@ func (w *worker) route4(in *portState, eth encap.Ethernet, ip encap.IPv4, v *fib
 		w.icmpError4(in, eth, ip, encap.ICMPv4TimeExceeded, 0, 0)
 		return nil, nil, DropTTL
 	}
-	var out *portState
-	var why Drop
-	mtu := 0
 	if nh.Kind == fib.KindVXLAN {
 		w.vxHash = encap.FlowHash4(ip)
-		out, why = w.underlay(v, nh, w.vxHash)
-		if out != nil {
-			mtu = out.mtu - vxlanOverhead(nh)
-		}
-	} else if out, why = w.output(nh, ip.DstBytes()); out != nil {
-		mtu = out.mtu
 	}
+	out, mtu, why := w.egress(v, nh, ip.DstBytes())
 	if out == nil {
 		if why == DropPortDown || why == DropNoRoute {
 			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4HostUnreachable, 0)
@@ -251,18 +243,10 @@ func (w *worker) route6(in *portState, eth encap.Ethernet, ip encap.IPv6, v *fib
 		w.icmpError6(in, eth, ip, encap.ICMPv6TimeExceeded, 0, 0)
 		return nil, nil, DropTTL
 	}
-	var out *portState
-	var why Drop
-	mtu := 0
 	if nh.Kind == fib.KindVXLAN {
 		w.vxHash = encap.FlowHash6(ip)
-		out, why = w.underlay(v, nh, w.vxHash)
-		if out != nil {
-			mtu = out.mtu - vxlanOverhead(nh)
-		}
-	} else if out, why = w.output(nh, ip.DstBytes()); out != nil {
-		mtu = out.mtu
 	}
+	out, mtu, why := w.egress(v, nh, ip.DstBytes())
 	if out == nil {
 		if why == DropPortDown || why == DropNoRoute {
 			w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6AddressUnreachable, 0)
@@ -275,6 +259,25 @@ func (w *worker) route6(in *portState, eth encap.Ethernet, ip encap.IPv6, v *fib
 	}
 	ip.SetHopLimit(ip.HopLimit() - 1)
 	return nh, out, keep
+}
+
+// egress returns the port a packet routed by nh leaves by and the largest
+// IP packet it may be there, or nil and why not: for a tunnel, the
+// underlay's port (w.under its adjacency, found with w.vxHash) and its MTU
+// less the tunnel's overhead; else output's port and its MTU.
+func (w *worker) egress(v *fib.View, nh *fib.NextHop, dst []byte) (*portState, int, Drop) {
+	if nh.Kind == fib.KindVXLAN {
+		out, why := w.underlay(v, nh, w.vxHash)
+		if out == nil {
+			return nil, 0, why
+		}
+		return out, out.mtu - vxlanOverhead(nh), keep
+	}
+	out, why := w.output(nh, dst)
+	if out == nil {
+		return nil, 0, why
+	}
+	return out, out.mtu, keep
 }
 
 // output returns the port a packet routed by nh leaves by, or nil and why
