@@ -298,23 +298,7 @@ func TestSweepOrphans(t *testing.T) {
 // Listen) through the node's kernel instead of xvsd, and checks that
 // NoKernelRouting really stops forwarding.
 func TestKernelRouting(t *testing.T) {
-	if err := Check(); err != nil {
-		t.Skipf("no lab here: %v", err)
-	}
-	for _, tool := range []string{"ping", "iperf3", "ss"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-	l, err := New(context.Background(), Options{Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	l := newTestLab(t, Options{Logf: t.Logf}, "ping", "iperf3", "ss")
 	p1, p2 := l.T.Pods[0], l.T.Pods[1]
 	if err := l.KernelRouting("node"); err != nil {
 		t.Fatal(err)
@@ -355,21 +339,7 @@ func TestKernelRouting(t *testing.T) {
 // TestMultiNode builds two nodes behind one outside and routes pod to pod
 // across them through the kernels.
 func TestMultiNode(t *testing.T) {
-	if err := Check(); err != nil {
-		t.Skipf("no lab here: %v", err)
-	}
-	if _, err := exec.LookPath("ping"); err != nil {
-		t.Skip("ping not installed")
-	}
-	l, err := New(context.Background(), Options{Nodes: 2, PodsPerNode: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	l := newTestLab(t, Options{Nodes: 2, PodsPerNode: 1}, "ping")
 	for _, n := range l.T.Nodes {
 		if err := l.KernelRouting(n.Name); err != nil {
 			t.Fatal(err)
@@ -397,7 +367,7 @@ func TestPlanVXLAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range top.Routes {
-		if r.NS == top.Outside && (r.Dst.Addr().Is4() && netip.MustParsePrefix("198.19.0.0/16").Overlaps(r.Dst) || netip.MustParsePrefix("fd00:19::/32").Overlaps(r.Dst)) {
+		if r.NS == top.Outside && (netip.MustParsePrefix("198.19.0.0/16").Overlaps(r.Dst) || netip.MustParsePrefix("fd00:19::/32").Overlaps(r.Dst)) {
 			t.Errorf("the outside routes pod block %s: with VXLAN only the tunnels may carry it", r.Dst)
 		}
 	}
@@ -428,25 +398,10 @@ func TestPlanVXLAN(t *testing.T) {
 // carry, sets up the kernel's vxlan devices as Calico does on both, and
 // checks pods reach each other through them, and not without them.
 func TestKernelVXLAN(t *testing.T) {
-	if err := Check(); err != nil {
-		t.Skipf("no lab here: %v", err)
-	}
-	l, err := New(context.Background(), Options{Nodes: 2, PodsPerNode: 1, Encap: EncapVXLAN, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	l := newTestLab(t, Options{Nodes: 2, PodsPerNode: 1, Encap: EncapVXLAN, Logf: t.Logf}, "ping", "iperf3", "bridge")
 	p1, p2 := l.T.Pods[0], l.T.Pods[1]
-	out, err := l.Exec(p1.Name, "ip", "-br", "link", "show", "dev", PodIf)
-	if err != nil || !strings.Contains(out, "mtu") {
-		out, _ = l.Exec(p1.Name, "ip", "link", "show", "dev", PodIf)
-	}
-	if !strings.Contains(out, "mtu 1430") {
-		t.Errorf("pod MTU: %s", out)
+	if out, err := l.Exec(p1.Name, "ip", "link", "show", "dev", PodIf); err != nil || !strings.Contains(out, "mtu 1430") {
+		t.Errorf("pod MTU: %v\n%s", err, out)
 	}
 	for _, n := range l.T.Nodes {
 		if err := l.KernelRouting(n.Name); err != nil {
@@ -562,4 +517,28 @@ func TestLoadStateCompat(t *testing.T) {
 	if back.Encap != EncapVXLAN || back.Nodes[1].VTEPMAC.String() != "02:58:03:00:01:01" || back.Links[0].MTU != DefaultMTU-vxlanOverhead {
 		t.Errorf("VXLAN state: encap %q, node2 VTEP MAC %s, pod link MTU %d", back.Encap, back.Nodes[1].VTEPMAC, back.Links[0].MTU)
 	}
+}
+
+// newTestLab builds the lab o describes, or skips the test where no lab
+// can run or a tool it names is missing; the lab goes with the test.
+func newTestLab(t *testing.T, o Options, tools ...string) *Lab {
+	t.Helper()
+	if err := Check(); err != nil {
+		t.Skipf("no lab here: %v", err)
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	l, err := New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return l
 }

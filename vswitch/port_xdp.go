@@ -306,6 +306,8 @@ func (p *xdpPort) AddPrefix(pfx netip.Prefix) error { return p.prog.AddPrefix(pf
 // RemovePrefix stops steering a pod prefix.
 func (p *xdpPort) RemovePrefix(pfx netip.Prefix) error { return p.prog.RemovePrefix(pfx) }
 
+var _ VTEPSteerer = (*xdpPort)(nil)
+
 // SetVTEP sets the VXLAN port and node addresses the uplink steers.
 func (p *xdpPort) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 	return p.prog.SetVTEP(port, node4, node6)

@@ -45,6 +45,15 @@ type PrefixSteerer interface {
 	RemovePrefix(netip.Prefix) error
 }
 
+// VTEPSteerer is implemented by uplink ports whose program steers VXLAN
+// for the node to the switch (SetVTEP), and whose fast path may
+// decapsulate it for the node's pods itself (SetDecap, with the node's
+// VNI and VTEP MAC; a zero MAC turns it off).
+type VTEPSteerer interface {
+	SetVTEP(port uint16, node4, node6 netip.Addr) error
+	SetDecap(vni uint32, mac [6]byte) error
+}
+
 // Option changes how New builds the switch.
 type Option func(*Switch)
 

@@ -122,9 +122,7 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			vx.has6, vx.src6 = true, v6.As16()
 		}
 	}
-	if st, ok := ps.port.(interface {
-		SetVTEP(port uint16, node4, node6 netip.Addr) error
-	}); ok {
+	if st, ok := ps.port.(VTEPSteerer); ok {
 		var v4, v6 netip.Addr
 		if vx.has4 {
 			v4 = netip.AddrFrom4(vx.src4)
@@ -135,14 +133,12 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 		if err := st.SetVTEP(vx.port, v4, v6); err != nil {
 			return fmt.Errorf("vxlan steering on %s: %w", ps.name, err)
 		}
-	}
-	if d, ok := ps.port.(interface {
-		SetDecap(vni uint32, mac [6]byte) error
-	}); ok && s.fast != nil {
-		// The uplink's fast path takes VXLAN over IPv4 for its pods
-		// itself (decapsulated and redirected in XDP).
-		if err := d.SetDecap(vx.vni, vx.mac); err != nil {
-			return fmt.Errorf("vxlan fast path on %s: %w", ps.name, err)
+		if s.fast != nil {
+			// The uplink's fast path takes VXLAN over IPv4 for its pods
+			// itself (decapsulated and redirected in XDP).
+			if err := st.SetDecap(vx.vni, vx.mac); err != nil {
+				return fmt.Errorf("vxlan fast path on %s: %w", ps.name, err)
+			}
 		}
 	}
 	if s.vx.on {
@@ -158,7 +154,15 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 func (w *worker) setVXLAN(vx vxlanState) {
 	w.vx = vx
 	w.tun = &portState{id: ^uint16(0), name: "vxlan", kind: PortUplink, tunnel: true, mac: vx.mac, worker: w.id, mtu: 1500}
-	w.tun.icmpSrc4, w.tun.icmpSrc6 = vx.src4, vx.src6
+	// ICMP errors about what came out of the tunnel come from the node's
+	// VTEP address of the family, or, without one, the pods' gateway.
+	w.tun.icmpSrc4, w.tun.icmpSrc6 = w.gw4, w.gw6
+	if vx.has4 {
+		w.tun.icmpSrc4 = vx.src4
+	}
+	if vx.has6 {
+		w.tun.icmpSrc6 = vx.src6
+	}
 }
 
 // vxlanRouteLocked validates a VXLAN route and returns its next hop.

@@ -93,6 +93,22 @@ func uplinkProgram(xsks, cfg, pfx4, pfx6 *ebpf.Map, miss uint32, f *FastPath) as
 	return append(q, p[1:]...)
 }
 
+// udpToVTEP4 jumps to miss unless the IPv4 packet (R2 at its Ethernet
+// header, 34 bytes there) is unfragmented UDP to the node's IPv4 VTEP
+// address (R7 the config value).
+func udpToVTEP4(miss string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R5, asm.R2, 14+9, asm.Byte),
+		asm.JNE.Imm(asm.R5, protoUDP, miss),
+		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Half),
+		asm.And.Imm(asm.R5, leFragMaskIP4),
+		asm.JNE.Imm(asm.R5, 0, miss),
+		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
+		asm.LoadMem(asm.R8, asm.R7, cfgNode4, asm.Word),
+		asm.JNE.Reg(asm.R5, asm.R8, miss),
+	}
+}
+
 // vxlanDecap strips the outer headers (50 bytes) of VXLAN over IPv4 for
 // the node, when SetDecap allows it, so the fast path behind it sees the
 // inner frame; it jumps to "fast" in every case, with the stack word at
@@ -120,19 +136,14 @@ func vxlanDecap(cfg *ebpf.Map) asm.Instructions {
 		asm.JNE.Imm(asm.R5, cfgHas4|cfgDecap, "fast"),
 	}
 	p = append(p, reloadOr(hl+14, "fast")...)
-	return append(p,
+	p = append(p,
 		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
 		asm.JNE.Imm(asm.R5, leEthIPv4, "fast"),
 		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
 		asm.JNE.Imm(asm.R5, 0x45, "fast"),
-		asm.LoadMem(asm.R5, asm.R2, 14+9, asm.Byte),
-		asm.JNE.Imm(asm.R5, protoUDP, "fast"),
-		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Half),
-		asm.And.Imm(asm.R5, leFragMaskIP4),
-		asm.JNE.Imm(asm.R5, 0, "fast"),
-		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
-		asm.LoadMem(asm.R8, asm.R7, cfgNode4, asm.Word),
-		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
+	)
+	p = append(p, udpToVTEP4("fast")...)
+	return append(p,
 		asm.LoadMem(asm.R5, asm.R2, 14+20+2, asm.Half),
 		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
 		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
@@ -224,14 +235,9 @@ func steerProgram(xsks, cfg, pfx4, pfx6 *ebpf.Map, miss uint32) asm.Instructions
 		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
 		asm.And.Imm(asm.R5, cfgHas4),
 		asm.JEq.Imm(asm.R5, 0, "pass"),
-		asm.LoadMem(asm.R5, asm.R2, 14+9, asm.Byte),
-		asm.JNE.Imm(asm.R5, protoUDP, "pass"),
-		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Half),
-		asm.And.Imm(asm.R5, leFragMaskIP4),
-		asm.JNE.Imm(asm.R5, 0, "pass"),
-		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
-		asm.LoadMem(asm.R8, asm.R7, cfgNode4, asm.Word),
-		asm.JNE.Reg(asm.R5, asm.R8, "pass"),
+	)
+	addAll(udpToVTEP4("pass"))
+	add(
 		// Header length from IHL, 20..60 bytes.
 		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
 		asm.And.Imm(asm.R5, 0x0f),

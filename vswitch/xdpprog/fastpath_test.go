@@ -63,29 +63,46 @@ func runXDP(t *testing.T, p *Program, f []byte) (uint32, []byte) {
 	return got, out[:len(ro.DataOut)]
 }
 
-func TestFastPath(t *testing.T) {
+// The MACs the test fast paths rewrite frames to.
+var (
+	testDstMAC = [6]byte{2, 0, 0, 0, 0, 0x22}
+	testSrcMAC = [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
+)
+
+// fastDest is a test fast-path destination: address, MTU, and whether XDP
+// may redirect to it.
+type fastDest struct {
+	addr string
+	mtu  int
+	xdp  bool
+}
+
+// testFastPath returns a fast path with dests, closed with the test; it
+// skips where BPF cannot load. Every destination is ifindex 1, lo, which
+// exists in every namespace (the devmap wants a real device);
+// BPF_PROG_TEST_RUN reports the verdict without sending.
+func testFastPath(t *testing.T, dests []fastDest) *FastPath {
+	t.Helper()
 	requireBPF(t)
 	fp, err := NewFastPath(16)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fp.Close()
-	dst, src := [6]byte{2, 0, 0, 0, 0, 0x22}, [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
-	// ifindex 1 is lo, which exists in every namespace: the devmap wants a
-	// real device. BPF_PROG_TEST_RUN reports the verdict without sending.
-	if err := fp.Add(netip.MustParseAddr("198.18.10.2"), 1, 1500, dst, src, true); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { fp.Close() })
+	for _, d := range dests {
+		if err := fp.Add(netip.MustParseAddr(d.addr), 1, d.mtu, testDstMAC, testSrcMAC, d.xdp); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := fp.Add(netip.MustParseAddr("fd00:10::2"), 1, 1500, dst, src, true); err != nil {
-		t.Fatal(err)
-	}
-	if err := fp.Add(netip.MustParseAddr("198.18.10.3"), 1, 100, dst, src, true); err != nil {
-		t.Fatal(err)
-	}
-	// A destination only the tc fast path may reach (a pod without NAPI).
-	if err := fp.Add(netip.MustParseAddr("198.18.10.4"), 1, 1500, dst, src, false); err != nil {
-		t.Fatal(err)
-	}
+	return fp
+}
+
+func TestFastPath(t *testing.T) {
+	fp := testFastPath(t, []fastDest{
+		{"198.18.10.2", 1500, true}, {"fd00:10::2", 1500, true}, {"198.18.10.3", 100, true},
+		{"198.18.10.4", 1500, false}, // only the tc fast path may reach it (a pod without NAPI)
+	})
+	dst, src := testDstMAC, testSrcMAC
 	p, err := New(Pod, Options{MissAction: Drop, FastPath: fp})
 	if err != nil {
 		t.Fatal(err)
@@ -161,21 +178,8 @@ func TestFastPath(t *testing.T) {
 // rest exactly as without it: other pod-prefix traffic and VXLAN to the
 // socket, everything else to the kernel, untouched.
 func TestUplinkFastPath(t *testing.T) {
-	requireBPF(t)
-	fp, err := NewFastPath(16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fp.Close()
-	dst, src := [6]byte{2, 0, 0, 0, 0, 0x22}, [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
-	for _, a := range []string{"198.19.1.2", "fd00:1:2::2"} {
-		if err := fp.Add(netip.MustParseAddr(a), 1, 1500, dst, src, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := fp.Add(netip.MustParseAddr("198.19.1.4"), 1, 1500, dst, src, false); err != nil {
-		t.Fatal(err)
-	}
+	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, true}, {"fd00:1:2::2", 1500, true}, {"198.19.1.4", 1500, false}})
+	dst := testDstMAC
 	p, err := New(Uplink, Options{MissAction: Drop, FastPath: fp})
 	if err != nil {
 		t.Fatal(err)
@@ -241,16 +245,8 @@ func vxlan4(vni uint32, inner []byte) []byte {
 // in XDP; anything else about it leaves the frame whole, with its outer
 // headers, for the socket.
 func TestUplinkFastPathDecap(t *testing.T) {
-	requireBPF(t)
-	fp, err := NewFastPath(16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fp.Close()
-	dst, src := [6]byte{2, 0, 0, 0, 0, 0x22}, [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
-	if err := fp.Add(netip.MustParseAddr("198.19.1.2"), 1, 1500, dst, src, true); err != nil {
-		t.Fatal(err)
-	}
+	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, true}, {"fd00:19:1::2", 1500, true}})
+	dst := testDstMAC
 	p, err := New(Uplink, Options{MissAction: Drop, FastPath: fp})
 	if err != nil {
 		t.Fatal(err)
@@ -282,6 +278,12 @@ func TestUplinkFastPathDecap(t *testing.T) {
 	}
 	if out[14+8] != 63 || sum16(out[14:34]) != 0xffff || !bytes.Equal(out[0:6], dst[:]) || !bytes.Equal(out[34:], in[34:]) {
 		t.Errorf("inner frame: TTL %d, dst %x", out[14+8], out[0:6])
+	}
+	// IPv6 pods over the IPv4 underlay too.
+	in6 := ipv6(17, "fd00:19::2", "fd00:19:1::2", udp(1, 2, 64))
+	copy(in6[0:6], vtepMAC[:])
+	if got, out := run(vxlan4(4096, in6)); got != Redirect || len(out) != len(in6) || out[14+7] != 63 {
+		t.Errorf("IPv6 in VXLAN over IPv4: verdict %d, %d bytes, hop limit %d", got, len(out), out[14+7])
 	}
 	const steer = Drop
 	otherMAC := innerTo("198.19.1.2", 64)

@@ -15,15 +15,7 @@ func TestLabConfigResolves(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range top.Nodes {
-		text := lab.XVSDConfig(top, n, 2)
-		f, err := config.Parse(text)
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", n.Name, err, text)
-		}
-		c, err := f.Resolve(config.Options{})
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", n.Name, err, text)
-		}
+		c := resolve(t, top, n, 2)
 		if got, want := len(c.Switch.Ports), 1+len(n.Pods); got != want {
 			t.Errorf("%s: %d ports, want %d", n.Name, got, want)
 		}
@@ -44,15 +36,7 @@ func TestLabVXLANConfigResolves(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range top.Nodes {
-		text := lab.XVSDConfig(top, n, 1)
-		f, err := config.Parse(text)
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", n.Name, err, text)
-		}
-		c, err := f.Resolve(config.Options{})
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", n.Name, err, text)
-		}
+		c := resolve(t, top, n, 1)
 		vx := 0
 		for _, r := range c.Switch.Routes {
 			if r.VXLAN != nil {
@@ -63,6 +47,22 @@ func TestLabVXLANConfigResolves(t *testing.T) {
 			t.Errorf("%s: vxlan %+v, %d vxlan routes; want VNI %d, 4", n.Name, c.Switch.VXLAN, vx, lab.VXLANVNI)
 		}
 	}
+}
+
+// resolve writes node n's config as the lab does and resolves it as xvsd
+// does.
+func resolve(t *testing.T, top *lab.Topology, n *lab.Node, workers int) *config.Config {
+	t.Helper()
+	text := lab.XVSDConfig(top, n, workers)
+	f, err := config.Parse(text)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", n.Name, err, text)
+	}
+	c, err := f.Resolve(config.Options{})
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", n.Name, err, text)
+	}
+	return c
 }
 
 // TestDeployExampleResolves keeps deploy/xvsd.yaml valid.
