@@ -41,6 +41,13 @@ type vxlanLab struct {
 
 func newVXLANLab(t testing.TB, offload map[string]bool) *vxlanLab {
 	t.Helper()
+	return newVXLANLabOn(t, offload, []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)})
+}
+
+// newVXLANLabOn is newVXLANLab with the uplink's addresses given; the
+// IPv6 routes need an IPv6 one.
+func newVXLANLabOn(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix) *vxlanLab {
+	t.Helper()
 	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
 	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
 		var p Port
@@ -64,14 +71,19 @@ func newVXLANLab(t testing.TB, offload map[string]bool) *vxlanLab {
 	cfg := Config{
 		VXLAN: &VXLANConfig{MAC: vtepMAC},
 		Ports: []PortConfig{
-			{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)}},
+			{Name: "up", Kind: PortUplink, Addrs: upAddrs},
 			{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		},
 		Routes: []StaticRoute{
 			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},
-			{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), VXLAN: &VXLANRoute{Remote: remote6, MAC: peerVTEP}},
 			{Prefix: netip.MustParsePrefix("fd00:19:2::/64"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},
 		},
+	}
+	for _, a := range upAddrs {
+		if a.Addr().Is6() {
+			cfg.Routes = append(cfg.Routes, StaticRoute{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), VXLAN: &VXLANRoute{Remote: remote6, MAC: peerVTEP}})
+			break
+		}
 	}
 	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
 	if err != nil {
@@ -384,6 +396,25 @@ func TestVXLANErrorsGoBackThroughTheTunnel(t *testing.T) {
 	inner = checkEncap(t, out["up"][0], remote6)
 	if ic, ok := inner.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6); !ok || ic.TypeCode.Type() != layers.ICMPv6TypeTimeExceeded {
 		t.Fatalf("v6 inner %v, want ICMPv6 time exceeded", inner)
+	}
+}
+
+// TestVXLANErrorSourceWithoutVTEP6: on a node with no IPv6 address, IPv6
+// pods ride IPv4 VXLAN, and an ICMPv6 error about a packet out of the
+// tunnel comes from the pods' gateway, back through the tunnel.
+func TestVXLANErrorSourceWithoutVTEP6(t *testing.T) {
+	l := newVXLANLabOn(t, nil, []netip.Prefix{netip.PrefixFrom(local4, 24)})
+	out := l.runVector(t, "up", vxlanFrame(t, innerTo(t, remoteV6v4, pod1v6, 1), false, DefaultVNI))
+	if len(out["up"]) != 1 {
+		t.Fatalf("%d frames back on the uplink, want 1 (counters %+v)", len(out["up"]), l.sw.Counters())
+	}
+	inner := checkEncap(t, out["up"][0], remote4)
+	ip, ok := inner.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	if !ok || !bytes.Equal(ip.SrcIP, DefaultGatewayV6.AsSlice()) || !bytes.Equal(ip.DstIP, remoteV6v4.AsSlice()) {
+		t.Fatalf("error %v, want from %s to %s", inner, DefaultGatewayV6, remoteV6v4)
+	}
+	if ic, ok := inner.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6); !ok || ic.TypeCode.Type() != layers.ICMPv6TypeTimeExceeded {
+		t.Fatalf("inner %v, want ICMPv6 time exceeded", inner)
 	}
 }
 
