@@ -75,8 +75,8 @@ func lookupCfg(cfg *ebpf.Map, off int16) asm.Instructions {
 	}
 }
 
-func uplinkProgram(xsks, cfg, pfx4, pfx6 *ebpf.Map, miss uint32, f *FastPath) asm.Instructions {
-	p := steerProgram(xsks, cfg, pfx4, pfx6, miss)
+func uplinkProgram(xsks *ebpf.Map, st *steering, miss uint32, f *FastPath) asm.Instructions {
+	p := steerProgram(xsks, st.cfg, st.pfx4, st.pfx6, miss)
 	if f == nil {
 		return p
 	}
@@ -87,7 +87,7 @@ func uplinkProgram(xsks, cfg, pfx4, pfx6 *ebpf.Map, miss uint32, f *FastPath) as
 	pre := fastPrelude(f, "vxmiss")
 	pre[1] = pre[1].WithSymbol("fast")
 	q := asm.Instructions{pre[0]} // R6 = ctx
-	q = append(q, vxlanDecap(cfg)...)
+	q = append(q, vxlanDecap(st.cfg)...)
 	q = append(q, pre[1:]...)
 	q = append(q, vxlanRestore()...)
 	return append(q, p[1:]...)

@@ -1,14 +1,12 @@
 package xdpprog
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"golang.org/x/sys/unix"
 )
 
 // Kind selects the steering policy.
@@ -87,12 +85,9 @@ type Program struct {
 	kind Kind
 	prog *ebpf.Program
 	xsks *ebpf.Map // XSKMAP: rx queue -> socket
-	cfg  *ebpf.Map // ARRAY[1]: cfg* layout
-	pfx4 *ebpf.Map // LPM trie {prefixlen u32, addr [4]byte} -> u32
-	pfx6 *ebpf.Map // LPM trie {prefixlen u32, addr [16]byte} -> u32
+	st   *steering // an uplink's maps; nil for a pod program
 
-	cfgVal [cfgSize]byte
-	att    *attachment
+	att *attachment
 	// forceNetlink makes Attach skip BPF links (tests of the fallback).
 	forceNetlink bool
 }
@@ -122,22 +117,10 @@ func New(kind Kind, opts Options) (p *Program, err error) {
 	}
 	var insns asm.Instructions
 	if kind == Uplink {
-		if p.cfg, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_cfg", Type: ebpf.Array, KeySize: 4, ValueSize: cfgSize, MaxEntries: 1}); err != nil {
-			return nil, fmt.Errorf("create config map: %w", err)
-		}
-		for _, m := range []struct {
-			pp  **ebpf.Map
-			n   string
-			key uint32
-		}{{&p.pfx4, "xvs_pfx4", 8}, {&p.pfx6, "xvs_pfx6", 20}} {
-			if *m.pp, err = ebpf.NewMap(&ebpf.MapSpec{Name: m.n, Type: ebpf.LPMTrie, KeySize: m.key, ValueSize: 4, MaxEntries: uint32(opts.MaxPrefixes), Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
-				return nil, fmt.Errorf("create %s: %w", m.n, err)
-			}
-		}
-		if err := p.SetVTEP(opts.VXLANPort, netip.Addr{}, netip.Addr{}); err != nil {
+		if p.st, err = newSteering(opts); err != nil {
 			return nil, err
 		}
-		insns = uplinkProgram(p.xsks, p.cfg, p.pfx4, p.pfx6, opts.MissAction, opts.FastPath)
+		insns = uplinkProgram(p.xsks, p.st, opts.MissAction, opts.FastPath)
 	} else if opts.FastPath != nil {
 		insns = fastPodProgram(p.xsks, opts.FastPath, opts.MissAction)
 	} else {
@@ -175,91 +158,31 @@ func (p *Program) ClearSocket(queue int) error {
 // ErrNotUplink is returned by steering calls on a pod program.
 var ErrNotUplink = errors.New("not an uplink program")
 
-func (p *Program) prefixKey(pfx netip.Prefix) (*ebpf.Map, []byte, error) {
-	if p.kind != Uplink {
-		return nil, nil, ErrNotUplink
-	}
-	if !pfx.IsValid() {
-		return nil, nil, fmt.Errorf("invalid prefix %v", pfx)
-	}
-	pfx = pfx.Masked()
-	a := pfx.Addr().Unmap()
-	var key []byte
-	m := p.pfx4
-	if a.Is4() {
-		b := a.As4()
-		key = append(binary.LittleEndian.AppendUint32(nil, uint32(pfx.Bits())), b[:]...)
-	} else {
-		b := a.As16()
-		key = append(binary.LittleEndian.AppendUint32(nil, uint32(pfx.Bits())), b[:]...)
-		m = p.pfx6
-	}
-	return m, key, nil
-}
-
 // AddPrefix steers packets to pfx (a pod block or pod address) to the
 // sockets.
 func (p *Program) AddPrefix(pfx netip.Prefix) error {
-	m, key, err := p.prefixKey(pfx)
-	if err != nil {
-		return fmt.Errorf("add prefix %v: %w", pfx, err)
+	if p.st == nil {
+		return fmt.Errorf("add prefix %v: %w", pfx, ErrNotUplink)
 	}
-	if err := m.Put(key, uint32(1)); err != nil {
-		return fmt.Errorf("add prefix %v: %w", pfx, err)
-	}
-	return nil
+	return p.st.AddPrefix(pfx)
 }
 
 // RemovePrefix stops steering pfx. Removing an absent prefix is not an error.
 func (p *Program) RemovePrefix(pfx netip.Prefix) error {
-	m, key, err := p.prefixKey(pfx)
-	if err != nil {
-		return fmt.Errorf("remove prefix %v: %w", pfx, err)
+	if p.st == nil {
+		return fmt.Errorf("remove prefix %v: %w", pfx, ErrNotUplink)
 	}
-	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("remove prefix %v: %w", pfx, err)
-	}
-	return nil
+	return p.st.RemovePrefix(pfx)
 }
 
 // SetVTEP sets the node's VXLAN UDP port and addresses: UDP to port and to
 // node4 or node6 is steered. An invalid address turns that family off;
 // port 0 means DefaultVXLANPort.
 func (p *Program) SetVTEP(port uint16, node4, node6 netip.Addr) error {
-	if p.kind != Uplink {
+	if p.st == nil {
 		return fmt.Errorf("set vtep: %w", ErrNotUplink)
 	}
-	if port == 0 {
-		port = DefaultVXLANPort
-	}
-	var v [cfgSize]byte
-	var flags uint32
-	if node4.IsValid() {
-		if !node4.Unmap().Is4() {
-			return fmt.Errorf("set vtep: %v is not IPv4", node4)
-		}
-		b := node4.Unmap().As4()
-		copy(v[cfgNode4:], b[:])
-		flags |= cfgHas4
-	}
-	if node6.IsValid() {
-		if !node6.Is6() || node6.Is4In6() {
-			return fmt.Errorf("set vtep: %v is not IPv6", node6)
-		}
-		b := node6.As16()
-		copy(v[cfgNode6:], b[:])
-		flags |= cfgHas6
-	}
-	// What SetDecap set stays.
-	copy(v[cfgVNI:], p.cfgVal[cfgVNI:])
-	flags |= binary.LittleEndian.Uint32(p.cfgVal[cfgFlags:]) & cfgDecap
-	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
-	binary.BigEndian.PutUint16(v[cfgPort:], port)
-	if err := p.cfg.Put(uint32(0), v[:]); err != nil {
-		return fmt.Errorf("set vtep: %w", err)
-	}
-	p.cfgVal = v
-	return nil
+	return p.st.SetVTEP(port, node4, node6)
 }
 
 // SetDecap lets an uplink program with a fast path decapsulate VXLAN over
@@ -268,25 +191,10 @@ func (p *Program) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 // leaves to the inner packet's checksums); everything else, VXLAN over
 // IPv6 among it, still goes to the socket whole. A zero MAC turns it off.
 func (p *Program) SetDecap(vni uint32, mac [6]byte) error {
-	if p.kind != Uplink {
+	if p.st == nil {
 		return fmt.Errorf("set decap: %w", ErrNotUplink)
 	}
-	if vni > 1<<24-1 {
-		return fmt.Errorf("set decap: VNI %d out of range", vni)
-	}
-	v := p.cfgVal
-	flags := binary.LittleEndian.Uint32(v[cfgFlags:]) &^ cfgDecap
-	v[cfgVNI], v[cfgVNI+1], v[cfgVNI+2], v[cfgVNI+3] = byte(vni>>16), byte(vni>>8), byte(vni), 0
-	copy(v[cfgMAC:], mac[:])
-	if mac != ([6]byte{}) {
-		flags |= cfgDecap
-	}
-	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
-	if err := p.cfg.Put(uint32(0), v[:]); err != nil {
-		return fmt.Errorf("set decap: %w", err)
-	}
-	p.cfgVal = v
-	return nil
+	return p.st.SetDecap(vni, mac)
 }
 
 // Close detaches the program if attached and releases the maps.
@@ -295,18 +203,13 @@ func (p *Program) Close() error {
 	if p.att != nil {
 		errs = append(errs, p.Detach())
 	}
-	for _, c := range []interface{ Close() error }{p.prog, p.xsks, p.cfg, p.pfx4, p.pfx6} {
-		switch v := c.(type) {
-		case *ebpf.Program:
-			if v != nil {
-				errs = append(errs, v.Close())
-			}
-		case *ebpf.Map:
-			if v != nil {
-				errs = append(errs, v.Close())
-			}
-		}
+	if p.prog != nil {
+		errs = append(errs, p.prog.Close())
 	}
-	p.prog, p.xsks, p.cfg, p.pfx4, p.pfx6 = nil, nil, nil, nil, nil
+	if p.xsks != nil {
+		errs = append(errs, p.xsks.Close())
+	}
+	errs = append(errs, p.st.Close())
+	p.prog, p.xsks, p.st = nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -76,56 +76,8 @@ func TestUplinkSteering(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	for _, s := range []string{"198.19.1.0/26", "198.19.2.7/32", "fd00:1:2::/122"} {
-		if err := p.AddPrefix(netip.MustParsePrefix(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := p.SetVTEP(4789, netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd00::1")); err != nil {
-		t.Fatal(err)
-	}
-	const steer = Drop
-	v4opts := ipv4(17, "198.18.0.2", "198.18.0.1", 6, 0, udp(40000, 4789, 50)) // IHL 6: options
-	tests := []struct {
-		name  string
-		frame []byte
-		want  uint32
-	}{
-		{"v4 pod block", ipv4(6, "198.18.0.2", "198.19.1.5", 5, 0, tcp), steer},
-		{"v4 pod host route", ipv4(6, "198.18.0.2", "198.19.2.7", 5, 0, tcp), steer},
-		{"v4 beside pod host route", ipv4(6, "198.18.0.2", "198.19.2.8", 5, 0, tcp), Pass},
-		{"v4 outside block", ipv4(6, "198.18.0.2", "198.19.1.64", 5, 0, tcp), Pass},
-		{"v4 host tcp (ssh)", ipv4(6, "198.18.0.2", "198.18.0.1", 5, 0, tcp), Pass},
-		{"v4 vxlan to node", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 50)), steer},
-		{"v4 vxlan with ip options", v4opts, steer},
-		{"v4 vxlan other port", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4790, 50)), Pass},
-		{"v4 vxlan not to node", ipv4(17, "198.18.0.2", "198.18.0.9", 5, 0, udp(40000, 4789, 50)), Pass},
-		{"v4 non-first fragment", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0x0010, udp(40000, 4789, 50)), Pass},
-		{"v4 dns to node", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 53, 20)), Pass},
-		{"v6 pod block", ipv6(6, "fd00::2", "fd00:1:2::3f", tcp), steer},
-		{"v6 outside block", ipv6(6, "fd00::2", "fd00:1:2::40", tcp), Pass},
-		{"v6 host tcp", ipv6(6, "fd00::2", "fd00::1", tcp), Pass},
-		{"v6 vxlan to node", ipv6(17, "fd00::2", "fd00::1", udp(40000, 4789, 50)), steer},
-		{"v6 vxlan other port", ipv6(17, "fd00::2", "fd00::1", udp(40000, 4790, 50)), Pass},
-		{"v6 vxlan not to node", ipv6(17, "fd00::2", "fd00::5", udp(40000, 4789, 50)), Pass},
-		{"arp", eth(0x0806, make([]byte, 28)), Pass},
-		{"vlan tagged", eth(0x8100, make([]byte, 60)), Pass},
-		{"ethernet only, ipv4 type", eth(0x0800, nil), Pass},
-		{"truncated ipv4", ipv4(6, "198.18.0.2", "198.19.1.5", 5, 0, tcp)[:14+19], Pass},
-		{"truncated ipv6", ipv6(6, "fd00::2", "fd00:1:2::3", tcp)[:14+39], Pass},
-		{"v4 vxlan truncated udp", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 0))[:14+20+3], Pass},
-		{"v4 bad ihl", func() []byte {
-			f := ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 8))
-			f[14] = 0x42
-			return f
-		}(), Pass},
-		{"v4 ihl past end", func() []byte {
-			f := ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 0))
-			f[14] = 0x4f
-			return f
-		}(), Pass},
-		{"v6 vxlan truncated udp", ipv6(17, "fd00::2", "fd00::1", udp(40000, 4789, 0))[:14+40+5], Pass},
-	}
+	steerSetup(t, p)
+	tests := steeringCases()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := p.Prog().Run(&ebpf.RunOptions{Data: tc.frame})
@@ -209,5 +161,73 @@ func TestUplinkRandomFrames(t *testing.T) {
 	}
 	if verdicts[Pass] == 0 || verdicts[Drop] == 0 {
 		t.Errorf("verdicts %v: want both pass and steer", verdicts)
+	}
+}
+
+// steerCase is a frame and what the uplink's XDP steering does with it,
+// given steerSetup's prefixes and VTEP: steer (Drop, with MissAction
+// Drop and no socket) or Pass.
+type steerCase struct {
+	name  string
+	frame []byte
+	want  uint32
+}
+
+const steer = Drop
+
+// steerSetup gives an uplink's steering the prefixes and VTEP the cases
+// expect.
+func steerSetup(t *testing.T, st interface {
+	AddPrefix(netip.Prefix) error
+	SetVTEP(uint16, netip.Addr, netip.Addr) error
+}) {
+	t.Helper()
+	for _, s := range []string{"198.19.1.0/26", "198.19.2.7/32", "fd00:1:2::/122"} {
+		if err := st.AddPrefix(netip.MustParsePrefix(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.SetVTEP(4789, netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd00::1")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func steeringCases() []steerCase {
+	v4opts := ipv4(17, "198.18.0.2", "198.18.0.1", 6, 0, udp(40000, 4789, 50)) // IHL 6: options
+	return []steerCase{
+		{"v4 pod block", ipv4(6, "198.18.0.2", "198.19.1.5", 5, 0, tcp), steer},
+		{"v4 pod host route", ipv4(6, "198.18.0.2", "198.19.2.7", 5, 0, tcp), steer},
+		{"v4 beside pod host route", ipv4(6, "198.18.0.2", "198.19.2.8", 5, 0, tcp), Pass},
+		{"v4 outside block", ipv4(6, "198.18.0.2", "198.19.1.64", 5, 0, tcp), Pass},
+		{"v4 host tcp (ssh)", ipv4(6, "198.18.0.2", "198.18.0.1", 5, 0, tcp), Pass},
+		{"v4 vxlan to node", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 50)), steer},
+		{"v4 vxlan with ip options", v4opts, steer},
+		{"v4 vxlan other port", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4790, 50)), Pass},
+		{"v4 vxlan not to node", ipv4(17, "198.18.0.2", "198.18.0.9", 5, 0, udp(40000, 4789, 50)), Pass},
+		{"v4 non-first fragment", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0x0010, udp(40000, 4789, 50)), Pass},
+		{"v4 dns to node", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 53, 20)), Pass},
+		{"v6 pod block", ipv6(6, "fd00::2", "fd00:1:2::3f", tcp), steer},
+		{"v6 outside block", ipv6(6, "fd00::2", "fd00:1:2::40", tcp), Pass},
+		{"v6 host tcp", ipv6(6, "fd00::2", "fd00::1", tcp), Pass},
+		{"v6 vxlan to node", ipv6(17, "fd00::2", "fd00::1", udp(40000, 4789, 50)), steer},
+		{"v6 vxlan other port", ipv6(17, "fd00::2", "fd00::1", udp(40000, 4790, 50)), Pass},
+		{"v6 vxlan not to node", ipv6(17, "fd00::2", "fd00::5", udp(40000, 4789, 50)), Pass},
+		{"arp", eth(0x0806, make([]byte, 28)), Pass},
+		{"vlan tagged", eth(0x8100, make([]byte, 60)), Pass},
+		{"ethernet only, ipv4 type", eth(0x0800, nil), Pass},
+		{"truncated ipv4", ipv4(6, "198.18.0.2", "198.19.1.5", 5, 0, tcp)[:14+19], Pass},
+		{"truncated ipv6", ipv6(6, "fd00::2", "fd00:1:2::3", tcp)[:14+39], Pass},
+		{"v4 vxlan truncated udp", ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 0))[:14+20+3], Pass},
+		{"v4 bad ihl", func() []byte {
+			f := ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 8))
+			f[14] = 0x42
+			return f
+		}(), Pass},
+		{"v4 ihl past end", func() []byte {
+			f := ipv4(17, "198.18.0.2", "198.18.0.1", 5, 0, udp(40000, 4789, 0))
+			f[14] = 0x4f
+			return f
+		}(), Pass},
+		{"v6 vxlan truncated udp", ipv6(17, "fd00::2", "fd00::1", udp(40000, 4789, 0))[:14+40+5], Pass},
 	}
 }

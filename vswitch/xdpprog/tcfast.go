@@ -37,6 +37,7 @@ const (
 
 // tc verdicts.
 const (
+	tcActOK       = 0
 	tcActShot     = 2
 	tcActRedirect = 7
 )
@@ -45,10 +46,11 @@ const (
 const (
 	stkKey  = -112 // 16 bytes: the lookup key
 	stkStat = -116 // 4 bytes: the counter index
-	// The socket filter's copy of the headers, 2 bytes off a word
-	// boundary so that the IP header's words are aligned, as stack reads
-	// must be.
-	stkCopy  = -82
+	// The copy of the headers the socket filters and the uplink's tc
+	// program decide on, 2 bytes off a word boundary so that the IP
+	// header's words are aligned, as stack reads must be; below every
+	// other slot.
+	stkCopy  = -222
 	copyMax  = 74 // Ethernet, IPv6 and a TCP header without options
 	protoTCP = 6
 )
@@ -68,12 +70,37 @@ func tcNeed(n int32) asm.Instructions {
 	}
 }
 
-// filterNeed reads from the stack copy, whose length is in R9.
-func filterNeed(n int32) asm.Instructions {
+// filterNeed reads from the stack copy (copyHeaders), whose length is in
+// R9.
+func filterNeed(n int32) asm.Instructions { return stackNeed("slow")(n) }
+
+// stackNeed is filterNeed jumping to miss.
+func stackNeed(miss string) hdrNeed {
+	return func(n int32) asm.Instructions {
+		return asm.Instructions{
+			asm.JLT.Imm(asm.R9, n, miss),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, stkCopy),
+		}
+	}
+}
+
+// copyHeaders copies the first min(len, copyMax) bytes of the frame (R6
+// the __sk_buff) to the stack at stkCopy, their count in R9; a frame
+// shorter than short bytes, or one that cannot be read, jumps to miss.
+func copyHeaders(short int32, miss string) asm.Instructions {
 	return asm.Instructions{
-		asm.JLT.Imm(asm.R9, n, "slow"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stkCopy),
+		asm.LoadMem(asm.R9, asm.R6, skbLen, asm.Word),
+		asm.JLT.Imm(asm.R9, short, miss),
+		asm.JLE.Imm(asm.R9, copyMax, "copy"),
+		asm.Mov.Imm(asm.R9, copyMax),
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("copy"),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, stkCopy),
+		asm.Mov.Reg(asm.R4, asm.R9),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, miss),
 	}
 }
 
@@ -164,11 +191,23 @@ func fastDecide(f *FastPath, need hdrNeed) asm.Instructions {
 // with the fast path: forward what fastDecide takes, drop the rest (the
 // port's socket has it).
 func ingressFastProgram(f *FastPath) asm.Instructions {
+	p := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	p = append(p, fastDecide(f, tcNeed)...)
+	p = append(p, tcForward(f)...)
+	return append(p,
+		asm.Mov.Imm(asm.R0, tcActShot).WithSymbol("slow"),
+		asm.Return(),
+	)
+}
+
+// tcForward, at "fast", forwards the frame fastDecide took: TTL or hop
+// limit, Ethernet addresses, counter, bpf_redirect out of the
+// destination's host end. R2 points at the frame's headers (the packet or
+// the stack copy); a write that fails jumps to "slow".
+func tcForward(f *FastPath) asm.Instructions {
 	var p asm.Instructions
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
 	addAll := func(is asm.Instructions) { p = append(p, is...) }
-	add(asm.Mov.Reg(asm.R6, asm.R1))
-	addAll(fastDecide(f, tcNeed))
 	// The writes go through bpf_skb_store_bytes, not the packet pointers:
 	// a direct write would make the verifier unclone every frame first,
 	// the dropped ones included.
@@ -231,9 +270,6 @@ func ingressFastProgram(f *FastPath) asm.Instructions {
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(),
 		asm.Return(),
-
-		asm.Mov.Imm(asm.R0, tcActShot).WithSymbol("slow"),
-		asm.Return(),
 	)
 	return p
 }
@@ -258,21 +294,9 @@ func storeBytes(off, stk, n int32) asm.Instructions {
 func socketFilterProgram(f *FastPath) asm.Instructions {
 	var p asm.Instructions
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
-	add(
-		asm.Mov.Reg(asm.R6, asm.R1),
-		// R9 = min(len, copyMax); too short for any fast frame: take it.
-		asm.LoadMem(asm.R9, asm.R6, skbLen, asm.Word),
-		asm.JLT.Imm(asm.R9, 14+20, "slow"),
-		asm.JLE.Imm(asm.R9, copyMax, "copy"),
-		asm.Mov.Imm(asm.R9, copyMax),
-		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("copy"),
-		asm.Mov.Imm(asm.R2, 0),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, stkCopy),
-		asm.Mov.Reg(asm.R4, asm.R9),
-		asm.FnSkbLoadBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "slow"),
-	)
+	// Too short for any fast frame: take it.
+	add(asm.Mov.Reg(asm.R6, asm.R1))
+	p = append(p, copyHeaders(14+20, "slow")...)
 	p = append(p, fastDecide(f, filterNeed)...)
 	add(
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("fast"),

@@ -1,0 +1,269 @@
+package xdpprog
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+)
+
+// UplinkIngress is the steering of an uplink the switch drives with
+// AF_PACKET instead of AF_XDP. XDP on a veth takes the peer's TSO and GSO
+// away, so everything the network sends arrives segment by segment; an
+// AF_PACKET uplink with this program keeps them: TCP comes in as the
+// network's (or the kernel's GRO's) super-frames.
+//
+// Two programs read the same maps as the XDP uplink program (pod prefixes,
+// the VXLAN port and VTEP addresses):
+//   - a tc (TCX) ingress program: with a FastPath it first forwards frames
+//     for the node's pods itself (the decision and rewrite of the AF_PACKET
+//     pods' tc fast path, with bpf_redirect, super-frames whole); of the
+//     rest it drops what the switch takes (the socket's tap has seen it)
+//     and leaves everything else to the host;
+//   - a socket filter (Filter, for the port's socket): it passes exactly
+//     the frames the tc program drops, so the switch sees neither the
+//     host's traffic nor what the fast path forwarded.
+//
+// Both are assembled from the same decisions (fastDecide, steerDecide) on
+// a copy of the headers, so they agree frame by frame. SetDecap is
+// recorded for the maps' sake, but the tc program does not decapsulate:
+// VXLAN goes to the switch.
+type UplinkIngress struct {
+	st     *steering
+	prog   *ebpf.Program // tc ingress
+	filter *ebpf.Program // socket filter
+	lnk    link.Link
+}
+
+// NewUplinkIngress creates the maps and loads both programs (Options:
+// MaxPrefixes, VXLANPort, FastPath).
+func NewUplinkIngress(opts Options) (u *UplinkIngress, err error) {
+	if opts.MaxPrefixes == 0 {
+		opts.MaxPrefixes = 16384
+	}
+	if opts.VXLANPort == 0 {
+		opts.VXLANPort = DefaultVXLANPort
+	}
+	u = &UplinkIngress{}
+	defer func() {
+		if err != nil {
+			u.Close()
+		}
+	}()
+	if u.st, err = newSteering(opts); err != nil {
+		return nil, err
+	}
+	if u.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "xvs_uplink_tc", Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: uplinkIngressProgram(u.st, opts.FastPath, false),
+	}); err != nil {
+		return nil, fmt.Errorf("load uplink tc program: %w", err)
+	}
+	if u.filter, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "xvs_uplink_flt", Type: ebpf.SocketFilter, License: "GPL",
+		Instructions: uplinkIngressProgram(u.st, opts.FastPath, true),
+	}); err != nil {
+		return nil, fmt.Errorf("load uplink socket filter: %w", err)
+	}
+	return u, nil
+}
+
+// Filter is the socket filter the port's AF_PACKET socket must carry
+// (SO_ATTACH_BPF) before the tc program is attached.
+func (u *UplinkIngress) Filter() *ebpf.Program { return u.filter }
+
+// Prog is the tc program (for tests).
+func (u *UplinkIngress) Prog() *ebpf.Program { return u.prog }
+
+// Attach attaches the tc program to ifindex's ingress (in the calling
+// thread's network namespace) through a BPF link, which goes away with the
+// process.
+func (u *UplinkIngress) Attach(ifindex int) error {
+	if u.lnk != nil {
+		return errors.New("uplink tc program already attached")
+	}
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: u.prog, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return fmt.Errorf("attach uplink tc program to ifindex %d: %w", ifindex, err)
+	}
+	u.lnk = l
+	return nil
+}
+
+// Close detaches the tc program and releases the programs and maps.
+func (u *UplinkIngress) Close() error {
+	if u == nil {
+		return nil
+	}
+	var errs []error
+	if u.lnk != nil {
+		errs = append(errs, u.lnk.Close())
+		u.lnk = nil
+	}
+	for _, p := range []*ebpf.Program{u.prog, u.filter} {
+		if p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	u.prog, u.filter = nil, nil
+	errs = append(errs, u.st.Close())
+	return errors.Join(errs...)
+}
+
+// AddPrefix steers packets to pfx to the switch.
+func (u *UplinkIngress) AddPrefix(pfx netip.Prefix) error { return u.st.AddPrefix(pfx) }
+
+// RemovePrefix stops steering pfx.
+func (u *UplinkIngress) RemovePrefix(pfx netip.Prefix) error {
+	return u.st.RemovePrefix(pfx)
+}
+
+// SetVTEP sets the VXLAN port and node addresses steered to the switch.
+func (u *UplinkIngress) SetVTEP(port uint16, node4, node6 netip.Addr) error {
+	return u.st.SetVTEP(port, node4, node6)
+}
+
+// SetDecap records the node's VNI and VTEP MAC; the tc program leaves
+// VXLAN to the switch, which decapsulates it.
+func (u *UplinkIngress) SetDecap(vni uint32, mac [6]byte) error { return u.st.SetDecap(vni, mac) }
+
+// uplinkIngressProgram is the tc program (filter false) or the socket
+// filter (filter true) of an AF_PACKET uplink.
+func uplinkIngressProgram(st *steering, f *FastPath, filter bool) asm.Instructions {
+	p := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	p = append(p, copyHeaders(14, "pass")...)
+	if f != nil {
+		p = append(p, fastDecide(f, stackNeed("slow"))...)
+		if filter {
+			p = append(p, asm.Mov.Imm(asm.R0, 0).WithSymbol("fast"), asm.Return())
+		} else {
+			p = append(p, tcForward(f)...)
+		}
+		// What the fast path leaves goes on to the steering.
+		p = append(p, asm.Ja.Label("steer").WithSymbol("slow"))
+	}
+	p = append(p, steerDecide(st, stackNeed("pass"))...)
+	take, pass := int32(tcActShot), int32(tcActOK)
+	if filter {
+		take, pass = 0x7fffffff, 0
+	}
+	return append(p,
+		asm.Mov.Imm(asm.R0, take).WithSymbol("take"),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, pass).WithSymbol("pass"),
+		asm.Return(),
+	)
+}
+
+// steerDecide, at "steer", is the XDP steering's decision on the headers
+// need makes readable at R2 (R6 the __sk_buff): it jumps to "take" for
+// packets to a pod prefix and unfragmented UDP to the node's VTEP address
+// and port, else to "pass". The UDP port behind IPv4 options is read with
+// bpf_skb_load_bytes.
+func steerDecide(st *steering, need hdrNeed) asm.Instructions {
+	var p asm.Instructions
+	add := func(is ...asm.Instruction) { p = append(p, is...) }
+	addAll := func(is asm.Instructions) { p = append(p, is...) }
+	labeled := func(is asm.Instructions, sym string) asm.Instructions {
+		is[0] = is[0].WithSymbol(sym)
+		return is
+	}
+
+	addAll(labeled(need(14), "steer"))
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.JEq.Imm(asm.R5, leEthIPv4, "st4"),
+		asm.JEq.Imm(asm.R5, leEthIPv6, "st6"),
+		asm.Ja.Label("pass"),
+	)
+
+	// IPv4: a pod prefix? Key {32, daddr} at fp-8.
+	addAll(labeled(need(14+20), "st4"))
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
+		asm.StoreMem(asm.RFP, -4, asm.R5, asm.Word),
+		asm.StoreImm(asm.RFP, -8, 32, asm.Word),
+		mapPtr(asm.R1, st.pfx4),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -8),
+		asm.FnMapLookupElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, "take"),
+	)
+	// VXLAN to the node?
+	addAll(lookupCfg(st.cfg, -12))
+	addAll(need(14 + 20))
+	add(
+		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R5, cfgHas4),
+		asm.JEq.Imm(asm.R5, 0, "pass"),
+	)
+	addAll(udpToVTEP4("pass"))
+	add(
+		// The destination port, at 14 + IHL*4 + 2.
+		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
+		asm.And.Imm(asm.R5, 0x0f),
+		asm.LSh.Imm(asm.R5, 2),
+		asm.JLT.Imm(asm.R5, 20, "pass"),
+		// The whole UDP header is there, as the XDP steering asks.
+		asm.Mov.Reg(asm.R4, asm.R5),
+		asm.Add.Imm(asm.R4, 14+8),
+		asm.LoadMem(asm.R3, asm.R6, skbLen, asm.Word),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.Mov.Reg(asm.R2, asm.R5),
+		asm.Add.Imm(asm.R2, 14+2),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -40),
+		asm.Mov.Imm(asm.R4, 2),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R5, asm.RFP, -40, asm.Half),
+		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
+		asm.JNE.Reg(asm.R5, asm.R8, "pass"),
+		asm.Ja.Label("take"),
+	)
+
+	// IPv6: a pod prefix? Key {128, daddr} at fp-20.
+	addAll(labeled(need(14+40), "st6"))
+	add(asm.StoreImm(asm.RFP, -20, 128, asm.Word))
+	for i := int16(0); i < 4; i++ {
+		add(
+			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
+			asm.StoreMem(asm.RFP, -16+4*i, asm.R5, asm.Word),
+		)
+	}
+	add(
+		mapPtr(asm.R1, st.pfx6),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -20),
+		asm.FnMapLookupElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, "take"),
+	)
+	// VXLAN to the node? UDP right after the fixed header.
+	addAll(lookupCfg(st.cfg, -24))
+	addAll(need(14 + 40 + 8))
+	add(
+		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R5, cfgHas6),
+		asm.JEq.Imm(asm.R5, 0, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Byte),
+		asm.JNE.Imm(asm.R5, protoUDP, "pass"),
+	)
+	for i := int16(0); i < 4; i++ {
+		add(
+			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
+			asm.LoadMem(asm.R8, asm.R7, cfgNode6+4*i, asm.Word),
+			asm.JNE.Reg(asm.R5, asm.R8, "pass"),
+		)
+	}
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 14+40+2, asm.Half),
+		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
+		asm.JNE.Reg(asm.R5, asm.R8, "pass"),
+		asm.Ja.Label("take"),
+	)
+	return p
+}
