@@ -35,6 +35,9 @@ func (w *worker) processLarge(pkts []Packet, large []LargeFrame, in *portState) 
 // without GSO is dropped as too big. The frame is the
 // port's until its next Receive, so nothing here keeps it.
 func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
+	if w.vxlanLarge(lf, in) {
+		return
+	}
 	b := lf.Frame
 	in.stats.rxPackets.Add(1)
 	in.stats.rxBytes.Add(uint64(len(b)))
@@ -212,4 +215,57 @@ func (w *worker) emitTo(p *Packet, out *portState, tun *fib.NextHop) {
 		return
 	}
 	w.emit(p, out)
+}
+
+// vxlanLarge takes apart a UDP GSO super-frame of datagrams to the node's
+// VTEP address, as a steered AF_PACKET uplink receives VXLAN from a sender
+// that merged it (another xvsd's UDP GRO, or a NIC's USO, kept whole by
+// the network or the kernel's GRO), and runs its datagrams through the
+// pipeline, where each is decapsulated. It reports whether lf was one;
+// what it does not recognise goes on through forwardLarge.
+func (w *worker) vxlanLarge(lf *LargeFrame, in *portState) bool {
+	b := lf.Frame
+	if !w.vx.on || in.kind != PortUplink || in.tunnel || lf.Hdr.GSOType() != encap.GSOUDPL4 || len(b) < encap.EthernetLen {
+		return false
+	}
+	switch eth := encap.Ethernet(b); eth.Type() {
+	case encap.EtherTypeIPv4:
+		ip := encap.IPv4(b[encap.EthernetLen:])
+		if !w.vx.has4 || !ip.IsValid(len(ip)) || ip.Dst() != w.vx.src4 || ip.Protocol() != encap.ProtoUDP {
+			return false
+		}
+	case encap.EtherTypeIPv6:
+		ip := encap.IPv6(b[encap.EthernetLen:])
+		if !w.vx.has6 || !ip.IsValid(len(ip)) || ip.Dst() != w.vx.src6 || ip.NextHeader() != encap.ProtoUDP {
+			return false
+		}
+	default:
+		return false
+	}
+	g, ok := encap.CheckGSO(b, lf.Hdr)
+	if !ok || encap.UDP(b[g.L4:]).DstPort() != w.vx.port {
+		return false
+	}
+	n := g.Segments(b)
+	for i := 0; i < n; {
+		k := 0
+		for ; i < n && k < len(w.segs); i++ {
+			a, ok := w.umem.Alloc()
+			if !ok {
+				w.cnt.drop(DropNoFrames)
+				continue
+			}
+			l := g.Segment(w.umem.Frame(a)[Headroom:], b, i)
+			if l == 0 {
+				w.umem.Free(a)
+				w.cnt.drop(DropMTU)
+				continue
+			}
+			w.segs[k] = Packet{Addr: a + Headroom, Len: uint32(l), Port: in.id}
+			k++
+		}
+		w.process(w.segs[:k], in)
+	}
+	w.cnt.event(EvGSOSegmented)
+	return true
 }

@@ -52,12 +52,20 @@ func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort,
 		log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "err", err)
 	}
 	var fast *xdpprog.FastPath
-	if pc.Kind == PortPod {
+	if pc.Kind == PortPod || pc.Kind == PortUplink {
 		fast = pc.fast
 	}
-	p, err := openAFPacketPort(pc.Name, umem, AFPacketPortOptions{DropIngress: pc.Kind != PortUplink, FastPath: fast})
+	up := pc.Kind == PortUplink
+	p, err := openAFPacketPort(pc.Name, umem, AFPacketPortOptions{DropIngress: !up, FastPath: fast, Steer: up})
 	if err != nil {
 		return OpenedPort{}, err
+	}
+	if err := p.SteerErr(); err != nil {
+		if op.Reason != "" {
+			op.Reason += "; "
+		}
+		op.Reason += fmt.Sprintf("unsteered: the switch sees copies of all the host's frames (%v)", err)
+		log.Warn("uplink tc steering unavailable", "err", err)
 	}
 	if err := p.FastPathErr(); err != nil {
 		if op.Reason != "" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -32,9 +33,18 @@ type AFPacketPortOptions struct {
 	DropIngress bool
 	// FastPath, with DropIngress, makes the tc ingress program forward
 	// pod-to-pod frames itself (xdpprog.AttachIngress), and filters those
-	// frames out of the socket. If it cannot, the port drops as without
-	// it and FastPathErr says why.
+	// frames out of the socket. With Steer, the uplink's tc program
+	// forwards frames from the network to the node's pods the same way.
+	// If it cannot, the port drops as without it and FastPathErr says why.
 	FastPath *xdpprog.FastPath
+	// Steer, for an uplink, takes only the switch's frames off the
+	// interface (xdpprog.UplinkIngress: pod prefixes and VXLAN for the
+	// node, through the same maps as the XDP steering, set with
+	// AddPrefix and SetVTEP) and leaves everything else to the host, whose
+	// stack no longer sees what the switch takes. If it cannot attach,
+	// the port sees copies of everything the host gets, as an unsteered
+	// AF_PACKET uplink does, and SteerErr says why.
+	Steer bool
 }
 
 const (
@@ -81,9 +91,11 @@ type afPacketPort struct {
 	txHdr   [encap.VirtioNetHdrLen]byte // all zero: no offload asked
 	lg      vnetSender                  // TransmitLarge, on fd
 
-	drop    *xdpprog.IngressDrop // keeps the kernel from seeing what arrives, if asked
-	dropErr error                // why DropIngress is not in force
-	fastErr error                // why FastPath is not in force
+	drop     *xdpprog.IngressDrop   // keeps the kernel from seeing what arrives, if asked
+	dropErr  error                  // why DropIngress is not in force
+	fastErr  error                  // why FastPath is not in force
+	up       *xdpprog.UplinkIngress // an uplink's steering, if Steer
+	steerErr error                  // why Steer is not in force
 
 	txErrors     uint64 // frames dropped because the kernel refused them outright
 	rxTruncated  uint64 // frames dropped because they did not fit (GSO super-frames without offloads)
@@ -105,8 +117,10 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 	if opts.Batch <= 0 {
 		opts.Batch = MaxBatchSize
 	}
+	// Protocol 0 until bind: the socket takes no frames, from any
+	// interface, before its filter is in place and it is bound.
 	proto := htons(unix.ETH_P_ALL)
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(proto))
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("af_packet port %s: socket: %w", ifname, err)
 	}
@@ -116,6 +130,7 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 			p.closed = true
 			unix.Close(fd)
 			p.drop.Close()
+			p.up.Close()
 			if p.spill != nil {
 				unix.Munmap(p.spill)
 			}
@@ -146,6 +161,19 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 		}
 		p.rxHdr = make([]byte, rx*encap.VirtioNetHdrLen)
 		p.large = make([]LargeFrame, 0, rx)
+	}
+	if opts.Steer {
+		p.up, p.steerErr = steerUplink(fd, opts.FastPath)
+		if p.steerErr == nil {
+			if p.steerErr = p.up.Attach(ifi.Index); p.steerErr != nil {
+				unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_BPF, 0)
+				p.up.Close()
+				p.up = nil
+			}
+		}
+		if opts.FastPath != nil && p.steerErr != nil {
+			p.fastErr = p.steerErr
+		}
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index}); err != nil {
 		return nil, fmt.Errorf("af_packet port %s: bind: %w", ifname, err)
@@ -438,12 +466,73 @@ func attachFastIngress(fd, ifindex int, f *xdpprog.FastPath) (*xdpprog.IngressDr
 	return d, nil
 }
 
+// steerUplink loads an uplink's steering and puts its socket filter on
+// fd; the caller attaches the tc program once the filter is there.
+func steerUplink(fd int, f *xdpprog.FastPath) (*xdpprog.UplinkIngress, error) {
+	u, err := xdpprog.NewUplinkIngress(xdpprog.Options{FastPath: f})
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, u.Filter().FD()); err != nil {
+		u.Close()
+		return nil, fmt.Errorf("attach uplink socket filter: %w", err)
+	}
+	return u, nil
+}
+
+// SteerErr says why an uplink's steering (AFPacketPortOptions.Steer) is
+// not in force; nil if it is, or was not asked for.
+func (p *afPacketPort) SteerErr() error { return p.steerErr }
+
+// Steered reports whether the port takes only the switch's frames (an
+// uplink with its steering in force).
+func (p *afPacketPort) Steered() bool { return p.up != nil }
+
+var (
+	_ PrefixSteerer = (*afPacketPort)(nil)
+	_ VTEPSteerer   = (*afPacketPort)(nil)
+)
+
+// AddPrefix steers a pod prefix to the switch (a no-op on an unsteered
+// port, which sees everything).
+func (p *afPacketPort) AddPrefix(pfx netip.Prefix) error {
+	if p.up == nil {
+		return nil
+	}
+	return p.up.AddPrefix(pfx)
+}
+
+// RemovePrefix stops steering a pod prefix.
+func (p *afPacketPort) RemovePrefix(pfx netip.Prefix) error {
+	if p.up == nil {
+		return nil
+	}
+	return p.up.RemovePrefix(pfx)
+}
+
+// SetVTEP steers VXLAN for the node's VTEP addresses to the switch.
+func (p *afPacketPort) SetVTEP(port uint16, node4, node6 netip.Addr) error {
+	if p.up == nil {
+		return nil
+	}
+	return p.up.SetVTEP(port, node4, node6)
+}
+
+// SetDecap is recorded; the tc steering leaves VXLAN to the switch.
+func (p *afPacketPort) SetDecap(vni uint32, mac [6]byte) error {
+	if p.up == nil {
+		return nil
+	}
+	return p.up.SetDecap(vni, mac)
+}
+
 func (p *afPacketPort) Close() error {
 	if p.closed {
 		return nil
 	}
 	p.closed = true
 	p.drop.Close()
+	p.up.Close()
 	if p.spill != nil {
 		unix.Munmap(p.spill)
 		p.spill = nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -280,4 +281,74 @@ func ipInReceives(t *testing.T, ns *xsktest.NS) uint64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestAFPacketUplinkSteered: an AF_PACKET uplink with its tc steering gets
+// only the switch's frames (a pod prefix); the host keeps its own (ping to
+// the node's address is answered, and the switch never sees it), and the
+// host's stack never sees the switch's.
+func TestAFPacketUplinkSteered(t *testing.T) {
+	l := newXRLab(t)
+	var p *afPacketPort
+	if err := l.sw.Do(func() error {
+		var err error
+		p, err = openAFPacketPort(l.swIf, l.umem, AFPacketPortOptions{Steer: true})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.SteerErr(); err != nil || !p.Steered() {
+		t.Fatalf("steering: %v", err)
+	}
+	pod := netip.MustParseAddr("198.18.5.9")
+	if err := p.AddPrefix(netip.PrefixFrom(pod, 32)); err != nil {
+		t.Fatal(err)
+	}
+	before := ipInReceives(t, l.sw)
+	fd := l.rawSocket(t)
+	const n = 20
+	toPod := udp4(t, [6]byte(l.peerMAC), netip.MustParseAddr("198.18.0.2"), pod, 64, 20)
+	toHost := udp4(t, [6]byte(l.peerMAC), netip.MustParseAddr("198.18.0.2"), l.swAddr4, 64, 20)
+	for _, f := range [][]byte{toPod, toHost} {
+		copy(f[0:6], l.swMAC)
+		for range n {
+			if _, err := unix.Write(fd, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pkts := make([]Packet, 32)
+	var gotPod, other int
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && gotPod < n; {
+		k := p.Receive(pkts)
+		for _, pk := range pkts[:k] {
+			if bytes.Equal(l.umem.Bytes(pk.Addr, int(pk.Len)), toPod) {
+				gotPod++
+			} else {
+				other++
+			}
+			l.umem.Free(pk.Addr)
+		}
+		if k == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	for k := p.Receive(pkts); k > 0; k = p.Receive(pkts) {
+		for _, pk := range pkts[:k] {
+			other++
+			l.umem.Free(pk.Addr)
+		}
+	}
+	if gotPod != n || other != 0 {
+		t.Errorf("socket got %d of %d frames for the pod and %d others; want all and none", gotPod, n, other)
+	}
+	if got := ipInReceives(t, l.sw) - before; got != n {
+		t.Errorf("the host's IPv4 stack saw %d frames; want its own %d", got, n)
+	}
+	// The host still answers on its link.
+	if out, err := exec.Command("ip", "netns", "exec", l.peer.Name, "ping", "-c", "1", "-W", "2", l.swAddr4.String()).CombinedOutput(); err != nil {
+		t.Errorf("ping the host through a steered uplink: %v\n%s", err, out)
+	}
 }

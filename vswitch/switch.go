@@ -334,7 +334,12 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 			}
 		}
 	case PortUplink:
+		// An AF_PACKET uplink without its tc steering sees copies of
+		// what the host gets: it must leave alone what is not its own.
 		ps.passive = op.Port.Mode() == ModeAFPacket
+		if ap, ok := op.Port.(*afPacketPort); ok && ap.Steered() {
+			ps.passive = false
+		}
 		for _, a := range pc.Addrs {
 			if a.Addr().Is4() && ps.icmpSrc4 == s.cfg.GatewayV4.As4() {
 				ps.icmpSrc4 = a.Addr().As4()

@@ -771,3 +771,45 @@ func checkEncapSum(t *testing.T, frame []byte, remote netip.Addr) gopacket.Packe
 	}
 	return checkEncap(t, frame, remote)
 }
+
+// TestVXLANLargeDecap: a UDP GSO super-frame of VXLAN datagrams for the
+// node, as a steered AF_PACKET uplink receives another node's merged
+// datagrams whole, is cut into its datagrams and each is decapsulated to
+// its pod. A super-frame of UDP to another port is routed as before.
+func TestVXLANLargeDecap(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		l := newVXLANLab(t, map[string]bool{"up": true})
+		src, dst := remotePod4, pod1v4
+		if v6 {
+			src, dst = remotePod6, pod1v6
+		}
+		g := encap.NewUDPGRO()
+		for i := range 5 {
+			f := vxlanFrame(t, innerTo(t, src, dst, 64), v6, DefaultVNI)
+			if !v6 { // DF, as the switch sends it: UDP GRO wants it
+				ip := encap.IPv4(f[encap.EthernetLen:])
+				f[encap.EthernetLen+6] = 0x40
+				ip.SetChecksum(0)
+				ip.SetChecksum(^ip.CalculateChecksum())
+			}
+			if ok := (i == 0 && g.Start(f)) || (i > 0 && g.Add(f)); !ok {
+				t.Fatalf("v6=%v: datagram %d does not merge", v6, i)
+			}
+		}
+		hdr := make([]byte, encap.VirtioNetHdrLen)
+		super := append(hdr, g.Finish(encap.VirtioNetHdr(hdr))...)
+		out := l.runVector(t, "up", super)
+		if len(out["pod1"]) != 5 {
+			t.Fatalf("v6=%v: %d frames to pod1, want 5 (counters %+v)", v6, len(out["pod1"]), l.sw.Counters())
+		}
+		for i, f := range out["pod1"] {
+			if el := decode(f).ErrorLayer(); el != nil {
+				t.Errorf("v6=%v frame %d: %v", v6, i, el.Error())
+			}
+		}
+		c := l.sw.Counters()
+		if c.Events[EvVXLANDecap] != 5 || c.Events[EvGSOSegmented] != 1 || c.Drops[DropBadVXLAN] != 0 {
+			t.Errorf("v6=%v: vxlan-decap %d gso-segmented %d bad-vxlan %d; want 5, 1, 0", v6, c.Events[EvVXLANDecap], c.Events[EvGSOSegmented], c.Drops[DropBadVXLAN])
+		}
+	}
+}

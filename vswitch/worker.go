@@ -78,6 +78,7 @@ type worker struct {
 	under     *fib.NextHop  // the underlay adjacency route4/route6 found for a VXLAN next hop
 	vxHash    uint32        // and the inner flow's hash, for the tunnel's UDP source port
 	vtepCache [16]vtepRoute // the routes to remote VTEPs, per FIB View
+	segs      [64]Packet    // VXLAN datagrams cut from a UDP super-frame (vxlanLarge)
 
 	gro     *encap.GRO                  // merges TCP segments for ports that take super-frames
 	ugro    *encap.UDPGRO               // and UDP datagrams (VXLAN toward one VTEP)
