@@ -36,7 +36,8 @@ type RouteKey struct {
 // workers) call View once per vector and look up in the returned immutable
 // view without locks.
 type FIB struct {
-	view atomic.Pointer[View]
+	view    atomic.Pointer[View]
+	changed chan struct{} // signalled after each publish, see Changed
 
 	mu      sync.Mutex // guards everything below
 	trie    *trie
@@ -87,6 +88,7 @@ func New() *FIB {
 		nhs:     []nhEntry{{nh: NextHop{Kind: KindDrop}, refs: 1}},
 		nhIndex: make(map[nhKey]Index),
 		nhDirty: true,
+		changed: make(chan struct{}, 1),
 	}
 	f.tableLocked(0)
 	f.publishLocked()
@@ -596,5 +598,15 @@ func (f *FIB) publishLocked() {
 	f.tok = tok
 	f.pubs++
 	f.view.Store(v)
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
 	f.maybeCollect()
 }
+
+// Changed is signalled after a new view is published (routes or next hops
+// changed), at most once while nobody receives: a receiver that then
+// takes View sees that change and every one before it. It is for one
+// receiver, which keeps something derived from the FIB in step with it.
+func (f *FIB) Changed() <-chan struct{} { return f.changed }

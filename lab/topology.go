@@ -59,6 +59,11 @@ type Options struct {
 	// and TX checksum offload, and TCP crosses the switch in 64 KiB GSO
 	// super-frames (see vswitch's doc). Pods keep TX checksum offload on.
 	PodMode string
+	// UplinkMode is the mode of xvsd's uplink ports ("" lets xvsd pick:
+	// AF_XDP). "af-packet" runs them over AF_PACKET steered by tc: XDP on
+	// a veth takes the peer's TSO away, so an AF_XDP uplink gets TCP from
+	// the outside segment by segment, an af-packet one gets it whole.
+	UplinkMode string
 	// XDPFastPath turns xvsd's fast path on (xdp_fast_path) and, with
 	// AF_XDP pod ports, GRO on in the pods, which veth needs to take
 	// XDP-redirected frames.
@@ -140,6 +145,13 @@ func (o *Options) setDefaults() error {
 	case "af-packet", "xdp-native", "xdp-generic":
 	default:
 		return fmt.Errorf("pod mode %q: want auto, af-packet, xdp-native or xdp-generic", o.PodMode)
+	}
+	switch o.UplinkMode {
+	case "", "auto":
+		o.UplinkMode = ""
+	case "af-packet", "xdp-native", "xdp-generic":
+	default:
+		return fmt.Errorf("uplink mode %q: want auto, af-packet, xdp-native or xdp-generic", o.UplinkMode)
 	}
 	if o.Workers == 0 {
 		o.Workers = 1
@@ -232,22 +244,23 @@ type IfRef struct{ NS, Dev string }
 
 // Node is a namespace that runs xvsd with kernel forwarding off.
 type Node struct {
-	Name      string // short name: "node", or "node1", "node2", ...
-	NS        string // namespace
-	Index     int
-	Uplink    string       // uplink interface in NS; empty without an outside
-	UplinkV4  netip.Prefix // node's uplink address and subnet (198.18.i.1/24)
-	UplinkV6  netip.Prefix // fd00:18:i::1/64
-	Queues    int          // uplink queues xvsd serves (0 or 1: one)
-	PodMode   string       // xvsd's mode for the pod ports ("" for its default)
-	FastPath  bool         // xvsd's xdp_fast_path
-	GatewayV4 netip.Addr   // the outside end of the uplink (198.18.i.2)
-	GatewayV6 netip.Addr
-	PodsV4    netip.Prefix // this node's pod block (198.19.i.0/24)
-	PodsV6    netip.Prefix // fd00:19:i::/64
-	Pods      []string     // pod short names, in order
-	HostIf    string       // the switch's end of the host port; empty without one
-	HostKern  string       // the kernel's end of the host port
+	Name       string // short name: "node", or "node1", "node2", ...
+	NS         string // namespace
+	Index      int
+	Uplink     string       // uplink interface in NS; empty without an outside
+	UplinkV4   netip.Prefix // node's uplink address and subnet (198.18.i.1/24)
+	UplinkV6   netip.Prefix // fd00:18:i::1/64
+	Queues     int          // uplink queues xvsd serves (0 or 1: one)
+	PodMode    string       // xvsd's mode for the pod ports ("" for its default)
+	UplinkMode string       // xvsd's mode for the uplink ("" for its default)
+	FastPath   bool         // xvsd's xdp_fast_path
+	GatewayV4  netip.Addr   // the outside end of the uplink (198.18.i.2)
+	GatewayV6  netip.Addr
+	PodsV4     netip.Prefix // this node's pod block (198.19.i.0/24)
+	PodsV6     netip.Prefix // fd00:19:i::/64
+	Pods       []string     // pod short names, in order
+	HostIf     string       // the switch's end of the host port; empty without one
+	HostKern   string       // the kernel's end of the host port
 	// VTEPMAC is the node's VXLAN tunnel endpoint MAC (Encap vxlan).
 	VTEPMAC net.HardwareAddr `json:",omitempty"`
 
@@ -391,6 +404,7 @@ func Plan(opts Options) (*Topology, error) {
 		}
 		n.NS = p + "-" + n.Name
 		n.PodMode = opts.PodMode
+		n.UplinkMode = opts.UplinkMode
 		n.FastPath = opts.XDPFastPath
 		n.PodsV4 = netip.PrefixFrom(v4(198, 19, byte(i), 0), 24)
 		n.PodsV6 = netip.PrefixFrom(v6(0x19, i, 0), 64)

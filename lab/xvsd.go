@@ -37,6 +37,9 @@ func XVSDConfig(t *Topology, n *Node, workers int) []byte {
 		if n.Queues > 1 {
 			fmt.Fprintf(&b, "    queues: %d\n", n.Queues)
 		}
+		if n.UplinkMode != "" {
+			fmt.Fprintf(&b, "    mode: %s\n", q(n.UplinkMode))
+		}
 	}
 	if n.HostIf != "" {
 		fmt.Fprintf(&b, "  - name: %s\n    kind: host\n    addresses: [%s, %s]\n",

@@ -49,6 +49,16 @@ func XVSDCrossNodeFastPath(path string, flags []string) Forwarder {
 	return &xvsdFwd{path: path, fastPath: true, flags: flags, nodes: 2}
 }
 
+// XVSDCrossNodeTCFastPath is XVSDCrossNode with af-packet pod ports,
+// af-packet uplinks (steered by tc) and the fast path on: the sending
+// pod's tc program sends its frames, TSO super-frames whole, out of the
+// uplink to the next hop the FIB gave (remote destinations in the fast
+// path), and the receiving node's uplink tc program forwards them to its
+// pod: the worker sees only what the fast path leaves.
+func XVSDCrossNodeTCFastPath(path string, flags []string) Forwarder {
+	return &xvsdFwd{path: path, podMode: "af-packet", uplinkMode: "af-packet", fastPath: true, flags: flags, nodes: 2}
+}
+
 // XVSDCrossNodeVXLANFastPath is XVSDCrossNodeVXLAN with the XDP fast path
 // on: the receiving node's uplink program decapsulates VXLAN over IPv4 for
 // its pod and forwards it in XDP.
@@ -64,13 +74,14 @@ func XVSDCrossNodeVXLAN(path, podMode string, flags []string) Forwarder {
 }
 
 type xvsdFwd struct {
-	path     string
-	podMode  string
-	fastPath bool
-	flags    []string
-	nodes    int    // 1 (0) or 2
-	encap    string // lab.Options.Encap, with two nodes
-	stop     func() error
+	path       string
+	podMode    string
+	uplinkMode string // lab.Options.UplinkMode
+	fastPath   bool
+	flags      []string
+	nodes      int    // 1 (0) or 2
+	encap      string // lab.Options.Encap, with two nodes
+	stop       func() error
 }
 
 func (x *xvsdFwd) Name() string {

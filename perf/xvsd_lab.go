@@ -16,7 +16,7 @@ import (
 func startXVSD(ctx context.Context, x *xvsdFwd) (*PodPair, error) {
 	o := lab.Options{
 		Nodes: 1, PodsPerNode: 2, NoOutside: true,
-		StaticNeighbors: true, XVSD: x.path, PodMode: x.podMode, XDPFastPath: x.fastPath,
+		StaticNeighbors: true, XVSD: x.path, PodMode: x.podMode, UplinkMode: x.uplinkMode, XDPFastPath: x.fastPath,
 		XVSDArgs: func(config string) []string { return append(lab.DefaultXVSDArgs(config), x.flags...) },
 	}
 	if x.nodes == 2 {

@@ -68,6 +68,7 @@ const (
 	EvVXLANDecap     // VXLAN frames for the node's VTEP, decapsulated
 	EvUDPGROMerged   // UDP GSO super-frames merged from datagrams of one flow (VXLAN toward one VTEP)
 	EvUDPGROSegments // the datagrams that went into them
+	EvFastRemote     // destinations on other nodes put into the tc fast path (see remote.go)
 	NumEvents
 )
 
@@ -77,6 +78,7 @@ var eventNames = [...]string{
 	"gso-whole", "gso-segmented", "xdp-forwarded-ipv4", "xdp-forwarded-ipv6",
 	"tc-forwarded-ipv4", "tc-forwarded-ipv6", "gro-merged", "gro-segments",
 	"vxlan-encap", "vxlan-decap", "udp-gro-merged", "udp-gro-segments",
+	"fast-path-remotes",
 }
 
 func (e Event) String() string {

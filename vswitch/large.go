@@ -1,6 +1,8 @@
 package vswitch
 
 import (
+	"net/netip"
+
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/fib"
 )
@@ -66,6 +68,8 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 		out *portState
 		d   Drop
 		ev  Event
+		// remote is the destination, for learnRemote.
+		remote netip.Addr
 	)
 	switch eth.Type() {
 	case encap.EtherTypeIPv4:
@@ -91,6 +95,9 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 		}
 		nh, out, d = w.route4(in, eth, ip, v, v.Lookup4(0, dst), wire)
 		ev = EvForwarded4
+		if in.tcFast {
+			remote = netip.AddrFrom4(dst)
+		}
 	case encap.EtherTypeIPv6:
 		ip := encap.IPv6(b[encap.EthernetLen:])
 		if !ip.IsValid(len(ip)) {
@@ -114,6 +121,9 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 		}
 		nh, out, d = w.route6(in, eth, ip, v, v.Lookup6(0, dst), wire)
 		ev = EvForwarded6
+		if in.tcFast {
+			remote = netip.AddrFrom16(dst)
+		}
 	default:
 		w.cnt.drop(DropUnknownProto)
 		return
@@ -145,6 +155,9 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 		eth.SetDst(nh.DstMAC)
 		eth.SetSrc(nh.SrcMAC)
 		w.cnt.event(ev)
+		if in.tcFast && out.kind == PortUplink {
+			w.learnRemote(remote)
+		}
 	}
 	w.sendLarge(b, lf.Hdr, &g, gso, out, nil)
 }

@@ -145,6 +145,9 @@ func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 		w.cnt.event(EvForwarded4)
 		w.sendVXLAN(p, nh, out)
 	case out != nil:
+		if in.tcFast && out.kind == PortUplink {
+			w.learnRemote(netip.AddrFrom4(ip.Dst()))
+		}
 		w.send(p, eth, nh, out, EvForwarded4)
 	case nh.Kind == fib.KindLocal:
 		w.local4(p, in, eth, ip)
@@ -214,6 +217,9 @@ func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 		w.cnt.event(EvForwarded6)
 		w.sendVXLAN(p, nh, out)
 	case out != nil:
+		if in.tcFast && out.kind == PortUplink {
+			w.learnRemote(netip.AddrFrom16(ip.Dst()))
+		}
 		w.send(p, eth, nh, out, EvForwarded6)
 	case nh.Kind == fib.KindLocal:
 		w.local6(p, in, eth, ip)

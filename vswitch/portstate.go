@@ -27,6 +27,7 @@ type portState struct {
 	gateway   bool     // pod and host ports: the switch answers ARP/NDP/echo for the gateway here
 	tunnel    bool     // the VXLAN tunnel's pseudo-port (worker.tun): replies are routed, not sent out of it
 	needLearn bool     // pod port whose MAC is not known yet: learn it from traffic
+	tcFast    bool     // pod port whose tc program forwards: what it sends out of an uplink is learned for it (remote.go)
 	icmpSrc4  [4]byte  // source of ICMP errors for packets that came in here
 	icmpSrc6  [16]byte // likewise for ICMPv6
 	own4      [4]byte  // pod ports: the pod's own IPv4 (not proxied), zero if none

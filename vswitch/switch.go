@@ -83,7 +83,11 @@ type Switch struct {
 	wg       sync.WaitGroup
 	nbr      *neighbors
 	fast     *xdpprog.FastPath // nil unless cfg.XDPFastPath
-	vx       vxlanState        // the node's VTEP once an uplink made it (guarded by mu)
+	// remotes are the other nodes' destinations in the tc fast path
+	// (remote.go); only the event loop touches the map.
+	remotes    map[netip.Addr]remoteFast
+	remoteAdds atomic.Uint64
+	vx         vxlanState // the node's VTEP once an uplink made it (guarded by mu)
 
 	mu     sync.Mutex // guards ports, byName, statics
 	ports  map[uint16]*portState
@@ -103,7 +107,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 	s := &Switch{
 		cfg: cfg, log: log, fib: fib.New(), opener: defaultOpener,
 		events: make(chan ctlEvent, 1024), stopCh: make(chan struct{}),
-		ports: make(map[uint16]*portState), byName: make(map[string]*portState),
+		remotes: make(map[netip.Addr]remoteFast),
+		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
 	}
 	for _, o := range opts {
 		o(s)
@@ -258,7 +263,11 @@ func (s *Switch) eventLoop() {
 				s.nbr.resolve(ev.port, ev.addr)
 			case evLearn:
 				s.learned(ev.port, ev.mac)
+			case evRemote:
+				s.addRemote(ev.addr)
 			}
+		case <-s.fib.Changed():
+			s.recheckRemotes()
 		}
 	}
 }
@@ -326,6 +335,9 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 		ps.mac = s.cfg.GatewayMAC
 		ps.gateway = true
 		ps.needLearn = pc.PeerMAC == [6]byte{}
+		if ap, ok := op.Port.(*afPacketPort); ok && s.fast != nil {
+			ps.tcFast = ap.drop != nil && ap.fastErr == nil
+		}
 		for _, a := range pc.Addrs {
 			if a.Addr().Is4() {
 				ps.own4 = a.Addr().As4()
@@ -885,6 +897,7 @@ func (s *Switch) Counters() Counters {
 	for _, w := range s.workers {
 		w.cnt.snapshot(&c)
 	}
+	c.Events[EvFastRemote] += s.remoteAdds.Load()
 	if s.fast != nil {
 		if fc, err := s.fast.Counts(); err == nil {
 			c.Events[EvXDPForwarded4] += fc.XDP4

@@ -90,6 +90,7 @@ type worker struct {
 	icmpTokens int64
 	icmpLast   int64
 	gleans     [64]gleanEntry
+	remotes    [64]gleanEntry // learnRemote's last requests
 }
 
 type gleanEntry struct {
@@ -100,8 +101,9 @@ type gleanEntry struct {
 type ctlEventKind uint8
 
 const (
-	evGlean ctlEventKind = iota // resolve addr on port
-	evLearn                     // pod on port has MAC mac
+	evGlean  ctlEventKind = iota // resolve addr on port
+	evLearn                      // pod on port has MAC mac
+	evRemote                     // put addr, routed out of an uplink, into the tc fast path
 )
 
 type ctlEvent struct {

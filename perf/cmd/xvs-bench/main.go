@@ -109,6 +109,8 @@ func run() int {
 		cross["xvsd-xdp-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeFastPath(*xvsd, xflags) }
 		if vxlan {
 			cross["xvsd-xdp-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeVXLANFastPath(*xvsd, xflags) }
+		} else {
+			cross["xvsd-af-packet-tc-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeTCFastPath(*xvsd, xflags) }
 		}
 		names := []string{"kernel", "xvsd", "xvsd-af-packet"}
 		if *fwdList != "" {

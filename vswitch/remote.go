@@ -1,0 +1,128 @@
+package vswitch
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/xvs-project/xvs/fib"
+)
+
+// Destinations on other nodes in the tc fast path.
+//
+// An af-packet pod's tc program forwards to the node's own pods
+// (xdpprog.FastPath). For traffic to other nodes the switch puts, into
+// the same map, the addresses its workers route out of an uplink for such
+// a pod: the worker asks the control plane (evRemote, at most once a
+// second per address and worker), which looks the address up in the FIB
+// itself and, if it leaves by an uplink through one resolved neighbour
+// (no ECMP group, no tunnel, nothing local), adds it with the
+// neighbour's MAC and the uplink's MTU. From then on the pod's frames,
+// TSO super-frames whole, leave through the uplink from its tc program,
+// in the pod's softirq, as the kernel's routing sends them; the next hop
+// and the TTL are the FIB's. Frames the program refuses (TTL 1, too big)
+// still reach the worker, which answers as usual.
+//
+// Every FIB change (fib.Changed: routes, next hops, neighbours) makes the
+// control plane look every such address up again: one that now routes
+// elsewhere is updated or removed, so no entry outlives the route it
+// copies. At most maxRemoteFast of them; they live only in the map and
+// in Switch.remotes, which only the event loop touches.
+
+// maxRemoteFast bounds the remote destinations in the fast path.
+const maxRemoteFast = 1024
+
+// remoteFast is a remote destination's fast-path entry.
+type remoteFast struct {
+	ifindex, mtu int
+	dst, src     [6]byte
+}
+
+// learnRemote asks the control plane to put dst, which this worker just
+// routed out of an uplink for a pod with a tc fast path, into the fast
+// path.
+func (w *worker) learnRemote(dst netip.Addr) {
+	e := &w.remotes[addrHash(dst)%uint32(len(w.remotes))]
+	if e.addr == dst && w.now-e.at < int64(time.Second) {
+		return
+	}
+	e.addr, e.at = dst, w.now
+	select {
+	case w.events <- ctlEvent{kind: evRemote, addr: dst}:
+	default:
+	}
+}
+
+// remoteFor says how the fast path would reach a in view v: out of an
+// uplink to one resolved neighbour, or not at all.
+func (s *Switch) remoteFor(v *fib.View, a netip.Addr) (remoteFast, bool) {
+	var idx fib.Index
+	if a.Is4() {
+		idx = v.Lookup4(0, a.As4())
+	} else {
+		idx = v.Lookup6(0, a.As16())
+	}
+	if idx == fib.NoRoute {
+		return remoteFast{}, false
+	}
+	nh := v.NextHop(idx)
+	if (nh.Kind != fib.KindAdjacency && nh.Kind != fib.KindPort) || !nh.Resolved {
+		return remoteFast{}, false
+	}
+	ps := s.portByID(nh.Port)
+	if ps == nil || ps.kind != PortUplink || ps.ifindex <= 0 || ps.mtu <= 0 {
+		return remoteFast{}, false
+	}
+	return remoteFast{ifindex: ps.ifindex, mtu: ps.mtu, dst: nh.DstMAC, src: nh.SrcMAC}, true
+}
+
+// addRemote puts a into the fast path if the FIB sends it out of an
+// uplink (event loop).
+func (s *Switch) addRemote(a netip.Addr) {
+	if s.fast == nil || !a.IsValid() {
+		return
+	}
+	e, ok := s.remoteFor(s.fib.View(), a)
+	if !ok {
+		return
+	}
+	if old, had := s.remotes[a]; had && old == e {
+		return
+	}
+	if len(s.remotes) >= maxRemoteFast {
+		return
+	}
+	if err := s.fast.Add(a, e.ifindex, e.mtu, e.dst, e.src, false); err != nil {
+		s.log.Warn("tc fast path: add remote destination", "addr", a, "err", err)
+		return
+	}
+	s.remotes[a] = e
+	s.remoteAdds.Add(1)
+}
+
+// recheckRemotes looks every remote destination up again after a FIB
+// change: updated, or removed where the fast path may no longer take it
+// (event loop).
+func (s *Switch) recheckRemotes() {
+	if len(s.remotes) == 0 {
+		return
+	}
+	v := s.fib.View()
+	for a, old := range s.remotes {
+		e, ok := s.remoteFor(v, a)
+		switch {
+		case !ok:
+			if err := s.fast.Remove(a); err != nil {
+				s.log.Warn("tc fast path: remove remote destination", "addr", a, "err", err)
+			}
+			delete(s.remotes, a)
+		case e != old:
+			if err := s.fast.Add(a, e.ifindex, e.mtu, e.dst, e.src, false); err != nil {
+				s.log.Warn("tc fast path: update remote destination", "addr", a, "err", err)
+				s.fast.Remove(a)
+				delete(s.remotes, a)
+				continue
+			}
+			s.remotes[a] = e
+		}
+	}
+}
