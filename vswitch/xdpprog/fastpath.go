@@ -329,3 +329,17 @@ func fastPrelude(f *FastPath, next string) asm.Instructions {
 
 	return p
 }
+
+// Has reports whether addr is a fast-path destination, and out of which
+// interface.
+func (f *FastPath) Has(addr netip.Addr) (ifindex int, ok bool) {
+	m, key, err := f.key(addr)
+	if err != nil {
+		return 0, false
+	}
+	var v [fvSize]byte
+	if err := m.Lookup(key, v[:]); err != nil {
+		return 0, false
+	}
+	return int(binary.LittleEndian.Uint32(v[fvIfindex:])), true
+}

@@ -1,0 +1,151 @@
+package vswitch
+
+import (
+	"log/slog"
+	"net/netip"
+	"testing"
+
+	"github.com/xvs-project/xvs/vswitch/xdpprog"
+	"github.com/xvs-project/xvs/vswitch/xsk"
+)
+
+// newRemoteLab is a switch with the fast path on, an uplink whose
+// neighbours route 198.19.1.0/24 and fd00:19:1::/64, a blackholed
+// 198.19.3.0/24, and pod1 (its tc fast path taken as in force) and pod2
+// (without one).
+func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
+	t.Helper()
+	fp, err := xdpprog.NewFastPath(16)
+	if err != nil {
+		t.Skipf("fast path maps: %v", err)
+	}
+	// WithoutKernel makes no fast path of its own: this one stands in.
+	withFast := func(s *Switch) { s.fast = fp }
+	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
+	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+		fp := NewFakePort(1024)
+		fp.umem = u
+		l.ports[pc.Name] = fp
+		mac := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}
+		idx := 10 + len(l.ports)
+		if pc.Kind == PortUplink {
+			// The fast path's devmap takes only devices that exist.
+			mac, idx = upMAC, 1
+		}
+		return OpenedPort{Port: fp, MAC: mac, MTU: 1500, Ifindex: idx}, nil
+	}
+	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) PortConfig {
+		return PortConfig{Name: name, Kind: PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
+	}
+	cfg := Config{
+		XDPFastPath: true,
+		Ports: []PortConfig{
+			{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)}},
+			pod("pod1", pod1MAC, pod1v4, pod1v6),
+			pod("pod2", pod2MAC, pod2v4, pod2v6),
+		},
+		Routes: []StaticRoute{
+			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), Via: remote4},
+			{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), Via: remote6},
+			{Prefix: netip.MustParsePrefix("198.19.3.0/24"), Blackhole: true},
+		},
+	}
+	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel(), withFast)
+	if err != nil {
+		fp.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sw.Close() })
+	l.sw = sw
+	up := sw.byName["up"]
+	sw.nbr.update(neighUpdate(up.ifindex, remote4, peerMAC))
+	sw.nbr.update(neighUpdate(up.ifindex, remote6, peerMAC))
+	sw.byName["pod1"].tcFast = true
+	return l, up
+}
+
+// events runs the control plane's side of what the vector raised: the
+// remote destinations asked for, and a FIB change.
+func (l *fakeLab) events() (asked []netip.Addr) {
+	for {
+		select {
+		case ev := <-l.sw.events:
+			if ev.kind == evRemote {
+				asked = append(asked, ev.addr)
+				l.sw.addRemote(ev.addr)
+			}
+		case <-l.sw.fib.Changed():
+			l.sw.recheckRemotes()
+		default:
+			return asked
+		}
+	}
+}
+
+// TestRemoteFastPath: what a worker routes out of the uplink for a pod
+// whose tc program forwards becomes a fast-path destination, with the
+// neighbour's MAC and the uplink's MTU; FIB changes update or remove it.
+func TestRemoteFastPath(t *testing.T) {
+	l, up := newRemoteLab(t)
+	l.events()
+	dst4, dst6 := remotePod4, remotePod6
+	out := l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, dst4, 64, 20), udp6(t, pod1MAC, pod1v6, dst6, 64, 20))
+	if len(out["up"]) != 2 {
+		t.Fatalf("%d frames out of the uplink, want 2", len(out["up"]))
+	}
+	if asked := l.events(); len(asked) != 2 {
+		t.Fatalf("asked for %v, want both destinations", asked)
+	}
+	for _, a := range []netip.Addr{dst4, dst6} {
+		e := l.sw.remotes[a]
+		if e != (remoteFast{ifindex: up.ifindex, mtu: 1500, dst: peerMAC, src: upMAC}) {
+			t.Errorf("%v: entry %+v", a, e)
+		}
+		if idx, ok := l.sw.fast.Has(a); !ok || idx != up.ifindex {
+			t.Errorf("%v: fast path has %v out of %d, want out of %d", a, ok, idx, up.ifindex)
+		}
+	}
+	if c := l.sw.Counters(); c.Events[EvFastRemote] != 2 {
+		t.Errorf("fast-path-remotes %d, want 2", c.Events[EvFastRemote])
+	}
+
+	// Asked once a second at most; not for pods without a tc fast path,
+	// nor for what does not leave by the uplink.
+	l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, dst4, 64, 20))
+	l.runVector(t, "pod2", udp4(t, pod2MAC, pod2v4, netip.MustParseAddr("198.19.1.6"), 64, 20))
+	l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, pod2v4, 64, 20), udp4(t, pod1MAC, pod1v4, netip.MustParseAddr("198.19.3.1"), 64, 20))
+	if asked := l.events(); len(asked) != 0 {
+		t.Errorf("asked for %v, want nothing", asked)
+	}
+	// The control plane checks for itself: a blackholed address is not
+	// added however it is asked.
+	l.sw.addRemote(netip.MustParseAddr("198.19.3.1"))
+	if len(l.sw.remotes) != 2 {
+		t.Errorf("remotes %v after asking for a blackholed address", l.sw.remotes)
+	}
+
+	// The neighbour moves: the entries follow.
+	other := [6]byte{0x02, 0xbb, 0, 0, 0, 9}
+	l.sw.nbr.update(neighUpdate(up.ifindex, remote4, other))
+	l.events()
+	if e := l.sw.remotes[dst4]; e.dst != other {
+		t.Errorf("after the neighbour changed: %+v", e)
+	}
+	if e := l.sw.remotes[dst6]; e.dst != peerMAC {
+		t.Errorf("IPv6 entry changed with the IPv4 neighbour: %+v", e)
+	}
+	// The route goes: so does the entry.
+	if err := l.sw.DelRoute(netip.MustParsePrefix("198.19.1.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	l.events()
+	if _, ok := l.sw.remotes[dst4]; ok {
+		t.Error("entry kept after its route was deleted")
+	}
+	if _, ok := l.sw.fast.Has(dst4); ok {
+		t.Error("fast path still has the deleted route's destination")
+	}
+	if _, ok := l.sw.remotes[dst6]; !ok {
+		t.Error("IPv6 entry removed with the IPv4 route")
+	}
+}
