@@ -62,11 +62,11 @@ func udpAcross(t *testing.T, l *lab.Lab, v6 bool) {
 // TestVXLANCrossNode: two nodes whose pod blocks are routed to each other
 // only through VXLAN (the lab's outside does not route them), xvsd on
 // both, with AF_XDP and with af-packet pod ports (TCP super-frames cut,
-// then encapsulated).
+// then encapsulated), and with af-packet uplinks (steered by tc).
 func TestVXLANCrossNode(t *testing.T) {
-	for _, mode := range []string{"", "af-packet"} {
-		t.Run("mode="+mode, func(t *testing.T) {
-			l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: mode, Encap: "vxlan"})
+	for _, c := range []struct{ pods, uplinks string }{{"", ""}, {"af-packet", ""}, {"af-packet", "af-packet"}} {
+		t.Run("pods="+c.pods+",uplinks="+c.uplinks, func(t *testing.T) {
+			l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: c.pods, UplinkMode: c.uplinks, Encap: "vxlan"})
 			crossPods(t, l)
 			udpAcross(t, l, false)
 			udpAcross(t, l, true)
