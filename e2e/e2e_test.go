@@ -617,54 +617,71 @@ func TestCrossNodeFastPath(t *testing.T) {
 	assertForwardingOff(t, l)
 }
 
-// TestCrossNodeTCFastPath: af-packet pods and af-packet uplinks (steered
-// by tc) with the fast path. The sending pod's tc program sends to the
-// other node's pod out of the uplink itself once the switch has put that
-// destination in the fast path, super-frames whole; the receiving
-// uplink's tc program forwards to its pod. Ping, iperf3 and UDP work
-// both ways, the workers see little of the stream, the node's own
-// traffic on the uplink still reaches its kernel, and it all holds across
-// a restart of xvsd.
+// TestCrossNodeTCFastPath: af-packet pods with the fast path, over
+// af-packet uplinks (steered by tc) and over AF_XDP ones. The sending
+// pod's tc program sends to the other node's pod out of the uplink itself
+// once the switch has put that destination in the fast path, super-frames
+// whole; a receiving af-packet uplink's tc program forwards to its pod
+// (an AF_XDP uplink hands the segments to its worker). Ping, iperf3 and
+// UDP work both ways, the workers see little of the stream, the node's
+// own traffic on the uplink still reaches its kernel, and it all holds
+// across a restart of xvsd.
 func TestCrossNodeTCFastPath(t *testing.T) {
-	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: "af-packet", UplinkMode: "af-packet", XDPFastPath: true})
-	p1, p2 := l.T.Pods[0], l.T.Pods[1]
-	crossPods(t, l)
-	udpAcross(t, l, false)
-	udpAcross(t, l, true)
-	check := func(when string) {
-		t.Helper()
-		before := counter(t, l, "node1", "rx-packets") + counter(t, l, "node2", "rx-packets")
-		ir, err := l.Iperf3(p2.Name, p1.Name, time.Second, false)
-		if err != nil || ir.ReceivedBytes == 0 {
-			t.Fatalf("%s: iperf3 across nodes: %v (%d bytes)", when, err, ir.ReceivedBytes)
-		}
-		rx := counter(t, l, "node1", "rx-packets") + counter(t, l, "node2", "rx-packets") - before
-		segs := uint64(ir.ReceivedBytes / 1448)
-		if rx > segs/20 {
-			t.Errorf("%s: the workers received %d frames for ~%d segments; want the stream in tc", when, rx, segs)
-		}
-		for _, n := range []string{"node1", "node2"} {
-			if c := counter(t, l, n, "fast-path-remotes"); c == 0 {
-				t.Errorf("%s: %s put no remote destination in the fast path", when, n)
+	for _, up := range []string{"af-packet", ""} {
+		t.Run("uplinks="+up, func(t *testing.T) {
+			l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: "af-packet", UplinkMode: up, XDPFastPath: true})
+			p1, p2 := l.T.Pods[0], l.T.Pods[1]
+			crossPods(t, l)
+			udpAcross(t, l, false)
+			udpAcross(t, l, true)
+			// The stream goes pod1 (node1) to pod2 (node2); node2's
+			// workers see it unless its uplink is steered by tc.
+			workers := []string{"node1", "node2"}
+			if up == "" {
+				workers = workers[:1]
 			}
-		}
-		t.Logf("%s: iperf3 across nodes, tc fast path: %.2f Gb/s, %d frames through the workers", when, ir.BitsPerSecond/1e9, rx)
+			check := func(when string) {
+				t.Helper()
+				rxAll := func() (n uint64) {
+					for _, w := range workers {
+						n += counter(t, l, w, "rx-packets")
+					}
+					return n
+				}
+				before := rxAll()
+				ir, err := l.Iperf3(p2.Name, p1.Name, time.Second, false)
+				if err != nil || ir.ReceivedBytes == 0 {
+					t.Fatalf("%s: iperf3 across nodes: %v (%d bytes)", when, err, ir.ReceivedBytes)
+				}
+				rx := rxAll() - before
+				segs := uint64(ir.ReceivedBytes / 1448)
+				if rx > segs/20 {
+					t.Errorf("%s: the workers of %v received %d frames for ~%d segments; want the stream in tc", when, workers, rx, segs)
+				}
+				for _, n := range []string{"node1", "node2"} {
+					if c := counter(t, l, n, "fast-path-remotes"); c == 0 {
+						t.Errorf("%s: %s put no remote destination in the fast path", when, n)
+					}
+				}
+				t.Logf("%s: iperf3 across nodes, tc fast path: %.2f Gb/s, %d frames through %v's workers", when, ir.BitsPerSecond/1e9, rx, workers)
+			}
+			check("first start")
+			// The outside still reaches the nodes' kernels through the uplinks.
+			for _, n := range l.T.Nodes {
+				ping(t, l, l.T.Outside, n.UplinkV4.Addr())
+				ping(t, l, l.T.Outside, n.UplinkV6.Addr())
+			}
+			for _, n := range []string{"node1", "node2"} {
+				if err := l.StopXVSD(n); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.StartXVSD(n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			crossPods(t, l)
+			check("after a restart")
+			assertForwardingOff(t, l)
+		})
 	}
-	check("first start")
-	// The outside still reaches the nodes' kernels through the uplinks.
-	for _, n := range l.T.Nodes {
-		ping(t, l, l.T.Outside, n.UplinkV4.Addr())
-		ping(t, l, l.T.Outside, n.UplinkV6.Addr())
-	}
-	for _, n := range []string{"node1", "node2"} {
-		if err := l.StopXVSD(n); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.StartXVSD(n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	crossPods(t, l)
-	check("after a restart")
-	assertForwardingOff(t, l)
 }

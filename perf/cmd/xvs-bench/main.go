@@ -113,6 +113,9 @@ func run() int {
 			cross["xvsd-af-packet-tc-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeTCFastPath(*xvsd, xflags) }
 		}
 		names := []string{"kernel", "xvsd", "xvsd-af-packet"}
+		if !vxlan {
+			names = append(names, "xvsd-af-packet-tc-fast-path")
+		}
 		if *fwdList != "" {
 			names = []string{"kernel"}
 			for _, n := range strings.Split(*fwdList, ",") {
