@@ -33,9 +33,10 @@
 //	worker_cpus: [1]
 //	# forward pod-to-pod frames in the pod ports' own BPF programs, without
 //	# a trip through a worker (default false): XDP for AF_XDP ports, tc for
-//	# af-packet ports (TCP super-frames whole); and frames from the network
-//	# to AF_XDP pods in the uplink's XDP program, VXLAN over IPv4
-//	# decapsulated there. AF_XDP pods must have GRO on
+//	# af-packet ports (TCP super-frames whole, to other nodes' pods as well);
+//	# and frames from the network to the node's pods in the uplink's
+//	# program (XDP: to AF_XDP pods, VXLAN over IPv4 decapsulated there;
+//	# tc on an af-packet uplink: to every pod). AF_XDP pods must have GRO on
 //	# (ethtool -K eth0 gro on) to receive redirected frames
 //	xdp_fast_path: false
 //	# UMEM frames per worker, a power of two (default 16384: 64 MiB at 4 KiB;
@@ -78,6 +79,7 @@
 //	  - name: eth0
 //	    kind: uplink                 # pod | uplink | host
 //	    mode: auto                   # auto | xdp-zerocopy | xdp-native | xdp-generic | af-packet
+//	                                 # (af-packet: AF_PACKET steered by tc; the link keeps TSO)
 //	    queue: 0                     # first NIC queue (uplink only)
 //	    queues: 1                    # NIC queues from queue on, one AF_XDP socket each,
 //	                                 # served by worker queue%workers (shown as eth0/q1, ...)

@@ -25,7 +25,10 @@
 // the gateways. TX checksum offload is off on pod eth0, as the CNI plugin
 // will have to set it (AF_XDP cannot carry a partial checksum;
 // Options.PodTxChecksum keeps it on), and on the outside's uplink ends (a real network delivers
-// complete checksums). Kernel forwarding is off in every node, so any
+// complete checksums; with it goes their TSO, so the outside hands the
+// nodes MTU-sized frames, as a real network does, whatever the forwarder).
+// Options.PodMode and Options.UplinkMode choose xvsd's port modes
+// ("af-packet" for either). Kernel forwarding is off in every node, so any
 // packet that crosses a node went through xvsd. Node i of several gets
 // 198.18.i.0/24 and fd00:18:i::/64 on its uplink and the pod block
 // 198.19.i.0/24, fd00:19:i::/64; pods are numbered across nodes. All
