@@ -322,6 +322,9 @@ func printStatus(w io.Writer, st *State) {
 			}
 		}
 		fmt.Fprintf(w, "  xvsd     %s, api %s, config %s, log %s\n", xvsd, n.Socket, n.Config, n.Log)
+		if n.PodMode != "" || n.UplinkMode != "" || n.FastPath {
+			fmt.Fprintf(w, "  modes    pods %s, uplink %s, fast path %v\n", orAuto(n.PodMode), orAuto(n.UplinkMode), n.FastPath)
+		}
 	}
 	for _, p := range t.Pods {
 		fmt.Fprintf(w, "pod  %-8s ns %s%s  eth0 %s %s %s  host end %s on %s\n",
@@ -362,4 +365,12 @@ func printEnv(w io.Writer, st *State) {
 		k := "LAB_" + up(p.Name)
 		fmt.Fprintf(w, "%s_NS=%s\n%s_V4=%s\n%s_V6=%s\n", k, p.NS, k, p.V4, k, p.V6)
 	}
+}
+
+// orAuto is a port mode as the status shows it.
+func orAuto(m string) string {
+	if m == "" {
+		return "auto"
+	}
+	return m
 }

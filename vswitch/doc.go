@@ -118,6 +118,39 @@
 // (fastDelLocked). The programs count what they forward; the workers never
 // see it.
 //
+// Other nodes' destinations join the tc fast path as the workers route to
+// them (remote.go): a frame from an af-packet pod whose tc program is in
+// force that a worker sends out of an uplink makes it ask the control
+// plane (learnRemote, once a second per address at most), which looks the
+// address up in the FIB itself and adds it, out of the uplink with the
+// neighbour's MAC and the uplink's MTU, if the route is one resolved
+// neighbour on an uplink (no ECMP group, no tunnel). Every FIB change
+// (fib.Changed) re-resolves them all, updating or removing what moved
+// (fast-path-remotes counts the additions). The pod's TSO super-frames
+// then leave through the uplink from its tc program whole, as the kernel's
+// routing sends them. XDP programs never redirect to them.
+//
+// # Uplinks: AF_XDP, or AF_PACKET steered by tc
+//
+// An uplink is AF_XDP by default: its XDP program steers pod prefixes and
+// VXLAN for the node to the socket and passes everything else to the host.
+// XDP on a veth takes TSO away from the peer, and AF_XDP takes frames one
+// by one; an uplink in mode af-packet keeps the sk_buffs: an AF_PACKET
+// socket with PACKET_VNET_HDR and xdpprog.UplinkIngress, a tc ingress
+// program on the same maps as the XDP steering (AddPrefix, SetVTEP through
+// PrefixSteerer and VTEPSteerer) that drops what the switch takes (its
+// socket's tap saw it), passes the rest to the host, and with the fast
+// path first forwards frames for the node's pods itself, super-frames
+// whole. The socket carries a filter built from the same decisions, so it
+// gets exactly the frames tc drops. If the tc program cannot attach, the
+// port is passive (portState.passive): it sees a copy of everything the
+// host gets, and the switch forwards only frames to its MAC and answers
+// nothing there. A UDP GSO super-frame of VXLAN for the node (another
+// node's merged datagrams, kept whole by the network) is cut into its
+// datagrams and each decapsulated (vxlanLarge). Pair it with af-packet
+// pods and the fast path, and TCP between nodes crosses both in tc:
+// docs/BENCHMARKS.md has the figures.
+//
 // # Offloads: GSO super-frames and partial checksums
 //
 // XDP on a veth takes TSO away from the peer (the kernel clears the pod's

@@ -26,7 +26,13 @@ import (
 // control plane look every such address up again: one that now routes
 // elsewhere is updated or removed, so no entry outlives the route it
 // copies. At most maxRemoteFast of them; they live only in the map and
-// in Switch.remotes, which only the event loop touches.
+// in Switch.remotes, which only the event loop touches. A flow moves from
+// the worker to tc once, when its destination is added, and may see a
+// few of its frames reordered then, as when a pod joins the fast path.
+//
+// Only plain next hops: a VXLAN route stays with the workers (the tc
+// program does not encapsulate), and so does an ECMP group (one entry per
+// address would pin every flow to one member).
 
 // maxRemoteFast bounds the remote destinations in the fast path.
 const maxRemoteFast = 1024

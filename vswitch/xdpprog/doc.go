@@ -28,6 +28,15 @@
 //     Both come from one decision, fastDecide in tcfast.go, so they agree;
 //     TestIngressFastAgrees checks it on random frames. Change the decision
 //     there, never in one program only.
+//   - UplinkIngress: the Uplink program's steering (and its fast path to
+//     the node's pods) for an uplink the switch drives with AF_PACKET: a
+//     tc ingress program that drops what the switch takes (pod prefixes,
+//     VXLAN for the node) and passes the rest to the host, and a socket
+//     filter that takes exactly what it drops. Both decide on a copy of
+//     the headers (copyHeaders, fastDecide, steerDecide in tcuplink.go),
+//     from the same maps as the XDP program (the steering type);
+//     TestUplinkIngressAgrees checks that XDP, tc and the filter steer
+//     random frames alike.
 //   - The maps: an XSKMAP by rx queue (SetSocket, ClearSocket), the LPM
 //     tries (AddPrefix, RemovePrefix) and a one-entry config array (SetVTEP).
 //   - Attach: native (driver) mode first, then generic (skb) mode under
