@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/xvs-project/xvs/vswitch/xdpprog"
 	"github.com/xvs-project/xvs/vswitch/xsk"
@@ -147,5 +148,38 @@ func TestRemoteFastPath(t *testing.T) {
 	}
 	if _, ok := l.sw.remotes[dst6]; !ok {
 		t.Error("IPv6 entry removed with the IPv4 route")
+	}
+}
+
+// TestRemoteLearnZeroAlloc: routing out of the uplink for a pod with a tc
+// fast path, asking for its destinations (each vector to new ones, so the
+// worker asks every time), allocates nothing.
+func TestRemoteLearnZeroAlloc(t *testing.T) {
+	l, _ := newRemoteLab(t)
+	w := l.sw.workers[0]
+	pod := l.sw.byName["pod1"]
+	vec := make([]Packet, 64)
+	frames := [][]byte{
+		udp4(t, pod1MAC, pod1v4, remotePod4, 64, 18),
+		udp6(t, pod1MAC, pod1v6, remotePod6, 64, 18),
+	}
+	i, asked := 0, 0
+	f := func() {
+		// A fresh worker clock each time: the once-a-second limit lets
+		// the next request through.
+		w.now += int64(2 * time.Second)
+		processDiscard(w, vec, pod, frames[i%2])
+		i++
+		for len(l.sw.events) > 0 {
+			<-l.sw.events
+			asked++
+		}
+	}
+	f()
+	if a := testing.AllocsPerRun(50, f); a != 0 {
+		t.Errorf("%v allocations per vector, want 0", a)
+	}
+	if asked < 50 {
+		t.Errorf("the worker asked %d times in 51 vectors: the test missed the path", asked)
 	}
 }
