@@ -139,19 +139,17 @@ func (o *Options) setDefaults() error {
 	if o.MTU == 0 {
 		o.MTU = DefaultMTU
 	}
-	switch o.PodMode {
-	case "", "auto":
-		o.PodMode = ""
-	case "af-packet", "xdp-native", "xdp-generic":
-	default:
-		return fmt.Errorf("pod mode %q: want auto, af-packet, xdp-native or xdp-generic", o.PodMode)
-	}
-	switch o.UplinkMode {
-	case "", "auto":
-		o.UplinkMode = ""
-	case "af-packet", "xdp-native", "xdp-generic":
-	default:
-		return fmt.Errorf("uplink mode %q: want auto, af-packet, xdp-native or xdp-generic", o.UplinkMode)
+	for _, m := range []struct {
+		what string
+		v    *string
+	}{{"pod", &o.PodMode}, {"uplink", &o.UplinkMode}} {
+		switch *m.v {
+		case "", "auto":
+			*m.v = ""
+		case "af-packet", "xdp-native", "xdp-generic":
+		default:
+			return fmt.Errorf("%s mode %q: want auto, af-packet, xdp-native or xdp-generic", m.what, *m.v)
+		}
 	}
 	if o.Workers == 0 {
 		o.Workers = 1

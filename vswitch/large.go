@@ -205,20 +205,28 @@ func (w *worker) sendLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, gso b
 	}
 	n := g.Segments(b)
 	for i := 0; i < n; i++ {
-		a, ok := w.umem.Alloc()
-		if !ok {
-			w.cnt.drop(DropNoFrames)
-			continue
+		if p, ok := w.cut(b, g, i); ok {
+			w.emitTo(&p, out, tun)
 		}
-		l := g.Segment(w.umem.Frame(a)[Headroom:], b, i)
-		if l == 0 {
-			w.umem.Free(a)
-			w.cnt.drop(DropMTU)
-			continue
-		}
-		w.emitTo(&Packet{Addr: a + Headroom, Len: uint32(l)}, out, tun)
 	}
 	w.cnt.event(EvGSOSegmented)
+}
+
+// cut puts segment i of the GSO super-frame b into a Umem frame, or
+// counts why it cannot (no free frame, a segment that does not fit).
+func (w *worker) cut(b []byte, g *encap.GSO, i int) (Packet, bool) {
+	a, ok := w.umem.Alloc()
+	if !ok {
+		w.cnt.drop(DropNoFrames)
+		return Packet{}, false
+	}
+	l := g.Segment(w.umem.Frame(a)[Headroom:], b, i)
+	if l == 0 {
+		w.umem.Free(a)
+		w.cnt.drop(DropMTU)
+		return Packet{}, false
+	}
+	return Packet{Addr: a + Headroom, Len: uint32(l)}, true
 }
 
 // emitTo queues p on out, through tunnel tun if it is not nil.
@@ -263,19 +271,11 @@ func (w *worker) vxlanLarge(lf *LargeFrame, in *portState) bool {
 	for i := 0; i < n; {
 		k := 0
 		for ; i < n && k < len(w.segs); i++ {
-			a, ok := w.umem.Alloc()
-			if !ok {
-				w.cnt.drop(DropNoFrames)
-				continue
+			if p, ok := w.cut(b, &g, i); ok {
+				p.Port = in.id
+				w.segs[k] = p
+				k++
 			}
-			l := g.Segment(w.umem.Frame(a)[Headroom:], b, i)
-			if l == 0 {
-				w.umem.Free(a)
-				w.cnt.drop(DropMTU)
-				continue
-			}
-			w.segs[k] = Packet{Addr: a + Headroom, Len: uint32(l), Port: in.id}
-			k++
 		}
 		w.process(w.segs[:k], in)
 	}

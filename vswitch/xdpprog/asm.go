@@ -26,6 +26,12 @@ const (
 	protoUDP      = 17
 )
 
+// labeled gives is's first instruction the symbol sym.
+func labeled(is asm.Instructions, sym string) asm.Instructions {
+	is[0] = is[0].WithSymbol(sym)
+	return is
+}
+
 func mapPtr(dst asm.Register, m *ebpf.Map) asm.Instruction {
 	ins := asm.LoadMapPtr(dst, 0)
 	if err := ins.AssociateMap(m); err != nil {
@@ -76,7 +82,7 @@ func lookupCfg(cfg *ebpf.Map, off int16) asm.Instructions {
 }
 
 func uplinkProgram(xsks *ebpf.Map, st *steering, miss uint32, f *FastPath) asm.Instructions {
-	p := steerProgram(xsks, st.cfg, st.pfx4, st.pfx6, miss)
+	p := steerProgram(xsks, st, miss)
 	if f == nil {
 		return p
 	}
@@ -199,107 +205,27 @@ func vxlanRestore() asm.Instructions {
 
 // steerProgram is the uplink's steering: pod prefixes and VXLAN for the
 // node to the socket, everything else to the kernel.
-func steerProgram(xsks, cfg, pfx4, pfx6 *ebpf.Map, miss uint32) asm.Instructions {
-	var p asm.Instructions
-	add := func(is ...asm.Instruction) { p = append(p, is...) }
-	addAll := func(is asm.Instructions) { p = append(p, is...) }
+func steerProgram(xsks *ebpf.Map, st *steering, miss uint32) asm.Instructions {
+	p := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	p = append(p, steerDecide(st, reload, xdpPort4)...)
+	x := redirect(xsks, asm.R6, miss)
+	x[0] = x[0].WithSymbol("take")
+	p = append(p, x...)
+	return append(p,
+		asm.Mov.Imm(asm.R0, Pass).WithSymbol("pass"),
+		asm.Return(),
+	)
+}
 
-	// Ethernet.
-	add(asm.Mov.Reg(asm.R6, asm.R1))
-	addAll(reload(14))
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
-		asm.JEq.Imm(asm.R5, leEthIPv4, "ipv4"),
-		asm.JEq.Imm(asm.R5, leEthIPv6, "ipv6"),
-		asm.Ja.Label("pass"),
-	)
-
-	// IPv4: pod prefix? Key {32, daddr} at fp-8.
-	v4 := reload(14 + 20)
-	v4[0] = v4[0].WithSymbol("ipv4")
-	addAll(v4)
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
-		asm.StoreMem(asm.RFP, -4, asm.R5, asm.Word),
-		asm.StoreImm(asm.RFP, -8, 32, asm.Word),
-		mapPtr(asm.R1, pfx4),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -8),
-		asm.FnMapLookupElem.Call(),
-		asm.JNE.Imm(asm.R0, 0, "redirect"),
-	)
-	// IPv4: VXLAN to the node? Unfragmented UDP to node4:port.
-	addAll(lookupCfg(cfg, -12))
-	addAll(reload(14 + 20))
-	add(
-		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
-		asm.And.Imm(asm.R5, cfgHas4),
-		asm.JEq.Imm(asm.R5, 0, "pass"),
-	)
-	addAll(udpToVTEP4("pass"))
-	add(
-		// Header length from IHL, 20..60 bytes.
-		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
-		asm.And.Imm(asm.R5, 0x0f),
-		asm.LSh.Imm(asm.R5, 2),
-		asm.JLT.Imm(asm.R5, 20, "pass"),
+// xdpPort4 is steerDecide's port4 in XDP: past the IPv4 header by packet
+// pointer (R2 data, R3 data_end, as reload left them), the whole UDP
+// header there.
+func xdpPort4() asm.Instructions {
+	return asm.Instructions{
 		asm.Add.Reg(asm.R2, asm.R5),
 		asm.Mov.Reg(asm.R4, asm.R2),
 		asm.Add.Imm(asm.R4, 14+8),
 		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
 		asm.LoadMem(asm.R5, asm.R2, 14+2, asm.Half),
-		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
-		asm.JNE.Reg(asm.R5, asm.R8, "pass"),
-		asm.Ja.Label("redirect"),
-	)
-
-	// IPv6: pod prefix? Key {128, daddr} at fp-20.
-	v6 := reload(14 + 40)
-	v6[0] = v6[0].WithSymbol("ipv6")
-	addAll(v6)
-	add(asm.StoreImm(asm.RFP, -20, 128, asm.Word))
-	for i := int16(0); i < 4; i++ {
-		add(
-			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
-			asm.StoreMem(asm.RFP, -16+4*i, asm.R5, asm.Word),
-		)
 	}
-	add(
-		mapPtr(asm.R1, pfx6),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -20),
-		asm.FnMapLookupElem.Call(),
-		asm.JNE.Imm(asm.R0, 0, "redirect"),
-	)
-	// IPv6: VXLAN to the node? UDP directly after the fixed header (no
-	// extension headers) to node6:port.
-	addAll(lookupCfg(cfg, -24))
-	addAll(reload(14 + 40 + 8))
-	add(
-		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
-		asm.And.Imm(asm.R5, cfgHas6),
-		asm.JEq.Imm(asm.R5, 0, "pass"),
-		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Byte),
-		asm.JNE.Imm(asm.R5, protoUDP, "pass"),
-	)
-	for i := int16(0); i < 4; i++ {
-		add(
-			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
-			asm.LoadMem(asm.R8, asm.R7, cfgNode6+4*i, asm.Word),
-			asm.JNE.Reg(asm.R5, asm.R8, "pass"),
-		)
-	}
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 14+40+2, asm.Half),
-		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
-		asm.JNE.Reg(asm.R5, asm.R8, "pass"),
-		asm.Ja.Label("redirect"),
-	)
-
-	addAll(redirect(xsks, asm.R6, miss))
-	add(
-		asm.Mov.Imm(asm.R0, Pass).WithSymbol("pass"),
-		asm.Return(),
-	)
-	return p
 }

@@ -224,10 +224,6 @@ func fastPrelude(f *FastPath, next string) asm.Instructions {
 	var p asm.Instructions
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
 	addAll := func(is asm.Instructions) { p = append(p, is...) }
-	labeled := func(is asm.Instructions, sym string) asm.Instructions {
-		is[0] = is[0].WithSymbol(sym)
-		return is
-	}
 
 	// Only destinations whose pod runs NAPI take XDP redirects.
 	xdpOnly := asm.Instructions{

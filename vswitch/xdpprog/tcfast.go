@@ -112,10 +112,6 @@ func fastDecide(f *FastPath, need hdrNeed) asm.Instructions {
 	var p asm.Instructions
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
 	addAll := func(is asm.Instructions) { p = append(p, is...) }
-	labeled := func(is asm.Instructions, sym string) asm.Instructions {
-		is[0] = is[0].WithSymbol(sym)
-		return is
-	}
 	// checkSeg: R4 holds the IP and L4 header bytes of a segment; with
 	// gso_size, against the MTU; jumps to ok or slow.
 	checkSeg := func(ok string) asm.Instructions {

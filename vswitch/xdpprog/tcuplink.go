@@ -145,7 +145,7 @@ func uplinkIngressProgram(st *steering, f *FastPath, filter bool) asm.Instructio
 		// What the fast path leaves goes on to the steering.
 		p = append(p, asm.Ja.Label("steer").WithSymbol("slow"))
 	}
-	p = append(p, steerDecide(st, stackNeed("pass"))...)
+	p = append(p, steerDecide(st, stackNeed("pass"), skbPort4)...)
 	take, pass := int32(tcActShot), int32(tcActOK)
 	if filter {
 		take, pass = 0x7fffffff, 0
@@ -158,19 +158,16 @@ func uplinkIngressProgram(st *steering, f *FastPath, filter bool) asm.Instructio
 	)
 }
 
-// steerDecide, at "steer", is the XDP steering's decision on the headers
-// need makes readable at R2 (R6 the __sk_buff): it jumps to "take" for
-// packets to a pod prefix and unfragmented UDP to the node's VTEP address
-// and port, else to "pass". The UDP port behind IPv4 options is read with
-// bpf_skb_load_bytes.
-func steerDecide(st *steering, need hdrNeed) asm.Instructions {
+// steerDecide, at "steer", is the uplink's steering decision, the XDP
+// program's and the tc program's alike, on the headers need makes readable
+// at R2 (R6 the context): it jumps to "take" for packets to a pod prefix
+// and unfragmented UDP to the node's VTEP address and port, else to
+// "pass". port4 reads the UDP destination port behind an IPv4 header of
+// R5 bytes (20..60), whose end only the program type knows how to reach.
+func steerDecide(st *steering, need hdrNeed, port4 func() asm.Instructions) asm.Instructions {
 	var p asm.Instructions
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
 	addAll := func(is asm.Instructions) { p = append(p, is...) }
-	labeled := func(is asm.Instructions, sym string) asm.Instructions {
-		is[0] = is[0].WithSymbol(sym)
-		return is
-	}
 
 	addAll(labeled(need(14), "steer"))
 	add(
@@ -202,25 +199,14 @@ func steerDecide(st *steering, need hdrNeed) asm.Instructions {
 	)
 	addAll(udpToVTEP4("pass"))
 	add(
-		// The destination port, at 14 + IHL*4 + 2.
+		// Header length from IHL, 20..60 bytes.
 		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
 		asm.And.Imm(asm.R5, 0x0f),
 		asm.LSh.Imm(asm.R5, 2),
 		asm.JLT.Imm(asm.R5, 20, "pass"),
-		// The whole UDP header is there, as the XDP steering asks.
-		asm.Mov.Reg(asm.R4, asm.R5),
-		asm.Add.Imm(asm.R4, 14+8),
-		asm.LoadMem(asm.R3, asm.R6, skbLen, asm.Word),
-		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-		asm.Mov.Reg(asm.R2, asm.R5),
-		asm.Add.Imm(asm.R2, 14+2),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -40),
-		asm.Mov.Imm(asm.R4, 2),
-		asm.FnSkbLoadBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "pass"),
-		asm.LoadMem(asm.R5, asm.RFP, -40, asm.Half),
+	)
+	addAll(port4())
+	add(
 		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
 		asm.JNE.Reg(asm.R5, asm.R8, "pass"),
 		asm.Ja.Label("take"),
@@ -266,4 +252,25 @@ func steerDecide(st *steering, need hdrNeed) asm.Instructions {
 		asm.Ja.Label("take"),
 	)
 	return p
+}
+
+// skbPort4 is steerDecide's port4 for a __sk_buff (R6): the whole UDP
+// header must be in the frame, as in XDP; the port is read with
+// bpf_skb_load_bytes.
+func skbPort4() asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R4, asm.R5),
+		asm.Add.Imm(asm.R4, 14+8),
+		asm.LoadMem(asm.R3, asm.R6, skbLen, asm.Word),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.Mov.Reg(asm.R2, asm.R5),
+		asm.Add.Imm(asm.R2, 14+2),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -40),
+		asm.Mov.Imm(asm.R4, 2),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R5, asm.RFP, -40, asm.Half),
+	}
 }
