@@ -25,7 +25,8 @@ import (
 // Every FIB change (fib.Changed: routes, next hops, neighbours) makes the
 // control plane look every such address up again: one that now routes
 // elsewhere is updated or removed, so no entry outlives the route it
-// copies. At most maxRemoteFast of them; they live only in the map and
+// copies. At most maxRemoteFast of them (a full set is cleared, and what
+// is still in use comes back); they live only in the map and
 // in Switch.remotes, which only the event loop touches. A flow moves from
 // the worker to tc once, when its destination is added, and may see a
 // few of its frames reordered then, as when a pod joins the fast path.
@@ -95,7 +96,9 @@ func (s *Switch) addRemote(a netip.Addr) {
 		return
 	}
 	if len(s.remotes) >= maxRemoteFast {
-		return
+		// Full: start over. The entries flows still use come back at
+		// their next frame through a worker; the rest were stale.
+		s.clearRemotes()
 	}
 	if err := s.fast.Add(a, e.ifindex, e.mtu, e.dst, e.src, false); err != nil {
 		s.log.Warn("tc fast path: add remote destination", "addr", a, "err", err)
@@ -130,5 +133,16 @@ func (s *Switch) recheckRemotes() {
 			}
 			s.remotes[a] = e
 		}
+	}
+}
+
+// clearRemotes takes every remote destination out of the fast path
+// (event loop).
+func (s *Switch) clearRemotes() {
+	for a := range s.remotes {
+		if err := s.fast.Remove(a); err != nil {
+			s.log.Warn("tc fast path: remove remote destination", "addr", a, "err", err)
+		}
+		delete(s.remotes, a)
 	}
 }

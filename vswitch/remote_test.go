@@ -16,7 +16,7 @@ import (
 // (without one).
 func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 	t.Helper()
-	fp, err := xdpprog.NewFastPath(16)
+	fp, err := xdpprog.NewFastPath(2 * maxRemoteFast)
 	if err != nil {
 		t.Skipf("fast path maps: %v", err)
 	}
@@ -181,5 +181,34 @@ func TestRemoteLearnZeroAlloc(t *testing.T) {
 	}
 	if asked < 50 {
 		t.Errorf("the worker asked %d times in 51 vectors: the test missed the path", asked)
+	}
+}
+
+// TestRemoteFastPathFull: a full set of remote destinations is cleared
+// for the next one, so stale entries cannot keep new flows out for good.
+func TestRemoteFastPathFull(t *testing.T) {
+	l, _ := newRemoteLab(t)
+	l.events()
+	base := remotePod6.As16()
+	old := func(i int) netip.Addr {
+		b := base
+		b[14], b[15] = byte(i>>8), byte(i)
+		return netip.AddrFrom16(b)
+	}
+	for i := range maxRemoteFast {
+		l.sw.addRemote(old(i))
+	}
+	if len(l.sw.remotes) != maxRemoteFast {
+		t.Fatalf("%d remote destinations, want %d", len(l.sw.remotes), maxRemoteFast)
+	}
+	l.sw.addRemote(remotePod4)
+	if len(l.sw.remotes) != 1 {
+		t.Errorf("%d remote destinations after one more, want 1 (the set cleared)", len(l.sw.remotes))
+	}
+	if _, ok := l.sw.fast.Has(remotePod4); !ok {
+		t.Error("the new destination is not in the fast path")
+	}
+	if _, ok := l.sw.fast.Has(old(7)); ok {
+		t.Error("an old destination is still in the fast path")
 	}
 }
