@@ -94,8 +94,9 @@ func run() int {
 		return f
 	}
 	// crossFwds: the kernel, then xvsd with AF_XDP and with af-packet pod
-	// ports (or those of -forwarders), on two nodes, natively routed or
-	// through VXLAN.
+	// ports, and natively routed with af-packet pods and uplinks and the
+	// fast path (or those of -forwarders), on two nodes, natively routed
+	// or through VXLAN.
 	crossFwds := func(vxlan bool) []perf.Forwarder {
 		kernel, x := perf.KernelCrossNode, perf.XVSDCrossNode
 		if vxlan {
