@@ -90,11 +90,12 @@ func uplinkProgram(xsks *ebpf.Map, st *steering, miss uint32, f *FastPath) asm.I
 	// goes on to the steering after its first instruction (R6 = ctx,
 	// which the prelude has set).
 	p[1] = p[1].WithSymbol("steer")
-	pre := fastPrelude(f, "vxmiss")
+	pre := fastPrelude(f, "vxmiss", "vxkern")
 	pre[1] = pre[1].WithSymbol("fast")
 	q := asm.Instructions{pre[0]} // R6 = ctx
 	q = append(q, vxlanDecap(st.cfg)...)
 	q = append(q, pre[1:]...)
+	q = append(q, vxlanKernel()...)
 	q = append(q, vxlanRestore()...)
 	return append(q, p[1:]...)
 }
@@ -130,6 +131,7 @@ func vxlanDecap(cfg *ebpf.Map) asm.Instructions {
 	const hl = 14 + 20 + 8 + 8 // outer Ethernet, IPv4, UDP, VXLAN
 	p := asm.Instructions{
 		asm.StoreImm(asm.RFP, -32, 0, asm.Word),
+		asm.StoreImm(asm.RFP, -28, 0, asm.Word),
 		asm.StoreImm(asm.RFP, -36, 0, asm.Word),
 		mapPtr(asm.R1, cfg),
 		asm.Mov.Reg(asm.R2, asm.RFP),
@@ -179,6 +181,10 @@ func vxlanDecap(cfg *ebpf.Map) asm.Instructions {
 		asm.LoadMem(asm.R5, asm.R2, hl+4, asm.Half),
 		asm.LoadMem(asm.R8, asm.R7, cfgMAC+4, asm.Half),
 		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
+		// Whether the kernel's VXLAN device takes what only tc reaches.
+		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R5, cfgKernel),
+		asm.StoreMem(asm.RFP, -28, asm.R5, asm.Word),
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.Mov.Imm(asm.R2, hl),
 		asm.FnXdpAdjustHead.Call(),
@@ -186,6 +192,26 @@ func vxlanDecap(cfg *ebpf.Map) asm.Instructions {
 		asm.StoreImm(asm.RFP, -32, 1, asm.Word),
 		asm.Ja.Label("fast"),
 	)
+}
+
+// vxlanKernel, at "vxkern", takes a frame the fast path found a
+// destination for that only tc reaches: decapsulated, with the kernel's
+// VXLAN device in use (fp-28), its outer headers go back and it goes to
+// the kernel whole (XDP_PASS), whose VXLAN device decapsulates and merges
+// it for its tc program; anything else goes on to "vxmiss".
+func vxlanKernel() asm.Instructions {
+	const hl = 14 + 20 + 8 + 8
+	return asm.Instructions{
+		asm.LoadMem(asm.R5, asm.RFP, -32, asm.Word).WithSymbol("vxkern"),
+		asm.JEq.Imm(asm.R5, 0, "vxmiss"),
+		asm.LoadMem(asm.R5, asm.RFP, -28, asm.Word),
+		asm.JEq.Imm(asm.R5, 0, "vxmiss"),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, -hl),
+		asm.FnXdpAdjustHead.Call(),
+		asm.Mov.Imm(asm.R0, Pass),
+		asm.Return(),
+	}
 }
 
 // vxlanRestore, where the fast path leaves a frame, puts back the outer

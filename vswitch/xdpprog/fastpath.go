@@ -40,13 +40,28 @@ const (
 	fvMTU     = 4  // u16: the largest IP packet the destination takes
 	fvDst     = 8  // [6]byte: the pod's MAC
 	fvSrc     = 14 // [6]byte: the gateway's MAC
-	fvFlags   = 20 // u8: fvXDP
-	fvSize    = 24
+	fvFlags   = 20 // u8: fvXDP, fvTunnel
+	// A tunnel destination (fvTunnel) also has:
+	fvVNI      = 24 // u32: bpf_tunnel_key.tunnel_id
+	fvTunFlags = 28 // u32: bpf_skb_set_tunnel_key's flags
+	fvRemote   = 32 // [16]byte: bpf_tunnel_key.remote_ipv4 (host order) or remote_ipv6
+	fvSize     = 48
 )
 
 // fvXDP marks a destination XDP programs may redirect to: its pod's eth0
 // runs NAPI (see FastPath). The tc fast path reaches every destination.
 const fvXDP = 1
+
+// fvTunnel marks a destination behind a VXLAN tunnel the kernel's
+// collect_md device builds: the tc fast path sets the tunnel key and
+// redirects to that device (see AddTunnel). XDP programs never take it.
+const fvTunnel = 2
+
+// bpf_skb_set_tunnel_key flags.
+const (
+	tunInfoIPv6     = 1 << 0 // BPF_F_TUNINFO_IPV6
+	tunDontFragment = 1 << 2 // BPF_F_DONT_FRAGMENT
+)
 
 // NewFastPath creates the maps for up to max destinations per family.
 func NewFastPath(max int) (f *FastPath, err error) {
@@ -102,6 +117,43 @@ func (f *FastPath) Add(addr netip.Addr, ifindex, mtu int, dst, src [6]byte, xdp 
 	}
 	if err := m.Put(key, v[:]); err != nil {
 		return fmt.Errorf("fast path %v: %w", addr, err)
+	}
+	return nil
+}
+
+// AddTunnel makes addr (another node's pod) a destination of the tc fast
+// path through a VXLAN tunnel: its frames get their TTL decremented and
+// the Ethernet addresses dst (the remote VTEP's MAC) and src (the node's
+// VTEP MAC), the tunnel key (vni, remote; TTL 64, and DF over IPv4) and
+// go out of ifindex, a collect_md VXLAN device, which encapsulates them,
+// super-frames whole. mtu is the tunnel's: the underlay's less the
+// overhead.
+func (f *FastPath) AddTunnel(addr netip.Addr, ifindex, mtu int, dst, src [6]byte, vni uint32, remote netip.Addr) error {
+	if ifindex <= 0 || mtu <= 0 || mtu > 0xffff || vni > 1<<24-1 || !remote.IsValid() {
+		return fmt.Errorf("fast path tunnel %v: ifindex %d mtu %d vni %d remote %v", addr, ifindex, mtu, vni, remote)
+	}
+	m, key, err := f.key(addr)
+	if err != nil {
+		return err
+	}
+	var v [fvSize]byte
+	binary.LittleEndian.PutUint32(v[fvIfindex:], uint32(ifindex))
+	binary.LittleEndian.PutUint16(v[fvMTU:], uint16(mtu))
+	copy(v[fvDst:], dst[:])
+	copy(v[fvSrc:], src[:])
+	v[fvFlags] = fvTunnel
+	binary.LittleEndian.PutUint32(v[fvVNI:], vni)
+	if r := remote.Unmap(); r.Is4() {
+		b := r.As4()
+		binary.LittleEndian.PutUint32(v[fvRemote:], binary.BigEndian.Uint32(b[:]))
+		binary.LittleEndian.PutUint32(v[fvTunFlags:], tunDontFragment)
+	} else {
+		b := r.As16()
+		copy(v[fvRemote:], b[:])
+		binary.LittleEndian.PutUint32(v[fvTunFlags:], tunInfoIPv6)
+	}
+	if err := m.Put(key, v[:]); err != nil {
+		return fmt.Errorf("fast path tunnel %v: %w", addr, err)
 	}
 	return nil
 }
@@ -213,23 +265,24 @@ func lookupDest(m *ebpf.Map, dst, words, key int16, miss string) asm.Instruction
 func fastPodProgram(xsks *ebpf.Map, f *FastPath, miss uint32) asm.Instructions {
 	x := redirect(xsks, asm.R6, miss)
 	x[0] = x[0].WithSymbol("xsk")
-	return append(fastPrelude(f, "xsk"), x...)
+	return append(fastPrelude(f, "xsk", "xsk"), x...)
 }
 
 // fastPrelude is the fast path: it forwards what it can (a redirect
 // through the devmap) and jumps to the label next for everything else,
-// the frame untouched. Registers: R6 ctx (set first), R7 the destination,
+// the frame untouched, or to tcOnly for a destination only tc reaches. Registers: R6 ctx (set first), R7 the destination,
 // R8 the family's counter index, R9 the output ifindex.
-func fastPrelude(f *FastPath, next string) asm.Instructions {
+func fastPrelude(f *FastPath, next, tcOnly string) asm.Instructions {
 	var p asm.Instructions
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
 	addAll := func(is asm.Instructions) { p = append(p, is...) }
 
-	// Only destinations whose pod runs NAPI take XDP redirects.
+	// Only destinations whose pod runs NAPI take XDP redirects; the
+	// others, which only tc reaches, go to tcOnly.
 	xdpOnly := asm.Instructions{
 		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
 		asm.And.Imm(asm.R5, fvXDP),
-		asm.JEq.Imm(asm.R5, 0, next),
+		asm.JEq.Imm(asm.R5, 0, tcOnly),
 	}
 
 	add(asm.Mov.Reg(asm.R6, asm.R1))

@@ -245,7 +245,7 @@ func vxlan4(vni uint32, inner []byte) []byte {
 // in XDP; anything else about it leaves the frame whole, with its outer
 // headers, for the socket.
 func TestUplinkFastPathDecap(t *testing.T) {
-	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, true}, {"fd00:19:1::2", 1500, true}})
+	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, true}, {"fd00:19:1::2", 1500, true}, {"198.19.1.3", 1500, false}})
 	dst := testDstMAC
 	p, err := New(Uplink, Options{MissAction: Drop, FastPath: fp})
 	if err != nil {
@@ -312,6 +312,30 @@ func TestUplinkFastPathDecap(t *testing.T) {
 		if got != steer || !bytes.Equal(out, tc.frame) {
 			t.Errorf("%s: verdict %d, changed %v; want the socket, whole", tc.name, got, !bytes.Equal(out, tc.frame))
 		}
+	}
+	// A destination only tc reaches (198.19.1.3, an af-packet pod): to
+	// the socket, unless the kernel's VXLAN device takes such frames;
+	// then to the kernel whole, outer headers and all.
+	tcOnly := vxlan4(4096, innerTo("198.19.1.3", 64))
+	if got, out := run(tcOnly); got != steer || !bytes.Equal(out, tcOnly) {
+		t.Errorf("VXLAN to a tc-only pod: verdict %d; want the socket, whole", got)
+	}
+	if err := p.SetKernelVXLAN(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetVTEP(4789, netip.MustParseAddr("198.18.0.1"), netip.Addr{}); err != nil {
+		t.Fatal(err) // keeps it
+	}
+	if got, out := run(tcOnly); got != Pass || !bytes.Equal(out, tcOnly) {
+		t.Errorf("VXLAN to a tc-only pod, kernel VXLAN on: verdict %d, changed %v; want passed whole", got, !bytes.Equal(out, tcOnly))
+	}
+	for _, f := range [][]byte{vxlan4(4096, in), vxlan4(4096, innerTo("198.19.1.9", 64)), vxlan4(7, innerTo("198.19.1.3", 64))} {
+		if got, _ := run(f); got == Pass {
+			t.Errorf("kernel VXLAN on: %x passed to the kernel; only tc-only destinations go there", f[:16])
+		}
+	}
+	if err := p.SetKernelVXLAN(false); err != nil {
+		t.Fatal(err)
 	}
 	// Off again: the socket gets it all.
 	if err := p.SetDecap(4096, [6]byte{}); err != nil {

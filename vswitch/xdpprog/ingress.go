@@ -67,3 +67,25 @@ func (d *IngressDrop) Close() error {
 	d.lnk = nil
 	return err
 }
+
+// AttachTunnelIngress attaches to ifindex, the switch's collect_md VXLAN
+// device, the tc ingress program that forwards what the device
+// decapsulated to the node's pods through the fast path f: frames whose
+// tunnel key has the node's VNI and whose inner destination MAC is the
+// node's VTEP MAC, to a fast-path destination; it drops the rest (the
+// uplink's programs send the device only what the fast path takes).
+func AttachTunnelIngress(ifindex int, f *FastPath, vni uint32, mac [6]byte) (*IngressDrop, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "xvs_tunnel_in", Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: tunnelIngressProgram(f, vni, mac),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tunnel ingress program: %w", err)
+	}
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		prog.Close()
+		return nil, fmt.Errorf("attach tc ingress to ifindex %d: %w", ifindex, err)
+	}
+	return &IngressDrop{prog: prog, lnk: l}, nil
+}

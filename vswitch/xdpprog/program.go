@@ -75,6 +75,10 @@ const (
 	cfgHas4  = 1
 	cfgHas6  = 2
 	cfgDecap = 4 // the fast path may decapsulate VXLAN over IPv4
+	// cfgKernel: VXLAN over IPv4 for a destination only tc reaches goes
+	// whole to the kernel, whose collect_md VXLAN device decapsulates it
+	// (and merges it, GRO) for the device's tc program (TunnelIngress).
+	cfgKernel = 8
 )
 
 // Program is a loaded steering program and its maps. It may be attached to
@@ -195,6 +199,18 @@ func (p *Program) SetDecap(vni uint32, mac [6]byte) error {
 		return fmt.Errorf("set decap: %w", ErrNotUplink)
 	}
 	return p.st.SetDecap(vni, mac)
+}
+
+// SetKernelVXLAN lets an uplink program with a fast path hand VXLAN over
+// IPv4 for the node whose inner frame goes to a destination only tc
+// reaches (an af-packet pod) to the kernel whole, for the switch's
+// collect_md VXLAN device to decapsulate and merge (TunnelIngress takes
+// it from there). Off, such VXLAN goes to the socket.
+func (p *Program) SetKernelVXLAN(on bool) error {
+	if p.st == nil {
+		return fmt.Errorf("set kernel vxlan: %w", ErrNotUplink)
+	}
+	return p.st.SetKernelVXLAN(on)
 }
 
 // Close detaches the program if attached and releases the maps.

@@ -117,9 +117,9 @@ func (st *steering) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 		copy(v[cfgNode6:], b[:])
 		flags |= cfgHas6
 	}
-	// What SetDecap set stays.
+	// What SetDecap and SetKernelVXLAN set stays.
 	copy(v[cfgVNI:], st.cfgVal[cfgVNI:])
-	flags |= binary.LittleEndian.Uint32(st.cfgVal[cfgFlags:]) & cfgDecap
+	flags |= binary.LittleEndian.Uint32(st.cfgVal[cfgFlags:]) & (cfgDecap | cfgKernel)
 	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
 	binary.BigEndian.PutUint16(v[cfgPort:], port)
 	if err := st.cfg.Put(uint32(0), v[:]); err != nil {
@@ -145,6 +145,22 @@ func (st *steering) SetDecap(vni uint32, mac [6]byte) error {
 	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
 	if err := st.cfg.Put(uint32(0), v[:]); err != nil {
 		return fmt.Errorf("set decap: %w", err)
+	}
+	st.cfgVal = v
+	return nil
+}
+
+// SetKernelVXLAN says whether VXLAN over IPv4 for a destination only tc
+// reaches goes to the kernel's VXLAN device (see cfgKernel).
+func (st *steering) SetKernelVXLAN(on bool) error {
+	v := st.cfgVal
+	flags := binary.LittleEndian.Uint32(v[cfgFlags:]) &^ cfgKernel
+	if on {
+		flags |= cfgKernel
+	}
+	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
+	if err := st.cfg.Put(uint32(0), v[:]); err != nil {
+		return fmt.Errorf("set kernel vxlan: %w", err)
 	}
 	st.cfgVal = v
 	return nil

@@ -1,6 +1,7 @@
 package xdpprog
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -196,6 +197,44 @@ func ingressFastProgram(f *FastPath) asm.Instructions {
 	)
 }
 
+// tunnelIngressProgram is AttachTunnelIngress's program.
+func tunnelIngressProgram(f *FastPath, vni uint32, mac [6]byte) asm.Instructions {
+	p := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	// The tunnel key, of an IPv4 or an IPv6 tunnel.
+	for i, flags := range []int32{0, tunInfoIPv6} {
+		p = append(p,
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -64),
+			asm.Mov.Imm(asm.R3, 28),
+			asm.Mov.Imm(asm.R4, flags),
+			asm.FnSkbGetTunnelKey.Call(),
+		)
+		if i == 0 {
+			p = append(p, asm.JEq.Imm(asm.R0, 0, "key"))
+		} else {
+			p = append(p, asm.JNE.Imm(asm.R0, 0, "slow"))
+		}
+	}
+	p = append(p,
+		asm.LoadMem(asm.R5, asm.RFP, -64, asm.Word).WithSymbol("key"),
+		asm.JNE.Imm32(asm.R5, int32(vni), "slow"),
+	)
+	p = append(p, tcNeed(14)...)
+	p = append(p,
+		asm.LoadMem(asm.R5, asm.R2, 0, asm.Word),
+		asm.JNE.Imm32(asm.R5, int32(binary.LittleEndian.Uint32(mac[0:4])), "slow"),
+		asm.LoadMem(asm.R5, asm.R2, 4, asm.Half),
+		asm.JNE.Imm32(asm.R5, int32(binary.LittleEndian.Uint16(mac[4:6])), "slow"),
+	)
+	p = append(p, fastDecide(f, tcNeed)...)
+	p = append(p, tcForward(f)...)
+	return append(p,
+		asm.Mov.Imm(asm.R0, tcActShot).WithSymbol("slow"),
+		asm.Return(),
+	)
+}
+
 // tcForward, at "fast", forwards the frame fastDecide took: TTL or hop
 // limit, Ethernet addresses, counter, bpf_redirect out of the
 // destination's host end. R2 points at the frame's headers (the packet or
@@ -246,8 +285,34 @@ func tcForward(f *FastPath) asm.Instructions {
 	)
 	addAll(storeBytes(0, -16, 12))
 	add(
+		// Into a tunnel: the key for the collect_md device (struct
+		// bpf_tunnel_key up to local_ipv4, 28 bytes, at fp-64).
+		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
+		asm.And.Imm(asm.R5, fvTunnel),
+		asm.JEq.Imm(asm.R5, 0, "count"),
+		asm.LoadMem(asm.R4, asm.R7, fvVNI, asm.Word),
+		asm.StoreMem(asm.RFP, -64, asm.R4, asm.Word),
+	)
+	for i := int16(0); i < 4; i++ {
+		add(
+			asm.LoadMem(asm.R4, asm.R7, fvRemote+4*i, asm.Word),
+			asm.StoreMem(asm.RFP, -60+4*i, asm.R4, asm.Word),
+		)
+	}
+	add(
+		asm.StoreImm(asm.RFP, -44, 64<<8, asm.Word), // tos 0, ttl 64, ext 0
+		asm.StoreImm(asm.RFP, -40, 0, asm.Word),     // label
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -64),
+		asm.Mov.Imm(asm.R3, 28),
+		asm.LoadMem(asm.R4, asm.R7, fvTunFlags, asm.Word),
+		asm.FnSkbSetTunnelKey.Call(),
+		asm.JNE.Imm(asm.R0, 0, "slow"),
+	)
+	add(
 		// Count (the tc counters follow the XDP ones).
-		asm.LoadMem(asm.R9, asm.R7, fvIfindex, asm.Word),
+		asm.LoadMem(asm.R9, asm.R7, fvIfindex, asm.Word).WithSymbol("count"),
 		asm.Add.Imm(asm.R8, 2),
 		asm.StoreMem(asm.RFP, stkStat, asm.R8, asm.Word),
 		mapPtr(asm.R1, f.stats),

@@ -248,3 +248,51 @@ func TestIngressFastAgrees(t *testing.T) {
 		t.Errorf("only %d of 3000 random frames forwarded: the test exercises too little of the fast path", forwarded)
 	}
 }
+
+// TestIngressFastTunnel: a destination behind a VXLAN tunnel (AddTunnel)
+// is forwarded by tc like any other, with the remote VTEP's and the
+// node's VTEP MACs, within the tunnel's MTU (the tunnel key itself is
+// the kernel's to check: the e2e test sees the packets cross).
+func TestIngressFastTunnel(t *testing.T) {
+	x := newTCFixture(t)
+	vtepDst, vtepSrc := [6]byte{2, 0x58, 3, 0, 1, 1}, [6]byte{2, 0x58, 3, 0, 0, 1}
+	for _, c := range []struct{ dst, remote string }{{"198.19.1.2", "198.18.1.1"}, {"fd00:19:1::2", "fd00:18:1::1"}} {
+		if err := x.fp.AddTunnel(netip.MustParseAddr(c.dst), 1, 1450, vtepDst, vtepSrc, 4096, netip.MustParseAddr(c.remote)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in4 := withChecksum(ipv4(17, "198.19.0.1", "198.19.1.2", 5, 0, udp(1, 2, 100)))
+	got, out := x.runTC(t, in4, 0)
+	if got != tcActRedirect || out[14+8] != 63 || !bytes.Equal(out[0:12], append(vtepDst[:], vtepSrc[:]...)) || sum16(out[14:34]) != 0xffff {
+		t.Errorf("IPv4 into the tunnel: verdict %d, TTL %d, MACs %x", got, out[14+8], out[0:12])
+	}
+	if x.takes(t, in4, 0) {
+		t.Error("IPv4 into the tunnel: the socket filter takes it too")
+	}
+	in6 := ipv6(6, "fd00:19::1", "fd00:19:1::2", tcpSeg(5, 2900))
+	if got, out := x.runTC(t, in6, 1390); got != tcActRedirect || out[14+7] != 63 {
+		t.Errorf("IPv6 super-frame into the tunnel: verdict %d, hop limit %d", got, out[14+7])
+	}
+	if got, _ := x.runTC(t, in6, 1391); got != tcActShot || !x.takes(t, in6, 1391) {
+		t.Errorf("segments too big for the tunnel: verdict %d; want them left to the switch", got)
+	}
+	if err := x.fp.AddTunnel(netip.MustParseAddr("198.19.1.3"), 1, 1450, vtepDst, vtepSrc, 1<<24, netip.MustParseAddr("198.18.1.1")); err == nil {
+		t.Error("a VNI of 25 bits was taken")
+	}
+}
+
+// TestTunnelIngressLoads: the tunnel device's program loads, and drops a
+// frame that came with no tunnel key.
+func TestTunnelIngressLoads(t *testing.T) {
+	x := newTCFixture(t)
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xvs_tunnel_in", Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: tunnelIngressProgram(x.fp, 4096, [6]byte{2, 0x58, 3, 0, 0, 1})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	f := withChecksum(ipv4(17, "198.19.1.1", "198.18.10.2", 5, 0, udp(1, 2, 100)))
+	if got, err := p.Run(&ebpf.RunOptions{Data: f}); err != nil || got != tcActShot {
+		t.Errorf("verdict %d, %v; want dropped", got, err)
+	}
+}
