@@ -193,13 +193,9 @@ func (l *Lab) NoKernelRouting(node string) error {
 	}
 	cmds := otherNodeRoutes(l.T, n, "del")
 	if l.T.Encap == EncapVXLAN && n.Uplink != "" {
-		// The devices take their routes, neighbours and FDB with them.
+		// The devices take their routes, neighbours and FDB with them;
+		// the underlay routes are the topology's, and stay.
 		cmds = [][]string{{n.NS, "ip", "link", "del", vxlanDev4}, {n.NS, "ip", "link", "del", vxlanDev6}}
-		for _, m := range l.T.Nodes {
-			if m != n {
-				cmds = append(cmds, underlayRoutes(n, m, "del")...)
-			}
-		}
 	}
 	for _, c := range cmds {
 		if _, err := l.Exec(c[0], c[1:]...); err != nil {

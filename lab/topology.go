@@ -533,6 +533,22 @@ func Plan(opts Options) (*Topology, error) {
 	} else if opts.HostPort {
 		return nil, fmt.Errorf("HostPort needs the outside (the node's addresses are its uplink's)")
 	}
+	if opts.Encap == EncapVXLAN && t.Outside != "" {
+		// The nodes' own underlay: each node's kernel reaches the other
+		// nodes' VTEP addresses through the outside, as a real host's
+		// routes would; kernel VXLAN devices, Calico's or xvsd's, need
+		// them.
+		for _, n := range t.Nodes {
+			for _, m := range t.Nodes {
+				if m != n {
+					t.Routes = append(t.Routes,
+						Route{NS: n.NS, Dst: m.UplinkV4.Masked(), Via: n.GatewayV4, Dev: n.Uplink},
+						Route{NS: n.NS, Dst: m.UplinkV6.Masked(), Via: n.GatewayV6, Dev: n.Uplink},
+					)
+				}
+			}
+		}
+	}
 	for _, l := range t.Links {
 		for _, e := range []End{l.A, l.B} {
 			if len(e.Name) > 15 {

@@ -59,6 +59,15 @@ func XVSDCrossNodeTCFastPath(path string, flags []string) Forwarder {
 	return &xvsdFwd{path: path, podMode: "af-packet", uplinkMode: "af-packet", fastPath: true, flags: flags, nodes: 2}
 }
 
+// XVSDCrossNodeVXLANTCFastPath is XVSDCrossNodeVXLAN with af-packet pod
+// ports and the fast path on: the sending pod's tc program sends its
+// frames into the kernel's VXLAN device under xvsd (a tunnel key, TSO
+// super-frames whole), and the receiving node's uplink hands the VXLAN
+// to that device, whose tc program forwards to the pod.
+func XVSDCrossNodeVXLANTCFastPath(path string, flags []string) Forwarder {
+	return &xvsdFwd{path: path, podMode: "af-packet", fastPath: true, flags: flags, nodes: 2, encap: lab.EncapVXLAN}
+}
+
 // XVSDCrossNodeVXLANFastPath is XVSDCrossNodeVXLAN with the XDP fast path
 // on: the receiving node's uplink program decapsulates VXLAN over IPv4 for
 // its pod and forwards it in XDP.

@@ -149,6 +149,9 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 	case nh.Kind == fib.KindVXLAN:
 		// Into a tunnel: cut (or copied) into frames, each encapsulated.
 		w.cnt.event(ev)
+		if in.tcFast {
+			w.learnRemote(remote)
+		}
 		w.sendLarge(b, lf.Hdr, &g, gso, out, nh)
 		return
 	default:

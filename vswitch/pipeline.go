@@ -142,6 +142,9 @@ func (w *worker) forward4(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 	case d != keep:
 		w.drop(p, d)
 	case out != nil && nh.Kind == fib.KindVXLAN:
+		if in.tcFast {
+			w.learnRemote(netip.AddrFrom4(ip.Dst()))
+		}
 		w.cnt.event(EvForwarded4)
 		w.sendVXLAN(p, nh, out)
 	case out != nil:
@@ -214,6 +217,9 @@ func (w *worker) forward6(p *Packet, in *portState, v *fib.View, idx fib.Index) 
 	case d != keep:
 		w.drop(p, d)
 	case out != nil && nh.Kind == fib.KindVXLAN:
+		if in.tcFast {
+			w.learnRemote(netip.AddrFrom16(ip.Dst()))
+		}
 		w.cnt.event(EvForwarded6)
 		w.sendVXLAN(p, nh, out)
 	case out != nil:

@@ -319,6 +319,10 @@ func (p *xdpPort) SetDecap(vni uint32, mac [6]byte) error {
 	return p.prog.SetDecap(vni, mac)
 }
 
+// SetKernelVXLAN lets the uplink's fast path hand VXLAN for pods only tc
+// reaches to the kernel's VXLAN device (xdpprog.Program.SetKernelVXLAN).
+func (p *xdpPort) SetKernelVXLAN(on bool) error { return p.prog.SetKernelVXLAN(on) }
+
 // Close takes the socket out of the XSKMAP, detaches and frees an owned
 // program, closes the socket and returns every frame the kernel held to the
 // Umem.

@@ -31,17 +31,28 @@ import (
 // the worker to tc once, when its destination is added, and may see a
 // few of its frames reordered then, as when a pod joins the fast path.
 //
-// Only plain next hops: a VXLAN route stays with the workers (the tc
-// program does not encapsulate), and so does an ECMP group (one entry per
+// Plain next hops, and VXLAN tunnels when the kernel's VXLAN device is
+// there (tunnel.go); an ECMP group stays with the workers (one entry per
 // address would pin every flow to one member).
 
 // maxRemoteFast bounds the remote destinations in the fast path.
 const maxRemoteFast = 1024
 
-// remoteFast is a remote destination's fast-path entry.
+// remoteFast is a remote destination's fast-path entry; through a VXLAN
+// tunnel (the kernel's device, tunnel.go) when remote is valid.
 type remoteFast struct {
 	ifindex, mtu int
 	dst, src     [6]byte
+	vni          uint32
+	remote       netip.Addr
+}
+
+// put writes e into the fast path for a.
+func (s *Switch) putRemote(a netip.Addr, e remoteFast) error {
+	if e.remote.IsValid() {
+		return s.fast.AddTunnel(a, e.ifindex, e.mtu, e.dst, e.src, e.vni, e.remote)
+	}
+	return s.fast.Add(a, e.ifindex, e.mtu, e.dst, e.src, false)
 }
 
 // learnRemote asks the control plane to put dst, which this worker just
@@ -72,6 +83,9 @@ func (s *Switch) remoteFor(v *fib.View, a netip.Addr) (remoteFast, bool) {
 		return remoteFast{}, false
 	}
 	nh := v.NextHop(idx)
+	if nh.Kind == fib.KindVXLAN {
+		return s.tunnelFor(v, nh)
+	}
 	if (nh.Kind != fib.KindAdjacency && nh.Kind != fib.KindPort) || !nh.Resolved {
 		return remoteFast{}, false
 	}
@@ -80,6 +94,38 @@ func (s *Switch) remoteFor(v *fib.View, a netip.Addr) (remoteFast, bool) {
 		return remoteFast{}, false
 	}
 	return remoteFast{ifindex: ps.ifindex, mtu: ps.mtu, dst: nh.DstMAC, src: nh.SrcMAC}, true
+}
+
+// tunnelFor is remoteFor through the VXLAN tunnel nh: into the kernel's
+// device, if there is one, when the FIB's route to the remote VTEP leaves
+// by an uplink (whose MTU, less the overhead, is the tunnel's). The
+// kernel resolves the underlay by the host's routes.
+func (s *Switch) tunnelFor(v *fib.View, nh *fib.NextHop) (remoteFast, bool) {
+	dev := int(s.ktunIndex.Load())
+	if dev <= 0 || !nh.Remote.IsValid() {
+		return remoteFast{}, false
+	}
+	var idx fib.Index
+	if nh.Remote.Is4() {
+		idx = v.Lookup4(0, nh.Remote.As4())
+	} else {
+		idx = v.Lookup6(0, nh.Remote.As16())
+	}
+	if idx == fib.NoRoute {
+		return remoteFast{}, false
+	}
+	under := v.NextHop(idx)
+	if under.Kind != fib.KindAdjacency && under.Kind != fib.KindPort {
+		return remoteFast{}, false
+	}
+	ps := s.portByID(under.Port)
+	if ps == nil || ps.kind != PortUplink || ps.mtu <= vxlanOverhead(nh) {
+		return remoteFast{}, false
+	}
+	return remoteFast{
+		ifindex: dev, mtu: ps.mtu - vxlanOverhead(nh), dst: nh.DstMAC, src: nh.SrcMAC,
+		vni: nh.VNI, remote: nh.Remote,
+	}, true
 }
 
 // addRemote puts a into the fast path if the FIB sends it out of an
@@ -100,7 +146,7 @@ func (s *Switch) addRemote(a netip.Addr) {
 		// their next frame through a worker; the rest were stale.
 		s.clearRemotes()
 	}
-	if err := s.fast.Add(a, e.ifindex, e.mtu, e.dst, e.src, false); err != nil {
+	if err := s.putRemote(a, e); err != nil {
 		s.log.Warn("tc fast path: add remote destination", "addr", a, "err", err)
 		return
 	}
@@ -125,7 +171,7 @@ func (s *Switch) recheckRemotes() {
 			}
 			delete(s.remotes, a)
 		case e != old:
-			if err := s.fast.Add(a, e.ifindex, e.mtu, e.dst, e.src, false); err != nil {
+			if err := s.putRemote(a, e); err != nil {
 				s.log.Warn("tc fast path: update remote destination", "addr", a, "err", err)
 				s.fast.Remove(a)
 				delete(s.remotes, a)

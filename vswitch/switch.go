@@ -87,7 +87,11 @@ type Switch struct {
 	// (remote.go); only the event loop touches the map.
 	remotes    map[netip.Addr]remoteFast
 	remoteAdds atomic.Uint64
-	vx         vxlanState // the node's VTEP once an uplink made it (guarded by mu)
+	// ktun is the kernel's VXLAN device under the tc fast path (tunnel.go),
+	// set once under mu; ktunIndex its ifindex for the event loop.
+	ktun      *kernelTunnel
+	ktunIndex atomic.Int32
+	vx        vxlanState // the node's VTEP once an uplink made it (guarded by mu)
 
 	mu     sync.Mutex // guards ports, byName, statics
 	ports  map[uint16]*portState
@@ -244,6 +248,10 @@ func (s *Switch) Close() error {
 	for _, w := range s.workers {
 		w.close()
 	}
+	if err := s.ktun.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close %s: %w", kernelTunnelName, err))
+	}
+	s.ktun = nil
 	if s.fast != nil {
 		errs = append(errs, s.fast.Close())
 		s.fast = nil

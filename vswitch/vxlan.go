@@ -141,6 +141,21 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			}
 		}
 	}
+	if s.fast != nil && !s.noKernel && s.ktun == nil {
+		// The kernel's VXLAN device carries the tc fast path's tunnels.
+		t, err := s.openKernelTunnel(vx, ps.mtu)
+		if err != nil {
+			s.log.Warn("no kernel VXLAN device: VXLAN stays with the workers", "err", err)
+		} else {
+			s.ktun = t
+			s.ktunIndex.Store(int32(t.ifindex))
+		}
+	}
+	if ks, ok := ps.port.(interface{ SetKernelVXLAN(bool) error }); ok && s.ktun != nil {
+		if err := ks.SetKernelVXLAN(true); err != nil {
+			return fmt.Errorf("vxlan fast path on %s: %w", ps.name, err)
+		}
+	}
 	if s.vx.on {
 		return nil
 	}

@@ -110,6 +110,7 @@ func run() int {
 		cross["xvsd-xdp-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeFastPath(*xvsd, xflags) }
 		if vxlan {
 			cross["xvsd-xdp-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeVXLANFastPath(*xvsd, xflags) }
+			cross["xvsd-af-packet-tc-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeVXLANTCFastPath(*xvsd, xflags) }
 		} else {
 			cross["xvsd-af-packet-tc-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeTCFastPath(*xvsd, xflags) }
 		}
