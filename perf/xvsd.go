@@ -60,12 +60,13 @@ func XVSDCrossNodeTCFastPath(path string, flags []string) Forwarder {
 }
 
 // XVSDCrossNodeVXLANTCFastPath is XVSDCrossNodeVXLAN with af-packet pod
-// ports and the fast path on: the sending pod's tc program sends its
-// frames into the kernel's VXLAN device under xvsd (a tunnel key, TSO
-// super-frames whole), and the receiving node's uplink hands the VXLAN
-// to that device, whose tc program forwards to the pod.
+// ports and uplinks and the fast path on: the sending pod's tc program
+// sends its frames into the kernel's VXLAN device under xvsd (a tunnel
+// key, TSO super-frames whole), and the receiving node's uplink tc
+// program hands the VXLAN to that device, which decapsulates and merges
+// it for its own tc program to forward to the pod.
 func XVSDCrossNodeVXLANTCFastPath(path string, flags []string) Forwarder {
-	return &xvsdFwd{path: path, podMode: "af-packet", fastPath: true, flags: flags, nodes: 2, encap: lab.EncapVXLAN}
+	return &xvsdFwd{path: path, podMode: "af-packet", uplinkMode: "af-packet", fastPath: true, flags: flags, nodes: 2, encap: lab.EncapVXLAN}
 }
 
 // XVSDCrossNodeVXLANFastPath is XVSDCrossNodeVXLAN with the XDP fast path

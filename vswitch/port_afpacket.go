@@ -526,6 +526,15 @@ func (p *afPacketPort) SetDecap(vni uint32, mac [6]byte) error {
 	return p.up.SetDecap(vni, mac)
 }
 
+// SetKernelVXLAN hands VXLAN for fast-path pods to the kernel's VXLAN
+// device (xdpprog.UplinkIngress.SetKernelVXLAN).
+func (p *afPacketPort) SetKernelVXLAN(on bool) error {
+	if p.up == nil {
+		return nil
+	}
+	return p.up.SetKernelVXLAN(on)
+}
+
 func (p *afPacketPort) Close() error {
 	if p.closed {
 		return nil

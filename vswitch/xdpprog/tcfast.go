@@ -51,8 +51,11 @@ const (
 	// program decide on, 2 bytes off a word boundary so that the IP
 	// header's words are aligned, as stack reads must be; below every
 	// other slot.
-	stkCopy  = -222
+	stkCopy  = -254
 	copyMax  = 74 // Ethernet, IPv6 and a TCP header without options
+	// copyVXLAN is what the uplink's programs copy: VXLAN over IPv6 up
+	// to the inner IPv6 destination (70 + 14 + 40).
+	copyVXLAN = 124
 	protoTCP = 6
 )
 
@@ -86,15 +89,15 @@ func stackNeed(miss string) hdrNeed {
 	}
 }
 
-// copyHeaders copies the first min(len, copyMax) bytes of the frame (R6
-// the __sk_buff) to the stack at stkCopy, their count in R9; a frame
-// shorter than short bytes, or one that cannot be read, jumps to miss.
-func copyHeaders(short int32, miss string) asm.Instructions {
+// copyHeaders copies the first min(len, max) bytes of the frame (R6 the
+// __sk_buff) to the stack at stkCopy, their count in R9; a frame shorter
+// than short bytes, or one that cannot be read, jumps to miss.
+func copyHeaders(short, max int32, miss string) asm.Instructions {
 	return asm.Instructions{
 		asm.LoadMem(asm.R9, asm.R6, skbLen, asm.Word),
 		asm.JLT.Imm(asm.R9, short, miss),
-		asm.JLE.Imm(asm.R9, copyMax, "copy"),
-		asm.Mov.Imm(asm.R9, copyMax),
+		asm.JLE.Imm(asm.R9, max, "copy"),
+		asm.Mov.Imm(asm.R9, max),
 		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("copy"),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.Mov.Reg(asm.R3, asm.RFP),
@@ -357,7 +360,7 @@ func socketFilterProgram(f *FastPath) asm.Instructions {
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
 	// Too short for any fast frame: take it.
 	add(asm.Mov.Reg(asm.R6, asm.R1))
-	p = append(p, copyHeaders(14+20, "slow")...)
+	p = append(p, copyHeaders(14+20, copyMax, "slow")...)
 	p = append(p, fastDecide(f, filterNeed)...)
 	add(
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("fast"),

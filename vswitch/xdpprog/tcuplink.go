@@ -130,13 +130,27 @@ func (u *UplinkIngress) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 // VXLAN to the switch, which decapsulates it.
 func (u *UplinkIngress) SetDecap(vni uint32, mac [6]byte) error { return u.st.SetDecap(vni, mac) }
 
+// SetKernelVXLAN says whether VXLAN for a fast-path pod goes to the
+// kernel's VXLAN device (xdpprog.Program.SetKernelVXLAN; here over IPv4
+// and IPv6) rather than to the switch.
+func (u *UplinkIngress) SetKernelVXLAN(on bool) error { return u.st.SetKernelVXLAN(on) }
+
 // uplinkIngressProgram is the tc program (filter false) or the socket
 // filter (filter true) of an AF_PACKET uplink.
 func uplinkIngressProgram(st *steering, f *FastPath, filter bool) asm.Instructions {
 	p := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
-	p = append(p, copyHeaders(14, "pass")...)
+	p = append(p, copyHeaders(14, copyVXLAN, "pass")...)
 	if f != nil {
-		p = append(p, fastDecide(f, stackNeed("slow"))...)
+		// VXLAN for a fast-path pod, with the kernel's VXLAN device in
+		// use: the kernel's (it decapsulates and merges, then the
+		// device's tc program forwards).
+		p = append(p, kernelVXLANDecide(st, f)...)
+		kern := int32(tcActOK)
+		if filter {
+			kern = 0
+		}
+		p = append(p, asm.Mov.Imm(asm.R0, kern).WithSymbol("kern"), asm.Return())
+		p = append(p, labeled(fastDecide(f, stackNeed("slow")), "nokern")...)
 		if filter {
 			p = append(p, asm.Mov.Imm(asm.R0, 0).WithSymbol("fast"), asm.Return())
 		} else {
@@ -273,4 +287,138 @@ func skbPort4() asm.Instructions {
 		asm.JNE.Imm(asm.R0, 0, "pass"),
 		asm.LoadMem(asm.R5, asm.RFP, -40, asm.Half),
 	}
+}
+
+// kernelVXLANDecide, on the stack copy, jumps to "kern" for VXLAN the
+// kernel's VXLAN device is to take (cfgKernel set): over IPv4 without
+// options or IPv6 without extension headers, to the node's VTEP address
+// and port, with the I flag, the node's VNI, an inner frame for the
+// node's VTEP MAC to a fast-path destination with TTL or hop limit above
+// 1. Everything else jumps to "nokern".
+func kernelVXLANDecide(st *steering, f *FastPath) asm.Instructions {
+	need := stackNeed("nokern")
+	var p asm.Instructions
+	add := func(is ...asm.Instruction) { p = append(p, is...) }
+	addAll := func(is asm.Instructions) { p = append(p, is...) }
+	add(
+		asm.StoreImm(asm.RFP, -12, 0, asm.Word),
+		mapPtr(asm.R1, st.cfg),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -12),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "nokern"),
+		asm.Mov.Reg(asm.R7, asm.R0),
+		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R5, cfgKernel),
+		asm.JEq.Imm(asm.R5, 0, "nokern"),
+	)
+	addAll(need(14))
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.JEq.Imm(asm.R5, leEthIPv4, "kv4"),
+		asm.JEq.Imm(asm.R5, leEthIPv6, "kv6"),
+		asm.Ja.Label("nokern"),
+	)
+	// inner emits the checks after outer headers of l bytes (Ethernet
+	// to VXLAN), R7 the config value; sfx names its labels.
+	inner := func(l int16, sfx string) {
+		add(
+			asm.LoadMem(asm.R5, asm.R2, l-8, asm.Byte),
+			asm.And.Imm(asm.R5, 0x08),
+			asm.JEq.Imm(asm.R5, 0, "nokern"),
+			asm.LoadMem(asm.R5, asm.R2, l-4, asm.Word),
+			asm.And.Imm(asm.R5, 0x00ffffff),
+			asm.LoadMem(asm.R8, asm.R7, cfgVNI, asm.Word),
+			asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
+			asm.LoadMem(asm.R5, asm.R2, l, asm.Word),
+			asm.LoadMem(asm.R8, asm.R7, cfgMAC, asm.Word),
+			asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
+			asm.LoadMem(asm.R5, asm.R2, l+4, asm.Half),
+			asm.LoadMem(asm.R8, asm.R7, cfgMAC+4, asm.Half),
+			asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
+			asm.LoadMem(asm.R5, asm.R2, l+12, asm.Half),
+			asm.JEq.Imm(asm.R5, leEthIPv6, "ki6"+sfx),
+			asm.JNE.Imm(asm.R5, leEthIPv4, "nokern"),
+		)
+		// The inner destination, R2 moved to the inner frame.
+		addAll(need(int32(l) + 14 + 20))
+		add(
+			asm.Add.Imm(asm.R2, int32(l)),
+			asm.LoadMem(asm.R5, asm.R2, 14+8, asm.Byte),
+			asm.JLE.Imm(asm.R5, 1, "nokern"),
+		)
+		addAll(lookupDestHalves(f.hosts4, 16, 2, "nokern"))
+		add(asm.Ja.Label("kern"))
+		addAll(labeled(need(int32(l)+14+40), "ki6"+sfx))
+		add(
+			asm.Add.Imm(asm.R2, int32(l)),
+			asm.LoadMem(asm.R5, asm.R2, 14+7, asm.Byte),
+			asm.JLE.Imm(asm.R5, 1, "nokern"),
+		)
+		addAll(lookupDestHalves(f.hosts6, 24, 8, "nokern"))
+		add(asm.Ja.Label("kern"))
+	}
+
+	// Over IPv4: IHL 5, unfragmented UDP to the node's address and port.
+	addAll(labeled(need(14+20+8+8+14), "kv4"))
+	add(
+		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R5, cfgHas4),
+		asm.JEq.Imm(asm.R5, 0, "nokern"),
+		asm.LoadMem(asm.R5, asm.R2, 14, asm.Byte),
+		asm.JNE.Imm(asm.R5, 0x45, "nokern"),
+	)
+	addAll(udpToVTEP4("nokern"))
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 14+20+2, asm.Half),
+		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
+		asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
+	)
+	inner(14+20+8+8, "o4")
+
+	// Over IPv6: UDP right after the fixed header, to the node's address
+	// and port.
+	addAll(labeled(need(14+40+8+8+14), "kv6"))
+	add(
+		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R5, cfgHas6),
+		asm.JEq.Imm(asm.R5, 0, "nokern"),
+		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Byte),
+		asm.JNE.Imm(asm.R5, protoUDP, "nokern"),
+	)
+	for i := int16(0); i < 4; i++ {
+		add(
+			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
+			asm.LoadMem(asm.R8, asm.R7, cfgNode6+4*i, asm.Word),
+			asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
+		)
+	}
+	add(
+		asm.LoadMem(asm.R5, asm.R2, 14+40+2, asm.Half),
+		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
+		asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
+	)
+	inner(14+40+8+8, "o6")
+	return p
+}
+
+// lookupDestHalves is lookupDest reading the address 16 bits at a time:
+// in the stack copy an inner IP header sits 2 bytes off a word boundary
+// (behind the outer headers and a 14-byte Ethernet header), where the
+// verifier refuses word loads.
+func lookupDestHalves(m *ebpf.Map, dst, halves int16, miss string) asm.Instructions {
+	var p asm.Instructions
+	for i := int16(0); i < halves; i++ {
+		p = append(p,
+			asm.LoadMem(asm.R5, asm.R2, 14+dst+2*i, asm.Half),
+			asm.StoreMem(asm.RFP, stkKey+2*i, asm.R5, asm.Half),
+		)
+	}
+	return append(p,
+		mapPtr(asm.R1, m),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, stkKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, miss),
+	)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -162,4 +163,73 @@ func TestUplinkIngressFast(t *testing.T) {
 	if err := x.u.Attach(0); err == nil {
 		t.Error("attach to ifindex 0 succeeded")
 	}
+}
+
+// TestUplinkIngressKernelVXLAN: with the kernel's VXLAN device in use,
+// VXLAN (over IPv4 or IPv6) whose inner frame goes to a fast-path pod is
+// left to the kernel, and kept from the socket; any other VXLAN is the
+// switch's, as before.
+func TestUplinkIngressKernelVXLAN(t *testing.T) {
+	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, false}, {"fd00:19:1::2", 1500, false}})
+	x := newUplinkTC(t, fp)
+	vtepMAC := [6]byte{2, 0x58, 3, 0, 0, 1}
+	if err := x.u.SetDecap(4096, vtepMAC); err != nil {
+		t.Fatal(err)
+	}
+	inner := func(to string, ttl byte) []byte {
+		var f []byte
+		if netip.MustParseAddr(to).Is4() {
+			f = withChecksum(ipv4(17, "198.19.0.2", to, 5, 0, udp(1, 2, 64)))
+			f[14+8] = ttl
+		} else {
+			f = ipv6(17, "fd00:19::2", to, udp(1, 2, 64))
+			f[14+7] = ttl
+		}
+		copy(f[0:6], vtepMAC[:])
+		return f
+	}
+	vxlan6 := func(vni uint32, in []byte) []byte {
+		u := udp(51000, 4789, 8+len(in))
+		u[8] = 0x08
+		u[8+4], u[8+5], u[8+6] = byte(vni>>16), byte(vni>>8), byte(vni)
+		copy(u[16:], in)
+		return ipv6(17, "fd00::2", "fd00::1", u)
+	}
+	kernel := map[string][]byte{
+		"v4 in v4": vxlan4(4096, inner("198.19.1.2", 64)),
+		"v6 in v4": vxlan4(4096, inner("fd00:19:1::2", 64)),
+		"v4 in v6": vxlan6(4096, inner("198.19.1.2", 64)),
+		"v6 in v6": vxlan6(4096, inner("fd00:19:1::2", 64)),
+	}
+	switchs := map[string][]byte{
+		"inner to no fast-path pod": vxlan4(4096, inner("198.19.1.9", 64)),
+		"inner TTL 1":               vxlan4(4096, inner("198.19.1.2", 1)),
+		"other VNI":                 vxlan6(7, inner("198.19.1.2", 64)),
+		"inner MAC not the node's": func() []byte {
+			f := inner("198.19.1.2", 64)
+			f[5] ^= 1
+			return vxlan4(4096, f)
+		}(),
+	}
+	check := func(on bool) {
+		for name, f := range kernel {
+			got, out, took := x.run(t, f, 0)
+			if on && (got != tcActOK || took || !bytes.Equal(out, f)) {
+				t.Errorf("%s: tc %d, filter %v; want the kernel's, whole", name, got, took)
+			}
+			if !on && (got != tcActShot || !took) {
+				t.Errorf("%s, kernel VXLAN off: tc %d, filter %v; want the switch's", name, got, took)
+			}
+		}
+		for name, f := range switchs {
+			if got, _, took := x.run(t, f, 0); got != tcActShot || !took {
+				t.Errorf("%s (kernel VXLAN %v): tc %d, filter %v; want the switch's", name, on, got, took)
+			}
+		}
+	}
+	check(false)
+	if err := x.u.SetKernelVXLAN(true); err != nil {
+		t.Fatal(err)
+	}
+	check(true)
 }
