@@ -188,3 +188,72 @@ func TestVXLANFastPath(t *testing.T) {
 		}
 	}
 }
+
+// TestVXLANTCFastPath: VXLAN between af-packet pods with the fast path,
+// over af-packet uplinks and over AF_XDP ones. xvsd creates a
+// metadata-mode VXLAN device of its own on each node: the sending pod's tc
+// program sends into it (the kernel encapsulates, super-frames whole),
+// and the receiving uplink hands the VXLAN to it (the kernel
+// decapsulates and merges) for its tc program to forward to the pod.
+// Ping, UDP and iperf3 work both ways, the workers see little of the
+// stream, and the device goes with xvsd and comes back with it.
+func TestVXLANTCFastPath(t *testing.T) {
+	for _, up := range []string{"af-packet", ""} {
+		t.Run("uplinks="+up, func(t *testing.T) {
+			l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: "af-packet", UplinkMode: up, XDPFastPath: true, Encap: "vxlan"})
+			p1, p2 := l.T.Pods[0], l.T.Pods[1]
+			device := func(n *lab.Node) bool {
+				_, err := l.Exec(n.NS, "ip", "link", "show", "xvs.vxlan")
+				return err == nil
+			}
+			check := func(when string) {
+				t.Helper()
+				for _, n := range l.T.Nodes {
+					if !device(n) {
+						t.Fatalf("%s: no xvs.vxlan on %s", when, n.Name)
+					}
+				}
+				crossPods(t, l)
+				udpAcross(t, l, false)
+				udpAcross(t, l, true)
+				rx := func() uint64 {
+					return counter(t, l, "node1", "rx-packets") + counter(t, l, "node2", "rx-packets")
+				}
+				before := rx()
+				ir, err := l.Iperf3(p2.Name, p1.Name, time.Second, false)
+				if err != nil || ir.ReceivedBytes == 0 {
+					t.Fatalf("%s: iperf3 through VXLAN: %v (%d bytes)", when, err, ir.ReceivedBytes)
+				}
+				got := rx() - before
+				if segs := uint64(ir.ReceivedBytes / 1400); got > segs/20 {
+					t.Errorf("%s: the workers received %d frames for ~%d segments; want the stream in the kernel and tc", when, got, segs)
+				}
+				for _, n := range []string{"node1", "node2"} {
+					if c := counter(t, l, n, "fast-path-remotes"); c == 0 {
+						t.Errorf("%s: %s put no tunnel destination in the fast path", when, n)
+					}
+					for _, bad := range []string{"bad-vxlan", "vxlan-vni", "vxlan-mac"} {
+						if c := counter(t, l, n, bad); c != 0 {
+							t.Errorf("%s: %s: %s %d", when, n, bad, c)
+						}
+					}
+				}
+				t.Logf("%s: iperf3 through VXLAN, tc fast path: %.2f Gb/s, %d frames through the workers", when, ir.BitsPerSecond/1e9, got)
+			}
+			check("first start")
+			for _, n := range l.T.Nodes {
+				if err := l.StopXVSD(n.Name); err != nil {
+					t.Fatal(err)
+				}
+				if device(n) {
+					t.Errorf("xvs.vxlan left on %s after xvsd stopped", n.Name)
+				}
+				if err := l.StartXVSD(n.Name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check("after a restart")
+			assertForwardingOff(t, l)
+		})
+	}
+}

@@ -212,3 +212,35 @@ func TestRemoteFastPathFull(t *testing.T) {
 		t.Error("an old destination is still in the fast path")
 	}
 }
+
+// TestRemoteFastPathTunnel: with the kernel's VXLAN device there, a
+// destination behind a VXLAN route becomes a tunnel entry: into the
+// device, with the remote VTEP's MAC and the node's VTEP MAC, the
+// tunnel's MTU; without it, VXLAN stays with the workers.
+func TestRemoteFastPathTunnel(t *testing.T) {
+	l := newVXLANLab(t, nil)
+	fp, err := xdpprog.NewFastPath(64)
+	if err != nil {
+		t.Skipf("fast path maps: %v", err)
+	}
+	l.sw.fast = fp // closed with the switch
+	l.sw.addRemote(remotePod4)
+	if len(l.sw.remotes) != 0 {
+		t.Fatalf("remotes %v without the kernel's device", l.sw.remotes)
+	}
+	l.sw.ktunIndex.Store(1) // lo stands in for the device
+	for _, c := range []struct {
+		dst, remote netip.Addr
+		mtu         int
+	}{{remotePod4, remote4, 1450}, {remotePod6, remote6, 1430}, {remoteV6v4, remote4, 1450}} {
+		l.sw.addRemote(c.dst)
+		e, ok := l.sw.remotes[c.dst]
+		want := remoteFast{ifindex: 1, mtu: c.mtu, dst: peerVTEP, src: vtepMAC, vni: DefaultVNI, remote: c.remote}
+		if !ok || e != want {
+			t.Errorf("%v: entry %+v, want %+v", c.dst, e, want)
+		}
+		if idx, ok := fp.Has(c.dst); !ok || idx != 1 {
+			t.Errorf("%v: fast path has %v out of %d", c.dst, ok, idx)
+		}
+	}
+}

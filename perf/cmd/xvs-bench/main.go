@@ -94,9 +94,9 @@ func run() int {
 		return f
 	}
 	// crossFwds: the kernel, then xvsd with AF_XDP and with af-packet pod
-	// ports, and natively routed with af-packet pods and uplinks and the
-	// fast path (or those of -forwarders), on two nodes, natively routed
-	// or through VXLAN.
+	// ports, and with af-packet pods and uplinks and the fast path (or
+	// those of -forwarders), on two nodes, natively routed or through
+	// VXLAN.
 	crossFwds := func(vxlan bool) []perf.Forwarder {
 		kernel, x := perf.KernelCrossNode, perf.XVSDCrossNode
 		if vxlan {
@@ -114,10 +114,7 @@ func run() int {
 		} else {
 			cross["xvsd-af-packet-tc-fast-path"] = func() perf.Forwarder { return perf.XVSDCrossNodeTCFastPath(*xvsd, xflags) }
 		}
-		names := []string{"kernel", "xvsd", "xvsd-af-packet"}
-		if !vxlan {
-			names = append(names, "xvsd-af-packet-tc-fast-path")
-		}
+		names := []string{"kernel", "xvsd", "xvsd-af-packet", "xvsd-af-packet-tc-fast-path"}
 		if *fwdList != "" {
 			names = []string{"kernel"}
 			for _, n := range strings.Split(*fwdList, ",") {
