@@ -51,12 +51,12 @@ const (
 	// program decide on, 2 bytes off a word boundary so that the IP
 	// header's words are aligned, as stack reads must be; below every
 	// other slot.
-	stkCopy  = -254
-	copyMax  = 74 // Ethernet, IPv6 and a TCP header without options
+	stkCopy = -254
+	copyMax = 74 // Ethernet, IPv6 and a TCP header without options
 	// copyVXLAN is what the uplink's programs copy: VXLAN over IPv6 up
 	// to the inner IPv6 destination (70 + 14 + 40).
 	copyVXLAN = 124
-	protoTCP = 6
+	protoTCP  = 6
 )
 
 // hdrNeed emits a check that n bytes of headers can be read at R2, jumping
