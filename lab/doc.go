@@ -35,14 +35,15 @@
 // addresses come from 198.18.0.0/15 and fd00::/8.
 //
 // With Options.Encap "vxlan" (Calico's VXLAN mode) the outside routes only
-// the underlay (198.18.i.0/24, fd00:18:i::/64), never a pod block, so pods
-// on different nodes reach each other only through VXLAN: each node has a
+// the underlay (198.18.i.0/24, fd00:18:i::/64; each node's kernel routes
+// the other nodes' through the outside, as a host's own routes would),
+// never a pod block, so pods on different nodes reach each other only
+// through VXLAN: each node has a
 // VTEP MAC (02:58:03:00:i:01), the pods' MTU is 1430 (room for VXLAN over
 // IPv6), xvsd's config gets a vxlan: section and a vxlan route per other
 // node and family, and KernelRouting sets up the kernel's own VTEPs as
 // Calico does (vxlan.calico over IPv4, vxlan-v6.calico over IPv6, VNI
-// 4096, learning off, static neighbour and FDB entries, underlay routes
-// through the outside). New has the outside and the nodes resolve each
+// 4096, learning off, static neighbour and FDB entries). New has the outside and the nodes resolve each
 // other first (primeUnderlay): left to the first tunnelled packets, IPv6
 // lost its first second. `xvsctl lab up -encap vxlan` builds one; `xvsctl
 // lab status` shows each node's VTEP MAC (LAB_NODEi_VTEP_MAC and

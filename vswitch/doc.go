@@ -130,6 +130,22 @@
 // then leave through the uplink from its tc program whole, as the kernel's
 // routing sends them. XDP programs never redirect to them.
 //
+// VXLAN routes join it too when the switch has its kernel VXLAN device
+// (tunnel.go): with VXLAN and the fast path on, it creates xvs.vxlan, a
+// metadata-mode (collect_md) VXLAN device, in its namespace. A tunnel
+// destination's entry carries the tunnel key (VNI, remote VTEP): the tc
+// program sets it (bpf_skb_set_tunnel_key) and redirects into the device,
+// which encapsulates the pod's super-frames whole (UDP-tunnel GSO) and
+// routes the outer packet by the host's routes, as vxlan.calico would.
+// The other way, the uplink's program (XDP over IPv4, tc over IPv4 and
+// IPv6) hands VXLAN whose inner frame goes to a fast-path pod to the
+// kernel whole (SetKernelVXLAN); the device decapsulates and merges it
+// (GRO), and its tc program checks the VNI and the VTEP MAC and forwards
+// to the pod. The workers keep every other kind of VXLAN. The tunnel's
+// MTU is the uplink's less the overhead, as for the workers; an inner
+// packet from the tunnel that the device's program cannot forward (TTL 1,
+// too big for the pod) is dropped there, without an ICMP error.
+//
 // # Uplinks: AF_XDP, or AF_PACKET steered by tc
 //
 // An uplink is AF_XDP by default: its XDP program steers pod prefixes and

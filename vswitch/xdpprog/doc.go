@@ -37,6 +37,14 @@
 //     from the same maps as the XDP program (the steering type);
 //     TestUplinkIngressAgrees checks that XDP, tc and the filter steer
 //     random frames alike.
+//   - Tunnels: FastPath.AddTunnel makes another node's pod a tc
+//     destination behind a VXLAN tunnel (the tc programs set the tunnel
+//     key and redirect into the switch's collect_md VXLAN device);
+//     AttachTunnelIngress is that device's tc program (VNI and VTEP MAC
+//     checked, then the fast path to the node's pods); SetKernelVXLAN
+//     makes the uplink programs hand VXLAN for fast-path pods to the
+//     kernel whole (vxlanKernel in XDP, kernelVXLANDecide in tc and the
+//     socket filter).
 //   - The maps: an XSKMAP by rx queue (SetSocket, ClearSocket), the LPM
 //     tries (AddPrefix, RemovePrefix) and a one-entry config array (SetVTEP).
 //   - Attach: native (driver) mode first, then generic (skb) mode under
