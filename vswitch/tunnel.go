@@ -19,9 +19,12 @@ import (
 // into it with a tunnel key (xdpprog.FastPath.AddTunnel): the kernel
 // encapsulates them, TSO super-frames whole (UDP-tunnel GSO), and routes
 // the outer packet by the host's own routes to the remote VTEP, as its
-// vxlan.calico would. The other way, the uplink's XDP program hands VXLAN
-// over IPv4 whose inner frame goes to such a pod to the kernel whole
-// (xdpprog.Program.SetKernelVXLAN); the device decapsulates it and merges
+// vxlan.calico would, from the address the host's route to it prefers
+// (the uplink's, unless vxlan.vtep_v4/vtep_v6 name another, which this
+// path does not follow). The other way, the uplink's program (XDP: over
+// IPv4; tc on an af-packet uplink: over IPv4 and IPv6) hands VXLAN whose
+// inner frame goes to such a pod to the kernel whole
+// (SetKernelVXLAN); the device decapsulates it and merges
 // its segments (GRO), and its tc program (xdpprog.AttachTunnelIngress)
 // checks the VNI and the VTEP MAC and forwards to the pod. Everything else
 // about VXLAN stays with the workers. The device goes with the switch; a
