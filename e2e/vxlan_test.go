@@ -91,34 +91,53 @@ func TestVXLANCrossNode(t *testing.T) {
 // TestVXLANWithKernelVTEP: xvsd on one node, and on the other the kernel's
 // vxlan devices set up as Calico sets them up (vxlan.calico over IPv4,
 // vxlan-v6.calico over IPv6, static neighbour and FDB entries): the two
-// must understand each other's VXLAN both ways, and after xvsd restarts.
+// must understand each other's VXLAN both ways, and after xvsd restarts;
+// with xvsd's workers encapsulating, and with its tc fast path and its own
+// kernel VXLAN device doing it.
 func TestVXLANWithKernelVTEP(t *testing.T) {
-	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, Encap: "vxlan"})
-	if err := l.StopXVSD("node2"); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name string
+		opts lab.Options
+	}{
+		{"workers", lab.Options{}},
+		// xvsd's own kernel VXLAN device under the tc fast path, against
+		// Calico's.
+		{"tc-fast-path", lab.Options{PodMode: "af-packet", UplinkMode: "af-packet", XDPFastPath: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := c.opts
+			o.Nodes, o.PodsPerNode, o.Encap = 2, 1, "vxlan"
+			l := newLab(t, o)
+			if err := l.StopXVSD("node2"); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.KernelRouting("node2"); err != nil {
+				t.Fatal(err)
+			}
+			crossPods(t, l)
+			if e, d := counter(t, l, "node1", "vxlan-encap"), counter(t, l, "node1", "vxlan-decap"); !o.XDPFastPath && (e == 0 || d == 0) {
+				t.Errorf("node1: vxlan-encap %d, vxlan-decap %d; want both", e, d)
+			}
+			if o.XDPFastPath && counter(t, l, "node1", "fast-path-remotes") == 0 {
+				t.Error("node1 put no tunnel destination in the fast path")
+			}
+			for _, bad := range []string{"bad-vxlan", "vxlan-vni", "vxlan-mac"} {
+				if c := counter(t, l, "node1", bad); c != 0 {
+					t.Errorf("node1: %s %d", bad, c)
+				}
+			}
+			// A restart keeps the tunnel: the routes come from the config.
+			if err := l.StopXVSD("node1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.StartXVSD("node1"); err != nil {
+				t.Fatal(err)
+			}
+			p1, p2 := l.T.Pods[0], l.T.Pods[1]
+			ping(t, l, p1.Name, p2.V4)
+			ping(t, l, p2.Name, p1.V6)
+		})
 	}
-	if err := l.KernelRouting("node2"); err != nil {
-		t.Fatal(err)
-	}
-	crossPods(t, l)
-	if e, d := counter(t, l, "node1", "vxlan-encap"), counter(t, l, "node1", "vxlan-decap"); e == 0 || d == 0 {
-		t.Errorf("node1: vxlan-encap %d, vxlan-decap %d; want both", e, d)
-	}
-	for _, bad := range []string{"bad-vxlan", "vxlan-vni", "vxlan-mac"} {
-		if c := counter(t, l, "node1", bad); c != 0 {
-			t.Errorf("node1: %s %d", bad, c)
-		}
-	}
-	// A restart keeps the tunnel: the routes come from the config.
-	if err := l.StopXVSD("node1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.StartXVSD("node1"); err != nil {
-		t.Fatal(err)
-	}
-	p1, p2 := l.T.Pods[0], l.T.Pods[1]
-	ping(t, l, p1.Name, p2.V4)
-	ping(t, l, p2.Name, p1.V6)
 }
 
 // TestVXLANIPv6OverIPv4: IPv6 pods on an IPv4 underlay, the routes added
