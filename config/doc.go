@@ -36,7 +36,10 @@
 //	# af-packet ports (TCP super-frames whole, to other nodes' pods as well);
 //	# and frames from the network to the node's pods in the uplink's
 //	# program (XDP: to AF_XDP pods, VXLAN over IPv4 decapsulated there;
-//	# tc on an af-packet uplink: to every pod). AF_XDP pods must have GRO on
+//	# tc on an af-packet uplink: to every pod). With vxlan: as well, xvsd
+//	# creates its own metadata-mode VXLAN device, xvs.vxlan, through which
+//	# af-packet pods' tc programs reach other nodes' pods (super-frames
+//	# whole); the host's routes must reach the other nodes' VTEPs. AF_XDP pods must have GRO on
 //	# (ethtool -K eth0 gro on) to receive redirected frames
 //	xdp_fast_path: false
 //	# UMEM frames per worker, a power of two (default 16384: 64 MiB at 4 KiB;
