@@ -243,11 +243,17 @@ func reloadOr(n int32, label string) asm.Instructions {
 // Ethernet header) go to the stack at key; a miss jumps to miss, a hit
 // leaves the fastVal in R7. Both fast paths, XDP and tc, use it.
 func lookupDest(m *ebpf.Map, dst, words, key int16, miss string) asm.Instructions {
+	return lookupDestBy(m, dst, words, asm.Word, key, miss)
+}
+
+// lookupDestBy is lookupDest copying the address n loads of size sz.
+func lookupDestBy(m *ebpf.Map, dst, n int16, sz asm.Size, key int16, miss string) asm.Instructions {
 	var p asm.Instructions
-	for i := int16(0); i < words; i++ {
+	step := int16(sz.Sizeof())
+	for i := int16(0); i < n; i++ {
 		p = append(p,
-			asm.LoadMem(asm.R5, asm.R2, 14+dst+4*i, asm.Word),
-			asm.StoreMem(asm.RFP, key+4*i, asm.R5, asm.Word),
+			asm.LoadMem(asm.R5, asm.R2, 14+dst+step*i, sz),
+			asm.StoreMem(asm.RFP, key+step*i, asm.R5, sz),
 		)
 	}
 	return append(p,

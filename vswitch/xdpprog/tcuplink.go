@@ -245,27 +245,34 @@ func steerDecide(st *steering, need hdrNeed, port4 func() asm.Instructions) asm.
 	// VXLAN to the node? UDP right after the fixed header.
 	addAll(lookupCfg(st.cfg, -24))
 	addAll(need(14 + 40 + 8))
-	add(
+	addAll(udpToVTEP6("pass"))
+	add(asm.Ja.Label("take"))
+	return p
+}
+
+// udpToVTEP6 jumps to miss unless the node has an IPv6 VTEP (R7 the config
+// value) and the IPv6 packet (R2 at its Ethernet header, 62 bytes there)
+// is UDP, right after the fixed header, to its address and VXLAN port.
+func udpToVTEP6(miss string) asm.Instructions {
+	p := asm.Instructions{
 		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
 		asm.And.Imm(asm.R5, cfgHas6),
-		asm.JEq.Imm(asm.R5, 0, "pass"),
+		asm.JEq.Imm(asm.R5, 0, miss),
 		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Byte),
-		asm.JNE.Imm(asm.R5, protoUDP, "pass"),
-	)
+		asm.JNE.Imm(asm.R5, protoUDP, miss),
+	}
 	for i := int16(0); i < 4; i++ {
-		add(
+		p = append(p,
 			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
 			asm.LoadMem(asm.R8, asm.R7, cfgNode6+4*i, asm.Word),
-			asm.JNE.Reg(asm.R5, asm.R8, "pass"),
+			asm.JNE.Reg(asm.R5, asm.R8, miss),
 		)
 	}
-	add(
+	return append(p,
 		asm.LoadMem(asm.R5, asm.R2, 14+40+2, asm.Half),
 		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
-		asm.JNE.Reg(asm.R5, asm.R8, "pass"),
-		asm.Ja.Label("take"),
+		asm.JNE.Reg(asm.R5, asm.R8, miss),
 	)
-	return p
 }
 
 // skbPort4 is steerDecide's port4 for a __sk_buff (R6): the whole UDP
@@ -379,25 +386,7 @@ func kernelVXLANDecide(st *steering, f *FastPath) asm.Instructions {
 	// Over IPv6: UDP right after the fixed header, to the node's address
 	// and port.
 	addAll(labeled(need(14+40+8+8+14), "kv6"))
-	add(
-		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
-		asm.And.Imm(asm.R5, cfgHas6),
-		asm.JEq.Imm(asm.R5, 0, "nokern"),
-		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Byte),
-		asm.JNE.Imm(asm.R5, protoUDP, "nokern"),
-	)
-	for i := int16(0); i < 4; i++ {
-		add(
-			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
-			asm.LoadMem(asm.R8, asm.R7, cfgNode6+4*i, asm.Word),
-			asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
-		)
-	}
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 14+40+2, asm.Half),
-		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
-		asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
-	)
+	addAll(udpToVTEP6("nokern"))
 	inner(14+40+8+8, "o6")
 	return p
 }
@@ -407,18 +396,5 @@ func kernelVXLANDecide(st *steering, f *FastPath) asm.Instructions {
 // (behind the outer headers and a 14-byte Ethernet header), where the
 // verifier refuses word loads.
 func lookupDestHalves(m *ebpf.Map, dst, halves int16, miss string) asm.Instructions {
-	var p asm.Instructions
-	for i := int16(0); i < halves; i++ {
-		p = append(p,
-			asm.LoadMem(asm.R5, asm.R2, 14+dst+2*i, asm.Half),
-			asm.StoreMem(asm.RFP, stkKey+2*i, asm.R5, asm.Half),
-		)
-	}
-	return append(p,
-		mapPtr(asm.R1, m),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stkKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, miss),
-	)
+	return lookupDestBy(m, dst, halves, asm.Half, stkKey, miss)
 }
