@@ -60,6 +60,7 @@ const fvTunnel = 2
 // bpf_skb_set_tunnel_key flags.
 const (
 	tunInfoIPv6     = 1 << 0 // BPF_F_TUNINFO_IPV6
+	tunZeroCsum     = 1 << 1 // BPF_F_ZERO_CSUM_TX
 	tunDontFragment = 1 << 2 // BPF_F_DONT_FRAGMENT
 )
 
@@ -124,7 +125,8 @@ func (f *FastPath) Add(addr netip.Addr, ifindex, mtu int, dst, src [6]byte, xdp 
 // AddTunnel makes addr (another node's pod) a destination of the tc fast
 // path through a VXLAN tunnel: its frames get their TTL decremented and
 // the Ethernet addresses dst (the remote VTEP's MAC) and src (the node's
-// VTEP MAC), the tunnel key (vni, remote; TTL 64, and DF over IPv4) and
+// VTEP MAC), the tunnel key (vni, remote; TTL 64, and over IPv4 DF and no
+// UDP checksum) and
 // go out of ifindex, a collect_md VXLAN device, which encapsulates them,
 // super-frames whole. mtu is the tunnel's: the underlay's less the
 // overhead.
@@ -146,7 +148,10 @@ func (f *FastPath) AddTunnel(addr netip.Addr, ifindex, mtu int, dst, src [6]byte
 	if r := remote.Unmap(); r.Is4() {
 		b := r.As4()
 		binary.LittleEndian.PutUint32(v[fvRemote:], binary.BigEndian.Uint32(b[:]))
-		binary.LittleEndian.PutUint32(v[fvTunFlags:], tunDontFragment)
+		// No outer UDP checksum over IPv4, as Linux's vxlan devices
+		// (Calico's) and the switch's workers send it: the receiver
+		// need not verify one per segment.
+		binary.LittleEndian.PutUint32(v[fvTunFlags:], tunDontFragment|tunZeroCsum)
 	} else {
 		b := r.As16()
 		copy(v[fvRemote:], b[:])
