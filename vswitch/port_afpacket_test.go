@@ -19,12 +19,12 @@ import (
 	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
 )
 
-func (l *xrLab) openAFPacket(t *testing.T) *afPacketPort {
+func (l *xrLab) openAFPacket(t *testing.T, opts AFPacketPortOptions) *afPacketPort {
 	t.Helper()
 	var p *afPacketPort
 	err := l.sw.Do(func() error {
 		var err error
-		p, err = openAFPacketPort(l.swIf, l.umem, AFPacketPortOptions{})
+		p, err = openAFPacketPort(l.swIf, l.umem, opts)
 		return err
 	})
 	if err != nil {
@@ -36,7 +36,7 @@ func (l *xrLab) openAFPacket(t *testing.T) *afPacketPort {
 
 func TestAFPacketPortRxTx(t *testing.T) {
 	l := newXRLab(t)
-	p := l.openAFPacket(t)
+	p := l.openAFPacket(t, AFPacketPortOptions{})
 	if p.Mode() != ModeAFPacket {
 		t.Errorf("mode %s", p.Mode())
 	}
@@ -45,7 +45,7 @@ func TestAFPacketPortRxTx(t *testing.T) {
 
 func TestAFPacketPortAllocs(t *testing.T) {
 	l := newXRLab(t)
-	p := l.openAFPacket(t)
+	p := l.openAFPacket(t, AFPacketPortOptions{})
 	pkts := make([]Packet, 64)
 	out := make([]Packet, 1)
 	allocs := testing.AllocsPerRun(200, func() {
@@ -73,7 +73,7 @@ func TestAFPacketPortAllocs(t *testing.T) {
 // with TransmitLarge.
 func TestAFPacketPortOffload(t *testing.T) {
 	l := newXRLab(t)
-	p := l.openAFPacket(t)
+	p := l.openAFPacket(t, AFPacketPortOptions{})
 	fd := l.rawSocket(t)
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 		t.Fatal(err)
@@ -136,15 +136,7 @@ func TestAFPacketPortOffload(t *testing.T) {
 // every frame, and the kernel's stack on that side sees none of them.
 func TestAFPacketPortDropIngress(t *testing.T) {
 	l := newXRLab(t)
-	var p *afPacketPort
-	if err := l.sw.Do(func() error {
-		var err error
-		p, err = openAFPacketPort(l.swIf, l.umem, AFPacketPortOptions{DropIngress: true})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := l.openAFPacket(t, AFPacketPortOptions{DropIngress: true})
 	if err := p.DropIngressErr(); err != nil {
 		t.Fatalf("tc ingress drop: %v", err)
 	}
@@ -197,15 +189,7 @@ func TestAFPacketPortFastPath(t *testing.T) {
 	if err := fp.Add(fast, 1, 1500, [6]byte{2, 0, 0, 0, 0, 0x77}, [6]byte(l.swMAC), false); err != nil {
 		t.Fatal(err)
 	}
-	var p *afPacketPort
-	if err := l.sw.Do(func() error {
-		var err error
-		p, err = openAFPacketPort(l.swIf, l.umem, AFPacketPortOptions{DropIngress: true, FastPath: fp})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := l.openAFPacket(t, AFPacketPortOptions{DropIngress: true, FastPath: fp})
 	if err := errors.Join(p.FastPathErr(), p.DropIngressErr()); err != nil {
 		t.Fatalf("tc fast path: %v", err)
 	}
@@ -289,15 +273,7 @@ func ipInReceives(t *testing.T, ns *xsktest.NS) uint64 {
 // host's stack never sees the switch's.
 func TestAFPacketUplinkSteered(t *testing.T) {
 	l := newXRLab(t)
-	var p *afPacketPort
-	if err := l.sw.Do(func() error {
-		var err error
-		p, err = openAFPacketPort(l.swIf, l.umem, AFPacketPortOptions{Steer: true})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := l.openAFPacket(t, AFPacketPortOptions{Steer: true})
 	if err := p.SteerErr(); err != nil || !p.Steered() {
 		t.Fatalf("steering: %v", err)
 	}

@@ -2,7 +2,6 @@ package vswitch
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/xvs-project/xvs/fib"
 )
@@ -47,7 +46,7 @@ type remoteFast struct {
 	remote       netip.Addr
 }
 
-// put writes e into the fast path for a.
+// putRemote writes e into the fast path for a.
 func (s *Switch) putRemote(a netip.Addr, e remoteFast) error {
 	if e.remote.IsValid() {
 		return s.fast.AddTunnel(a, e.ifindex, e.mtu, e.dst, e.src, e.vni, e.remote)
@@ -59,11 +58,9 @@ func (s *Switch) putRemote(a netip.Addr, e remoteFast) error {
 // routed out of an uplink for a pod with a tc fast path, into the fast
 // path.
 func (w *worker) learnRemote(dst netip.Addr) {
-	e := &w.remotes[addrHash(dst)%uint32(len(w.remotes))]
-	if e.addr == dst && w.now-e.at < int64(time.Second) {
+	if !w.once(w.remotes[:], dst) {
 		return
 	}
-	e.addr, e.at = dst, w.now
 	select {
 	case w.events <- ctlEvent{kind: evRemote, addr: dst}:
 	default:

@@ -1,13 +1,11 @@
 package vswitch
 
 import (
-	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/xvs-project/xvs/vswitch/xdpprog"
-	"github.com/xvs-project/xvs/vswitch/xsk"
 )
 
 // newRemoteLab is a switch with the fast path on, an uplink whose
@@ -23,18 +21,7 @@ func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 	// WithoutKernel makes no fast path of its own: this one stands in.
 	withFast := func(s *Switch) { s.fast = fp }
 	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
-		fp := NewFakePort(1024)
-		fp.umem = u
-		l.ports[pc.Name] = fp
-		mac := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}
-		idx := 10 + len(l.ports)
-		if pc.Kind == PortUplink {
-			// The fast path's devmap takes only devices that exist.
-			mac, idx = upMAC, 1
-		}
-		return OpenedPort{Port: fp, MAC: mac, MTU: 1500, Ifindex: idx}, nil
-	}
+	opener := l.nodeOpener(nil)
 	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) PortConfig {
 		return PortConfig{Name: name, Kind: PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
 	}
@@ -51,17 +38,9 @@ func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 			{Prefix: netip.MustParsePrefix("198.19.3.0/24"), Blackhole: true},
 		},
 	}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel(), withFast)
-	if err != nil {
-		fp.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sw.Close() })
-	l.sw = sw
-	up := sw.byName["up"]
-	sw.nbr.update(neighUpdate(up.ifindex, remote4, peerMAC))
-	sw.nbr.update(neighUpdate(up.ifindex, remote6, peerMAC))
-	sw.byName["pod1"].tcFast = true
+	t.Cleanup(func() { fp.Close() }) // after the switch's Close, a no-op then
+	up := l.startNode(t, cfg, WithOpener(opener), withFast)
+	l.sw.byName["pod1"].tcFast = true
 	return l, up
 }
 

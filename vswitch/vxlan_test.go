@@ -44,12 +44,12 @@ func newVXLANLab(t testing.TB, offload map[string]bool) *vxlanLab {
 	return newVXLANLabOn(t, offload, []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)})
 }
 
-// newVXLANLabOn is newVXLANLab with the uplink's addresses given; the
-// IPv6 routes need an IPv6 one.
-func newVXLANLabOn(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix) *vxlanLab {
-	t.Helper()
-	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+// nodeOpener opens fake ports as a node's: the uplink with upMAC and
+// ifindex 1 (lo, which the fast path's devmap takes as a device that
+// exists), pods with 02:ff:0:0:0:n; those named in offload take
+// super-frames.
+func (l *fakeLab) nodeOpener(offload map[string]bool) Opener {
+	return func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
 		var p Port
 		fp := NewFakePort(1024)
 		if offload[pc.Name] {
@@ -61,13 +61,20 @@ func newVXLANLabOn(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix
 		}
 		fp.umem = u
 		l.ports[pc.Name] = fp
-		mac := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}
-		idx := 10 + len(l.ports)
+		mac, idx := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, 10+len(l.ports)
 		if pc.Kind == PortUplink {
-			mac = upMAC
+			mac, idx = upMAC, 1
 		}
 		return OpenedPort{Port: p, MAC: mac, MTU: 1500, Ifindex: idx}, nil
 	}
+}
+
+// newVXLANLabOn is newVXLANLab with the uplink's addresses given; the
+// IPv6 routes need an IPv6 one.
+func newVXLANLabOn(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix) *vxlanLab {
+	t.Helper()
+	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
+	opener := l.nodeOpener(offload)
 	cfg := Config{
 		VXLAN: &VXLANConfig{MAC: vtepMAC},
 		Ports: []PortConfig{
@@ -85,17 +92,24 @@ func newVXLANLabOn(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix
 			break
 		}
 	}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	return &vxlanLab{fakeLab: l, up: l.startNode(t, cfg, WithOpener(opener))}
+}
+
+// startNode starts l's switch with cfg (and opts, after WithoutKernel) and
+// resolves the other node's uplink (remote4, remote6) on "up", as the
+// neighbour monitor would; it returns "up".
+func (l *fakeLab) startNode(t testing.TB, cfg Config, opts ...Option) *portState {
+	t.Helper()
+	sw, err := New(cfg, nil, append([]Option{WithoutKernel()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sw.Close() })
 	l.sw = sw
 	up := sw.byName["up"]
-	// The other node's uplink, resolved as the neighbour monitor would.
 	sw.nbr.update(neighUpdate(up.ifindex, remote4, peerMAC))
 	sw.nbr.update(neighUpdate(up.ifindex, remote6, peerMAC))
-	return &vxlanLab{fakeLab: l, up: up}
+	return up
 }
 
 // vxlanFrame wraps inner in the headers the other node's kernel would
@@ -775,17 +789,32 @@ func checkEncapSum(t *testing.T, frame []byte, remote netip.Addr) gopacket.Packe
 // TestVXLANLargeDecap: a UDP GSO super-frame of VXLAN datagrams for the
 // node, as a steered AF_PACKET uplink receives another node's merged
 // datagrams whole, is cut into its datagrams and each is decapsulated to
-// its pod. A super-frame of UDP to another port is routed as before.
+// its pod, each checked as any datagram is; a super-frame of UDP to
+// another port of the node is not VXLAN, and is the host's.
 func TestVXLANLargeDecap(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		l := newVXLANLab(t, map[string]bool{"up": true})
+	// merged is a UDP GSO super-frame of 5 VXLAN datagrams to the node
+	// (VNI vni, UDP port port), behind its offload header.
+	merged := func(v6 bool, vni uint32, port uint16) []byte {
 		src, dst := remotePod4, pod1v4
 		if v6 {
 			src, dst = remotePod6, pod1v6
 		}
 		g := encap.NewUDPGRO()
 		for i := range 5 {
-			f := vxlanFrame(t, innerTo(t, src, dst, 64), v6, DefaultVNI)
+			f := vxlanFrame(t, innerTo(t, src, dst, 64), v6, vni)
+			l4 := encap.EthernetLen + encap.IPv4MinLen
+			if v6 {
+				l4 = encap.EthernetLen + encap.IPv6Len
+			}
+			if port != 4789 {
+				u := encap.UDP(f[l4:])
+				u.SetDstPort(port)
+				u.SetChecksum(0)
+				if v6 {
+					ip := encap.IPv6(f[encap.EthernetLen:])
+					u.SetChecksum(encap.UDPChecksum6(ip.Src(), ip.Dst(), u))
+				}
+			}
 			if !v6 { // DF, as the switch sends it: UDP GRO wants it
 				ip := encap.IPv4(f[encap.EthernetLen:])
 				f[encap.EthernetLen+6] = 0x40
@@ -797,8 +826,11 @@ func TestVXLANLargeDecap(t *testing.T) {
 			}
 		}
 		hdr := make([]byte, encap.VirtioNetHdrLen)
-		super := append(hdr, g.Finish(encap.VirtioNetHdr(hdr))...)
-		out := l.runVector(t, "up", super)
+		return append(hdr, g.Finish(encap.VirtioNetHdr(hdr))...)
+	}
+	for _, v6 := range []bool{false, true} {
+		l := newVXLANLab(t, map[string]bool{"up": true})
+		out := l.runVector(t, "up", merged(v6, DefaultVNI, 4789))
 		if len(out["pod1"]) != 5 {
 			t.Fatalf("v6=%v: %d frames to pod1, want 5 (counters %+v)", v6, len(out["pod1"]), l.sw.Counters())
 		}
@@ -810,6 +842,35 @@ func TestVXLANLargeDecap(t *testing.T) {
 		c := l.sw.Counters()
 		if c.Events[EvVXLANDecap] != 5 || c.Events[EvGSOSegmented] != 1 || c.Drops[DropBadVXLAN] != 0 {
 			t.Errorf("v6=%v: vxlan-decap %d gso-segmented %d bad-vxlan %d; want 5, 1, 0", v6, c.Events[EvVXLANDecap], c.Events[EvGSOSegmented], c.Drops[DropBadVXLAN])
+		}
+
+		// Each datagram is checked as any: another VNI is dropped and
+		// counted five times; UDP to another port of the node is not
+		// VXLAN: it is the host's, and with no host port it is dropped
+		// whole (punt-no-host).
+		out = l.runVector(t, "up", merged(v6, 7, 4789), merged(v6, DefaultVNI, 4790))
+		c = l.sw.Counters()
+		if len(out["pod1"]) != 0 || c.Drops[DropVXLANVNI] != 5 || c.Drops[DropPunt] != 1 {
+			t.Errorf("v6=%v: %d frames to pod1, vxlan-vni %d, punt-no-host %d; want 0, 5, 1", v6, len(out["pod1"]), c.Drops[DropVXLANVNI], c.Drops[DropPunt])
+		}
+
+		// No allocation.
+		w := l.sw.workers[0]
+		b := merged(v6, DefaultVNI, 4789)
+		lf := LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
+		run := func() {
+			w.forwardLarge(&lf, l.up)
+			w.touched = w.touched[:0]
+			for id := range w.out {
+				for _, p := range w.out[id] {
+					w.umem.Free(p.Addr)
+				}
+				w.out[id] = w.out[id][:0]
+			}
+		}
+		run()
+		if a := testing.AllocsPerRun(20, run); a != 0 {
+			t.Errorf("v6=%v: %v allocations per super-frame, want 0", v6, a)
 		}
 	}
 }

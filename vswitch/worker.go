@@ -90,7 +90,7 @@ type worker struct {
 	icmpTokens int64
 	icmpLast   int64
 	gleans     [64]gleanEntry
-	remotes    [64]gleanEntry // learnRemote's last requests
+	remotes    [64]gleanEntry // learnRemote's last requests (once)
 }
 
 type gleanEntry struct {
@@ -538,17 +538,26 @@ func (w *worker) icmpAllow() bool {
 // glean asks the control plane to resolve addr on port, at most once per
 // address per second per worker.
 func (w *worker) glean(port uint16, addr netip.Addr) {
-	h := addrHash(addr) % uint32(len(w.gleans))
-	e := &w.gleans[h]
-	if e.addr == addr && w.now-e.at < int64(time.Second) {
+	if !w.once(w.gleans[:], addr) {
 		return
 	}
-	e.addr, e.at = addr, w.now
 	select {
 	case w.events <- ctlEvent{kind: evGlean, port: port, addr: addr}:
 		w.cnt.event(EvGleans)
 	default:
 	}
+}
+
+// once reports whether a request about a may go to the control plane
+// now: at most once a second per address (and per slot of t, which a's
+// hash picks).
+func (w *worker) once(t []gleanEntry, a netip.Addr) bool {
+	e := &t[addrHash(a)%uint32(len(t))]
+	if e.addr == a && w.now-e.at < int64(time.Second) {
+		return false
+	}
+	e.addr, e.at = a, w.now
+	return true
 }
 
 // learn tells the control plane a pod's MAC, once.

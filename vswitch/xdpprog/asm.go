@@ -69,15 +69,52 @@ func reload(n int32) asm.Instructions {
 
 // lookupCfg loads the config value into R7 (XDP_PASS if absent), using the
 // stack word at off as key.
-func lookupCfg(cfg *ebpf.Map, off int16) asm.Instructions {
+func lookupCfg(cfg *ebpf.Map, off int16) asm.Instructions { return lookupCfgOr(cfg, off, "pass") }
+
+// lookupCfgOr is lookupCfg jumping to miss if the value is absent.
+func lookupCfgOr(cfg *ebpf.Map, off int16, miss string) asm.Instructions {
 	return asm.Instructions{
 		asm.StoreImm(asm.RFP, off, 0, asm.Word),
 		mapPtr(asm.R1, cfg),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, int32(off)),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.JEq.Imm(asm.R0, 0, miss),
 		asm.Mov.Reg(asm.R7, asm.R0),
+	}
+}
+
+// byEtherType jumps to v4 for IPv4, v6 for IPv6, else to other (R2 at the
+// Ethernet header, 14 bytes readable).
+func byEtherType(v4, v6, other string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.JEq.Imm(asm.R5, leEthIPv4, v4),
+		asm.JEq.Imm(asm.R5, leEthIPv6, v6),
+		asm.Ja.Label(other),
+	}
+}
+
+// vxlanHeaderOK jumps to miss unless the VXLAN header before offset l
+// (R2 at the outer Ethernet header, l+6 bytes readable) has the I flag and
+// the node's VNI, and the inner frame at l is for the node's VTEP MAC (R7
+// the config value).
+func vxlanHeaderOK(l int16, miss string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R5, asm.R2, l-8, asm.Byte),
+		asm.And.Imm(asm.R5, 0x08),
+		asm.JEq.Imm(asm.R5, 0, miss),
+		// The VNI: three bytes, the fourth reserved.
+		asm.LoadMem(asm.R5, asm.R2, l-4, asm.Word),
+		asm.And.Imm(asm.R5, 0x00ffffff),
+		asm.LoadMem(asm.R8, asm.R7, cfgVNI, asm.Word),
+		asm.JNE.Reg(asm.R5, asm.R8, miss),
+		asm.LoadMem(asm.R5, asm.R2, l, asm.Word),
+		asm.LoadMem(asm.R8, asm.R7, cfgMAC, asm.Word),
+		asm.JNE.Reg(asm.R5, asm.R8, miss),
+		asm.LoadMem(asm.R5, asm.R2, l+4, asm.Half),
+		asm.LoadMem(asm.R8, asm.R7, cfgMAC+4, asm.Half),
+		asm.JNE.Reg(asm.R5, asm.R8, miss),
 	}
 }
 
@@ -132,17 +169,13 @@ func vxlanDecap(cfg *ebpf.Map) asm.Instructions {
 	p := asm.Instructions{
 		asm.StoreImm(asm.RFP, -32, 0, asm.Word),
 		asm.StoreImm(asm.RFP, -28, 0, asm.Word),
-		asm.StoreImm(asm.RFP, -36, 0, asm.Word),
-		mapPtr(asm.R1, cfg),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -36),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "fast"),
-		asm.Mov.Reg(asm.R7, asm.R0),
+	}
+	p = append(p, lookupCfgOr(cfg, -36, "fast")...)
+	p = append(p,
 		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
 		asm.And.Imm(asm.R5, cfgHas4|cfgDecap),
 		asm.JNE.Imm(asm.R5, cfgHas4|cfgDecap, "fast"),
-	}
+	)
 	p = append(p, reloadOr(hl+14, "fast")...)
 	p = append(p,
 		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
@@ -151,7 +184,7 @@ func vxlanDecap(cfg *ebpf.Map) asm.Instructions {
 		asm.JNE.Imm(asm.R5, 0x45, "fast"),
 	)
 	p = append(p, udpToVTEP4("fast")...)
-	return append(p,
+	p = append(p,
 		asm.LoadMem(asm.R5, asm.R2, 14+20+2, asm.Half),
 		asm.LoadMem(asm.R8, asm.R7, cfgPort, asm.Half),
 		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
@@ -166,21 +199,9 @@ func vxlanDecap(cfg *ebpf.Map) asm.Instructions {
 		asm.HostTo(asm.BE, asm.R4, asm.Half),
 		asm.Add.Imm(asm.R4, 20),
 		asm.JNE.Reg(asm.R4, asm.R5, "fast"),
-		// VXLAN: the I flag, the VNI (three bytes; the fourth reserved).
-		asm.LoadMem(asm.R5, asm.R2, 14+28, asm.Byte),
-		asm.And.Imm(asm.R5, 0x08),
-		asm.JEq.Imm(asm.R5, 0, "fast"),
-		asm.LoadMem(asm.R5, asm.R2, 14+32, asm.Word),
-		asm.And.Imm(asm.R5, 0x00ffffff),
-		asm.LoadMem(asm.R8, asm.R7, cfgVNI, asm.Word),
-		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
-		// The inner frame is for the node's VTEP MAC.
-		asm.LoadMem(asm.R5, asm.R2, hl, asm.Word),
-		asm.LoadMem(asm.R8, asm.R7, cfgMAC, asm.Word),
-		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
-		asm.LoadMem(asm.R5, asm.R2, hl+4, asm.Half),
-		asm.LoadMem(asm.R8, asm.R7, cfgMAC+4, asm.Half),
-		asm.JNE.Reg(asm.R5, asm.R8, "fast"),
+	)
+	p = append(p, vxlanHeaderOK(hl, "fast")...)
+	return append(p,
 		// Whether the kernel's VXLAN device takes what only tc reaches.
 		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
 		asm.And.Imm(asm.R5, cfgKernel),

@@ -298,12 +298,7 @@ func fastPrelude(f *FastPath, next, tcOnly string) asm.Instructions {
 
 	add(asm.Mov.Reg(asm.R6, asm.R1))
 	addAll(reloadOr(14, next))
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
-		asm.JEq.Imm(asm.R5, leEthIPv4, "fp4"),
-		asm.JEq.Imm(asm.R5, leEthIPv6, "fp6"),
-		asm.Ja.Label(next),
-	)
+	addAll(byEtherType("fp4", "fp6", next))
 
 	// IPv4 without options, TTL > 1, to a fast-path destination.
 	addAll(labeled(reloadOr(14+20, next), "fp4"))

@@ -45,9 +45,15 @@ func AttachIngress(ifindex int, f *FastPath) (*IngressDrop, error) {
 	if f != nil {
 		spec.Name, spec.Instructions = "xvs_ingress_fast", ingressFastProgram(f)
 	}
+	return attachTCIngress(ifindex, spec)
+}
+
+// attachTCIngress loads spec and attaches it to ifindex's tc ingress
+// through a BPF link.
+func attachTCIngress(ifindex int, spec *ebpf.ProgramSpec) (*IngressDrop, error) {
 	prog, err := ebpf.NewProgram(spec)
 	if err != nil {
-		return nil, fmt.Errorf("ingress program: %w", err)
+		return nil, fmt.Errorf("%s program: %w", spec.Name, err)
 	}
 	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: ebpf.AttachTCXIngress})
 	if err != nil {
@@ -75,17 +81,8 @@ func (d *IngressDrop) Close() error {
 // node's VTEP MAC, to a fast-path destination; it drops the rest (the
 // uplink's programs send the device only what the fast path takes).
 func AttachTunnelIngress(ifindex int, f *FastPath, vni uint32, mac [6]byte) (*IngressDrop, error) {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+	return attachTCIngress(ifindex, &ebpf.ProgramSpec{
 		Name: "xvs_tunnel_in", Type: ebpf.SchedCLS, License: "GPL",
 		Instructions: tunnelIngressProgram(f, vni, mac),
 	})
-	if err != nil {
-		return nil, fmt.Errorf("tunnel ingress program: %w", err)
-	}
-	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: ebpf.AttachTCXIngress})
-	if err != nil {
-		prog.Close()
-		return nil, fmt.Errorf("attach tc ingress to ifindex %d: %w", ifindex, err)
-	}
-	return &IngressDrop{prog: prog, lnk: l}, nil
 }

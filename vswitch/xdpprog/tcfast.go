@@ -129,12 +129,7 @@ func fastDecide(f *FastPath, need hdrNeed) asm.Instructions {
 	}
 
 	addAll(need(14))
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
-		asm.JEq.Imm(asm.R5, leEthIPv4, "tf4"),
-		asm.JEq.Imm(asm.R5, leEthIPv6, "tf6"),
-		asm.Ja.Label("slow"),
-	)
+	addAll(byEtherType("tf4", "tf6", "slow"))
 
 	// One block per family; sfx names its labels.
 	family := func(sfx string, ipLen int32, ttl, proto, dst int16, words int16, m *ebpf.Map, idx int32) {

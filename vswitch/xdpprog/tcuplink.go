@@ -184,25 +184,11 @@ func steerDecide(st *steering, need hdrNeed, port4 func() asm.Instructions) asm.
 	addAll := func(is asm.Instructions) { p = append(p, is...) }
 
 	addAll(labeled(need(14), "steer"))
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
-		asm.JEq.Imm(asm.R5, leEthIPv4, "st4"),
-		asm.JEq.Imm(asm.R5, leEthIPv6, "st6"),
-		asm.Ja.Label("pass"),
-	)
+	addAll(byEtherType("st4", "st6", "pass"))
 
 	// IPv4: a pod prefix? Key {32, daddr} at fp-8.
 	addAll(labeled(need(14+20), "st4"))
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
-		asm.StoreMem(asm.RFP, -4, asm.R5, asm.Word),
-		asm.StoreImm(asm.RFP, -8, 32, asm.Word),
-		mapPtr(asm.R1, st.pfx4),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -8),
-		asm.FnMapLookupElem.Call(),
-		asm.JNE.Imm(asm.R0, 0, "take"),
-	)
+	addAll(podPrefix(st.pfx4, 16, 32, -8))
 	// VXLAN to the node?
 	addAll(lookupCfg(st.cfg, -12))
 	addAll(need(14 + 20))
@@ -228,20 +214,7 @@ func steerDecide(st *steering, need hdrNeed, port4 func() asm.Instructions) asm.
 
 	// IPv6: a pod prefix? Key {128, daddr} at fp-20.
 	addAll(labeled(need(14+40), "st6"))
-	add(asm.StoreImm(asm.RFP, -20, 128, asm.Word))
-	for i := int16(0); i < 4; i++ {
-		add(
-			asm.LoadMem(asm.R5, asm.R2, 14+24+4*i, asm.Word),
-			asm.StoreMem(asm.RFP, -16+4*i, asm.R5, asm.Word),
-		)
-	}
-	add(
-		mapPtr(asm.R1, st.pfx6),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -20),
-		asm.FnMapLookupElem.Call(),
-		asm.JNE.Imm(asm.R0, 0, "take"),
-	)
+	addAll(podPrefix(st.pfx6, 24, 128, -20))
 	// VXLAN to the node? UDP right after the fixed header.
 	addAll(lookupCfg(st.cfg, -24))
 	addAll(need(14 + 40 + 8))
@@ -307,42 +280,19 @@ func kernelVXLANDecide(st *steering, f *FastPath) asm.Instructions {
 	var p asm.Instructions
 	add := func(is ...asm.Instruction) { p = append(p, is...) }
 	addAll := func(is asm.Instructions) { p = append(p, is...) }
+	addAll(lookupCfgOr(st.cfg, -12, "nokern"))
 	add(
-		asm.StoreImm(asm.RFP, -12, 0, asm.Word),
-		mapPtr(asm.R1, st.cfg),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -12),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "nokern"),
-		asm.Mov.Reg(asm.R7, asm.R0),
 		asm.LoadMem(asm.R5, asm.R7, cfgFlags, asm.Word),
 		asm.And.Imm(asm.R5, cfgKernel),
 		asm.JEq.Imm(asm.R5, 0, "nokern"),
 	)
 	addAll(need(14))
-	add(
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
-		asm.JEq.Imm(asm.R5, leEthIPv4, "kv4"),
-		asm.JEq.Imm(asm.R5, leEthIPv6, "kv6"),
-		asm.Ja.Label("nokern"),
-	)
+	addAll(byEtherType("kv4", "kv6", "nokern"))
 	// inner emits the checks after outer headers of l bytes (Ethernet
 	// to VXLAN), R7 the config value; sfx names its labels.
 	inner := func(l int16, sfx string) {
+		addAll(vxlanHeaderOK(l, "nokern"))
 		add(
-			asm.LoadMem(asm.R5, asm.R2, l-8, asm.Byte),
-			asm.And.Imm(asm.R5, 0x08),
-			asm.JEq.Imm(asm.R5, 0, "nokern"),
-			asm.LoadMem(asm.R5, asm.R2, l-4, asm.Word),
-			asm.And.Imm(asm.R5, 0x00ffffff),
-			asm.LoadMem(asm.R8, asm.R7, cfgVNI, asm.Word),
-			asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
-			asm.LoadMem(asm.R5, asm.R2, l, asm.Word),
-			asm.LoadMem(asm.R8, asm.R7, cfgMAC, asm.Word),
-			asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
-			asm.LoadMem(asm.R5, asm.R2, l+4, asm.Half),
-			asm.LoadMem(asm.R8, asm.R7, cfgMAC+4, asm.Half),
-			asm.JNE.Reg(asm.R5, asm.R8, "nokern"),
 			asm.LoadMem(asm.R5, asm.R2, l+12, asm.Half),
 			asm.JEq.Imm(asm.R5, leEthIPv6, "ki6"+sfx),
 			asm.JNE.Imm(asm.R5, leEthIPv4, "nokern"),
@@ -397,4 +347,24 @@ func kernelVXLANDecide(st *steering, f *FastPath) asm.Instructions {
 // verifier refuses word loads.
 func lookupDestHalves(m *ebpf.Map, dst, halves int16, miss string) asm.Instructions {
 	return lookupDestBy(m, dst, halves, asm.Half, stkKey, miss)
+}
+
+// podPrefix jumps to "take" if the IP destination at dst in the header (R2
+// at the Ethernet header) is in the pod-prefix trie m: the key {bits,
+// address} is built at fp+key.
+func podPrefix(m *ebpf.Map, dst int16, bits int32, key int16) asm.Instructions {
+	p := asm.Instructions{asm.StoreImm(asm.RFP, key, int64(bits), asm.Word)}
+	for i := int16(0); i < int16(bits/32); i++ {
+		p = append(p,
+			asm.LoadMem(asm.R5, asm.R2, 14+dst+4*i, asm.Word),
+			asm.StoreMem(asm.RFP, key+4+4*i, asm.R5, asm.Word),
+		)
+	}
+	return append(p,
+		mapPtr(asm.R1, m),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, int32(key)),
+		asm.FnMapLookupElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, "take"),
+	)
 }
