@@ -46,12 +46,14 @@ type PrefixSteerer interface {
 }
 
 // VTEPSteerer is implemented by uplink ports whose program steers VXLAN
-// for the node to the switch (SetVTEP), and whose fast path may
-// decapsulate it for the node's pods itself (SetDecap, with the node's
-// VNI and VTEP MAC; a zero MAC turns it off).
+// for the node to the switch (SetVTEP), whose fast path may decapsulate it
+// for the node's pods itself (SetDecap, with the node's VNI and VTEP MAC;
+// a zero MAC turns it off), and which may hand VXLAN for pods only tc
+// reaches to the kernel's VXLAN device (SetKernelVXLAN, tunnel.go).
 type VTEPSteerer interface {
 	SetVTEP(port uint16, node4, node6 netip.Addr) error
 	SetDecap(vni uint32, mac [6]byte) error
+	SetKernelVXLAN(on bool) error
 }
 
 // Option changes how New builds the switch.
@@ -356,9 +358,8 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 	case PortUplink:
 		// An AF_PACKET uplink without its tc steering sees copies of
 		// what the host gets: it must leave alone what is not its own.
-		ps.passive = op.Port.Mode() == ModeAFPacket
-		if ap, ok := op.Port.(*afPacketPort); ok && ap.Steered() {
-			ps.passive = false
+		if ap, ok := op.Port.(*afPacketPort); ok {
+			ps.passive = !ap.Steered()
 		}
 		for _, a := range pc.Addrs {
 			if a.Addr().Is4() && ps.icmpSrc4 == s.cfg.GatewayV4.As4() {

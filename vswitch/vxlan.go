@@ -151,8 +151,8 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			s.ktunIndex.Store(int32(t.ifindex))
 		}
 	}
-	if ks, ok := ps.port.(interface{ SetKernelVXLAN(bool) error }); ok && s.ktun != nil {
-		if err := ks.SetKernelVXLAN(true); err != nil {
+	if st, ok := ps.port.(VTEPSteerer); ok && s.ktun != nil {
+		if err := st.SetKernelVXLAN(true); err != nil {
 			return fmt.Errorf("vxlan fast path on %s: %w", ps.name, err)
 		}
 	}
