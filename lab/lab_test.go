@@ -392,6 +392,37 @@ func TestPlanVXLAN(t *testing.T) {
 	if _, err := Plan(Options{Encap: "ipip"}); err == nil {
 		t.Error("encap ipip accepted")
 	}
+	// Each node's kernel routes the other's underlay through the outside.
+	var under int
+	for _, r := range top.Routes {
+		if r.NS == top.Nodes[0].NS && r.Dst == top.Nodes[1].UplinkV4.Masked() && r.Via == top.Nodes[0].GatewayV4 {
+			under++
+		}
+	}
+	if under != 1 {
+		t.Errorf("node1 has %d routes to node2's underlay, want 1", under)
+	}
+}
+
+// TestPlanModes: the port modes reach xvsd's config, and a mode that does
+// not exist is refused, naming the port kind and the value.
+func TestPlanModes(t *testing.T) {
+	top, err := Plan(Options{Prefix: "xltest", PodMode: "af-packet", UplinkMode: "af-packet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(XVSDConfig(top, top.Nodes[0], 1)); strings.Count(got, `mode: "af-packet"`) != 3 {
+		t.Errorf("want the uplink and both pods in af-packet mode:\n%s", got)
+	}
+	for _, o := range []Options{{PodMode: "dpdk"}, {UplinkMode: "dpdk"}} {
+		_, err := Plan(o)
+		if err == nil || !strings.Contains(err.Error(), `"dpdk"`) {
+			t.Errorf("%+v: %v; want refused, naming the value", o, err)
+		}
+	}
+	if _, err := Plan(Options{UplinkMode: "auto"}); err != nil {
+		t.Errorf("uplink mode auto: %v", err)
+	}
 }
 
 // TestKernelVXLAN builds two nodes whose pod blocks only the tunnels
