@@ -289,7 +289,8 @@ func fastPrelude(f *FastPath, next, tcOnly string) asm.Instructions {
 	addAll := func(is asm.Instructions) { p = append(p, is...) }
 
 	// Only destinations whose pod runs NAPI take XDP redirects; the
-	// others, which only tc reaches, go to tcOnly.
+	// others, which only tc reaches, go to tcOnly, if they fit their MTU
+	// (a packet too big goes to next: the switch answers it).
 	xdpOnly := asm.Instructions{
 		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
 		asm.And.Imm(asm.R5, fvXDP),
@@ -309,7 +310,6 @@ func fastPrelude(f *FastPath, next, tcOnly string) asm.Instructions {
 		asm.JLE.Imm(asm.R5, 1, next),
 	)
 	addAll(lookupDest(f.hosts4, 16, 1, -4, next))
-	addAll(xdpOnly)
 	addAll(reloadOr(14+20, next))
 	add(
 		// Total length against the destination's MTU.
@@ -317,6 +317,9 @@ func fastPrelude(f *FastPath, next, tcOnly string) asm.Instructions {
 		asm.HostTo(asm.BE, asm.R4, asm.Half),
 		asm.LoadMem(asm.R5, asm.R7, fvMTU, asm.Half),
 		asm.JGT.Reg(asm.R4, asm.R5, next),
+	)
+	addAll(xdpOnly)
+	add(
 		// TTL - 1; the checksum gains 0x0100 (RFC 1624), in either byte
 		// order, as one's-complement sums are order-blind.
 		asm.LoadMem(asm.R4, asm.R2, 14+8, asm.Byte),
@@ -340,7 +343,6 @@ func fastPrelude(f *FastPath, next, tcOnly string) asm.Instructions {
 		asm.JLE.Imm(asm.R5, 1, next),
 	)
 	addAll(lookupDest(f.hosts6, 24, 4, -16, next))
-	addAll(xdpOnly)
 	addAll(reloadOr(14+40, next))
 	add(
 		asm.LoadMem(asm.R4, asm.R2, 14+4, asm.Half),
@@ -348,6 +350,9 @@ func fastPrelude(f *FastPath, next, tcOnly string) asm.Instructions {
 		asm.Add.Imm(asm.R4, 40),
 		asm.LoadMem(asm.R5, asm.R7, fvMTU, asm.Half),
 		asm.JGT.Reg(asm.R4, asm.R5, next),
+	)
+	addAll(xdpOnly)
+	add(
 		asm.LoadMem(asm.R4, asm.R2, 14+7, asm.Byte),
 		asm.Sub.Imm(asm.R4, 1),
 		asm.StoreMem(asm.R2, 14+7, asm.R4, asm.Byte),

@@ -245,7 +245,7 @@ func vxlan4(vni uint32, inner []byte) []byte {
 // in XDP; anything else about it leaves the frame whole, with its outer
 // headers, for the socket.
 func TestUplinkFastPathDecap(t *testing.T) {
-	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, true}, {"fd00:19:1::2", 1500, true}, {"198.19.1.3", 1500, false}})
+	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, true}, {"fd00:19:1::2", 1500, true}, {"198.19.1.3", 1500, false}, {"198.19.1.4", 80, false}})
 	dst := testDstMAC
 	p, err := New(Uplink, Options{MissAction: Drop, FastPath: fp})
 	if err != nil {
@@ -333,6 +333,12 @@ func TestUplinkFastPathDecap(t *testing.T) {
 		if got, _ := run(f); got == Pass {
 			t.Errorf("kernel VXLAN on: %x passed to the kernel; only tc-only destinations go there", f[:16])
 		}
+	}
+	// Too big for its tc-only destination: the switch's (which answers
+	// it), not the kernel's (whose device would drop it).
+	big := vxlan4(4096, innerTo("198.19.1.4", 64))
+	if got, out := run(big); got != steer || !bytes.Equal(out, big) {
+		t.Errorf("VXLAN too big for a tc-only pod: verdict %d, changed %v; want the socket, whole", got, !bytes.Equal(out, big))
 	}
 	if err := p.SetKernelVXLAN(false); err != nil {
 		t.Fatal(err)

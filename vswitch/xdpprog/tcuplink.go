@@ -274,7 +274,7 @@ func skbPort4() asm.Instructions {
 // options or IPv6 without extension headers, to the node's VTEP address
 // and port, with the I flag, the node's VNI, an inner frame for the
 // node's VTEP MAC to a fast-path destination with TTL or hop limit above
-// 1. Everything else jumps to "nokern".
+// 1 that kernelFits. Everything else jumps to "nokern".
 func kernelVXLANDecide(st *steering, f *FastPath) asm.Instructions {
 	need := stackNeed("nokern")
 	var p asm.Instructions
@@ -305,7 +305,7 @@ func kernelVXLANDecide(st *steering, f *FastPath) asm.Instructions {
 			asm.JLE.Imm(asm.R5, 1, "nokern"),
 		)
 		addAll(lookupDestHalves(f.hosts4, 16, 2, "nokern"))
-		add(asm.Ja.Label("kern"))
+		addAll(kernelFits(l))
 		addAll(labeled(need(int32(l)+14+40), "ki6"+sfx))
 		add(
 			asm.Add.Imm(asm.R2, int32(l)),
@@ -313,7 +313,7 @@ func kernelVXLANDecide(st *steering, f *FastPath) asm.Instructions {
 			asm.JLE.Imm(asm.R5, 1, "nokern"),
 		)
 		addAll(lookupDestHalves(f.hosts6, 24, 8, "nokern"))
-		add(asm.Ja.Label("kern"))
+		addAll(kernelFits(l))
 	}
 
 	// Over IPv4: IHL 5, unfragmented UDP to the node's address and port.
@@ -339,6 +339,28 @@ func kernelVXLANDecide(st *steering, f *FastPath) asm.Instructions {
 	addAll(udpToVTEP6("nokern"))
 	inner(14+40+8+8, "o6")
 	return p
+}
+
+// kernelFits, R7 the inner frame's fast-path destination behind outer
+// headers of l bytes (Ethernet to VXLAN), jumps to "kern" if the kernel's
+// device and its tc program can deliver it: not to a destination behind a
+// tunnel again, and, unless it is a GSO super-frame (whose segments the
+// device's program checks), no bigger than the destination's MTU. The
+// rest goes to "nokern", to the switch, which answers a packet too big
+// with its ICMP error instead of the device's silent drop.
+func kernelFits(l int16) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
+		asm.And.Imm(asm.R5, fvTunnel),
+		asm.JNE.Imm(asm.R5, 0, "nokern"),
+		asm.LoadMem(asm.R5, asm.R6, skbGSOSize, asm.Word),
+		asm.JNE.Imm(asm.R5, 0, "kern"),
+		asm.LoadMem(asm.R4, asm.R6, skbLen, asm.Word),
+		asm.Sub.Imm(asm.R4, int32(l)+14),
+		asm.LoadMem(asm.R5, asm.R7, fvMTU, asm.Half),
+		asm.JGT.Reg(asm.R4, asm.R5, "nokern"),
+		asm.Ja.Label("kern"),
+	}
 }
 
 // lookupDestHalves is lookupDest reading the address 16 bits at a time:

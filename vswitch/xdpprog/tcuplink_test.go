@@ -170,7 +170,10 @@ func TestUplinkIngressFast(t *testing.T) {
 // left to the kernel, and kept from the socket; any other VXLAN is the
 // switch's, as before.
 func TestUplinkIngressKernelVXLAN(t *testing.T) {
-	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, false}, {"fd00:19:1::2", 1500, false}})
+	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, false}, {"fd00:19:1::2", 1500, false}, {"198.19.1.3", 80, false}})
+	if err := fp.AddTunnel(netip.MustParseAddr("198.19.2.2"), 1, 1450, testDstMAC, testSrcMAC, 4096, netip.MustParseAddr("198.18.2.1")); err != nil {
+		t.Fatal(err)
+	}
 	x := newUplinkTC(t, fp)
 	vtepMAC := [6]byte{2, 0x58, 3, 0, 0, 1}
 	if err := x.u.SetDecap(4096, vtepMAC); err != nil {
@@ -204,6 +207,8 @@ func TestUplinkIngressKernelVXLAN(t *testing.T) {
 	switchs := map[string][]byte{
 		"inner to no fast-path pod": vxlan4(4096, inner("198.19.1.9", 64)),
 		"inner TTL 1":               vxlan4(4096, inner("198.19.1.2", 1)),
+		"inner too big for the pod": vxlan4(4096, inner("198.19.1.3", 64)),
+		"inner to a tunnel":         vxlan4(4096, inner("198.19.2.2", 64)),
 		"other VNI":                 vxlan6(7, inner("198.19.1.2", 64)),
 		"inner MAC not the node's": func() []byte {
 			f := inner("198.19.1.2", 64)
@@ -214,6 +219,12 @@ func TestUplinkIngressKernelVXLAN(t *testing.T) {
 	check := func(on bool) {
 		for name, f := range kernel {
 			got, out, took := x.run(t, f, 0)
+			if on && (got != tcActOK || took || !bytes.Equal(out, f)) {
+				t.Errorf("%s: tc %d, filter %v; want the kernel's, whole", name, got, took)
+			}
+			// A super-frame is the kernel's whatever its size: the
+			// device's program checks its segments.
+			got, out, took = x.run(t, f, 1400)
 			if on && (got != tcActOK || took || !bytes.Equal(out, f)) {
 				t.Errorf("%s: tc %d, filter %v; want the kernel's, whole", name, got, took)
 			}
