@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -209,7 +210,8 @@ func TestVXLANFastPath(t *testing.T) {
 }
 
 // TestVXLANTCFastPath: VXLAN between af-packet pods with the fast path,
-// over af-packet uplinks and over AF_XDP ones. xvsd creates a
+// over af-packet uplinks (with GRO at the uplinks and without) and over
+// AF_XDP ones. xvsd creates a
 // metadata-mode VXLAN device of its own on each node: the sending pod's tc
 // program sends into it (the kernel encapsulates, super-frames whole),
 // and the receiving uplink hands the VXLAN to it (the kernel
@@ -217,9 +219,16 @@ func TestVXLANFastPath(t *testing.T) {
 // Ping, UDP and iperf3 work both ways, the workers see little of the
 // stream, and the device goes with xvsd and comes back with it.
 func TestVXLANTCFastPath(t *testing.T) {
-	for _, up := range []string{"af-packet", ""} {
-		t.Run("uplinks="+up, func(t *testing.T) {
-			l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: "af-packet", UplinkMode: up, XDPFastPath: true, Encap: "vxlan"})
+	for _, c := range []struct {
+		up  string
+		gro bool
+	}{{"af-packet", false}, {"af-packet", true}, {"", false}} {
+		// With GRO at the uplinks (a NIC's), the segments of a stream
+		// arrive merged by the node's VXLAN socket, as GSO super-frames
+		// of TCP in VXLAN, which the uplink's tc program hands to the
+		// kernel's device whole.
+		t.Run(fmt.Sprintf("uplinks=%s,gro=%v", c.up, c.gro), func(t *testing.T) {
+			l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: "af-packet", UplinkMode: c.up, UplinkGRO: c.gro, XDPFastPath: true, Encap: "vxlan"})
 			p1, p2 := l.T.Pods[0], l.T.Pods[1]
 			device := func(n *lab.Node) bool {
 				_, err := l.Exec(n.NS, "ip", "link", "show", "xvs.vxlan")

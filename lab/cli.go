@@ -102,6 +102,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.NoOutside, "no-outside", false, "no outside namespace and no uplinks")
 	fs.BoolVar(&o.StaticNeighbors, "static-neighbors", false, "permanent gateway neighbour entries in pods")
 	fs.StringVar(&o.PodMode, "pod-mode", "", "xvsd pod port mode: auto (AF_XDP) or af-packet (offloads: TSO and checksum offload stay on in the pods)")
+	fs.BoolVar(&o.UplinkGRO, "uplink-gro", false, "GRO on at the nodes' uplink ends, as a NIC driver has it (the outside's segments arrive merged)")
 	fs.StringVar(&o.UplinkMode, "uplink-mode", "", "xvsd uplink mode: auto (AF_XDP) or af-packet (steered by tc; TCP from the outside arrives in super-frames)")
 	fs.BoolVar(&o.XDPFastPath, "xdp-fast-path", false, "xvsd forwards pod-to-pod in the ports' XDP (tc with -pod-mode af-packet) programs; GRO on in AF_XDP pods")
 	fs.StringVar(&o.Encap, "encap", "", "how nodes reach each other's pods: native routing (default) or vxlan (Calico's VXLAN mode; the outside routes only the nodes)")

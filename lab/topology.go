@@ -64,6 +64,12 @@ type Options struct {
 	// a veth takes the peer's TSO away, so an AF_XDP uplink gets TCP from
 	// the outside segment by segment, an af-packet one gets it whole.
 	UplinkMode string
+	// UplinkGRO turns GRO on at the nodes' ends of the uplinks, as a NIC's
+	// driver has it: the segments the outside sends each node are merged
+	// before its stack, its tc and its packet sockets see them (VXLAN by
+	// the node's own VXLAN socket, if it has one). veth leaves it off; the
+	// uplinks otherwise deliver segment by segment.
+	UplinkGRO bool
 	// XDPFastPath turns xvsd's fast path on (xdp_fast_path) and, with
 	// AF_XDP pod ports, GRO on in the pods, which veth needs to take
 	// XDP-redirected frames.
@@ -218,8 +224,8 @@ type Topology struct {
 	// off (ethtool -K DEV tx off), so what they send is complete on the
 	// wire as a real NIC's frames are.
 	TxChecksumOff []IfRef
-	// GROOn lists interfaces whose GRO is turned on (pods, for the XDP
-	// fast path).
+	// GROOn lists interfaces whose GRO is turned on (pods, for the fast
+	// path; uplinks, with Options.UplinkGRO).
 	GROOn []IfRef
 	MTU   int
 	// Encap is Options.Encap: "" or "vxlan".
@@ -504,6 +510,9 @@ func Plan(opts Options) (*Topology, error) {
 			// The outside stands for the network: its frames arrive with
 			// their checksums done, as from a real NIC.
 			t.TxChecksumOff = append(t.TxChecksumOff, IfRef{t.Outside, outIf})
+			if opts.UplinkGRO {
+				t.GROOn = append(t.GROOn, IfRef{n.NS, n.Uplink})
+			}
 			if opts.Encap == "" {
 				// Native routing; with VXLAN the network knows only the
 				// nodes, and pods cross it inside the tunnels.

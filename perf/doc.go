@@ -23,7 +23,9 @@
 // outside router: Lab.KernelRouting on both against xvsd on both),
 // CrossNodeVXLAN (the same in Calico's VXLAN mode: the outside routes only
 // the nodes; the kernel's vxlan devices against xvsd's tunnels) and Ring
-// (the generator's send paths). Forwarders built on package lab (XVSD*,
+// (the generator's send paths). The cross-node labs turn GRO on at the
+// nodes' uplink ends for every forwarder (lab.Options.UplinkGRO), as a
+// NIC's driver has it. Forwarders built on package lab (XVSD*,
 // KernelCrossNode*) share startLab; Kernel and XDPRedirect use their own
 // pod pair (podpair.go). xvs-bench (perf/cmd) picks the sets.
 //

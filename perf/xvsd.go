@@ -149,7 +149,7 @@ type kernelLabFwd struct {
 func (k *kernelLabFwd) Name() string { return "kernel" }
 
 func (k *kernelLabFwd) Start(ctx context.Context) (*PodPair, error) {
-	o := lab.Options{Nodes: 2, PodsPerNode: 1, StaticNeighbors: true, PodTxChecksum: true, Encap: k.encap}
+	o := lab.Options{Nodes: 2, PodsPerNode: 1, StaticNeighbors: true, PodTxChecksum: true, Encap: k.encap, UplinkGRO: true}
 	return startLab(ctx, o, func(l *lab.Lab) error {
 		for _, n := range l.T.Nodes {
 			if err := l.KernelRouting(n.Name); err != nil {

@@ -21,6 +21,7 @@ func startXVSD(ctx context.Context, x *xvsdFwd) (*PodPair, error) {
 	}
 	if x.nodes == 2 {
 		o.Nodes, o.PodsPerNode, o.NoOutside, o.Encap = 2, 1, false, x.encap
+		o.UplinkGRO = true
 	}
 	return startLab(ctx, o, nil, &x.stop)
 }
