@@ -27,6 +27,11 @@
 // Options.PodTxChecksum keeps it on), and on the outside's uplink ends (a real network delivers
 // complete checksums; with it goes their TSO, so the outside hands the
 // nodes MTU-sized frames, as a real network does, whatever the forwarder).
+// Options.UplinkGRO (`xvsctl lab up -uplink-gro`) turns GRO on at the
+// nodes' ends of the uplinks, as a NIC's driver has it: the node's stack,
+// tc and packet sockets then see those segments merged (TCP in VXLAN by
+// the node's VXLAN socket, if it has one); the perf harness's cross-node
+// labs use it for every forwarder.
 // Options.PodMode and Options.UplinkMode choose xvsd's port modes
 // ("af-packet" for either). Kernel forwarding is off in every node, so any
 // packet that crosses a node went through xvsd. Node i of several gets
