@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -283,5 +284,68 @@ func TestVXLANTCFastPath(t *testing.T) {
 			check("after a restart")
 			assertForwardingOff(t, l)
 		})
+	}
+}
+
+// TestVXLANTCFastPathSource: with vxlan.vtep_v4 an address of the node's
+// other than its uplink's, the kernel's VXLAN device under the tc fast
+// path sends from it, as the workers do (before, it sent from the host
+// route's source): during a TCP stream through the tc path the network
+// sees VXLAN from node1 from that address only.
+func TestVXLANTCFastPathSource(t *testing.T) {
+	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, PodMode: "af-packet", UplinkMode: "af-packet", XDPFastPath: true, Encap: "vxlan"})
+	n1 := l.T.NodeByName("node1")
+	vtep := netip.MustParseAddr("198.18.0.11")
+	for _, n := range l.T.Nodes {
+		if err := l.StopXVSD(n.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range [][]string{
+		{n1.Name, "ip", "addr", "add", vtep.String() + "/32", "dev", n1.Uplink},
+		{"outside", "ip", "route", "add", vtep.String() + "/32", "via", n1.UplinkV4.Addr().String()},
+	} {
+		if _, err := l.Exec(c[0], c[1:]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n1.VTEP4 = vtep
+	for _, n := range l.T.Nodes {
+		if err := l.StartXVSD(n.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crossPods(t, l)
+	// What node1 sends into the network, by outer source, while a
+	// stream from its pod crosses.
+	capture := func(src netip.Addr, n *int) func() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			out, _ := l.Exec("outside", "timeout", "4", "tcpdump", "-nq", "-i", n1.Name, "-c", "1000",
+				"udp dst port 4789 and src host "+src.String())
+			for _, line := range strings.Split(out, "\n") {
+				if strings.Contains(line, " > ") { // a packet, not tcpdump's own lines
+					*n++
+				}
+			}
+		}()
+		return func() { <-done }
+	}
+	var fromVTEP, fromUplink int
+	wait1, wait2 := capture(vtep, &fromVTEP), capture(n1.UplinkV4.Addr(), &fromUplink)
+	time.Sleep(500 * time.Millisecond) // tcpdump up
+	p1, p2 := l.T.Pods[0], l.T.Pods[1]
+	ir, err := l.Iperf3(p2.Name, p1.Name, 2*time.Second, false)
+	wait1()
+	wait2()
+	if err != nil || ir.ReceivedBytes == 0 {
+		t.Fatalf("iperf3 through VXLAN: %v", err)
+	}
+	if fromVTEP < 100 || fromUplink != 0 {
+		t.Errorf("VXLAN from node1: %d packets from its VTEP address %v, %d from its uplink's; want all from the VTEP's", fromVTEP, vtep, fromUplink)
+	}
+	if c := counter(t, l, "node1", "fast-path-remotes"); c == 0 {
+		t.Error("node1 put no tunnel destination in the fast path: the stream went through the workers")
 	}
 }

@@ -267,6 +267,9 @@ type Node struct {
 	HostKern   string       // the kernel's end of the host port
 	// VTEPMAC is the node's VXLAN tunnel endpoint MAC (Encap vxlan).
 	VTEPMAC net.HardwareAddr `json:",omitempty"`
+	// VTEP4 is xvsd's vxlan.vtep_v4 when set (the uplink's address
+	// otherwise); a test that sets it gives the node that address.
+	VTEP4 netip.Addr `json:",omitzero"`
 
 	// xvsd's files and endpoints (inside NS for the TCP addresses).
 	Config  string

@@ -64,13 +64,21 @@ func XVSDConfig(t *Topology, n *Node, workers int) []byte {
 				if m == n {
 					continue
 				}
-				fmt.Fprintf(&b, "  - {prefix: %s, vxlan: {remote: %s, mac: %s}}\n", q(m.PodsV4.String()), q(m.UplinkV4.Addr().String()), q(m.VTEPMAC.String()))
+				remote := m.UplinkV4.Addr()
+				if m.VTEP4.IsValid() {
+					remote = m.VTEP4
+				}
+				fmt.Fprintf(&b, "  - {prefix: %s, vxlan: {remote: %s, mac: %s}}\n", q(m.PodsV4.String()), q(remote.String()), q(m.VTEPMAC.String()))
 				fmt.Fprintf(&b, "  - {prefix: %s, vxlan: {remote: %s, mac: %s}}\n", q(m.PodsV6.String()), q(m.UplinkV6.Addr().String()), q(m.VTEPMAC.String()))
 			}
 		}
 	}
 	if t.Encap == EncapVXLAN && len(n.VTEPMAC) == 6 {
-		fmt.Fprintf(&b, "vxlan: {vni: %d, port: %d, mac: %s}\n", VXLANVNI, VXLANPort, q(n.VTEPMAC.String()))
+		vtep := ""
+		if n.VTEP4.IsValid() {
+			vtep = ", vtep_v4: " + q(n.VTEP4.String())
+		}
+		fmt.Fprintf(&b, "vxlan: {vni: %d, port: %d, mac: %s%s}\n", VXLANVNI, VXLANPort, q(n.VTEPMAC.String()), vtep)
 	}
 	return b.Bytes()
 }

@@ -44,12 +44,13 @@ type remoteFast struct {
 	dst, src     [6]byte
 	vni          uint32
 	remote       netip.Addr
+	local        netip.Addr // the tunnel's source; zero: the host route's
 }
 
 // putRemote writes e into the fast path for a.
 func (s *Switch) putRemote(a netip.Addr, e remoteFast) error {
 	if e.remote.IsValid() {
-		return s.fast.AddTunnel(a, e.ifindex, e.mtu, e.dst, e.src, e.vni, e.remote)
+		return s.fast.AddTunnel(a, e.ifindex, e.mtu, e.dst, e.src, e.vni, e.remote, e.local)
 	}
 	return s.fast.Add(a, e.ifindex, e.mtu, e.dst, e.src, false)
 }
@@ -119,10 +120,17 @@ func (s *Switch) tunnelFor(v *fib.View, nh *fib.NextHop) (remoteFast, bool) {
 	if ps == nil || ps.kind != PortUplink || ps.mtu <= vxlanOverhead(nh) {
 		return remoteFast{}, false
 	}
-	return remoteFast{
+	e := remoteFast{
 		ifindex: dev, mtu: ps.mtu - vxlanOverhead(nh), dst: nh.DstMAC, src: nh.SrcMAC,
 		vni: nh.VNI, remote: nh.Remote,
-	}, true
+	}
+	if src := s.ktunSrc.Load(); src != nil {
+		e.local = src.v6
+		if nh.Remote.Is4() {
+			e.local = src.v4
+		}
+	}
+	return e, true
 }
 
 // addRemote puts a into the fast path if the FIB sends it out of an

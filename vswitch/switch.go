@@ -93,7 +93,8 @@ type Switch struct {
 	// set once under mu; ktunIndex its ifindex for the event loop.
 	ktun      *kernelTunnel
 	ktunIndex atomic.Int32
-	vx        vxlanState // the node's VTEP once an uplink made it (guarded by mu)
+	ktunSrc   atomic.Pointer[tunnelSource] // the device's source addresses, for the event loop
+	vx        vxlanState                   // the node's VTEP once an uplink made it (guarded by mu)
 
 	mu     sync.Mutex // guards ports, byName, statics
 	ports  map[uint16]*portState

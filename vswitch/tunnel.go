@@ -3,6 +3,7 @@ package vswitch
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 
 	"github.com/vishvananda/netlink"
@@ -19,9 +20,9 @@ import (
 // into it with a tunnel key (xdpprog.FastPath.AddTunnel): the kernel
 // encapsulates them, TSO super-frames whole (UDP-tunnel GSO), and routes
 // the outer packet by the host's own routes to the remote VTEP, as its
-// vxlan.calico would, from the address the host's route to it prefers
-// (the uplink's, unless vxlan.vtep_v4/vtep_v6 name another, which this
-// path does not follow). The other way, the uplink's program (XDP: over
+// vxlan.calico would, from the node's VTEP address (vxlan.vtep_v4/vtep_v6,
+// else the uplink's) if the host has it, else from the one the host's
+// route prefers (a warning says so). The other way, the uplink's program (XDP: over
 // IPv4; tc on an af-packet uplink: over IPv4 and IPv6) hands VXLAN whose
 // inner frame goes to such a pod to the kernel whole
 // (SetKernelVXLAN); the device decapsulates it and merges
@@ -36,6 +37,42 @@ const kernelTunnelName = "xvs.vxlan"
 type kernelTunnel struct {
 	ifindex int
 	in      *xdpprog.IngressDrop
+	src     tunnelSource
+}
+
+// tunnelSource is the kernel tunnel's source address per underlay family
+// (zero: the host route's).
+type tunnelSource struct{ v4, v6 netip.Addr }
+
+// kernelTunnelSource picks the VTEP addresses of vx the host has on an
+// interface (in the calling thread's namespace): the kernel routes the
+// outer packets from them. One it lacks (a vtep_v4 or vtep_v6 only the
+// workers' headers carry) would make the kernel drop every packet; that
+// family sends from the host route's source instead, as warned.
+func (s *Switch) kernelTunnelSource(vx vxlanState) tunnelSource {
+	var src tunnelSource
+	local := func(a netip.Addr, fam int) bool {
+		addrs, err := netlink.AddrList(nil, fam)
+		if err != nil {
+			return false
+		}
+		for _, x := range addrs {
+			if b, ok := netip.AddrFromSlice(x.IP); ok && b.Unmap() == a {
+				return true
+			}
+		}
+		if s.log != nil {
+			s.log.Warn("the node's VTEP address is not the host's: the kernel's VXLAN device sends from its route's source", "vtep", a)
+		}
+		return false
+	}
+	if a := netip.AddrFrom4(vx.src4); vx.has4 && local(a, netlink.FAMILY_V4) {
+		src.v4 = a
+	}
+	if a := netip.AddrFrom16(vx.src6); vx.has6 && local(a, netlink.FAMILY_V6) {
+		src.v6 = a
+	}
+	return src
 }
 
 // openKernelTunnel creates the device for vx over an underlay of MTU mtu
@@ -56,7 +93,7 @@ func (s *Switch) openKernelTunnel(vx vxlanState, mtu int) (*kernelTunnel, error)
 	if err := netlink.LinkAdd(dev); err != nil {
 		return nil, fmt.Errorf("create %s: %w", kernelTunnelName, err)
 	}
-	t := &kernelTunnel{}
+	t := &kernelTunnel{src: s.kernelTunnelSource(vx)}
 	l, err := netlink.LinkByName(kernelTunnelName)
 	if err == nil {
 		t.ifindex = l.Attrs().Index

@@ -149,6 +149,7 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 		} else {
 			s.ktun = t
 			s.ktunIndex.Store(int32(t.ifindex))
+			s.ktunSrc.Store(&t.src)
 		}
 	}
 	if st, ok := ps.port.(VTEPSteerer); ok && s.ktun != nil {

@@ -45,7 +45,8 @@ const (
 	fvVNI      = 24 // u32: bpf_tunnel_key.tunnel_id
 	fvTunFlags = 28 // u32: bpf_skb_set_tunnel_key's flags
 	fvRemote   = 32 // [16]byte: bpf_tunnel_key.remote_ipv4 (host order) or remote_ipv6
-	fvSize     = 48
+	fvLocal    = 48 // [16]byte: bpf_tunnel_key.local_ipv4 (host order) or local_ipv6; zero: the route's
+	fvSize     = 64
 )
 
 // fvXDP marks a destination XDP programs may redirect to: its pod's eth0
@@ -125,14 +126,16 @@ func (f *FastPath) Add(addr netip.Addr, ifindex, mtu int, dst, src [6]byte, xdp 
 // AddTunnel makes addr (another node's pod) a destination of the tc fast
 // path through a VXLAN tunnel: its frames get their TTL decremented and
 // the Ethernet addresses dst (the remote VTEP's MAC) and src (the node's
-// VTEP MAC), the tunnel key (vni, remote; TTL 64, and over IPv4 DF and no
-// UDP checksum) and
-// go out of ifindex, a collect_md VXLAN device, which encapsulates them,
-// super-frames whole. mtu is the tunnel's: the underlay's less the
-// overhead.
-func (f *FastPath) AddTunnel(addr netip.Addr, ifindex, mtu int, dst, src [6]byte, vni uint32, remote netip.Addr) error {
-	if ifindex <= 0 || mtu <= 0 || mtu > 0xffff || vni > 1<<24-1 || !remote.IsValid() {
-		return fmt.Errorf("fast path tunnel %v: ifindex %d mtu %d vni %d remote %v", addr, ifindex, mtu, vni, remote)
+// VTEP MAC), the tunnel key (vni, remote, the source address local or,
+// if local is the zero Addr, the one the host's route to remote prefers;
+// TTL 64, and over IPv4 DF and no UDP checksum) and go out of ifindex, a
+// collect_md VXLAN device, which encapsulates them, super-frames whole.
+// mtu is the tunnel's: the underlay's less the overhead.
+func (f *FastPath) AddTunnel(addr netip.Addr, ifindex, mtu int, dst, src [6]byte, vni uint32, remote, local netip.Addr) error {
+	remote, local = remote.Unmap(), local.Unmap()
+	if ifindex <= 0 || mtu <= 0 || mtu > 0xffff || vni > 1<<24-1 || !remote.IsValid() ||
+		(local.IsValid() && local.Is4() != remote.Is4()) {
+		return fmt.Errorf("fast path tunnel %v: ifindex %d mtu %d vni %d remote %v local %v", addr, ifindex, mtu, vni, remote, local)
 	}
 	m, key, err := f.key(addr)
 	if err != nil {
@@ -145,16 +148,24 @@ func (f *FastPath) AddTunnel(addr netip.Addr, ifindex, mtu int, dst, src [6]byte
 	copy(v[fvSrc:], src[:])
 	v[fvFlags] = fvTunnel
 	binary.LittleEndian.PutUint32(v[fvVNI:], vni)
-	if r := remote.Unmap(); r.Is4() {
-		b := r.As4()
+	if remote.Is4() {
+		b := remote.As4()
 		binary.LittleEndian.PutUint32(v[fvRemote:], binary.BigEndian.Uint32(b[:]))
+		if local.IsValid() {
+			b = local.As4()
+			binary.LittleEndian.PutUint32(v[fvLocal:], binary.BigEndian.Uint32(b[:]))
+		}
 		// No outer UDP checksum over IPv4, as Linux's vxlan devices
 		// (Calico's) and the switch's workers send it: the receiver
 		// need not verify one per segment.
 		binary.LittleEndian.PutUint32(v[fvTunFlags:], tunDontFragment|tunZeroCsum)
 	} else {
-		b := r.As16()
+		b := remote.As16()
 		copy(v[fvRemote:], b[:])
+		if local.IsValid() {
+			b = local.As16()
+			copy(v[fvLocal:], b[:])
+		}
 		binary.LittleEndian.PutUint32(v[fvTunFlags:], tunInfoIPv6)
 	}
 	if err := m.Put(key, v[:]); err != nil {

@@ -284,7 +284,7 @@ func tcForward(f *FastPath) asm.Instructions {
 	addAll(storeBytes(0, -16, 12))
 	add(
 		// Into a tunnel: the key for the collect_md device (struct
-		// bpf_tunnel_key up to local_ipv4, 28 bytes, at fp-64).
+		// bpf_tunnel_key, 44 bytes, at fp-64).
 		asm.LoadMem(asm.R5, asm.R7, fvFlags, asm.Byte),
 		asm.And.Imm(asm.R5, fvTunnel),
 		asm.JEq.Imm(asm.R5, 0, "count"),
@@ -295,6 +295,8 @@ func tcForward(f *FastPath) asm.Instructions {
 		add(
 			asm.LoadMem(asm.R4, asm.R7, fvRemote+4*i, asm.Word),
 			asm.StoreMem(asm.RFP, -60+4*i, asm.R4, asm.Word),
+			asm.LoadMem(asm.R4, asm.R7, fvLocal+4*i, asm.Word),
+			asm.StoreMem(asm.RFP, -36+4*i, asm.R4, asm.Word),
 		)
 	}
 	add(
@@ -303,7 +305,7 @@ func tcForward(f *FastPath) asm.Instructions {
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -64),
-		asm.Mov.Imm(asm.R3, 28),
+		asm.Mov.Imm(asm.R3, 44),
 		asm.LoadMem(asm.R4, asm.R7, fvTunFlags, asm.Word),
 		asm.FnSkbSetTunnelKey.Call(),
 		asm.JNE.Imm(asm.R0, 0, "slow"),

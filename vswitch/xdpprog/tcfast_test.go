@@ -251,13 +251,14 @@ func TestIngressFastAgrees(t *testing.T) {
 
 // TestIngressFastTunnel: a destination behind a VXLAN tunnel (AddTunnel)
 // is forwarded by tc like any other, with the remote VTEP's and the
-// node's VTEP MACs, within the tunnel's MTU (the tunnel key itself is
-// the kernel's to check: the e2e test sees the packets cross).
+// node's VTEP MACs, within the tunnel's MTU (the tunnel key, source
+// address included, is the kernel's to check: it refuses a key it
+// cannot take, and the e2e test sees the packets cross).
 func TestIngressFastTunnel(t *testing.T) {
 	x := newTCFixture(t)
 	vtepDst, vtepSrc := [6]byte{2, 0x58, 3, 0, 1, 1}, [6]byte{2, 0x58, 3, 0, 0, 1}
-	for _, c := range []struct{ dst, remote string }{{"198.19.1.2", "198.18.1.1"}, {"fd00:19:1::2", "fd00:18:1::1"}} {
-		if err := x.fp.AddTunnel(netip.MustParseAddr(c.dst), 1, 1450, vtepDst, vtepSrc, 4096, netip.MustParseAddr(c.remote)); err != nil {
+	for _, c := range []struct{ dst, remote, local string }{{"198.19.1.2", "198.18.1.1", "198.18.0.1"}, {"fd00:19:1::2", "fd00:18:1::1", "fd00:18::1"}} {
+		if err := x.fp.AddTunnel(netip.MustParseAddr(c.dst), 1, 1450, vtepDst, vtepSrc, 4096, netip.MustParseAddr(c.remote), netip.MustParseAddr(c.local)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -276,8 +277,11 @@ func TestIngressFastTunnel(t *testing.T) {
 	if got, _ := x.runTC(t, in6, 1391); got != tcActShot || !x.takes(t, in6, 1391) {
 		t.Errorf("segments too big for the tunnel: verdict %d; want them left to the switch", got)
 	}
-	if err := x.fp.AddTunnel(netip.MustParseAddr("198.19.1.3"), 1, 1450, vtepDst, vtepSrc, 1<<24, netip.MustParseAddr("198.18.1.1")); err == nil {
+	if err := x.fp.AddTunnel(netip.MustParseAddr("198.19.1.3"), 1, 1450, vtepDst, vtepSrc, 1<<24, netip.MustParseAddr("198.18.1.1"), netip.Addr{}); err == nil {
 		t.Error("a VNI of 25 bits was taken")
+	}
+	if err := x.fp.AddTunnel(netip.MustParseAddr("198.19.1.3"), 1, 1450, vtepDst, vtepSrc, 4096, netip.MustParseAddr("198.18.1.1"), netip.MustParseAddr("fd00:18::1")); err == nil {
+		t.Error("an IPv6 source for an IPv4 remote was taken")
 	}
 }
 

@@ -171,7 +171,7 @@ func TestUplinkIngressFast(t *testing.T) {
 // switch's, as before.
 func TestUplinkIngressKernelVXLAN(t *testing.T) {
 	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, false}, {"fd00:19:1::2", 1500, false}, {"198.19.1.3", 80, false}})
-	if err := fp.AddTunnel(netip.MustParseAddr("198.19.2.2"), 1, 1450, testDstMAC, testSrcMAC, 4096, netip.MustParseAddr("198.18.2.1")); err != nil {
+	if err := fp.AddTunnel(netip.MustParseAddr("198.19.2.2"), 1, 1450, testDstMAC, testSrcMAC, 4096, netip.MustParseAddr("198.18.2.1"), netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	x := newUplinkTC(t, fp)
