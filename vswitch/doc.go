@@ -136,15 +136,21 @@
 // destination's entry carries the tunnel key (VNI, remote VTEP): the tc
 // program sets it (bpf_skb_set_tunnel_key) and redirects into the device,
 // which encapsulates the pod's super-frames whole (UDP-tunnel GSO) and
-// routes the outer packet by the host's routes, as vxlan.calico would.
+// routes the outer packet by the host's routes, as vxlan.calico would,
+// from the node's VTEP address (the key's local address) if the host has
+// it, else from the route's source (kernelTunnelSource warns).
 // The other way, the uplink's program (XDP over IPv4, tc over IPv4 and
-// IPv6) hands VXLAN whose inner frame goes to a fast-path pod to the
-// kernel whole (SetKernelVXLAN); the device decapsulates and merges it
-// (GRO), and its tc program checks the VNI and the VTEP MAC and forwards
-// to the pod. The workers keep every other kind of VXLAN. The tunnel's
-// MTU is the uplink's less the overhead, as for the workers; an inner
-// packet from the tunnel that the device's program cannot forward (TTL 1,
-// too big for the pod) is dropped there, without an ICMP error.
+// IPv6) hands VXLAN whose inner frame goes to a fast-path pod, fits its
+// MTU and is not for another tunnel to the kernel whole
+// (SetKernelVXLAN); the device decapsulates and merges it (GRO), and its
+// tc program checks the VNI and the VTEP MAC and forwards to the pod. On
+// an uplink that runs GRO itself (a NIC's driver), the node's VXLAN
+// socket merges the segments before the uplink's tc program sees them,
+// and the program hands the kernel the super-frame. The workers keep
+// every other kind of VXLAN, and answer a packet too big for its pod. The
+// tunnel's MTU is the uplink's less the overhead, as for the workers; a
+// super-frame whose segments the device's program cannot forward (TTL 1,
+// too big) is dropped there, without an ICMP error.
 //
 // # Uplinks: AF_XDP, or AF_PACKET steered by tc
 //
