@@ -169,7 +169,12 @@
 // host gets, and the switch forwards only frames to its MAC and answers
 // nothing there. A UDP GSO super-frame of VXLAN for the node (another
 // node's merged datagrams, kept whole by the network) is cut into its
-// datagrams and each decapsulated (vxlanLarge). Pair it with af-packet
+// datagrams and each decapsulated (vxlanLarge). TCP in VXLAN that the
+// kernel merged (an uplink that runs GRO, as a NIC's driver does, on a
+// host with a VXLAN socket on the node's port: xvs.vxlan or a device of
+// its own) arrives as one TCP GSO super-frame with its outer headers: its
+// inner super-frame is taken out and routed whole (vxlanLargeTCP), where
+// it used to be dropped as bad-offload. Pair it with af-packet
 // pods and the fast path, and TCP between nodes crosses both in tc:
 // docs/BENCHMARKS.md has the figures.
 //

@@ -245,26 +245,35 @@ func (w *worker) emitTo(p *Packet, out *portState, tun *fib.NextHop) {
 // VTEP address, as a steered AF_PACKET uplink receives VXLAN from a sender
 // that merged it (another xvsd's UDP GRO, or a NIC's USO, kept whole by
 // the network or the kernel's GRO), and runs its datagrams through the
-// pipeline, where each is decapsulated. It reports whether lf was one;
-// what it does not recognise goes on through forwardLarge.
+// pipeline, where each is decapsulated. A TCP GSO super-frame to that
+// address and the VXLAN port is merged TCP in VXLAN (vxlanLargeTCP). It
+// reports whether lf was either; what it does not recognise goes on
+// through forwardLarge.
 func (w *worker) vxlanLarge(lf *LargeFrame, in *portState) bool {
 	b := lf.Frame
-	if !w.vx.on || in.kind != PortUplink || in.tunnel || lf.Hdr.GSOType() != encap.GSOUDPL4 || len(b) < encap.EthernetLen {
+	t := lf.Hdr.GSOType() &^ encap.GSOECN
+	if !w.vx.on || in.kind != PortUplink || in.tunnel || t == encap.GSONone || len(b) < encap.EthernetLen {
 		return false
 	}
+	var l4 int
 	switch eth := encap.Ethernet(b); eth.Type() {
 	case encap.EtherTypeIPv4:
 		ip := encap.IPv4(b[encap.EthernetLen:])
-		if !w.vx.has4 || !ip.IsValid(len(ip)) || ip.Dst() != w.vx.src4 || ip.Protocol() != encap.ProtoUDP {
+		if !w.vx.has4 || !ip.IsValid(len(ip)) || ip.Dst() != w.vx.src4 || ip.Protocol() != encap.ProtoUDP || ip.IsFragment() {
 			return false
 		}
+		l4 = encap.EthernetLen + ip.HeaderLen()
 	case encap.EtherTypeIPv6:
 		ip := encap.IPv6(b[encap.EthernetLen:])
 		if !w.vx.has6 || !ip.IsValid(len(ip)) || ip.Dst() != w.vx.src6 || ip.NextHeader() != encap.ProtoUDP {
 			return false
 		}
+		l4 = encap.EthernetLen + encap.IPv6Len
 	default:
 		return false
+	}
+	if t != encap.GSOUDPL4 {
+		return w.vxlanLargeTCP(lf, l4)
 	}
 	g, ok := encap.CheckGSO(b, lf.Hdr)
 	if !ok || encap.UDP(b[g.L4:]).DstPort() != w.vx.port {
@@ -283,5 +292,56 @@ func (w *worker) vxlanLarge(lf *LargeFrame, in *portState) bool {
 		w.process(w.segs[:k], in)
 	}
 	w.cnt.event(EvGSOSegmented)
+	return true
+}
+
+// vxlanLargeTCP takes the inner frame out of lf, TCP in VXLAN to the
+// node's VTEP (its outer UDP header at l4) that the kernel's GRO merged
+// into one super-frame: an uplink that runs GRO (a NIC's driver) on a
+// host with a VXLAN socket on the VXLAN port (xvs.vxlan, or a device of
+// the host's own) hands these to the packet socket whole, typed as plain
+// TCP GSO. The kernel checked the outer checksums when it merged them.
+// The inner super-frame goes through forwardLarge as if it came out of
+// the tunnel, its offload header moved with it; it reports whether lf
+// was such a frame (dropped and counted if its VXLAN header is wrong).
+func (w *worker) vxlanLargeTCP(lf *LargeFrame, l4 int) bool {
+	b := lf.Frame
+	udp := encap.UDP(b[l4:])
+	if len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
+		return false
+	}
+	if len(udp) < encap.UDPLen+encap.VXLANLen+encap.EthernetLen || int(udp.Length()) != len(udp) {
+		w.cnt.drop(DropBadVXLAN)
+		return true
+	}
+	vx := encap.VXLAN(udp[encap.UDPLen:])
+	switch {
+	case !vx.IsValid():
+		w.cnt.drop(DropBadVXLAN)
+		return true
+	case vx.VNI() != w.vx.vni:
+		w.cnt.drop(DropVXLANVNI)
+		return true
+	case encap.Ethernet(vx.Payload()).Dst() != w.vx.mac:
+		w.cnt.drop(DropVXLANMAC)
+		return true
+	}
+	off := l4 + encap.UDPLen + encap.VXLANLen
+	h := lf.Hdr
+	hdrLen, start := int(h.HdrLen()), int(h.CsumStart())
+	if hdrLen = hdrLen - off; hdrLen < 0 {
+		hdrLen = 0 // only a hint
+	}
+	if h.Flags()&encap.VirtioNetHdrFNeedsCsum != 0 {
+		if start -= off; start < encap.EthernetLen {
+			w.cnt.drop(DropBadOffload)
+			return true
+		}
+	}
+	ih := encap.VirtioNetHdr(w.innerHdr[:])
+	ih.Set(h.Flags(), h.GSOType(), uint16(hdrLen), h.GSOSize(), uint16(start), h.CsumOffset())
+	w.cnt.event(EvVXLANDecap)
+	w.inner = LargeFrame{At: lf.At, Frame: b[off:], Hdr: ih}
+	w.forwardLarge(&w.inner, w.tun)
 	return true
 }

@@ -874,3 +874,81 @@ func TestVXLANLargeDecap(t *testing.T) {
 		}
 	}
 }
+
+// TestVXLANLargeTCPDecap: TCP in VXLAN that the kernel's GRO merged (an
+// uplink that runs GRO, a VXLAN socket on the node's port) reaches the
+// socket as one TCP GSO super-frame with its outer headers. The worker
+// takes the inner super-frame out, offload header moved with it, and
+// routes it as if it came out of the tunnel: whole to a pod that takes
+// super-frames, cut for one that does not. A wrong VNI or inner MAC is
+// dropped and counted; nothing is allocated.
+func TestVXLANLargeTCPDecap(t *testing.T) {
+	// merged is the super-frame behind its offload header, as the
+	// kernel hands it over: the inner frame's offsets moved by the outer
+	// headers.
+	merged := func(v6 bool, vni uint32, mac [6]byte) []byte {
+		src, dst := remotePod4, pod1v4
+		if v6 {
+			src, dst = remotePod6, pod1v6
+		}
+		in := tcpSuper(t, v6, src, dst, 64, 5*(mssFor(v6)-50), mssFor(v6)-50)
+		h, inner := encap.VirtioNetHdr(in[:encap.VirtioNetHdrLen]), in[encap.VirtioNetHdrLen:]
+		copy(inner[0:6], mac[:])
+		copy(inner[6:12], peerVTEP[:])
+		f := vxlanFrame(t, inner, v6, vni)
+		off := len(f) - len(inner)
+		hdr := make([]byte, encap.VirtioNetHdrLen)
+		encap.VirtioNetHdr(hdr).Set(h.Flags(), h.GSOType(), h.HdrLen()+uint16(off), h.GSOSize(), h.CsumStart()+uint16(off), h.CsumOffset())
+		return append(hdr, f...)
+	}
+	for _, v6 := range []bool{false, true} {
+		for _, whole := range []bool{true, false} {
+			l := newVXLANLab(t, map[string]bool{"up": true, "pod1": whole})
+			in := merged(v6, DefaultVNI, vtepMAC)
+			out := l.runVector(t, "up", in)
+			c := l.sw.Counters()
+			if whole {
+				if len(out["pod1"]) != 1 || c.Events[EvGSOWhole] != 1 {
+					t.Fatalf("v6=%v: %d frames to pod1, gso-whole %d; want the inner super-frame whole (counters %+v)", v6, len(out["pod1"]), c.Events[EvGSOWhole], c)
+				}
+				f := out["pod1"][0][encap.VirtioNetHdrLen:]
+				inner := in[len(in)-len(f):]
+				if !bytes.Equal(f[60:], inner[60:]) || [6]byte(f[0:6]) != pod1MAC {
+					t.Errorf("v6=%v: inner frame changed beyond its L2 header and TTL, or not to pod1: %x", v6, f[:14])
+				}
+			} else if len(out["pod1"]) != 5 || c.Events[EvGSOSegmented] != 1 {
+				t.Fatalf("v6=%v: %d frames to pod1, gso-segmented %d; want 5 segments", v6, len(out["pod1"]), c.Events[EvGSOSegmented])
+			} else {
+				for i, f := range out["pod1"] {
+					if el := decode(f).ErrorLayer(); el != nil || !l4Valid(f, v6) {
+						t.Errorf("v6=%v segment %d: %v, checksum valid %v", v6, i, el, l4Valid(f, v6))
+					}
+				}
+			}
+			if c.Events[EvVXLANDecap] != 1 || c.Drops[DropBadOffload] != 0 {
+				t.Errorf("v6=%v: vxlan-decap %d bad-offload %d; want 1, 0", v6, c.Events[EvVXLANDecap], c.Drops[DropBadOffload])
+			}
+		}
+
+		l := newVXLANLab(t, map[string]bool{"up": true, "pod1": true})
+		out := l.runVector(t, "up", merged(v6, 7, vtepMAC), merged(v6, DefaultVNI, [6]byte{2, 0, 0, 0, 0, 9}))
+		c := l.sw.Counters()
+		if len(out["pod1"]) != 0 || c.Drops[DropVXLANVNI] != 1 || c.Drops[DropVXLANMAC] != 1 {
+			t.Errorf("v6=%v: %d frames to pod1, vxlan-vni %d, vxlan-mac %d; want 0, 1, 1", v6, len(out["pod1"]), c.Drops[DropVXLANVNI], c.Drops[DropVXLANMAC])
+		}
+
+		w := l.sw.workers[0]
+		b := merged(v6, DefaultVNI, vtepMAC)
+		lf := LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
+		run := func() {
+			w.forwardLarge(&lf, l.up)
+			for len(l.ports["pod1"].Out) > 0 {
+				<-l.ports["pod1"].Out
+			}
+		}
+		run()
+		if a := testing.AllocsPerRun(20, run); a != 0 {
+			t.Errorf("v6=%v: %v allocations per super-frame, want 0", v6, a)
+		}
+	}
+}

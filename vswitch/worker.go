@@ -79,6 +79,8 @@ type worker struct {
 	vxHash    uint32        // and the inner flow's hash, for the tunnel's UDP source port
 	vtepCache [16]vtepRoute // the routes to remote VTEPs, per FIB View
 	segs      [64]Packet    // VXLAN datagrams cut from a UDP super-frame (vxlanLarge)
+	inner     LargeFrame    // the inner super-frame of merged TCP in VXLAN (vxlanLargeTCP)
+	innerHdr  [encap.VirtioNetHdrLen]byte
 
 	gro     *encap.GRO                  // merges TCP segments for ports that take super-frames
 	ugro    *encap.UDPGRO               // and UDP datagrams (VXLAN toward one VTEP)
