@@ -297,23 +297,21 @@ func kernelVXLANDecide(st *steering, f *FastPath) asm.Instructions {
 			asm.JEq.Imm(asm.R5, leEthIPv6, "ki6"+sfx),
 			asm.JNE.Imm(asm.R5, leEthIPv4, "nokern"),
 		)
-		// The inner destination, R2 moved to the inner frame.
+		// The inner TTL or hop limit (at ttl) and destination (at dst,
+		// halves 16-bit words), R2 moved to the inner frame.
+		dest := func(ttl int16, m *ebpf.Map, dst, halves int16) {
+			add(
+				asm.Add.Imm(asm.R2, int32(l)),
+				asm.LoadMem(asm.R5, asm.R2, 14+ttl, asm.Byte),
+				asm.JLE.Imm(asm.R5, 1, "nokern"),
+			)
+			addAll(lookupDestHalves(m, dst, halves, "nokern"))
+			addAll(kernelFits(l))
+		}
 		addAll(need(int32(l) + 14 + 20))
-		add(
-			asm.Add.Imm(asm.R2, int32(l)),
-			asm.LoadMem(asm.R5, asm.R2, 14+8, asm.Byte),
-			asm.JLE.Imm(asm.R5, 1, "nokern"),
-		)
-		addAll(lookupDestHalves(f.hosts4, 16, 2, "nokern"))
-		addAll(kernelFits(l))
+		dest(8, f.hosts4, 16, 2)
 		addAll(labeled(need(int32(l)+14+40), "ki6"+sfx))
-		add(
-			asm.Add.Imm(asm.R2, int32(l)),
-			asm.LoadMem(asm.R5, asm.R2, 14+7, asm.Byte),
-			asm.JLE.Imm(asm.R5, 1, "nokern"),
-		)
-		addAll(lookupDestHalves(f.hosts6, 24, 8, "nokern"))
-		addAll(kernelFits(l))
+		dest(7, f.hosts6, 24, 8)
 	}
 
 	// Over IPv4: IHL 5, unfragmented UDP to the node's address and port.
