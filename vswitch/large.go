@@ -310,20 +310,12 @@ func (w *worker) vxlanLargeTCP(lf *LargeFrame, l4 int) bool {
 	if len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
 		return false
 	}
-	if len(udp) < encap.UDPLen+encap.VXLANLen+encap.EthernetLen || int(udp.Length()) != len(udp) {
-		w.cnt.drop(DropBadVXLAN)
-		return true
+	d := w.vxlanHeader(udp)
+	if d == keep && int(udp.Length()) != len(udp) {
+		d = DropBadVXLAN
 	}
-	vx := encap.VXLAN(udp[encap.UDPLen:])
-	switch {
-	case !vx.IsValid():
-		w.cnt.drop(DropBadVXLAN)
-		return true
-	case vx.VNI() != w.vx.vni:
-		w.cnt.drop(DropVXLANVNI)
-		return true
-	case encap.Ethernet(vx.Payload()).Dst() != w.vx.mac:
-		w.cnt.drop(DropVXLANMAC)
+	if d != keep {
+		w.cnt.drop(d)
 		return true
 	}
 	off := l4 + encap.UDPLen + encap.VXLANLen

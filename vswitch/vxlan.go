@@ -253,27 +253,32 @@ func (w *worker) decap6(p *Packet, ip encap.IPv6) (isVXLAN, ok bool) {
 // decap checks the VXLAN header in the checked datagram udp, at l4 in p,
 // and makes p its inner frame; or drops p and returns false.
 func (w *worker) decap(p *Packet, udp encap.UDP, l4 int) bool {
-	if len(udp) < encap.UDPLen+encap.VXLANLen+encap.EthernetLen {
-		w.drop(p, DropBadVXLAN)
-		return false
-	}
-	vx := encap.VXLAN(udp[encap.UDPLen:])
-	if !vx.IsValid() {
-		w.drop(p, DropBadVXLAN)
-		return false
-	}
-	if vx.VNI() != w.vx.vni {
-		w.drop(p, DropVXLANVNI)
-		return false
-	}
-	if encap.Ethernet(vx.Payload()).Dst() != w.vx.mac {
-		w.drop(p, DropVXLANMAC)
+	if d := w.vxlanHeader(udp); d != keep {
+		w.drop(p, d)
 		return false
 	}
 	p.Addr += uint64(l4 + encap.UDPLen + encap.VXLANLen)
 	p.Len = uint32(len(udp) - encap.UDPLen - encap.VXLANLen)
 	w.cnt.event(EvVXLANDecap)
 	return true
+}
+
+// vxlanHeader checks the VXLAN header behind the UDP header of udp and
+// the inner frame's destination: keep, or why to drop the datagram.
+func (w *worker) vxlanHeader(udp encap.UDP) Drop {
+	if len(udp) < encap.UDPLen+encap.VXLANLen+encap.EthernetLen {
+		return DropBadVXLAN
+	}
+	vx := encap.VXLAN(udp[encap.UDPLen:])
+	switch {
+	case !vx.IsValid():
+		return DropBadVXLAN
+	case vx.VNI() != w.vx.vni:
+		return DropVXLANVNI
+	case encap.Ethernet(vx.Payload()).Dst() != w.vx.mac:
+		return DropVXLANMAC
+	}
+	return keep
 }
 
 // underlay finds how the packet reaches nh's remote VTEP: the output port

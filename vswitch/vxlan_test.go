@@ -2,6 +2,7 @@ package vswitch
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
@@ -880,8 +881,8 @@ func TestVXLANLargeDecap(t *testing.T) {
 // socket as one TCP GSO super-frame with its outer headers. The worker
 // takes the inner super-frame out, offload header moved with it, and
 // routes it as if it came out of the tunnel: whole to a pod that takes
-// super-frames, cut for one that does not. A wrong VNI or inner MAC is
-// dropped and counted; nothing is allocated.
+// super-frames, cut for one that does not. A wrong VNI, inner MAC, UDP
+// length or checksum start is dropped and counted; nothing is allocated.
 func TestVXLANLargeTCPDecap(t *testing.T) {
 	// merged is the super-frame behind its offload header, as the
 	// kernel hands it over: the inner frame's offsets moved by the outer
@@ -930,11 +931,24 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 			}
 		}
 
+		// Bad input: another VNI, another inner MAC, a UDP length that
+		// is not the datagram's, a checksum start inside the outer
+		// headers. Each is dropped and counted, nothing reaches pod1.
+		l4 := encap.VirtioNetHdrLen + encap.EthernetLen + encap.IPv4MinLen
+		if v6 {
+			l4 = encap.VirtioNetHdrLen + encap.EthernetLen + encap.IPv6Len
+		}
+		badLen := merged(v6, DefaultVNI, vtepMAC)
+		binary.BigEndian.PutUint16(badLen[l4+4:], 100)
+		badStart := merged(v6, DefaultVNI, vtepMAC)
+		h := encap.VirtioNetHdr(badStart[:encap.VirtioNetHdrLen])
+		h.Set(h.Flags(), h.GSOType(), h.HdrLen(), h.GSOSize(), 20, h.CsumOffset())
 		l := newVXLANLab(t, map[string]bool{"up": true, "pod1": true})
-		out := l.runVector(t, "up", merged(v6, 7, vtepMAC), merged(v6, DefaultVNI, [6]byte{2, 0, 0, 0, 0, 9}))
+		out := l.runVector(t, "up", merged(v6, 7, vtepMAC), merged(v6, DefaultVNI, [6]byte{2, 0, 0, 0, 0, 9}), badLen, badStart)
 		c := l.sw.Counters()
-		if len(out["pod1"]) != 0 || c.Drops[DropVXLANVNI] != 1 || c.Drops[DropVXLANMAC] != 1 {
-			t.Errorf("v6=%v: %d frames to pod1, vxlan-vni %d, vxlan-mac %d; want 0, 1, 1", v6, len(out["pod1"]), c.Drops[DropVXLANVNI], c.Drops[DropVXLANMAC])
+		if len(out["pod1"]) != 0 || c.Drops[DropVXLANVNI] != 1 || c.Drops[DropVXLANMAC] != 1 || c.Drops[DropBadVXLAN] != 1 || c.Drops[DropBadOffload] != 1 {
+			t.Errorf("v6=%v: %d frames to pod1, vxlan-vni %d, vxlan-mac %d, bad-vxlan %d, bad-offload %d; want 0 and 1 each",
+				v6, len(out["pod1"]), c.Drops[DropVXLANVNI], c.Drops[DropVXLANMAC], c.Drops[DropBadVXLAN], c.Drops[DropBadOffload])
 		}
 
 		w := l.sw.workers[0]

@@ -120,10 +120,16 @@ func (st *steering) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 	// What SetDecap and SetKernelVXLAN set stays.
 	copy(v[cfgVNI:], st.cfgVal[cfgVNI:])
 	flags |= binary.LittleEndian.Uint32(st.cfgVal[cfgFlags:]) & (cfgDecap | cfgKernel)
-	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
 	binary.BigEndian.PutUint16(v[cfgPort:], port)
+	return st.store(v, flags, "set vtep")
+}
+
+// store writes v, with flags, as the config value, and keeps it for the
+// next setter; what names the setter in the error.
+func (st *steering) store(v [cfgSize]byte, flags uint32, what string) error {
+	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
 	if err := st.cfg.Put(uint32(0), v[:]); err != nil {
-		return fmt.Errorf("set vtep: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	st.cfgVal = v
 	return nil
@@ -142,28 +148,18 @@ func (st *steering) SetDecap(vni uint32, mac [6]byte) error {
 	if mac != ([6]byte{}) {
 		flags |= cfgDecap
 	}
-	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
-	if err := st.cfg.Put(uint32(0), v[:]); err != nil {
-		return fmt.Errorf("set decap: %w", err)
-	}
-	st.cfgVal = v
-	return nil
+	return st.store(v, flags, "set decap")
 }
 
-// SetKernelVXLAN says whether VXLAN over IPv4 for a destination only tc
-// reaches goes to the kernel's VXLAN device (see cfgKernel).
+// SetKernelVXLAN says whether VXLAN for a destination only tc reaches
+// goes to the kernel's VXLAN device (see cfgKernel): over IPv4 from the
+// XDP uplink, over IPv4 and IPv6 from the tc one.
 func (st *steering) SetKernelVXLAN(on bool) error {
-	v := st.cfgVal
-	flags := binary.LittleEndian.Uint32(v[cfgFlags:]) &^ cfgKernel
+	flags := binary.LittleEndian.Uint32(st.cfgVal[cfgFlags:]) &^ cfgKernel
 	if on {
 		flags |= cfgKernel
 	}
-	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
-	if err := st.cfg.Put(uint32(0), v[:]); err != nil {
-		return fmt.Errorf("set kernel vxlan: %w", err)
-	}
-	st.cfgVal = v
-	return nil
+	return st.store(st.cfgVal, flags, "set kernel vxlan")
 }
 
 // Close releases the maps (a nil steering has none).

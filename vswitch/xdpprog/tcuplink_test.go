@@ -167,8 +167,9 @@ func TestUplinkIngressFast(t *testing.T) {
 
 // TestUplinkIngressKernelVXLAN: with the kernel's VXLAN device in use,
 // VXLAN (over IPv4 or IPv6) whose inner frame goes to a fast-path pod is
-// left to the kernel, and kept from the socket; any other VXLAN is the
-// switch's, as before.
+// left to the kernel, and kept from the socket, GSO super-frames too; any
+// other VXLAN is the switch's, as before, and so is a single frame too
+// big for its pod or bound for another tunnel.
 func TestUplinkIngressKernelVXLAN(t *testing.T) {
 	fp := testFastPath(t, []fastDest{{"198.19.1.2", 1500, false}, {"fd00:19:1::2", 1500, false}, {"198.19.1.3", 80, false}})
 	if err := fp.AddTunnel(netip.MustParseAddr("198.19.2.2"), 1, 1450, testDstMAC, testSrcMAC, 4096, netip.MustParseAddr("198.18.2.1"), netip.Addr{}); err != nil {
@@ -218,24 +219,26 @@ func TestUplinkIngressKernelVXLAN(t *testing.T) {
 	}
 	check := func(on bool) {
 		for name, f := range kernel {
-			got, out, took := x.run(t, f, 0)
-			if on && (got != tcActOK || took || !bytes.Equal(out, f)) {
-				t.Errorf("%s: tc %d, filter %v; want the kernel's, whole", name, got, took)
-			}
-			// A super-frame is the kernel's whatever its size: the
-			// device's program checks its segments.
-			got, out, took = x.run(t, f, 1400)
-			if on && (got != tcActOK || took || !bytes.Equal(out, f)) {
-				t.Errorf("%s: tc %d, filter %v; want the kernel's, whole", name, got, took)
-			}
-			if !on && (got != tcActShot || !took) {
-				t.Errorf("%s, kernel VXLAN off: tc %d, filter %v; want the switch's", name, got, took)
+			for _, gso := range []uint32{0, 1400} {
+				got, out, took := x.run(t, f, gso)
+				if on && (got != tcActOK || took || !bytes.Equal(out, f)) {
+					t.Errorf("%s (gso %d): tc %d, filter %v; want the kernel's, whole", name, gso, got, took)
+				}
+				if !on && (got != tcActShot || !took) {
+					t.Errorf("%s (gso %d), kernel VXLAN off: tc %d, filter %v; want the switch's", name, gso, got, took)
+				}
 			}
 		}
 		for name, f := range switchs {
 			if got, _, took := x.run(t, f, 0); got != tcActShot || !took {
 				t.Errorf("%s (kernel VXLAN %v): tc %d, filter %v; want the switch's", name, on, got, took)
 			}
+		}
+		// A super-frame is the kernel's whatever its length: the
+		// device's program checks its segments' size.
+		big := switchs["inner too big for the pod"]
+		if got, _, took := x.run(t, big, 40); on && (got != tcActOK || took) {
+			t.Errorf("super-frame for the small pod: tc %d, filter %v; want the kernel's", got, took)
 		}
 	}
 	check(false)
