@@ -266,16 +266,13 @@ func (w *worker) decap(p *Packet, udp encap.UDP, l4 int) bool {
 // vxlanHeader checks the VXLAN header behind the UDP header of udp and
 // the inner frame's destination: keep, or why to drop the datagram.
 func (w *worker) vxlanHeader(udp encap.UDP) Drop {
-	if len(udp) < encap.UDPLen+encap.VXLANLen+encap.EthernetLen {
+	if len(udp) < encap.UDPLen+encap.VXLANLen+encap.EthernetLen || !encap.VXLAN(udp[encap.UDPLen:]).IsValid() {
 		return DropBadVXLAN
 	}
-	vx := encap.VXLAN(udp[encap.UDPLen:])
-	switch {
-	case !vx.IsValid():
-		return DropBadVXLAN
-	case vx.VNI() != w.vx.vni:
+	if encap.VXLAN(udp[encap.UDPLen:]).VNI() != w.vx.vni {
 		return DropVXLANVNI
-	case encap.Ethernet(vx.Payload()).Dst() != w.vx.mac:
+	}
+	if encap.Ethernet(udp[encap.UDPLen+encap.VXLANLen:]).Dst() != w.vx.mac {
 		return DropVXLANMAC
 	}
 	return keep
