@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
+	"github.com/xvs-project/xvs/xsk/xsktest"
 )
 
 // TestGSOKernel cross-checks Segment against the kernel's own software GSO.

@@ -115,7 +115,7 @@ func CrossNodeVXLAN(set Set, fwds []Forwarder, iperf bool) Scenario {
 }
 
 // Ring compares the generator's send paths on one veth pair, no forwarder:
-// the dataplane's AF_XDP ring layer (vswitch/xsk) first, then asavie/xdp,
+// the dataplane's AF_XDP ring layer (xsk) first, then asavie/xdp,
 // the library it replaced, then AF_PACKET sendmmsg. The figure is the
 // sender's rate; the loss column says how much of it the sink missed.
 func Ring(set Set) Scenario {

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
+	"github.com/xvs-project/xvs/xdpprog"
 )
 
 // PortKind is the role a port plays.

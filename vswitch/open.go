@@ -6,8 +6,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // defaultOpener opens a port on a real interface: AF_XDP in the mode asked

@@ -14,7 +14,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/xvs-project/xvs/fib"
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 var (

@@ -2,7 +2,7 @@ package vswitch
 
 import (
 	"github.com/xvs-project/xvs/encap"
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // Headroom is the space every received frame keeps in front of its data for

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/encap"
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // AFPacketPortOptions tune an AF_PACKET port.

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/encap"
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
-	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
+	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk/xsktest"
 )
 
 func (l *xrLab) openAFPacket(t *testing.T, opts AFPacketPortOptions) *afPacketPort {

@@ -4,7 +4,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/encap"
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // FakePort is a channel-backed Port for tests: frames written to In are

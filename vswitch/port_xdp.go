@@ -7,8 +7,8 @@ import (
 	"net/netip"
 
 	"github.com/xvs-project/xvs/encap"
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // XDPPortOptions tune an AF_XDP port. Zero values take the defaults.

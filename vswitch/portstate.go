@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // portState is one port as the switch and its worker see it. Fields above

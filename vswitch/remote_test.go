@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
+	"github.com/xvs-project/xvs/xdpprog"
 )
 
 // newRemoteLab is a switch with the fast path on, an uplink whose

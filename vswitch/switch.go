@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 
 	"github.com/xvs-project/xvs/fib"
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // Errors the API maps to status codes.

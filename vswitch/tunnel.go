@@ -8,7 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
+	"github.com/xvs-project/xvs/xdpprog"
 )
 
 // The kernel's VXLAN device under the tc fast path.

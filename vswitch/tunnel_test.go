@@ -8,8 +8,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
-	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
+	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk/xsktest"
 )
 
 // TestKernelTunnelDevice: the switch's VXLAN device is made in metadata

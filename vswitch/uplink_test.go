@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/gopacket/layers"
 
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 func TestUplinkGleanThenForward(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/xvs-project/xvs/encap"
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // The VXLAN test node: an uplink on 198.18.0.0/24 and fd00:18::/64 (the

@@ -11,7 +11,7 @@ import (
 
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/fib"
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // worker runs the pipeline for its ports on one goroutine locked to an OS

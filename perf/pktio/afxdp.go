@@ -6,11 +6,11 @@ import (
 	"net"
 	"runtime"
 
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // XDPTx sends through an AF_XDP socket of the dataplane's ring layer
-// (vswitch/xsk), tx ring only, on queue 0 in copy or zero-copy mode,
+// (xsk), tx ring only, on queue 0 in copy or zero-copy mode,
 // whichever binds. A tx-only socket needs no XDP program.
 type XDPTx struct {
 	u     *xsk.Umem

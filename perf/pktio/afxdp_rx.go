@@ -8,12 +8,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
-	"github.com/xvs-project/xvs/vswitch/xsk"
+	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // XDPRx receives through an AF_XDP socket of the ring layer on queue 0,
-// fed by the dataplane's pod steering program (vswitch/xdpprog), which
+// fed by the dataplane's pod steering program (xdpprog), which
 // redirects every frame of the queue to the socket. While it is open the
 // interface's own stack sees nothing from queue 0; Close detaches the
 // program.

@@ -1,7 +1,7 @@
 // Package pktio moves generator frames in and out of one interface: an
 // AF_PACKET sender (sendmmsg batches, PACKET_QDISC_BYPASS) and receiver
 // (recvmmsg batches); an AF_XDP sender and receiver on the dataplane's own
-// ring layer (vswitch/xsk, with the vswitch/xdpprog pod steering program in
+// ring layer (xsk, with the xdpprog pod steering program in
 // front of the receiver); an AF_XDP sender on github.com/asavie/xdp, kept
 // only as the baseline the ring layer is measured against; a batched
 // token-bucket Pacer; and the CLOCK_MONOTONIC clock the payload timestamps

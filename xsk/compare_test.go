@@ -12,9 +12,9 @@ import (
 	"time"
 
 	asavie "github.com/asavie/xdp"
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
-	"github.com/xvs-project/xvs/vswitch/xsk"
-	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
+	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk"
+	"github.com/xvs-project/xvs/xsk/xsktest"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,7 +32,7 @@ import (
 // until the process exits.
 //
 //	XVS_BENCH_XSK=1 [XVS_BENCH_COUNT=1000000] [XVS_BENCH_ROUNDS=2] \
-//	  go test -run TestCompareAsavie -v -count=1 ./vswitch/xsk/
+//	  go test -run TestCompareAsavie -v -count=1 ./xsk/
 func TestCompareAsavie(t *testing.T) {
 	if os.Getenv("XVS_BENCH_XSK") == "" {
 		t.Skip("benchmark: set XVS_BENCH_XSK=1")

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
+	"github.com/xvs-project/xvs/xsk/xsktest"
 )
 
 func TestAttachDetach(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/rlimit"
-	"github.com/xvs-project/xvs/vswitch/xdpprog"
-	"github.com/xvs-project/xvs/vswitch/xsk"
-	"github.com/xvs-project/xvs/vswitch/xsk/xsktest"
+	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk"
+	"github.com/xvs-project/xvs/xsk/xsktest"
 	"golang.org/x/sys/unix"
 )
 
