@@ -142,3 +142,5 @@ protocol bgp xvs6 {
 	}
 	t.Logf("status:\n%s", r.Text)
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -485,6 +485,7 @@ type bird struct {
 	conf string
 	cmd  *exec.Cmd
 	log  string
+	done chan struct{}
 }
 
 func haveBIRD(t testing.TB) {
@@ -514,9 +515,14 @@ func (b *bird) start() {
 	if err := b.cmd.Start(); err != nil {
 		b.t.Fatal(err)
 	}
+	b.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); lf.Close(); close(done) }(b.cmd, b.done)
 	waitFor(b.t, 60*time.Second, "bird control socket", func() (bool, string) {
-		if b.cmd.ProcessState != nil {
-			return false, "exited"
+		select {
+		case <-b.done:
+			out, _ := os.ReadFile(b.log)
+			b.t.Fatalf("bird in %s exited: %s", b.ns, out)
+		default:
 		}
 		_, err := b.birdc("show status")
 		return err == nil, fmt.Sprint(err)
@@ -530,7 +536,7 @@ func (b *bird) kill() {
 	}
 	b.cmd.Process.Signal(os.Kill)
 	// ip netns exec execs bird, so the PID is BIRD's.
-	b.cmd.Wait()
+	<-b.done
 	b.cmd = nil
 }
 
@@ -539,13 +545,11 @@ func (b *bird) stop() {
 		return
 	}
 	b.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { b.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-b.done:
 	case <-time.After(5 * time.Second):
 		b.cmd.Process.Kill()
-		<-done
+		<-b.done
 	}
 	b.cmd = nil
 	if b.t.Failed() {
