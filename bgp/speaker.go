@@ -591,6 +591,9 @@ func (s *Speaker) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, t time.Time) {
 			pi.flaps++
 		}
 		pi.state, pi.since = st.SessionState, t
+		if st.SessionState == gbgp.BGP_FSM_ESTABLISHED {
+			pi.lastError = ""
+		}
 	}
 	if st.SessionState == gbgp.BGP_FSM_IDLE || st.SessionState == gbgp.BGP_FSM_ACTIVE {
 		switch st.DisconnectMessage {
@@ -641,8 +644,10 @@ type captureHandler struct {
 	peer  string
 }
 
+// Enabled takes every record of a peer's logger: GoBGP reports a failed
+// connection attempt at debug level, and nothing per received UPDATE.
 func (h *captureHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn || (l >= h.level.Level() && h.next.Enabled(ctx, l))
+	return h.peer != "" || l >= slog.LevelWarn || (l >= h.level.Level() && h.next.Enabled(ctx, l))
 }
 
 var noted = []string{
@@ -651,7 +656,26 @@ var noted = []string{
 }
 
 func (h *captureHandler) Handle(ctx context.Context, r slog.Record) error {
-	if h.peer != "" && r.Level >= slog.LevelWarn {
+	if h.peer != "" && (r.Message == "sent notification" || r.Message == "received notification") {
+		var code, sub int64
+		var reason string
+		r.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "Code":
+				code = a.Value.Int64()
+			case "Subcode":
+				sub = a.Value.Int64()
+			case "Communicated-Reason":
+				reason = a.Value.String()
+			}
+			return true
+		})
+		text := fmt.Sprintf("%s: %s", r.Message, gbgp.NotificationErrorCode(uint16(code)<<8|uint16(sub)&0xff))
+		if reason != "" {
+			text += " (" + reason + ")"
+		}
+		h.s.noteLog(h.peer, "", text)
+	} else if h.peer != "" && (r.Level >= slog.LevelWarn || r.Message == "failed to connect") {
 		var errText string
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == "Error" || a.Key == "error" || a.Key == "Err" {
