@@ -48,6 +48,7 @@ type childSpec struct {
 	Config   Config         `yaml:"config"`
 	Prefixes []netip.Prefix `yaml:"prefixes"`
 	FIB      bool           `yaml:"fib"`
+	Track    bool           `yaml:"track"` // record when each prefix was added and deleted
 }
 
 // recSink records the routes it is given, and programs a FIB if asked.
@@ -58,6 +59,9 @@ type recSink struct {
 	batches int
 	first   time.Time
 	last    time.Time
+	track   bool
+	added   map[netip.Prefix]time.Time
+	deleted map[netip.Prefix]time.Time
 }
 
 func (r *recSink) ApplyRoutes(adds []Route, dels []netip.Prefix) error {
@@ -79,9 +83,15 @@ func (r *recSink) ApplyRoutes(adds []Route, dels []netip.Prefix) error {
 		if r.fib == nil {
 			r.routes[a.Prefix] = a
 		}
+		if r.track {
+			r.added[a.Prefix] = now
+		}
 	}
 	for _, d := range dels {
 		delete(r.routes, d)
+		if r.track {
+			r.deleted[d] = now
+		}
 	}
 	return nil
 }
@@ -155,7 +165,8 @@ func childMain(specPath string) int {
 		log.Error("parse spec", "err", err)
 		return 2
 	}
-	sink := &recSink{routes: map[netip.Prefix]Route{}}
+	sink := &recSink{routes: map[netip.Prefix]Route{}, track: spec.Track,
+		added: map[netip.Prefix]time.Time{}, deleted: map[netip.Prefix]time.Time{}}
 	if spec.FIB {
 		sink.fib = fib.New()
 	}
@@ -190,6 +201,15 @@ func childMain(specPath string) int {
 			}
 			sink.mu.Unlock()
 		case "count":
+		case "applied":
+			// First = when Prefixes[0] was last added, Last = deleted.
+			sink.mu.Lock()
+			if len(req.Prefixes) > 0 {
+				resp.First, resp.Last = sink.added[req.Prefixes[0]], sink.deleted[req.Prefixes[0]]
+			}
+			sink.mu.Unlock()
+			fmt.Fprintf(os.Stdout, "%s\n", mustJSON(resp))
+			continue
 		case "status":
 			st, err := sp.Status(ctx)
 			if err != nil {
@@ -211,9 +231,15 @@ func childMain(specPath string) int {
 				resp.Err = err.Error()
 			}
 		case "lookup":
-			if r, ok := sink.fib.Lookup(0, req.Addr); ok {
-				resp.Lookup = r.Prefix.String() + " via " + r.NextHop.Via.String()
+			// One address per prefix given: answers joined by newlines.
+			var sb strings.Builder
+			for _, p := range req.Prefixes {
+				if r, ok := sink.fib.Lookup(0, p.Addr()); ok {
+					sb.WriteString(r.Prefix.String() + " via " + r.NextHop.Via.String())
+				}
+				sb.WriteString("\n")
 			}
+			resp.Lookup = sb.String()
 		case "bgproutes":
 			es, err := sp.Routes(ctx, RouteQuery{Peer: req.Addr, Advertised: len(req.Prefixes) > 0})
 			if err != nil {
