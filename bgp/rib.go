@@ -18,6 +18,12 @@ type member struct {
 	peer uint16 // index into rib.peers
 }
 
+// entry is a prefix's paths and whether the sink has it.
+type entry struct {
+	set       []member
+	installed bool
+}
+
 // rib is the adapter between GoBGP's best-path events and the RouteSink:
 // it keeps each learned prefix's set of best paths (GoBGP reports
 // multipath changes as deltas), marks changed prefixes dirty, and a
@@ -33,11 +39,12 @@ type rib struct {
 	maxBatch int
 
 	mu       sync.Mutex // guards everything below
-	paths    map[netip.Prefix][]member
+	paths    map[netip.Prefix]entry
 	peers    []netip.Addr
 	peerIdx  map[netip.Addr]uint16
 	dirty    map[netip.Prefix]struct{}
 	stats    RIBCounters
+	live     int // prefixes with at least one path
 	lastSent time.Time
 
 	kick chan struct{}
@@ -52,13 +59,13 @@ type RIBCounters struct {
 	RoutesAdded   uint64 `json:"routesAdded"`   // routes handed to the sink as adds
 	RoutesDeleted uint64 `json:"routesDeleted"` // prefixes handed to the sink as deletes
 	SinkErrors    uint64 `json:"sinkErrors"`
-	Installed     int    `json:"installed"` // prefixes with at least one path now
+	Installed     int    `json:"installed"` // prefixes with at least one path now (the sink has them or will)
 }
 
 func newRIB(log *slog.Logger, sink RouteSink, maxPaths int, delay time.Duration, maxBatch int) *rib {
 	return &rib{
 		log: log, sink: sink, maxPaths: maxPaths, delay: delay, maxBatch: maxBatch,
-		paths:   make(map[netip.Prefix][]member),
+		paths:   make(map[netip.Prefix]entry),
 		peerIdx: make(map[netip.Addr]uint16),
 		dirty:   make(map[netip.Prefix]struct{}),
 		kick:    make(chan struct{}, 1),
@@ -129,7 +136,8 @@ func (r *rib) onBest(paths []*apiutil.Path, _ time.Time) {
 			continue
 		}
 		peer := r.peerIndex(p.PeerAddress)
-		set := r.paths[pfx]
+		e := r.paths[pfx]
+		set := e.set
 		at := -1
 		for i := range set {
 			if set[i].peer == peer && set[i].id == p.RemoteID {
@@ -157,10 +165,17 @@ func (r *rib) onBest(paths []*apiutil.Path, _ time.Time) {
 				set = append(set, m)
 			}
 		}
-		if len(set) == 0 {
-			delete(r.paths, pfx)
+		switch {
+		case len(e.set) == 0 && len(set) > 0:
+			r.live++
+		case len(e.set) > 0 && len(set) == 0:
+			r.live--
+		}
+		e.set = set
+		if len(set) == 0 && !e.installed {
+			delete(r.paths, pfx) // the sink never had it
 		} else {
-			r.paths[pfx] = set
+			r.paths[pfx] = e
 		}
 		r.dirty[pfx] = struct{}{}
 		n++
@@ -233,10 +248,19 @@ func (r *rib) flush() bool {
 			}
 			taken = append(taken, pfx)
 			delete(r.dirty, pfx)
-			set := r.paths[pfx]
+			e, ok := r.paths[pfx]
+			set := e.set
+			if !ok {
+				continue // announced and withdrawn within the burst
+			}
 			if len(set) == 0 {
 				dels = append(dels, pfx)
+				delete(r.paths, pfx)
 				continue
+			}
+			if !e.installed {
+				e.installed = true
+				r.paths[pfx] = e
 			}
 			start := len(nhs)
 			for _, m := range set {
@@ -251,6 +275,10 @@ func (r *rib) flush() bool {
 			}
 			adds = append(adds, Route{Prefix: pfx, NextHops: hop, Peer: r.peers[set[0].peer]})
 		}
+		if len(adds) == 0 && len(dels) == 0 {
+			r.mu.Unlock()
+			continue
+		}
 		r.stats.Batches++
 		r.mu.Unlock()
 
@@ -258,9 +286,14 @@ func (r *rib) flush() bool {
 
 		r.mu.Lock()
 		if err != nil {
+			// The sink's state is unknown: mark the batch's prefixes
+			// installed (a retried delete must reach it) and dirty.
 			r.stats.SinkErrors++
 			for _, p := range taken {
 				r.dirty[p] = struct{}{}
+			}
+			for _, p := range dels {
+				r.paths[p] = entry{installed: true}
 			}
 			r.mu.Unlock()
 			r.log.Error("bgp routes not applied, retrying", "adds", len(adds), "dels", len(dels), "err", err)
@@ -277,6 +310,6 @@ func (r *rib) counters() RIBCounters {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.stats
-	c.Installed = len(r.paths)
+	c.Installed = r.live
 	return c
 }
