@@ -100,6 +100,18 @@ protocol bgp xvs {
 		st := sp.status()
 		return len(st.Peers) == 1 && st.Peers[0].Type == TypeGlobal && st.Peers[0].State == "up" && st.Peers[0].Received == 2 && st.Peers[0].Advertised == 2, fmt.Sprintf("%+v", st.Peers)
 	})
+	m := sp.call(childReq{Op: "metrics"}).Text
+	for _, want := range []string{
+		`xvs_bgp_peer_up{peer="198.18.0.1",type="global",} 1`,
+		`xvs_bgp_peer_routes{kind="received",peer="198.18.0.1",} 2`,
+		`xvs_bgp_peer_routes{kind="advertised",peer="198.18.0.1",} 2`,
+		`xvs_bgp_sessions{state="Established",} 1`,
+		`xvs_bgp_learned_prefixes{} 2`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s:\n%s", want, m)
+		}
+	}
 }
 
 // TestBIRDSeparateSessions: an IPv4 session for IPv4 and an IPv6 session

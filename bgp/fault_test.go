@@ -321,7 +321,7 @@ protocol bgp xvs { local %s as 65001; neighbor %s as 65002; password "other"; co
 	unreachable := netip.MustParseAddr("198.18.0.99")
 	sp := startSpeaker(t, sns, childSpec{Config: Config{NodeASNumber: 65002, NodeIPv4: s4, NodeIPv6: s6, NodeToNodeMeshEnabled: ptr(false),
 		Peers: []Peer{
-			{Address: a1, ASNumber: 65009, ConnectRetry: time.Second},                   // BIRD is 65001
+			{Address: a1, ASNumber: 65009, ConnectRetry: time.Second},                     // BIRD is 65001
 			{Address: a3, ASNumber: 65001, Password: "secret", ConnectRetry: time.Second}, // BIRD has "other"
 			{Address: unreachable, ASNumber: 65001, ConnectRetry: time.Second},
 		}}})

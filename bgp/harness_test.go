@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/xvs-project/xvs/fib"
 	"gopkg.in/yaml.v3"
 )
@@ -246,6 +247,28 @@ func childMain(specPath string) int {
 				resp.Err = err.Error()
 			}
 			resp.Entries = es
+		case "metrics":
+			reg := prometheus.NewPedanticRegistry()
+			if err := reg.Register(sp.Collector()); err != nil {
+				resp.Err = err.Error()
+				break
+			}
+			mfs, err := reg.Gather()
+			if err != nil {
+				resp.Err = err.Error()
+			}
+			var sb strings.Builder
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					sb.WriteString(mf.GetName() + "{")
+					for _, lp := range m.GetLabel() {
+						fmt.Fprintf(&sb, "%s=%q,", lp.GetName(), lp.GetValue())
+					}
+					v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+					fmt.Fprintf(&sb, "} %g\n", v)
+				}
+			}
+			resp.Text = sb.String()
 		case "quit":
 			sp.Close()
 			fmt.Fprintf(os.Stdout, "%s\n", mustJSON(resp))
