@@ -23,8 +23,8 @@ TEST_TIMEOUT ?= 15m
 # Commands that exist: every cmd/NAME holding Go files.
 CMDS         := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go)))))
 # tool:Debian package pairs the tests and the demo run.
-TOOLS        := ip:iproute2 ss:iproute2 ping:iputils-ping iperf3:iperf3 tcpdump:tcpdump ethtool:ethtool
-APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool
+TOOLS        := ip:iproute2 ss:iproute2 ping:iputils-ping iperf3:iperf3 tcpdump:tcpdump ethtool:ethtool bird:bird2 birdc:bird2
+APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool bird2
 
 .PHONY: bench-go all build test demo bench bench-quick lint clean deps
 

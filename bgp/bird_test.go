@@ -156,3 +156,31 @@ protocol bgp xvs6 {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestBIRDExtendedNextHop: IPv4 over an IPv6 session (RFC 8950). The
+// speaker is on an IPv6-only node, so its IPv4 routes carry its IPv6
+// address as next hop, and BIRD's IPv4 routes arrive with BIRD's.
+func TestBIRDExtendedNextHop(t *testing.T) {
+	haveBIRD(t)
+	l := newLab(t)
+	bns, b4, b6 := l.node(1)
+	sns, _, s6 := l.node(2)
+	b := startBIRD(t, bns, birdStatic(b4, birdV4, birdV6)+fmt.Sprintf(`
+protocol bgp xvs {
+  local %s as 65001;
+  neighbor %s as 65002;
+  ipv4 { extended next hop on; import all; export all; };
+  ipv6 { import all; export all; };
+}
+`, b6, s6))
+	sp := startSpeaker(t, sns, childSpec{
+		Config: Config{NodeASNumber: 65002, NodeIPv6: s6, NodeToNodeMeshEnabled: ptr(false),
+			Peers: []Peer{{Address: b6, ASNumber: 65001, Families: []Family{IPv4, IPv6}, ConnectRetry: time.Second}}},
+		Prefixes: []netip.Prefix{nodeV4, nodeV6},
+	})
+	sp.waitEstablished(t, b6)
+	wantRoute(t, sp, birdV4, b6)
+	wantRoute(t, sp, birdV6, b6)
+	birdHas(t, b, nodeV4, s6)
+	birdHas(t, b, nodeV6, s6)
+}

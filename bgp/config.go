@@ -98,8 +98,10 @@ type Config struct {
 	// node's own prefixes (Calico's serviceClusterIPs/serviceExternalIPs).
 	ServiceClusterIPs  []netip.Prefix `yaml:"serviceClusterIPs,omitempty" json:"serviceClusterIPs,omitempty"`
 	ServiceExternalIPs []netip.Prefix `yaml:"serviceExternalIPs,omitempty" json:"serviceExternalIPs,omitempty"`
-	// MaxPaths bounds the equal-cost paths of one prefix handed to the
-	// RouteSink; 0 means 8, 1 turns ECMP off.
+	// MaxPaths bounds the equal-cost paths (ECMP) of one prefix handed to
+	// the RouteSink; 0 and 1 mean one path (no ECMP, as Calico's BIRD
+	// without "merge paths"). Above 1 GoBGP runs its multipath selection,
+	// which costs about twice the time and memory per received path.
 	MaxPaths int `yaml:"maxPaths,omitempty" json:"maxPaths,omitempty"`
 }
 
@@ -230,7 +232,7 @@ func (c *Config) listenPort() int {
 
 func (c *Config) maxPaths() int {
 	if c.MaxPaths == 0 {
-		return 8
+		return 1
 	}
 	return c.MaxPaths
 }

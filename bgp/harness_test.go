@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -166,6 +167,13 @@ func childMain(specPath string) int {
 		log.Error("parse spec", "err", err)
 		return 2
 	}
+	if path := os.Getenv("XVS_BGP_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	sink := &recSink{routes: map[netip.Prefix]Route{}, track: spec.Track,
 		added: map[netip.Prefix]time.Time{}, deleted: map[netip.Prefix]time.Time{}}
 	if spec.FIB {
@@ -272,6 +280,12 @@ func childMain(specPath string) int {
 		case "quit":
 			sp.Close()
 			fmt.Fprintf(os.Stdout, "%s\n", mustJSON(resp))
+			if path := os.Getenv("XVS_BGP_MEMPROFILE"); path != "" {
+				if f, err := os.Create(path); err == nil {
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
 			return 0
 		default:
 			resp.Err = "unknown op " + req.Op

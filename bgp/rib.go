@@ -35,7 +35,10 @@ type rib struct {
 	log      *slog.Logger
 	sink     RouteSink
 	maxPaths int
-	delay    time.Duration
+	// multipath: GoBGP reports multipath deltas (UseMultiplePaths, on when
+	// maxPaths > 1); without it, each event carries a prefix's new best.
+	multipath bool
+	delay     time.Duration
 	maxBatch int
 
 	mu       sync.Mutex // guards everything below
@@ -64,7 +67,7 @@ type RIBCounters struct {
 
 func newRIB(log *slog.Logger, sink RouteSink, maxPaths int, delay time.Duration, maxBatch int) *rib {
 	return &rib{
-		log: log, sink: sink, maxPaths: maxPaths, delay: delay, maxBatch: maxBatch,
+		log: log, sink: sink, maxPaths: maxPaths, multipath: maxPaths > 1, delay: delay, maxBatch: maxBatch,
 		paths:   make(map[netip.Prefix]entry),
 		peerIdx: make(map[netip.Addr]uint16),
 		dirty:   make(map[netip.Prefix]struct{}),
@@ -145,7 +148,27 @@ func (r *rib) onBest(paths []*apiutil.Path, _ time.Time) {
 				break
 			}
 		}
-		if p.Withdrawal {
+		if !r.multipath {
+			// GoBGP without multipath reports the new best path of the
+			// prefix, or its withdrawal: it replaces whatever was there.
+			if p.Withdrawal {
+				r.stats.PathWithdraws++
+				set = set[:0]
+			} else {
+				r.stats.PathUpdates++
+				nh := pathNextHop(p)
+				if !nh.IsValid() {
+					r.stats.Ignored++
+					continue
+				}
+				if len(e.set) == 1 {
+					set = e.set
+					set[0] = member{nh: nh, id: p.RemoteID, peer: peer}
+				} else {
+					set = []member{{nh: nh, id: p.RemoteID, peer: peer}}
+				}
+			}
+		} else if p.Withdrawal {
 			r.stats.PathWithdraws++
 			if at < 0 {
 				continue

@@ -130,10 +130,20 @@ func TestRIBAdapter(t *testing.T) {
 				{[]*apiutil.Path{mkPath(t, "198.19.1.0/24", "198.18.0.3", true)}, nil, []netip.Prefix{pp("198.19.1.0/24")}},
 			}
 		}},
-		{"ECMP off", 1, func(t *testing.T) []step {
+		{"ECMP trimmed", 2, func(t *testing.T) []step {
 			return []step{
-				{[]*apiutil.Path{mkPath(t, "198.19.1.0/24", "198.18.0.3", false, "198.18.0.3"), mkPath(t, "198.19.1.0/24", "198.18.0.1", false, "198.18.0.1")},
-					[]Route{{Prefix: pp("198.19.1.0/24"), NextHops: []netip.Addr{a("198.18.0.1")}, Peer: a("198.18.0.3")}}, nil},
+				{[]*apiutil.Path{mkPath(t, "198.19.1.0/24", "198.18.0.3", false, "198.18.0.3"), mkPath(t, "198.19.1.0/24", "198.18.0.1", false, "198.18.0.1"),
+					mkPath(t, "198.19.1.0/24", "198.18.0.2", false, "198.18.0.2")},
+					[]Route{{Prefix: pp("198.19.1.0/24"), NextHops: []netip.Addr{a("198.18.0.1"), a("198.18.0.2")}, Peer: a("198.18.0.3")}}, nil},
+			}
+		}},
+		{"no multipath: the new best replaces", 1, func(t *testing.T) []step {
+			return []step{
+				{[]*apiutil.Path{mkPath(t, "198.19.1.0/24", "198.18.0.1", false, "198.18.0.1")},
+					[]Route{{Prefix: pp("198.19.1.0/24"), NextHops: []netip.Addr{a("198.18.0.1")}, Peer: a("198.18.0.1")}}, nil},
+				{[]*apiutil.Path{mkPath(t, "198.19.1.0/24", "198.18.0.3", false, "198.18.0.3")},
+					[]Route{{Prefix: pp("198.19.1.0/24"), NextHops: []netip.Addr{a("198.18.0.3")}, Peer: a("198.18.0.3")}}, nil},
+				{[]*apiutil.Path{mkPath(t, "198.19.1.0/24", "198.18.0.3", true)}, nil, []netip.Prefix{pp("198.19.1.0/24")}},
 			}
 		}},
 		{"IPv6 global and link-local: the global one", 8, func(t *testing.T) []step {
@@ -160,7 +170,7 @@ func TestRIBAdapter(t *testing.T) {
 		{"announced and withdrawn in one burst: nothing", 8, func(t *testing.T) []step {
 			return []step{{[]*apiutil.Path{mkPath(t, "198.19.1.0/24", "198.18.0.1", false, "198.18.0.1"), mkPath(t, "198.19.1.0/24", "198.18.0.1", true)}, nil, nil}}
 		}},
-		{"next hop replaced by the same peer", 8, func(t *testing.T) []step {
+		{"next hop replaced by the same peer", 1, func(t *testing.T) []step {
 			return []step{
 				{[]*apiutil.Path{mkPath(t, "198.19.1.0/24", "198.18.0.1", false, "198.18.0.1"), mkPath(t, "198.19.1.0/24", "198.18.0.1", false, "198.18.0.9")},
 					[]Route{{Prefix: pp("198.19.1.0/24"), NextHops: []netip.Addr{a("198.18.0.9")}, Peer: a("198.18.0.1")}}, nil},

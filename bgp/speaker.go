@@ -131,7 +131,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 		Asn:              c.LocalAS(),
 		RouterId:         c.routerID().String(),
 		ListenPort:       int32(c.listenPort()),
-		UseMultiplePaths: true, // the adapter relies on multipath deltas; MaxPaths trims
+		UseMultiplePaths: c.maxPaths() > 1, // GoBGP's multipath doubles its copies per event: only when asked for
 	}
 	for _, a := range []netip.Addr{c.NodeIPv4, c.NodeIPv6} {
 		if a.IsValid() {
