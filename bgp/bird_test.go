@@ -84,7 +84,8 @@ protocol bgp xvs {
 `, b4, s4))
 	sp := startSpeaker(t, sns, childSpec{
 		Config: Config{NodeASNumber: 65002, NodeIPv4: s4, NodeIPv6: s6, NodeToNodeMeshEnabled: ptr(false),
-			Peers: []Peer{{Address: b4, ASNumber: 65001, Families: []Family{IPv4, IPv6}, ConnectRetry: time.Second}}},
+			Communities: []string{"65000:100", "no-export"},
+			Peers:       []Peer{{Address: b4, ASNumber: 65001, Families: []Family{IPv4, IPv6}, ConnectRetry: time.Second}}},
 		Prefixes: []netip.Prefix{nodeV4, nodeV6},
 	})
 	sp.waitEstablished(t, b4)
@@ -96,6 +97,9 @@ protocol bgp xvs {
 	if strings.Contains(out, "::ffff:") {
 		t.Errorf("BIRD sees an IPv4-mapped next hop:\n%s", out)
 	}
+	if !strings.Contains(out, "BGP.community: (65000,100) (65535,65281)") {
+		t.Errorf("BIRD does not see the configured communities:\n%s", out)
+	}
 	waitFor(t, 10*time.Second, "status counts", func() (bool, string) {
 		st := sp.status()
 		return len(st.Peers) == 1 && st.Peers[0].Type == TypeGlobal && st.Peers[0].State == "up" && st.Peers[0].Received == 2 && st.Peers[0].Advertised == 2, fmt.Sprintf("%+v", st.Peers)
@@ -104,7 +108,7 @@ protocol bgp xvs {
 	for _, want := range []string{
 		`xvs_bgp_peer_up{peer="198.18.0.1",type="global",} 1`,
 		`xvs_bgp_peer_routes{kind="received",peer="198.18.0.1",} 2`,
-		`xvs_bgp_peer_routes{kind="advertised",peer="198.18.0.1",} 2`,
+		`xvs_bgp_peer_routes{kind="accepted",peer="198.18.0.1",} 2`,
 		`xvs_bgp_sessions{state="Established",} 1`,
 		`xvs_bgp_learned_prefixes{} 2`,
 	} {
@@ -115,7 +119,8 @@ protocol bgp xvs {
 }
 
 // TestBIRDSeparateSessions: an IPv4 session for IPv4 and an IPv6 session
-// for IPv6, as Calico's BIRD has them.
+// for IPv6, as Calico's BIRD has them; GTSM (TTL security) on the first,
+// a TCP MD5 password on the second.
 func TestBIRDSeparateSessions(t *testing.T) {
 	haveBIRD(t)
 	l := newLab(t)
@@ -125,19 +130,21 @@ func TestBIRDSeparateSessions(t *testing.T) {
 protocol bgp xvs4 {
   local %s as 65001;
   neighbor %s as 65002;
+  ttl security on;
   ipv4 { import all; export all; };
 }
 protocol bgp xvs6 {
   local %s as 65001;
   neighbor %s as 65002;
+  password "s3cret";
   ipv6 { import all; export all; };
 }
 `, b4, s4, b6, s6))
 	sp := startSpeaker(t, sns, childSpec{
 		Config: Config{NodeASNumber: 65002, NodeIPv4: s4, NodeIPv6: s6, NodeToNodeMeshEnabled: ptr(false),
 			Peers: []Peer{
-				{Address: b4, ASNumber: 65001, ConnectRetry: time.Second},
-				{Address: b6, ASNumber: 65001, ConnectRetry: time.Second, Scope: ScopeNode},
+				{Address: b4, ASNumber: 65001, ConnectRetry: time.Second, TTLSecurity: 1},
+				{Address: b6, ASNumber: 65001, ConnectRetry: time.Second, Scope: ScopeNode, Password: "s3cret"},
 			}},
 		Prefixes: []netip.Prefix{nodeV4, nodeV6},
 	})

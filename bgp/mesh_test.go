@@ -61,13 +61,22 @@ func TestMesh(t *testing.T) {
 			return ok, fmt.Sprintf("%+v", st.Peers)
 		})
 	}
+	// A member leaves the mesh (run-time reconfiguration): its sessions
+	// close and its routes go.
+	if r := nodes[0].c.call(childReq{Op: "reconfigure", Config: fmt.Sprintf("nodeIPv4: %s\nnodeIPv6: %s\nmeshMembers: [%s, %s]\n", nodes[0].v4, nodes[0].v6, nodes[1].v4, nodes[1].v6)}); r.Err != "" {
+		t.Fatal(r.Err)
+	}
+	p34, p36 := nodePrefixes(3)
+	noRoute(t, nodes[0].c, p34, 10*time.Second)
+	noRoute(t, nodes[0].c, p36, 10*time.Second)
+	if st := nodes[0].c.status(); len(st.Peers) != 2 {
+		t.Errorf("after removing a member: %+v", st.Peers)
+	}
 	// Withdraw on removal, at every other node.
 	nodes[0].c.call(childReq{Op: "prefixes"})
 	p4, p6 := nodePrefixes(1)
-	for _, n := range nodes[1:] {
-		noRoute(t, n.c, p4, 10*time.Second)
-		noRoute(t, n.c, p6, 10*time.Second)
-	}
+	noRoute(t, nodes[1].c, p4, 10*time.Second)
+	noRoute(t, nodes[1].c, p6, 10*time.Second)
 }
 
 // TestBIRDRouteReflector: BIRD reflects between two speakers that have

@@ -10,7 +10,7 @@ import (
 var (
 	descSessions   = prometheus.NewDesc("xvs_bgp_sessions", "BGP sessions by FSM state.", []string{"state"}, nil)
 	descPeerUp     = prometheus.NewDesc("xvs_bgp_peer_up", "1 if the session with the peer is Established.", []string{"peer", "type"}, nil)
-	descRoutes     = prometheus.NewDesc("xvs_bgp_peer_routes", "Prefixes per peer: received (Adj-RIB-In), accepted, advertised.", []string{"peer", "kind"}, nil)
+	descRoutes     = prometheus.NewDesc("xvs_bgp_peer_routes", "Prefixes per peer: received (Adj-RIB-In) and accepted.", []string{"peer", "kind"}, nil)
 	descUpdates    = prometheus.NewDesc("xvs_bgp_updates_total", "UPDATE messages per peer and direction.", []string{"peer", "direction"}, nil)
 	descWithdraws  = prometheus.NewDesc("xvs_bgp_withdrawn_prefixes_total", "Withdrawn prefixes per peer and direction.", []string{"peer", "direction"}, nil)
 	descMalformed  = prometheus.NewDesc("xvs_bgp_malformed_updates_total", "UPDATEs handled by RFC 7606 or that reset the session, per peer.", []string{"peer"}, nil)
@@ -35,7 +35,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	st, _ := c.s.Status(ctx)
+	st, _ := c.s.status(ctx, false)
 	states := map[string]float64{"Idle": 0, "Connect": 0, "Active": 0, "OpenSent": 0, "OpenConfirm": 0, "Established": 0}
 	g, k := prometheus.GaugeValue, prometheus.CounterValue
 	for _, p := range st.Peers {
@@ -48,7 +48,6 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPeerUp, g, up, a, p.Type)
 		ch <- prometheus.MustNewConstMetric(descRoutes, g, float64(p.Received), a, "received")
 		ch <- prometheus.MustNewConstMetric(descRoutes, g, float64(p.Accepted), a, "accepted")
-		ch <- prometheus.MustNewConstMetric(descRoutes, g, float64(p.Advertised), a, "advertised")
 		ch <- prometheus.MustNewConstMetric(descUpdates, k, float64(p.UpdatesReceived), a, "received")
 		ch <- prometheus.MustNewConstMetric(descUpdates, k, float64(p.UpdatesSent), a, "sent")
 		ch <- prometheus.MustNewConstMetric(descWithdraws, k, float64(p.WithdrawsReceived), a, "received")
