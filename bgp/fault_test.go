@@ -349,3 +349,33 @@ protocol bgp xvs { local %s as 65001; neighbor %s as 65002; password "other"; co
 		t.Errorf("%d routes learned over sessions that should be down", n)
 	}
 }
+
+// TestBFD: with BFD (GoBGP's, against BIRD's), a silent peer takes the
+// session and its routes down in about a second, not the 90s hold time.
+func TestBFD(t *testing.T) {
+	haveBIRD(t)
+	l := newLab(t)
+	bns, b4, _ := l.node(1)
+	sns, s4, s6 := l.node(2)
+	startBIRD(t, bns, birdStatic(b4, birdV4)+fmt.Sprintf(`
+protocol bfd { interface "eth0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }
+protocol bgp xvs {
+  local %s as 65001;
+  neighbor %s as 65002;
+  bfd on;
+  ipv4 { import all; export all; };
+}
+`, b4, s4))
+	sp := startSpeaker(t, sns, childSpec{Config: Config{NodeASNumber: 65002, NodeIPv4: s4, NodeIPv6: s6, NodeToNodeMeshEnabled: ptr(false),
+		Peers: []Peer{{Address: b4, ASNumber: 65001, ConnectRetry: time.Second, BFD: &BFD{MinTx: 100 * time.Millisecond, MinRx: 100 * time.Millisecond}}}}})
+	sp.waitEstablished(t, b4)
+	wantRoute(t, sp, birdV4, b4)
+	waitFor(t, 20*time.Second, "BFD up", func() (bool, string) {
+		ps, _ := sp.peer(b4)
+		return ps.BFD == "up", ps.BFD
+	})
+	l.run("n1", "ip", "link", "set", "eth0", "down")
+	t0 := time.Now()
+	noRoute(t, sp, birdV4, 5*time.Second)
+	t.Logf("BFD: route gone %v after the peer went silent (hold time 90s)", time.Since(t0))
+}

@@ -40,6 +40,9 @@ type PeerStatus struct {
 	Info      string `json:"info"` // Session, and the last error while not Established
 	LastError string `json:"lastError,omitempty"`
 	Flaps     uint64 `json:"flaps"`
+	// BFD is the BFD session's state ("up", "down", "init", "admin-down"),
+	// empty without BFD.
+	BFD string `json:"bfd,omitempty"`
 	// Malformed counts UPDATEs handled by RFC 7606 (treated as withdraw,
 	// attribute discarded) or that reset the session.
 	Malformed          uint64 `json:"malformed"`
@@ -124,6 +127,9 @@ func (s *Speaker) status(ctx context.Context, advertised bool) (Status, error) {
 			ps.State = "up"
 		default:
 			ps.State = "start"
+		}
+		if w.api.GetBfd().GetEnabled() {
+			ps.BFD = strings.ToLower(strings.TrimPrefix(pst.GetBfdState().GetSessionState().String(), "BFD_SESSION_STATE_"))
 		}
 		if m := pst.GetMessages(); m != nil {
 			ps.UpdatesReceived = m.GetReceived().GetUpdate()
