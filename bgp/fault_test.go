@@ -379,3 +379,46 @@ protocol bgp xvs {
 	noRoute(t, sp, birdV4, 5*time.Second)
 	t.Logf("BFD: route gone %v after the peer went silent (hold time 90s)", time.Since(t0))
 }
+
+// TestSpeakerRestart: the speaker crashes and comes back as a restarting
+// speaker (RFC 4724 restart state); BIRD keeps its routes throughout and
+// the new speaker relearns BIRD's.
+func TestSpeakerRestart(t *testing.T) {
+	haveBIRD(t)
+	l := newLab(t)
+	bns, b4, _ := l.node(1)
+	sns, s4, s6 := l.node(2)
+	b := startBIRD(t, bns, birdStatic(b4, birdV4)+fmt.Sprintf(`
+protocol bgp xvs {
+  local %s as 65001;
+  neighbor %s as 65002;
+  graceful restart on;
+  connect retry time 1;
+  error wait time 1, 2;
+  ipv4 { import all; export all; };
+}
+`, b4, s4))
+	spec := childSpec{Config: Config{NodeASNumber: 65002, NodeIPv4: s4, NodeIPv6: s6, NodeToNodeMeshEnabled: ptr(false),
+		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 30 * time.Second},
+		Peers:           []Peer{{Address: b4, ASNumber: 65001, ConnectRetry: time.Second}}}, Prefixes: []netip.Prefix{nodeV4}}
+	sp := startSpeaker(t, sns, spec)
+	sp.waitEstablished(t, b4)
+	birdHas(t, b, nodeV4, s4)
+
+	sp.kill()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if out, ok := b.route(nodeV4); !ok {
+			t.Fatalf("BIRD dropped the restarting speaker's route:\n%s", out)
+		}
+	}
+	spec.Restarting = true
+	t0 := time.Now()
+	sp = startSpeaker(t, sns, spec)
+	wantRoute(t, sp, birdV4, b4)
+	t.Logf("restarted speaker: BIRD's route back in the sink %v after the restart", time.Since(t0).Round(time.Millisecond))
+	birdHas(t, b, nodeV4, s4)
+	out, _ := b.route(nodeV4)
+	if strings.Contains(out, "stale") {
+		t.Errorf("BIRD's route is still stale after the restart:\n%s", out)
+	}
+}

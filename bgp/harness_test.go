@@ -51,6 +51,8 @@ type childSpec struct {
 	Prefixes []netip.Prefix `yaml:"prefixes"`
 	FIB      bool           `yaml:"fib"`
 	Track    bool           `yaml:"track"` // record when each prefix was added and deleted
+	// Restarting sets config.gracefulRestart.restarting (not in YAML).
+	Restarting bool `yaml:"restarting"`
 }
 
 // recSink records the routes it is given, and programs a FIB if asked.
@@ -179,6 +181,7 @@ func childMain(specPath string) int {
 	if spec.FIB {
 		sink.fib = fib.New()
 	}
+	spec.Config.GracefulRestart.Restarting = spec.Restarting
 	sp, err := New(spec.Config, Options{Logger: log, GoBGPLevel: slog.LevelInfo, Sink: sink})
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "%s\n", mustJSON(childResp{Err: err.Error()}))
@@ -408,6 +411,11 @@ func startSpeaker(t testing.TB, ns string, spec childSpec) *child {
 		t.Fatalf("speaker in %s: %v %s", ns, err, r.Err)
 	}
 	return c
+}
+
+// kill ends the speaker abruptly (no NOTIFICATION, as a crash).
+func (c *child) kill() {
+	c.cmd.Process.Kill()
 }
 
 func (c *child) call(req childReq) childResp {
