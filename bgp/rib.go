@@ -39,7 +39,7 @@ type rib struct {
 	// maxPaths > 1); without it, each event carries a prefix's new best.
 	multipath bool
 	delay     time.Duration
-	maxBatch int
+	maxBatch  int
 
 	mu       sync.Mutex // guards everything below
 	paths    map[netip.Prefix]entry
