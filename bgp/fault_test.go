@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -420,5 +421,18 @@ protocol bgp xvs {
 	out, _ := b.route(nodeV4)
 	if strings.Contains(out, "stale") {
 		t.Errorf("BIRD's route is still stale after the restart:\n%s", out)
+	}
+
+	// A graceful stop (Close with graceful restart on) sends no
+	// NOTIFICATION: BIRD keeps the routes, as for a crash.
+	sp.waitEstablished(t, b4)
+	sp.call(childReq{Op: "quit"})
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if out, ok := b.route(nodeV4); !ok {
+			t.Fatalf("BIRD dropped the route after a graceful stop:\n%s", out)
+		}
+	}
+	if log, _ := os.ReadFile(b.log); strings.Contains(string(log), "Received: Peer de-configured") {
+		t.Errorf("the graceful stop sent a NOTIFICATION:\n%s", log)
 	}
 }

@@ -281,14 +281,14 @@ func childMain(specPath string) int {
 			}
 			resp.Text = sb.String()
 		case "quit":
-			sp.Close()
-			fmt.Fprintf(os.Stdout, "%s\n", mustJSON(resp))
 			if path := os.Getenv("XVS_BGP_MEMPROFILE"); path != "" {
 				if f, err := os.Create(path); err == nil {
 					pprof.WriteHeapProfile(f)
 					f.Close()
 				}
 			}
+			sp.Close()
+			fmt.Fprintf(os.Stdout, "%s\n", mustJSON(resp))
 			return 0
 		default:
 			resp.Err = "unknown op " + req.Op

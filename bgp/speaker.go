@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
@@ -81,6 +82,8 @@ type Speaker struct {
 	started    time.Time
 
 	infoMu sync.Mutex // guards info (taken from GoBGP's goroutines)
+
+	stopped atomic.Bool // StopBgp already ran: GoBGP's "failed to stop" is expected
 }
 
 // New validates cfg and returns a speaker that is not started.
@@ -175,9 +178,11 @@ func (s *Speaker) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops GoBGP (sessions close with a Cease NOTIFICATION) and the
-// adapter, after a last flush to the sink. The sink keeps the routes it
-// has: a restart with gracefulRestart.restarting relearns them.
+// Close stops GoBGP and the adapter, after a last flush to the sink. With
+// graceful restart (not helper-only) the sessions close without a
+// NOTIFICATION, so peers keep this node's routes while it restarts;
+// otherwise they close with a Cease. The sink keeps the routes it has: a
+// restart with gracefulRestart.restarting relearns them.
 func (s *Speaker) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -190,6 +195,14 @@ func (s *Speaker) Close() error {
 
 func (s *Speaker) closeLocked() {
 	s.stopWatch()
+	if gr := s.cfg.GracefulRestart; gr.Enabled && !gr.HelperOnly {
+		// A restarting speaker closes its sessions without a
+		// NOTIFICATION, so its peers keep its routes for the restart time.
+		if err := s.srv.StopBgp(context.Background(), &api.StopBgpRequest{AllowGracefulRestart: true}); err != nil {
+			s.log.Warn("bgp: graceful stop", "err", err)
+		}
+		s.stopped.Store(true) // Stop's own StopBgp now fails, as expected
+	}
 	s.srv.Stop()
 	close(s.stopFlush)
 	<-s.flushDone
@@ -656,6 +669,9 @@ var noted = []string{
 }
 
 func (h *captureHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "failed to stop BGP server" && h.s.stopped.Load() {
+		return nil
+	}
 	if h.peer != "" && (r.Message == "sent notification" || r.Message == "received notification") {
 		var code, sub int64
 		var reason string
