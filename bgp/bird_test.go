@@ -70,6 +70,7 @@ func birdHas(t *testing.T, b *bird, p netip.Prefix, nextHop netip.Addr) {
 // next hops, and the global one is used; xvs's IPv6 routes carry the
 // node's IPv6 address, not an IPv4-mapped one.
 func TestBIRDOneSession(t *testing.T) {
+	t.Parallel()
 	haveBIRD(t)
 	l := newLab(t)
 	bns, b4, b6 := l.node(1)
@@ -122,6 +123,7 @@ protocol bgp xvs {
 // for IPv6, as Calico's BIRD has them; GTSM (TTL security) on the first,
 // a TCP MD5 password on the second.
 func TestBIRDSeparateSessions(t *testing.T) {
+	t.Parallel()
 	haveBIRD(t)
 	l := newLab(t)
 	bns, b4, b6 := l.node(1)
@@ -168,6 +170,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 // speaker is on an IPv6-only node, so its IPv4 routes carry its IPv6
 // address as next hop, and BIRD's IPv4 routes arrive with BIRD's.
 func TestBIRDExtendedNextHop(t *testing.T) {
+	t.Parallel()
 	haveBIRD(t)
 	l := newLab(t)
 	bns, b4, b6 := l.node(1)

@@ -140,6 +140,7 @@ func nlriOf(p netip.Prefix) []byte {
 // is treated as withdraw (the session stays up), a bad NLRI resets the
 // session; the speaker keeps running and status says why.
 func TestMalformedUpdates(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	rns, r4, _ := l.node(1)
 	sns, s4, s6 := l.node(2)
@@ -204,6 +205,7 @@ func TestMalformedUpdates(t *testing.T) {
 // TestPeerFlap: routes leave at once on a NOTIFICATION, within the hold
 // time when the peer goes silent, and come back on re-establishment.
 func TestPeerFlap(t *testing.T) {
+	t.Parallel()
 	haveBIRD(t)
 	l := newLab(t)
 	bns, b4, _ := l.node(1)
@@ -246,6 +248,7 @@ protocol bgp xvs {
 // TestGracefulRestart: with RFC 4724 on both sides, BIRD's crash keeps
 // its routes in the FIB (marked stale) through its restart.
 func TestGracefulRestart(t *testing.T) {
+	t.Parallel()
 	haveBIRD(t)
 	l := newLab(t)
 	bns, b4, _ := l.node(1)
@@ -308,6 +311,7 @@ protocol bgp xvs {
 // TestSessionDown: wrong AS, wrong password and an unreachable peer keep
 // the session down, and status says so.
 func TestSessionDown(t *testing.T) {
+	t.Parallel()
 	haveBIRD(t)
 	l := newLab(t)
 	ns1, a1, _ := l.node(1)
@@ -354,6 +358,7 @@ protocol bgp xvs { local %s as 65001; neighbor %s as 65002; password "other"; co
 // TestBFD: with BFD (GoBGP's, against BIRD's), a silent peer takes the
 // session and its routes down in about a second, not the 90s hold time.
 func TestBFD(t *testing.T) {
+	t.Parallel()
 	haveBIRD(t)
 	l := newLab(t)
 	bns, b4, _ := l.node(1)
@@ -385,6 +390,7 @@ protocol bgp xvs {
 // speaker (RFC 4724 restart state); BIRD keeps its routes throughout and
 // the new speaker relearns BIRD's.
 func TestSpeakerRestart(t *testing.T) {
+	t.Parallel()
 	haveBIRD(t)
 	l := newLab(t)
 	bns, b4, _ := l.node(1)
@@ -425,7 +431,18 @@ protocol bgp xvs {
 
 	// A graceful stop (Close with graceful restart on) sends no
 	// NOTIFICATION: BIRD keeps the routes, as for a crash.
-	sp.waitEstablished(t, b4)
+	// First the restart must be over on both sides (a second drop during
+	// a restart flushes the stale routes, RFC 4724 4.2): the restarting
+	// speaker sends its routes only after BIRD's End-of-RIB.
+	waitFor(t, 20*time.Second, "the restarted speaker's advertisement", func() (bool, string) {
+		ps, _ := sp.peer(b4)
+		return ps.Session == "Established" && ps.Advertised == 1, fmt.Sprintf("%+v", ps)
+	})
+	waitFor(t, 20*time.Second, "BIRD out of graceful restart", func() (bool, string) {
+		out, _ := b.birdc("show protocols all xvs")
+		return !strings.Contains(strings.ToLower(out), "restart active") && !strings.Contains(out, "stale"), out
+	})
+	time.Sleep(time.Second)
 	sp.call(childReq{Op: "quit"})
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		if out, ok := b.route(nodeV4); !ok {

@@ -14,6 +14,7 @@ func nodePrefixes(i int) (netip.Prefix, netip.Prefix) {
 // TestMesh: three speakers in the default node-to-node mesh (cluster AS
 // 64512), IPv4 routes over IPv4 sessions and IPv6 over IPv6 sessions.
 func TestMesh(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	type node struct {
 		ns     string
@@ -82,6 +83,7 @@ func TestMesh(t *testing.T) {
 // TestBIRDRouteReflector: BIRD reflects between two speakers that have
 // the mesh off; both families ride one IPv4 session.
 func TestBIRDRouteReflector(t *testing.T) {
+	t.Parallel()
 	haveBIRD(t)
 	l := newLab(t)
 	bns, b4, _ := l.node(1)
@@ -120,6 +122,7 @@ protocol bgp c3 from rrc { neighbor %s as 64512; }
 
 // TestRouteReflectorServer: a speaker reflects between two BIRD clients.
 func TestRouteReflectorServer(t *testing.T) {
+	t.Parallel()
 	haveBIRD(t)
 	l := newLab(t)
 	sns, s4, s6 := l.node(1)
