@@ -17,7 +17,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -656,4 +655,3 @@ func (b *bird) route(p netip.Prefix) (string, bool) {
 	return out, strings.Contains(out, p.String())
 }
 
-var errNoRoute = errors.New("no route")
