@@ -32,7 +32,8 @@
 //     without reflection, are never passed on; per-pod routes never enter
 //     BGP at all.
 //   - The adapter (rib.go) from GoBGP's best-path events to the sink: each
-//     learned prefix's multipath set (ECMP, up to maxPaths next hops),
+//     learned prefix's best path, or its multipath set when maxPaths > 1
+//     (ECMP; off by default, as in Calico's BIRD),
 //     changes coalesced by prefix and handed over once a burst settles
 //     (Options.BatchDelay, 2ms) or reaches Options.MaxBatch (65,536).
 //   - Status (calicoctl node status's table: peer address, type, state,
@@ -55,10 +56,11 @@
 // SetPrefixes, SetMeshMembers). GoBGP runs its own goroutines; its event
 // callbacks update the adapter under the adapter's mutex and never call
 // the sink. One flusher goroutine calls RouteSink.ApplyRoutes, never
-// concurrently, with slices valid only during the call. GoBGP keeps the
-// multipath switch in a package variable (table.UseMultiplePaths), so
-// every speaker in a process turns it on; that is the only state speakers
-// in one process share.
+// concurrently, with slices valid only during the call. GoBGP keeps its
+// multipath switch in a package variable (table.UseMultiplePaths) that the
+// last speaker started sets for the whole process, so speakers sharing a
+// process must agree on maxPaths (one or more than one); that is the only
+// state they share.
 //
 // # Allocation contract
 //
