@@ -654,4 +654,3 @@ func (b *bird) route(p netip.Prefix) (string, bool) {
 	}
 	return out, strings.Contains(out, p.String())
 }
-
