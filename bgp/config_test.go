@@ -178,3 +178,39 @@ peers:
 		t.Errorf("round trip lost addresses:\n%s", out)
 	}
 }
+
+func TestReconfigureImmutable(t *testing.T) {
+	n4 := netip.MustParseAddr("198.18.0.2")
+	sp, err := New(Config{NodeIPv4: n4}, Options{Sink: &batchSink{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		cfg   Config
+		field string
+	}{
+		{"AS", Config{NodeIPv4: n4, ASNumber: 65000}, "asNumber"},
+		{"node address", Config{NodeIPv4: netip.MustParseAddr("198.18.0.3")}, "nodeIPv4"},
+		{"port", Config{NodeIPv4: n4, ListenPort: 1790}, "listenPort"},
+		{"reflector", Config{NodeIPv4: n4, RouteReflectorClusterID: "244.0.0.1"}, "routeReflectorClusterID"},
+		{"invalid", Config{NodeIPv4: n4, Peers: []Peer{{Address: netip.MustParseAddr("198.18.0.1")}}}, "peers[0].asNumber"},
+		{"peers may change", Config{NodeIPv4: n4, Peers: []Peer{{Address: netip.MustParseAddr("198.18.0.1"), ASNumber: 65001}}}, ""},
+	}
+	for _, tt := range tests {
+		err := sp.Reconfigure(t.Context(), tt.cfg)
+		var ce *ConfigError
+		switch {
+		case tt.field == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.field != "" && (!errors.As(err, &ce) || ce.Field != tt.field):
+			t.Errorf("%s: want an error naming %s, got %v", tt.name, tt.field, err)
+		}
+	}
+	if err := sp.SetPrefixes([]netip.Prefix{netip.MustParsePrefix("fd00:fe::/122")}); err == nil || !strings.Contains(err.Error(), "nodeIPv6") {
+		t.Errorf("an IPv6 prefix on a node without nodeIPv6: %v", err)
+	}
+	if err := sp.SetPrefixes([]netip.Prefix{netip.MustParsePrefix("198.19.0.1/26")}); err == nil {
+		t.Errorf("a prefix with host bits accepted")
+	}
+}

@@ -257,12 +257,12 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) error {
 	switch {
 	case cfg.LocalAS() != old.LocalAS():
 		return cfgErr("asNumber", cfg.LocalAS(), "cannot change at run time (was %d)", old.LocalAS())
-	case cfg.routerID() != old.routerID():
-		return cfgErr("routerID", cfg.routerID(), "cannot change at run time (was %s)", old.routerID())
 	case cfg.NodeIPv4 != old.NodeIPv4:
 		return cfgErr("nodeIPv4", cfg.NodeIPv4, "cannot change at run time (was %s)", old.NodeIPv4)
 	case cfg.NodeIPv6 != old.NodeIPv6:
 		return cfgErr("nodeIPv6", cfg.NodeIPv6, "cannot change at run time (was %s)", old.NodeIPv6)
+	case cfg.routerID() != old.routerID():
+		return cfgErr("routerID", cfg.routerID(), "cannot change at run time (was %s)", old.routerID())
 	case cfg.listenPort() != old.listenPort():
 		return cfgErr("listenPort", cfg.ListenPort, "cannot change at run time (was %d)", old.listenPort())
 	case cfg.RouteReflectorClusterID != old.RouteReflectorClusterID:
