@@ -3,6 +3,7 @@ package bgp
 import (
 	"errors"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -213,4 +214,44 @@ func TestReconfigureImmutable(t *testing.T) {
 	if err := sp.SetPrefixes([]netip.Prefix{netip.MustParsePrefix("198.19.0.1/26")}); err == nil {
 		t.Errorf("a prefix with host bits accepted")
 	}
+}
+
+// TestStartClose: a speaker that listens nowhere and has a peer that
+// never answers starts and closes without leaving goroutines behind.
+func TestStartClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	sp, err := New(Config{NodeIPv4: netip.MustParseAddr("127.0.0.1"), ListenPort: -1, NodeToNodeMeshEnabled: ptr(false),
+		Peers: []Peer{{Address: netip.MustParseAddr("127.0.0.2"), ASNumber: 65001, Port: 1, ConnectRetry: time.Second}}},
+		Options{Sink: &batchSink{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.SetPrefixes([]netip.Prefix{netip.MustParsePrefix("198.19.0.0/26")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sp.Status(t.Context())
+	if err != nil || len(st.Peers) != 1 || st.Peers[0].State != "start" {
+		t.Errorf("status: %+v %v", st, err)
+	}
+	es, err := sp.Routes(t.Context(), RouteQuery{Family: IPv4})
+	if err != nil || len(es) != 1 || es[0].Direction != "local" || es[0].NextHop != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("routes: %+v %v", es, err)
+	}
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Routes(t.Context(), RouteQuery{}); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("routes after close: %v", err)
+	}
+	var after int
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if after = runtime.NumGoroutine(); after <= before+1 {
+			return
+		}
+	}
+	buf := make([]byte, 1<<16)
+	t.Errorf("goroutines: %d before, %d after close\n%s", before, after, buf[:runtime.Stack(buf, true)])
 }
