@@ -248,7 +248,7 @@ func TestStartClose(t *testing.T) {
 	}
 	var after int
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if after = runtime.NumGoroutine(); after <= before+1 {
+		if after = runtime.NumGoroutine(); after <= before {
 			return
 		}
 	}
