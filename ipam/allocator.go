@@ -485,16 +485,42 @@ func freeBlock(p Pool, blocks []Block) (netip.Prefix, bool) {
 
 // commit writes the updated blocks, all at once when the store can.
 func (a *Allocator) commit(ctx context.Context, updates []Block) error {
+	_, err := a.commitBlocks(ctx, updates)
+	return err
+}
+
+func (a *Allocator) commitBlocks(ctx context.Context, updates []Block) ([]Block, error) {
 	switch {
 	case len(updates) == 0:
-		return nil
+		return nil, nil
 	case a.batch != nil && len(updates) > 1:
-		_, err := a.batch.UpdateBlocks(ctx, updates)
+		return a.batch.UpdateBlocks(ctx, updates)
+	}
+	out := make([]Block, 0, len(updates))
+	for _, b := range updates {
+		nb, err := a.store.UpdateBlock(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nb)
+	}
+	return out, nil
+}
+
+// commitRelease commits blocks that lost allocations, then deletes those
+// left empty without affinity (their node is gone, as Calico does), so
+// their CIDRs can be claimed again. A failed delete (someone allocated in
+// the meantime) leaves the block, which is harmless.
+func (a *Allocator) commitRelease(ctx context.Context, updates []Block) error {
+	done, err := a.commitBlocks(ctx, updates)
+	if err != nil {
 		return err
 	}
-	for _, b := range updates {
-		if _, err := a.store.UpdateBlock(ctx, b); err != nil {
-			return err
+	for _, b := range done {
+		if b.Affinity == "" && b.Used() == 0 {
+			if err := a.store.DeleteBlock(ctx, b); err == nil {
+				a.log.Info("deleted empty block without affinity", "block", b.CIDR)
+			}
 		}
 	}
 	return nil
@@ -520,7 +546,7 @@ func (a *Allocator) Release(ctx context.Context, h Handle) ([]Allocation, error)
 				updates = append(updates, nb)
 			}
 		}
-		return a.commit(ctx, updates)
+		return a.commitRelease(ctx, updates)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("release %s: %w", h, err)
@@ -560,7 +586,7 @@ func (a *Allocator) GC(ctx context.Context, valid []Handle) ([]Allocation, error
 				updates = append(updates, nb)
 			}
 		}
-		return a.commit(ctx, updates)
+		return a.commitRelease(ctx, updates)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gc: %w", err)

@@ -15,6 +15,8 @@ import (
 
 var ctx = context.Background()
 
+type ctxT = context.Context
+
 func newAllocator(t testing.TB, s ipam.Store, node string, labels map[string]string) *ipam.Allocator {
 	t.Helper()
 	a, err := ipam.New(s, ipam.Options{Node: node, NodeLabels: labels})
