@@ -1,6 +1,7 @@
 package boltstore_test
 
 import (
+	"net/netip"
 	"path/filepath"
 	"testing"
 
@@ -31,3 +32,5 @@ func TestSecondOpenRefused(t *testing.T) {
 		t.Fatal("second Open of a locked store succeeded")
 	}
 }
+
+func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }

@@ -1,0 +1,244 @@
+package boltstore_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xvs-project/xvs/ipam"
+	"github.com/xvs-project/xvs/ipam/boltstore"
+	"github.com/xvs-project/xvs/ipam/ipamtest"
+)
+
+// The crash test re-executes this test binary as the child; these
+// variables tell it so.
+const (
+	envChild  = "XVS_IPAM_CRASH_CHILD"  // the store file the child works on
+	envBroken = "XVS_IPAM_CRASH_BROKEN" // "1": child and parent use the split-transaction store
+)
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(envChild); path != "" {
+		if err := crashChild(path); err != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+var crashPools = []ipam.Pool{
+	{Name: "v4", CIDR: netipPrefix("198.18.0.0/26"), BlockSize: 29}, // 64 addresses, 8 blocks
+	{Name: "v6", CIDR: netipPrefix("fd00:18::/122"), BlockSize: 125},
+}
+
+// crashChild assigns and releases dual-stack addresses for two nodes in a
+// loop until killed (or, as a bound, for 30 s), writing one byte to stdout
+// after each call that returned.
+func crashChild(path string) error {
+	ctx := context.Background()
+	s, err := boltstore.Open(path, boltstore.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	if os.Getenv(envBroken) == "1" {
+		boltstore.SetSplitTx(s)
+	}
+	var nodes []*ipam.Allocator
+	for _, n := range []string{"n1", "n2"} {
+		a, err := ipam.New(s, ipam.Options{Node: n})
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, a)
+	}
+	// Pick up the pods a killed predecessor left, so they get released too.
+	all, err := nodes[0].Allocations(ctx)
+	if err != nil {
+		return err
+	}
+	var live []ipam.Handle
+	seen := map[ipam.Handle]bool{}
+	for _, al := range all {
+		if !seen[al.Handle] {
+			seen[al.Handle] = true
+			live = append(live, al.Handle)
+		}
+	}
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())))
+	out := bufio.NewWriterSize(os.Stdout, 1)
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		a := nodes[rng.IntN(2)]
+		switch r := rng.IntN(10); {
+		case r < 5 || len(live) == 0:
+			hd := ipam.Handle{ContainerID: fmt.Sprintf("p%d-%d", os.Getpid(), i), IfName: "eth0"}
+			if _, err := a.Assign(ctx, ipam.AssignRequest{Handle: hd, Namespace: "ns", Pod: hd.ContainerID, IPv4: true, IPv6: true}); err == nil {
+				live = append(live, hd)
+			}
+		case r < 9:
+			j := rng.IntN(len(live))
+			if _, err := a.Release(ctx, live[j]); err != nil {
+				return err
+			}
+			live = append(live[:j], live[j+1:]...)
+		default:
+			// GC of the node keeps what is live; it must release nothing
+			// of it, and it rewrites every block of the node in one batch.
+			if _, err := a.GC(ctx, live); err != nil {
+				return err
+			}
+		}
+		out.WriteByte('.')
+		out.Flush()
+	}
+	return nil
+}
+
+// TestCrashSafety kills a child assigning and releasing against a bbolt
+// file with SIGKILL at random moments (20 kills, at most 30 s), and after
+// each kill reopens the file and checks: it opens and decodes, no address
+// is held twice, every allocation is found through its handle's index
+// (Verify, CheckStore) and every pod holds both of its addresses or
+// neither (the store commits them in one transaction). At the end every
+// handle left is re-assigned (the same addresses) and released, and the
+// pools must be empty: nothing leaked.
+//
+// XVS_IPAM_CRASH_BROKEN=1 runs it against the split-transaction store,
+// which must fail.
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the crash test runs a child for up to 30 s")
+	}
+	broken := os.Getenv(envBroken) == "1"
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ipam.db")
+	s, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ipam.New(s, ipam.Options{Node: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range crashPools {
+		if err := a.AddPool(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+
+	const kills = 20
+	start := time.Now()
+	totalOps := 0
+	for k := 0; k < kills && time.Since(start) < 30*time.Second; k++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envChild+"="+path)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var ops atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			n, _ := io.Copy(io.Discard, stdout)
+			ops.Store(n)
+			close(done)
+		}()
+		// Let it get going (the first call opens the file), then kill it
+		// at a random moment, mostly mid-run.
+		time.Sleep(time.Duration(50+rand.IntN(400)) * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", k, err)
+		}
+		<-done
+		werr := cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("kill %d: child ended on its own (%v) before the kill", k, werr)
+		}
+		totalOps += int(ops.Load())
+
+		s, err := boltstore.Open(path, boltstore.Options{})
+		if err != nil {
+			t.Fatalf("kill %d: reopen: %v", k, err)
+		}
+		if err := s.Verify(ctx); err != nil {
+			t.Errorf("kill %d after %d calls: %v", k, ops.Load(), err)
+		}
+		ipamtest.CheckStore(t, s, true)
+		s.Close()
+		if t.Failed() {
+			t.Fatalf("store inconsistent after kill %d (%d calls in this child, %d in all)", k, ops.Load(), totalOps)
+		}
+	}
+	if totalOps < kills {
+		t.Fatalf("children completed only %d calls over %d kills: the test did not exercise the store", totalOps, kills)
+	}
+
+	s, err = boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if broken {
+		boltstore.SetSplitTx(s)
+	}
+	held := ipamtest.CheckStore(t, s, true)
+	nodes := map[string]*ipam.Allocator{}
+	all, _ := must(ipam.New(s, ipam.Options{Node: "n1"})).Allocations(ctx)
+	for _, al := range all {
+		if nodes[al.Node] == nil {
+			nodes[al.Node] = must(ipam.New(s, ipam.Options{Node: al.Node}))
+		}
+	}
+	for hd, addrs := range held {
+		var node string
+		for _, al := range all {
+			if al.Handle == hd {
+				node = al.Node
+			}
+		}
+		got, err := nodes[node].Assign(ctx, ipam.AssignRequest{Handle: hd, IPv4: true, IPv6: true})
+		if err != nil {
+			t.Fatalf("re-assign %s: %v", hd, err)
+		}
+		if len(got) != 2 || got[0].Addr != addrs[0] || got[1].Addr != addrs[1] {
+			t.Errorf("re-assign %s = %v, held %v", hd, got, addrs)
+		}
+		if _, err := nodes[node].Release(ctx, hd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a = must(ipam.New(s, ipam.Options{Node: "n1"}))
+	pools, _, err := a.Usage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pools {
+		if p.Allocated != 0 {
+			t.Errorf("pool %s: %d addresses allocated after releasing every handle: leaked", p.Name, p.Allocated)
+		}
+	}
+	t.Logf("%d kills in %v, %d calls completed by the children, %d pods alive at the end", kills, time.Since(start).Round(time.Millisecond), totalOps, len(held))
+}
+
+func must(a *ipam.Allocator, err error) *ipam.Allocator {
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
