@@ -27,6 +27,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(envBenchChild); path != "" {
+		if err := benchChild(path); err != nil {
+			fmt.Fprintln(os.Stderr, "bench child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if path := os.Getenv(envChild); path != "" {
 		if err := crashChild(path); err != nil {
 			fmt.Fprintln(os.Stderr, "crash child:", err)
