@@ -401,8 +401,8 @@ func TestNew(t *testing.T) {
 	}
 }
 
-// An IPv6 pool with more blocks than fit in 64 bits, and blocks claimed
-// past 2^32 of them, all land inside the pool.
+// An IPv6 pool with more blocks than a uint64 counts (2^120 here) gives
+// blocks from its start like any other.
 func TestLargeIPv6Pool(t *testing.T) {
 	s := memstore.New()
 	a := newAllocator(t, s, "n1", nil)
