@@ -225,39 +225,51 @@ func ipamSort(ps []netip.Prefix) {
 	}
 }
 
-// CheckStore verifies what must hold in a store at rest, whatever ran or
-// crashed before: every block keeps its invariants and lies in a pool, no
-// address is held twice, every allocation is found through its handle,
-// and (strictFamilies) every handle holds both families when the pods were
-// all dual-stack and the store commits batches. It returns the handles
-// seen.
+// CheckStore runs Check and reports each violation as a test error. It
+// returns the handles seen and what each holds.
 func CheckStore(t testing.TB, s ipam.Store, strictFamilies bool) map[ipam.Handle][]netip.Addr {
 	t.Helper()
+	held, errs := Check(s, strictFamilies)
+	for _, err := range errs {
+		t.Error(err)
+	}
+	return held
+}
+
+// Check verifies what must hold in a store at rest, whatever ran or
+// crashed before: every block keeps its invariants and lies in a pool, no
+// address is held twice, every allocation is found through its handle
+// (else a Release would leak it), and (strictFamilies) every handle holds
+// two addresses, when all pods were dual-stack and the store commits
+// batches. It returns the handles seen with their addresses, and the
+// violations.
+func Check(s ipam.Store, strictFamilies bool) (map[ipam.Handle][]netip.Addr, []error) {
 	ctx := context.Background()
+	var errs []error
 	pools, err := s.ListPools(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return nil, []error{err}
 	}
 	blocks, err := s.ListBlocks(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return nil, []error{err}
 	}
 	seen := map[netip.Addr]ipam.Handle{}
 	held := map[ipam.Handle][]netip.Addr{}
 	for _, b := range blocks {
 		if !ipam.CheckBlock(&b) {
-			t.Errorf("block %s breaks its invariants: %+v", b.CIDR, b)
+			errs = append(errs, fmt.Errorf("block %s breaks its invariants: %+v", b.CIDR, b))
 		}
 		inPool := false
 		for _, p := range pools {
 			inPool = inPool || p.Contains(b.CIDR)
 		}
 		if !inPool {
-			t.Errorf("block %s is in no pool", b.CIDR)
+			errs = append(errs, fmt.Errorf("block %s is in no pool", b.CIDR))
 		}
 		for _, al := range b.Allocations {
 			if h, dup := seen[al.Addr]; dup {
-				t.Errorf("address %s held twice: %s and %s", al.Addr, h, al.Handle)
+				errs = append(errs, fmt.Errorf("address %s held twice: %s and %s", al.Addr, h, al.Handle))
 			}
 			seen[al.Addr] = al.Handle
 			held[al.Handle] = append(held[al.Handle], al.Addr)
@@ -266,7 +278,8 @@ func CheckStore(t testing.TB, s ipam.Store, strictFamilies bool) map[ipam.Handle
 	for h, addrs := range held {
 		bs, err := s.BlocksByHandle(ctx, h.String())
 		if err != nil {
-			t.Fatal(err)
+			errs = append(errs, err)
+			continue
 		}
 		found := 0
 		for _, b := range bs {
@@ -277,11 +290,11 @@ func CheckStore(t testing.TB, s ipam.Store, strictFamilies bool) map[ipam.Handle
 			}
 		}
 		if found != len(addrs) {
-			t.Errorf("handle %s holds %v, its index finds %d of them: a Release would leak the rest", h, addrs, found)
+			errs = append(errs, fmt.Errorf("handle %s holds %v, its index finds %d of them: a Release would leak the rest", h, addrs, found))
 		}
 		if strictFamilies && len(addrs) != 2 {
-			t.Errorf("handle %s holds %v: half a dual-stack allocation", h, addrs)
+			errs = append(errs, fmt.Errorf("handle %s holds %v: half a dual-stack allocation", h, addrs))
 		}
 	}
-	return held
+	return held, errs
 }
