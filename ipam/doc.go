@@ -60,9 +60,30 @@
 // last free block: one CreateBlock wins, the other gets ErrExists and
 // takes the next block, borrows, or reports ErrPoolExhausted.
 //
+// AddPool checks overlaps against the pools it reads; two AddPool calls
+// racing with overlapping CIDRs in different processes can both succeed
+// (pools are an administrator's writes; the Kubernetes store will refuse
+// overlaps in its admission path).
+//
 // # Allocation contract
 //
 // Control-plane code: one Assign or Release per CNI ADD or DEL, each
 // reading the pools and blocks it needs from the store. Nothing here runs
-// per packet.
+// per packet. On the in-memory store an Assign costs about 25 µs and 185
+// allocations, on bbolt 1.2-3.9 ms, most of it the commit's two
+// fdatasyncs (docs/BENCHMARKS.md "## IPAM").
+//
+// # Tests
+//
+// `go test ./ipam/...`: table tests of pools, selectors, annotations,
+// assignment, borrowing, release, GC and listings; a randomized run of
+// three nodes against a reference model (TestRandomAgainstReference), on
+// memory, memory without batches and bbolt; 50 concurrent goroutines over
+// one node, four nodes and four allocators of one node racing through the
+// compare-and-swap; two nodes racing for the last block; the store
+// conformance suite on both stores; the kill -9 crash test and its
+// broken-store twin (boltstore); fuzzing of the selector, the annotations
+// and the bbolt block decoder. Benchmarks: `go test -run '^$' -bench .
+// -benchtime 3x ./ipam/boltstore/` (Assign and Release p50/p99 in
+// process, and exec'd against the host-local reference plugin).
 package ipam
