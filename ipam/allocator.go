@@ -203,8 +203,8 @@ type Assigned struct {
 // requested pools affine to this node; a newly claimed block; an address
 // in another node's block (borrowing, only once no pool can give a block).
 func (a *Allocator) Assign(ctx context.Context, req AssignRequest) ([]Assigned, error) {
-	if req.Handle.ContainerID == "" || req.Handle.IfName == "" || strings.Contains(req.Handle.ContainerID, "/") {
-		return nil, fmt.Errorf("assign: handle %q: want a container ID without '/' and an interface name: %w", req.Handle.String(), ErrInvalidRequest)
+	if err := req.Handle.Validate(); err != nil {
+		return nil, fmt.Errorf("assign: %w", err)
 	}
 	if !req.IPv4 && !req.IPv6 {
 		return nil, fmt.Errorf("assign %s: neither IPv4 nor IPv6 requested: %w", req.Handle, ErrInvalidRequest)
@@ -529,6 +529,9 @@ func (a *Allocator) commitRelease(ctx context.Context, updates []Block) error {
 // Release frees the handle's addresses and returns them. Releasing a
 // handle that holds nothing succeeds (CNI DEL may repeat).
 func (a *Allocator) Release(ctx context.Context, h Handle) ([]Allocation, error) {
+	if err := h.Validate(); err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var gone []Allocation

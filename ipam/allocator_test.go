@@ -138,7 +138,11 @@ func TestAssign(t *testing.T) {
 		{"bad request", []ipam.Pool{pool4}, []step{
 			{node: "n1", req: ipam.AssignRequest{Handle: h("a")}, wantErr: ipam.ErrInvalidRequest},
 			{node: "n1", req: ipam.AssignRequest{Handle: ipam.Handle{ContainerID: "a"}, IPv4: true}, wantErr: ipam.ErrInvalidRequest},
-			{node: "n1", req: ipam.AssignRequest{Handle: ipam.Handle{ContainerID: "a/b", IfName: "eth0"}, IPv4: true}, wantErr: ipam.ErrInvalidRequest},
+			{node: "n1", req: ipam.AssignRequest{Handle: ipam.Handle{ContainerID: "a/b", IfName: "eth0"}, IPv4: true}, wantErr: ipam.ErrInvalidRequest, wantMsg: `containerID "a/b"`},
+			{node: "n1", req: ipam.AssignRequest{Handle: ipam.Handle{ContainerID: "a\x00", IfName: "eth0"}, IPv4: true}, wantErr: ipam.ErrInvalidRequest},
+			{node: "n1", req: ipam.AssignRequest{Handle: ipam.Handle{ContainerID: "a", IfName: "eth0/x"}, IPv4: true}, wantErr: ipam.ErrInvalidRequest, wantMsg: `ifName "eth0/x"`},
+			{node: "n1", req: ipam.AssignRequest{Handle: ipam.Handle{ContainerID: "a", IfName: "a-very-long-ifname"}, IPv4: true}, wantErr: ipam.ErrInvalidRequest},
+			{node: "n1", req: ipam.AssignRequest{Handle: ipam.Handle{ContainerID: "0123abc_.-x", IfName: "net1"}, IPv4: true}, want: "198.18.0.0"},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,8 +1,11 @@
 package ipam
 
 import (
+	"fmt"
 	"net/netip"
+	"regexp"
 	"sort"
+	"strings"
 )
 
 // Handle keys an allocation the way CNI keys an attachment: the container
@@ -11,6 +14,22 @@ import (
 type Handle struct {
 	ContainerID string `json:"containerID"`
 	IfName      string `json:"ifName"`
+}
+
+var containerIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+
+// Validate checks the handle as the CNI spec restricts its parts: a
+// container ID of letters, digits, '_', '.', '-' (so it cannot hold the
+// '/' of String or the NUL of a store key), and a Linux interface name
+// (1-15 bytes, no '/', ':', NUL or space, not "." or "..").
+func (h Handle) Validate() error {
+	if !containerIDRE.MatchString(h.ContainerID) {
+		return fmt.Errorf("containerID %q: want letters, digits, '_', '.' or '-': %w", h.ContainerID, ErrInvalidRequest)
+	}
+	if n := len(h.IfName); n == 0 || n > 15 || h.IfName == "." || h.IfName == ".." || strings.ContainsAny(h.IfName, "/: \t\n\x00") {
+		return fmt.Errorf("ifName %q: want a Linux interface name: %w", h.IfName, ErrInvalidRequest)
+	}
+	return nil
 }
 
 // String is the handle's key in stores and indexes: "containerID/ifName"
