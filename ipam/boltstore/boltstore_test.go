@@ -1,7 +1,9 @@
 package boltstore_test
 
 import (
+	"context"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -34,3 +36,32 @@ func TestSecondOpenRefused(t *testing.T) {
 }
 
 func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// Opening and closing the store, as xvsd does on each start, leaves no
+// file descriptor behind.
+func TestNoFDLeak(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipam.db")
+	count := func() int {
+		es, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		return len(es)
+	}
+	before := count()
+	for i := 0; i < 20; i++ {
+		s, err := boltstore.Open(path, boltstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ListBlocks(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := count(); after > before {
+		t.Errorf("%d file descriptors open after 20 Open/Close, %d before", after, before)
+	}
+}

@@ -1,9 +1,3 @@
-// Package memstore is an in-memory ipam.Store: the allocator's unit tests
-// and a node that does not need its allocations to survive a restart use
-// it. It implements ipam.BatchStore.
-//
-// Concurrency: every method is safe for concurrent use; one mutex guards
-// the maps. Allocation: each call copies what it returns.
 package memstore
 
 import (
