@@ -20,6 +20,12 @@ import (
 // watches (a Kubernetes informer's indexer on IPAM block objects, whose
 // resourceVersion is the Revision).
 //
+// Reads may lag behind other processes' writes (an informer cache): a
+// write against a stale Revision fails with ErrConflict and the allocator
+// reads again. They must show this process's own completed writes, or an
+// Assign repeated at once would not find the handle's address and would
+// give it a second one.
+//
 // Every method returns copies: callers may modify what they get.
 type Store interface {
 	// ListPools returns every pool, sorted by name.
