@@ -3,6 +3,7 @@ package podnet
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -248,4 +249,19 @@ func GetSysctl(path, key string) (string, error) {
 		return nil
 	})
 	return strings.TrimSpace(string(v)), err
+}
+
+// MAC returns the hardware address of dev in the namespace at path ("" for
+// the caller's own).
+func MAC(path, dev string) (net.HardwareAddr, error) {
+	h, err := handleAt(path)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(dev)
+	if err != nil {
+		return nil, fmt.Errorf("%s in %s: %w", dev, nsName(path), err)
+	}
+	return l.Attrs().HardwareAddr, nil
 }
