@@ -6,9 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -50,6 +53,9 @@ func TestSetupReadBack(t *testing.T) {
 		a := ai.(map[string]any)
 		if a["scope"] == "global" {
 			addrs = append(addrs, fmt.Sprintf("%v/%v", a["local"], a["prefixlen"]))
+		}
+		if a["tentative"] == true {
+			t.Errorf("pod address %v is tentative: DAD is on", a["local"])
 		}
 	}
 	slices.Sort(addrs)
@@ -470,5 +476,85 @@ func TestDoLeavesThreadAlone(t *testing.T) {
 		if now, _ := os.Readlink("/proc/thread-self/ns/net"); now != self {
 			t.Fatalf("caller's thread is in %s, want %s", now, self)
 		}
+	}
+}
+
+// TestConcurrentPodsNoLeaks plumbs pods from several goroutines at once
+// into one node, checks and tears them down, fails some on purpose, and
+// wants the process to hold no more file descriptors or goroutines after
+// than before.
+func TestConcurrentPodsNoLeaks(t *testing.T) {
+	needRoot(t)
+	pfx := prefix()
+	node := newNS(t, pfx, "node")
+	const n = 6
+	pods := make([]string, n)
+	for i := range pods {
+		pods[i] = newNS(t, pfx, fmt.Sprintf("pod%d", i))
+	}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	// Warm up whatever the runtime and the netlink library open once.
+	if err := Check(Pod{Host: End{NS: NamedPath(node), Name: "x"}, Pod: End{NS: NamedPath(pods[0]), Name: "eth0"}}); err == nil {
+		t.Fatal("Check of nothing passed")
+	}
+	fds0, gr0 := fds(), runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	errs := make(chan error, n*4)
+	for round := range 3 {
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				mac := net.HardwareAddr{0x02, 0x77, 1, 0, byte(round), byte(i)}
+				v4 := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 78, byte(i + 1)}), 32)
+				v6 := netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0, 0, 0x78, 15: byte(i + 1)}), 128)
+				p := kernelPod(NamedPath(node), fmt.Sprintf("%sc%d", pfx, i), NamedPath(pods[i]), mac, v4, v6)
+				p.Pod.Offloads = Offloads{TxChecksum: Off, GRO: On}
+				if _, err := Setup(p); err != nil {
+					errs <- err
+					return
+				}
+				if err := Check(p); err != nil {
+					errs <- err
+				}
+				// The same names again must fail and leave the first alone.
+				if _, err := Setup(p); err == nil {
+					errs <- fmt.Errorf("second Setup of %s succeeded", p.Host.Name)
+				}
+				if err := Check(p); err != nil {
+					errs <- fmt.Errorf("after a failed second Setup: %w", err)
+				}
+				if err := Teardown(p); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if d := diffLines([]string{"addr lo 127.0.0.1/8", "addr lo ::1/128", "link lo"}, state(t, node)); d != "" {
+		t.Errorf("node namespace after all teardowns (-want +got):\n%s", d)
+	}
+	if got := fds(); got != fds0 {
+		t.Errorf("%d file descriptors open after, %d before", got, fds0)
+	}
+	// Goroutines that ended may take a moment to be counted out.
+	for range 50 {
+		if runtime.NumGoroutine() <= gr0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := runtime.NumGoroutine(); got > gr0 {
+		t.Errorf("%d goroutines after, %d before", got, gr0)
 	}
 }
