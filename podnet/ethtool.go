@@ -35,6 +35,29 @@ func (t Toggle) String() string {
 	return fmt.Sprintf("Toggle(%d)", int8(t))
 }
 
+// MarshalText spells t as keep, on or off, for configuration files.
+func (t Toggle) MarshalText() ([]byte, error) {
+	if t < Keep || t > Off {
+		return nil, fmt.Errorf("bad toggle %d", int8(t))
+	}
+	return []byte(t.String()), nil
+}
+
+// UnmarshalText reads keep (or empty), on or off.
+func (t *Toggle) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "", "keep":
+		*t = Keep
+	case "on":
+		*t = On
+	case "off":
+		*t = Off
+	default:
+		return fmt.Errorf("toggle %q: want on, off or keep", b)
+	}
+	return nil
+}
+
 // Offloads are the ethtool features of one interface that a port mode
 // needs. The named fields are ethtool -K's short names, which stand for
 // groups of kernel features; Features names single kernel features as

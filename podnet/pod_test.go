@@ -1,6 +1,7 @@
 package podnet
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -556,5 +557,31 @@ func TestConcurrentPodsNoLeaks(t *testing.T) {
 	}
 	if got := runtime.NumGoroutine(); got > gr0 {
 		t.Errorf("%d goroutines after, %d before", got, gr0)
+	}
+}
+
+// TestPodJSON round-trips a Pod through JSON, as a plugin's config or
+// state file would hold it, and reads toggles by name.
+func TestPodJSON(t *testing.T) {
+	p := Calico("", "h0", "/run/netns/x", "eth0", []netip.Prefix{pod1V4, pod1V6}, 1450)
+	p.Pod.Offloads = Offloads{TxChecksum: Off, GRO: On, Features: map[string]bool{"tx-udp-segmentation": false}}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"Offloads":{"TxChecksum":"off","GRO":"on","TSO":"keep"`) {
+		t.Errorf("toggles not spelt by name: %s", b)
+	}
+	var back Pod
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := json.Marshal(back)
+	if string(b2) != string(b) {
+		t.Errorf("round trip:\n got %s\nwant %s", b2, b)
+	}
+	var o Offloads
+	if err := json.Unmarshal([]byte(`{"GRO":"sideways"}`), &o); err == nil || !strings.Contains(err.Error(), `toggle "sideways"`) {
+		t.Errorf("bad toggle: %v", err)
 	}
 }
