@@ -1,0 +1,122 @@
+package ipam_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xvs-project/xvs/ipam"
+	"github.com/xvs-project/xvs/ipam/ipamtest"
+	"github.com/xvs-project/xvs/ipam/memstore"
+)
+
+// slowCommits makes each block write take a while and counts the writes,
+// so that concurrent Assigns queue behind the one committing.
+type slowCommits struct {
+	ipam.Store
+	writes *atomic.Int32
+}
+
+func (s slowCommits) UpdateBlock(c ctxT, b ipam.Block) (ipam.Block, error) {
+	s.writes.Add(1)
+	time.Sleep(30 * time.Millisecond)
+	return s.Store.UpdateBlock(c, b)
+}
+
+type slowBatchCommits struct{ slowCommits }
+
+func (s slowBatchCommits) UpdateBlocks(c ctxT, bs []ipam.Block) ([]ipam.Block, error) {
+	s.writes.Add(1)
+	time.Sleep(30 * time.Millisecond)
+	return s.Store.(ipam.BatchStore).UpdateBlocks(c, bs)
+}
+
+// Concurrent Assigns on one allocator are committed in groups, and each
+// request in a group still succeeds or fails on its own: a dual-stack pod
+// whose IPv6 pool is full leaves no IPv4 address behind, a request for an
+// unknown pool fails alone, a handle asked for twice at once gets one
+// address.
+func TestGroupCommit(t *testing.T) {
+	for _, batch := range []bool{true, false} {
+		t.Run(fmt.Sprintf("batch store %v", batch), func(t *testing.T) {
+			var writes atomic.Int32
+			mem := memstore.New()
+			var s ipam.Store = slowCommits{mem, &writes}
+			if batch {
+				s = slowBatchCommits{slowCommits{mem, &writes}}
+			}
+			a := newAllocator(t, s, "n1", nil)
+			addPools(t, a, ipam.Pool{Name: "v4", CIDR: pfx("198.18.0.0/29"), BlockSize: 29},
+				ipam.Pool{Name: "v6", CIDR: pfx("fd00:18::/127"), BlockSize: 127})
+			type result struct {
+				id   string
+				addr string
+				err  error
+			}
+			var reqs []ipam.AssignRequest
+			for i := 0; i < 6; i++ { // 2 get IPv6, 4 find it exhausted
+				reqs = append(reqs, ipam.AssignRequest{Handle: h(fmt.Sprintf("dual%d", i)), IPv4: true, IPv6: true})
+			}
+			for i := 0; i < 4; i++ {
+				reqs = append(reqs, ipam.AssignRequest{Handle: h(fmt.Sprintf("v4-%d", i)), IPv4: true})
+			}
+			reqs = append(reqs, ipam.AssignRequest{Handle: h("v4-0"), IPv4: true}) // the same handle again
+			for i := 0; i < 2; i++ {
+				reqs = append(reqs, ipam.AssignRequest{Handle: h(fmt.Sprintf("bad%d", i)), IPv4: true, IPv4Pools: []string{"nope"}})
+			}
+			start := make(chan struct{})
+			results := make([]result, len(reqs))
+			var wg sync.WaitGroup
+			for i, r := range reqs {
+				wg.Add(1)
+				go func(i int, r ipam.AssignRequest) {
+					defer wg.Done()
+					<-start
+					got, err := a.Assign(ctx, r)
+					results[i] = result{r.Handle.ContainerID, addrs(got), err}
+				}(i, r)
+			}
+			close(start)
+			wg.Wait()
+
+			var ok, exhausted, unknown int
+			v4of := map[string]string{}
+			for _, r := range results {
+				switch {
+				case r.err == nil:
+					ok++
+					if prev, dup := v4of[r.id]; dup && prev != r.addr {
+						t.Errorf("handle %s asked twice got %s and %s", r.id, prev, r.addr)
+					}
+					v4of[r.id] = r.addr
+				case errors.Is(r.err, ipam.ErrPoolExhausted):
+					exhausted++
+				case errors.Is(r.err, ipam.ErrUnknownPool):
+					unknown++
+				default:
+					t.Errorf("%s: %v", r.id, r.err)
+				}
+			}
+			if ok != 7 || exhausted != 4 || unknown != 2 {
+				t.Errorf("results: %d ok, %d exhausted, %d unknown; want 7, 4, 2: %v", ok, exhausted, unknown, results)
+			}
+			all, _ := a.Allocations(ctx)
+			if len(all) != 2*2+4 {
+				t.Errorf("%d allocations, want 8 (2 dual-stack pods, 4 IPv4-only): %v", len(all), all)
+			}
+			held := ipamtest.CheckStore(t, mem, false)
+			if len(held) != 6 {
+				t.Errorf("%d handles hold addresses, want 6: %v", len(held), held)
+			}
+			// 13 requests: without grouping there would be a write per
+			// success (7), or more with the dual-stack pods' two blocks.
+			if n := writes.Load(); n >= 7 {
+				t.Errorf("%d block writes for 7 successful Assigns: no group commit", n)
+			}
+			t.Logf("%d block writes for %d requests", writes.Load(), len(reqs))
+		})
+	}
+}
