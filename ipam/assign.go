@@ -375,46 +375,41 @@ func (a *Allocator) selects(p Pool) bool {
 // is committed here: a claimed block with nothing in it is no leak, it is
 // the node's.
 func (a *Allocator) allocate(ctx context.Context, cands []Pool, w *work, al Allocation) (Block, Allocation, Pool, error) {
-	// Affine blocks first.
-	for _, p := range cands {
-		for _, b := range w.blocks {
-			if b.Affinity == a.node && p.Contains(b.CIDR) {
-				nb := b.Clone()
-				if got, ok := nb.add(al); ok {
-					return nb, got, p, nil
+	for try := 0; ; try++ {
+		// Affine blocks first.
+		for _, p := range cands {
+			for _, b := range w.blocks {
+				if b.Affinity == a.node && p.Contains(b.CIDR) {
+					nb := b.Clone()
+					if got, ok := nb.add(al); ok {
+						return nb, got, p, nil
+					}
 				}
 			}
 		}
-	}
-	// Then a new block.
-	for _, p := range cands {
-		for try := 0; ; try++ {
-			cidr, ok := freeBlock(p, w.blocks)
-			if !ok {
-				break
+		// Then a new block.
+		nb, p, err := a.claim(ctx, cands, w)
+		if errors.Is(err, ErrExists) {
+			// Another writer claimed it first: learn its blocks (one may
+			// be this node's, claimed by another process) and look again.
+			if try >= a.retries {
+				return Block{}, Allocation{}, Pool{}, fmt.Errorf("claim block in pool %q: %w", p.Name, ErrConflict)
 			}
-			nb, err := a.store.CreateBlock(ctx, Block{CIDR: cidr, Affinity: a.node})
-			if errors.Is(err, ErrExists) {
-				// Another node claimed it first: learn its blocks, take the next.
-				if try > a.retries {
-					return Block{}, Allocation{}, Pool{}, fmt.Errorf("claim block in pool %q: %w", p.Name, ErrConflict)
-				}
-				fresh, err := a.store.ListBlocks(ctx)
-				if err != nil {
-					return Block{}, Allocation{}, Pool{}, roundError{fmt.Errorf("list blocks: %w", err)}
-				}
-				w.merge(fresh)
-				continue
-			}
+			fresh, err := a.store.ListBlocks(ctx)
 			if err != nil {
-				return Block{}, Allocation{}, Pool{}, roundError{fmt.Errorf("claim block %s: %w", cidr, err)}
+				return Block{}, Allocation{}, Pool{}, roundError{fmt.Errorf("list blocks: %w", err)}
 			}
-			a.log.Info("claimed block", "block", cidr, "pool", p.Name, "node", a.node)
-			w.created[cidr] = nb
-			w.blocks = append(w.blocks, nb)
+			w.merge(fresh)
+			continue
+		}
+		if err != nil {
+			return Block{}, Allocation{}, Pool{}, err
+		}
+		if nb.CIDR.IsValid() {
 			got, _ := nb.add(al)
 			return nb, got, p, nil
 		}
+		break // no pool has a block left
 	}
 	// Borrow from other nodes' blocks only now.
 	for _, p := range cands {
@@ -433,6 +428,31 @@ func (a *Allocator) allocate(ctx context.Context, cands []Pool, w *work, al Allo
 		names[i] = p.Name
 	}
 	return Block{}, Allocation{}, Pool{}, poolErr(strings.Join(names, ","), "", "", ErrPoolExhausted, "no free %s address, other nodes' blocks included", famName(cands[0].Is6()))
+}
+
+// claim creates the lowest free block of the first candidate pool that
+// has one, affine to this node, and adds it to w. It returns a zero Block
+// if no pool has a free block, and ErrExists (with the pool) if another
+// writer took the block first.
+func (a *Allocator) claim(ctx context.Context, cands []Pool, w *work) (Block, Pool, error) {
+	for _, p := range cands {
+		cidr, ok := freeBlock(p, w.blocks)
+		if !ok {
+			continue
+		}
+		nb, err := a.store.CreateBlock(ctx, Block{CIDR: cidr, Affinity: a.node})
+		if errors.Is(err, ErrExists) {
+			return Block{}, p, err
+		}
+		if err != nil {
+			return Block{}, p, roundError{fmt.Errorf("claim block %s: %w", cidr, err)}
+		}
+		a.log.Info("claimed block", "block", cidr, "pool", p.Name, "node", a.node)
+		w.created[cidr] = nb
+		w.blocks = append(w.blocks, nb)
+		return nb, p, nil
+	}
+	return Block{}, Pool{}, nil
 }
 
 // freeBlock is the lowest block of the pool that no block in blocks

@@ -120,3 +120,110 @@ func TestGroupCommit(t *testing.T) {
 		})
 	}
 }
+
+// raceOnCreate makes the first CreateBlock after arm lose to another
+// node, which claims the same block just before it.
+type raceOnCreate struct {
+	ipam.Store
+	armed *atomic.Bool
+}
+
+func (r raceOnCreate) CreateBlock(c ctxT, b ipam.Block) (ipam.Block, error) {
+	if r.armed.CompareAndSwap(true, false) {
+		if _, err := r.Store.CreateBlock(c, ipam.Block{CIDR: b.CIDR, Affinity: "other"}); err != nil {
+			return ipam.Block{}, err
+		}
+	}
+	return r.Store.CreateBlock(c, b)
+}
+
+// inOneRound runs blocker, then each request, each in its own goroutine
+// and 20 ms apart, while the blocker's 150 ms commit holds the allocator:
+// the requests queue in order and the next leader commits them as one
+// round.
+func inOneRound(t *testing.T, a *ipam.Allocator, blocker ipam.AssignRequest, reqs ...ipam.AssignRequest) ([]string, []error) {
+	t.Helper()
+	got := make([]string, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := a.Assign(ctx, blocker); err != nil {
+			t.Errorf("blocker: %v", err)
+		}
+	}()
+	for i, r := range reqs {
+		time.Sleep(20 * time.Millisecond)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := a.Assign(ctx, r)
+			got[i], errs[i] = addrs(res), err
+		}()
+	}
+	wg.Wait()
+	return got, errs
+}
+
+type slowWrites struct {
+	ipam.Store
+	on *atomic.Bool
+}
+
+func (s slowWrites) UpdateBlock(c ctxT, b ipam.Block) (ipam.Block, error) {
+	if s.on.Load() {
+		time.Sleep(150 * time.Millisecond)
+	}
+	return s.Store.UpdateBlock(c, b)
+}
+
+// Within one round: a request that claimed a block and then failed leaves
+// the block to the next request (not claimed twice, not lost); a block
+// another node claims under the round makes it take the next one, without
+// forgetting what earlier requests of the round allocated.
+func TestGroupCommitRound(t *testing.T) {
+	t.Run("failed request's claimed block is used", func(t *testing.T) {
+		mem := memstore.New()
+		var slow atomic.Bool
+		a := newAllocator(t, slowWrites{mem, &slow}, "n1", nil)
+		addPools(t, a, ipam.Pool{Name: "v4", CIDR: pfx("198.18.0.0/29"), BlockSize: 29},
+			ipam.Pool{Name: "v6", CIDR: pfx("fd00:18::/127"), BlockSize: 127})
+		if _, err := a.Assign(ctx, ipam.AssignRequest{Handle: h("pre"), IPv6: true}); err != nil {
+			t.Fatal(err)
+		}
+		slow.Store(true)
+		got, errs := inOneRound(t, a, ipam.AssignRequest{Handle: h("blocker"), IPv6: true}, // the last IPv6 address
+			ipam.AssignRequest{Handle: h("dual"), IPv4: true, IPv6: true}, // claims the IPv4 block, finds no IPv6
+			ipam.AssignRequest{Handle: h("v4"), IPv4: true})
+		if !errors.Is(errs[0], ipam.ErrPoolExhausted) || errs[1] != nil || got[1] != "198.18.0.0" {
+			t.Errorf("dual: %q %v, v4: %q %v; want exhausted, and 198.18.0.0", got[0], errs[0], got[1], errs[1])
+		}
+		ipamtest.CheckStore(t, mem, false)
+	})
+	t.Run("block claimed by another node under the round", func(t *testing.T) {
+		mem := memstore.New()
+		var slow, armed atomic.Bool
+		a := newAllocator(t, slowWrites{raceOnCreate{mem, &armed}, &slow}, "n1", nil)
+		addPools(t, a, ipam.Pool{Name: "v4", CIDR: pfx("198.18.0.0/28"), BlockSize: 30},
+			ipam.Pool{Name: "v6", CIDR: pfx("fd00:18::/120")})
+		for _, r := range []ipam.AssignRequest{{Handle: h("p0"), IPv4: true}, {Handle: h("p1"), IPv4: true}, {Handle: h("p2"), IPv4: true}, {Handle: h("p6"), IPv6: true}} {
+			if _, err := a.Assign(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		slow.Store(true)
+		armed.Store(true)
+		got, errs := inOneRound(t, a, ipam.AssignRequest{Handle: h("blocker"), IPv6: true},
+			ipam.AssignRequest{Handle: h("last"), IPv4: true}, // the last address of block 0
+			ipam.AssignRequest{Handle: h("next"), IPv4: true}) // block 1 goes to "other": block 2
+		if errs[0] != nil || errs[1] != nil || got[0] != "198.18.0.3" || got[1] != "198.18.0.8" {
+			t.Errorf("got %q, %v; want 198.18.0.3 and 198.18.0.8", got, errs)
+		}
+		all, _ := a.Allocations(ctx)
+		if len(all) != 7 {
+			t.Errorf("%d allocations, want 7: %v", len(all), all)
+		}
+		ipamtest.CheckStore(t, mem, false)
+	})
+}
