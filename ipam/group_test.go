@@ -125,10 +125,12 @@ func TestGroupCommit(t *testing.T) {
 // node, which claims the same block just before it.
 type raceOnCreate struct {
 	ipam.Store
-	armed *atomic.Bool
+	armed   *atomic.Bool
+	creates *atomic.Int32 // CreateBlock calls, the injected one not counted
 }
 
 func (r raceOnCreate) CreateBlock(c ctxT, b ipam.Block) (ipam.Block, error) {
+	r.creates.Add(1)
 	if r.armed.CompareAndSwap(true, false) {
 		if _, err := r.Store.CreateBlock(c, ipam.Block{CIDR: b.CIDR, Affinity: "other"}); err != nil {
 			return ipam.Block{}, err
@@ -185,8 +187,9 @@ func (s slowWrites) UpdateBlock(c ctxT, b ipam.Block) (ipam.Block, error) {
 func TestGroupCommitRound(t *testing.T) {
 	t.Run("failed request's claimed block is used", func(t *testing.T) {
 		mem := memstore.New()
-		var slow atomic.Bool
-		a := newAllocator(t, slowWrites{mem, &slow}, "n1", nil)
+		var slow, armed atomic.Bool
+		var creates atomic.Int32
+		a := newAllocator(t, slowWrites{raceOnCreate{mem, &armed, &creates}, &slow}, "n1", nil)
 		addPools(t, a, ipam.Pool{Name: "v4", CIDR: pfx("198.18.0.0/29"), BlockSize: 29},
 			ipam.Pool{Name: "v6", CIDR: pfx("fd00:18::/127"), BlockSize: 127})
 		if _, err := a.Assign(ctx, ipam.AssignRequest{Handle: h("pre"), IPv6: true}); err != nil {
@@ -199,12 +202,18 @@ func TestGroupCommitRound(t *testing.T) {
 		if !errors.Is(errs[0], ipam.ErrPoolExhausted) || errs[1] != nil || got[1] != "198.18.0.0" {
 			t.Errorf("dual: %q %v, v4: %q %v; want exhausted, and 198.18.0.0", got[0], errs[0], got[1], errs[1])
 		}
+		// Two claims: the IPv6 block, and the IPv4 block once; the round
+		// remembers the block its failed request claimed.
+		if n := creates.Load(); n != 2 {
+			t.Errorf("%d CreateBlock calls, want 2", n)
+		}
 		ipamtest.CheckStore(t, mem, false)
 	})
 	t.Run("block claimed by another node under the round", func(t *testing.T) {
 		mem := memstore.New()
 		var slow, armed atomic.Bool
-		a := newAllocator(t, slowWrites{raceOnCreate{mem, &armed}, &slow}, "n1", nil)
+		var creates atomic.Int32
+		a := newAllocator(t, slowWrites{raceOnCreate{mem, &armed, &creates}, &slow}, "n1", nil)
 		addPools(t, a, ipam.Pool{Name: "v4", CIDR: pfx("198.18.0.0/28"), BlockSize: 30},
 			ipam.Pool{Name: "v6", CIDR: pfx("fd00:18::/120")})
 		for _, r := range []ipam.AssignRequest{{Handle: h("p0"), IPv4: true}, {Handle: h("p1"), IPv4: true}, {Handle: h("p2"), IPv4: true}, {Handle: h("p6"), IPv6: true}} {
