@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -50,9 +51,10 @@ var crashPools = []ipam.Pool{
 	{Name: "v6", CIDR: netipPrefix("fd00:18::/122"), BlockSize: 125},
 }
 
-// crashChild assigns and releases dual-stack addresses for two nodes in a
-// loop until killed (or, as a bound, for 30 s), writing one byte to stdout
-// after each call that returned.
+// crashChild assigns and releases dual-stack addresses for two nodes from
+// four goroutines (so the allocators commit groups of requests) until
+// killed, or, as a bound, for 30 s, writing one byte to stdout after each
+// call that returned.
 func crashChild(path string) error {
 	ctx := context.Background()
 	s, err := boltstore.Open(path, boltstore.Options{Timeout: 5 * time.Second})
@@ -75,40 +77,73 @@ func crashChild(path string) error {
 	if err != nil {
 		return err
 	}
-	var live []ipam.Handle
+	const workers = 4
+	lives := make([][]ipam.Handle, workers)
 	seen := map[ipam.Handle]bool{}
 	for _, al := range all {
 		if !seen[al.Handle] {
 			seen[al.Handle] = true
-			live = append(live, al.Handle)
+			lives[len(seen)%workers] = append(lives[len(seen)%workers], al.Handle)
 		}
 	}
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())))
-	out := bufio.NewWriterSize(os.Stdout, 1)
+	var (
+		mu       sync.Mutex // guards registry and stdout
+		registry = seen     // every handle some worker holds
+		out      = bufio.NewWriterSize(os.Stdout, 1)
+	)
 	deadline := time.Now().Add(30 * time.Second)
-	for i := 0; time.Now().Before(deadline); i++ {
-		a := nodes[rng.IntN(2)]
-		switch r := rng.IntN(10); {
-		case r < 5 || len(live) == 0:
-			hd := ipam.Handle{ContainerID: fmt.Sprintf("p%d-%d", os.Getpid(), i), IfName: "eth0"}
-			if _, err := a.Assign(ctx, ipam.AssignRequest{Handle: hd, Namespace: "ns", Pod: hd.ContainerID, IPv4: true, IPv6: true}); err == nil {
-				live = append(live, hd)
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			live := lives[w]
+			rng := rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())+uint64(w)))
+			for i := 0; time.Now().Before(deadline); i++ {
+				a := nodes[rng.IntN(2)]
+				switch r := rng.IntN(20); {
+				case r < 10 || len(live) == 0:
+					hd := ipam.Handle{ContainerID: fmt.Sprintf("p%d-%d-%d", os.Getpid(), w, i), IfName: "eth0"}
+					mu.Lock()
+					registry[hd] = true
+					mu.Unlock()
+					if _, err := a.Assign(ctx, ipam.AssignRequest{Handle: hd, Namespace: "ns", Pod: hd.ContainerID, IPv4: true, IPv6: true}); err == nil {
+						live = append(live, hd)
+					}
+				case r < 19:
+					j := rng.IntN(len(live))
+					if _, err := a.Release(ctx, live[j]); err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					delete(registry, live[j])
+					mu.Unlock()
+					live = append(live[:j], live[j+1:]...)
+				default:
+					// GC keeps every handle a worker holds or is assigning;
+					// it rewrites every block of the node in one batch.
+					mu.Lock()
+					valid := make([]ipam.Handle, 0, len(registry))
+					for hd := range registry {
+						valid = append(valid, hd)
+					}
+					mu.Unlock()
+					if _, err := a.GC(ctx, valid); err != nil {
+						errs <- err
+						return
+					}
+				}
+				mu.Lock()
+				out.WriteByte('.')
+				out.Flush()
+				mu.Unlock()
 			}
-		case r < 9:
-			j := rng.IntN(len(live))
-			if _, err := a.Release(ctx, live[j]); err != nil {
-				return err
-			}
-			live = append(live[:j], live[j+1:]...)
-		default:
-			// GC of the node keeps what is live; it must release nothing
-			// of it, and it rewrites every block of the node in one batch.
-			if _, err := a.GC(ctx, live); err != nil {
-				return err
-			}
+			errs <- nil
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			return err
 		}
-		out.WriteByte('.')
-		out.Flush()
 	}
 	return nil
 }
