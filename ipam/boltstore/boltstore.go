@@ -26,16 +26,16 @@
 //
 // # Cost
 //
-// One Assign is three read transactions (handle index, pools, blocks) and
-// one write transaction; the write's commit, two fdatasyncs, is the floor:
-// 0.83 ms alone on this machine (0.07 ms with NoSync, which this store does
-// not use: a power cut could then lose or tear a committed allocation).
-// BenchmarkAssignRelease measured Assign p50 1.2-3.9 ms and Release p50
-// 1.7-3.8 ms over 100 dual-stack pods, on 2 cores under a load average of
-// 14-22. BenchmarkExec runs a plugin per call, as a runtime execs one:
-// host-local ADD p50 6.4-7.5 ms, this store through an exec'd test binary
-// 6.5-8.2 ms, both dominated by the exec itself. xvs-cni is meant to ask
-// xvsd over its socket instead of opening the file.
+// One round of Assigns (one request, or all those queued behind the one
+// committing) is three read transactions per request at most (handle
+// index, pools, blocks) and one write transaction; the write's commit,
+// two fdatasyncs, is the floor: 0.83 ms alone on this machine (0.07 ms
+// with NoSync, which this store does not use: a power cut could then lose
+// or tear a committed allocation). docs/BENCHMARKS.md "## IPAM" has the
+// figures: Assign p50 0.6-3.3 ms in process, 1,000-1,270 pods/s with 10
+// concurrent Assigns; exec'd per call, as a runtime execs host-local,
+// both take 7-8 ms, the exec itself. xvs-cni is meant to ask xvsd over
+// its socket instead of opening the file.
 //
 // # Crash safety, tested
 //
