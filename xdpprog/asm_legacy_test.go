@@ -288,6 +288,7 @@ func xdpPort4() asm.Instructions {
 		asm.LoadMem(asm.R5, asm.R2, 14+2, asm.Half),
 	}
 }
+
 // reloadOr puts data in R2 and data_end in R3 and checks that n bytes are
 // there, else jumps to label.
 func reloadOr(n int32, label string) asm.Instructions {
