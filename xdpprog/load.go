@@ -3,6 +3,7 @@ package xdpprog
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -37,14 +38,24 @@ func newMap(name string, max uint32) (*ebpf.Map, error) {
 // loadProgram loads program prog of the object spec with maps in place of
 // the object's maps of the same names (the ones the Go side created and
 // shares between programs) and the object's constants set to consts.
-// LoadAndAssign creates only what prog uses: of the object's own maps,
-// those maps leave out (there should be none but .rodata).
+// Every map prog uses must be in maps, but for the object's constants
+// (.rodata): a map the program made for itself would hold state nobody
+// else sees, counters read as zero, destinations never found.
 func loadProgram(objSpec func() (*ebpf.CollectionSpec, error), prog string, maps map[string]*ebpf.Map, consts map[string]any) (*ebpf.Program, error) {
 	spec, err := objSpec()
 	if err != nil {
 		return nil, err
 	}
 	spec = spec.Copy()
+	ps, ok := spec.Programs[prog]
+	if !ok {
+		return nil, fmt.Errorf("load %s: not in the object", prog)
+	}
+	for _, ins := range ps.Instructions {
+		if name := ins.Reference(); ins.IsLoadFromMap() && maps[name] == nil && !strings.HasPrefix(name, ".") {
+			return nil, fmt.Errorf("load %s: it uses map %s, which it was not given", prog, name)
+		}
+	}
 	for name, m := range maps {
 		ms, ok := spec.Maps[name]
 		if !ok {
@@ -63,7 +74,8 @@ func loadProgram(objSpec func() (*ebpf.CollectionSpec, error), prog string, maps
 			return nil, fmt.Errorf("load %s: set %s: %w", prog, name, err)
 		}
 	}
-	// LoadAndAssign takes a struct whose tags name what to load.
+	// LoadAndAssign, which creates only what prog needs, takes a struct
+	// whose tags name what to load.
 	dst := reflect.New(reflect.StructOf([]reflect.StructField{{
 		Name: "Prog",
 		Type: reflect.TypeFor[*ebpf.Program](),
@@ -75,7 +87,7 @@ func loadProgram(objSpec func() (*ebpf.CollectionSpec, error), prog string, maps
 	return dst.Elem().Field(0).Interface().(*ebpf.Program), nil
 }
 
-// fastMaps are the maps of f the fast-path programs use.
+// maps are f's maps, by the names the C gives them.
 func (f *FastPath) maps() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
 		xdpMapXvsFp4: f.hosts4, xdpMapXvsFp6: f.hosts6, xdpMapXvsFpdev: f.devs, xdpMapXvsFpstats: f.stats,
