@@ -56,11 +56,12 @@ func NewFastPath(max int) (f *FastPath, err error) {
 		max = 4096
 	}
 	f = &FastPath{}
-	defer func() {
+	// The error returns set f to nil: the cleanup keeps its own.
+	defer func(f *FastPath) {
 		if err != nil {
 			f.Close()
 		}
-	}()
+	}(f)
 	if f.hosts4, err = newMap(xdpMapXvsFp4, uint32(max)); err != nil {
 		return nil, fmt.Errorf("fast path: %w", err)
 	}

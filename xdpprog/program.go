@@ -90,11 +90,12 @@ func New(kind Kind, opts Options) (p *Program, err error) {
 		opts.VXLANPort = DefaultVXLANPort
 	}
 	p = &Program{kind: kind}
-	defer func() {
+	// The error returns set p to nil: the cleanup keeps its own.
+	defer func(p *Program) {
 		if err != nil {
 			p.Close()
 		}
-	}()
+	}(p)
 	if p.xsks, err = newMap(xdpMapXvsXsks, uint32(opts.Queues)); err != nil {
 		return nil, err
 	}

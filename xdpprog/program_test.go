@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -258,5 +259,28 @@ func steeringCases() []steerCase {
 			return f
 		}(), Pass},
 		{"v6 vxlan truncated udp", ipv6(17, "fd00::2", "fd00::1", udp(40000, 4789, 0))[:14+40+5], Pass},
+	}
+}
+
+// TestLoadFails: a program that cannot load (here: a FastPath without
+// maps) is an error, and what was made before it is released, not a
+// panic.
+func TestLoadFails(t *testing.T) {
+	requireBPF(t)
+	empty := &FastPath{}
+	for _, tc := range []struct {
+		name string
+		load func() error
+	}{
+		{"pod", func() error { _, err := New(Pod, Options{FastPath: empty}); return err }},
+		{"uplink", func() error { _, err := New(Uplink, Options{FastPath: empty}); return err }},
+		{"uplink ingress", func() error { _, err := NewUplinkIngress(Options{FastPath: empty}); return err }},
+		{"ingress", func() error { _, err := AttachIngress(1, empty); return err }},
+		{"tunnel ingress", func() error { _, err := AttachTunnelIngress(1, empty, 1, [6]byte{2}); return err }},
+		{"socket filter", func() error { _, err := empty.SocketFilter(); return err }},
+	} {
+		if err := tc.load(); err == nil || !strings.Contains(err.Error(), "which it was not given") {
+			t.Errorf("%s: %v, want the missing map named", tc.name, err)
+		}
 	}
 }

@@ -33,11 +33,12 @@ const (
 // VXLANPort).
 func newSteering(opts Options) (st *steering, err error) {
 	st = &steering{}
-	defer func() {
+	// The error returns set st to nil: the cleanup keeps its own.
+	defer func(st *steering) {
 		if err != nil {
 			st.Close()
 		}
-	}()
+	}(st)
 	if st.cfg, err = newMap(xdpMapXvsCfg, 1); err != nil {
 		return nil, err
 	}

@@ -47,11 +47,12 @@ func NewUplinkIngress(opts Options) (u *UplinkIngress, err error) {
 		opts.VXLANPort = DefaultVXLANPort
 	}
 	u = &UplinkIngress{}
-	defer func() {
+	// The error returns set u to nil: the cleanup keeps its own.
+	defer func(u *UplinkIngress) {
 		if err != nil {
 			u.Close()
 		}
-	}()
+	}(u)
 	if u.st, err = newSteering(opts); err != nil {
 		return nil, err
 	}
