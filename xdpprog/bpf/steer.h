@@ -143,12 +143,17 @@ static __always_inline int kernel_inner(struct __sk_buff *skb, void *data, void 
 		if (NEED(ip6, sizeof(*ip6), end) || ip6->hop_limit <= 1)
 			return 0;
 		d = bpf_map_lookup_elem(&xvs_fp6, &ip6->daddr);
+		/* Keeps clang from merging the two lookups into one call
+		 * with the map in a register, which the verifier cannot
+		 * inline. */
+		barrier_var(d);
 	} else if (in->proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(in + 1);
 
 		if (NEED(ip, sizeof(*ip), end) || ip->ttl <= 1)
 			return 0;
 		d = bpf_map_lookup_elem(&xvs_fp4, &ip->daddr);
+		barrier_var(d);
 	} else {
 		return 0;
 	}
