@@ -198,13 +198,19 @@ type FastCounts struct {
 // Counts returns the frames forwarded in the fast path so far.
 func (f *FastPath) Counts() (FastCounts, error) {
 	var c FastCounts
-	for i, dst := range []*uint64{&c.XDP4, &c.XDP6, &c.TC4, &c.TC6} {
+	for _, n := range []struct {
+		stat xdpXvsStat
+		dst  *uint64
+	}{
+		{xdpXvsStatXVS_STAT_XDP4, &c.XDP4}, {xdpXvsStatXVS_STAT_XDP6, &c.XDP6},
+		{xdpXvsStatXVS_STAT_TC4, &c.TC4}, {xdpXvsStatXVS_STAT_TC6, &c.TC6},
+	} {
 		var per []uint64
-		if err := f.stats.Lookup(uint32(i), &per); err != nil {
+		if err := f.stats.Lookup(uint32(n.stat), &per); err != nil {
 			return FastCounts{}, fmt.Errorf("fast path counters: %w", err)
 		}
-		for _, n := range per {
-			*dst += n
+		for _, v := range per {
+			*n.dst += v
 		}
 	}
 	return c, nil
