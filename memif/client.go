@@ -35,7 +35,7 @@ type Client struct {
 	c       *net.UnixConn
 	fd      int
 	mem     []byte
-	regions [][]byte // {mem}, for CheckDesc
+	regions [][]byte     // {mem}, for CheckDesc
 	s2m     []clientRing // the client produces frames here
 	m2s     []clientRing // and consumes here
 	server  string       // the server's application name, from HELLO

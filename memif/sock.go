@@ -3,6 +3,7 @@ package memif
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 
 	"golang.org/x/sys/unix"
@@ -33,7 +34,7 @@ func recvMsg(c *net.UnixConn, b, oob []byte) (Msg, int, error) {
 			err = fmt.Errorf("%w: control data: %w", ErrMalformed, perr)
 		}
 	}
-	if err == nil && n == 0 && oobn == 0 {
+	if (err == nil && n == 0 && oobn == 0) || errors.Is(err, io.EOF) {
 		err = errPeerClosed
 	}
 	if err == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
