@@ -330,7 +330,7 @@ func (cl *Client) RxEventFD(q int) int { return cl.m2s[q].efd }
 // interface go down.
 func (cl *Client) Close() {
 	cl.closeMu.Do(func() {
-		bye(cl.c, "client closing")
+		sendBye(cl.c, "client closing")
 		cl.c.Close()
 		<-cl.down
 		cl.release()

@@ -57,12 +57,12 @@ func (ifc *Interface) Disconnect(reason string) {
 	ifc.mu.Lock()
 	ss := ifc.sess
 	if ss != nil {
-		ss.fault = reason
+		ss.stop = reason
 	}
 	ifc.mu.Unlock()
 	if ss != nil {
-		bye(ss.c, reason)
-		ss.c.Close()
+		ss.wake()
+		<-ss.done
 	}
 }
 
@@ -71,13 +71,8 @@ func (ifc *Interface) Disconnect(reason string) {
 func (ifc *Interface) Close() {
 	ifc.mu.Lock()
 	ifc.closed = true
-	ss := ifc.sess
 	ifc.mu.Unlock()
-	if ss != nil {
-		bye(ss.c, "interface deleted")
-		ss.c.Close()
-		<-ss.done
-	}
+	ifc.Disconnect("interface deleted")
 	s := ifc.srv
 	s.mu.Lock()
 	if s.ifaces[ifc.cfg.ID] == ifc {

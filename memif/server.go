@@ -197,7 +197,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	err := s.ln.Close()
 	for _, c := range conns {
-		bye(c, "memif server closing")
+		sendBye(c, "memif server closing")
 		c.Close()
 	}
 	s.wg.Wait()
@@ -230,7 +230,7 @@ func (s *Server) accept() {
 }
 
 // bye sends a DISCONNECT; errors are moot, the connection closes anyway.
-func bye(c *net.UnixConn, reason string) {
+func sendBye(c *net.UnixConn, reason string) {
 	m := Msg{Type: MsgDisconnect, Disconnect: Disconnect{Code: 1, Reason: reason}}
 	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	sendMsg(c, &m, -1)
@@ -256,7 +256,8 @@ type session struct {
 	ringFDs  [2][]int
 	up       bool
 	done     chan struct{} // closed by teardown
-	fault    string        // set by watch (under ifc.mu) when a worker saw a broken ring
+	fault    string        // under ifc.mu: a worker saw the peer break a ring
+	stop     string        // under ifc.mu: Disconnect or Close asked to end
 }
 
 func (s *Server) serve(c *net.UnixConn) {
@@ -264,26 +265,54 @@ func (s *Server) serve(c *net.UnixConn) {
 	ss := &session{c: c, done: make(chan struct{})}
 	reason := s.run(ss)
 	var pe *protoError
+	var ls *localStop
+	bye := ""
 	switch {
 	case errors.As(reason, &pe):
-		bye(c, pe.reason)
+		bye = pe.reason
 		if ss.ifc != nil {
 			ss.ifc.protoErrors.Add(1)
 		} else {
 			s.refused.Add(1)
 		}
 		s.log.Warn("memif peer refused", "id", idOf(ss), "peer", ss.peerName, "reason", pe.reason)
-	case errors.Is(reason, errPeerClosed), errors.Is(reason, net.ErrClosed):
-	default:
-		if ss.ifc != nil && ss.up {
-			s.log.Info("memif connection ended", "id", idOf(ss), "err", reason)
-		}
+	case errors.As(reason, &ls):
+		bye = ls.reason
+	}
+	// Tear down before the peer hears why: once it sees DISCONNECT or EOF
+	// the interface is free for its next attempt.
+	ss.teardown(reason)
+	if bye != "" {
+		sendBye(c, bye)
 	}
 	c.Close()
-	ss.teardown(reason)
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+}
+
+// localStop ends a connection for a local reason (Disconnect, Close).
+type localStop struct{ reason string }
+
+func (e *localStop) Error() string { return e.reason }
+
+// wake makes the session's serve goroutine look at ss.fault and ss.stop.
+func (ss *session) wake() { ss.c.SetReadDeadline(time.Unix(1, 0)) }
+
+// ended reports a fault or stop posted by another goroutine.
+func (ss *session) ended() error {
+	if ss.ifc == nil {
+		return nil
+	}
+	ss.ifc.mu.Lock()
+	defer ss.ifc.mu.Unlock()
+	if ss.fault != "" {
+		return refuse("%s", ss.fault)
+	}
+	if ss.stop != "" {
+		return &localStop{ss.stop}
+	}
+	return nil
 }
 
 func idOf(ss *session) any {
@@ -325,10 +354,13 @@ func (s *Server) run(ss *session) error {
 			if errors.Is(err, ErrMalformed) {
 				return refuse("%v", err)
 			}
-			if ss.up && isTimeout(err) {
-				continue
-			}
 			if isTimeout(err) {
+				if e := ss.ended(); e != nil {
+					return e
+				}
+				if ss.up {
+					continue
+				}
 				return refuse("handshake timed out")
 			}
 			return err
@@ -577,13 +609,10 @@ func (s *Server) watch(ss *session) {
 		return
 	}
 	reason := ifc.faultReason()
-	ifc.protoErrors.Add(1)
-	s.log.Warn("memif peer broke the ring protocol", "id", ifc.cfg.ID, "peer", ss.peerName, "reason", reason)
 	ifc.mu.Lock()
 	ss.fault = reason
 	ifc.mu.Unlock()
-	bye(ss.c, reason)
-	ss.c.Close()
+	ss.wake()
 }
 
 // teardown withdraws the queues from the workers, then unmaps and closes
@@ -615,9 +644,6 @@ func (ss *session) teardown(reason error) {
 	ifc.up = false
 	ifc.sess = nil
 	ifc.lastReason = reasonText(reason)
-	if ss.fault != "" {
-		ifc.lastReason = ss.fault
-	}
 	last := ifc.lastReason
 	// Drop a fault report that raced with the end, so the next session
 	// starts clean.
