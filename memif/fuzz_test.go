@@ -80,6 +80,7 @@ func FuzzCheckDesc(f *testing.F) {
 	f.Add(uint16(0), uint32(100), uint32(0), uint32(9216))
 	f.Add(uint16(1), uint32(0xffffffff), uint32(0xffffff00), uint32(9216))
 	f.Add(uint16(0), uint32(10), uint32(4090), uint32(9216))
+	f.Add(uint16(0), uint32(0x200), uint32(0xffffff00), uint32(0xffffffff)) // offset+length wraps in 32 bits
 	regions := [][]byte{make([]byte, 4096), make([]byte, 100)}
 	f.Fuzz(func(t *testing.T, region uint16, length, offset, maxLen uint32) {
 		d := Desc{Region: region, Length: length, Offset: offset}
@@ -133,6 +134,9 @@ func FuzzReceive(f *testing.F) {
 	f.Add(seed[:], uint16(16), 64)
 	f.Add(seed[:], uint16(17), 0)
 	f.Add([]byte{}, uint16(0xffff), 3000)
+	binary.LittleEndian.PutUint32(seed[4:], 0x100)
+	binary.LittleEndian.PutUint32(seed[8:], 0xffffff80) // offset+length wraps in 32 bits
+	f.Add(seed[:], uint16(1), 0)
 	f.Fuzz(func(t *testing.T, data []byte, head uint16, offset int) {
 		ifc, st, _ := fuzzQueue(data, head)
 		q := &ifc.rx[0]

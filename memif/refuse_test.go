@@ -2,6 +2,7 @@ package memif
 
 import (
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -394,5 +395,39 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := Listen(Config{Socket: sock}); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("second Listen on %s: %v", sock, err)
+	}
+}
+
+// TestLocalDisconnect: Disconnect and Server.Close end connections with a
+// DISCONNECT the peer can read; neither counts as a protocol error.
+func TestLocalDisconnect(t *testing.T) {
+	checkNoFDLeak(t)
+	sock := sockName(t, false)
+	s, err := Listen(Config{Socket: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifc, states := addIface(t, s, InterfaceConfig{ID: 1})
+	cl := dial(t, ClientConfig{Socket: sock, ID: 1})
+	waitState(t, states, true)
+	ifc.Disconnect("maintenance")
+	if got := waitDown(t, cl); got != "maintenance" {
+		t.Errorf("reason %q", got)
+	}
+	waitState(t, states, false)
+	if st := ifc.Status(); st.ProtoErrors != 0 || st.LastReason != "maintenance" || st.Disconnects != 1 {
+		t.Errorf("status %+v", st)
+	}
+	cl2 := dial(t, ClientConfig{Socket: sock, ID: 1})
+	waitState(t, states, true)
+	s.Close()
+	if got := waitDown(t, cl2); got != "memif server closing" {
+		t.Errorf("reason %q", got)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket file left behind: %v", err)
+	}
+	if _, err := Dial(ClientConfig{Socket: sock, ID: 1}); err == nil {
+		t.Error("Dial after Close succeeded")
 	}
 }
