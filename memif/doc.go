@@ -47,7 +47,7 @@
 // Kick and ClearInterrupt; Status, Counters and the Server/Interface calls
 // are safe from any goroutine. Each connection has a control goroutine;
 // before it unmaps a region it withdraws the queue state (an atomic
-// pointer) and waits until no burst is using it (a per-queue busy flag set
+// pointer) and waits until no burst is using it (a per-queue in-use mark set
 // around each burst), so a disconnect never pulls memory from under a
 // worker. OnState runs on the control goroutine.
 //

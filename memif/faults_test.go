@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -341,6 +342,7 @@ func TestDisconnectUnderLoad(t *testing.T) {
 				ifc.Rx(q).Receive(bb, 0, sizes)
 				ifc.Tx(q).Transmit(out)
 				ifc.Tx(q).Kick()
+				runtime.Gosched() // two spinning workers on a 2-core box starve the control side otherwise
 			}
 		}()
 	}
@@ -396,4 +398,38 @@ func TestAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%v allocations per burst, want 0", allocs)
 	}
+}
+
+// TestTeardownWaitsForBurst holds a Receive burst open while the peer
+// dies: teardown must wait for it before unmapping (the burst then reads
+// the ring and finds the frames), and only then report the interface down.
+func TestTeardownWaitsForBurst(t *testing.T) {
+	sock := sockName(t, true)
+	s := listen(t, Config{Socket: sock})
+	ifc, states := addIface(t, s, InterfaceConfig{ID: 1})
+	cl := dial(t, ClientConfig{Socket: sock, ID: 1})
+	waitState(t, states, true)
+	cl.Transmit(0, [][]byte{frame(100, 1), frame(200, 2)})
+
+	inBurst, release := make(chan struct{}), make(chan struct{})
+	testHookBurst = func() { close(inBurst); <-release }
+	defer func() { testHookBurst = nil }()
+	got := make(chan int)
+	go func() {
+		n := ifc.Rx(0).Receive(bufs(4, 2048), 0, make([]int, 4))
+		got <- n
+	}()
+	<-inBurst
+	cl.Kill()
+	select {
+	case up := <-states:
+		t.Fatalf("interface went %v while a burst was in progress", up)
+	case <-time.After(100 * time.Millisecond):
+	}
+	testHookBurst = nil
+	close(release)
+	if n := <-got; n != 2 {
+		t.Errorf("held burst received %d frames, want 2", n)
+	}
+	waitState(t, states, false)
 }

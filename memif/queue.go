@@ -24,7 +24,7 @@ const (
 // queueState is one connected ring as a queue's worker sees it. The control
 // goroutine builds it at CONNECT and publishes it through the queue's
 // atomic pointer; from then on only the worker reads or writes its fields,
-// until the control goroutine has withdrawn it and seen busy drop to zero.
+// until the control goroutine has withdrawn it and seen no burst using it.
 type queueState struct {
 	ring    ring
 	regions [][]byte
@@ -36,12 +36,13 @@ type queueState struct {
 	efdBuf  [8]byte
 }
 
-// queue is what RxQueue and TxQueue share: the published state, the busy
-// flag that keeps teardown from unmapping under a burst, fault reporting.
+// queue is what RxQueue and TxQueue share: the published state, the
+// in-use mark that keeps teardown from unmapping under a burst, fault
+// reporting.
 type queue struct {
 	index int
-	busy  atomic.Uint32
-	st    atomic.Pointer[queueState]
+	st    atomic.Pointer[queueState] // published by the control goroutine
+	inuse atomic.Pointer[queueState] // the state a burst is using, or nil
 	iface *Interface
 
 	fault      atomic.Uint32 // first fault kind seen on this connection
@@ -49,26 +50,30 @@ type queue struct {
 }
 
 // enter marks a burst in progress and returns the connected state, or nil.
-// The store of busy before the load of st pairs with withdraw's store of st
-// before its load of busy (both sequentially consistent), so teardown either
-// sees the burst or the burst sees no state.
+// Storing inuse before re-loading st pairs with withdraw's swap of st
+// before its load of inuse (all sequentially consistent): either the burst
+// sees the state gone, or withdraw sees the burst and waits for it.
 func (q *queue) enter() *queueState {
-	q.busy.Store(1)
 	st := q.st.Load()
-	if st == nil || st.faulted {
-		q.busy.Store(0)
+	if st == nil {
+		return nil
+	}
+	q.inuse.Store(st)
+	if q.st.Load() != st || st.faulted {
+		q.inuse.Store(nil)
 		return nil
 	}
 	return st
 }
 
-func (q *queue) leave() { q.busy.Store(0) }
+func (q *queue) leave() { q.inuse.Store(nil) }
 
 // withdraw unpublishes the state and waits out a burst that may still use
-// it; afterwards the mapping may go.
+// it; afterwards the mapping may go. Later bursts never mark the old state,
+// so the wait is one burst at most.
 func (q *queue) withdraw() *queueState {
 	st := q.st.Swap(nil)
-	for q.busy.Load() != 0 {
+	for st != nil && q.inuse.Load() == st {
 		runtime.Gosched()
 		time.Sleep(10 * time.Microsecond)
 	}
@@ -131,10 +136,16 @@ func (q *RxQueue) Receive(bufs [][]byte, offset int, sizes []int) int {
 	if st == nil {
 		return 0
 	}
+	if testHookBurst != nil {
+		testHookBurst()
+	}
 	n := q.receive(st, bufs, offset, sizes)
 	q.leave()
 	return n
 }
+
+// testHookBurst, set only by tests, runs inside each Receive burst.
+var testHookBurst func()
 
 func (q *RxQueue) receive(st *queueState, bufs [][]byte, offset int, sizes []int) int {
 	r := &st.ring
