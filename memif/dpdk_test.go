@@ -20,6 +20,10 @@ import (
 // io forwarding mode (every frame received is sent back unchanged). It is
 // bounded in time and killed by PID at cleanup.
 func testpmd(t *testing.T, sock string, extra ...string) (exited <-chan struct{}, stop func()) {
+	return testpmdVdev(t, "socket="+sock+",socket-abstract=no", extra...)
+}
+
+func testpmdVdev(t *testing.T, vdevSock string, extra ...string) (exited <-chan struct{}, stop func()) {
 	t.Helper()
 	bin, err := exec.LookPath("dpdk-testpmd")
 	if err != nil {
@@ -42,7 +46,7 @@ func testpmd(t *testing.T, sock string, extra ...string) (exited <-chan struct{}
 	prefix := fmt.Sprintf("xvsmemif%d", rand.Uint32())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	args := []string{"--no-huge", "-m", "1024", "--no-pci", "-d", pmd,
-		"--vdev=net_memif0,role=client,id=0,socket=" + sock + ",socket-abstract=no",
+		"--vdev=net_memif0,role=client,id=0," + vdevSock,
 		"--file-prefix=" + prefix, "--log-level=pmd.net.memif:debug", "--",
 		"--no-mlockall", "--total-num-mbufs=8192", "--forward-mode=io", "--auto-start",
 		"--stats-period=1"}
@@ -180,4 +184,49 @@ func testpmdTraffic(t *testing.T, sock string, ifc *Interface, states chan bool)
 	}
 	t.Logf("status: %+v", ifc.Status())
 	return exited, stop
+}
+
+// TestDPDKAbstractTwoQueues runs net_memif on an abstract socket (DPDK's
+// default) with two queue pairs: every queue carries frames both ways.
+func TestDPDKAbstractTwoQueues(t *testing.T) {
+	sock := sockName(t, true)
+	s := listen(t, Config{Socket: sock})
+	ifc, states := addIface(t, s, InterfaceConfig{ID: 0, Queues: 2})
+	exited, _ := testpmdVdev(t, "socket="+sock[1:]+",socket-abstract=yes", "--rxq=2", "--txq=2")
+	select {
+	case <-exited:
+		t.Fatalf("dpdk-testpmd exited before connecting")
+	case <-states:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("testpmd did not connect; status %+v", ifc.Status())
+	}
+	if st := ifc.Status(); st.RxQueues != 2 || st.TxQueues != 2 {
+		t.Fatalf("status %+v, want 2 queue pairs", st)
+	}
+	bb, sizes := bufs(64, 2048), make([]int, 64)
+	for q := range 2 {
+		back := 0
+		for deadline := time.Now().Add(15 * time.Second); back < 100 && time.Now().Before(deadline); {
+			ifc.Tx(q).Transmit([][]byte{ethFrame(128, uint32(q))})
+			time.Sleep(2 * time.Millisecond)
+			for r := range 2 {
+				n := ifc.Rx(r).Receive(bb, 0, sizes)
+				for i := range n {
+					if !bytes.Equal(bb[i][:sizes[i]], ethFrame(128, uint32(q))) {
+						t.Fatalf("queue %d: frame changed", q)
+					}
+				}
+				back += n
+			}
+		}
+		if back < 100 {
+			t.Errorf("queue %d: %d frames back, want 100", q, back)
+		}
+	}
+	for q := range 2 {
+		if c := ifc.Tx(q).Counters(); c.Packets < 100 {
+			t.Errorf("tx queue %d sent %d", q, c.Packets)
+		}
+	}
+	t.Logf("status %+v", ifc.Status())
 }
