@@ -165,7 +165,7 @@ frames:
 	for n < len(bufs) && avail > 0 {
 		dst := bufs[n]
 		room := len(dst) - offset
-		fits := room >= 0
+		fits := offset >= 0 && room >= 0
 		total := uint32(0)
 		k := uint16(0)
 		for {

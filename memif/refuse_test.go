@@ -396,6 +396,35 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := Listen(Config{Socket: sock}); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("second Listen on %s: %v", sock, err)
 	}
+	// A filesystem path: a live socket stays, a stale one is replaced, a
+	// file that is not a socket is an error.
+	path := sockName(t, false)
+	live, err := Listen(Config{Socket: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(Config{Socket: path}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("Listen on a live socket: %v", err)
+	}
+	stream, err := net.Listen("unix", path+"2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if _, err := Listen(Config{Socket: path + "2"}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("Listen on another program's stream socket: %v", err)
+	}
+	live.ln.SetUnlinkOnClose(false)
+	live.Close() // leaves a stale socket file behind, as a crashed xvsd would
+	again, err := Listen(Config{Socket: path})
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	again.Close()
+	os.WriteFile(path, nil, 0o600)
+	if _, err := Listen(Config{Socket: path}); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("Listen over a regular file: %v", err)
+	}
 }
 
 // TestLocalDisconnect: Disconnect and Server.Close end connections with a

@@ -105,8 +105,14 @@ func Listen(cfg Config) (*Server, error) {
 			if fi.Mode()&os.ModeSocket == 0 {
 				return nil, fmt.Errorf("memif socket %q: exists and is not a socket", cfg.Socket)
 			}
-			if c, err := net.Dial("unixpacket", cfg.Socket); err == nil {
+			// Only a socket nobody listens on is stale; anything else
+			// (a live memif server, another program's stream socket)
+			// stays.
+			c, err := net.Dial("unixpacket", cfg.Socket)
+			if err == nil {
 				c.Close()
+			}
+			if !errors.Is(err, unix.ECONNREFUSED) {
 				return nil, fmt.Errorf("memif socket %q: in use", cfg.Socket)
 			}
 			os.Remove(cfg.Socket)
