@@ -11,6 +11,9 @@
 #   make bench-quick  the same, fewer points (< 2 min)
 #   make bench-go     Go micro-benchmarks (pipeline, FIB, rings, encap)
 #   make lint         gofmt -l and go vet
+#   make kube-apiserver  build kube-apiserver (k8s.io/kubernetes, pinned in
+#                     e2e/kubeapi/apiserver) once into $(XVS_CACHE), for the
+#                     tests that need a real Kubernetes API
 #   make clean        remove bin/
 #
 # Tests and the demo need root (network namespaces); without it the
@@ -20,6 +23,10 @@ SHELL        := /usr/bin/env bash
 GO           ?= go
 BIN          ?= bin
 TEST_TIMEOUT ?= 15m
+# Things built once per machine (kube-apiserver) are kept here.
+XVS_CACHE    ?= $(HOME)/.cache/xvs
+KUBE_VERSION := v1.37.2
+KUBE_APISERVER := $(XVS_CACHE)/kube-apiserver-$(KUBE_VERSION)
 # Commands that exist: every cmd/NAME holding Go files.
 CMDS         := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go)))))
 # tool:Debian package pairs the tests and the demo run.
@@ -28,7 +35,7 @@ TOOLS        += dpdk-testpmd:dpdk-dev
 APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool
 APT_PACKAGES += dpdk-dev librte-net-memif23
 
-.PHONY: bench-go all build test demo bench bench-quick lint clean deps
+.PHONY: kube-apiserver bench-go all build test demo bench bench-quick lint clean deps
 
 all: build
 
@@ -93,3 +100,13 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+# kube-apiserver, unchanged, from its own module (so xvs never depends on
+# k8s.io/kubernetes); about 9 minutes cold on 2 cores, then cached.
+kube-apiserver: $(KUBE_APISERVER)
+
+$(KUBE_APISERVER): e2e/kubeapi/apiserver/go.mod e2e/kubeapi/apiserver/main.go
+	@mkdir -p $(XVS_CACHE)
+	cd e2e/kubeapi/apiserver && $(GO) build -trimpath \
+		-ldflags "-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)" \
+		-o $(KUBE_APISERVER).tmp . && mv $(KUBE_APISERVER).tmp $(KUBE_APISERVER)
