@@ -22,19 +22,19 @@ func openFDs(t *testing.T) int {
 	return len(ents)
 }
 
-// checkNoFDLeak fails the test if it ends with more open descriptors than
-// it started with (region memfds, eventfds, sockets).
+// checkNoFDLeak fails the test if it ends with more open descriptors
+// (region memfds, eventfds, sockets) or goroutines than it started with.
 func checkNoFDLeak(t *testing.T) {
-	before := openFDs(t)
+	before, gBefore := openFDs(t), runtime.NumGoroutine()
 	t.Cleanup(func() {
-		var now int
-		for range 100 {
-			if now = openFDs(t); now <= before {
+		var now, g int
+		for range 200 {
+			if now, g = openFDs(t), runtime.NumGoroutine(); now <= before && g <= gBefore {
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		t.Errorf("open file descriptors: %d before, %d after", before, now)
+		t.Errorf("open file descriptors: %d before, %d after; goroutines %d before, %d after", before, now, gBefore, g)
 	})
 }
 

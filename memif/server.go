@@ -355,6 +355,9 @@ func (s *Server) run(ss *session) error {
 	var b [MsgSize]byte
 	oob := make([]byte, oobSize)
 	for {
+		if e := ss.ended(); e != nil {
+			return e // posted while this goroutine was not yet reading
+		}
 		m, fd, err := recvMsg(c, b[:], oob)
 		if err != nil {
 			if errors.Is(err, ErrMalformed) {
@@ -422,13 +425,16 @@ func (s *Server) handle(ss *session, m Msg, fd int) error {
 		}
 		return sendMsg(ss.c, &Msg{Type: MsgAck}, -1)
 	case MsgConnect:
+		// Clear the handshake deadline before the queues go live: from
+		// then on Disconnect or a worker's fault may wake this goroutine
+		// with a deadline of their own, which must not be overwritten.
+		ss.c.SetDeadline(time.Time{})
 		if err := ss.connect(m.IfName); err != nil {
 			return err
 		}
 		if err := sendMsg(ss.c, &Msg{Type: MsgConnected, IfName: ss.ifc.cfg.Name}, -1); err != nil {
 			return err
 		}
-		ss.c.SetDeadline(time.Time{})
 		s.wg.Add(1)
 		go s.watch(ss)
 		return nil
