@@ -43,6 +43,20 @@
 // the peer unless it masked interrupts; with InterfaceConfig.Polling the
 // server masks its rings and the peer never signals.
 //
+// Negotiation: memif has no buffer-size negotiation; the client sizes its
+// buffers and Status reports what its M2S descriptors offer. HELLO goes out
+// before INIT names an interface, so it offers the largest queue count and
+// ring size among the socket's interfaces (max ring fields are the highest
+// index, as libmemif and DPDK read them); ADD_RING refuses what the chosen
+// interface cannot serve. The socket file is created with the process's
+// umask; whoever places it for a pod sets its mode.
+//
+// Peers seen in tests: DPDK 22.11's net_memif overruns its S2M ring when a
+// chained frame takes exactly the last free slots (its free-slot counter
+// wraps below zero); the server sees head jump past the ring and
+// disconnects. gomemif v0.1.0 reads HELLO's max ring fields as counts and
+// copies a frame's start into every buffer of a chain.
+//
 // Concurrency: one goroutine per queue (the worker) calls Receive/Transmit,
 // Kick and ClearInterrupt; Status, Counters and the Server/Interface calls
 // are safe from any goroutine. Each connection has a control goroutine;
