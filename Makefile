@@ -32,7 +32,9 @@ KUBE_APISERVER := $(XVS_CACHE)/kube-apiserver-$(KUBE_VERSION)
 CMDS         := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go)))))
 # tool:Debian package pairs the tests and the demo run.
 TOOLS        := ip:iproute2 ss:iproute2 ping:iputils-ping iperf3:iperf3 tcpdump:tcpdump ethtool:ethtool
+TOOLS        += dpdk-testpmd:dpdk-dev
 APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool
+APT_PACKAGES += dpdk-dev librte-net-memif23
 
 .PHONY: kube-apiserver bench-go all build test demo bench bench-quick lint clean deps generate
 
