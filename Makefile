@@ -11,6 +11,10 @@
 #   make bench-quick  the same, fewer points (< 2 min)
 #   make bench-go     Go micro-benchmarks (pipeline, FIB, rings, encap)
 #   make lint         gofmt -l and go vet
+#   make kube-apiserver  build kube-apiserver (k8s.io/kubernetes, pinned in
+#                     e2e/kubeapi/apiserver) once into $(XVS_CACHE), for the
+#                     tests that need a real Kubernetes API
+#   make generate     rebuild the BPF objects from xdpprog/bpf/*.c (clang, libbpf-dev)
 #   make clean        remove bin/
 #
 # Tests and the demo need root (network namespaces); without it the
@@ -20,13 +24,21 @@ SHELL        := /usr/bin/env bash
 GO           ?= go
 BIN          ?= bin
 TEST_TIMEOUT ?= 15m
+# Things built once per machine (kube-apiserver) are kept here.
+XVS_CACHE    ?= $(HOME)/.cache/xvs
+KUBE_VERSION := v1.37.2
+KUBE_APISERVER := $(XVS_CACHE)/kube-apiserver-$(KUBE_VERSION)
 # Commands that exist: every cmd/NAME holding Go files.
 CMDS         := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go)))))
 # tool:Debian package pairs the tests and the demo run.
-TOOLS        := ip:iproute2 ss:iproute2 ping:iputils-ping iperf3:iperf3 tcpdump:tcpdump ethtool:ethtool bird:bird2 birdc:bird2
-APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool bird2
+TOOLS        := ip:iproute2 ss:iproute2 ping:iputils-ping iperf3:iperf3 tcpdump:tcpdump ethtool:ethtool
+TOOLS        += dpdk-testpmd:dpdk-dev
+APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool
+APT_PACKAGES += dpdk-dev librte-net-memif23
+TOOLS        += bird:bird2 birdc:bird2
+APT_PACKAGES += bird2
 
-.PHONY: bench-go all build test demo bench bench-quick lint clean deps
+.PHONY: kube-apiserver bench-go all build test demo bench bench-quick lint clean deps generate
 
 all: build
 
@@ -89,5 +101,25 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# generate rebuilds the committed BPF objects and their Go loaders from
+# the C (bpf2go); commit what it writes. Only a change to the C needs it.
+GEN_PACKAGES := clang llvm libbpf-dev linux-libc-dev
+generate:
+	@if ! command -v clang >/dev/null 2>&1 || ! command -v llvm-strip >/dev/null 2>&1 || [ ! -e /usr/include/bpf/bpf_helpers.h ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "not root: cannot install $(GEN_PACKAGES)" >&2; exit 1; fi; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(GEN_PACKAGES); \
+	fi
+	$(GO) generate ./xdpprog
+
 clean:
 	rm -rf $(BIN)
+
+# kube-apiserver, unchanged, from its own module (so xvs never depends on
+# k8s.io/kubernetes); about 9 minutes cold on 2 cores, then cached.
+kube-apiserver: $(KUBE_APISERVER)
+
+$(KUBE_APISERVER): e2e/kubeapi/apiserver/go.mod e2e/kubeapi/apiserver/main.go
+	@mkdir -p $(XVS_CACHE)
+	cd e2e/kubeapi/apiserver && $(GO) build -trimpath \
+		-ldflags "-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)" \
+		-o $(KUBE_APISERVER).tmp . && mv $(KUBE_APISERVER).tmp $(KUBE_APISERVER)

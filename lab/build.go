@@ -9,6 +9,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/xvs-project/xvs/podnet"
 )
 
 // handles keeps one netlink handle per namespace while a topology is built.
@@ -138,13 +140,13 @@ func build(ctx context.Context, t *Topology, logf func(string, ...any)) error {
 	}
 
 	for _, ifr := range t.TxChecksumOff {
-		if _, err := ExecContext(ctx, ifr.NS, "ethtool", "-K", ifr.Dev, "tx", "off"); err != nil {
+		if err := podnet.SetOffloads(podnet.NamedPath(ifr.NS), ifr.Dev, podnet.Offloads{TxChecksum: podnet.Off}); err != nil {
 			return fmt.Errorf("tx checksum offload off on %s in %s: %w", ifr.Dev, ifr.NS, err)
 		}
 	}
 
 	for _, ifr := range t.GROOn {
-		if _, err := ExecContext(ctx, ifr.NS, "ethtool", "-K", ifr.Dev, "gro", "on"); err != nil {
+		if err := podnet.SetOffloads(podnet.NamedPath(ifr.NS), ifr.Dev, podnet.Offloads{GRO: podnet.On}); err != nil {
 			return fmt.Errorf("gro on on %s in %s: %w", ifr.Dev, ifr.NS, err)
 		}
 	}

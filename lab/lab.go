@@ -32,7 +32,7 @@ func Check() error {
 	if os.Geteuid() != 0 {
 		return ErrNotRoot
 	}
-	for _, tool := range []string{"ip", "ethtool"} {
+	for _, tool := range []string{"ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s missing (make test installs it): %w", tool, err)
 		}

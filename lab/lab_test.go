@@ -573,3 +573,27 @@ func newTestLab(t *testing.T, o Options, tools ...string) *Lab {
 	})
 	return l
 }
+
+// TestBuildOffloads checks the offloads the lab sets for the fast path
+// (GRO on in the pods, and on the uplinks with UplinkGRO) besides TX
+// checksum off, read back with ethtool.
+func TestBuildOffloads(t *testing.T) {
+	l := newTestLab(t, Options{XDPFastPath: true, UplinkGRO: true, Logf: t.Logf}, "ethtool")
+	want := map[string]string{"tx-checksumming": "off", "generic-receive-offload": "on"}
+	check := func(ns, dev string, want map[string]string) {
+		out, err := l.Exec(ns, "ethtool", "-k", dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range want {
+			if !strings.Contains(out, f+": "+v) {
+				t.Errorf("%s in %s: %s not %s:\n%s", dev, ns, f, v, out)
+			}
+		}
+	}
+	for _, p := range l.T.Pods {
+		check(p.Name, PodIf, want)
+	}
+	n := l.T.Nodes[0]
+	check(n.Name, n.Uplink, map[string]string{"generic-receive-offload": "on"})
+}

@@ -8,12 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/xvs-project/xvs/podnet"
 )
 
 // NetnsDir is where iproute2 keeps named network namespaces.
@@ -22,22 +21,17 @@ const NetnsDir = "/run/netns"
 // addNS creates a named namespace the way `ip netns add` does, so `ip netns
 // exec` and `ip -n` work on it.
 func addNS(ctx context.Context, name string) error {
-	if _, err := os.Stat(filepath.Join(NetnsDir, name)); err == nil {
-		return fmt.Errorf("namespace %s: %w", name, os.ErrExist)
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	_, err := run(ctx, "ip", "netns", "add", name)
-	return err
+	return podnet.NewNamed(name)
 }
 
 // delNS deletes a named namespace; a missing one is not an error. Its
 // veths go with it (and so do their peers in other namespaces) once no
 // process holds it.
 func delNS(ctx context.Context, name string) error {
-	if _, err := os.Stat(filepath.Join(NetnsDir, name)); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	_, err := run(ctx, "ip", "netns", "del", name)
-	return err
+	return podnet.DeleteNamed(name)
 }
 
 // ListNamespaces returns the named namespaces whose name starts with prefix
@@ -65,60 +59,23 @@ func ListNamespaces(prefix string) ([]string, error) {
 // any goroutine afterwards. fn must not start goroutines that expect to run
 // in the namespace.
 func InNS(name string, fn func() error) error {
-	target, err := netns.GetFromName(name)
-	if err != nil {
-		return fmt.Errorf("open namespace %s: %w", name, err)
-	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter namespace %s: %w", name, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Stay locked: the runtime ends the thread with this
-			// goroutine, so nothing else runs in the wrong namespace.
-			errc <- errors.Join(ferr, fmt.Errorf("leave namespace %s: %w", name, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return podnet.Do(nsPath(name), fn)
 }
+
+// nsPath is the file of the named namespace.
+func nsPath(name string) string { return filepath.Join(NetnsDir, name) }
 
 // writeSysctl sets key (sysctl(8) spelling) in the named namespace.
 func writeSysctl(ns, key, value string) error {
-	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
-	return InNS(ns, func() error {
-		if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
-			return fmt.Errorf("sysctl %s=%s in %s: %w", key, value, ns, err)
-		}
-		return nil
-	})
+	if err := podnet.SetSysctl(nsPath(ns), key, value); err != nil {
+		return fmt.Errorf("in %s: %w", ns, err)
+	}
+	return nil
 }
 
 // ReadSysctl reads key (sysctl(8) spelling) in the named namespace.
 func ReadSysctl(ns, key string) (string, error) {
-	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
-	var v []byte
-	err := InNS(ns, func() error {
-		var err error
-		v, err = os.ReadFile(path)
-		return err
-	})
-	return strings.TrimSpace(string(v)), err
+	return podnet.GetSysctl(nsPath(ns), key)
 }
 
 // ExecError is a command that failed, with what it printed.

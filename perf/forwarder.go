@@ -80,7 +80,6 @@ func kernelRoute(pp *PodPair) error {
 		{pp.ServerHost, pp.ServerMAC.String(), pp.ServerV4.String(), pp.ServerV6.String()},
 	} {
 		for _, args := range [][]string{
-			{"link", "set", "dev", h.dev, "address", gatewayMAC.String()},
 			{"route", "add", h.v4 + "/32", "dev", h.dev},
 			{"-6", "route", "add", h.v6 + "/128", "dev", h.dev},
 			{"neigh", "replace", h.v4, "lladdr", h.mac, "dev", h.dev, "nud", "permanent"},

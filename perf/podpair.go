@@ -7,6 +7,7 @@ import (
 
 	"github.com/xvs-project/xvs/perf/internal/xpnet"
 	"github.com/xvs-project/xvs/perf/pktgen"
+	"github.com/xvs-project/xvs/podnet"
 )
 
 // Calico's pod gateway: pods route through 169.254.1.1 and a link-local
@@ -51,10 +52,11 @@ func (p *PodPair) Addrs(family int) (client, server netip.Addr) {
 	return p.ClientV4, p.ServerV4
 }
 
-// newPodPair builds client, node and server namespaces Calico-style: each
-// pod has a /32 and a /128 on eth0, routes everything through the gateways,
-// and holds a static neighbour entry for them, so it needs no answer from
-// the node. The node side is left bare for the forwarder to set up.
+// newPodPair builds client, node and server namespaces Calico-style with
+// podnet: each pod has a /32 and a /128 on eth0, routes everything through
+// the gateways, and holds a static neighbour entry for them, so it needs
+// no answer from the node; the host ends have the gateway MAC. The node
+// side is otherwise left bare for the forwarder to set up.
 func newPodPair() (p *PodPair, err error) {
 	if err := xpnet.Check(); err != nil {
 		return nil, err
@@ -80,29 +82,18 @@ func newPodPair() (p *PodPair, err error) {
 	if p.ServerNS, err = n.NS("s"); err != nil {
 		return
 	}
-	if p.ClientMAC, _, err = n.Veth(p.ClientNS, p.PodIf, p.Node, p.ClientHost); err != nil {
-		return
-	}
-	if p.ServerMAC, _, err = n.Veth(p.ServerNS, p.PodIf, p.Node, p.ServerHost); err != nil {
-		return
-	}
 	for _, pod := range []struct {
-		ns     string
-		v4, v6 netip.Addr
-	}{{p.ClientNS, p.ClientV4, p.ClientV6}, {p.ServerNS, p.ServerV4, p.ServerV6}} {
-		for _, args := range [][]string{
-			{"addr", "add", pod.v4.String() + "/32", "dev", "eth0"},
-			{"-6", "addr", "add", pod.v6.String() + "/128", "dev", "eth0", "nodad"},
-			{"route", "add", gatewayV4.String(), "dev", "eth0", "scope", "link"},
-			{"route", "add", "default", "via", gatewayV4.String(), "dev", "eth0"},
-			{"-6", "route", "add", "default", "via", gatewayV6.String(), "dev", "eth0"},
-			{"neigh", "replace", gatewayV4.String(), "lladdr", gatewayMAC.String(), "dev", "eth0", "nud", "permanent"},
-			{"-6", "neigh", "replace", gatewayV6.String(), "lladdr", gatewayMAC.String(), "dev", "eth0", "nud", "permanent"},
-		} {
-			if err = xpnet.IP(pod.ns, args...); err != nil {
-				return nil, fmt.Errorf("pod %s: %w", pod.ns, err)
-			}
+		ns, host string
+		v4, v6   netip.Addr
+		mac      *net.HardwareAddr
+	}{{p.ClientNS, p.ClientHost, p.ClientV4, p.ClientV6, &p.ClientMAC}, {p.ServerNS, p.ServerHost, p.ServerV4, p.ServerV6, &p.ServerMAC}} {
+		// The namespaces go with n.Close, and the veths with them.
+		res, err := podnet.Setup(podnet.Calico(podnet.NamedPath(p.Node), pod.host, podnet.NamedPath(pod.ns), p.PodIf,
+			[]netip.Prefix{netip.PrefixFrom(pod.v4, 32), netip.PrefixFrom(pod.v6, 128)}, 0))
+		if err != nil {
+			return nil, fmt.Errorf("pod %s: %w", pod.ns, err)
 		}
+		*pod.mac = res.PodMAC
 	}
 	return p, nil
 }

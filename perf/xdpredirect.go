@@ -11,8 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 
-	"github.com/xvs-project/xvs/perf/internal/xpnet"
 	"github.com/xvs-project/xvs/perf/pktio"
+	"github.com/xvs-project/xvs/podnet"
 )
 
 // XDPRedirect is the ceiling: on each host end of the pod veths a native
@@ -50,7 +50,7 @@ func (x *xdpFwd) attach(pp *PodPair) error {
 	// frame loses the skb's partial-checksum state and would arrive with
 	// a bad TCP checksum.
 	for _, ns := range []string{pp.ClientNS, pp.ServerNS} {
-		if _, err := xpnet.Run("ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
+		if err := podnet.SetOffloads(podnet.NamedPath(ns), pp.PodIf, podnet.Offloads{GRO: podnet.On, TxChecksum: podnet.Off}); err != nil {
 			return fmt.Errorf("pod end offloads: %w", err)
 		}
 	}

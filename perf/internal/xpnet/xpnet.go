@@ -1,5 +1,7 @@
 // Package xpnet builds the small namespace topologies the perf tests and
-// scenarios run on, with the iproute2 command line. Every name it creates
+// scenarios run on, in-process through podnet (netlink and the ethtool
+// ioctl); IP and Run remain for callers that want the command line. Every
+// name it creates
 // starts with "xp" and a random hex tag, and every interface is created
 // directly inside its namespace, so nothing appears in, or is changed in,
 // the root namespace. Close deletes the namespaces, which deletes their
@@ -18,12 +20,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/xvs-project/xvs/podnet"
 )
 
 // ErrNotRoot is returned when namespaces cannot be created here.
 var ErrNotRoot = errors.New("needs root and iproute2")
 
-// Check reports why a net cannot be built here, or nil.
+// Check reports why a net cannot be built here, or nil. The net itself is
+// built in-process; ip is still needed by IP, which the scenarios use.
 func Check() error {
 	if os.Geteuid() != 0 {
 		return ErrNotRoot
@@ -74,53 +79,36 @@ func Run(args ...string) (string, error) {
 // NS creates namespace Tag-role and returns its name. Loopback is up.
 func (n *Net) NS(role string) (string, error) {
 	name := n.Tag + "-" + role
-	if _, err := Run("ip", "netns", "add", name); err != nil {
+	if err := podnet.NewNamed(name); err != nil {
 		return "", err
 	}
 	n.mu.Lock()
 	n.nss = append(n.nss, name)
 	n.mu.Unlock()
-	if _, err := Run("ip", "-n", name, "link", "set", "lo", "up"); err != nil {
-		return "", err
-	}
 	return name, nil
 }
 
 // Veth creates a veth pair between two namespaces, brings both ends up and
 // returns their MAC addresses.
 func (n *Net) Veth(nsA, ifA, nsB, ifB string) (macA, macB net.HardwareAddr, err error) {
-	if _, err := Run("ip", "link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB); err != nil {
+	res, err := podnet.Setup(podnet.Pod{
+		Host: podnet.End{NS: podnet.NamedPath(nsA), Name: ifA},
+		Pod:  podnet.End{NS: podnet.NamedPath(nsB), Name: ifB},
+	})
+	if err != nil {
 		return nil, nil, err
 	}
-	for _, e := range [][2]string{{nsA, ifA}, {nsB, ifB}} {
-		if _, err := Run("ip", "-n", e[0], "link", "set", e[1], "up"); err != nil {
-			return nil, nil, err
-		}
-	}
-	if macA, err = MAC(nsA, ifA); err != nil {
-		return nil, nil, err
-	}
-	macB, err = MAC(nsB, ifB)
-	return macA, macB, err
+	return res.HostMAC, res.PodMAC, nil
 }
 
 // MAC reads an interface's address.
 func MAC(ns, ifname string) (net.HardwareAddr, error) {
-	out, err := Run("ip", "-n", ns, "-br", "link", "show", "dev", ifname)
-	if err != nil {
-		return nil, err
-	}
-	f := strings.Fields(out)
-	if len(f) < 3 {
-		return nil, fmt.Errorf("mac of %s in %s: unexpected %q", ifname, ns, out)
-	}
-	return net.ParseMAC(f[2])
+	return podnet.MAC(podnet.NamedPath(ns), ifname)
 }
 
 // Sysctl writes a sysctl inside ns.
 func Sysctl(ns, key, value string) error {
-	_, err := Run("ip", "netns", "exec", ns, "sysctl", "-qw", key+"="+value)
-	return err
+	return podnet.SetSysctl(podnet.NamedPath(ns), key, value)
 }
 
 // IP runs "ip -n ns args...".
@@ -138,7 +126,7 @@ func (n *Net) Close() error {
 	n.mu.Unlock()
 	var errs []error
 	for _, ns := range nss {
-		if _, err := Run("ip", "netns", "del", ns); err != nil {
+		if err := podnet.DeleteNamed(ns); err != nil {
 			errs = append(errs, err)
 		}
 	}
