@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
 
@@ -11,14 +12,14 @@ import (
 // implements it. Every method must be safe for concurrent use.
 type Dataplane interface {
 	Ready() bool
-	AddPort(pc vswitch.PortConfig) (vswitch.PortStatus, error)
+	AddPort(pc spec.PortConfig) (spec.PortStatus, error)
 	DelPort(name string) error
-	Ports() []vswitch.PortStatus
-	AddRoute(r vswitch.StaticRoute) error
+	Ports() []spec.PortStatus
+	AddRoute(r spec.StaticRoute) error
 	DelRoute(p netip.Prefix) error
-	Routes() []vswitch.RouteInfo
-	LookupRoute(a netip.Addr) (vswitch.RouteInfo, bool)
-	Neighbors() []vswitch.Neighbor
+	Routes() []spec.RouteInfo
+	LookupRoute(a netip.Addr) (spec.RouteInfo, bool)
+	Neighbors() []spec.Neighbor
 	Counters() vswitch.Counters
 	// FIB may return nil; the server then summarizes Routes instead.
 	FIB() *fib.FIB

@@ -17,6 +17,7 @@ import (
 	"github.com/xvs-project/xvs/api/xvspb"
 	"github.com/xvs-project/xvs/config"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
 
@@ -176,7 +177,7 @@ func TestRoutes(t *testing.T) {
 func TestNeighborsCountersStatus(t *testing.T) {
 	f, c := setup(t)
 	ctx := apitest.Ctx(t)
-	f.SetNeighbors([]vswitch.Neighbor{
+	f.SetNeighbors([]spec.Neighbor{
 		{Port: "veth1", Addr: netipAddr("10.244.0.5"), MAC: [6]byte{2, 0, 0, 0, 0, 5}, State: "static", Static: true},
 		{Port: "eth0", Addr: netipAddr("192.0.2.1"), MAC: [6]byte{2, 0, 0, 0, 0, 1}, State: "reachable"},
 	})
@@ -202,7 +203,7 @@ func TestNeighborsCountersStatus(t *testing.T) {
 		t.Errorf("event = %v", e)
 	}
 
-	f.SetPortStats("veth1", vswitch.PortStats{}, false, "link gone")
+	f.SetPortStats("veth1", spec.PortStats{}, false, "link gone")
 	st, err := c.Status(ctx)
 	if err != nil {
 		t.Fatal(err)

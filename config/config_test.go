@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
 
@@ -87,11 +88,11 @@ func TestResolveGood(t *testing.T) {
 		t.Fatalf("ports %d routes %d", len(sc.Ports), len(sc.Routes))
 	}
 	p := sc.Ports[1]
-	if p.Name != "veth1" || p.Kind != vswitch.PortPod || p.MTU != 1450 || p.PeerMAC != [6]byte{2, 0x42, 0x0a, 0xf4, 1, 5} ||
+	if p.Name != "veth1" || p.Kind != spec.PortPod || p.MTU != 1450 || p.PeerMAC != [6]byte{2, 0x42, 0x0a, 0xf4, 1, 5} ||
 		p.Addrs[1] != netip.MustParsePrefix("fd00::5/128") {
 		t.Errorf("pod port: %+v", p)
 	}
-	if u := sc.Ports[0]; u.Kind != vswitch.PortUplink || u.Mode != vswitch.ModeXDPDrv || u.Queue != 1 {
+	if u := sc.Ports[0]; u.Kind != spec.PortUplink || u.Mode != spec.ModeXDPDrv || u.Queue != 1 {
 		t.Errorf("uplink: %+v", u)
 	}
 	if r := sc.Routes[3]; !r.Blackhole || r.Prefix != netip.MustParsePrefix("198.51.100.0/24") {

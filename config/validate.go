@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
 
@@ -294,7 +295,7 @@ func resolveVXLAN(x *VXLAN, e *errs) *vswitch.VXLANConfig {
 }
 
 // resolveRouteVXLAN validates a route's vxlan: against its prefix.
-func resolveRouteVXLAN(field string, r Route, pfx netip.Prefix, sr *vswitch.StaticRoute, e *errs) {
+func resolveRouteVXLAN(field string, r Route, pfx netip.Prefix, sr *spec.StaticRoute, e *errs) {
 	x := r.VXLAN
 	if r.Via != "" {
 		e.str(field+".via", r.Via, "a vxlan route has no via (the tunnel is the next hop)")
@@ -305,7 +306,7 @@ func resolveRouteVXLAN(field string, r Route, pfx netip.Prefix, sr *vswitch.Stat
 	if r.Blackhole {
 		e.str(field+".blackhole", "true", "a route is either vxlan or blackhole")
 	}
-	vr := &vswitch.VXLANRoute{}
+	vr := &spec.VXLANRoute{}
 	a, err := netip.ParseAddr(x.Remote)
 	switch {
 	case x.Remote == "":
@@ -371,9 +372,9 @@ func ParseMAC(s string) ([6]byte, error) {
 // Resolve's) and converts it. field prefixes the errors ("ports[0]"); check
 // may be nil. The API server uses it for AddPort so both paths reject the
 // same values with the same words.
-func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []error) {
+func ResolvePort(field string, p Port, check LinkCheck) (spec.PortConfig, []error) {
 	var e errs
-	pc := vswitch.PortConfig{Name: p.Name, Queue: p.Queue, MTU: p.MTU}
+	pc := spec.PortConfig{Name: p.Name, Queue: p.Queue, MTU: p.MTU}
 	switch {
 	case p.Name == "":
 		e.missing(field+".name", "required")
@@ -387,14 +388,14 @@ func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []e
 	kindOK := false
 	if p.Kind == "" {
 		e.missing(field+".kind", "required (pod, uplink or host)")
-	} else if k, ok := vswitch.ParsePortKind(p.Kind); !ok {
+	} else if k, ok := spec.ParsePortKind(p.Kind); !ok {
 		e.str(field+".kind", p.Kind, "must be pod, uplink or host")
 	} else {
 		pc.Kind, kindOK = k, true
 	}
-	isPod := kindOK && pc.Kind == vswitch.PortPod
+	isPod := kindOK && pc.Kind == spec.PortPod
 	if p.Mode != "" {
-		if m, ok := vswitch.ParseMode(p.Mode); !ok || m == vswitch.ModeFake {
+		if m, ok := spec.ParseMode(p.Mode); !ok {
 			e.str(field+".mode", p.Mode, "must be auto, xdp-zerocopy, xdp-native, xdp-generic or af-packet")
 		} else {
 			pc.Mode = m
@@ -402,15 +403,15 @@ func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []e
 	}
 	if p.Queue < 0 {
 		e.num(field+".queue", p.Queue, "must not be negative")
-	} else if p.Queue != 0 && kindOK && pc.Kind != vswitch.PortUplink {
+	} else if p.Queue != 0 && kindOK && pc.Kind != spec.PortUplink {
 		e.num(field+".queue", p.Queue, "only an uplink has queues")
 	}
 	switch {
 	case p.Queues < 0 || p.Queues > 64:
 		e.num(field+".queues", p.Queues, "must be 1..64")
-	case p.Queues > 1 && kindOK && pc.Kind != vswitch.PortUplink:
+	case p.Queues > 1 && kindOK && pc.Kind != spec.PortUplink:
 		e.num(field+".queues", p.Queues, "only an uplink has queues")
-	case p.Queues > 1 && pc.Mode == vswitch.ModeAFPacket:
+	case p.Queues > 1 && pc.Mode == spec.ModeAFPacket:
 		e.num(field+".queues", p.Queues, "several queues need AF_XDP, not mode af-packet")
 	default:
 		pc.Queues = p.Queues
@@ -451,14 +452,14 @@ func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []e
 
 // checkOverlaps rejects two pods sharing an address, and the same address
 // on two ports of any kind. Errors name the later port.
-func checkOverlaps(ports []vswitch.PortConfig) []error {
+func checkOverlaps(ports []spec.PortConfig) []error {
 	var e errs
 	for i := range ports {
 		for a, pa := range ports[i].Addrs {
 			for j := 0; j < i; j++ {
 				for b, pb := range ports[j].Addrs {
 					same := pa.Addr() == pb.Addr() && !nodeAddress(ports[i].Kind, ports[j].Kind)
-					bothPods := ports[i].Kind == vswitch.PortPod && ports[j].Kind == vswitch.PortPod
+					bothPods := ports[i].Kind == spec.PortPod && ports[j].Kind == spec.PortPod
 					if same || (bothPods && pa.Overlaps(pb)) {
 						e.str(fmt.Sprintf("ports[%d].addresses[%d]", i, a), pa.String(),
 							"overlaps ports[%d].addresses[%d] %q (%s)", j, b, pb.String(), ports[j].Name)
@@ -473,17 +474,17 @@ func checkOverlaps(ports []vswitch.PortConfig) []error {
 // nodeAddress reports whether two ports of these kinds may list the same
 // address: a host port lists the node's addresses (the uplink's among them)
 // as the ones reached through it.
-func nodeAddress(a, b vswitch.PortKind) bool {
-	return a == vswitch.PortHost && b == vswitch.PortUplink || a == vswitch.PortUplink && b == vswitch.PortHost
+func nodeAddress(a, b spec.PortKind) bool {
+	return a == spec.PortHost && b == spec.PortUplink || a == spec.PortUplink && b == spec.PortHost
 }
 
 // CheckPodOverlap reports which existing port, if any, already holds one of
 // the new port's addresses. The API server uses it before AddPort.
-func CheckPodOverlap(existing []vswitch.PortStatus, add vswitch.PortConfig) error {
+func CheckPodOverlap(existing []spec.PortStatus, add spec.PortConfig) error {
 	for _, pa := range add.Addrs {
 		for _, ps := range existing {
 			for _, pb := range ps.Addrs {
-				bothPods := add.Kind == vswitch.PortPod && ps.Kind == vswitch.PortPod
+				bothPods := add.Kind == spec.PortPod && ps.Kind == spec.PortPod
 				same := pa.Addr() == pb.Addr() && !nodeAddress(add.Kind, ps.Kind)
 				if same || (bothPods && pa.Overlaps(pb)) {
 					return fmt.Errorf("address %s overlaps %s of port %q", pa, pb, ps.Name)
@@ -496,9 +497,9 @@ func CheckPodOverlap(existing []vswitch.PortStatus, add vswitch.PortConfig) erro
 
 // ResolveRoute validates one route against the ports it may use (their
 // addresses are the connected subnets) and converts it.
-func ResolveRoute(field string, r Route, ports []vswitch.PortConfig) (vswitch.StaticRoute, []error) {
+func ResolveRoute(field string, r Route, ports []spec.PortConfig) (spec.StaticRoute, []error) {
 	var e errs
-	sr := vswitch.StaticRoute{Port: r.Port, Blackhole: r.Blackhole}
+	sr := spec.StaticRoute{Port: r.Port, Blackhole: r.Blackhole}
 	pfx, err := netip.ParsePrefix(r.Prefix)
 	switch {
 	case r.Prefix == "":
@@ -517,7 +518,7 @@ func ResolveRoute(field string, r Route, ports []vswitch.PortConfig) (vswitch.St
 		return sr, e
 	}
 
-	var port *vswitch.PortConfig
+	var port *spec.PortConfig
 	if r.Port != "" {
 		for i := range ports {
 			if ports[i].Name == r.Port {
@@ -573,7 +574,7 @@ func ResolveRoute(field string, r Route, ports []vswitch.PortConfig) (vswitch.St
 	return sr, e
 }
 
-func onSubnet(a netip.Addr, ports []vswitch.PortConfig, only *vswitch.PortConfig) bool {
+func onSubnet(a netip.Addr, ports []spec.PortConfig, only *spec.PortConfig) bool {
 	for i := range ports {
 		if only != nil && ports[i].Name != only.Name {
 			continue

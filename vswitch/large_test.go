@@ -10,6 +10,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/spec"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,10 +23,10 @@ var (
 // newOffloadLab has pod1 and pod2 on offloading ports (AF_PACKET with
 // PACKET_VNET_HDR, as fakes) and pod3 on a plain one (as AF_XDP is).
 func newOffloadLab(t testing.TB) *fakeLab {
-	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) PortConfig {
-		return PortConfig{Name: name, Kind: PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
+	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) spec.PortConfig {
+		return spec.PortConfig{Name: name, Kind: spec.PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
 	}
-	return newFakeLabWith(t, PollBusy, []PortConfig{
+	return newFakeLabWith(t, PollBusy, []spec.PortConfig{
 		pod("pod1", pod1MAC, pod1v4, pod1v6),
 		pod("pod2", pod2MAC, pod2v4, pod2v6),
 		pod("pod3", pod3MAC, pod3v4, pod3v6),

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // neighbors tracks the uplink's neighbours. The switch never answers or
@@ -78,7 +79,7 @@ func (s *Switch) uplinkByIfindex(ifindex int) *portState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ps := range s.ports {
-		if ps.kind == PortUplink && ps.ifindex == ifindex && ps.primary == nil {
+		if ps.kind == spec.PortUplink && ps.ifindex == ifindex && ps.primary == nil {
 			return ps
 		}
 	}
@@ -189,7 +190,7 @@ func (n *neighbors) resolve(port uint16, addr netip.Addr) {
 		return
 	}
 	ps := n.s.portByID(port)
-	if ps == nil || ps.ifindex == 0 || ps.kind != PortUplink {
+	if ps == nil || ps.ifindex == 0 || ps.kind != spec.PortUplink {
 		return
 	}
 	fam := netlink.FAMILY_V4
@@ -205,7 +206,7 @@ func (n *neighbors) resolve(port uint16, addr netip.Addr) {
 	}
 }
 
-func (n *neighbors) list() []Neighbor {
+func (n *neighbors) list() []spec.Neighbor {
 	n.mu.Lock()
 	keys := make([]nbrKey, 0, len(n.entries))
 	ents := make([]nbrEntry, 0, len(n.entries))
@@ -214,13 +215,13 @@ func (n *neighbors) list() []Neighbor {
 		ents = append(ents, e)
 	}
 	n.mu.Unlock()
-	out := make([]Neighbor, 0, len(keys))
+	out := make([]spec.Neighbor, 0, len(keys))
 	for i, k := range keys {
 		name := fmt.Sprint(k.port)
 		if ps := n.s.portByID(k.port); ps != nil {
 			name = ps.name
 		}
-		out = append(out, Neighbor{Port: name, Addr: k.addr, MAC: ents[i].mac, State: ents[i].state})
+		out = append(out, spec.Neighbor{Port: name, Addr: k.addr, MAC: ents[i].mac, State: ents[i].state})
 	}
 	return out
 }

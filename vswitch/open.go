@@ -2,19 +2,19 @@ package vswitch
 
 import (
 	"fmt"
-	"log/slog"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
-	"github.com/xvs-project/xvs/xsk"
 )
 
 // defaultOpener opens a port on a real interface: AF_XDP in the mode asked
-// (ModeAuto tries zero-copy, native, then generic XDP), and, for ModeAuto
+// (spec.ModeAuto tries zero-copy, native, then generic XDP), and, for spec.ModeAuto
 // only, AF_PACKET when no XDP mode can be had. The reason for a fallback is
 // kept in the port's status.
-func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort, error) {
+func defaultOpener(req OpenRequest) (OpenedPort, error) {
+	pc, umem, log := req.Config, req.Umem, req.Log
 	link, err := netlink.LinkByName(pc.Name)
 	if err != nil {
 		return OpenedPort{}, fmt.Errorf("interface %s: %w", pc.Name, err)
@@ -27,11 +27,11 @@ func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort,
 			return OpenedPort{}, fmt.Errorf("set %s up: %w", pc.Name, err)
 		}
 	}
-	if pc.Mode != ModeAFPacket {
+	if pc.Mode != spec.ModeAFPacket {
 		// Every port sends TCP's super-frames whole (from af-packet pods, or
 		// merged by GRO): the uplink for the NIC (or the kernel) to cut, a
 		// pod's veth to the pod's stack in one piece.
-		p, err := openXDPPort(pc.Name, pc.Queue, pc.Kind, pc.Mode, umem, XDPPortOptions{Program: pc.program, FastPath: pc.fast, LargeTx: true})
+		p, err := openXDPPort(pc.Name, pc.Queue, pc.Kind, pc.Mode, umem, XDPPortOptions{Program: req.Program, FastPath: req.FastPath, LargeTx: true})
 		if err == nil {
 			if err := p.LargeTxErr(); err != nil {
 				op.Reason = fmt.Sprintf("super-frames cut in software (%v)", err)
@@ -40,10 +40,10 @@ func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort,
 			op.Port = p
 			return op, nil
 		}
-		if pc.Mode != ModeAuto {
+		if pc.Mode != spec.ModeAuto {
 			return OpenedPort{}, err
 		}
-		if pc.Kind == PortUplink {
+		if pc.Kind == spec.PortUplink {
 			// AF_PACKET would only see copies of what the host also
 			// handles; on an uplink that means pod traffic handled twice.
 			return OpenedPort{}, fmt.Errorf("uplink %s needs XDP (set mode: af-packet to force the fallback): %w", pc.Name, err)
@@ -52,10 +52,10 @@ func defaultOpener(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort,
 		log.Warn("AF_XDP unavailable, falling back to AF_PACKET", "err", err)
 	}
 	var fast *xdpprog.FastPath
-	if pc.Kind == PortPod || pc.Kind == PortUplink {
-		fast = pc.fast
+	if pc.Kind == spec.PortPod || pc.Kind == spec.PortUplink {
+		fast = req.FastPath
 	}
-	up := pc.Kind == PortUplink
+	up := pc.Kind == spec.PortUplink
 	p, err := openAFPacketPort(pc.Name, umem, AFPacketPortOptions{DropIngress: !up, FastPath: fast, Steer: up})
 	if err != nil {
 		return OpenedPort{}, err

@@ -2,7 +2,6 @@ package vswitch
 
 import (
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"runtime"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xsk"
 )
 
@@ -35,18 +35,19 @@ type fakeLab struct {
 }
 
 func newFakeLab(t testing.TB, poll PollMode) *fakeLab {
-	return newFakeLabWith(t, poll, []PortConfig{
-		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
-		{Name: "pod2", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
+	return newFakeLabWith(t, poll, []spec.PortConfig{
+		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		{Name: "pod2", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}, nil)
 }
 
 // newFakeLabWith builds a fake lab with the given ports; those named in
 // offload are FakeOffloadPorts.
-func newFakeLabWith(t testing.TB, poll PollMode, ports []PortConfig, offload map[string]bool) *fakeLab {
+func newFakeLabWith(t testing.TB, poll PollMode, ports []spec.PortConfig, offload map[string]bool) *fakeLab {
 	t.Helper()
 	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+	opener := func(req OpenRequest) (OpenedPort, error) {
+		pc, u := req.Config, req.Umem
 		var p Port
 		fp := NewFakePort(1024)
 		if offload[pc.Name] {
@@ -63,7 +64,7 @@ func newFakeLabWith(t testing.TB, poll PollMode, ports []PortConfig, offload map
 	cfg := Config{
 		Poll:   poll,
 		Ports:  ports,
-		Routes: []StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Blackhole: true}},
+		Routes: []spec.StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Blackhole: true}},
 	}
 	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
 	if err != nil {
@@ -329,7 +330,7 @@ func TestMalformedCounted(t *testing.T) {
 
 func TestLearnPodMAC(t *testing.T) {
 	l := newFakeLab(t, PollBusy)
-	if _, err := l.sw.AddPort(PortConfig{Name: "pod3", Kind: PortPod, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.10.3/32")}}); err != nil {
+	if _, err := l.sw.AddPort(spec.PortConfig{Name: "pod3", Kind: spec.PortPod, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.10.3/32")}}); err != nil {
 		t.Fatal(err)
 	}
 	mac3 := [6]byte{0x02, 0, 0, 0, 0, 3}
@@ -381,10 +382,10 @@ func (s *sinkPort) Transmit(p []Packet) int {
 	}
 	return len(p)
 }
-func (s *sinkPort) Flush()       {}
-func (s *sinkPort) PollFD() int  { return -1 }
-func (s *sinkPort) Mode() Mode   { return ModeFake }
-func (s *sinkPort) Close() error { return nil }
+func (s *sinkPort) Flush()          {}
+func (s *sinkPort) PollFD() int     { return -1 }
+func (s *sinkPort) Mode() spec.Mode { return spec.ModeAuto }
+func (s *sinkPort) Close() error    { return nil }
 
 // vectorBench is a switch on sink ports with a prepared vector of frames.
 type vectorBench struct {
@@ -396,12 +397,13 @@ type vectorBench struct {
 }
 
 func newVectorBench(t testing.TB, v6 bool, n int) *vectorBench {
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+	opener := func(req OpenRequest) (OpenedPort, error) {
+		u := req.Umem
 		return OpenedPort{Port: &sinkPort{u: u}, MTU: 1500}, nil
 	}
-	cfg := Config{Ports: []PortConfig{
-		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
-		{Name: "pod2", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
+	cfg := Config{Ports: []spec.PortConfig{
+		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		{Name: "pod2", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}}
 	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
 	if err != nil {
@@ -522,16 +524,17 @@ func TestWorkerCPUsRefused(t *testing.T) {
 
 func TestTwoWorkersHandoff(t *testing.T) {
 	ports := map[string]*FakePort{}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+	opener := func(req OpenRequest) (OpenedPort, error) {
+		pc, u := req.Config, req.Umem
 		fp := NewFakePort(1024)
 		fp.umem = u
 		ports[pc.Name] = fp
 		return OpenedPort{Port: fp, MTU: 1500}, nil
 	}
 	// Pinned workers (the last CPU and CPU 0) must forward like unpinned ones.
-	cfg := Config{Workers: 2, WorkerCPUs: []int{runtime.NumCPU() - 1, 0}, Ports: []PortConfig{
-		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
-		{Name: "pod2", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
+	cfg := Config{Workers: 2, WorkerCPUs: []int{runtime.NumCPU() - 1, 0}, Ports: []spec.PortConfig{
+		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		{Name: "pod2", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}}
 	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
 	if err != nil {

@@ -2,6 +2,7 @@ package vswitch
 
 import (
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xsk"
 )
 
@@ -17,37 +18,6 @@ type Packet struct {
 	Len  uint32
 	Port uint16 // input port on receive; output port once classified
 	_    uint16
-}
-
-// Mode is how a port moves frames.
-type Mode uint8
-
-const (
-	ModeAuto     Mode = iota // try XDP zero-copy, then native copy, then generic, then AF_PACKET
-	ModeXDPZC                // AF_XDP zero-copy
-	ModeXDPDrv               // AF_XDP copy mode, native (driver) XDP
-	ModeXDPSKB               // AF_XDP copy mode, generic (skb) XDP
-	ModeAFPacket             // AF_PACKET fallback, no XDP
-	ModeFake                 // channel-backed test port
-)
-
-var modeNames = [...]string{"auto", "xdp-zerocopy", "xdp-native", "xdp-generic", "af-packet", "fake"}
-
-func (m Mode) String() string {
-	if int(m) < len(modeNames) {
-		return modeNames[m]
-	}
-	return "unknown"
-}
-
-// ParseMode parses a mode name as String prints it.
-func ParseMode(s string) (Mode, bool) {
-	for i, n := range modeNames {
-		if n == s {
-			return Mode(i), true
-		}
-	}
-	return 0, false
 }
 
 // Port moves batches of frames between one interface queue and a worker.
@@ -70,8 +40,8 @@ type Port interface {
 	Flush()
 	// PollFD is the descriptor to wait on for receive readiness, or -1.
 	PollFD() int
-	// Mode reports how the port actually runs.
-	Mode() Mode
+	// spec.Mode reports how the port actually runs.
+	Mode() spec.Mode
 	// Close releases the port's sockets and detaches what it attached.
 	Close() error
 }

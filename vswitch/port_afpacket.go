@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
 	"github.com/xvs-project/xvs/xsk"
 )
@@ -362,7 +363,7 @@ func (p *afPacketPort) Flush() {}
 
 func (p *afPacketPort) PollFD() int { return p.fd }
 
-func (p *afPacketPort) Mode() Mode { return ModeAFPacket }
+func (p *afPacketPort) Mode() spec.Mode { return spec.ModeAFPacket }
 
 // TxErrors returns how many frames the kernel refused and the port dropped.
 func (p *afPacketPort) TxErrors() uint64 { return p.txErrors + p.lg.errors }

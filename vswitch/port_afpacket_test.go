@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
 	"github.com/xvs-project/xvs/xsk/xsktest"
 )
@@ -37,7 +38,7 @@ func (l *xrLab) openAFPacket(t *testing.T, opts AFPacketPortOptions) *afPacketPo
 func TestAFPacketPortRxTx(t *testing.T) {
 	l := newXRLab(t)
 	p := l.openAFPacket(t, AFPacketPortOptions{})
-	if p.Mode() != ModeAFPacket {
+	if p.Mode() != spec.ModeAFPacket {
 		t.Errorf("mode %s", p.Mode())
 	}
 	testPortRxTx(t, l, p)

@@ -4,6 +4,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xsk"
 )
 
@@ -61,10 +62,10 @@ func (f *FakePort) Transmit(pkts []Packet) int {
 	return len(pkts)
 }
 
-func (f *FakePort) Flush()       {}
-func (f *FakePort) PollFD() int  { return -1 }
-func (f *FakePort) Mode() Mode   { return ModeFake }
-func (f *FakePort) Close() error { return nil }
+func (f *FakePort) Flush()          {}
+func (f *FakePort) PollFD() int     { return -1 }
+func (f *FakePort) Mode() spec.Mode { return spec.ModeAuto }
+func (f *FakePort) Close() error    { return nil }
 
 // FakeOffloadPort is a FakePort that carries offloads, as an AF_PACKET port
 // with PACKET_VNET_HDR does: every frame on In and Out starts with a

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
 	"github.com/xvs-project/xvs/xsk"
 )
@@ -53,8 +54,8 @@ type XDPPortOptions struct {
 type xdpPort struct {
 	name   string
 	queue  int
-	kind   PortKind
-	mode   Mode
+	kind   spec.PortKind
+	mode   spec.Mode
 	id     uint16
 	umem   *xsk.Umem
 	sock   *xsk.Socket
@@ -81,14 +82,14 @@ const refillBatch = 32
 var ErrModeUnavailable = errors.New("port mode unavailable")
 
 // openXDPPort opens an AF_XDP port on ifname's rx/tx queue over umem (the
-// worker's shared Umem). kind picks the steering: PortPod and PortHost
-// redirect everything, PortUplink only pod prefixes and VXLAN to the node.
-// mode is ModeAuto (zero-copy, then native copy, then generic) or one of
-// ModeXDPZC, ModeXDPDrv, ModeXDPSKB, which fail with ErrModeUnavailable when
+// worker's shared Umem). kind picks the steering: spec.PortPod and spec.PortHost
+// redirect everything, spec.PortUplink only pod prefixes and VXLAN to the node.
+// mode is spec.ModeAuto (zero-copy, then native copy, then generic) or one of
+// spec.ModeXDPZC, spec.ModeXDPDrv, spec.ModeXDPSKB, which fail with ErrModeUnavailable when
 // the device cannot do them. Interface lookup, attach and bind happen in the
-// calling thread's network namespace. The port is the worker's; Mode reports
+// calling thread's network namespace. The port is the worker's; spec.Mode reports
 // what was achieved.
-func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.Umem, opts XDPPortOptions) (_ *xdpPort, err error) {
+func openXDPPort(ifname string, queue int, kind spec.PortKind, mode spec.Mode, umem *xsk.Umem, opts XDPPortOptions) (_ *xdpPort, err error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
@@ -106,7 +107,7 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 		// The uplink carries most of the traffic; a pod port holds less so
 		// that a worker's Umem stretches over many pods.
 		opts.FillTarget = max(64, umem.Frames()/8)
-		if kind == PortUplink {
+		if kind == spec.PortUplink {
 			opts.FillTarget = umem.Frames() / 4
 		}
 	}
@@ -115,13 +116,13 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 	var attach xdpprog.AttachMode
 	var bind xsk.BindMode
 	switch mode {
-	case ModeAuto:
+	case spec.ModeAuto:
 		attach, bind = xdpprog.AttachAuto, xsk.BindAuto
-	case ModeXDPZC:
+	case spec.ModeXDPZC:
 		attach, bind = xdpprog.AttachNative, xsk.BindZeroCopy
-	case ModeXDPDrv:
+	case spec.ModeXDPDrv:
 		attach, bind = xdpprog.AttachNative, xsk.BindCopy
-	case ModeXDPSKB:
+	case spec.ModeXDPSKB:
 		attach, bind = xdpprog.AttachGeneric, xsk.BindCopy
 	default:
 		return nil, fmt.Errorf("xdp port %s: mode %s is not an XDP mode", ifname, mode)
@@ -153,21 +154,21 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 			cfg.Bind = xsk.BindCopy // zero-copy needs the driver hook
 		}
 		if p.sock, err = xsk.Open(umem, ifi.Index, queue, cfg); err != nil {
-			if mode == ModeXDPZC {
+			if mode == spec.ModeXDPZC {
 				err = fmt.Errorf("%w: %w", ErrModeUnavailable, err)
 			}
 			return nil, fmt.Errorf("xdp port %s queue %d: %w", ifname, queue, err)
 		}
 	} else {
 		pk := xdpprog.Pod
-		if kind == PortUplink {
+		if kind == spec.PortUplink {
 			pk = xdpprog.Uplink
 		}
 		if p.prog, err = xdpprog.New(pk, xdpprog.Options{VXLANPort: opts.VXLANPort, FastPath: opts.FastPath}); err != nil {
 			return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
 		}
 		p.owned = true
-		if kind == PortUplink && (opts.VTEP4.IsValid() || opts.VTEP6.IsValid()) {
+		if kind == spec.PortUplink && (opts.VTEP4.IsValid() || opts.VTEP6.IsValid()) {
 			if err = p.prog.SetVTEP(opts.VXLANPort, opts.VTEP4, opts.VTEP6); err != nil {
 				return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
 			}
@@ -175,7 +176,7 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 		// ModeAuto: native hook (zero-copy, else copy), then generic; a
 		// forced mode gets one try.
 		tries := []xdpprog.AttachMode{attach}
-		if mode == ModeAuto {
+		if mode == spec.ModeAuto {
 			tries = []xdpprog.AttachMode{xdpprog.AttachNative, xdpprog.AttachGeneric}
 		}
 		var errs []error
@@ -195,7 +196,7 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 		}
 		if p.sock == nil {
 			err = errors.Join(errs...)
-			if mode != ModeAuto {
+			if mode != spec.ModeAuto {
 				err = fmt.Errorf("%w: %w", ErrModeUnavailable, err)
 			}
 			return nil, fmt.Errorf("xdp port %s queue %d mode %s: %w", ifname, queue, mode, err)
@@ -203,11 +204,11 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 	}
 	switch {
 	case p.sock.ZeroCopy():
-		p.mode = ModeXDPZC
+		p.mode = spec.ModeXDPZC
 	case got == xdpprog.AttachGeneric:
-		p.mode = ModeXDPSKB
+		p.mode = spec.ModeXDPSKB
 	default:
-		p.mode = ModeXDPDrv
+		p.mode = spec.ModeXDPDrv
 	}
 	p.posted += p.sock.Refill(p.target)
 	if err = p.prog.SetSocket(queue, p.sock.FD()); err != nil {
@@ -295,7 +296,7 @@ func (p *xdpPort) Flush() {
 
 func (p *xdpPort) PollFD() int { return p.sock.FD() }
 
-func (p *xdpPort) Mode() Mode { return p.mode }
+func (p *xdpPort) Mode() spec.Mode { return p.mode }
 
 // Stats returns the socket's kernel counters (drops, ring full, ...).
 func (p *xdpPort) Stats() (xsk.Stats, error) { return p.sock.Stats() }

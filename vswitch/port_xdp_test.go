@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
 	"github.com/xvs-project/xvs/xsk"
 	"github.com/xvs-project/xvs/xsk/xsktest"
@@ -182,7 +183,7 @@ func testPortRxTx(t *testing.T, l *xrLab, p Port) {
 	}
 }
 
-func (l *xrLab) openXDP(t *testing.T, kind PortKind, mode Mode, opts XDPPortOptions) (*xdpPort, error) {
+func (l *xrLab) openXDP(t *testing.T, kind spec.PortKind, mode spec.Mode, opts XDPPortOptions) (*xdpPort, error) {
 	t.Helper()
 	var p *xdpPort
 	err := l.sw.Do(func() error {
@@ -198,15 +199,15 @@ func (l *xrLab) openXDP(t *testing.T, kind PortKind, mode Mode, opts XDPPortOpti
 
 func TestXDPPortRxTx(t *testing.T) {
 	for _, tc := range []struct {
-		mode, want Mode
+		mode, want spec.Mode
 	}{
-		{ModeAuto, ModeXDPDrv}, // veth has no zero-copy
-		{ModeXDPDrv, ModeXDPDrv},
-		{ModeXDPSKB, ModeXDPSKB},
+		{spec.ModeAuto, spec.ModeXDPDrv}, // veth has no zero-copy
+		{spec.ModeXDPDrv, spec.ModeXDPDrv},
+		{spec.ModeXDPSKB, spec.ModeXDPSKB},
 	} {
 		t.Run(tc.mode.String(), func(t *testing.T) {
 			l := newXRLab(t)
-			p, err := l.openXDP(t, PortPod, tc.mode, XDPPortOptions{})
+			p, err := l.openXDP(t, spec.PortPod, tc.mode, XDPPortOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -226,7 +227,7 @@ func TestXDPPortRxTx(t *testing.T) {
 
 func TestXDPPortZeroCopyUnavailable(t *testing.T) {
 	l := newXRLab(t)
-	_, err := l.openXDP(t, PortPod, ModeXDPZC, XDPPortOptions{})
+	_, err := l.openXDP(t, spec.PortPod, spec.ModeXDPZC, XDPPortOptions{})
 	if !errors.Is(err, ErrModeUnavailable) {
 		t.Fatalf("forced zero-copy on veth: %v, want ErrModeUnavailable", err)
 	}
@@ -240,7 +241,7 @@ func TestXDPPortZeroCopyUnavailable(t *testing.T) {
 
 // TestXDPAttachDetachRepeat proves detach never hangs, in either mode.
 func TestXDPAttachDetachRepeat(t *testing.T) {
-	for _, mode := range []Mode{ModeXDPDrv, ModeXDPSKB} {
+	for _, mode := range []spec.Mode{spec.ModeXDPDrv, spec.ModeXDPSKB} {
 		t.Run(mode.String(), func(t *testing.T) {
 			l := newXRLab(t)
 			for i := range 10 {
@@ -249,7 +250,7 @@ func TestXDPAttachDetachRepeat(t *testing.T) {
 					var p *xdpPort
 					err := l.sw.Do(func() error {
 						var err error
-						p, err = openXDPPort(l.swIf, 0, PortPod, mode, l.umem, XDPPortOptions{})
+						p, err = openXDPPort(l.swIf, 0, spec.PortPod, mode, l.umem, XDPPortOptions{})
 						return err
 					})
 					if err == nil {
@@ -277,7 +278,7 @@ func TestXDPAttachDetachRepeat(t *testing.T) {
 // both move traffic and that the second shares the first's registration.
 func TestXDPSharedUmem(t *testing.T) {
 	l := newXRLab(t)
-	p1, err := l.openXDP(t, PortPod, ModeXDPDrv, XDPPortOptions{})
+	p1, err := l.openXDP(t, spec.PortPod, spec.ModeXDPDrv, XDPPortOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +296,7 @@ func TestXDPSharedUmem(t *testing.T) {
 		}
 		*x.mac = lk.Attrs().HardwareAddr
 	}
-	p2, err := l2.openXDP(t, PortPod, ModeXDPDrv, XDPPortOptions{})
+	p2, err := l2.openXDP(t, spec.PortPod, spec.ModeXDPDrv, XDPPortOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,10 +313,10 @@ func TestXDPSharedUmem(t *testing.T) {
 // TestXDPUplinkSteering: host TCP to the node address keeps working through
 // the kernel while pod-prefix and VXLAN packets arrive on the socket.
 func TestXDPUplinkSteering(t *testing.T) {
-	for _, mode := range []Mode{ModeXDPDrv, ModeXDPSKB} {
+	for _, mode := range []spec.Mode{spec.ModeXDPDrv, spec.ModeXDPSKB} {
 		t.Run(mode.String(), func(t *testing.T) {
 			l := newXRLab(t)
-			p, err := l.openXDP(t, PortUplink, mode, XDPPortOptions{VTEP4: l.swAddr4, VTEP6: l.swAddr6})
+			p, err := l.openXDP(t, spec.PortUplink, mode, XDPPortOptions{VTEP4: l.swAddr4, VTEP6: l.swAddr6})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -490,7 +491,7 @@ func xrUDPPayload(b []byte) string {
 
 func TestXDPPortReceiveAllocs(t *testing.T) {
 	l := newXRLab(t)
-	p, err := l.openXDP(t, PortPod, ModeXDPDrv, XDPPortOptions{})
+	p, err := l.openXDP(t, spec.PortPod, spec.ModeXDPDrv, XDPPortOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,12 +539,12 @@ func TestXDPPortSharedProgram(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := l.openXDP(t, PortUplink, ModeAuto, XDPPortOptions{Program: prog})
+	p, err := l.openXDP(t, spec.PortUplink, spec.ModeAuto, XDPPortOptions{Program: prog})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Mode() != ModeXDPSKB {
-		t.Errorf("mode %s, want %s (from the shared program)", p.Mode(), ModeXDPSKB)
+	if p.Mode() != spec.ModeXDPSKB {
+		t.Errorf("mode %s, want %s (from the shared program)", p.Mode(), spec.ModeXDPSKB)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
@@ -556,10 +557,10 @@ func TestXDPPortSharedProgram(t *testing.T) {
 // TestXDPPortLinkGone: the interface disappears under an open port; the
 // port keeps answering and closes cleanly with every frame back.
 func TestXDPPortLinkGone(t *testing.T) {
-	for _, mode := range []Mode{ModeXDPDrv, ModeXDPSKB} {
+	for _, mode := range []spec.Mode{spec.ModeXDPDrv, spec.ModeXDPSKB} {
 		t.Run(mode.String(), func(t *testing.T) {
 			l := newXRLab(t)
-			p, err := l.openXDP(t, PortPod, mode, XDPPortOptions{})
+			p, err := l.openXDP(t, spec.PortPod, mode, XDPPortOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -605,7 +606,7 @@ func TestXDPPortLinkGone(t *testing.T) {
 // frame with its offload header); without, TransmitLarge refuses.
 func TestXDPPortLargeTx(t *testing.T) {
 	l := newXRLab(t)
-	plain, err := l.openXDP(t, PortUplink, ModeAuto, XDPPortOptions{})
+	plain, err := l.openXDP(t, spec.PortUplink, spec.ModeAuto, XDPPortOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,7 +617,7 @@ func TestXDPPortLargeTx(t *testing.T) {
 	}
 	plain.Close()
 
-	p, err := l.openXDP(t, PortUplink, ModeAuto, XDPPortOptions{LargeTx: true})
+	p, err := l.openXDP(t, spec.PortUplink, spec.ModeAuto, XDPPortOptions{LargeTx: true})
 	if err != nil {
 		t.Fatal(err)
 	}

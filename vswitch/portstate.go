@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xsk"
 )
 
@@ -14,7 +15,7 @@ import (
 type portState struct {
 	id      uint16
 	name    string
-	kind    PortKind
+	kind    spec.PortKind
 	port    Port
 	large   LargePort // port, when it carries offloads; else nil
 	worker  int
@@ -32,7 +33,7 @@ type portState struct {
 	icmpSrc6  [16]byte // likewise for ICMPv6
 	own4      [4]byte  // pod ports: the pod's own IPv4 (not proxied), zero if none
 	own6      [16]byte // pod ports: the pod's own IPv6, zero if none
-	cfg       PortConfig
+	cfg       spec.PortConfig
 	ifindex   int
 	// primary is the uplink port a queue port belongs to (nil for the
 	// first queue and every other port); queues are the primary's others.
@@ -46,23 +47,23 @@ type portState struct {
 type portStatusDyn struct {
 	up     bool
 	reason string
-	mode   Mode
+	mode   spec.Mode
 }
 
 type portCounters struct {
 	rxPackets, rxBytes, txPackets, txBytes, txDrops atomic.Uint64
 }
 
-func (ps *portState) setStatus(up bool, mode Mode, reason string) {
+func (ps *portState) setStatus(up bool, mode spec.Mode, reason string) {
 	ps.status.Store(&portStatusDyn{up: up, mode: mode, reason: reason})
 }
 
-func (ps *portState) snapshot() PortStatus {
+func (ps *portState) snapshot() spec.PortStatus {
 	st := ps.status.Load()
-	out := PortStatus{
+	out := spec.PortStatus{
 		ID: ps.id, Name: ps.name, Kind: ps.kind, MAC: ps.mac, PeerMAC: ps.peerMAC,
 		Addrs: append([]netip.Prefix(nil), ps.cfg.Addrs...), MTU: ps.mtu, Worker: ps.worker,
-		Stats: PortStats{
+		Stats: spec.PortStats{
 			RxPackets: ps.stats.rxPackets.Load(), RxBytes: ps.stats.rxBytes.Load(),
 			TxPackets: ps.stats.txPackets.Load(), TxBytes: ps.stats.txBytes.Load(),
 			TxDrops: ps.stats.txDrops.Load(),

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // Destinations on other nodes in the tc fast path.
@@ -88,7 +89,7 @@ func (s *Switch) remoteFor(v *fib.View, a netip.Addr) (remoteFast, bool) {
 		return remoteFast{}, false
 	}
 	ps := s.portByID(nh.Port)
-	if ps == nil || ps.kind != PortUplink || ps.ifindex <= 0 || ps.mtu <= 0 {
+	if ps == nil || ps.kind != spec.PortUplink || ps.ifindex <= 0 || ps.mtu <= 0 {
 		return remoteFast{}, false
 	}
 	return remoteFast{ifindex: ps.ifindex, mtu: ps.mtu, dst: nh.DstMAC, src: nh.SrcMAC}, true
@@ -117,7 +118,7 @@ func (s *Switch) tunnelFor(v *fib.View, nh *fib.NextHop) (remoteFast, bool) {
 		return remoteFast{}, false
 	}
 	ps := s.portByID(under.Port)
-	if ps == nil || ps.kind != PortUplink || ps.mtu <= vxlanOverhead(nh) {
+	if ps == nil || ps.kind != spec.PortUplink || ps.mtu <= vxlanOverhead(nh) {
 		return remoteFast{}, false
 	}
 	e := remoteFast{

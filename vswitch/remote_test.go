@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
 )
 
@@ -22,17 +23,17 @@ func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 	withFast := func(s *Switch) { s.fast = fp }
 	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
 	opener := l.nodeOpener(nil)
-	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) PortConfig {
-		return PortConfig{Name: name, Kind: PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
+	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) spec.PortConfig {
+		return spec.PortConfig{Name: name, Kind: spec.PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
 	}
 	cfg := Config{
 		XDPFastPath: true,
-		Ports: []PortConfig{
-			{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)}},
+		Ports: []spec.PortConfig{
+			{Name: "up", Kind: spec.PortUplink, Addrs: []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)}},
 			pod("pod1", pod1MAC, pod1v4, pod1v6),
 			pod("pod2", pod2MAC, pod2v4, pod2v6),
 		},
-		Routes: []StaticRoute{
+		Routes: []spec.StaticRoute{
 			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), Via: remote4},
 			{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), Via: remote6},
 			{Prefix: netip.MustParsePrefix("198.19.3.0/24"), Blackhole: true},

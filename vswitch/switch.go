@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
 	"github.com/xvs-project/xvs/xsk"
 )
@@ -34,9 +35,22 @@ type OpenedPort struct {
 	Reason  string // why the port runs in a lesser mode than asked, if it does
 }
 
+// OpenRequest is what an Opener is asked to open.
+type OpenRequest struct {
+	Config spec.PortConfig
+	Umem   *xsk.Umem // the serving worker's
+	Log    *slog.Logger
+	// FastPath is the switch's XDP fast path for pod and uplink ports; nil
+	// when off.
+	FastPath *xdpprog.FastPath
+	// Program is the first queue's steering program, for an uplink's
+	// further queues.
+	Program *xdpprog.Program
+}
+
 // Opener opens the kernel side of a port on a worker's Umem. It runs on the
 // worker's goroutine (or before the worker starts).
-type Opener func(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort, error)
+type Opener func(req OpenRequest) (OpenedPort, error)
 
 // PrefixSteerer is implemented by uplink ports whose XDP program steers only
 // pod prefixes to the switch.
@@ -284,44 +298,45 @@ func (s *Switch) eventLoop() {
 }
 
 // AddPort opens a port and installs its routes.
-func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
+func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return PortStatus{}, errors.New("switch closed")
+		return spec.PortStatus{}, errors.New("switch closed")
 	}
 	if pc.Name == "" {
-		return PortStatus{}, fmt.Errorf("name: empty: %w", ErrConfig)
+		return spec.PortStatus{}, fmt.Errorf("name: empty: %w", ErrConfig)
 	}
 	if _, ok := s.byName[pc.Name]; ok {
-		return PortStatus{}, fmt.Errorf("port %s: %w", pc.Name, ErrPortExists)
+		return spec.PortStatus{}, fmt.Errorf("port %s: %w", pc.Name, ErrPortExists)
 	}
 	for i, a := range pc.Addrs {
 		if !a.IsValid() {
-			return PortStatus{}, fmt.Errorf("addresses[%d]: %v: %w", i, a, ErrConfig)
+			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %v: %w", i, a, ErrConfig)
 		}
-		if pc.Kind == PortPod && !a.IsSingleIP() {
-			return PortStatus{}, fmt.Errorf("addresses[%d]: %s: a pod address must be a /32 or /128: %w", i, a, ErrConfig)
+		if pc.Kind == spec.PortPod && !a.IsSingleIP() {
+			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: a pod address must be a /32 or /128: %w", i, a, ErrConfig)
 		}
-		if pc.Kind == PortPod {
+		if pc.Kind == spec.PortPod {
 			if other := s.ownerOfLocked(a.Addr()); other != "" {
-				return PortStatus{}, fmt.Errorf("addresses[%d]: %s: already used by port %s: %w", i, a, other, ErrConfig)
+				return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: already used by port %s: %w", i, a, other, ErrConfig)
 			}
 		}
 	}
 	id := s.freeIDLocked()
 	w := s.pickWorkerLocked(pc)
-	if pc.Kind == PortPod || pc.Kind == PortUplink {
+	req := OpenRequest{Config: pc, Umem: w.umem, Log: s.log.With("port", pc.Name)}
+	if pc.Kind == spec.PortPod || pc.Kind == spec.PortUplink {
 		// An uplink's program forwards to the node's pods too: frames
 		// from the network to a pod skip the socket and the worker.
-		pc.fast = s.fast
+		req.FastPath = s.fast
 	}
 	ps := &portState{id: id, name: pc.Name, kind: pc.Kind, worker: w.id, cfg: pc, peerMAC: pc.PeerMAC}
 	var op OpenedPort
 	var err error
-	w.do(func() { op, err = s.opener(pc, w.umem, s.log.With("port", pc.Name)) })
+	w.do(func() { op, err = s.opener(req) })
 	if err != nil {
-		return PortStatus{}, fmt.Errorf("open port %s: %w", pc.Name, err)
+		return spec.PortStatus{}, fmt.Errorf("open port %s: %w", pc.Name, err)
 	}
 	ps.port, ps.ifindex, ps.mtu = op.Port, op.Ifindex, op.MTU
 	if lp, ok := op.Port.(LargePort); ok {
@@ -374,27 +389,27 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 	ps.setStatus(true, op.Port.Mode(), op.Reason)
 	if err := s.installPortRoutesLocked(ps); err != nil {
 		op.Port.Close()
-		return PortStatus{}, err
+		return spec.PortStatus{}, err
 	}
 	s.fastAddLocked(ps)
 	s.onAllWorkers(func(x *worker) {
 		x.addPort(ps)
-		if ps.kind == PortHost {
+		if ps.kind == spec.PortHost {
 			x.hostPort, x.hasHost, x.hostMAC = ps.id, true, ps.peerMAC
 		}
 	})
 	s.ports[id] = ps
 	s.byName[pc.Name] = ps
-	if pc.Kind == PortUplink && pc.Queues > 1 {
+	if pc.Kind == spec.PortUplink && pc.Queues > 1 {
 		if err := s.addQueuesLocked(ps); err != nil {
 			s.delPortLocked(ps)
-			return PortStatus{}, err
+			return spec.PortStatus{}, err
 		}
 	}
 	s.steerLocked(ps, true)
 	if err := s.vxlanUplinkLocked(ps); err != nil {
 		s.delPortLocked(ps)
-		return PortStatus{}, err
+		return spec.PortStatus{}, err
 	}
 	s.log.Info("port added", "port", pc.Name, "id", id, "kind", pc.Kind, "mode", op.Port.Mode(), "reason", op.Reason)
 	return ps.snapshot(), nil
@@ -402,7 +417,7 @@ func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
 
 func (s *Switch) ownerOfLocked(a netip.Addr) string {
 	for _, ps := range s.ports {
-		if ps.kind != PortPod {
+		if ps.kind != spec.PortPod {
 			continue
 		}
 		for _, p := range ps.cfg.Addrs {
@@ -451,8 +466,8 @@ func connectWorkers(ws []*worker, frameSize int) {
 // handoffSlots is the depth of each cross-worker ring.
 const handoffSlots = 512
 
-func (s *Switch) pickWorkerLocked(pc PortConfig) *worker {
-	if pc.Kind == PortUplink {
+func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *worker {
+	if pc.Kind == spec.PortUplink {
 		return s.workers[pc.Queue%len(s.workers)]
 	}
 	count := make([]int, len(s.workers))
@@ -523,16 +538,16 @@ func (s *Switch) installPortRoutesLocked(ps *portState) error {
 func (s *Switch) portRouteKeysLocked(ps *portState) []fib.RouteKey {
 	var ks []fib.RouteKey
 	for _, a := range ps.cfg.Addrs {
-		if ps.kind == PortPod {
+		if ps.kind == spec.PortPod {
 			if _, ok := s.fib.Get(0, a.Masked()); ok {
 				ks = append(ks, fib.RouteKey{Prefix: a.Masked()})
 			}
 			continue
 		}
-		if ps.kind == PortHost {
+		if ps.kind == spec.PortHost {
 			ks = append(ks, fib.RouteKey{Prefix: netip.PrefixFrom(a.Addr(), a.Addr().BitLen())})
 		}
-		if ps.kind == PortUplink {
+		if ps.kind == spec.PortUplink {
 			if !a.IsSingleIP() {
 				ks = append(ks, fib.RouteKey{Prefix: a.Masked()})
 			}
@@ -586,9 +601,9 @@ func (s *Switch) steerLocked(ps *portState, add bool) {
 			continue // a queue shares its uplink's program
 		}
 		switch {
-		case ps.kind == PortPod && o.kind == PortUplink:
+		case ps.kind == spec.PortPod && o.kind == PortUplink:
 			apply(o, ps)
-		case ps.kind == PortUplink && o.kind == PortPod && add:
+		case ps.kind == spec.PortUplink && o.kind == spec.PortPod && add:
 			apply(ps, o)
 		}
 	}
@@ -603,7 +618,7 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 		return
 	}
 	ps.peerMAC = mac
-	if ps.kind == PortHost {
+	if ps.kind == spec.PortHost {
 		s.onAllWorkers(func(x *worker) { x.hostMAC = mac })
 		s.log.Info("host MAC learned", "port", ps.name, "mac", fmtMAC(mac))
 		return
@@ -625,23 +640,24 @@ func (s *Switch) addQueuesLocked(ps *portState) error {
 	var prog *xdpprog.Program
 	if xp, ok := ps.port.(*xdpPort); ok {
 		prog = xp.prog
-	} else if ps.port.Mode() != ModeFake {
+	} else if _, fake := ps.port.(*FakePort); !fake {
 		return fmt.Errorf("uplink %s: several queues need AF_XDP, the port runs %s: %w", ps.name, ps.port.Mode(), ErrConfig)
 	}
 	for q := ps.cfg.Queue + 1; q < ps.cfg.Queue+ps.cfg.Queues; q++ {
 		qc := ps.cfg
-		qc.Name, qc.Queue, qc.Queues, qc.Addrs, qc.program = ps.cfg.Name, q, 1, nil, prog
+		qc.Name, qc.Queue, qc.Queues, qc.Addrs = ps.cfg.Name, q, 1, nil
 		w := s.workers[q%len(s.workers)]
+		req := OpenRequest{Config: qc, Umem: w.umem, Log: s.log.With("port", qc.Name, "queue", q), Program: prog}
 		var op OpenedPort
 		var err error
-		w.do(func() { op, err = s.opener(qc, w.umem, s.log.With("port", qc.Name, "queue", q)) })
+		w.do(func() { op, err = s.opener(req) })
 		if err != nil {
 			return fmt.Errorf("uplink %s queue %d: %w", ps.name, q, err)
 		}
 		id := s.freeIDLocked()
 		name := fmt.Sprintf("%s/q%d", ps.name, q)
 		qs := &portState{
-			id: id, name: name, kind: PortUplink, worker: w.id, cfg: qc, port: op.Port,
+			id: id, name: name, kind: spec.PortUplink, worker: w.id, cfg: qc, port: op.Port,
 			ifindex: ps.ifindex, mtu: ps.mtu, mac: ps.mac, icmpSrc4: ps.icmpSrc4, icmpSrc6: ps.icmpSrc6,
 			primary: ps,
 		}
@@ -690,7 +706,7 @@ func (s *Switch) delPortLocked(ps *portState) error {
 	ps.queues = nil
 	s.onAllWorkers(func(x *worker) {
 		x.removePort(ps)
-		if ps.kind == PortHost && x.hostPort == ps.id {
+		if ps.kind == spec.PortHost && x.hostPort == ps.id {
 			x.hasHost = false
 		}
 	})
@@ -731,10 +747,10 @@ func (s *Switch) portDown(ifindex int, reason string) {
 }
 
 // Ports lists every port, sorted by ID.
-func (s *Switch) Ports() []PortStatus {
+func (s *Switch) Ports() []spec.PortStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]PortStatus, 0, len(s.ports))
+	out := make([]spec.PortStatus, 0, len(s.ports))
 	for _, ps := range s.ports {
 		out = append(out, ps.snapshot())
 	}
@@ -743,7 +759,7 @@ func (s *Switch) Ports() []PortStatus {
 }
 
 // AddRoute installs a static route.
-func (s *Switch) AddRoute(r StaticRoute) error {
+func (s *Switch) AddRoute(r spec.StaticRoute) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !r.Prefix.IsValid() {
@@ -776,7 +792,7 @@ func (s *Switch) AddRoute(r StaticRoute) error {
 	return s.fib.Add(fib.Route{Prefix: r.Prefix, NextHop: nh, Origin: fib.OriginStatic})
 }
 
-func (s *Switch) routePortLocked(r StaticRoute) (*portState, error) {
+func (s *Switch) routePortLocked(r spec.StaticRoute) (*portState, error) {
 	if r.Port != "" {
 		ps, ok := s.byName[r.Port]
 		if !ok {
@@ -788,7 +804,7 @@ func (s *Switch) routePortLocked(r StaticRoute) (*portState, error) {
 		return nil, fmt.Errorf("route %s: needs a via address, a port, or blackhole: %w", r.Prefix, ErrRouteInvalid)
 	}
 	for _, ps := range s.ports {
-		if ps.kind != PortUplink {
+		if ps.kind != spec.PortUplink {
 			continue
 		}
 		for _, a := range ps.cfg.Addrs {
@@ -818,7 +834,7 @@ func (s *Switch) DelRoute(p netip.Prefix) error {
 		// The static route may have replaced a resolved neighbour's host
 		// route: that comes back.
 		for _, ps := range s.ports {
-			if ps.kind != PortUplink || ps.primary != nil || !ps.onSubnet(p.Addr()) {
+			if ps.kind != spec.PortUplink || ps.primary != nil || !ps.onSubnet(p.Addr()) {
 				continue
 			}
 			if mac, ok := s.nbr.lookup(ps.id, p.Addr()); ok {
@@ -833,8 +849,8 @@ func (s *Switch) DelRoute(p netip.Prefix) error {
 	return nil
 }
 
-func (s *Switch) routeInfoLocked(r fib.Route) RouteInfo {
-	ri := RouteInfo{Table: r.Table, Prefix: r.Prefix, Origin: r.Origin.String(), Kind: r.NextHop.Kind.String(), Via: r.NextHop.Via, NextHop: r.NextHop.String()}
+func (s *Switch) routeInfoLocked(r fib.Route) spec.RouteInfo {
+	ri := spec.RouteInfo{Table: r.Table, Prefix: r.Prefix, Origin: r.Origin.String(), Kind: r.NextHop.Kind.String(), Via: r.NextHop.Via, NextHop: r.NextHop.String()}
 	switch r.NextHop.Kind {
 	case fib.KindPort, fib.KindAdjacency:
 		if ps := s.ports[r.NextHop.Port]; ps != nil {
@@ -845,10 +861,10 @@ func (s *Switch) routeInfoLocked(r fib.Route) RouteInfo {
 }
 
 // Routes lists table 0, sorted by prefix.
-func (s *Switch) Routes() []RouteInfo {
+func (s *Switch) Routes() []spec.RouteInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []RouteInfo
+	var out []spec.RouteInfo
 	s.fib.Routes(0, func(r fib.Route) bool {
 		out = append(out, s.routeInfoLocked(r))
 		return true
@@ -864,30 +880,30 @@ func (s *Switch) Routes() []RouteInfo {
 }
 
 // LookupRoute returns the longest-matching route for a.
-func (s *Switch) LookupRoute(a netip.Addr) (RouteInfo, bool) {
+func (s *Switch) LookupRoute(a netip.Addr) (spec.RouteInfo, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, _, ok := s.fib.View().LookupPrefix(0, a)
 	if !ok {
-		return RouteInfo{}, false
+		return spec.RouteInfo{}, false
 	}
 	r, ok := s.fib.Get(0, p)
 	if !ok {
-		return RouteInfo{}, false
+		return spec.RouteInfo{}, false
 	}
 	return s.routeInfoLocked(r), true
 }
 
 // Neighbors lists the pods' static entries and the uplink's neighbours.
-func (s *Switch) Neighbors() []Neighbor {
+func (s *Switch) Neighbors() []spec.Neighbor {
 	s.mu.Lock()
-	var out []Neighbor
+	var out []spec.Neighbor
 	for _, ps := range s.ports {
-		if ps.kind != PortPod || ps.peerMAC == ([6]byte{}) {
+		if ps.kind != spec.PortPod || ps.peerMAC == ([6]byte{}) {
 			continue
 		}
 		for _, a := range ps.cfg.Addrs {
-			out = append(out, Neighbor{Port: ps.name, Addr: a.Addr(), MAC: ps.peerMAC, State: "static", Static: true})
+			out = append(out, spec.Neighbor{Port: ps.name, Addr: a.Addr(), MAC: ps.peerMAC, State: "static", Static: true})
 		}
 	}
 	s.mu.Unlock()
@@ -923,7 +939,7 @@ func (s *Switch) Counters() Counters {
 // is known: on an AF_XDP port, or on an AF_PACKET port whose tc program
 // forwards (the two kinds reach each other's pods too).
 func (s *Switch) fastAddLocked(ps *portState) {
-	if s.fast == nil || ps.kind != PortPod || ps.peerMAC == ([6]byte{}) || ps.port == nil {
+	if s.fast == nil || ps.kind != spec.PortPod || ps.peerMAC == ([6]byte{}) || ps.port == nil {
 		return
 	}
 	xdp := false
@@ -947,7 +963,7 @@ func (s *Switch) fastAddLocked(ps *portState) {
 // fastDelLocked takes a pod out of the XDP fast path: its frames go
 // through a worker again (and find the port gone).
 func (s *Switch) fastDelLocked(ps *portState) {
-	if s.fast == nil || ps.kind != PortPod {
+	if s.fast == nil || ps.kind != spec.PortPod {
 		return
 	}
 	for _, a := range ps.cfg.Addrs {

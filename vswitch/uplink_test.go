@@ -2,34 +2,34 @@ package vswitch
 
 import (
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"testing"
 
 	"github.com/google/gopacket/layers"
 
-	"github.com/xvs-project/xvs/xsk"
+	"github.com/xvs-project/xvs/spec"
 )
 
 func TestUplinkGleanThenForward(t *testing.T) {
 	l := &fakeLab{ports: map[string]*FakePort{}}
 	upMAC := [6]byte{0x02, 0xaa, 0, 0, 0, 1}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+	opener := func(req OpenRequest) (OpenedPort, error) {
+		pc, u := req.Config, req.Umem
 		fp := NewFakePort(64)
 		fp.umem = u
 		l.ports[pc.Name] = fp
 		mac := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}
-		if pc.Kind == PortUplink {
+		if pc.Kind == spec.PortUplink {
 			mac = upMAC
 		}
 		return OpenedPort{Port: fp, MAC: mac, MTU: 1500}, nil
 	}
 	cfg := Config{
-		Ports: []PortConfig{
-			{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd00:1::1/64")}},
-			{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		Ports: []spec.PortConfig{
+			{Name: "up", Kind: spec.PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd00:1::1/64")}},
+			{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		},
-		Routes: []StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Via: netip.MustParseAddr("198.18.0.254")}},
+		Routes: []spec.StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Via: netip.MustParseAddr("198.18.0.254")}},
 	}
 	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
 	if err != nil {
@@ -89,17 +89,18 @@ func TestUplinkGleanThenForward(t *testing.T) {
 
 func TestHostPort(t *testing.T) {
 	l := &fakeLab{ports: map[string]*FakePort{}}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+	opener := func(req OpenRequest) (OpenedPort, error) {
+		pc, u := req.Config, req.Umem
 		fp := NewFakePort(64)
 		fp.umem = u
 		l.ports[pc.Name] = fp
 		return OpenedPort{Port: fp, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
 	}
 	hostMAC := [6]byte{0x02, 0x48, 0, 0, 0, 1}
-	cfg := Config{Ports: []PortConfig{
-		{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
-		{Name: "host", Kind: PortHost},
-		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+	cfg := Config{Ports: []spec.PortConfig{
+		{Name: "up", Kind: spec.PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
+		{Name: "host", Kind: spec.PortHost},
+		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 	}}
 	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
 	if err != nil {
@@ -138,7 +139,8 @@ func TestHostPort(t *testing.T) {
 // nothing crosses between workers; deleting the uplink takes its queue along.
 func TestUplinkQueues(t *testing.T) {
 	ports := map[string]*FakePort{}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+	opener := func(req OpenRequest) (OpenedPort, error) {
+		pc, u := req.Config, req.Umem
 		fp := NewFakePort(64)
 		fp.umem = u
 		name := pc.Name
@@ -148,10 +150,10 @@ func TestUplinkQueues(t *testing.T) {
 		ports[name] = fp
 		return OpenedPort{Port: fp, MAC: [6]byte{0x02, 0xaa, 0, 0, 0, 1}, MTU: 1500}, nil
 	}
-	cfg := Config{Workers: 2, Ports: []PortConfig{
-		{Name: "up", Kind: PortUplink, Queues: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
-		{Name: "pod0", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32)}}, // fills worker 0
-		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32)}},
+	cfg := Config{Workers: 2, Ports: []spec.PortConfig{
+		{Name: "up", Kind: spec.PortUplink, Queues: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
+		{Name: "pod0", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32)}}, // fills worker 0
+		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32)}},
 	}}
 	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // VXLAN, as Calico's VXLAN mode does it: every node is a VTEP with one
@@ -97,7 +98,7 @@ func (c *VXLANConfig) validate() error {
 // learns the resolved state.
 func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 	c := s.cfg.VXLAN
-	if c == nil || ps.kind != PortUplink || ps.primary != nil {
+	if c == nil || ps.kind != spec.PortUplink || ps.primary != nil {
 		return nil
 	}
 	vx := s.vx
@@ -182,7 +183,7 @@ func (w *worker) setVXLAN(vx vxlanState) {
 }
 
 // vxlanRouteLocked validates a VXLAN route and returns its next hop.
-func (s *Switch) vxlanRouteLocked(r StaticRoute) (fib.NextHop, error) {
+func (s *Switch) vxlanRouteLocked(r spec.StaticRoute) (fib.NextHop, error) {
 	x := r.VXLAN
 	switch {
 	case r.Blackhole || r.Via.IsValid() || r.Port != "":

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
@@ -13,7 +12,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/xvs-project/xvs/encap"
-	"github.com/xvs-project/xvs/xsk"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // The VXLAN test node: an uplink on 198.18.0.0/24 and fd00:18::/64 (the
@@ -50,7 +49,8 @@ func newVXLANLab(t testing.TB, offload map[string]bool) *vxlanLab {
 // exists), pods with 02:ff:0:0:0:n; those named in offload take
 // super-frames.
 func (l *fakeLab) nodeOpener(offload map[string]bool) Opener {
-	return func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
+	return func(req OpenRequest) (OpenedPort, error) {
+		pc, u := req.Config, req.Umem
 		var p Port
 		fp := NewFakePort(1024)
 		if offload[pc.Name] {
@@ -63,7 +63,7 @@ func (l *fakeLab) nodeOpener(offload map[string]bool) Opener {
 		fp.umem = u
 		l.ports[pc.Name] = fp
 		mac, idx := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, 10+len(l.ports)
-		if pc.Kind == PortUplink {
+		if pc.Kind == spec.PortUplink {
 			mac, idx = upMAC, 1
 		}
 		return OpenedPort{Port: p, MAC: mac, MTU: 1500, Ifindex: idx}, nil
@@ -78,18 +78,18 @@ func newVXLANLabOn(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix
 	opener := l.nodeOpener(offload)
 	cfg := Config{
 		VXLAN: &VXLANConfig{MAC: vtepMAC},
-		Ports: []PortConfig{
-			{Name: "up", Kind: PortUplink, Addrs: upAddrs},
-			{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		Ports: []spec.PortConfig{
+			{Name: "up", Kind: spec.PortUplink, Addrs: upAddrs},
+			{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		},
-		Routes: []StaticRoute{
-			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},
-			{Prefix: netip.MustParsePrefix("fd00:19:2::/64"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},
+		Routes: []spec.StaticRoute{
+			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},
+			{Prefix: netip.MustParsePrefix("fd00:19:2::/64"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},
 		},
 	}
 	for _, a := range upAddrs {
 		if a.Addr().Is6() {
-			cfg.Routes = append(cfg.Routes, StaticRoute{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), VXLAN: &VXLANRoute{Remote: remote6, MAC: peerVTEP}})
+			cfg.Routes = append(cfg.Routes, spec.StaticRoute{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), VXLAN: &spec.VXLANRoute{Remote: remote6, MAC: peerVTEP}})
 			break
 		}
 	}
@@ -479,7 +479,7 @@ func TestVXLANMTU(t *testing.T) {
 func TestVXLANUnderlayUnresolved(t *testing.T) {
 	l := newVXLANLab(t, nil)
 	other := netip.MustParseAddr("198.18.0.13")
-	if err := l.sw.AddRoute(StaticRoute{Prefix: netip.MustParsePrefix("198.19.3.0/24"), VXLAN: &VXLANRoute{Remote: other, MAC: peerVTEP}}); err != nil {
+	if err := l.sw.AddRoute(spec.StaticRoute{Prefix: netip.MustParsePrefix("198.19.3.0/24"), VXLAN: &spec.VXLANRoute{Remote: other, MAC: peerVTEP}}); err != nil {
 		t.Fatal(err)
 	}
 	dst := netip.MustParseAddr("198.19.3.1")
@@ -505,13 +505,13 @@ func TestVXLANUnderlayUnresolved(t *testing.T) {
 
 func TestVXLANRouteRefused(t *testing.T) {
 	l := newVXLANLab(t, nil)
-	for _, r := range []StaticRoute{
-		{Prefix: netip.MustParsePrefix("198.18.0.0/16"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},                          // remote inside
-		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: remote4}},                                         // no MAC
-		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: netip.MustParseAddr("224.0.0.1"), MAC: peerVTEP}}, // multicast
-		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), Via: remote4, VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},            // both
-		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: remote4, MAC: [6]byte{0x01, 0, 0x5e, 0, 0, 1}}},   // multicast MAC
-		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: netip.MustParseAddr("fe80::1"), MAC: peerVTEP}},   // link-local
+	for _, r := range []spec.StaticRoute{
+		{Prefix: netip.MustParsePrefix("198.18.0.0/16"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},                          // remote inside
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4}},                                         // no MAC
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: netip.MustParseAddr("224.0.0.1"), MAC: peerVTEP}}, // multicast
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), Via: remote4, VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},            // both
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: [6]byte{0x01, 0, 0x5e, 0, 0, 1}}},   // multicast MAC
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: netip.MustParseAddr("fe80::1"), MAC: peerVTEP}},   // link-local
 	} {
 		if err := l.sw.AddRoute(r); !errors.Is(err, ErrRouteInvalid) {
 			t.Errorf("%+v: %v, want ErrRouteInvalid", r.VXLAN, err)
@@ -519,7 +519,7 @@ func TestVXLANRouteRefused(t *testing.T) {
 	}
 	// Without a vxlan section there is no VTEP to send from.
 	plain := newFakeLab(t, PollBusy)
-	err := plain.sw.AddRoute(StaticRoute{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}})
+	err := plain.sw.AddRoute(spec.StaticRoute{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}})
 	if !errors.Is(err, ErrRouteInvalid) || !bytes.Contains([]byte(err.Error()), []byte("vxlan is off")) {
 		t.Errorf("vxlan route without vxlan: %v", err)
 	}
@@ -664,7 +664,7 @@ func TestVXLANUnderlayFollowsFIB(t *testing.T) {
 	}
 	gw, gwMAC := netip.MustParseAddr("198.18.0.254"), [6]byte{0x02, 0xcc, 0, 0, 0, 1}
 	l.sw.nbr.update(neighUpdate(l.up.ifindex, gw, gwMAC))
-	if err := l.sw.AddRoute(StaticRoute{Prefix: netip.PrefixFrom(remote4, 32), Via: gw}); err != nil {
+	if err := l.sw.AddRoute(spec.StaticRoute{Prefix: netip.PrefixFrom(remote4, 32), Via: gw}); err != nil {
 		t.Fatal(err)
 	}
 	if f := send(); [6]byte(f[0:6]) != gwMAC {

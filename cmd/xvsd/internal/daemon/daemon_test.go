@@ -19,6 +19,7 @@ import (
 	"github.com/xvs-project/xvs/api"
 	"github.com/xvs-project/xvs/api/apitest"
 	"github.com/xvs-project/xvs/config"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
 
@@ -87,7 +88,7 @@ func TestDaemonRun(t *testing.T) {
 	cs.Drops[vswitch.DropNoRoute] = 7
 	cs.Events[vswitch.EvForwarded6] = 42
 	fs.SetCounters(cs)
-	fs.SetPortStats("veth1", vswitch.PortStats{RxPackets: 10, RxBytes: 640, TxPackets: 9, TxBytes: 576}, true, "")
+	fs.SetPortStats("veth1", spec.PortStats{RxPackets: 10, RxBytes: 640, TxPackets: 9, TxBytes: 576}, true, "")
 
 	code, body := get(t, "http://"+d.MetricsAddr()+"/metrics")
 	if code != 200 {

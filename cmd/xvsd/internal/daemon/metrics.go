@@ -65,7 +65,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.txPkts, prometheus.CounterValue, float64(st.TxPackets), p.Name)
 		ch <- prometheus.MustNewConstMetric(c.txBytes, prometheus.CounterValue, float64(st.TxBytes), p.Name)
 		ch <- prometheus.MustNewConstMetric(c.txDrops, prometheus.CounterValue, float64(st.TxDrops), p.Name)
-		if p.Mode != vswitch.ModeAFPacket && p.Mode != vswitch.ModeFake {
+		if p.Mode.XDP() {
 			for _, k := range []struct {
 				reason string
 				v      uint64
