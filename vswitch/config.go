@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/spec"
 )
 
@@ -93,7 +94,7 @@ const (
 	// percent of packet rate.
 	DefaultIdleSpin  = NoIdleSpin
 	DefaultBatchSize = 256
-	MaxBatchSize     = 256
+	MaxBatchSize     = port.MaxBatch
 	DefaultFrames    = 16384
 	DefaultFrameSize = 4096
 	DefaultICMPRate  = 100

@@ -13,6 +13,8 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/port/porttest"
 	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xsk"
 )
@@ -30,8 +32,8 @@ var (
 // fakeLab is a switch with two fake pod ports.
 type fakeLab struct {
 	sw      *Switch
-	ports   map[string]*FakePort
-	offload map[string]*FakeOffloadPort
+	ports   map[string]*porttest.FakePort
+	offload map[string]*porttest.FakeOffloadPort
 }
 
 func newFakeLab(t testing.TB, poll PollMode) *fakeLab {
@@ -45,28 +47,27 @@ func newFakeLab(t testing.TB, poll PollMode) *fakeLab {
 // offload are FakeOffloadPorts.
 func newFakeLabWith(t testing.TB, poll PollMode, ports []spec.PortConfig, offload map[string]bool) *fakeLab {
 	t.Helper()
-	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
-	opener := func(req OpenRequest) (OpenedPort, error) {
+	l := &fakeLab{ports: map[string]*porttest.FakePort{}, offload: map[string]*porttest.FakeOffloadPort{}}
+	opener := func(req port.OpenRequest) (port.Opened, error) {
 		pc, u := req.Config, req.Umem
 		var p Port
-		fp := NewFakePort(1024)
+		fp := porttest.NewFakePort(u, 1024)
 		if offload[pc.Name] {
-			op := NewFakeOffloadPort(1024)
+			op := porttest.NewFakeOffloadPort(u, 1024)
 			fp, p = op.FakePort, op
 			l.offload[pc.Name] = op
 		} else {
 			p = fp
 		}
-		fp.umem = u
 		l.ports[pc.Name] = fp
-		return OpenedPort{Port: p, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
+		return port.Opened{Port: p, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
 	}
 	cfg := Config{
 		Poll:   poll,
 		Ports:  ports,
 		Routes: []spec.StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Blackhole: true}},
 	}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,15 +398,15 @@ type vectorBench struct {
 }
 
 func newVectorBench(t testing.TB, v6 bool, n int) *vectorBench {
-	opener := func(req OpenRequest) (OpenedPort, error) {
+	opener := func(req port.OpenRequest) (port.Opened, error) {
 		u := req.Umem
-		return OpenedPort{Port: &sinkPort{u: u}, MTU: 1500}, nil
+		return port.Opened{Port: &sinkPort{u: u}, MTU: 1500}, nil
 	}
 	cfg := Config{Ports: []spec.PortConfig{
 		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		{Name: "pod2", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,20 +524,19 @@ func TestWorkerCPUsRefused(t *testing.T) {
 }
 
 func TestTwoWorkersHandoff(t *testing.T) {
-	ports := map[string]*FakePort{}
-	opener := func(req OpenRequest) (OpenedPort, error) {
+	ports := map[string]*porttest.FakePort{}
+	opener := func(req port.OpenRequest) (port.Opened, error) {
 		pc, u := req.Config, req.Umem
-		fp := NewFakePort(1024)
-		fp.umem = u
+		fp := porttest.NewFakePort(u, 1024)
 		ports[pc.Name] = fp
-		return OpenedPort{Port: fp, MTU: 1500}, nil
+		return port.Opened{Port: fp, MTU: 1500}, nil
 	}
 	// Pinned workers (the last CPU and CPU 0) must forward like unpinned ones.
 	cfg := Config{Workers: 2, WorkerCPUs: []int{runtime.NumCPU() - 1, 0}, Ports: []spec.PortConfig{
 		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		{Name: "pod2", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}

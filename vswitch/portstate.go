@@ -4,8 +4,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/spec"
-	"github.com/xvs-project/xvs/xsk"
 )
 
 // portState is one port as the switch and its worker see it. Fields above
@@ -72,7 +72,7 @@ func (ps *portState) snapshot() spec.PortStatus {
 	if st != nil {
 		out.Up, out.Mode, out.Reason = st.up, st.mode, st.reason
 	}
-	if ks, ok := ps.port.(interface{ Stats() (xsk.Stats, error) }); ok {
+	if ks, ok := ps.port.(port.KernelStats); ok {
 		if k, err := ks.Stats(); err == nil {
 			out.Stats.KernelRxDropped = k.Rx_dropped
 			out.Stats.KernelRxRingFull = k.Rx_ring_full

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/port/porttest"
 	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
 )
@@ -19,10 +21,16 @@ func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 	if err != nil {
 		t.Skipf("fast path maps: %v", err)
 	}
-	// WithoutKernel makes no fast path of its own: this one stands in.
-	withFast := func(s *Switch) { s.fast = fp }
-	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
-	opener := l.nodeOpener(nil)
+	l := &fakeLab{ports: map[string]*porttest.FakePort{}, offload: map[string]*porttest.FakeOffloadPort{}}
+	nodeOpener := l.nodeOpener(nil)
+	// pod1's tc program is taken as forwarding.
+	opener := porttest.Driver(func(req port.OpenRequest) (port.Opened, error) {
+		op, err := nodeOpener(req)
+		if err == nil && req.Config.Name == "pod1" {
+			op.Port.(*porttest.FakePort).Fast = port.FastTC
+		}
+		return op, err
+	})
 	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) spec.PortConfig {
 		return spec.PortConfig{Name: name, Kind: spec.PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
 	}
@@ -40,8 +48,10 @@ func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 		},
 	}
 	t.Cleanup(func() { fp.Close() }) // after the switch's Close, a no-op then
-	up := l.startNode(t, cfg, WithOpener(opener), withFast)
-	l.sw.byName["pod1"].tcFast = true
+	up := l.startNode(t, cfg, WithDrivers(porttest.Registry(opener)), WithFastPath(fp))
+	if !l.sw.byName["pod1"].tcFast {
+		t.Fatal("pod1's tc fast path is not taken as in force")
+	}
 	return l, up
 }
 
@@ -198,12 +208,11 @@ func TestRemoteFastPathFull(t *testing.T) {
 // device, with the remote VTEP's MAC and the node's VTEP MAC, the
 // tunnel's MTU; without it, VXLAN stays with the workers.
 func TestRemoteFastPathTunnel(t *testing.T) {
-	l := newVXLANLab(t, nil)
 	fp, err := xdpprog.NewFastPath(64)
 	if err != nil {
 		t.Skipf("fast path maps: %v", err)
 	}
-	l.sw.fast = fp // closed with the switch
+	l := newVXLANLabFast(t, fp) // fp closed with the switch
 	l.sw.addRemote(remotePod4)
 	if len(l.sw.remotes) != 0 {
 		t.Fatalf("remotes %v without the kernel's device", l.sw.remotes)

@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
-	"github.com/xvs-project/xvs/xsk"
 )
 
 // Errors the API maps to status codes.
@@ -25,56 +25,17 @@ var (
 	ErrConfig       = errors.New("invalid switch config")
 )
 
-// OpenedPort is what an Opener returns: the port and the link facts the
-// pipeline needs.
-type OpenedPort struct {
-	Port    Port
-	MAC     [6]byte
-	MTU     int
-	Ifindex int
-	Reason  string // why the port runs in a lesser mode than asked, if it does
-}
-
-// OpenRequest is what an Opener is asked to open.
-type OpenRequest struct {
-	Config spec.PortConfig
-	Umem   *xsk.Umem // the serving worker's
-	Log    *slog.Logger
-	// FastPath is the switch's XDP fast path for pod and uplink ports; nil
-	// when off.
-	FastPath *xdpprog.FastPath
-	// Program is the first queue's steering program, for an uplink's
-	// further queues.
-	Program *xdpprog.Program
-}
-
-// Opener opens the kernel side of a port on a worker's Umem. It runs on the
-// worker's goroutine (or before the worker starts).
-type Opener func(req OpenRequest) (OpenedPort, error)
-
-// PrefixSteerer is implemented by uplink ports whose XDP program steers only
-// pod prefixes to the switch.
-type PrefixSteerer interface {
-	AddPrefix(netip.Prefix) error
-	RemovePrefix(netip.Prefix) error
-}
-
-// VTEPSteerer is implemented by uplink ports whose program steers VXLAN
-// for the node to the switch (SetVTEP), whose fast path may decapsulate it
-// for the node's pods itself (SetDecap, with the node's VNI and VTEP MAC;
-// a zero MAC turns it off), and which may hand VXLAN for pods only tc
-// reaches to the kernel's VXLAN device (SetKernelVXLAN, tunnel.go).
-type VTEPSteerer interface {
-	SetVTEP(port uint16, node4, node6 netip.Addr) error
-	SetDecap(vni uint32, mac [6]byte) error
-	SetKernelVXLAN(on bool) error
-}
-
 // Option changes how New builds the switch.
 type Option func(*Switch)
 
-// WithOpener replaces the port opener (tests use fake ports).
-func WithOpener(o Opener) Option { return func(s *Switch) { s.opener = o } }
+// WithDrivers replaces the port drivers (DefaultDrivers) the switch opens
+// ports with: tests hand it porttest's.
+func WithDrivers(r *port.Registry) Option { return func(s *Switch) { s.drivers = r } }
+
+// WithFastPath makes the switch forward with f (and close it) as its XDP
+// fast path, rather than load one of its own, when Config.XDPFastPath is
+// on.
+func WithFastPath(f *xdpprog.FastPath) Option { return func(s *Switch) { s.fast = f } }
 
 // WithoutKernel makes the switch skip netlink: no neighbour resolution on
 // the uplink and no link monitoring (tests with fake ports).
@@ -88,7 +49,7 @@ type Switch struct {
 	log      *slog.Logger
 	fib      *fib.FIB
 	workers  []*worker
-	opener   Opener
+	drivers  *port.Registry
 	noKernel bool
 	events   chan ctlEvent
 	ready    atomic.Bool
@@ -126,7 +87,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Switch{
-		cfg: cfg, log: log, fib: fib.New(), opener: defaultOpener,
+		cfg: cfg, log: log, fib: fib.New(), drivers: DefaultDrivers(),
 		events: make(chan ctlEvent, 1024), stopCh: make(chan struct{}),
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
@@ -135,7 +96,11 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		o(s)
 	}
 	s.nbr = newNeighbors(s)
-	if cfg.XDPFastPath && !s.noKernel {
+	if !cfg.XDPFastPath && s.fast != nil {
+		s.fast.Close()
+		s.fast = nil
+	}
+	if cfg.XDPFastPath && s.fast == nil && !s.noKernel {
 		f, err := xdpprog.NewFastPath(0)
 		if err != nil {
 			s.Close()
@@ -325,24 +290,22 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	}
 	id := s.freeIDLocked()
 	w := s.pickWorkerLocked(pc)
-	req := OpenRequest{Config: pc, Umem: w.umem, Log: s.log.With("port", pc.Name)}
+	req := port.OpenRequest{Config: pc, Umem: w.umem, Log: s.log.With("port", pc.Name)}
 	if pc.Kind == spec.PortPod || pc.Kind == spec.PortUplink {
 		// An uplink's program forwards to the node's pods too: frames
 		// from the network to a pod skip the socket and the worker.
 		req.FastPath = s.fast
 	}
 	ps := &portState{id: id, name: pc.Name, kind: pc.Kind, worker: w.id, cfg: pc, peerMAC: pc.PeerMAC}
-	var op OpenedPort
+	var op port.Opened
 	var err error
-	w.do(func() { op, err = s.opener(req) })
+	w.do(func() { op, err = s.drivers.Open(req) })
 	if err != nil {
 		return spec.PortStatus{}, fmt.Errorf("open port %s: %w", pc.Name, err)
 	}
 	ps.port, ps.ifindex, ps.mtu = op.Port, op.Ifindex, op.MTU
-	if lp, ok := op.Port.(LargePort); ok {
-		if xp, ok := lp.(*xdpPort); !ok || xp.lg != nil {
-			ps.large = lp // an AF_XDP port takes super-frames only with LargeTx
-		}
+	if lp, ok := op.Port.(port.LargePort); ok {
+		ps.large = lp
 	}
 	if pc.MTU > 0 {
 		ps.mtu = pc.MTU
@@ -361,8 +324,8 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 		ps.mac = s.cfg.GatewayMAC
 		ps.gateway = true
 		ps.needLearn = pc.PeerMAC == [6]byte{}
-		if ap, ok := op.Port.(*afPacketPort); ok && s.fast != nil {
-			ps.tcFast = ap.drop != nil && ap.fastErr == nil
+		if fp, ok := op.Port.(port.FastPathPort); ok && s.fast != nil {
+			ps.tcFast = fp.FastPath() == port.FastTC
 		}
 		for _, a := range pc.Addrs {
 			if a.Addr().Is4() {
@@ -374,8 +337,8 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	case PortUplink:
 		// An AF_PACKET uplink without its tc steering sees copies of
 		// what the host gets: it must leave alone what is not its own.
-		if ap, ok := op.Port.(*afPacketPort); ok {
-			ps.passive = !ap.Steered()
+		if st, ok := op.Port.(port.SteeredUplink); ok {
+			ps.passive = !st.Steered()
 		}
 		for _, a := range pc.Addrs {
 			if a.Addr().Is4() && ps.icmpSrc4 == s.cfg.GatewayV4.As4() {
@@ -580,7 +543,7 @@ func dedupKeys(ks []fib.RouteKey) []fib.RouteKey {
 // steering program; for a new uplink it adds every pod's addresses.
 func (s *Switch) steerLocked(ps *portState, add bool) {
 	apply := func(up *portState, pod *portState) {
-		st, ok := up.port.(PrefixSteerer)
+		st, ok := up.port.(port.PrefixSteerer)
 		if !ok {
 			return
 		}
@@ -637,20 +600,18 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 // the uplink through its own queue, so the uplink needs no cross-worker
 // handoff.
 func (s *Switch) addQueuesLocked(ps *portState) error {
-	var prog *xdpprog.Program
-	if xp, ok := ps.port.(*xdpPort); ok {
-		prog = xp.prog
-	} else if _, fake := ps.port.(*FakePort); !fake {
+	qo, ok := ps.port.(port.QueueOpener)
+	if !ok {
 		return fmt.Errorf("uplink %s: several queues need AF_XDP, the port runs %s: %w", ps.name, ps.port.Mode(), ErrConfig)
 	}
 	for q := ps.cfg.Queue + 1; q < ps.cfg.Queue+ps.cfg.Queues; q++ {
 		qc := ps.cfg
 		qc.Name, qc.Queue, qc.Queues, qc.Addrs = ps.cfg.Name, q, 1, nil
 		w := s.workers[q%len(s.workers)]
-		req := OpenRequest{Config: qc, Umem: w.umem, Log: s.log.With("port", qc.Name, "queue", q), Program: prog}
-		var op OpenedPort
+		req := port.OpenRequest{Config: qc, Umem: w.umem, Log: s.log.With("port", qc.Name, "queue", q), FastPath: s.fast}
+		var op port.Opened
 		var err error
-		w.do(func() { op, err = s.opener(req) })
+		w.do(func() { op, err = qo.OpenQueue(req) })
 		if err != nil {
 			return fmt.Errorf("uplink %s queue %d: %w", ps.name, q, err)
 		}
@@ -942,14 +903,15 @@ func (s *Switch) fastAddLocked(ps *portState) {
 	if s.fast == nil || ps.kind != spec.PortPod || ps.peerMAC == ([6]byte{}) || ps.port == nil {
 		return
 	}
-	xdp := false
-	switch p := ps.port.(type) {
-	case *xdpPort:
+	fp, ok := ps.port.(port.FastPathPort)
+	if !ok {
+		return
+	}
+	var xdp bool
+	switch fp.FastPath() {
+	case port.FastXDP:
 		xdp = true
-	case *afPacketPort:
-		if p.drop == nil || p.fastErr != nil {
-			return
-		}
+	case port.FastTC:
 	default:
 		return
 	}

@@ -3,6 +3,7 @@ package vswitch
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 
@@ -49,7 +50,7 @@ type tunnelSource struct{ v4, v6 netip.Addr }
 // outer packets from them. One it lacks (a vtep_v4 or vtep_v6 only the
 // workers' headers carry) would make the kernel drop every packet; that
 // family sends from the host route's source instead, as warned.
-func (s *Switch) kernelTunnelSource(vx vxlanState) tunnelSource {
+func kernelTunnelSource(vx vxlanState, log *slog.Logger) tunnelSource {
 	var src tunnelSource
 	local := func(a netip.Addr, fam int) bool {
 		addrs, err := netlink.AddrList(nil, fam)
@@ -61,8 +62,8 @@ func (s *Switch) kernelTunnelSource(vx vxlanState) tunnelSource {
 				return true
 			}
 		}
-		if s.log != nil {
-			s.log.Warn("the node's VTEP address is not the host's: the kernel's VXLAN device sends from its route's source", "vtep", a)
+		if log != nil {
+			log.Warn("the node's VTEP address is not the host's: the kernel's VXLAN device sends from its route's source", "vtep", a)
 		}
 		return false
 	}
@@ -76,8 +77,8 @@ func (s *Switch) kernelTunnelSource(vx vxlanState) tunnelSource {
 }
 
 // openKernelTunnel creates the device for vx over an underlay of MTU mtu
-// and attaches its tc program.
-func (s *Switch) openKernelTunnel(vx vxlanState, mtu int) (*kernelTunnel, error) {
+// and attaches its tc program, which forwards with fast.
+func openKernelTunnel(vx vxlanState, mtu int, fast *xdpprog.FastPath, log *slog.Logger) (*kernelTunnel, error) {
 	if l, err := netlink.LinkByName(kernelTunnelName); err == nil {
 		if v, ok := l.(*netlink.Vxlan); !ok || !v.FlowBased {
 			return nil, fmt.Errorf("interface %s exists and is not a metadata-mode VXLAN device", kernelTunnelName)
@@ -93,7 +94,7 @@ func (s *Switch) openKernelTunnel(vx vxlanState, mtu int) (*kernelTunnel, error)
 	if err := netlink.LinkAdd(dev); err != nil {
 		return nil, fmt.Errorf("create %s: %w", kernelTunnelName, err)
 	}
-	t := &kernelTunnel{src: s.kernelTunnelSource(vx)}
+	t := &kernelTunnel{src: kernelTunnelSource(vx, log)}
 	l, err := netlink.LinkByName(kernelTunnelName)
 	if err == nil {
 		t.ifindex = l.Attrs().Index
@@ -103,7 +104,7 @@ func (s *Switch) openKernelTunnel(vx vxlanState, mtu int) (*kernelTunnel, error)
 		err = netlink.LinkSetUp(l)
 	}
 	if err == nil {
-		t.in, err = xdpprog.AttachTunnelIngress(t.ifindex, s.fast, vx.vni, vx.mac)
+		t.in, err = xdpprog.AttachTunnelIngress(t.ifindex, fast, vx.vni, vx.mac)
 	}
 	if err != nil {
 		netlink.LinkDel(dev)

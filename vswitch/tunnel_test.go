@@ -24,7 +24,6 @@ func TestKernelTunnelDevice(t *testing.T) {
 		t.Skipf("fast path maps: %v", err)
 	}
 	defer fp.Close()
-	s := &Switch{fast: fp}
 	vx := vxlanState{on: true, vni: DefaultVNI, port: 4789, mac: vtepMAC}
 	get := func() netlink.Link {
 		l, err := ns.NL.LinkByName(kernelTunnelName)
@@ -34,7 +33,7 @@ func TestKernelTunnelDevice(t *testing.T) {
 		return l
 	}
 	open := func() (kt *kernelTunnel, err error) {
-		ns.Do(func() error { kt, err = s.openKernelTunnel(vx, 1500); return nil })
+		ns.Do(func() error { kt, err = openKernelTunnel(vx, 1500, fp, nil); return nil })
 		return kt, err
 	}
 	kt, err := open()
@@ -85,7 +84,7 @@ func TestKernelTunnelDevice(t *testing.T) {
 			x.has6, x.src6 = true, netip.MustParseAddr(c.v6).As16()
 		}
 		var got tunnelSource
-		ns.Do(func() error { got = s.kernelTunnelSource(x); return nil })
+		ns.Do(func() error { got = kernelTunnelSource(x, nil); return nil })
 		if got != c.want {
 			t.Errorf("VTEPs %s, %s: tunnel source %+v, want %+v", c.v4, c.v6, got, c.want)
 		}

@@ -7,22 +7,23 @@ import (
 
 	"github.com/google/gopacket/layers"
 
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/port/porttest"
 	"github.com/xvs-project/xvs/spec"
 )
 
 func TestUplinkGleanThenForward(t *testing.T) {
-	l := &fakeLab{ports: map[string]*FakePort{}}
+	l := &fakeLab{ports: map[string]*porttest.FakePort{}}
 	upMAC := [6]byte{0x02, 0xaa, 0, 0, 0, 1}
-	opener := func(req OpenRequest) (OpenedPort, error) {
+	opener := func(req port.OpenRequest) (port.Opened, error) {
 		pc, u := req.Config, req.Umem
-		fp := NewFakePort(64)
-		fp.umem = u
+		fp := porttest.NewFakePort(u, 64)
 		l.ports[pc.Name] = fp
 		mac := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}
 		if pc.Kind == spec.PortUplink {
 			mac = upMAC
 		}
-		return OpenedPort{Port: fp, MAC: mac, MTU: 1500}, nil
+		return port.Opened{Port: fp, MAC: mac, MTU: 1500}, nil
 	}
 	cfg := Config{
 		Ports: []spec.PortConfig{
@@ -31,7 +32,7 @@ func TestUplinkGleanThenForward(t *testing.T) {
 		},
 		Routes: []spec.StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Via: netip.MustParseAddr("198.18.0.254")}},
 	}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,13 +89,12 @@ func TestUplinkGleanThenForward(t *testing.T) {
 }
 
 func TestHostPort(t *testing.T) {
-	l := &fakeLab{ports: map[string]*FakePort{}}
-	opener := func(req OpenRequest) (OpenedPort, error) {
+	l := &fakeLab{ports: map[string]*porttest.FakePort{}}
+	opener := func(req port.OpenRequest) (port.Opened, error) {
 		pc, u := req.Config, req.Umem
-		fp := NewFakePort(64)
-		fp.umem = u
+		fp := porttest.NewFakePort(u, 64)
 		l.ports[pc.Name] = fp
-		return OpenedPort{Port: fp, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
+		return port.Opened{Port: fp, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
 	}
 	hostMAC := [6]byte{0x02, 0x48, 0, 0, 0, 1}
 	cfg := Config{Ports: []spec.PortConfig{
@@ -102,7 +102,7 @@ func TestHostPort(t *testing.T) {
 		{Name: "host", Kind: spec.PortHost},
 		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 	}}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,24 +138,23 @@ func TestHostPort(t *testing.T) {
 // worker sends what it routes to the uplink through the queue it serves, so
 // nothing crosses between workers; deleting the uplink takes its queue along.
 func TestUplinkQueues(t *testing.T) {
-	ports := map[string]*FakePort{}
-	opener := func(req OpenRequest) (OpenedPort, error) {
+	ports := map[string]*porttest.FakePort{}
+	opener := func(req port.OpenRequest) (port.Opened, error) {
 		pc, u := req.Config, req.Umem
-		fp := NewFakePort(64)
-		fp.umem = u
+		fp := porttest.NewFakePort(u, 64)
 		name := pc.Name
 		if pc.Queue > 0 {
 			name = fmt.Sprintf("%s/q%d", pc.Name, pc.Queue)
 		}
 		ports[name] = fp
-		return OpenedPort{Port: fp, MAC: [6]byte{0x02, 0xaa, 0, 0, 0, 1}, MTU: 1500}, nil
+		return port.Opened{Port: fp, MAC: [6]byte{0x02, 0xaa, 0, 0, 0, 1}, MTU: 1500}, nil
 	}
 	cfg := Config{Workers: 2, Ports: []spec.PortConfig{
 		{Name: "up", Kind: spec.PortUplink, Queues: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
 		{Name: "pod0", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32)}}, // fills worker 0
 		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32)}},
 	}}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}

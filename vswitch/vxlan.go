@@ -6,6 +6,7 @@ import (
 
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/spec"
 )
 
@@ -123,7 +124,7 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			vx.has6, vx.src6 = true, v6.As16()
 		}
 	}
-	if st, ok := ps.port.(VTEPSteerer); ok {
+	if st, ok := ps.port.(port.VTEPSteerer); ok {
 		var v4, v6 netip.Addr
 		if vx.has4 {
 			v4 = netip.AddrFrom4(vx.src4)
@@ -144,7 +145,7 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 	}
 	if s.fast != nil && !s.noKernel && s.ktun == nil {
 		// The kernel's VXLAN device carries the tc fast path's tunnels.
-		t, err := s.openKernelTunnel(vx, ps.mtu)
+		t, err := openKernelTunnel(vx, ps.mtu, s.fast, s.log)
 		if err != nil {
 			s.log.Warn("no kernel VXLAN device: VXLAN stays with the workers", "err", err)
 		} else {
@@ -153,7 +154,7 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			s.ktunSrc.Store(&t.src)
 		}
 	}
-	if st, ok := ps.port.(VTEPSteerer); ok && s.ktun != nil {
+	if st, ok := ps.port.(port.VTEPSteerer); ok && s.ktun != nil {
 		if err := st.SetKernelVXLAN(true); err != nil {
 			return fmt.Errorf("vxlan fast path on %s: %w", ps.name, err)
 		}

@@ -12,7 +12,10 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/port/porttest"
 	"github.com/xvs-project/xvs/spec"
+	"github.com/xvs-project/xvs/xdpprog"
 )
 
 // The VXLAN test node: an uplink on 198.18.0.0/24 and fd00:18::/64 (the
@@ -48,25 +51,24 @@ func newVXLANLab(t testing.TB, offload map[string]bool) *vxlanLab {
 // ifindex 1 (lo, which the fast path's devmap takes as a device that
 // exists), pods with 02:ff:0:0:0:n; those named in offload take
 // super-frames.
-func (l *fakeLab) nodeOpener(offload map[string]bool) Opener {
-	return func(req OpenRequest) (OpenedPort, error) {
+func (l *fakeLab) nodeOpener(offload map[string]bool) porttest.Driver {
+	return func(req port.OpenRequest) (port.Opened, error) {
 		pc, u := req.Config, req.Umem
 		var p Port
-		fp := NewFakePort(1024)
+		fp := porttest.NewFakePort(u, 1024)
 		if offload[pc.Name] {
-			op := NewFakeOffloadPort(1024)
+			op := porttest.NewFakeOffloadPort(u, 1024)
 			fp, p = op.FakePort, op
 			l.offload[pc.Name] = op
 		} else {
 			p = fp
 		}
-		fp.umem = u
 		l.ports[pc.Name] = fp
 		mac, idx := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, 10+len(l.ports)
 		if pc.Kind == spec.PortUplink {
 			mac, idx = upMAC, 1
 		}
-		return OpenedPort{Port: p, MAC: mac, MTU: 1500, Ifindex: idx}, nil
+		return port.Opened{Port: p, MAC: mac, MTU: 1500, Ifindex: idx}, nil
 	}
 }
 
@@ -74,7 +76,19 @@ func (l *fakeLab) nodeOpener(offload map[string]bool) Opener {
 // IPv6 routes need an IPv6 one.
 func newVXLANLabOn(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix) *vxlanLab {
 	t.Helper()
-	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
+	return newVXLANLabWith(t, offload, upAddrs, nil)
+}
+
+// newVXLANLabFast is newVXLANLab with the fast path on, forwarding with
+// fast.
+func newVXLANLabFast(t testing.TB, fast *xdpprog.FastPath) *vxlanLab {
+	t.Helper()
+	return newVXLANLabWith(t, nil, []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)}, fast)
+}
+
+func newVXLANLabWith(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix, fast *xdpprog.FastPath) *vxlanLab {
+	t.Helper()
+	l := &fakeLab{ports: map[string]*porttest.FakePort{}, offload: map[string]*porttest.FakeOffloadPort{}}
 	opener := l.nodeOpener(offload)
 	cfg := Config{
 		VXLAN: &VXLANConfig{MAC: vtepMAC},
@@ -93,7 +107,12 @@ func newVXLANLabOn(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix
 			break
 		}
 	}
-	return &vxlanLab{fakeLab: l, up: l.startNode(t, cfg, WithOpener(opener))}
+	opts := []Option{WithDrivers(porttest.Registry(opener))}
+	if fast != nil {
+		cfg.XDPFastPath = true
+		opts = append(opts, WithFastPath(fast))
+	}
+	return &vxlanLab{fakeLab: l, up: l.startNode(t, cfg, opts...)}
 }
 
 // startNode starts l's switch with cfg (and opts, after WithoutKernel) and

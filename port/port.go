@@ -1,15 +1,17 @@
-package vswitch
+package port
 
 import (
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/spec"
-	"github.com/xvs-project/xvs/xsk"
 )
 
 // Headroom is the space every received frame keeps in front of its data for
 // encapsulation (VXLAN over IPv6 needs 70 bytes). AF_XDP gives at least
 // XDP_PACKET_HEADROOM (256); the other ports receive at this offset.
 const Headroom = 256
+
+// MaxBatch is the most frames one Receive or Transmit is asked to move.
+const MaxBatch = 256
 
 // Packet is one frame in a vector: Len bytes at UMEM address Addr. The frame
 // that holds Addr is owned by whoever holds the Packet.
@@ -40,14 +42,11 @@ type Port interface {
 	Flush()
 	// PollFD is the descriptor to wait on for receive readiness, or -1.
 	PollFD() int
-	// spec.Mode reports how the port actually runs.
+	// Mode reports how the port actually runs.
 	Mode() spec.Mode
 	// Close releases the port's sockets and detaches what it attached.
 	Close() error
 }
-
-// FramePool is what a port needs from its worker's Umem.
-type FramePool = xsk.Umem
 
 // LargeFrame is a received frame that does not travel as a Packet: a GSO
 // super-frame (Hdr says how to cut it), or a frame bigger than a Umem frame.
