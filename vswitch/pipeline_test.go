@@ -67,7 +67,7 @@ func newFakeLabWith(t testing.TB, poll PollMode, ports []spec.PortConfig, offloa
 		Ports:  ports,
 		Routes: []spec.StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Blackhole: true}},
 	}
-	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func newVectorBench(t testing.TB, v6 bool, n int) *vectorBench {
 		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		{Name: "pod2", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}}
-	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +516,7 @@ var _ = fib.NoRoute
 
 func TestWorkerCPUsRefused(t *testing.T) {
 	for _, cpus := range [][]int{{runtime.NumCPU()}, {-1}, {0, 0}} {
-		_, err := New(Config{Workers: 1, WorkerCPUs: cpus}, nil, WithoutKernel())
+		_, err := New(Config{Workers: 1, WorkerCPUs: cpus}, nil, withoutKernel())
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "worker_cpus") {
 			t.Errorf("worker_cpus %v: error %v, want one naming worker_cpus", cpus, err)
 		}
@@ -536,7 +536,7 @@ func TestTwoWorkersHandoff(t *testing.T) {
 		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		{Name: "pod2", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}}
-	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/netmon"
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
@@ -37,29 +38,38 @@ func WithDrivers(r *port.Registry) Option { return func(s *Switch) { s.drivers =
 // on.
 func WithFastPath(f *xdpprog.FastPath) Option { return func(s *Switch) { s.fast = f } }
 
-// WithoutKernel makes the switch skip netlink: no neighbour resolution on
-// the uplink and no link monitoring (tests with fake ports).
-func WithoutKernel() Option { return func(s *Switch) { s.noKernel = true } }
+// WithMonitor replaces the monitor that follows the kernel's neighbour
+// table and links (netmon.Netlink): a netmon.Manual leaves the kernel
+// alone.
+func WithMonitor(m netmon.Monitor) Option { return func(s *Switch) { s.mon = m } }
+
+// WithoutKernelTunnel keeps the switch from creating the kernel's VXLAN
+// device under the fast path (tunnel.go): VXLAN then stays with the
+// workers.
+func WithoutKernelTunnel() Option { return func(s *Switch) { s.noKernelTunnel = true } }
 
 // Switch is the dataplane: ports, workers, the FIB and the control state
 // around them. Its methods are safe for concurrent use; they serialize on one
 // mutex and change worker state only through the workers' control queues.
 type Switch struct {
-	cfg      Config
-	log      *slog.Logger
-	fib      *fib.FIB
-	workers  []*worker
-	drivers  *port.Registry
-	noKernel bool
-	events   chan ctlEvent
-	ready    atomic.Bool
-	closing  atomic.Bool // set first thing in Close: monitors stop complaining
-	started  bool
-	closed   bool
-	stopCh   chan struct{}
-	wg       sync.WaitGroup
-	nbr      *neighbors
-	fast     *xdpprog.FastPath // nil unless cfg.XDPFastPath
+	cfg     Config
+	log     *slog.Logger
+	fib     *fib.FIB
+	workers []*worker
+	drivers *port.Registry
+	// mon follows the kernel's neighbours and links; noKernelTunnel
+	// keeps the kernel's VXLAN device from being made.
+	mon            netmon.Monitor
+	noKernelTunnel bool
+	events         chan ctlEvent
+	ready          atomic.Bool
+	closing        atomic.Bool // set first thing in Close: monitors stop complaining
+	started        bool
+	closed         bool
+	stopCh         chan struct{}
+	wg             sync.WaitGroup
+	nbr            *neighbors
+	fast           *xdpprog.FastPath // nil unless cfg.XDPFastPath
 	// remotes are the other nodes' destinations in the tc fast path
 	// (remote.go); only the event loop touches the map.
 	remotes    map[netip.Addr]remoteFast
@@ -87,7 +97,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Switch{
-		cfg: cfg, log: log, fib: fib.New(), drivers: DefaultDrivers(),
+		cfg: cfg, log: log, fib: fib.New(), drivers: DefaultDrivers(), mon: &netmon.Netlink{},
 		events: make(chan ctlEvent, 1024), stopCh: make(chan struct{}),
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
@@ -100,7 +110,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		s.fast.Close()
 		s.fast = nil
 	}
-	if cfg.XDPFastPath && s.fast == nil && !s.noKernel {
+	if cfg.XDPFastPath && s.fast == nil {
 		f, err := xdpprog.NewFastPath(0)
 		if err != nil {
 			s.Close()
@@ -181,13 +191,17 @@ func (s *Switch) Start() error {
 		return nil
 	}
 	s.started = true
-	if !s.noKernel {
-		if err := s.nbr.start(); err != nil {
-			return fmt.Errorf("neighbour monitor: %w", err)
-		}
-		if err := s.startLinkMonitor(); err != nil {
-			return fmt.Errorf("link monitor: %w", err)
-		}
+	err := s.mon.Start(netmon.Handler{
+		Neighbor: s.nbr.update,
+		LinkGone: func(ifindex int) { s.portDown(ifindex, "link deleted") },
+		Error: func(err error) {
+			if !s.closing.Load() {
+				s.log.Warn("kernel monitor", "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("kernel monitor: %w", err)
 	}
 	s.wg.Add(1)
 	go s.eventLoop()
@@ -211,11 +225,11 @@ func (s *Switch) Close() error {
 	s.ready.Store(false)
 	s.mu.Unlock()
 	close(s.stopCh)
+	s.mon.Close()
 	for _, w := range s.workers {
 		w.stopAndWait()
 	}
 	s.wg.Wait()
-	s.nbr.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error

@@ -32,7 +32,7 @@ func TestUplinkGleanThenForward(t *testing.T) {
 		},
 		Routes: []spec.StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Via: netip.MustParseAddr("198.18.0.254")}},
 	}
-	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestHostPort(t *testing.T) {
 		{Name: "host", Kind: spec.PortHost},
 		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 	}}
-	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestUplinkQueues(t *testing.T) {
 		{Name: "pod0", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32)}}, // fills worker 0
 		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32)}},
 	}}
-	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,7 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			}
 		}
 	}
-	if s.fast != nil && !s.noKernel && s.ktun == nil {
+	if s.fast != nil && !s.noKernelTunnel && s.ktun == nil {
 		// The kernel's VXLAN device carries the tc fast path's tunnels.
 		t, err := openKernelTunnel(vx, ps.mtu, s.fast, s.log)
 		if err != nil {

@@ -115,12 +115,12 @@ func newVXLANLabWith(t testing.TB, offload map[string]bool, upAddrs []netip.Pref
 	return &vxlanLab{fakeLab: l, up: l.startNode(t, cfg, opts...)}
 }
 
-// startNode starts l's switch with cfg (and opts, after WithoutKernel) and
+// startNode starts l's switch with cfg (and opts, after withoutKernel) and
 // resolves the other node's uplink (remote4, remote6) on "up", as the
 // neighbour monitor would; it returns "up".
 func (l *fakeLab) startNode(t testing.TB, cfg Config, opts ...Option) *portState {
 	t.Helper()
-	sw, err := New(cfg, nil, append([]Option{WithoutKernel()}, opts...)...)
+	sw, err := New(cfg, nil, append([]Option{withoutKernel()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +542,7 @@ func TestVXLANRouteRefused(t *testing.T) {
 	if !errors.Is(err, ErrRouteInvalid) || !bytes.Contains([]byte(err.Error()), []byte("vxlan is off")) {
 		t.Errorf("vxlan route without vxlan: %v", err)
 	}
-	if _, err := New(Config{VXLAN: &VXLANConfig{VNI: 1 << 24}}, nil, WithoutKernel()); !errors.Is(err, ErrConfig) {
+	if _, err := New(Config{VXLAN: &VXLANConfig{VNI: 1 << 24}}, nil, withoutKernel()); !errors.Is(err, ErrConfig) {
 		t.Errorf("VNI 2^24: %v, want ErrConfig", err)
 	}
 }
