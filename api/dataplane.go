@@ -15,7 +15,7 @@ type Dataplane interface {
 	AddPort(pc spec.PortConfig) (spec.PortStatus, error)
 	DelPort(name string) error
 	Ports() []spec.PortStatus
-	AddRoute(r spec.StaticRoute) error
+	AddRoute(r spec.Route) error
 	DelRoute(p netip.Prefix) error
 	Routes() []spec.RouteInfo
 	LookupRoute(a netip.Addr) (spec.RouteInfo, bool)

@@ -339,7 +339,7 @@ func TestCode(t *testing.T) {
 		{fmt.Errorf("port veth1: %w", vswitch.ErrPortNotFound), codes.NotFound},
 		{fmt.Errorf("via: %w", vswitch.ErrRouteInvalid), codes.InvalidArgument},
 		{fmt.Errorf("workers: %w", vswitch.ErrConfig), codes.InvalidArgument},
-		{fmt.Errorf("route is connected: %w", vswitch.ErrNotStatic), codes.FailedPrecondition},
+		{fmt.Errorf("route is connected: %w", vswitch.ErrNotOwner), codes.FailedPrecondition},
 		{status.Error(codes.Aborted, "x"), codes.Aborted},
 		{errors.New("boom"), codes.Internal},
 	} {

@@ -424,3 +424,39 @@ func TestStats(t *testing.T) {
 		t.Errorf("Stats: memory %d nodes %d rate %v", s.MemoryBytes, s.Nodes, s.UpdateRate)
 	}
 }
+
+// TestSubscribe: every subscriber is signalled by a change, however many
+// there are, Changed's receiver too; a cancelled one no longer is.
+func TestSubscribe(t *testing.T) {
+	f := New()
+	<-f.Changed() // the first view's publication
+	a, cancelA := f.Subscribe()
+	b, cancelB := f.Subscribe()
+	defer cancelB()
+	signalled := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	if err := f.Add(Route{Prefix: netip.MustParsePrefix("198.18.0.0/24"), NextHop: NextHop{Kind: KindDrop}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]<-chan struct{}{"first subscriber": a, "second subscriber": b, "Changed": f.Changed()} {
+		if !signalled(c) {
+			t.Errorf("%s not signalled by a change", name)
+		}
+	}
+	cancelA()
+	if err := f.Delete(0, netip.MustParsePrefix("198.18.0.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if signalled(a) {
+		t.Error("a cancelled subscriber was signalled")
+	}
+	if !signalled(b) {
+		t.Error("the remaining subscriber was not signalled")
+	}
+}

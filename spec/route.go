@@ -2,8 +2,11 @@ package spec
 
 import "net/netip"
 
-// StaticRoute is a route from configuration or the API.
-type StaticRoute struct {
+// Route is a route as a route source hands it to the switch
+// (Switch.ApplyRoutes): where a prefix goes, by port name, gateway or
+// tunnel, before the switch resolves it to a next hop. The config file,
+// the API and, later, BGP and the CNI server all speak it.
+type Route struct {
 	Prefix    netip.Prefix
 	Via       netip.Addr // gateway; invalid for an attached or blackhole route
 	Port      string     // output port name; empty to infer from Via

@@ -74,7 +74,7 @@ type Config struct {
 	VXLAN *VXLANConfig
 
 	Ports  []spec.PortConfig
-	Routes []spec.StaticRoute
+	Routes []spec.Route
 }
 
 // Defaults used when a Config field is zero.

@@ -70,11 +70,13 @@ func (n *neighbors) update(u netmon.Neighbor) {
 		}
 		n.s.fib.SetRewrite(ps.id, addr, mac, ps.mac, true)
 		if ps.onSubnet(addr) {
-			err := n.s.fib.Add(fib.Route{
+			n.s.mu.Lock()
+			err := n.s.applyLocked([]fib.Route{{
 				Prefix:  netip.PrefixFrom(addr, addr.BitLen()),
 				NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, Via: addr, DstMAC: mac, SrcMAC: ps.mac, Resolved: true},
 				Origin:  fib.OriginConnected,
-			})
+			}}, nil)
+			n.s.mu.Unlock()
 			if err != nil {
 				n.s.log.Warn("install neighbour route", "addr", addr, "err", err)
 			}
@@ -88,9 +90,11 @@ func (n *neighbors) update(u netmon.Neighbor) {
 	// Lost: unresolve gateways through it and drop its host route.
 	n.s.fib.SetRewrite(ps.id, addr, [6]byte{}, ps.mac, false)
 	p := netip.PrefixFrom(addr, addr.BitLen())
+	n.s.mu.Lock()
 	if r, ok := n.s.fib.Get(0, p); ok && r.NextHop.Kind == fib.KindAdjacency && r.NextHop.Via == addr && r.Origin == fib.OriginConnected {
-		n.s.fib.Delete(0, p)
+		n.s.applyLocked(nil, []fib.RouteKey{{Prefix: p}})
 	}
+	n.s.mu.Unlock()
 }
 
 // onSubnet reports whether a is on one of the port's connected subnets.

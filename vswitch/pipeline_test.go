@@ -65,7 +65,7 @@ func newFakeLabWith(t testing.TB, poll PollMode, ports []spec.PortConfig, offloa
 	cfg := Config{
 		Poll:   poll,
 		Ports:  ports,
-		Routes: []spec.StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Blackhole: true}},
+		Routes: []spec.Route{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Blackhole: true}},
 	}
 	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {

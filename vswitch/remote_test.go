@@ -41,7 +41,7 @@ func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 			pod("pod1", pod1MAC, pod1v4, pod1v6),
 			pod("pod2", pod2MAC, pod2v4, pod2v6),
 		},
-		Routes: []spec.StaticRoute{
+		Routes: []spec.Route{
 			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), Via: remote4},
 			{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), Via: remote6},
 			{Prefix: netip.MustParsePrefix("198.19.3.0/24"), Blackhole: true},
@@ -65,7 +65,7 @@ func (l *fakeLab) events() (asked []netip.Addr) {
 				asked = append(asked, ev.addr)
 				l.sw.addRemote(ev.addr)
 			}
-		case <-l.sw.fib.Changed():
+		case <-l.sw.fibChanged:
 			l.sw.recheckRemotes()
 		default:
 			return asked

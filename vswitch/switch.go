@@ -22,7 +22,7 @@ var (
 	ErrPortExists   = errors.New("port already exists")
 	ErrPortNotFound = errors.New("no such port")
 	ErrRouteInvalid = errors.New("invalid route")
-	ErrNotStatic    = errors.New("route is not static")
+	ErrNotOwner     = errors.New("route belongs to another origin")
 	ErrConfig       = errors.New("invalid switch config")
 )
 
@@ -81,9 +81,14 @@ type Switch struct {
 	ktunSrc   atomic.Pointer[tunnelSource] // the device's source addresses, for the event loop
 	vx        vxlanState                   // the node's VTEP once an uplink made it (guarded by mu)
 
-	mu     sync.Mutex // guards ports, byName, statics
+	mu     sync.Mutex // guards ports, byName, routes
 	ports  map[uint16]*portState
 	byName map[string]*portState
+	routes routeIndex // the FIB's routes by output port
+
+	// fibChanged is the remote fast path's subscription to FIB changes
+	// (remote.go); other readers take their own (SubscribeFIB).
+	fibChanged <-chan struct{}
 }
 
 // New validates cfg, opens its ports and installs its routes. Call Start to
@@ -101,10 +106,12 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		events: make(chan ctlEvent, 1024), stopCh: make(chan struct{}),
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
+		routes: newRouteIndex(),
 	}
 	for _, o := range opts {
 		o(s)
 	}
+	s.fibChanged, _ = s.fib.Subscribe() // lives as long as the FIB
 	s.nbr = newNeighbors(s)
 	if !cfg.XDPFastPath && s.fast != nil {
 		s.fast.Close()
@@ -128,21 +135,26 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 	}
 	connectWorkers(s.workers, cfg.FrameSize)
 	// Local gateway addresses: echo answered, nothing forwarded to them.
-	s.fib.Apply([]fib.Route{
+	s.mu.Lock()
+	s.applyLocked([]fib.Route{
 		{Prefix: netip.PrefixFrom(cfg.GatewayV4, 32), NextHop: fib.NextHop{Kind: fib.KindLocal}, Origin: fib.OriginLocal},
 		{Prefix: netip.PrefixFrom(cfg.GatewayV6, 128), NextHop: fib.NextHop{Kind: fib.KindLocal}, Origin: fib.OriginLocal},
 	}, nil)
+	s.mu.Unlock()
 	for i, pc := range cfg.Ports {
 		if _, err := s.AddPort(pc); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("ports[%d] (%s): %w", i, pc.Name, err)
 		}
 	}
-	for i, r := range cfg.Routes {
-		if err := s.AddRoute(r); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("routes[%d] (%s): %w", i, r.Prefix, err)
+	// The file's routes go in as one batch: all of them or none.
+	if err := s.ApplyRoutes(fib.OriginStatic, cfg.Routes, nil); err != nil {
+		s.Close()
+		var re *RouteError
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("routes[%d] (%s): %w", re.Index, re.Prefix, re.Err)
 		}
+		return nil, err
 	}
 	return s, nil
 }
@@ -179,6 +191,11 @@ func (c *Config) validate() error {
 
 // FIB returns the switch's forwarding table.
 func (s *Switch) FIB() *fib.FIB { return s.fib }
+
+// SubscribeFIB returns a channel signalled after every change of the
+// FIB (fib.FIB.Subscribe): a reader that keeps something in step with the
+// routes takes one, as the remote fast path does. cancel ends it.
+func (s *Switch) SubscribeFIB() (changed <-chan struct{}, cancel func()) { return s.fib.Subscribe() }
 
 // Ready reports whether the workers run and every configured port is open.
 func (s *Switch) Ready() bool { return s.ready.Load() }
@@ -270,7 +287,7 @@ func (s *Switch) eventLoop() {
 			case evRemote:
 				s.addRemote(ev.addr)
 			}
-		case <-s.fib.Changed():
+		case <-s.fibChanged:
 			s.recheckRemotes()
 		}
 	}
@@ -290,16 +307,13 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 		return spec.PortStatus{}, fmt.Errorf("port %s: %w", pc.Name, ErrPortExists)
 	}
 	for i, a := range pc.Addrs {
-		if !a.IsValid() {
-			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %v: %w", i, a, ErrConfig)
+		if fe := spec.ValidatePortAddr(pc.Kind, a); fe != nil {
+			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: %s: %w", i, a, fe.Msg, ErrConfig)
 		}
-		if pc.Kind == spec.PortPod && !a.IsSingleIP() {
-			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: a pod address must be a /32 or /128: %w", i, a, ErrConfig)
-		}
-		if pc.Kind == spec.PortPod {
-			if other := s.ownerOfLocked(a.Addr()); other != "" {
-				return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: already used by port %s: %w", i, a, other, ErrConfig)
-			}
+	}
+	for _, o := range s.ports {
+		if i, j, clash := spec.AddrConflict(pc, o.cfg); clash && o.primary == nil {
+			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: overlaps %s of port %s: %w", i, pc.Addrs[i], o.cfg.Addrs[j], o.name, ErrConfig)
 		}
 	}
 	id := s.freeIDLocked()
@@ -392,20 +406,6 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	return ps.snapshot(), nil
 }
 
-func (s *Switch) ownerOfLocked(a netip.Addr) string {
-	for _, ps := range s.ports {
-		if ps.kind != spec.PortPod {
-			continue
-		}
-		for _, p := range ps.cfg.Addrs {
-			if p.Addr() == a {
-				return ps.name
-			}
-		}
-	}
-	return ""
-}
-
 func (s *Switch) freeIDLocked() uint16 {
 	for id := uint16(0); ; id++ {
 		if _, ok := s.ports[id]; !ok {
@@ -460,99 +460,6 @@ func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *worker {
 	return s.workers[best]
 }
 
-// podRoutes returns the routes that deliver to a pod port.
-func (s *Switch) podRoutes(ps *portState) []fib.Route {
-	var rs []fib.Route
-	for _, a := range ps.cfg.Addrs {
-		rs = append(rs, fib.Route{
-			Prefix:  a.Masked(),
-			NextHop: fib.NextHop{Kind: fib.KindPort, Port: ps.id, DstMAC: ps.peerMAC, SrcMAC: s.cfg.GatewayMAC, Resolved: true},
-			Origin:  fib.OriginPod,
-		})
-	}
-	return rs
-}
-
-func (s *Switch) installPortRoutesLocked(ps *portState) error {
-	var rs []fib.Route
-	switch ps.kind {
-	case PortPod:
-		if ps.peerMAC != ([6]byte{}) {
-			rs = s.podRoutes(ps)
-		}
-	case PortHost:
-		// Addresses of the host reached through this port.
-		for _, a := range ps.cfg.Addrs {
-			rs = append(rs, fib.Route{
-				Prefix:  netip.PrefixFrom(a.Addr(), a.Addr().BitLen()),
-				NextHop: fib.NextHop{Kind: fib.KindPunt},
-				Origin:  fib.OriginLocal,
-			})
-		}
-	case PortUplink:
-		for _, a := range ps.cfg.Addrs {
-			if !a.IsSingleIP() {
-				rs = append(rs, fib.Route{
-					Prefix:  a.Masked(),
-					NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, SrcMAC: ps.mac},
-					Origin:  fib.OriginConnected,
-				})
-			}
-			rs = append(rs, fib.Route{
-				Prefix:  netip.PrefixFrom(a.Addr(), a.Addr().BitLen()),
-				NextHop: fib.NextHop{Kind: fib.KindPunt},
-				Origin:  fib.OriginLocal,
-			})
-		}
-	}
-	if len(rs) == 0 {
-		return nil
-	}
-	return s.fib.Apply(rs, nil)
-}
-
-// portRouteKeys lists the routes a port installed (for removal).
-func (s *Switch) portRouteKeysLocked(ps *portState) []fib.RouteKey {
-	var ks []fib.RouteKey
-	for _, a := range ps.cfg.Addrs {
-		if ps.kind == spec.PortPod {
-			if _, ok := s.fib.Get(0, a.Masked()); ok {
-				ks = append(ks, fib.RouteKey{Prefix: a.Masked()})
-			}
-			continue
-		}
-		if ps.kind == spec.PortHost {
-			ks = append(ks, fib.RouteKey{Prefix: netip.PrefixFrom(a.Addr(), a.Addr().BitLen())})
-		}
-		if ps.kind == spec.PortUplink {
-			if !a.IsSingleIP() {
-				ks = append(ks, fib.RouteKey{Prefix: a.Masked()})
-			}
-			ks = append(ks, fib.RouteKey{Prefix: netip.PrefixFrom(a.Addr(), a.Addr().BitLen())})
-		}
-	}
-	// Routes through this port from elsewhere (static, neighbour host routes).
-	s.fib.Routes(0, func(r fib.Route) bool {
-		if (r.NextHop.Kind == fib.KindAdjacency || r.NextHop.Kind == fib.KindPort) && r.NextHop.Port == ps.id && r.Origin != fib.OriginPod {
-			ks = append(ks, fib.RouteKey{Prefix: r.Prefix})
-		}
-		return true
-	})
-	return dedupKeys(ks)
-}
-
-func dedupKeys(ks []fib.RouteKey) []fib.RouteKey {
-	seen := make(map[fib.RouteKey]bool, len(ks))
-	out := ks[:0]
-	for _, k := range ks {
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
 // steerLocked adds (or removes) a pod port's addresses to every uplink's
 // steering program; for a new uplink it adds every pod's addresses.
 func (s *Switch) steerLocked(ps *portState, add bool) {
@@ -600,7 +507,7 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 		s.log.Info("host MAC learned", "port", ps.name, "mac", fmtMAC(mac))
 		return
 	}
-	if err := s.fib.Apply(s.podRoutes(ps), nil); err != nil {
+	if err := s.applyLocked(s.podRoutes(ps), nil); err != nil {
 		s.log.Warn("install learned pod routes", "port", ps.name, "err", err)
 		return
 	}
@@ -686,7 +593,7 @@ func (s *Switch) delPortLocked(ps *portState) error {
 		}
 	})
 	s.fastDelLocked(ps)
-	if err := s.fib.Apply(nil, s.portRouteKeysLocked(ps)); err != nil {
+	if err := s.applyLocked(nil, s.portRouteKeysLocked(ps)); err != nil {
 		s.log.Warn("remove port routes", "port", name, "err", err)
 	}
 	s.steerLocked(ps, false)
@@ -731,142 +638,6 @@ func (s *Switch) Ports() []spec.PortStatus {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
-}
-
-// AddRoute installs a static route.
-func (s *Switch) AddRoute(r spec.StaticRoute) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !r.Prefix.IsValid() {
-		return fmt.Errorf("prefix %v: %w", r.Prefix, ErrRouteInvalid)
-	}
-	if r.Prefix != r.Prefix.Masked() {
-		return fmt.Errorf("prefix %s has host bits set (did you mean %s?): %w", r.Prefix, r.Prefix.Masked(), ErrRouteInvalid)
-	}
-	nh := fib.NextHop{Kind: fib.KindDrop}
-	if r.VXLAN != nil {
-		var err error
-		if nh, err = s.vxlanRouteLocked(r); err != nil {
-			return err
-		}
-	} else if !r.Blackhole {
-		if r.Via.IsValid() && r.Via.Is4() != r.Prefix.Addr().Is4() && !r.Via.IsLinkLocalUnicast() {
-			return fmt.Errorf("via %s for %s: address families differ: %w", r.Via, r.Prefix, ErrRouteInvalid)
-		}
-		ps, err := s.routePortLocked(r)
-		if err != nil {
-			return err
-		}
-		nh = fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, Via: r.Via, SrcMAC: ps.mac}
-		if r.Via.IsValid() {
-			if mac, ok := s.nbr.lookup(ps.id, r.Via); ok {
-				nh.DstMAC, nh.Resolved = mac, true
-			}
-		}
-	}
-	return s.fib.Add(fib.Route{Prefix: r.Prefix, NextHop: nh, Origin: fib.OriginStatic})
-}
-
-func (s *Switch) routePortLocked(r spec.StaticRoute) (*portState, error) {
-	if r.Port != "" {
-		ps, ok := s.byName[r.Port]
-		if !ok {
-			return nil, fmt.Errorf("port %s: %w", r.Port, ErrPortNotFound)
-		}
-		return ps, nil
-	}
-	if !r.Via.IsValid() {
-		return nil, fmt.Errorf("route %s: needs a via address, a port, or blackhole: %w", r.Prefix, ErrRouteInvalid)
-	}
-	for _, ps := range s.ports {
-		if ps.kind != spec.PortUplink {
-			continue
-		}
-		for _, a := range ps.cfg.Addrs {
-			if a.Contains(r.Via) {
-				return ps, nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("via %s: not on any connected subnet: %w", r.Via, ErrRouteInvalid)
-}
-
-// DelRoute removes a static route.
-func (s *Switch) DelRoute(p netip.Prefix) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.fib.Get(0, p)
-	if !ok {
-		return fmt.Errorf("route %s: %w", p, fib.ErrNotFound)
-	}
-	if r.Origin != fib.OriginStatic {
-		return fmt.Errorf("route %s is %s: %w", p, r.Origin, ErrNotStatic)
-	}
-	if err := s.fib.Delete(0, p); err != nil {
-		return err
-	}
-	if p.IsSingleIP() {
-		// The static route may have replaced a resolved neighbour's host
-		// route: that comes back.
-		for _, ps := range s.ports {
-			if ps.kind != spec.PortUplink || ps.primary != nil || !ps.onSubnet(p.Addr()) {
-				continue
-			}
-			if mac, ok := s.nbr.lookup(ps.id, p.Addr()); ok {
-				return s.fib.Add(fib.Route{
-					Prefix:  p,
-					NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, Via: p.Addr(), DstMAC: mac, SrcMAC: ps.mac, Resolved: true},
-					Origin:  fib.OriginConnected,
-				})
-			}
-		}
-	}
-	return nil
-}
-
-func (s *Switch) routeInfoLocked(r fib.Route) spec.RouteInfo {
-	ri := spec.RouteInfo{Table: r.Table, Prefix: r.Prefix, Origin: r.Origin.String(), Kind: r.NextHop.Kind.String(), Via: r.NextHop.Via, NextHop: r.NextHop.String()}
-	switch r.NextHop.Kind {
-	case fib.KindPort, fib.KindAdjacency:
-		if ps := s.ports[r.NextHop.Port]; ps != nil {
-			ri.Port = ps.name
-		}
-	}
-	return ri
-}
-
-// Routes lists table 0, sorted by prefix.
-func (s *Switch) Routes() []spec.RouteInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []spec.RouteInfo
-	s.fib.Routes(0, func(r fib.Route) bool {
-		out = append(out, s.routeInfoLocked(r))
-		return true
-	})
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Prefix, out[j].Prefix
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c < 0
-		}
-		return a.Bits() < b.Bits()
-	})
-	return out
-}
-
-// LookupRoute returns the longest-matching route for a.
-func (s *Switch) LookupRoute(a netip.Addr) (spec.RouteInfo, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, _, ok := s.fib.View().LookupPrefix(0, a)
-	if !ok {
-		return spec.RouteInfo{}, false
-	}
-	r, ok := s.fib.Get(0, p)
-	if !ok {
-		return spec.RouteInfo{}, false
-	}
-	return s.routeInfoLocked(r), true
 }
 
 // Neighbors lists the pods' static entries and the uplink's neighbours.

@@ -30,7 +30,7 @@ func TestUplinkGleanThenForward(t *testing.T) {
 			{Name: "up", Kind: spec.PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd00:1::1/64")}},
 			{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		},
-		Routes: []spec.StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Via: netip.MustParseAddr("198.18.0.254")}},
+		Routes: []spec.Route{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Via: netip.MustParseAddr("198.18.0.254")}},
 	}
 	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {

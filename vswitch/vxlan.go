@@ -183,29 +183,19 @@ func (w *worker) setVXLAN(vx vxlanState) {
 	}
 }
 
-// vxlanRouteLocked validates a VXLAN route and returns its next hop.
-func (s *Switch) vxlanRouteLocked(r spec.StaticRoute) (fib.NextHop, error) {
+// vxlanRouteLocked checks a valid VXLAN route against the node's VTEP
+// and returns its next hop.
+func (s *Switch) vxlanRouteLocked(r spec.Route) (fib.NextHop, error) {
 	x := r.VXLAN
 	switch {
-	case r.Blackhole || r.Via.IsValid() || r.Port != "":
-		return fib.NextHop{}, fmt.Errorf("route %s: a vxlan route takes no via, port or blackhole: %w", r.Prefix, ErrRouteInvalid)
 	case s.cfg.VXLAN == nil:
 		return fib.NextHop{}, fmt.Errorf("route %s: vxlan is off (the configuration has no vxlan: section): %w", r.Prefix, ErrRouteInvalid)
 	case !s.vx.on:
 		return fib.NextHop{}, fmt.Errorf("route %s: no uplink to be the VTEP yet: %w", r.Prefix, ErrRouteInvalid)
-	case !x.Remote.IsValid() || x.Remote.Zone() != "" || x.Remote.Is4In6():
-		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %v: not an address: %w", r.Prefix, x.Remote, ErrRouteInvalid)
-	case x.Remote.Is4() && !encap.IsIPv4Forwardable(x.Remote.As4()),
-		x.Remote.Is6() && !encap.IsIPv6Forwardable(x.Remote.As16()):
-		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: not a unicast address: %w", r.Prefix, x.Remote, ErrRouteInvalid)
 	case x.Remote.Is4() && !s.vx.has4:
 		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: the node has no IPv4 VTEP address (give the uplink one or set vxlan.vtep_v4): %w", r.Prefix, x.Remote, ErrRouteInvalid)
 	case x.Remote.Is6() && !s.vx.has6:
 		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: the node has no IPv6 VTEP address (give the uplink one or set vxlan.vtep_v6): %w", r.Prefix, x.Remote, ErrRouteInvalid)
-	case r.Prefix.Contains(x.Remote):
-		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s is inside the prefix: the tunnel would route into itself: %w", r.Prefix, x.Remote, ErrRouteInvalid)
-	case x.MAC == [6]byte{} || x.MAC[0]&1 != 0:
-		return fib.NextHop{}, fmt.Errorf("route %s: vxlan mac %s: not a unicast MAC: %w", r.Prefix, fmtMAC(x.MAC), ErrRouteInvalid)
 	}
 	return fib.NextHop{Kind: fib.KindVXLAN, VNI: s.vx.vni, Remote: x.Remote, DstMAC: x.MAC, SrcMAC: s.vx.mac, Resolved: true}, nil
 }

@@ -96,14 +96,14 @@ func newVXLANLabWith(t testing.TB, offload map[string]bool, upAddrs []netip.Pref
 			{Name: "up", Kind: spec.PortUplink, Addrs: upAddrs},
 			{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		},
-		Routes: []spec.StaticRoute{
+		Routes: []spec.Route{
 			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},
 			{Prefix: netip.MustParsePrefix("fd00:19:2::/64"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},
 		},
 	}
 	for _, a := range upAddrs {
 		if a.Addr().Is6() {
-			cfg.Routes = append(cfg.Routes, spec.StaticRoute{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), VXLAN: &spec.VXLANRoute{Remote: remote6, MAC: peerVTEP}})
+			cfg.Routes = append(cfg.Routes, spec.Route{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), VXLAN: &spec.VXLANRoute{Remote: remote6, MAC: peerVTEP}})
 			break
 		}
 	}
@@ -498,7 +498,7 @@ func TestVXLANMTU(t *testing.T) {
 func TestVXLANUnderlayUnresolved(t *testing.T) {
 	l := newVXLANLab(t, nil)
 	other := netip.MustParseAddr("198.18.0.13")
-	if err := l.sw.AddRoute(spec.StaticRoute{Prefix: netip.MustParsePrefix("198.19.3.0/24"), VXLAN: &spec.VXLANRoute{Remote: other, MAC: peerVTEP}}); err != nil {
+	if err := l.sw.AddRoute(spec.Route{Prefix: netip.MustParsePrefix("198.19.3.0/24"), VXLAN: &spec.VXLANRoute{Remote: other, MAC: peerVTEP}}); err != nil {
 		t.Fatal(err)
 	}
 	dst := netip.MustParseAddr("198.19.3.1")
@@ -524,7 +524,7 @@ func TestVXLANUnderlayUnresolved(t *testing.T) {
 
 func TestVXLANRouteRefused(t *testing.T) {
 	l := newVXLANLab(t, nil)
-	for _, r := range []spec.StaticRoute{
+	for _, r := range []spec.Route{
 		{Prefix: netip.MustParsePrefix("198.18.0.0/16"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},                          // remote inside
 		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4}},                                         // no MAC
 		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: netip.MustParseAddr("224.0.0.1"), MAC: peerVTEP}}, // multicast
@@ -538,7 +538,7 @@ func TestVXLANRouteRefused(t *testing.T) {
 	}
 	// Without a vxlan section there is no VTEP to send from.
 	plain := newFakeLab(t, PollBusy)
-	err := plain.sw.AddRoute(spec.StaticRoute{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}})
+	err := plain.sw.AddRoute(spec.Route{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}})
 	if !errors.Is(err, ErrRouteInvalid) || !bytes.Contains([]byte(err.Error()), []byte("vxlan is off")) {
 		t.Errorf("vxlan route without vxlan: %v", err)
 	}
@@ -683,7 +683,7 @@ func TestVXLANUnderlayFollowsFIB(t *testing.T) {
 	}
 	gw, gwMAC := netip.MustParseAddr("198.18.0.254"), [6]byte{0x02, 0xcc, 0, 0, 0, 1}
 	l.sw.nbr.update(neighUpdate(l.up.ifindex, gw, gwMAC))
-	if err := l.sw.AddRoute(spec.StaticRoute{Prefix: netip.PrefixFrom(remote4, 32), Via: gw}); err != nil {
+	if err := l.sw.AddRoute(spec.Route{Prefix: netip.PrefixFrom(remote4, 32), Via: gw}); err != nil {
 		t.Fatal(err)
 	}
 	if f := send(); [6]byte(f[0:6]) != gwMAC {

@@ -122,7 +122,7 @@ func (f *Fake) SetPortStats(name string, st spec.PortStats, up bool, reason stri
 	}
 }
 
-func (f *Fake) AddRoute(r spec.StaticRoute) error {
+func (f *Fake) AddRoute(r spec.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ri := spec.RouteInfo{Prefix: r.Prefix, Origin: "static", Port: r.Port, Via: r.Via}
