@@ -346,10 +346,17 @@ func (f *FIB) Release(idx Index) error {
 	return nil
 }
 
+// Rewrite is the L2 rewrite of a next hop through a neighbour.
+type Rewrite struct {
+	DstMAC, SrcMAC [6]byte // the neighbour's, the port's
+	Resolved       bool    // DstMAC is known
+}
+
 // SetRewrite updates the L2 rewrite of every next hop on port whose Via is
 // via (a neighbour was resolved or changed). It reports how many changed.
 // It republishes only the next-hop table.
-func (f *FIB) SetRewrite(port uint16, via netip.Addr, dst, src [6]byte, resolved bool) int {
+func (f *FIB) SetRewrite(port uint16, via netip.Addr, rw Rewrite) int {
+	dst, src, resolved := rw.DstMAC, rw.SrcMAC, rw.Resolved
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx, ok := f.nhIndex[nhKey{kind: KindAdjacency, port: port, via: via}]

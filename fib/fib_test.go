@@ -232,10 +232,10 @@ func TestSetRewrite(t *testing.T) {
 		t.Fatal("adjacency resolved before SetRewrite")
 	}
 	dst, src := [6]byte{1, 2, 3, 4, 5, 6}, [6]byte{0xa}
-	if n := f.SetRewrite(2, gw, dst, src, true); n != 1 {
+	if n := f.SetRewrite(2, gw, Rewrite{DstMAC: dst, SrcMAC: src, Resolved: true}); n != 1 {
 		t.Errorf("SetRewrite (-want +got):\n-1\n+%d", n)
 	}
-	if n := f.SetRewrite(3, gw, dst, src, true); n != 0 {
+	if n := f.SetRewrite(3, gw, Rewrite{DstMAC: dst, SrcMAC: src, Resolved: true}); n != 0 {
 		t.Errorf("SetRewrite of an unknown neighbour (-want +got):\n-0\n+%d", n)
 	}
 	v1 := f.View()

@@ -68,7 +68,7 @@ func (n *neighbors) update(u netmon.Neighbor) {
 		if had && old.mac == mac && old.state != "incomplete" && old.state != "failed" && old.state != "none" {
 			return
 		}
-		n.s.fib.SetRewrite(ps.id, addr, mac, ps.mac, true)
+		n.s.fib.SetRewrite(ps.id, addr, fib.Rewrite{DstMAC: mac, SrcMAC: ps.mac, Resolved: true})
 		if ps.onSubnet(addr) {
 			n.s.mu.Lock()
 			err := n.s.applyLocked([]fib.Route{{
@@ -88,7 +88,7 @@ func (n *neighbors) update(u netmon.Neighbor) {
 		return
 	}
 	// Lost: unresolve gateways through it and drop its host route.
-	n.s.fib.SetRewrite(ps.id, addr, [6]byte{}, ps.mac, false)
+	n.s.fib.SetRewrite(ps.id, addr, fib.Rewrite{SrcMAC: ps.mac})
 	p := netip.PrefixFrom(addr, addr.BitLen())
 	n.s.mu.Lock()
 	if r, ok := n.s.fib.Get(0, p); ok && r.NextHop.Kind == fib.KindAdjacency && r.NextHop.Via == addr && r.Origin == fib.OriginConnected {

@@ -90,8 +90,8 @@ func TestAFPacketPortOffload(t *testing.T) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 		t.Fatal(err)
 	}
-	super := porttest.TCPSuper(t, false, pod1MAC, gwMAC, pod1v4, pod2v4, 64, 30000, 1460)
-	small := porttest.TCPSuper(t, false, pod1MAC, gwMAC, pod1v4, pod2v4, 64, 100, 1460)
+	super := porttest.TCPSuper(t, porttest.Flow{SrcMAC: pod1MAC, DstMAC: gwMAC, Src: pod1v4, Dst: pod2v4, TTL: 64}, 30000, 1460)
+	small := porttest.TCPSuper(t, porttest.Flow{SrcMAC: pod1MAC, DstMAC: gwMAC, Src: pod1v4, Dst: pod2v4, TTL: 64}, 100, 1460)
 	encap.VirtioNetHdr(small).Set(encap.VirtioNetHdrFNeedsCsum, encap.GSONone, 0, 0, 34, 16)
 	for _, f := range [][]byte{small, super} {
 		if _, err := unix.Write(fd, f); err != nil {
@@ -155,7 +155,7 @@ func TestAFPacketPortDropIngress(t *testing.T) {
 	before := ipInReceives(t, l.SW)
 	fd := l.RawSocket(t)
 	const n = 20
-	frame := porttest.UDP4(t, [6]byte(l.PeerMAC), gwMAC, netip.MustParseAddr("198.18.0.2"), l.SWAddr4, 64, 20)
+	frame := porttest.UDP4(t, porttest.Flow{SrcMAC: [6]byte(l.PeerMAC), DstMAC: gwMAC, Src: netip.MustParseAddr("198.18.0.2"), Dst: l.SWAddr4, TTL: 64}, 20)
 	copy(frame[0:6], l.SWMAC)
 	for range n {
 		if _, err := unix.Write(fd, frame); err != nil {
@@ -208,8 +208,8 @@ func TestAFPacketPortFastPath(t *testing.T) {
 	before := ipInReceives(t, l.SW)
 	fd := l.RawSocket(t)
 	const n = 20
-	slow := porttest.UDP4(t, [6]byte(l.PeerMAC), gwMAC, netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.9"), 64, 20)
-	toFast := porttest.UDP4(t, [6]byte(l.PeerMAC), gwMAC, netip.MustParseAddr("198.18.0.2"), fast, 64, 20)
+	slow := porttest.UDP4(t, porttest.Flow{SrcMAC: [6]byte(l.PeerMAC), DstMAC: gwMAC, Src: netip.MustParseAddr("198.18.0.2"), Dst: netip.MustParseAddr("198.18.0.9"), TTL: 64}, 20)
+	toFast := porttest.UDP4(t, porttest.Flow{SrcMAC: [6]byte(l.PeerMAC), DstMAC: gwMAC, Src: netip.MustParseAddr("198.18.0.2"), Dst: fast, TTL: 64}, 20)
 	for _, f := range [][]byte{slow, toFast} {
 		copy(f[0:6], l.SWMAC)
 		for range n {
@@ -296,8 +296,8 @@ func TestAFPacketUplinkSteered(t *testing.T) {
 	before := ipInReceives(t, l.SW)
 	fd := l.RawSocket(t)
 	const n = 20
-	toPod := porttest.UDP4(t, [6]byte(l.PeerMAC), gwMAC, netip.MustParseAddr("198.18.0.2"), pod, 64, 20)
-	toHost := porttest.UDP4(t, [6]byte(l.PeerMAC), gwMAC, netip.MustParseAddr("198.18.0.2"), l.SWAddr4, 64, 20)
+	toPod := porttest.UDP4(t, porttest.Flow{SrcMAC: [6]byte(l.PeerMAC), DstMAC: gwMAC, Src: netip.MustParseAddr("198.18.0.2"), Dst: pod, TTL: 64}, 20)
+	toHost := porttest.UDP4(t, porttest.Flow{SrcMAC: [6]byte(l.PeerMAC), DstMAC: gwMAC, Src: netip.MustParseAddr("198.18.0.2"), Dst: l.SWAddr4, TTL: 64}, 20)
 	for _, f := range [][]byte{toPod, toHost} {
 		copy(f[0:6], l.SWMAC)
 		for range n {

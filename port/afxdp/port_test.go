@@ -457,7 +457,7 @@ func TestXDPPortLargeTx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	super := porttest.TCPSuper(t, false, pod1MAC, gwMAC, pod1v4, pod2v4, 64, 30000, 1460)
+	super := porttest.TCPSuper(t, porttest.Flow{SrcMAC: pod1MAC, DstMAC: gwMAC, Src: pod1v4, Dst: pod2v4, TTL: 64}, 30000, 1460)
 	hdr, frame := encap.VirtioNetHdr(super[:encap.VirtioNetHdrLen]), super[encap.VirtioNetHdrLen:]
 	if _, ok := plain.AsPort().(port.LargePort); ok {
 		t.Errorf("a port without LargeTx takes super-frames")

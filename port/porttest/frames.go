@@ -24,22 +24,31 @@ func Serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	return append([]byte(nil), buf.Bytes()...)
 }
 
-// UDP4 is an IPv4 UDP frame from src to dst (DF set) with payload zero
-// bytes, from srcMAC to dstMAC.
-func UDP4(t testing.TB, srcMAC, dstMAC [6]byte, src, dst netip.Addr, ttl uint8, payload int) []byte {
-	eth := &layers.Ethernet{SrcMAC: srcMAC[:], DstMAC: dstMAC[:], EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, TTL: ttl, Protocol: layers.IPProtocolUDP, SrcIP: src.AsSlice(), DstIP: dst.AsSlice(), Flags: layers.IPv4DontFragment}
+// Flow is where a test frame goes: its MACs, addresses and TTL (or hop
+// limit).
+type Flow struct {
+	SrcMAC, DstMAC [6]byte
+	Src, Dst       netip.Addr
+	TTL            uint8
+}
+
+// UDP4 is an IPv4 UDP frame of f (DF set) with payload zero bytes.
+func UDP4(t testing.TB, f Flow, payload int) []byte {
+	eth := &layers.Ethernet{SrcMAC: f.SrcMAC[:], DstMAC: f.DstMAC[:], EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: f.TTL, Protocol: layers.IPProtocolUDP, SrcIP: f.Src.AsSlice(), DstIP: f.Dst.AsSlice(), Flags: layers.IPv4DontFragment}
 	u := &layers.UDP{SrcPort: 1234, DstPort: 5678}
 	u.SetNetworkLayerForChecksum(ip)
 	return Serialize(t, eth, ip, u, gopacket.Payload(make([]byte, payload)))
 }
 
-// TCPSuper is a TCP GSO super-frame behind its virtio_net_hdr, as a TSO
-// sender hands it over: payload bytes to be cut at mss, the TCP checksum
-// left partial (the pseudo-header's sum).
-func TCPSuper(t testing.TB, v6 bool, srcMAC, dstMAC [6]byte, src, dst netip.Addr, ttl uint8, payload, mss int) []byte {
+// TCPSuper is a TCP GSO super-frame of f behind its virtio_net_hdr, as a
+// TSO sender hands it over: payload bytes to be cut at mss, the TCP
+// checksum left partial (the pseudo-header's sum).
+// The family is f's addresses'.
+func TCPSuper(t testing.TB, f Flow, payload, mss int) []byte {
 	t.Helper()
-	eth := &layers.Ethernet{SrcMAC: srcMAC[:], DstMAC: dstMAC[:], EthernetType: layers.EthernetTypeIPv4}
+	v6, src, dst, ttl := f.Src.Is6(), f.Src, f.Dst, f.TTL
+	eth := &layers.Ethernet{SrcMAC: f.SrcMAC[:], DstMAC: f.DstMAC[:], EthernetType: layers.EthernetTypeIPv4}
 	tcp := &layers.TCP{SrcPort: 40000, DstPort: 5201, Seq: 1000, Ack: 7, ACK: true, PSH: true, Window: 512, DataOffset: 5}
 	pl := make([]byte, payload)
 	for i := range pl {
