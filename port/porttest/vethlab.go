@@ -2,11 +2,14 @@ package porttest
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/xsk"
@@ -35,7 +38,7 @@ func NewVethLab(t *testing.T) *VethLab {
 	xsktest.RequireRoot(t)
 	xsktest.CheckGoroutines(t)
 	if err := rlimit.RemoveMemlock(); err != nil {
-		t.Skipf("memlock: %v", err)
+		SkipIfNotSupported(t, "memlock", err)
 	}
 	l := &VethLab{SW: xsktest.NewNS(t), Peer: xsktest.NewNS(t),
 		SWAddr4: netip.MustParseAddr("198.18.0.1"), SWAddr6: netip.MustParseAddr("fd00::1")}
@@ -182,3 +185,18 @@ func CheckRxTx(t *testing.T, l *VethLab, p port.Port) {
 
 // Htons is the network-order form of a 16-bit protocol number.
 func Htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// SkipIfNotSupported skips t when err is the kernel saying it cannot
+// (ebpf.ErrNotSupported, ENOSYS, EOPNOTSUPP, or EPERM without root) and
+// fails it on any other error.
+func SkipIfNotSupported(t testing.TB, what string, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+		return
+	case errors.Is(err, ebpf.ErrNotSupported), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP),
+		errors.Is(err, unix.EPERM) && os.Geteuid() != 0:
+		t.Skipf("%s: %v", what, err)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
