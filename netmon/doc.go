@@ -6,9 +6,8 @@
 // (Resolve, NTF_USE, as if it had traffic for the address) and follows
 // the table through a Monitor.
 //
-// Netlink is the Monitor on the kernel's netlink subscriptions; Manual is
-// one its owner feeds by hand, for a switch that must leave the kernel
-// alone (tests, or a host whose neighbours come from elsewhere).
+// Netlink is the Monitor on the kernel's netlink subscriptions; package
+// netmontest has one a test feeds by hand.
 //
 // # Concurrency
 //

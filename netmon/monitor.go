@@ -1,9 +1,6 @@
 package netmon
 
-import (
-	"net/netip"
-	"sync"
-)
+import "net/netip"
 
 // Neighbor is one change of the kernel's neighbour table.
 type Neighbor struct {
@@ -36,66 +33,4 @@ type Monitor interface {
 	Resolve(ifindex int, addr netip.Addr) error
 	// Close stops the events and waits until no handler runs.
 	Close()
-}
-
-// Manual is a Monitor its owner feeds: nothing comes from the kernel and
-// Resolve only records what was asked.
-type Manual struct {
-	mu      sync.Mutex // guards h, asked
-	h       Handler
-	asked   []netip.Addr
-	started bool
-}
-
-var _ Monitor = (*Manual)(nil)
-
-// Start implements Monitor.
-func (m *Manual) Start(h Handler) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.h, m.started = h, true
-	return nil
-}
-
-// Resolve implements Monitor: it records addr (Asked).
-func (m *Manual) Resolve(ifindex int, addr netip.Addr) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.asked = append(m.asked, addr)
-	return nil
-}
-
-// Close implements Monitor.
-func (m *Manual) Close() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.h, m.started = Handler{}, false
-}
-
-// Asked returns the addresses Resolve was asked for, oldest first.
-func (m *Manual) Asked() []netip.Addr {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]netip.Addr(nil), m.asked...)
-}
-
-// Neighbor delivers n to the handler, on the caller's goroutine; before
-// Start or after Close it is dropped.
-func (m *Manual) Neighbor(n Neighbor) {
-	m.mu.Lock()
-	h := m.h
-	m.mu.Unlock()
-	if h.Neighbor != nil {
-		h.Neighbor(n)
-	}
-}
-
-// LinkGone delivers a link deletion to the handler, as Neighbor does.
-func (m *Manual) LinkGone(ifindex int) {
-	m.mu.Lock()
-	h := m.h
-	m.mu.Unlock()
-	if h.LinkGone != nil {
-		h.LinkGone(ifindex)
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xvs-project/xvs/netmon"
+	"github.com/xvs-project/xvs/netmon/netmontest"
 )
 
 // TestMain fails the package if goroutines outlive the tests: every worker,
@@ -61,7 +62,7 @@ func waitGoroutines(base int, d time.Duration) error {
 // or link monitor, no kernel VXLAN device.
 func withoutKernel() Option {
 	return func(s *Switch) {
-		WithMonitor(&netmon.Manual{})(s)
+		WithMonitor(&netmontest.Monitor{})(s)
 		WithoutKernelTunnel()(s)
 	}
 }

@@ -39,7 +39,7 @@ func WithDrivers(r *port.Registry) Option { return func(s *Switch) { s.drivers =
 func WithFastPath(f *xdpprog.FastPath) Option { return func(s *Switch) { s.fast = f } }
 
 // WithMonitor replaces the monitor that follows the kernel's neighbour
-// table and links (netmon.Netlink): a netmon.Manual leaves the kernel
+// table and links (netmon.Netlink): a netmontest.Monitor leaves the kernel
 // alone.
 func WithMonitor(m netmon.Monitor) Option { return func(s *Switch) { s.mon = m } }
 
