@@ -1,12 +1,32 @@
 package vswitch
 
 import (
+	"errors"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
 	"github.com/xvs-project/xvs/xdpprog"
 )
+
+// skipIfNotSupported skips t when err says the kernel cannot do what was
+// asked (or, not being root, that it may not); any other error fails t,
+// so a broken map or program is not mistaken for an old kernel.
+func skipIfNotSupported(t testing.TB, what string, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+		return
+	case errors.Is(err, ebpf.ErrNotSupported), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP),
+		errors.Is(err, unix.EPERM) && os.Geteuid() != 0:
+		t.Skipf("%s: %v", what, err)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
 
 // newRemoteLab is a switch with the fast path on, an uplink whose
 // neighbours route 198.19.1.0/24 and fd00:19:1::/64, a blackholed
@@ -15,9 +35,7 @@ import (
 func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 	t.Helper()
 	fp, err := xdpprog.NewFastPath(2 * maxRemoteFast)
-	if err != nil {
-		t.Skipf("fast path maps: %v", err)
-	}
+	skipIfNotSupported(t, "fast path maps", err)
 	// WithoutKernel makes no fast path of its own: this one stands in.
 	withFast := func(s *Switch) { s.fast = fp }
 	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
@@ -199,9 +217,7 @@ func TestRemoteFastPathFull(t *testing.T) {
 func TestRemoteFastPathTunnel(t *testing.T) {
 	l := newVXLANLab(t, nil)
 	fp, err := xdpprog.NewFastPath(64)
-	if err != nil {
-		t.Skipf("fast path maps: %v", err)
-	}
+	skipIfNotSupported(t, "fast path maps", err)
 	l.sw.fast = fp // closed with the switch
 	l.sw.addRemote(remotePod4)
 	if len(l.sw.remotes) != 0 {
