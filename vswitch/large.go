@@ -60,8 +60,7 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 	why := DropUnknownProto
 	switch encap.Ethernet(b).Type() {
 	case encap.EtherTypeIPv4:
-		ip := encap.IPv4(b[encap.EthernetLen:])
-		if why = parse4(ip, in, &d); why != keep {
+		if why = parse4(encap.IPv4(b[encap.EthernetLen:]), in, &d); why != keep {
 			break
 		}
 		b = b[:encap.EthernetLen+int(d.ipLen)]
@@ -70,7 +69,7 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 			why = DropLocal
 			break
 		}
-		why = admit4(&d, ip)
+		why = d.martian()
 	case encap.EtherTypeIPv6:
 		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why != keep {
 			break
@@ -80,7 +79,7 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 			why = DropLocal
 			break
 		}
-		why = admit6(&d)
+		why = d.martian()
 	}
 	if why == keep {
 		why = w.preRoute(b, &d)
@@ -224,7 +223,9 @@ func (w *worker) vxlanLarge(lf *LargeFrame, in *portState) bool {
 	n := g.Segments(b)
 	for i := 0; i < n; {
 		k := 0
-		for ; i < n && k < len(w.segs); i++ {
+		// No more than a vector at a time: process's scratch is sized
+		// for the batch size.
+		for ; i < n && k < min(len(w.segs), w.batch); i++ {
 			if p, ok := w.cut(b, &g, i); ok {
 				p.Port = in.id
 				w.segs[k] = p

@@ -10,14 +10,15 @@ import (
 // The forwarding path, single frames and super-frames alike:
 //
 //	classify  parse the frame once into a desc (parseL2, parse4/6), answer
-//	          or drop what is for the switch itself, admit the rest
+//	          or drop what is for the switch itself, admit the rest if
+//	          routable
 //	preRoute  stage slot: DNAT, ingress policy
 //	decide    one FIB lookup and decision per family (decide4, decide6),
 //	          returned as a decision
 //	postRoute stage slot: SNAT, egress policy
-//	settle    what the decision means for the frame (action): the tc fast
-//	          path's learning, the host port for a punt
-//	rewrite   the Ethernet header for the next hop
+//	act       what the decision means for the frame (action): the tc fast
+//	          path's learning, the host port for a punt, the Ethernet
+//	          header rewritten for the next hop
 //	emit      queued on the output port (emit; encapVXLAN encapsulates
 //	          first; large.go sends super-frames whole or cut)
 //
@@ -42,8 +43,12 @@ type desc struct {
 	// a tunnel, the tunnel's pseudo-port (in.tunnel set).
 	in  *portState
 	fam family
-	l3  uint16 // the IP header's offset in the frame
-	l4  uint16 // the transport header's offset (IPv6: behind the fixed header)
+	// routable: the addresses may be forwarded (IPv4: source and
+	// destination; IPv6: the destination). A frame that is not for the
+	// switch and not routable is a martian.
+	routable bool
+	l3       uint16 // the IP header's offset in the frame
+	l4       uint16 // the transport header's offset (IPv6: behind the fixed header)
 	// ipLen is the IP packet's length, header included; the frame is
 	// trimmed to l3+ipLen.
 	ipLen uint16
@@ -84,16 +89,8 @@ func (w *worker) process(pkts []Packet, in *portState) {
 	var rxBytes uint64
 	for i := range pkts {
 		rxBytes += uint64(pkts[i].Len)
-		d := &w.descs[i]
-		if !w.classify(&pkts[i], in, d) {
-			continue
-		}
-		if d.fam == fam4 {
-			w.a4[w.n4], w.i4[w.n4] = d.dst4(), uint16(i)
-			w.n4++
-		} else {
-			w.a6[w.n6], w.i6[w.n6] = d.dst, uint16(i)
-			w.n6++
+		if d := &w.descs[i]; w.classify(&pkts[i], in, d) {
+			w.enqueue(uint16(i), d)
 		}
 	}
 	w.cnt.add(EvRxPackets, len(pkts))
@@ -115,6 +112,18 @@ func (w *worker) process(pkts []Packet, in *portState) {
 	}
 }
 
+// enqueue queues frame i of the vector, of descriptor d, for its family's
+// batch lookup.
+func (w *worker) enqueue(i uint16, d *desc) {
+	if d.fam == fam4 {
+		w.a4[w.n4], w.i4[w.n4] = d.dst4(), i
+		w.n4++
+		return
+	}
+	w.a6[w.n6], w.i6[w.n6] = d.dst, i
+	w.n6++
+}
+
 // parseL2 is the first check of every frame, single or super-frame,
 // received on in: keep, or why to drop it.
 func (w *worker) parseL2(b []byte, in *portState) Drop {
@@ -130,7 +139,9 @@ func (w *worker) parseL2(b []byte, in *portState) Drop {
 
 // parse4 parses the IPv4 header ip, behind the Ethernet header of a frame
 // received on in, into the descriptor d: keep, or why to drop the frame
-// (an invalid header or header checksum).
+// (an invalid header or header checksum). Whether the frame may be routed
+// (d.routable) is for the caller to act on, after it took what is for
+// the switch itself.
 func parse4(ip encap.IPv4, in *portState, d *desc) Drop {
 	if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
 		return DropBadL3
@@ -139,7 +150,9 @@ func parse4(ip encap.IPv4, in *portState, d *desc) Drop {
 	d.ipLen = ip.TotalLength()
 	d.l4 = encap.EthernetLen + uint16(ip.HeaderLen())
 	d.wire = int32(d.ipLen)
-	*(*[4]byte)(d.dst[:4]) = ip.Dst()
+	dst := ip.Dst()
+	*(*[4]byte)(d.dst[:4]) = dst
+	d.routable = encap.IsIPv4Forwardable(dst) && encap.IsIPv4Forwardable(ip.Src())
 	return keep
 }
 
@@ -153,24 +166,16 @@ func parse6(ip encap.IPv6, in *portState, d *desc) Drop {
 	d.l4 = encap.EthernetLen + encap.IPv6Len
 	d.wire = int32(d.ipLen)
 	d.dst = ip.Dst()
+	d.routable = encap.IsIPv6Forwardable(d.dst)
 	return keep
 }
 
-// admit4 is the last check of classify for an IPv4 frame that is not for
-// the switch: keep if it may be routed, else why not.
-func admit4(d *desc, ip encap.IPv4) Drop {
-	if !encap.IsIPv4Forwardable(d.dst4()) || !encap.IsIPv4Forwardable(ip.Src()) {
-		return DropMartian
+// martian is why a frame whose descriptor is not routable is dropped.
+func (d *desc) martian() Drop {
+	if d.routable {
+		return keep
 	}
-	return keep
-}
-
-// admit6 is admit4 for IPv6.
-func admit6(d *desc) Drop {
-	if !encap.IsIPv6Forwardable(d.dst) {
-		return DropMartian
-	}
-	return keep
+	return DropMartian
 }
 
 // classify parses frame p, received on in, into its descriptor d. It
@@ -206,7 +211,7 @@ func (w *worker) classify(p *Packet, in *portState, d *desc) bool {
 			w.local4(p, in, eth, ip)
 			return false
 		}
-		why = admit4(d, ip)
+		why = d.martian()
 	case encap.EtherTypeIPv6:
 		ip := encap.IPv6(b[encap.EthernetLen:])
 		if why = parse6(ip, in, d); why != keep {
@@ -230,7 +235,7 @@ func (w *worker) classify(p *Packet, in *portState, d *desc) bool {
 			// the link, which the switch does not take part in.
 			why = DropLocal
 		default:
-			why = admit6(d)
+			why = d.martian()
 		}
 	case encap.EtherTypeARP:
 		w.arp(p, in, eth, b[encap.EthernetLen:])
@@ -239,7 +244,7 @@ func (w *worker) classify(p *Packet, in *portState, d *desc) bool {
 		why = DropUnknownProto
 	}
 	if why == keep {
-		why = w.preRoute(b[:p.Len], d)
+		why = w.preRoute(b, d)
 	}
 	if why != keep {
 		w.drop(p, why)
@@ -250,7 +255,8 @@ func (w *worker) classify(p *Packet, in *portState, d *desc) bool {
 
 // preRoute is the stage slot between classify and the route lookup, where
 // DNAT (services) and ingress policy go: it sees every frame to be routed,
-// b being the whole frame (a super-frame's too) and d its descriptor. It
+// b holding the whole frame (a super-frame's too; the packet ends at
+// d.l3+d.ipLen) and d its descriptor. It
 // may rewrite the frame's IP and transport headers (with their checksums;
 // for a super-frame see the package doc) and then must update d.dst, the
 // lookup's key; it must not change d.in, d.fam or the header offsets. It
@@ -260,13 +266,13 @@ func (w *worker) classify(p *Packet, in *portState, d *desc) bool {
 func (w *worker) preRoute(b []byte, d *desc) Drop { return keep }
 
 // decision is the route decision's result, returned by decide4 and
-// decide6 for settle and the emit stage to act on.
+// decide6 for act and the emit stage.
 type decision struct {
 	// nh is the next hop the FIB chose (the ECMP member); a local or punt
 	// next hop when out is nil.
 	nh *fib.NextHop
 	// out is the port the frame leaves by: nh's, or for a VXLAN tunnel the
-	// underlay's; after settle, the host port for a punt.
+	// underlay's; after act, the host port for a punt.
 	out *portState
 	// under is, for a VXLAN next hop, the underlay adjacency toward
 	// nh.Remote, and hash the inner flow's hash (the outer UDP source
@@ -276,7 +282,7 @@ type decision struct {
 	// drop is keep, or why the frame is dropped (any ICMP error due is
 	// sent).
 	drop Drop
-	act  action // set by settle
+	act  action // set by act
 }
 
 // action is what a decision makes of the frame.
@@ -324,15 +330,15 @@ func (w *worker) forward(p *Packet, d *desc, v *fib.View, idx fib.Index) {
 	}
 }
 
-// decide4 decides, into r, where the IPv4 packet ip of descriptor d,
-// routed by idx, goes: a next hop and output port, with the TTL decremented; a local or
+// decide4 decides, into r (zero on entry), where the IPv4 packet ip of
+// descriptor d, routed by idx, goes: a next hop and output port, with the TTL decremented; a local or
 // punt next hop and no port; or a drop reason, the ICMP error that is due
 // sent. d.wire is what the MTU check compares.
 func (w *worker) decide4(d *desc, eth encap.Ethernet, ip encap.IPv4, v *fib.View, idx fib.Index, r *decision) {
 	in := d.in
 	if idx == fib.NoRoute {
 		w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4NetUnreachable, 0)
-		*r = decision{drop: DropNoRoute}
+		r.drop = DropNoRoute
 		return
 	}
 	nh := v.NextHop(idx)
@@ -342,18 +348,18 @@ func (w *worker) decide4(d *desc, eth encap.Ethernet, ip encap.IPv4, v *fib.View
 	switch nh.Kind {
 	case fib.KindPort, fib.KindAdjacency, fib.KindVXLAN:
 	case fib.KindLocal, fib.KindPunt:
-		*r = decision{nh: nh, drop: keep}
+		r.nh, r.drop = nh, keep
 		return
 	default: // blackhole
-		*r = decision{drop: DropNoRoute}
+		r.drop = DropNoRoute
 		return
 	}
 	if ip.TTL() <= 1 {
 		w.icmpError4(in, eth, ip, encap.ICMPv4TimeExceeded, 0, 0)
-		*r = decision{drop: DropTTL}
+		r.drop = DropTTL
 		return
 	}
-	*r = decision{nh: nh, drop: keep}
+	r.nh, r.drop = nh, keep
 	if nh.Kind == fib.KindVXLAN {
 		r.hash = encap.FlowHash4(ip)
 	}
@@ -368,7 +374,7 @@ func (w *worker) decide4(d *desc, eth encap.Ethernet, ip encap.IPv4, v *fib.View
 		if ip.DF() {
 			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4FragNeeded, uint16(mtu))
 		}
-		*r = decision{drop: DropMTU}
+		r.out, r.under, r.drop = nil, nil, DropMTU
 		return
 	}
 	ip.DecTTL()
@@ -379,7 +385,7 @@ func (w *worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View
 	in := d.in
 	if idx == fib.NoRoute {
 		w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6NoRoute, 0)
-		*r = decision{drop: DropNoRoute}
+		r.drop = DropNoRoute
 		return
 	}
 	nh := v.NextHop(idx)
@@ -389,18 +395,18 @@ func (w *worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View
 	switch nh.Kind {
 	case fib.KindPort, fib.KindAdjacency, fib.KindVXLAN:
 	case fib.KindLocal, fib.KindPunt:
-		*r = decision{nh: nh, drop: keep}
+		r.nh, r.drop = nh, keep
 		return
 	default:
-		*r = decision{drop: DropNoRoute}
+		r.drop = DropNoRoute
 		return
 	}
 	if ip.HopLimit() <= 1 {
 		w.icmpError6(in, eth, ip, encap.ICMPv6TimeExceeded, 0, 0)
-		*r = decision{drop: DropTTL}
+		r.drop = DropTTL
 		return
 	}
-	*r = decision{nh: nh, drop: keep}
+	r.nh, r.drop = nh, keep
 	if nh.Kind == fib.KindVXLAN {
 		r.hash = encap.FlowHash6(ip)
 	}
@@ -413,7 +419,7 @@ func (w *worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View
 	}
 	if int(d.wire) > mtu {
 		w.icmpError6(in, eth, ip, encap.ICMPv6PacketTooBig, 0, uint32(mtu))
-		*r = decision{drop: DropMTU}
+		r.out, r.under, r.drop = nil, nil, DropMTU
 		return
 	}
 	ip.SetHopLimit(ip.HopLimit() - 1)
@@ -462,9 +468,11 @@ func (w *worker) output(nh *fib.NextHop, dst []byte) (*portState, Drop) {
 }
 
 // postRoute is the stage slot after the route decision, where SNAT
-// (natOutgoing) and egress policy go: it sees every routed frame, b being
-// the whole frame (a super-frame's too), d its descriptor and r the
-// decision (r.drop keep). It may rewrite the frame's source address and
+// (natOutgoing) and egress policy go: it sees every frame the decision
+// did not drop (r.out nil for one to the switch or the host), b being the
+// whole frame (a super-frame's too), d its descriptor and r the decision.
+// The TTL is decremented, the Ethernet header not yet rewritten. It may
+// rewrite the frame's source address and
 // port (with their checksums; for a super-frame see the package doc), and
 // may set r.drop to drop the frame; it must not change d, r.nh, r.out or
 // r.under, which the emit stage and the tc fast path's learning rely on.
