@@ -60,7 +60,8 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 	why := DropUnknownProto
 	switch encap.Ethernet(b).Type() {
 	case encap.EtherTypeIPv4:
-		if why = parse4(encap.IPv4(b[encap.EthernetLen:]), in, &d); why != keep {
+		ip := encap.IPv4(b[encap.EthernetLen:])
+		if why = parse4(ip, in, &d); why != keep {
 			break
 		}
 		b = b[:encap.EthernetLen+int(d.ipLen)]
@@ -69,7 +70,7 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 			why = DropLocal
 			break
 		}
-		why = d.martian()
+		why = admit4(&d, ip)
 	case encap.EtherTypeIPv6:
 		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why != keep {
 			break
@@ -79,7 +80,7 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 			why = DropLocal
 			break
 		}
-		why = d.martian()
+		why = admit6(&d)
 	}
 	if why == keep {
 		why = w.preRoute(b, &d)

@@ -10,8 +10,8 @@ import (
 // The forwarding path, single frames and super-frames alike:
 //
 //	classify  parse the frame once into a desc (parseL2, parse4/6), answer
-//	          or drop what is for the switch itself, admit the rest if
-//	          routable
+//	          or drop what is for the switch itself, admit the rest
+//	          (admit4/6)
 //	preRoute  stage slot: DNAT, ingress policy
 //	decide    one FIB lookup and decision per family (decide4, decide6),
 //	          returned as a decision
@@ -43,12 +43,8 @@ type desc struct {
 	// a tunnel, the tunnel's pseudo-port (in.tunnel set).
 	in  *portState
 	fam family
-	// routable: the addresses may be forwarded (IPv4: source and
-	// destination; IPv6: the destination). A frame that is not for the
-	// switch and not routable is a martian.
-	routable bool
-	l3       uint16 // the IP header's offset in the frame
-	l4       uint16 // the transport header's offset (IPv6: behind the fixed header)
+	l3  uint16 // the IP header's offset in the frame
+	l4  uint16 // the transport header's offset (IPv6: behind the fixed header)
 	// ipLen is the IP packet's length, header included; the frame is
 	// trimmed to l3+ipLen.
 	ipLen uint16
@@ -139,9 +135,7 @@ func (w *worker) parseL2(b []byte, in *portState) Drop {
 
 // parse4 parses the IPv4 header ip, behind the Ethernet header of a frame
 // received on in, into the descriptor d: keep, or why to drop the frame
-// (an invalid header or header checksum). Whether the frame may be routed
-// (d.routable) is for the caller to act on, after it took what is for
-// the switch itself.
+// (an invalid header or header checksum).
 func parse4(ip encap.IPv4, in *portState, d *desc) Drop {
 	if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
 		return DropBadL3
@@ -150,9 +144,7 @@ func parse4(ip encap.IPv4, in *portState, d *desc) Drop {
 	d.ipLen = ip.TotalLength()
 	d.l4 = encap.EthernetLen + uint16(ip.HeaderLen())
 	d.wire = int32(d.ipLen)
-	dst := ip.Dst()
-	*(*[4]byte)(d.dst[:4]) = dst
-	d.routable = encap.IsIPv4Forwardable(dst) && encap.IsIPv4Forwardable(ip.Src())
+	*(*[4]byte)(d.dst[:4]) = ip.Dst()
 	return keep
 }
 
@@ -166,16 +158,26 @@ func parse6(ip encap.IPv6, in *portState, d *desc) Drop {
 	d.l4 = encap.EthernetLen + encap.IPv6Len
 	d.wire = int32(d.ipLen)
 	d.dst = ip.Dst()
-	d.routable = encap.IsIPv6Forwardable(d.dst)
 	return keep
 }
 
-// martian is why a frame whose descriptor is not routable is dropped.
-func (d *desc) martian() Drop {
-	if d.routable {
-		return keep
+// admit4 is the last check of an IPv4 frame that is not for the switch
+// (classify's, forwardLarge's): keep if its addresses may be routed, else
+// DropMartian. It comes after the checks for what is the switch's, which
+// take frames these addresses would fail (the gateway's link-local one).
+func admit4(d *desc, ip encap.IPv4) Drop {
+	if !encap.IsIPv4Forwardable(d.dst4()) || !encap.IsIPv4Forwardable(ip.Src()) {
+		return DropMartian
 	}
-	return DropMartian
+	return keep
+}
+
+// admit6 is admit4 for IPv6.
+func admit6(d *desc) Drop {
+	if !encap.IsIPv6Forwardable(d.dst) {
+		return DropMartian
+	}
+	return keep
 }
 
 // classify parses frame p, received on in, into its descriptor d. It
@@ -211,7 +213,7 @@ func (w *worker) classify(p *Packet, in *portState, d *desc) bool {
 			w.local4(p, in, eth, ip)
 			return false
 		}
-		why = d.martian()
+		why = admit4(d, ip)
 	case encap.EtherTypeIPv6:
 		ip := encap.IPv6(b[encap.EthernetLen:])
 		if why = parse6(ip, in, d); why != keep {
@@ -235,7 +237,7 @@ func (w *worker) classify(p *Packet, in *portState, d *desc) bool {
 			// the link, which the switch does not take part in.
 			why = DropLocal
 		default:
-			why = d.martian()
+			why = admit6(d)
 		}
 	case encap.EtherTypeARP:
 		w.arp(p, in, eth, b[encap.EthernetLen:])
