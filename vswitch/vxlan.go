@@ -364,8 +364,8 @@ func (w *worker) encapVXLAN(p *Packet, r *decision) {
 
 // reply queues a frame the switch built or turned around in answer to one
 // that came in on in: out of in, or for a frame that came out of a tunnel,
-// routed back (into the tunnel, as a rule). The switch built the frame, so
-// it is parsed without checks and skips the preRoute stage.
+// routed back (into the tunnel, as a rule). The switch built the frame:
+// it skips classify's checks and the preRoute stage.
 func (w *worker) reply(p *Packet, in *portState) {
 	if !in.tunnel {
 		w.emit(p, in)
@@ -373,20 +373,19 @@ func (w *worker) reply(p *Packet, in *portState) {
 	}
 	v := w.fib.View()
 	b := w.umem.Bytes(p.Addr, int(p.Len))
-	d := desc{in: in, l3: encap.EthernetLen}
+	var d desc
+	why := DropLocal
 	switch encap.Ethernet(b).Type() {
 	case encap.EtherTypeIPv4:
-		ip := encap.IPv4(b[encap.EthernetLen:])
-		d.fam, d.ipLen, d.l4 = fam4, ip.TotalLength(), encap.EthernetLen+uint16(ip.HeaderLen())
-		*(*[4]byte)(d.dst[:4]) = ip.Dst()
-		d.wire = int32(d.ipLen)
-		w.forward(p, &d, v, v.Lookup4(0, ip.Dst()))
+		if why = parse4(encap.IPv4(b[encap.EthernetLen:]), in, &d); why == keep {
+			w.forward(p, &d, v, v.Lookup4(0, d.dst4()))
+			return
+		}
 	case encap.EtherTypeIPv6:
-		ip := encap.IPv6(b[encap.EthernetLen:])
-		d.fam, d.ipLen, d.l4, d.dst = fam6, encap.IPv6Len+ip.PayloadLength(), encap.EthernetLen+encap.IPv6Len, ip.Dst()
-		d.wire = int32(d.ipLen)
-		w.forward(p, &d, v, v.Lookup6(0, d.dst))
-	default:
-		w.drop(p, DropLocal)
+		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why == keep {
+			w.forward(p, &d, v, v.Lookup6(0, d.dst))
+			return
+		}
 	}
+	w.drop(p, why)
 }
