@@ -1,32 +1,12 @@
 package vswitch
 
 import (
-	"errors"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
-
 	"github.com/xvs-project/xvs/xdpprog"
 )
-
-// skipIfNotSupported skips t when err says the kernel cannot do what was
-// asked (or, not being root, that it may not); any other error fails t,
-// so a broken map or program is not mistaken for an old kernel.
-func skipIfNotSupported(t testing.TB, what string, err error) {
-	t.Helper()
-	switch {
-	case err == nil:
-		return
-	case errors.Is(err, ebpf.ErrNotSupported), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP),
-		errors.Is(err, unix.EPERM) && os.Geteuid() != 0:
-		t.Skipf("%s: %v", what, err)
-	}
-	t.Fatalf("%s: %v", what, err)
-}
 
 // newRemoteLab is a switch with the fast path on, an uplink whose
 // neighbours route 198.19.1.0/24 and fd00:19:1::/64, a blackholed
