@@ -190,7 +190,7 @@
 // partial checksum are completed on receive and go through the normal
 // pipeline; super-frames (and frames bigger than a Umem frame) are gathered
 // in the port's spill buffers and go through forwardLarge (large.go). That
-// routes them with the same decide4/decide6 as every packet (the MTU check
+// routes them with the same route4/route6 as every packet (the MTU check
 // uses the segment size), then sends them whole, offload header unchanged,
 // to an offloading port of the same worker — one sendmsg for up to 44 TCP
 // segments — or cuts them into segments in Umem frames (encap.GSO) for a
@@ -227,44 +227,6 @@
 // rings, LargeSlots frames per receive, and the node's kernel also sees the
 // frames) for TCP throughput; docs/BENCHMARKS.md has both figures.
 //
-// # Stages
-//
-// Single frames and super-frames take one path (pipeline.go): classify
-// parses a frame once into a descriptor (desc: family, header offsets,
-// destination, in-port, the tunnel pseudo-port when it was decapsulated),
-// decide4/decide6 return the route decision (decision: next hop, output
-// port, drop reason, the underlay adjacency and flow hash for VXLAN), act
-// applies what every routed frame shares, and the emit stage queues it,
-// cut or whole for a super-frame (large.go). Two stage slots are in place,
-// empty for now:
-//   - preRoute, after classify and before the lookup: DNAT (services) and
-//     ingress policy. It may rewrite the IP and transport headers and then
-//     must set desc.dst, the lookup's key.
-//   - postRoute, after the decision and before the rewrite: SNAT
-//     (natOutgoing) and egress policy. It may rewrite source address and
-//     port, or drop (decision.drop); it leaves the next hop and ports alone.
-//
-// A NAT stage sees a GSO super-frame as one frame: its one IP and
-// transport header stand for every segment, so rewriting them once is
-// enough, as long as the checksums are kept the way the offload header
-// says. With VirtioNetHdrFNeedsCsum (every GSO frame) the transport
-// checksum field holds only the pseudo-header sum: a changed address is
-// folded into it incrementally (RFC 1624), a changed port is not (it lies
-// past CsumStart and is summed when the checksum is completed), and
-// nothing is recomputed over the payload; the IPv4 header checksum is
-// updated as for any frame. Whoever cuts it (encap.GSO, the NIC, the
-// kernel) then carries the rewritten headers into every segment. A stage
-// that needs the payload (an ALG) cannot work on a super-frame whole and
-// must cut it first.
-//
-// The BPF fast path follows one rule: a flow the BPF programs cannot
-// decide goes to the workers. A program forwards only what its maps say
-// (pod to pod, learned remote destinations) and passes the rest up. When
-// NAT or policy stages hold state, a fast-path program must either apply
-// the same decision from a map the control plane fills, or leave the
-// flow to the workers (the learnRemote request is made after postRoute,
-// so a stage that drops or rewrites a flow can also keep it out of tc).
-//
 // # Concurrency
 //
 // Switch methods are safe for concurrent use; they serialize on Switch.mu.
@@ -288,10 +250,9 @@
 // # Changing it
 //
 // A new drop reason or event goes in counters.go (both the constant and its
-// name). A new next-hop kind is handled in decide4/decide6, which fill
-// the decision, and in act and emitRouted, which every frame (super-frames
-// too) goes through; vxlan.go is the example. A new stage goes in one of
-// the slots (preRoute, postRoute). Anything that
+// name). A new next-hop kind is handled in route4/route6 and
+// forward4/forward6 (and forwardLarge for super-frames); vxlan.go is the
+// example. Anything that
 // needs the kernel (netlink, sockets) belongs to the control plane or to a
 // Port implementation, never to the pipeline.
 package vswitch

@@ -25,6 +25,35 @@ import (
 // process does it for a vector of frames, with the lookups batched per
 // family; forwardLarge (large.go) for one super-frame. Both call the same
 // functions for each step.
+//
+// The stage slots, empty for now, are where what changes packets goes:
+//   - preRoute, after classify and before the lookup: DNAT (services) and
+//     ingress policy. It may rewrite the IP and transport headers and then
+//     must set desc.dst, the lookup's key.
+//   - postRoute, after the decision and before the rewrite: SNAT
+//     (natOutgoing) and egress policy. It may rewrite source address and
+//     port, or drop (decision.drop); it leaves the next hop and ports alone.
+//
+// A NAT stage sees a GSO super-frame as one frame: its one IP and
+// transport header stand for every segment, so rewriting them once is
+// enough, as long as the checksums are kept the way the offload header
+// says. With VirtioNetHdrFNeedsCsum (every GSO frame) the transport
+// checksum field holds only the pseudo-header sum: a changed address is
+// folded into it incrementally (RFC 1624), a changed port is not (it lies
+// past CsumStart and is summed when the checksum is completed), and
+// nothing is recomputed over the payload; the IPv4 header checksum is
+// updated as for any frame. Whoever cuts it (encap.GSO, the NIC, the
+// kernel) then carries the rewritten headers into every segment. A stage
+// that needs the payload (an ALG) cannot work on a super-frame whole and
+// must cut it first.
+//
+// The BPF fast path follows one rule: a flow the BPF programs cannot
+// decide goes to the workers. A program forwards only what its maps say
+// (pod to pod, learned remote destinations) and passes the rest up. When
+// NAT or policy stages hold state, a fast-path program must either apply
+// the same decision from a map the control plane fills, or leave the
+// flow to the workers (the learnRemote request is made after postRoute,
+// so a stage that drops or rewrites a flow can also keep it out of tc).
 
 // family is a descriptor's network protocol.
 type family uint8
