@@ -1,10 +1,7 @@
 package vswitch
 
 import (
-	"net/netip"
-
 	"github.com/xvs-project/xvs/encap"
-	"github.com/xvs-project/xvs/fib"
 )
 
 // processLarge runs a vector that came with large frames (GSO super-frames
@@ -28,14 +25,16 @@ func (w *worker) processLarge(pkts []Packet, large []LargeFrame, in *portState) 
 	}
 }
 
-// forwardLarge routes one large frame. It leaves whole through an
-// offloading output port of this worker (its offload header unchanged: the
-// switch rewrites neither header lengths nor checksummed fields other than
-// the IPv4 header's, which it updates). For a port that takes no
-// super-frames, or another worker's, a GSO super-frame is cut into
-// segments in Umem frames, as the kernel would cut it, and a large frame
-// without GSO is dropped as too big. The frame is the
-// port's until its next Receive, so nothing here keeps it.
+// forwardLarge routes one large frame through the steps every frame takes
+// (pipeline.go): parsed, admitted, decided and rewritten by the same
+// functions as a single frame. It leaves whole through an offloading
+// output port of this worker (its offload header unchanged: the switch
+// rewrites neither header lengths nor checksummed fields other than the
+// IPv4 header's, which it updates). For a port that takes no super-frames,
+// or another worker's, a GSO super-frame is cut into segments in Umem
+// frames, as the kernel would cut it, and a large frame without GSO is
+// dropped as too big. The frame is the port's until its next Receive, so
+// nothing here keeps it.
 func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 	if w.vxlanLarge(lf, in) {
 		return
@@ -44,13 +43,8 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 	in.stats.rxPackets.Add(1)
 	in.stats.rxBytes.Add(uint64(len(b)))
 	w.cnt.event(EvRxPackets)
-	if len(b) < encap.EthernetLen {
-		w.cnt.drop(DropBadEthernet)
-		return
-	}
-	eth := encap.Ethernet(b)
-	if in.passive && eth.Dst() != in.mac {
-		w.cnt.drop(DropLocal)
+	if why := w.parseL2(b, in); why != keep {
+		w.cnt.drop(why)
 		return
 	}
 	var g encap.GSO
@@ -62,115 +56,72 @@ func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
 			return
 		}
 	}
-	v := w.fib.View()
-	var (
-		nh  *fib.NextHop
-		out *portState
-		d   Drop
-		ev  Event
-		// remote is the destination, for learnRemote.
-		remote netip.Addr
-	)
-	switch eth.Type() {
+	var d desc
+	why := DropUnknownProto
+	switch encap.Ethernet(b).Type() {
 	case encap.EtherTypeIPv4:
 		ip := encap.IPv4(b[encap.EthernetLen:])
-		if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
-			w.cnt.drop(DropBadL3)
-			return
+		if why = parse4(ip, in, &d); why != keep {
+			break
 		}
-		b = b[:encap.EthernetLen+int(ip.TotalLength())]
-		ip = ip[:ip.TotalLength()]
-		dst := ip.Dst()
-		if in.gateway && dst == w.gw4 {
-			w.cnt.drop(DropLocal)
-			return
+		b = b[:encap.EthernetLen+int(d.ipLen)]
+		if in.gateway && d.dst4() == w.gw4 {
+			// Addressed to the switch: nothing it answers is this big.
+			why = DropLocal
+			break
 		}
-		if !encap.IsIPv4Forwardable(dst) || !encap.IsIPv4Forwardable(ip.Src()) {
-			w.cnt.drop(DropMartian)
-			return
-		}
-		wire := len(ip)
-		if gso {
-			wire = g.HdrLen - g.L3 + g.Size
-		}
-		nh, out, d = w.route4(in, eth, ip, v, v.Lookup4(0, dst), wire)
-		ev = EvForwarded4
-		if in.tcFast {
-			remote = netip.AddrFrom4(dst)
-		}
+		why = admit4(&d, ip)
 	case encap.EtherTypeIPv6:
-		ip := encap.IPv6(b[encap.EthernetLen:])
-		if !ip.IsValid(len(ip)) {
-			w.cnt.drop(DropBadL3)
-			return
+		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why != keep {
+			break
 		}
-		b = b[:encap.EthernetLen+encap.IPv6Len+int(ip.PayloadLength())]
-		ip = ip[:encap.IPv6Len+int(ip.PayloadLength())]
-		dst := ip.Dst()
-		if in.gateway && dst == w.gw6 {
-			w.cnt.drop(DropLocal)
-			return
+		b = b[:encap.EthernetLen+int(d.ipLen)]
+		if in.gateway && d.dst == w.gw6 {
+			why = DropLocal
+			break
 		}
-		if !encap.IsIPv6Forwardable(dst) {
-			w.cnt.drop(DropMartian)
-			return
-		}
-		wire := len(ip)
-		if gso {
-			wire = g.HdrLen - g.L3 + g.Size
-		}
-		nh, out, d = w.route6(in, eth, ip, v, v.Lookup6(0, dst), wire)
-		ev = EvForwarded6
-		if in.tcFast {
-			remote = netip.AddrFrom16(dst)
-		}
-	default:
-		w.cnt.drop(DropUnknownProto)
+		why = admit6(&d)
+	}
+	if why == keep {
+		why = w.preRoute(b, &d)
+	}
+	if why != keep {
+		w.cnt.drop(why)
 		return
 	}
-	switch {
-	case d != keep:
-		w.cnt.drop(d)
+	if gso {
+		d.wire = int32(g.HdrLen - g.L3 + g.Size)
+	}
+	v := w.fib.View()
+	eth := encap.Ethernet(b)
+	var r decision
+	if d.fam == fam4 {
+		w.decide4(&d, eth, encap.IPv4(b[d.l3:]), v, v.Lookup4(0, d.dst4()), &r)
+	} else {
+		w.decide6(&d, eth, encap.IPv6(b[d.l3:]), v, v.Lookup6(0, d.dst), &r)
+	}
+	switch w.act(b, &d, &r) {
+	case actDrop:
+		w.cnt.drop(r.drop)
 		return
-	case out == nil && nh.Kind == fib.KindPunt:
-		// Like punt: the host is the destination, nothing is decremented.
-		hp := w.port(w.hostPort)
-		if !w.hasHost || hp == nil || hp == in || w.hostMAC == ([6]byte{}) {
-			w.cnt.drop(DropPunt)
-			return
-		}
-		eth.SetDst(w.hostMAC)
-		eth.SetSrc(w.gwMAC)
-		out = hp
-	case out == nil:
-		// Addressed to the switch itself: nothing it answers is this big.
+	case actLocal:
 		w.cnt.drop(DropLocal)
 		return
-	case nh.Kind == fib.KindVXLAN:
-		// Into a tunnel: cut (or copied) into frames, each encapsulated.
-		w.cnt.event(ev)
-		if in.tcFast {
-			w.learnRemote(remote)
-		}
-		w.sendLarge(b, lf.Hdr, &g, gso, out, nh)
-		return
-	default:
-		eth.SetDst(nh.DstMAC)
-		eth.SetSrc(nh.SrcMAC)
-		w.cnt.event(ev)
-		if in.tcFast && out.kind == PortUplink {
-			w.learnRemote(remote)
-		}
+	case actPort, actTunnel:
+		w.cnt.event(d.forwarded())
 	}
-	w.sendLarge(b, lf.Hdr, &g, gso, out, nil)
+	w.emitLarge(b, lf.Hdr, &g, &r)
 }
 
-// sendLarge sends a routed large frame out: whole to an offloading port on
+// emitLarge sends the routed large frame b (offload header hdr, g its
+// GSO layout if it has one) as r says: whole to an offloading port on
 // this worker, else cut into segments (GSO) or, when it fits, copied into
-// one Umem frame with its checksum completed. With tun set, each frame goes
-// into that VXLAN tunnel (sendVXLAN) instead.
-func (w *worker) sendLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, gso bool, out *portState, tun *fib.NextHop) {
-	if tun == nil && out.large != nil && out.worker == w.id {
+// one Umem frame with its checksum completed, each queued (emitRouted,
+// through the tunnel for actTunnel).
+func (w *worker) emitLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, r *decision) {
+	out := r.out
+	gso := hdr.GSOType() != encap.GSONone
+	if r.act != actTunnel && out.large != nil && out.worker == w.id {
 		if err := out.large.TransmitLarge(b, hdr); err != nil {
 			w.cnt.drop(DropRingFull)
 			out.stats.txDrops.Add(1)
@@ -203,13 +154,13 @@ func (w *worker) sendLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, gso b
 				return
 			}
 		}
-		w.emitTo(&Packet{Addr: a + Headroom, Len: uint32(len(b))}, out, tun)
+		w.emitRouted(&Packet{Addr: a + Headroom, Len: uint32(len(b))}, r)
 		return
 	}
 	n := g.Segments(b)
 	for i := 0; i < n; i++ {
 		if p, ok := w.cut(b, g, i); ok {
-			w.emitTo(&p, out, tun)
+			w.emitRouted(&p, r)
 		}
 	}
 	w.cnt.event(EvGSOSegmented)
@@ -230,15 +181,6 @@ func (w *worker) cut(b []byte, g *encap.GSO, i int) (Packet, bool) {
 		return Packet{}, false
 	}
 	return Packet{Addr: a + Headroom, Len: uint32(l)}, true
-}
-
-// emitTo queues p on out, through tunnel tun if it is not nil.
-func (w *worker) emitTo(p *Packet, out *portState, tun *fib.NextHop) {
-	if tun != nil {
-		w.sendVXLAN(p, tun, out)
-		return
-	}
-	w.emit(p, out)
 }
 
 // vxlanLarge takes apart a UDP GSO super-frame of datagrams to the node's
@@ -282,7 +224,9 @@ func (w *worker) vxlanLarge(lf *LargeFrame, in *portState) bool {
 	n := g.Segments(b)
 	for i := 0; i < n; {
 		k := 0
-		for ; i < n && k < len(w.segs); i++ {
+		// No more than a vector at a time: process's scratch is sized
+		// for the batch size.
+		for ; i < n && k < min(len(w.segs), w.batch); i++ {
 			if p, ok := w.cut(b, &g, i); ok {
 				p.Port = in.id
 				w.segs[k] = p

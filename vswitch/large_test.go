@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -475,5 +476,57 @@ func TestGROSocketFull(t *testing.T) {
 	}
 	if c := l.sw.Counters(); c.Events[EvGROMerged] != 0 || c.Drops[DropRingFull] != 0 {
 		t.Errorf("gro-merged %d, ring-full drops %d; want 0 and 0", c.Events[EvGROMerged], c.Drops[DropRingFull])
+	}
+}
+
+// TestOneDecisionForAllFrames: a single frame and a GSO super-frame of the
+// same flow get the same decision (forward, or drop for the same reason),
+// since both go through the same classify checks and decide4/decide6.
+func TestOneDecisionForAllFrames(t *testing.T) {
+	unrouted4, unrouted6 := netip.MustParseAddr("198.18.99.9"), netip.MustParseAddr("fd00:99::9")
+	for _, tc := range []struct {
+		name     string
+		v6       bool
+		src, dst netip.Addr
+		ttl      uint8
+		want     Drop   // keep: forwarded
+		out      string // where a forwarded frame leaves
+	}{
+		{"v4 to a pod", false, pod1v4, pod2v4, 64, keep, "pod2"},
+		{"v6 to a pod", true, pod1v6, pod2v6, 64, keep, "pod2"},
+		{"v4 ttl 1", false, pod1v4, pod2v4, 1, DropTTL, ""},
+		{"v6 hop limit 1", true, pod1v6, pod2v6, 1, DropTTL, ""},
+		{"v4 no route", false, pod1v4, unrouted4, 64, DropNoRoute, ""},
+		{"v6 no route", true, pod1v6, unrouted6, 64, DropNoRoute, ""},
+		{"v4 martian", false, pod1v4, netip.MustParseAddr("127.0.0.9"), 64, DropMartian, ""},
+		{"v6 martian", true, pod1v6, netip.MustParseAddr("::1"), 64, DropMartian, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newOffloadLab(t)
+			single := tcpSuper(t, tc.v6, tc.src, tc.dst, tc.ttl, 200, mssFor(tc.v6))
+			l4 := 14 + 20
+			if tc.v6 {
+				l4 = 14 + 40
+			}
+			encap.VirtioNetHdr(single[:encap.VirtioNetHdrLen]).Set(encap.VirtioNetHdrFNeedsCsum, encap.GSONone, 0, 0, uint16(l4), 16)
+			for _, f := range []struct {
+				kind  string
+				frame []byte
+			}{{"single frame", single}, {"super-frame", tcpSuper(t, tc.v6, tc.src, tc.dst, tc.ttl, 20000, mssFor(tc.v6))}} {
+				before := l.sw.Counters()
+				out := l.runVector(t, "pod1", f.frame)
+				got := dropDelta(before, l.sw.Counters())
+				want := map[Drop]uint64{}
+				if tc.want != keep {
+					want[tc.want] = 1
+				}
+				if !reflect.DeepEqual(want, got) {
+					t.Errorf("%s: drops (-want +got):\n-%v\n+%v", f.kind, want, got)
+				}
+				if tc.out != "" && len(out[tc.out]) == 0 {
+					t.Errorf("%s: nothing on %s (out %d ports)", f.kind, tc.out, len(out))
+				}
+			}
+		})
 	}
 }

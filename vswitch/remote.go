@@ -60,7 +60,7 @@ func (s *Switch) putRemote(a netip.Addr, e remoteFast) error {
 // routed out of an uplink for a pod with a tc fast path, into the fast
 // path.
 func (w *worker) learnRemote(dst netip.Addr) {
-	if !w.once(w.remotes[:], dst) {
+	if !w.remotes.allow(dst, w.now) {
 		return
 	}
 	select {

@@ -18,9 +18,7 @@ import (
 func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 	t.Helper()
 	fp, err := xdpprog.NewFastPath(2 * maxRemoteFast)
-	if err != nil {
-		t.Skipf("fast path maps: %v", err)
-	}
+	skipIfNotSupported(t, "fast path maps", err)
 	l := &fakeLab{ports: map[string]*porttest.FakePort{}, offload: map[string]*porttest.FakeOffloadPort{}}
 	nodeOpener := l.nodeOpener(nil)
 	// pod1's tc program is taken as forwarding.
@@ -209,9 +207,7 @@ func TestRemoteFastPathFull(t *testing.T) {
 // tunnel's MTU; without it, VXLAN stays with the workers.
 func TestRemoteFastPathTunnel(t *testing.T) {
 	fp, err := xdpprog.NewFastPath(64)
-	if err != nil {
-		t.Skipf("fast path maps: %v", err)
-	}
+	skipIfNotSupported(t, "fast path maps", err)
 	l := newVXLANLabFast(t, fp) // fp closed with the switch
 	l.sw.addRemote(remotePod4)
 	if len(l.sw.remotes) != 0 {

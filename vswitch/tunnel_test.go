@@ -20,9 +20,7 @@ import (
 func TestKernelTunnelDevice(t *testing.T) {
 	ns := xsktest.NewNS(t)
 	fp, err := xdpprog.NewFastPath(16)
-	if err != nil {
-		t.Skipf("fast path maps: %v", err)
-	}
+	skipIfNotSupported(t, "fast path maps", err)
 	defer fp.Close()
 	vx := vxlanState{on: true, vni: DefaultVNI, port: 4789, mac: vtepMAC}
 	get := func() netlink.Link {

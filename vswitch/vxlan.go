@@ -44,10 +44,6 @@ const (
 // device, which inherits the route's 64).
 const vxlanTTL = 64
 
-// tunnelIndex marks, in the pipeline's batch index vectors, a frame that
-// came out of a tunnel (batches hold at most MaxBatchSize frames).
-const tunnelIndex = 0x8000
-
 // vtepRoute caches the FIB's answer for a remote VTEP in one View.
 type vtepRoute struct {
 	view   *fib.View
@@ -271,9 +267,9 @@ func (w *worker) vxlanHeader(udp encap.UDP) Drop {
 }
 
 // underlay finds how the packet reaches nh's remote VTEP: the output port
-// and, in w.under, the adjacency (next hop with the outer L2 rewrite). hash
-// picks among ECMP members.
-func (w *worker) underlay(v *fib.View, nh *fib.NextHop, hash uint32) (*portState, Drop) {
+// and the adjacency (next hop with the outer L2 rewrite), or nil and why
+// not. hash picks among ECMP members.
+func (w *worker) underlay(v *fib.View, nh *fib.NextHop, hash uint32) (*portState, *fib.NextHop, Drop) {
 	var dst []byte
 	var a4 [4]byte
 	var a16 [16]byte
@@ -297,7 +293,7 @@ func (w *worker) underlay(v *fib.View, nh *fib.NextHop, hash uint32) (*portState
 	}
 	idx := c.idx
 	if idx == fib.NoRoute {
-		return nil, DropNoRoute
+		return nil, nil, DropNoRoute
 	}
 	u := v.NextHop(idx)
 	if u.Kind == fib.KindECMP {
@@ -306,14 +302,13 @@ func (w *worker) underlay(v *fib.View, nh *fib.NextHop, hash uint32) (*portState
 	if u.Kind != fib.KindAdjacency {
 		// A tunnel through a tunnel, to a pod, or to the host: not a
 		// network the switch encapsulates onto.
-		return nil, DropNoRoute
+		return nil, nil, DropNoRoute
 	}
 	out, why := w.output(u, dst)
 	if out == nil {
-		return nil, why
+		return nil, nil, why
 	}
-	w.under = u
-	return out, keep
+	return out, u, keep
 }
 
 // vxlanOverhead is what tunnel nh adds in front of an inner packet.
@@ -324,15 +319,12 @@ func vxlanOverhead(nh *fib.NextHop) int {
 	return vxlanOverhead6
 }
 
-// sendVXLAN encapsulates the routed frame p (inner MACs still to be set)
-// into tunnel nh, toward the adjacency w.under that route4 or route6 found
-// (with the inner flow's hash, w.vxHash, for the UDP source port), and
-// queues it on out.
-func (w *worker) sendVXLAN(p *Packet, nh *fib.NextHop, out *portState) {
-	b := w.umem.Bytes(p.Addr, int(p.Len))
-	eth := encap.Ethernet(b)
-	eth.SetDst(nh.DstMAC)
-	eth.SetSrc(nh.SrcMAC)
+// encapVXLAN encapsulates the routed frame p (its inner Ethernet header
+// already rewritten) into the tunnel r.nh, toward the adjacency r.under,
+// with the inner flow's hash r.hash for the UDP source port, and queues it
+// on r.out.
+func (w *worker) encapVXLAN(p *Packet, r *decision) {
+	nh := r.nh
 	hl := encap.EthernetLen + encap.VXLAN4EncapLen
 	if !nh.Remote.Is4() {
 		hl = encap.EthernetLen + encap.VXLAN6EncapLen
@@ -346,9 +338,9 @@ func (w *worker) sendVXLAN(p *Packet, nh *fib.NextHop, out *portState) {
 	p.Len += uint32(hl)
 	ob := w.umem.Bytes(p.Addr, int(p.Len))
 	oeth := encap.Ethernet(ob)
-	oeth.SetDst(w.under.DstMAC)
-	oeth.SetSrc(w.under.SrcMAC)
-	sport := encap.VXLANSourcePort(w.vxHash)
+	oeth.SetDst(r.under.DstMAC)
+	oeth.SetSrc(r.under.SrcMAC)
+	sport := encap.VXLANSourcePort(r.hash)
 	if nh.Remote.Is4() {
 		oeth.SetType(encap.EtherTypeIPv4)
 		t := encap.VXLANTunnel4{Src: w.vx.src4, Dst: nh.Remote.As4(), VNI: nh.VNI, Port: w.vx.port, TTL: vxlanTTL, DF: true}
@@ -359,12 +351,13 @@ func (w *worker) sendVXLAN(p *Packet, nh *fib.NextHop, out *portState) {
 		encap.EncapVXLAN6(ob[encap.EthernetLen:], &t, sport, inner)
 	}
 	w.cnt.event(EvVXLANEncap)
-	w.emit(p, out)
+	w.emit(p, r.out)
 }
 
 // reply queues a frame the switch built or turned around in answer to one
 // that came in on in: out of in, or for a frame that came out of a tunnel,
-// routed back (into the tunnel, as a rule).
+// routed back (into the tunnel, as a rule). The switch built the frame:
+// it skips classify's checks and the preRoute stage.
 func (w *worker) reply(p *Packet, in *portState) {
 	if !in.tunnel {
 		w.emit(p, in)
@@ -372,12 +365,19 @@ func (w *worker) reply(p *Packet, in *portState) {
 	}
 	v := w.fib.View()
 	b := w.umem.Bytes(p.Addr, int(p.Len))
+	var d desc
+	why := DropLocal
 	switch encap.Ethernet(b).Type() {
 	case encap.EtherTypeIPv4:
-		w.forward4(p, in, v, v.Lookup4(0, encap.IPv4(b[encap.EthernetLen:]).Dst()))
+		if why = parse4(encap.IPv4(b[encap.EthernetLen:]), in, &d); why == keep {
+			w.forward(p, &d, v, v.Lookup4(0, d.dst4()))
+			return
+		}
 	case encap.EtherTypeIPv6:
-		w.forward6(p, in, v, v.Lookup6(0, encap.IPv6(b[encap.EthernetLen:]).Dst()))
-	default:
-		w.drop(p, DropLocal)
+		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why == keep {
+			w.forward(p, &d, v, v.Lookup6(0, d.dst))
+			return
+		}
 	}
+	w.drop(p, why)
 }

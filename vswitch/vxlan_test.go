@@ -617,14 +617,24 @@ func TestVXLANZeroAlloc(t *testing.T) {
 		{"decap v4", l.up, vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, DefaultVNI), EvVXLANDecap},
 		{"decap v6", l.up, vxlanFrame(t, innerTo(t, remotePod6, pod1v6, 64), true, DefaultVNI), EvVXLANDecap},
 	} {
+		// Counters are cumulative: only what this case adds says it worked.
+		w.cnt.publish()
+		before := l.sw.Counters()
 		f := run(tc.in, tc.f)
 		f()
-		if a := testing.AllocsPerRun(50, f); a != 0 {
+		const runs = 50
+		if a := testing.AllocsPerRun(runs, f); a != 0 {
 			t.Errorf("%s: %v allocations per vector, want 0", tc.name, a)
 		}
 		w.cnt.publish()
-		if c := l.sw.Counters(); c.Events[tc.ev] == 0 {
-			t.Errorf("%s: nothing counted (drops %v)", tc.name, c.Drops)
+		after := l.sw.Counters()
+		// AllocsPerRun runs f once more to warm up.
+		want := uint64((runs + 2) * len(vec))
+		if got := after.Events[tc.ev] - before.Events[tc.ev]; got != want {
+			t.Errorf("%s: %v counted %d times, want %d (drops %v)", tc.name, tc.ev, got, want, dropDelta(before, after))
+		}
+		if d := dropDelta(before, after); len(d) != 0 {
+			t.Errorf("%s: drops %v, want none", tc.name, d)
 		}
 	}
 }
@@ -984,4 +994,15 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 			t.Errorf("v6=%v: %v allocations per super-frame, want 0", v6, a)
 		}
 	}
+}
+
+// dropDelta is what was dropped between two counter snapshots, by reason.
+func dropDelta(before, after Counters) map[Drop]uint64 {
+	d := map[Drop]uint64{}
+	for i := range after.Drops {
+		if n := after.Drops[i] - before.Drops[i]; n != 0 {
+			d[Drop(i)] = n
+		}
+	}
+	return d
 }

@@ -14,6 +14,17 @@ import (
 	"github.com/xvs-project/xvs/xsk"
 )
 
+// The worker's files, in the order a packet moves through them:
+//
+//	worker.go   receive: the loop (run, poll1), the handoff inbox
+//	pipeline.go classify → preRoute → decide → postRoute → act
+//	local.go    what the switch answers itself (ARP, NDP, echo, ICMP errors)
+//	vxlan.go    decapsulation on receive, encapsulation before emit
+//	large.go    super-frames: the same steps, then sent whole or cut
+//	output.go   emit, then flush: transmit, merged into super-frames
+//
+// with handoff.go (frames to another worker's ports) and counters.go.
+
 // worker runs the pipeline for its ports on one goroutine locked to an OS
 // thread. Everything it touches per packet (its Umem, its ports, its scratch
 // vectors, its counters' local half) is owned by that goroutine; the control
@@ -65,9 +76,10 @@ type worker struct {
 	vec     []Packet
 	out     [][]Packet // by port ID
 	touched []uint16
-	a4      [][4]byte
-	i4      []uint16
-	r4      []fib.Index
+	descs   []desc      // by the frame's index in the vector
+	a4      [][4]byte   // the IPv4 frames to route: their destinations,
+	i4      []uint16    // indexes in the vector
+	r4      []fib.Index // and routes
 	a6      [][16]byte
 	i6      []uint16
 	r6      []fib.Index
@@ -75,8 +87,6 @@ type worker struct {
 
 	vx        vxlanState    // the node's VTEP; vx.on false without VXLAN
 	tun       *portState    // the tunnel's pseudo-port: where decapsulated frames come from
-	under     *fib.NextHop  // the underlay adjacency route4/route6 found for a VXLAN next hop
-	vxHash    uint32        // and the inner flow's hash, for the tunnel's UDP source port
 	vtepCache [16]vtepRoute // the routes to remote VTEPs, per FIB View
 	segs      [64]Packet    // VXLAN datagrams cut from a UDP super-frame (vxlanLarge)
 	inner     LargeFrame    // the inner super-frame of merged TCP in VXLAN (vxlanLargeTCP)
@@ -91,13 +101,27 @@ type worker struct {
 	icmpRate   int64
 	icmpTokens int64
 	icmpLast   int64
-	gleans     [64]gleanEntry
-	remotes    [64]gleanEntry // learnRemote's last requests (once)
+	gleans     throttle // glean's last requests
+	remotes    throttle // learnRemote's last requests
 }
 
-type gleanEntry struct {
+// throttle remembers the last requests about addresses to the control
+// plane, so that one about an address goes at most once a second (per
+// slot: the address's hash picks one of them).
+type throttle [64]struct {
 	addr netip.Addr
 	at   int64
+}
+
+// allow reports whether a request about a may go now, and if so counts it
+// as gone at now.
+func (t *throttle) allow(a netip.Addr, now int64) bool {
+	e := &t[addrHash(a)%uint32(len(t))]
+	if e.addr == a && now-e.at < int64(time.Second) {
+		return false
+	}
+	e.addr, e.at = a, now
+	return true
 }
 
 type ctlEventKind uint8
@@ -132,6 +156,7 @@ func newWorker(id int, cfg *Config, f *fib.FIB, events chan<- ctlEvent, log *slo
 		gw4: cfg.GatewayV4.As4(), gw6: cfg.GatewayV6.As16(), gwMAC: cfg.GatewayMAC,
 		events: events,
 		vec:    make([]Packet, n),
+		descs:  make([]desc, n),
 		a4:     make([][4]byte, n), i4: make([]uint16, n), r4: make([]fib.Index, n),
 		a6: make([][16]byte, n), i6: make([]uint16, n), r6: make([]fib.Index, n),
 		icmpRate: int64(cfg.ICMPRate),
@@ -343,136 +368,6 @@ func (w *worker) drainInbox() int {
 	return total
 }
 
-// flush hands every output batch to its port, and publishes handoffs.
-func (w *worker) flush() {
-	for j, d := range w.outDirty {
-		if d {
-			w.outbox[j].publish()
-			w.outDirty[j] = false
-			if p := w.peers[j]; p.sleeping.Load() {
-				p.wake()
-			}
-		}
-	}
-	for _, id := range w.touched {
-		batch := w.out[id]
-		ps := w.ports[id]
-		if ps == nil {
-			for i := range batch {
-				w.umem.Free(batch[i].Addr)
-				w.cnt.drop(DropPortDown)
-			}
-			w.out[id] = batch[:0]
-			continue
-		}
-		if ps.large != nil && len(batch) > 1 {
-			w.transmitMerged(ps, batch)
-		} else {
-			w.transmit(ps, batch)
-		}
-		ps.port.Flush()
-		w.out[id] = batch[:0]
-	}
-	w.touched = w.touched[:0]
-}
-
-// transmit hands batch to ps's port, counts it and frees what the port
-// did not take.
-func (w *worker) transmit(ps *portState, batch []Packet) {
-	if len(batch) == 0 {
-		return
-	}
-	sent := ps.port.Transmit(batch)
-	var bytes uint64
-	for i := 0; i < sent; i++ {
-		bytes += uint64(batch[i].Len)
-	}
-	for i := sent; i < len(batch); i++ {
-		w.umem.Free(batch[i].Addr)
-		w.cnt.drop(DropRingFull)
-	}
-	ps.stats.txPackets.Add(uint64(sent))
-	ps.stats.txBytes.Add(bytes)
-	if d := len(batch) - sent; d > 0 {
-		ps.stats.txDrops.Add(uint64(d))
-	}
-}
-
-// transmitMerged sends batch out of a port that takes GSO super-frames,
-// merging each run of consecutive segments of one TCP flow into one
-// (encap.GRO), and, toward an uplink, each run of one UDP flow's
-// datagrams of one size, the VXLAN the switch sends toward one remote
-// VTEP among them, into one UDP GSO super-frame (encap.UDPGRO), and
-// sending it whole; the rest goes as it is, in order.
-func (w *worker) transmitMerged(ps *portState, batch []Packet) {
-	from := 0 // the first frame not yet sent
-	for i := 0; i < len(batch); {
-		if i+1 == len(batch) {
-			break
-		}
-		// The cheap look first: only a frame the next one may continue is
-		// worth Start's copy and checksum.
-		a := w.umem.Bytes(batch[i].Addr, int(batch[i].Len))
-		b := w.umem.Bytes(batch[i+1].Addr, int(batch[i+1].Len))
-		udp := false
-		switch {
-		case encap.GROPair(a, b) && w.gro.Start(a):
-		case ps.kind == PortUplink && encap.UDPGROPair(a, b) && w.ugro.Start(a):
-			// Toward the network only: the interface cuts the
-			// super-frame before the wire. A pod's stack would take it
-			// whole into its packet sockets and XDP programs.
-			udp = true
-		default:
-			i++
-			continue
-		}
-		j := i + 1
-		for j < len(batch) {
-			d := w.umem.Bytes(batch[j].Addr, int(batch[j].Len))
-			if udp && !w.ugro.Add(d) || !udp && !w.gro.Add(d) {
-				break
-			}
-			j++
-		}
-		if j-i < 2 {
-			i = j
-			continue
-		}
-		// What came before goes first, out of the ring, then the
-		// super-frame through the port's socket.
-		if i > from {
-			w.transmit(ps, batch[from:i])
-			ps.port.Flush()
-		}
-		var f []byte
-		if udp {
-			f = w.ugro.Finish(w.groHdr[:])
-		} else {
-			f = w.gro.Finish(w.groHdr[:])
-		}
-		if err := ps.large.TransmitLarge(f, w.groHdr[:]); err != nil {
-			// The socket is full or refused it: the segments are still
-			// here, and go through the ring as they came.
-			from, i = i, j
-			continue
-		}
-		ps.stats.txPackets.Add(1)
-		ps.stats.txBytes.Add(uint64(len(f)))
-		if udp {
-			w.cnt.event(EvUDPGROMerged)
-			w.cnt.add(EvUDPGROSegments, j-i)
-		} else {
-			w.cnt.event(EvGROMerged)
-			w.cnt.add(EvGROSegments, j-i)
-		}
-		for k := i; k < j; k++ {
-			w.umem.Free(batch[k].Addr)
-		}
-		from, i = j, j
-	}
-	w.transmit(ps, batch[from:])
-}
-
 // sleep waits in poll(2) for any port, the wake eventfd, or (through it)
 // a peer's handoff.
 func (w *worker) sleep() {
@@ -497,30 +392,6 @@ func (w *worker) sleep() {
 	}
 }
 
-func (w *worker) emit(p *Packet, out *portState) {
-	if out.worker != w.id {
-		// Another worker's port: copy the frame over and free ours.
-		if w.outbox[out.worker].push(w.umem.Bytes(p.Addr, int(p.Len)), out.id) {
-			w.outDirty[out.worker] = true
-		} else {
-			w.cnt.drop(DropRingFull)
-		}
-		w.umem.Free(p.Addr)
-		return
-	}
-	q := w.out[out.id]
-	if len(q) == 0 {
-		w.touched = append(w.touched, out.id)
-	}
-	p.Port = out.id
-	w.out[out.id] = append(q, *p)
-}
-
-func (w *worker) drop(p *Packet, d Drop) {
-	w.umem.Free(p.Addr)
-	w.cnt.drop(d)
-}
-
 // icmpAllow is a token bucket of icmpRate errors per second, burst icmpRate.
 func (w *worker) icmpAllow() bool {
 	if el := w.now - w.icmpLast; el > 0 {
@@ -540,7 +411,7 @@ func (w *worker) icmpAllow() bool {
 // glean asks the control plane to resolve addr on port, at most once per
 // address per second per worker.
 func (w *worker) glean(port uint16, addr netip.Addr) {
-	if !w.once(w.gleans[:], addr) {
+	if !w.gleans.allow(addr, w.now) {
 		return
 	}
 	select {
@@ -548,18 +419,6 @@ func (w *worker) glean(port uint16, addr netip.Addr) {
 		w.cnt.event(EvGleans)
 	default:
 	}
-}
-
-// once reports whether a request about a may go to the control plane
-// now: at most once a second per address (and per slot of t, which a's
-// hash picks).
-func (w *worker) once(t []gleanEntry, a netip.Addr) bool {
-	e := &t[addrHash(a)%uint32(len(t))]
-	if e.addr == a && w.now-e.at < int64(time.Second) {
-		return false
-	}
-	e.addr, e.at = a, w.now
-	return true
 }
 
 // learn tells the control plane a pod's MAC, once.
