@@ -2,6 +2,8 @@ package vswitch
 
 import (
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // processLarge runs a vector that came with large frames (GSO super-frames
@@ -9,7 +11,7 @@ import (
 // process, each large frame through forwardLarge, and what one step queued
 // is flushed before the next, so a flow's frames leave in the order they
 // came.
-func (w *worker) processLarge(pkts []Packet, large []LargeFrame, in *portState) {
+func (w *worker) processLarge(pkts []port.Packet, large []port.LargeFrame, in *portState) {
 	prev := 0
 	for i := range large {
 		lf := &large[i]
@@ -35,7 +37,7 @@ func (w *worker) processLarge(pkts []Packet, large []LargeFrame, in *portState) 
 // frames, as the kernel would cut it, and a large frame without GSO is
 // dropped as too big. The frame is the port's until its next Receive, so
 // nothing here keeps it.
-func (w *worker) forwardLarge(lf *LargeFrame, in *portState) {
+func (w *worker) forwardLarge(lf *port.LargeFrame, in *portState) {
 	if w.vxlanLarge(lf, in) {
 		return
 	}
@@ -134,7 +136,7 @@ func (w *worker) emitLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, r *de
 		}
 		return
 	}
-	room := w.umem.FrameSize() - Headroom
+	room := w.umem.FrameSize() - port.Headroom
 	if !gso {
 		if len(b) > room {
 			w.cnt.drop(DropMTU)
@@ -145,7 +147,7 @@ func (w *worker) emitLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, r *de
 			w.cnt.drop(DropNoFrames)
 			return
 		}
-		f := w.umem.Frame(a)[Headroom : Headroom+len(b)]
+		f := w.umem.Frame(a)[port.Headroom : port.Headroom+len(b)]
 		copy(f, b)
 		if hdr.Flags()&encap.VirtioNetHdrFNeedsCsum != 0 {
 			if encap.CompleteChecksum(f, int(hdr.CsumStart()), int(hdr.CsumOffset())) != nil {
@@ -154,7 +156,7 @@ func (w *worker) emitLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, r *de
 				return
 			}
 		}
-		w.emitRouted(&Packet{Addr: a + Headroom, Len: uint32(len(b))}, r)
+		w.emitRouted(&port.Packet{Addr: a + port.Headroom, Len: uint32(len(b))}, r)
 		return
 	}
 	n := g.Segments(b)
@@ -168,19 +170,19 @@ func (w *worker) emitLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, r *de
 
 // cut puts segment i of the GSO super-frame b into a Umem frame, or
 // counts why it cannot (no free frame, a segment that does not fit).
-func (w *worker) cut(b []byte, g *encap.GSO, i int) (Packet, bool) {
+func (w *worker) cut(b []byte, g *encap.GSO, i int) (port.Packet, bool) {
 	a, ok := w.umem.Alloc()
 	if !ok {
 		w.cnt.drop(DropNoFrames)
-		return Packet{}, false
+		return port.Packet{}, false
 	}
-	l := g.Segment(w.umem.Frame(a)[Headroom:], b, i)
+	l := g.Segment(w.umem.Frame(a)[port.Headroom:], b, i)
 	if l == 0 {
 		w.umem.Free(a)
 		w.cnt.drop(DropMTU)
-		return Packet{}, false
+		return port.Packet{}, false
 	}
-	return Packet{Addr: a + Headroom, Len: uint32(l)}, true
+	return port.Packet{Addr: a + port.Headroom, Len: uint32(l)}, true
 }
 
 // vxlanLarge takes apart a UDP GSO super-frame of datagrams to the node's
@@ -191,10 +193,10 @@ func (w *worker) cut(b []byte, g *encap.GSO, i int) (Packet, bool) {
 // address and the VXLAN port is merged TCP in VXLAN (vxlanLargeTCP). It
 // reports whether lf was either; what it does not recognise goes on
 // through forwardLarge.
-func (w *worker) vxlanLarge(lf *LargeFrame, in *portState) bool {
+func (w *worker) vxlanLarge(lf *port.LargeFrame, in *portState) bool {
 	b := lf.Frame
 	t := lf.Hdr.GSOType() &^ encap.GSOECN
-	if !w.vx.on || in.kind != PortUplink || in.tunnel || t == encap.GSONone || len(b) < encap.EthernetLen {
+	if !w.vx.on || in.kind != spec.PortUplink || in.tunnel || t == encap.GSONone || len(b) < encap.EthernetLen {
 		return false
 	}
 	var l4 int
@@ -248,7 +250,7 @@ func (w *worker) vxlanLarge(lf *LargeFrame, in *portState) bool {
 // The inner super-frame goes through forwardLarge as if it came out of
 // the tunnel, its offload header moved with it; it reports whether lf
 // was such a frame (dropped and counted if its VXLAN header is wrong).
-func (w *worker) vxlanLargeTCP(lf *LargeFrame, l4 int) bool {
+func (w *worker) vxlanLargeTCP(lf *port.LargeFrame, l4 int) bool {
 	b := lf.Frame
 	udp := encap.UDP(b[l4:])
 	if len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
@@ -277,7 +279,7 @@ func (w *worker) vxlanLargeTCP(lf *LargeFrame, l4 int) bool {
 	ih := encap.VirtioNetHdr(w.innerHdr[:])
 	ih.Set(h.Flags(), h.GSOType(), uint16(hdrLen), h.GSOSize(), uint16(start), h.CsumOffset())
 	w.cnt.event(EvVXLANDecap)
-	w.inner = LargeFrame{At: lf.At, Frame: b[off:], Hdr: ih}
+	w.inner = port.LargeFrame{At: lf.At, Frame: b[off:], Hdr: ih}
 	w.forwardLarge(&w.inner, w.tun)
 	return true
 }

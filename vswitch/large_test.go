@@ -11,6 +11,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/spec"
 	"golang.org/x/sys/unix"
 )
@@ -276,7 +277,7 @@ func TestForwardLargeZeroAlloc(t *testing.T) {
 		frame := make([]byte, len(super)-encap.VirtioNetHdrLen)
 		allocs := testing.AllocsPerRun(50, func() {
 			copy(frame, super[encap.VirtioNetHdrLen:])
-			lf := LargeFrame{Frame: frame, Hdr: encap.VirtioNetHdr(super[:encap.VirtioNetHdrLen])}
+			lf := port.LargeFrame{Frame: frame, Hdr: encap.VirtioNetHdr(super[:encap.VirtioNetHdrLen])}
 			w.forwardLarge(&lf, in)
 			l.discardOutput()
 		})
@@ -285,7 +286,7 @@ func TestForwardLargeZeroAlloc(t *testing.T) {
 			bad := append([]byte(nil), super...)
 			bad[1] = encap.GSOTCPv6
 			allocs += testing.AllocsPerRun(50, func() {
-				lf := LargeFrame{Frame: bad[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(bad[:encap.VirtioNetHdrLen])}
+				lf := port.LargeFrame{Frame: bad[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(bad[:encap.VirtioNetHdrLen])}
 				w.forwardLarge(&lf, in)
 			})
 		}
@@ -322,7 +323,7 @@ func BenchmarkForwardLarge(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				copy(frame[:34], super[encap.VirtioNetHdrLen:]) // MACs, TTL, checksum as sent
-				lf := LargeFrame{Frame: frame, Hdr: hdr}
+				lf := port.LargeFrame{Frame: frame, Hdr: hdr}
 				w.forwardLarge(&lf, in)
 				l.discardOutput()
 			}
@@ -440,8 +441,8 @@ func TestGROZeroAlloc(t *testing.T) {
 			if !ok {
 				t.Fatal("no Umem frames")
 			}
-			n := copy(w.umem.Frame(a)[Headroom:], s)
-			w.emit(&Packet{Addr: a + Headroom, Len: uint32(n)}, out)
+			n := copy(w.umem.Frame(a)[port.Headroom:], s)
+			w.emit(&port.Packet{Addr: a + port.Headroom, Len: uint32(n)}, out)
 		}
 		w.flush()
 		l.discardOutput()

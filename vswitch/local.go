@@ -2,6 +2,7 @@ package vswitch
 
 import (
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/port"
 )
 
 // What the switch itself answers or takes: ARP and neighbour discovery on
@@ -10,7 +11,7 @@ import (
 // turned around and queued, or freed and counted.
 
 // local4 handles IPv4 addressed to the switch: it answers echo requests.
-func (w *worker) local4(p *Packet, in *portState, eth encap.Ethernet, ip encap.IPv4) {
+func (w *worker) local4(p *port.Packet, in *portState, eth encap.Ethernet, ip encap.IPv4) {
 	if in.passive || ip.Protocol() != encap.ProtoICMP || ip.FragmentOffset() != 0 || ip.MoreFragments() {
 		w.drop(p, DropLocal)
 		return
@@ -26,7 +27,7 @@ func (w *worker) local4(p *Packet, in *portState, eth encap.Ethernet, ip encap.I
 }
 
 // local6 answers echo requests addressed to the switch.
-func (w *worker) local6(p *Packet, in *portState, eth encap.Ethernet, ip encap.IPv6) {
+func (w *worker) local6(p *port.Packet, in *portState, eth encap.Ethernet, ip encap.IPv6) {
 	if in.passive || ip.NextHeader() != encap.ProtoICMPv6 {
 		w.drop(p, DropLocal)
 		return
@@ -44,7 +45,7 @@ func (w *worker) local6(p *Packet, in *portState, eth encap.Ethernet, ip encap.I
 // icmp6Local handles the ICMPv6 the switch answers itself: neighbour
 // solicitations for the gateway (proxy NDP on pod ports) and echo requests to
 // the gateway. It reports whether it took the packet.
-func (w *worker) icmp6Local(p *Packet, in *portState, eth encap.Ethernet, ip encap.IPv6) bool {
+func (w *worker) icmp6Local(p *port.Packet, in *portState, eth encap.Ethernet, ip encap.IPv6) bool {
 	icmp := encap.ICMPv6(ip.Payload())
 	if len(icmp) < encap.ICMPv6Len {
 		w.drop(p, DropBadNDP)
@@ -116,7 +117,7 @@ var (
 
 // arp answers ARP requests on pod ports for any address but the pod's own
 // (proxy ARP, so the pod's gateway 169.254.1.1 resolves to the switch).
-func (w *worker) arp(p *Packet, in *portState, eth encap.Ethernet, body []byte) {
+func (w *worker) arp(p *port.Packet, in *portState, eth encap.Ethernet, body []byte) {
 	a := encap.ARP(body)
 	if !a.IsValid() {
 		w.drop(p, DropBadARP)
@@ -166,7 +167,7 @@ func (w *worker) icmpError4(in *portState, eth encap.Ethernet, ip encap.IPv4, ty
 		w.cnt.drop(DropNoFrames)
 		return
 	}
-	fb := w.umem.Frame(f)[Headroom:]
+	fb := w.umem.Frame(f)[port.Headroom:]
 	oeth := encap.Ethernet(fb)
 	oeth.SetDst(eth.Src())
 	oeth.SetSrc(in.mac)
@@ -177,7 +178,7 @@ func (w *worker) icmpError4(in *portState, eth encap.Ethernet, ip encap.IPv4, ty
 		return
 	}
 	w.cnt.event(EvICMPErrors)
-	w.reply(&Packet{Addr: f + Headroom, Len: uint32(encap.EthernetLen + n)}, in)
+	w.reply(&port.Packet{Addr: f + port.Headroom, Len: uint32(encap.EthernetLen + n)}, in)
 }
 
 // icmpError6 is icmpError4 for IPv6 (RFC 4443 2.4: no errors about errors,
@@ -196,7 +197,7 @@ func (w *worker) icmpError6(in *portState, eth encap.Ethernet, ip encap.IPv6, ty
 		w.cnt.drop(DropNoFrames)
 		return
 	}
-	fb := w.umem.Frame(f)[Headroom:]
+	fb := w.umem.Frame(f)[port.Headroom:]
 	oeth := encap.Ethernet(fb)
 	oeth.SetDst(eth.Src())
 	oeth.SetSrc(in.mac)
@@ -207,5 +208,5 @@ func (w *worker) icmpError6(in *portState, eth encap.Ethernet, ip encap.IPv6, ty
 		return
 	}
 	w.cnt.event(EvICMPErrors)
-	w.reply(&Packet{Addr: f + Headroom, Len: uint32(encap.EthernetLen + n)}, in)
+	w.reply(&port.Packet{Addr: f + port.Headroom, Len: uint32(encap.EthernetLen + n)}, in)
 }

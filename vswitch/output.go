@@ -2,6 +2,8 @@ package vswitch
 
 import (
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // The end of the path: frames queued per output port during a vector
@@ -10,7 +12,7 @@ import (
 
 // emit queues p, ready to leave, on out: in this worker's batch for out, or
 // copied into the handoff to out's worker.
-func (w *worker) emit(p *Packet, out *portState) {
+func (w *worker) emit(p *port.Packet, out *portState) {
 	if out.worker != w.id {
 		// Another worker's port: copy the frame over and free ours.
 		if w.outbox[out.worker].push(w.umem.Bytes(p.Addr, int(p.Len)), out.id) {
@@ -32,7 +34,7 @@ func (w *worker) emit(p *Packet, out *portState) {
 // emitRouted queues the routed frame p as decision r says: encapsulated
 // first for a tunnel (actTunnel), else as it is (its Ethernet header
 // rewritten by act).
-func (w *worker) emitRouted(p *Packet, r *decision) {
+func (w *worker) emitRouted(p *port.Packet, r *decision) {
 	if r.act == actTunnel {
 		w.encapVXLAN(p, r)
 		return
@@ -41,7 +43,7 @@ func (w *worker) emitRouted(p *Packet, r *decision) {
 }
 
 // drop frees p and counts why.
-func (w *worker) drop(p *Packet, d Drop) {
+func (w *worker) drop(p *port.Packet, d Drop) {
 	w.umem.Free(p.Addr)
 	w.cnt.drop(d)
 }
@@ -81,7 +83,7 @@ func (w *worker) flush() {
 
 // transmit hands batch to ps's port, counts it and frees what the port
 // did not take.
-func (w *worker) transmit(ps *portState, batch []Packet) {
+func (w *worker) transmit(ps *portState, batch []port.Packet) {
 	if len(batch) == 0 {
 		return
 	}
@@ -107,7 +109,7 @@ func (w *worker) transmit(ps *portState, batch []Packet) {
 // datagrams of one size, the VXLAN the switch sends toward one remote
 // VTEP among them, into one UDP GSO super-frame (encap.UDPGRO), and
 // sending it whole; the rest goes as it is, in order.
-func (w *worker) transmitMerged(ps *portState, batch []Packet) {
+func (w *worker) transmitMerged(ps *portState, batch []port.Packet) {
 	from := 0 // the first frame not yet sent
 	for i := 0; i < len(batch); {
 		if i+1 == len(batch) {
@@ -120,7 +122,7 @@ func (w *worker) transmitMerged(ps *portState, batch []Packet) {
 		udp := false
 		switch {
 		case encap.GROPair(a, b) && w.gro.Start(a):
-		case ps.kind == PortUplink && encap.UDPGROPair(a, b) && w.ugro.Start(a):
+		case ps.kind == spec.PortUplink && encap.UDPGROPair(a, b) && w.ugro.Start(a):
 			// Toward the network only: the interface cuts the
 			// super-frame before the wire. A pod's stack would take it
 			// whole into its packet sockets and XDP programs.

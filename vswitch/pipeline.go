@@ -5,6 +5,8 @@ import (
 
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // The forwarding path, single frames and super-frames alike:
@@ -108,7 +110,7 @@ func (d *desc) forwarded() Event {
 // every frame, look the forwarded ones up in one batch per family, then
 // rewrite them in place and queue them on their output ports. Every frame
 // ends up either queued (w.emit) or freed and counted (w.drop).
-func (w *worker) process(pkts []Packet, in *portState) {
+func (w *worker) process(pkts []port.Packet, in *portState) {
 	v := w.fib.View()
 	w.n4, w.n6 = 0, 0
 	var rxBytes uint64
@@ -214,7 +216,7 @@ func admit6(d *desc) Drop {
 // and reports whether p is to be routed (d.fam fam4 or fam6); if not, the
 // frame is taken care of. A VXLAN frame for the node is decapsulated and
 // its inner frame classified as received on the tunnel.
-func (w *worker) classify(p *Packet, in *portState, d *desc) bool {
+func (w *worker) classify(p *port.Packet, in *portState, d *desc) bool {
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	if why := w.parseL2(b, in); why != keep {
 		w.drop(p, why)
@@ -233,7 +235,7 @@ func (w *worker) classify(p *Packet, in *portState, d *desc) bool {
 		}
 		p.Len = uint32(encap.EthernetLen + int(d.ipLen))
 		dst := d.dst4()
-		if w.vx.has4 && in.kind == PortUplink && !in.tunnel && dst == w.vx.src4 {
+		if w.vx.has4 && in.kind == spec.PortUplink && !in.tunnel && dst == w.vx.src4 {
 			if isVXLAN, ok := w.decap4(p, ip); isVXLAN {
 				return ok && w.classify(p, w.tun, d)
 			}
@@ -250,7 +252,7 @@ func (w *worker) classify(p *Packet, in *portState, d *desc) bool {
 		}
 		p.Len = uint32(encap.EthernetLen + int(d.ipLen))
 		dst := &d.dst
-		if w.vx.has6 && in.kind == PortUplink && !in.tunnel && *dst == w.vx.src6 {
+		if w.vx.has6 && in.kind == spec.PortUplink && !in.tunnel && *dst == w.vx.src6 {
 			if isVXLAN, ok := w.decap6(p, ip); isVXLAN {
 				return ok && w.classify(p, w.tun, d)
 			}
@@ -332,7 +334,7 @@ const keep = NumDrops
 
 // forward decides and acts for the frame p of descriptor d, routed by idx
 // in v.
-func (w *worker) forward(p *Packet, d *desc, v *fib.View, idx fib.Index) {
+func (w *worker) forward(p *port.Packet, d *desc, v *fib.View, idx fib.Index) {
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	eth := encap.Ethernet(b)
 	var r decision
@@ -521,7 +523,7 @@ func (w *worker) act(b []byte, d *desc, r *decision) action {
 	case r.drop != keep:
 		r.act = actDrop
 	case r.out != nil:
-		if d.in.tcFast && (r.nh.Kind == fib.KindVXLAN || r.out.kind == PortUplink) {
+		if d.in.tcFast && (r.nh.Kind == fib.KindVXLAN || r.out.kind == spec.PortUplink) {
 			// A flow of a pod with a tc fast path, to another node: the
 			// control plane may give it to tc from now on.
 			w.learnRemote(d.dstAddr())

@@ -50,7 +50,7 @@ func newFakeLabWith(t testing.TB, poll PollMode, ports []spec.PortConfig, offloa
 	l := &fakeLab{ports: map[string]*porttest.FakePort{}, offload: map[string]*porttest.FakeOffloadPort{}}
 	opener := func(req port.OpenRequest) (port.Opened, error) {
 		pc, u := req.Config, req.Umem
-		var p Port
+		var p port.Port
 		fp := porttest.NewFakePort(u, 1024)
 		if offload[pc.Name] {
 			op := porttest.NewFakeOffloadPort(u, 1024)
@@ -376,8 +376,8 @@ func TestWorkerRunsAndStops(t *testing.T) {
 // so nothing but the pipeline is measured.
 type sinkPort struct{ u *xsk.Umem }
 
-func (s *sinkPort) Receive([]Packet) int { return 0 }
-func (s *sinkPort) Transmit(p []Packet) int {
+func (s *sinkPort) Receive([]port.Packet) int { return 0 }
+func (s *sinkPort) Transmit(p []port.Packet) int {
 	for i := range p {
 		s.u.Free(p[i].Addr)
 	}
@@ -394,7 +394,7 @@ type vectorBench struct {
 	w      *worker
 	in     *portState
 	frames [][]byte
-	vec    []Packet
+	vec    []port.Packet
 }
 
 func newVectorBench(t testing.TB, v6 bool, n int) *vectorBench {
@@ -411,7 +411,7 @@ func newVectorBench(t testing.TB, v6 bool, n int) *vectorBench {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sw.Close() })
-	vb := &vectorBench{sw: sw, w: sw.workers[0], vec: make([]Packet, n)}
+	vb := &vectorBench{sw: sw, w: sw.workers[0], vec: make([]port.Packet, n)}
 	vb.in = sw.byName["pod1"]
 	f := udp4(t, pod1MAC, pod1v4, pod2v4, 64, 18)
 	if v6 {
@@ -422,7 +422,7 @@ func newVectorBench(t testing.TB, v6 bool, n int) *vectorBench {
 }
 
 // fill puts n fresh copies of the template into UMEM frames.
-func (vb *vectorBench) fill() []Packet {
+func (vb *vectorBench) fill() []port.Packet {
 	u := vb.w.umem
 	f := vb.frames[0]
 	for i := range vb.vec {
@@ -430,8 +430,8 @@ func (vb *vectorBench) fill() []Packet {
 		if !ok {
 			panic("umem exhausted")
 		}
-		copy(u.Frame(a)[Headroom:], f)
-		vb.vec[i] = Packet{Addr: a + Headroom, Len: uint32(len(f))}
+		copy(u.Frame(a)[port.Headroom:], f)
+		vb.vec[i] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(f))}
 	}
 	return vb.vec
 }
@@ -496,13 +496,13 @@ func FuzzPipeline(f *testing.F) {
 	vb := newVectorBench(f, false, 1)
 	u := vb.w.umem
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		if len(frame) > u.FrameSize()-Headroom {
-			frame = frame[:u.FrameSize()-Headroom]
+		if len(frame) > u.FrameSize()-port.Headroom {
+			frame = frame[:u.FrameSize()-port.Headroom]
 		}
 		before := u.FreeCount()
 		a, _ := u.Alloc()
-		copy(u.Frame(a)[Headroom:], frame)
-		vb.vec[0] = Packet{Addr: a + Headroom, Len: uint32(len(frame))}
+		copy(u.Frame(a)[port.Headroom:], frame)
+		vb.vec[0] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(frame))}
 		vb.w.now = nanotime()
 		vb.w.process(vb.vec[:1], vb.in)
 		vb.w.flush()

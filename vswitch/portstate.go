@@ -16,8 +16,8 @@ type portState struct {
 	id      uint16
 	name    string
 	kind    spec.PortKind
-	port    Port
-	large   LargePort // port, when it carries offloads; else nil
+	port    port.Port
+	large   port.LargePort // port, when it carries offloads; else nil
 	worker  int
 	mac     [6]byte // our MAC on this link: the gateway MAC on pod ports
 	peerMAC [6]byte // the pod's MAC (pod ports); zero until known

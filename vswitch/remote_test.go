@@ -146,7 +146,7 @@ func TestRemoteLearnZeroAlloc(t *testing.T) {
 	l, _ := newRemoteLab(t)
 	w := l.sw.workers[0]
 	pod := l.sw.byName["pod1"]
-	vec := make([]Packet, 64)
+	vec := make([]port.Packet, 64)
 	frames := [][]byte{
 		udp4(t, pod1MAC, pod1v4, remotePod4, 64, 18),
 		udp6(t, pod1MAC, pod1v6, remotePod6, 64, 18),

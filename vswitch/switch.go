@@ -344,11 +344,11 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	ps.mac = op.MAC
 	ps.icmpSrc4, ps.icmpSrc6 = s.cfg.GatewayV4.As4(), s.cfg.GatewayV6.As16()
 	switch pc.Kind {
-	case PortHost:
+	case spec.PortHost:
 		ps.mac = s.cfg.GatewayMAC
 		ps.gateway = true
 		ps.needLearn = pc.PeerMAC == [6]byte{}
-	case PortPod:
+	case spec.PortPod:
 		ps.mac = s.cfg.GatewayMAC
 		ps.gateway = true
 		ps.needLearn = pc.PeerMAC == [6]byte{}
@@ -362,7 +362,7 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 				ps.own6 = a.Addr().As16()
 			}
 		}
-	case PortUplink:
+	case spec.PortUplink:
 		// An AF_PACKET uplink without its tc steering sees copies of
 		// what the host gets: it must leave alone what is not its own.
 		if st, ok := op.Port.(port.SteeredUplink); ok {
@@ -485,7 +485,7 @@ func (s *Switch) steerLocked(ps *portState, add bool) {
 			continue // a queue shares its uplink's program
 		}
 		switch {
-		case ps.kind == spec.PortPod && o.kind == PortUplink:
+		case ps.kind == spec.PortPod && o.kind == spec.PortUplink:
 			apply(o, ps)
 		case ps.kind == spec.PortUplink && o.kind == spec.PortPod && add:
 			apply(ps, o)

@@ -167,7 +167,7 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 // the worker.
 func (w *worker) setVXLAN(vx vxlanState) {
 	w.vx = vx
-	w.tun = &portState{id: ^uint16(0), name: "vxlan", kind: PortUplink, tunnel: true, mac: vx.mac, worker: w.id, mtu: 1500}
+	w.tun = &portState{id: ^uint16(0), name: "vxlan", kind: spec.PortUplink, tunnel: true, mac: vx.mac, worker: w.id, mtu: 1500}
 	// ICMP errors about what came out of the tunnel come from the node's
 	// VTEP address of the family, or, without one, the pods' gateway.
 	w.tun.icmpSrc4, w.tun.icmpSrc6 = w.gw4, w.gw6
@@ -202,7 +202,7 @@ func (s *Switch) vxlanRouteLocked(r spec.Route) (fib.NextHop, error) {
 // another port, which goes on as any packet does; otherwise true, with p
 // now the inner frame (ok) or dropped and counted. A non-zero UDP
 // checksum must be right (RFC 7348 lets senders leave it zero).
-func (w *worker) decap4(p *Packet, ip encap.IPv4) (isVXLAN, ok bool) {
+func (w *worker) decap4(p *port.Packet, ip encap.IPv4) (isVXLAN, ok bool) {
 	udp := encap.UDP(ip.Payload())
 	if ip.Protocol() != encap.ProtoUDP || len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
 		return false, false
@@ -221,7 +221,7 @@ func (w *worker) decap4(p *Packet, ip encap.IPv4) (isVXLAN, ok bool) {
 
 // decap6 is decap4 for IPv6, where the UDP checksum is mandatory (RFC
 // 8200; Linux's vxlan devices send it, and drop zero by default).
-func (w *worker) decap6(p *Packet, ip encap.IPv6) (isVXLAN, ok bool) {
+func (w *worker) decap6(p *port.Packet, ip encap.IPv6) (isVXLAN, ok bool) {
 	udp := encap.UDP(ip.Payload())
 	if ip.NextHeader() != encap.ProtoUDP || len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
 		return false, false
@@ -240,7 +240,7 @@ func (w *worker) decap6(p *Packet, ip encap.IPv6) (isVXLAN, ok bool) {
 
 // decap checks the VXLAN header in the checked datagram udp, at l4 in p,
 // and makes p its inner frame; or drops p and returns false.
-func (w *worker) decap(p *Packet, udp encap.UDP, l4 int) bool {
+func (w *worker) decap(p *port.Packet, udp encap.UDP, l4 int) bool {
 	if d := w.vxlanHeader(udp); d != keep {
 		w.drop(p, d)
 		return false
@@ -323,14 +323,14 @@ func vxlanOverhead(nh *fib.NextHop) int {
 // already rewritten) into the tunnel r.nh, toward the adjacency r.under,
 // with the inner flow's hash r.hash for the UDP source port, and queues it
 // on r.out.
-func (w *worker) encapVXLAN(p *Packet, r *decision) {
+func (w *worker) encapVXLAN(p *port.Packet, r *decision) {
 	nh := r.nh
 	hl := encap.EthernetLen + encap.VXLAN4EncapLen
 	if !nh.Remote.Is4() {
 		hl = encap.EthernetLen + encap.VXLAN6EncapLen
 	}
 	if p.Addr-w.umem.Base(p.Addr) < uint64(hl) {
-		w.drop(p, DropNoFrames) // no headroom: cannot happen with Headroom
+		w.drop(p, DropNoFrames) // no headroom: cannot happen with port.Headroom
 		return
 	}
 	inner := int(p.Len)
@@ -358,7 +358,7 @@ func (w *worker) encapVXLAN(p *Packet, r *decision) {
 // that came in on in: out of in, or for a frame that came out of a tunnel,
 // routed back (into the tunnel, as a rule). The switch built the frame:
 // it skips classify's checks and the preRoute stage.
-func (w *worker) reply(p *Packet, in *portState) {
+func (w *worker) reply(p *port.Packet, in *portState) {
 	if !in.tunnel {
 		w.emit(p, in)
 		return

@@ -54,7 +54,7 @@ func newVXLANLab(t testing.TB, offload map[string]bool) *vxlanLab {
 func (l *fakeLab) nodeOpener(offload map[string]bool) porttest.Driver {
 	return func(req port.OpenRequest) (port.Opened, error) {
 		pc, u := req.Config, req.Umem
-		var p Port
+		var p port.Port
 		fp := porttest.NewFakePort(u, 1024)
 		if offload[pc.Name] {
 			op := porttest.NewFakeOffloadPort(u, 1024)
@@ -582,11 +582,11 @@ func TestVXLANLargeSegmented(t *testing.T) {
 // processDiscard runs a vector of copies of f, received on in, through
 // w's pipeline, and frees what it queued instead of flushing it (the
 // fake ports' copies would be what a benchmark measured).
-func processDiscard(w *worker, vec []Packet, in *portState, f []byte) {
+func processDiscard(w *worker, vec []port.Packet, in *portState, f []byte) {
 	for i := range vec {
 		a, _ := w.umem.Alloc()
-		copy(w.umem.Frame(a)[Headroom:], f)
-		vec[i] = Packet{Addr: a + Headroom, Len: uint32(len(f))}
+		copy(w.umem.Frame(a)[port.Headroom:], f)
+		vec[i] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(f))}
 	}
 	w.process(vec, in)
 	w.touched = w.touched[:0]
@@ -601,7 +601,7 @@ func processDiscard(w *worker, vec []Packet, in *portState, f []byte) {
 func TestVXLANZeroAlloc(t *testing.T) {
 	l := newVXLANLab(t, nil)
 	w := l.sw.workers[0]
-	vec := make([]Packet, 64)
+	vec := make([]port.Packet, 64)
 	run := func(in *portState, f []byte) func() {
 		return func() { processDiscard(w, vec, in, f) }
 	}
@@ -666,7 +666,7 @@ func BenchmarkVXLAN(b *testing.B) {
 			if tc.up {
 				in = l.up
 			}
-			vec := make([]Packet, 64)
+			vec := make([]port.Packet, 64)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -720,7 +720,7 @@ func FuzzVXLANDecap(f *testing.F) {
 	l := newVXLANLab(f, nil)
 	w := l.sw.workers[0]
 	u := w.umem
-	vec := make([]Packet, 1)
+	vec := make([]port.Packet, 1)
 	f.Fuzz(func(t *testing.T, udp []byte, v6 bool) {
 		// The outer headers as the other node writes them, with udp
 		// behind them whatever it says.
@@ -730,8 +730,8 @@ func FuzzVXLANDecap(f *testing.F) {
 			l3 = encap.EthernetLen + encap.IPv6Len
 		}
 		frame = append(frame[:l3], udp...)
-		if len(frame) > u.FrameSize()-Headroom {
-			frame = frame[:u.FrameSize()-Headroom]
+		if len(frame) > u.FrameSize()-port.Headroom {
+			frame = frame[:u.FrameSize()-port.Headroom]
 		}
 		if v6 {
 			encap.IPv6(frame[encap.EthernetLen:]).SetPayloadLength(uint16(len(frame) - l3))
@@ -743,8 +743,8 @@ func FuzzVXLANDecap(f *testing.F) {
 		}
 		before := u.FreeCount()
 		a, _ := u.Alloc()
-		copy(u.Frame(a)[Headroom:], frame)
-		vec[0] = Packet{Addr: a + Headroom, Len: uint32(len(frame))}
+		copy(u.Frame(a)[port.Headroom:], frame)
+		vec[0] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(frame))}
 		w.now = nanotime()
 		w.process(vec, l.up)
 		w.touched = w.touched[:0]
@@ -887,7 +887,7 @@ func TestVXLANLargeDecap(t *testing.T) {
 		// No allocation.
 		w := l.sw.workers[0]
 		b := merged(v6, DefaultVNI, 4789)
-		lf := LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
+		lf := port.LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
 		run := func() {
 			w.forwardLarge(&lf, l.up)
 			w.touched = w.touched[:0]
@@ -982,7 +982,7 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 
 		w := l.sw.workers[0]
 		b := merged(v6, DefaultVNI, vtepMAC)
-		lf := LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
+		lf := port.LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
 		run := func() {
 			w.forwardLarge(&lf, l.up)
 			for len(l.ports["pod1"].Out) > 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/xsk"
 )
 
@@ -73,8 +74,8 @@ type worker struct {
 	events chan<- ctlEvent
 
 	// Scratch, sized once for the batch size.
-	vec     []Packet
-	out     [][]Packet // by port ID
+	vec     []port.Packet
+	out     [][]port.Packet // by port ID
 	touched []uint16
 	descs   []desc      // by the frame's index in the vector
 	a4      [][4]byte   // the IPv4 frames to route: their destinations,
@@ -85,11 +86,11 @@ type worker struct {
 	r6      []fib.Index
 	n4, n6  int // frames queued in a4/i4 and a6/i6
 
-	vx        vxlanState    // the node's VTEP; vx.on false without VXLAN
-	tun       *portState    // the tunnel's pseudo-port: where decapsulated frames come from
-	vtepCache [16]vtepRoute // the routes to remote VTEPs, per FIB View
-	segs      [64]Packet    // VXLAN datagrams cut from a UDP super-frame (vxlanLarge)
-	inner     LargeFrame    // the inner super-frame of merged TCP in VXLAN (vxlanLargeTCP)
+	vx        vxlanState      // the node's VTEP; vx.on false without VXLAN
+	tun       *portState      // the tunnel's pseudo-port: where decapsulated frames come from
+	vtepCache [16]vtepRoute   // the routes to remote VTEPs, per FIB View
+	segs      [64]port.Packet // VXLAN datagrams cut from a UDP super-frame (vxlanLarge)
+	inner     port.LargeFrame // the inner super-frame of merged TCP in VXLAN (vxlanLargeTCP)
 	innerHdr  [encap.VirtioNetHdrLen]byte
 
 	gro     *encap.GRO                  // merges TCP segments for ports that take super-frames
@@ -155,7 +156,7 @@ func newWorker(id int, cfg *Config, f *fib.FIB, events chan<- ctlEvent, log *slo
 		ctl: make(chan func(), 16), wakeFD: efd, done: make(chan struct{}),
 		gw4: cfg.GatewayV4.As4(), gw6: cfg.GatewayV6.As16(), gwMAC: cfg.GatewayMAC,
 		events: events,
-		vec:    make([]Packet, n),
+		vec:    make([]port.Packet, n),
 		descs:  make([]desc, n),
 		a4:     make([][4]byte, n), i4: make([]uint16, n), r4: make([]fib.Index, n),
 		a6: make([][16]byte, n), i6: make([]uint16, n), r6: make([]fib.Index, n),
@@ -203,7 +204,7 @@ func (w *worker) wake() {
 func (w *worker) addPort(ps *portState) {
 	for int(ps.id) >= len(w.ports) {
 		w.ports = append(w.ports, nil)
-		w.out = append(w.out, make([]Packet, 0, w.batch))
+		w.out = append(w.out, make([]port.Packet, 0, w.batch))
 	}
 	w.ports[ps.id] = ps
 	if ps.worker == w.id {
@@ -301,7 +302,7 @@ func (w *worker) poll1() int {
 	total := w.drainInbox()
 	for _, ps := range w.rxList {
 		n := ps.port.Receive(w.vec[:w.batch])
-		var large []LargeFrame
+		var large []port.LargeFrame
 		if ps.large != nil {
 			large = ps.large.Large()
 		}
@@ -339,11 +340,11 @@ func (w *worker) drainInbox() int {
 		}
 		n := 0
 		for n < w.batch {
-			b, port, ok := h.peek()
+			b, id, ok := h.peek()
 			if !ok {
 				break
 			}
-			out := w.port(port)
+			out := w.port(id)
 			a, got := w.umem.Alloc()
 			switch {
 			case out == nil:
@@ -351,8 +352,8 @@ func (w *worker) drainInbox() int {
 			case !got:
 				w.cnt.drop(DropNoFrames)
 			default:
-				copy(w.umem.Frame(a)[Headroom:], b)
-				w.emit(&Packet{Addr: a + Headroom, Len: uint32(len(b))}, out)
+				copy(w.umem.Frame(a)[port.Headroom:], b)
+				w.emit(&port.Packet{Addr: a + port.Headroom, Len: uint32(len(b))}, out)
 			}
 			h.pop()
 			n++
