@@ -11,7 +11,7 @@ import (
 // process, each large frame through forwardLarge, and what one step queued
 // is flushed before the next, so a flow's frames leave in the order they
 // came.
-func (w *worker) processLarge(pkts []port.Packet, large []port.LargeFrame, in *portState) {
+func (w *Worker) processLarge(pkts []port.Packet, large []port.LargeFrame, in *Port) {
 	prev := 0
 	for i := range large {
 		lf := &large[i]
@@ -37,13 +37,13 @@ func (w *worker) processLarge(pkts []port.Packet, large []port.LargeFrame, in *p
 // frames, as the kernel would cut it, and a large frame without GSO is
 // dropped as too big. The frame is the port's until its next Receive, so
 // nothing here keeps it.
-func (w *worker) forwardLarge(lf *port.LargeFrame, in *portState) {
+func (w *Worker) forwardLarge(lf *port.LargeFrame, in *Port) {
 	if w.vxlanLarge(lf, in) {
 		return
 	}
 	b := lf.Frame
-	in.stats.rxPackets.Add(1)
-	in.stats.rxBytes.Add(uint64(len(b)))
+	in.Stats.RxPackets.Add(1)
+	in.Stats.RxBytes.Add(uint64(len(b)))
 	w.cnt.event(EvRxPackets)
 	if why := w.parseL2(b, in); why != keep {
 		w.cnt.drop(why)
@@ -67,7 +67,7 @@ func (w *worker) forwardLarge(lf *port.LargeFrame, in *portState) {
 			break
 		}
 		b = b[:encap.EthernetLen+int(d.ipLen)]
-		if in.gateway && d.dst4() == w.gw4 {
+		if in.Gateway && d.dst4() == w.gw4 {
 			// Addressed to the switch: nothing it answers is this big.
 			why = DropLocal
 			break
@@ -78,7 +78,7 @@ func (w *worker) forwardLarge(lf *port.LargeFrame, in *portState) {
 			break
 		}
 		b = b[:encap.EthernetLen+int(d.ipLen)]
-		if in.gateway && d.dst == w.gw6 {
+		if in.Gateway && d.dst == w.gw6 {
 			why = DropLocal
 			break
 		}
@@ -120,17 +120,17 @@ func (w *worker) forwardLarge(lf *port.LargeFrame, in *portState) {
 // this worker, else cut into segments (GSO) or, when it fits, copied into
 // one Umem frame with its checksum completed, each queued (emitRouted,
 // through the tunnel for actTunnel).
-func (w *worker) emitLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, r *decision) {
+func (w *Worker) emitLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, r *decision) {
 	out := r.out
 	gso := hdr.GSOType() != encap.GSONone
-	if r.act != actTunnel && out.large != nil && out.worker == w.id {
-		if err := out.large.TransmitLarge(b, hdr); err != nil {
+	if r.act != actTunnel && out.Large != nil && out.Worker == w.id {
+		if err := out.Large.TransmitLarge(b, hdr); err != nil {
 			w.cnt.drop(DropRingFull)
-			out.stats.txDrops.Add(1)
+			out.Stats.TxDrops.Add(1)
 			return
 		}
-		out.stats.txPackets.Add(1)
-		out.stats.txBytes.Add(uint64(len(b)))
+		out.Stats.TxPackets.Add(1)
+		out.Stats.TxBytes.Add(uint64(len(b)))
 		if gso {
 			w.cnt.event(EvGSOWhole)
 		}
@@ -170,7 +170,7 @@ func (w *worker) emitLarge(b []byte, hdr encap.VirtioNetHdr, g *encap.GSO, r *de
 
 // cut puts segment i of the GSO super-frame b into a Umem frame, or
 // counts why it cannot (no free frame, a segment that does not fit).
-func (w *worker) cut(b []byte, g *encap.GSO, i int) (port.Packet, bool) {
+func (w *Worker) cut(b []byte, g *encap.GSO, i int) (port.Packet, bool) {
 	a, ok := w.umem.Alloc()
 	if !ok {
 		w.cnt.drop(DropNoFrames)
@@ -193,23 +193,23 @@ func (w *worker) cut(b []byte, g *encap.GSO, i int) (port.Packet, bool) {
 // address and the VXLAN port is merged TCP in VXLAN (vxlanLargeTCP). It
 // reports whether lf was either; what it does not recognise goes on
 // through forwardLarge.
-func (w *worker) vxlanLarge(lf *port.LargeFrame, in *portState) bool {
+func (w *Worker) vxlanLarge(lf *port.LargeFrame, in *Port) bool {
 	b := lf.Frame
 	t := lf.Hdr.GSOType() &^ encap.GSOECN
-	if !w.vx.on || in.kind != spec.PortUplink || in.tunnel || t == encap.GSONone || len(b) < encap.EthernetLen {
+	if !w.vx.On || in.Kind != spec.PortUplink || in.Tunnel || t == encap.GSONone || len(b) < encap.EthernetLen {
 		return false
 	}
 	var l4 int
 	switch eth := encap.Ethernet(b); eth.Type() {
 	case encap.EtherTypeIPv4:
 		ip := encap.IPv4(b[encap.EthernetLen:])
-		if !w.vx.has4 || !ip.IsValid(len(ip)) || ip.Dst() != w.vx.src4 || ip.Protocol() != encap.ProtoUDP || ip.IsFragment() {
+		if !w.vx.Has4 || !ip.IsValid(len(ip)) || ip.Dst() != w.vx.Src4 || ip.Protocol() != encap.ProtoUDP || ip.IsFragment() {
 			return false
 		}
 		l4 = encap.EthernetLen + ip.HeaderLen()
 	case encap.EtherTypeIPv6:
 		ip := encap.IPv6(b[encap.EthernetLen:])
-		if !w.vx.has6 || !ip.IsValid(len(ip)) || ip.Dst() != w.vx.src6 || ip.NextHeader() != encap.ProtoUDP {
+		if !w.vx.Has6 || !ip.IsValid(len(ip)) || ip.Dst() != w.vx.Src6 || ip.NextHeader() != encap.ProtoUDP {
 			return false
 		}
 		l4 = encap.EthernetLen + encap.IPv6Len
@@ -220,7 +220,7 @@ func (w *worker) vxlanLarge(lf *port.LargeFrame, in *portState) bool {
 		return w.vxlanLargeTCP(lf, l4)
 	}
 	g, ok := encap.CheckGSO(b, lf.Hdr)
-	if !ok || encap.UDP(b[g.L4:]).DstPort() != w.vx.port {
+	if !ok || encap.UDP(b[g.L4:]).DstPort() != w.vx.Port {
 		return false
 	}
 	n := g.Segments(b)
@@ -230,7 +230,7 @@ func (w *worker) vxlanLarge(lf *port.LargeFrame, in *portState) bool {
 		// for the batch size.
 		for ; i < n && k < min(len(w.segs), w.batch); i++ {
 			if p, ok := w.cut(b, &g, i); ok {
-				p.Port = in.id
+				p.Port = in.ID
 				w.segs[k] = p
 				k++
 			}
@@ -250,10 +250,10 @@ func (w *worker) vxlanLarge(lf *port.LargeFrame, in *portState) bool {
 // The inner super-frame goes through forwardLarge as if it came out of
 // the tunnel, its offload header moved with it; it reports whether lf
 // was such a frame (dropped and counted if its VXLAN header is wrong).
-func (w *worker) vxlanLargeTCP(lf *port.LargeFrame, l4 int) bool {
+func (w *Worker) vxlanLargeTCP(lf *port.LargeFrame, l4 int) bool {
 	b := lf.Frame
 	udp := encap.UDP(b[l4:])
-	if len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
+	if len(udp) < encap.UDPLen || udp.DstPort() != w.vx.Port {
 		return false
 	}
 	d := w.vxlanHeader(udp)

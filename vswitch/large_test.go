@@ -337,9 +337,9 @@ func BenchmarkForwardLarge(b *testing.B) {
 }
 
 // rxPort returns the first worker's state for the port named name.
-func (l *fakeLab) rxPort(name string) *portState {
+func (l *fakeLab) rxPort(name string) *Port {
 	for _, ps := range l.sw.workers[0].rxList {
-		if ps.name == name {
+		if ps.Name == name {
 			return ps
 		}
 	}

@@ -11,8 +11,8 @@ import (
 // turned around and queued, or freed and counted.
 
 // local4 handles IPv4 addressed to the switch: it answers echo requests.
-func (w *worker) local4(p *port.Packet, in *portState, eth encap.Ethernet, ip encap.IPv4) {
-	if in.passive || ip.Protocol() != encap.ProtoICMP || ip.FragmentOffset() != 0 || ip.MoreFragments() {
+func (w *Worker) local4(p *port.Packet, in *Port, eth encap.Ethernet, ip encap.IPv4) {
+	if in.Passive || ip.Protocol() != encap.ProtoICMP || ip.FragmentOffset() != 0 || ip.MoreFragments() {
 		w.drop(p, DropLocal)
 		return
 	}
@@ -21,14 +21,14 @@ func (w *worker) local4(p *port.Packet, in *portState, eth encap.Ethernet, ip en
 		return
 	}
 	eth.SetDst(eth.Src())
-	eth.SetSrc(in.mac)
+	eth.SetSrc(in.MAC)
 	w.cnt.event(EvEchoReplies)
 	w.reply(p, in)
 }
 
 // local6 answers echo requests addressed to the switch.
-func (w *worker) local6(p *port.Packet, in *portState, eth encap.Ethernet, ip encap.IPv6) {
-	if in.passive || ip.NextHeader() != encap.ProtoICMPv6 {
+func (w *Worker) local6(p *port.Packet, in *Port, eth encap.Ethernet, ip encap.IPv6) {
+	if in.Passive || ip.NextHeader() != encap.ProtoICMPv6 {
 		w.drop(p, DropLocal)
 		return
 	}
@@ -37,7 +37,7 @@ func (w *worker) local6(p *port.Packet, in *portState, eth encap.Ethernet, ip en
 		return
 	}
 	eth.SetDst(eth.Src())
-	eth.SetSrc(in.mac)
+	eth.SetSrc(in.MAC)
 	w.cnt.event(EvEchoReplies)
 	w.reply(p, in)
 }
@@ -45,7 +45,7 @@ func (w *worker) local6(p *port.Packet, in *portState, eth encap.Ethernet, ip en
 // icmp6Local handles the ICMPv6 the switch answers itself: neighbour
 // solicitations for the gateway (proxy NDP on pod ports) and echo requests to
 // the gateway. It reports whether it took the packet.
-func (w *worker) icmp6Local(p *port.Packet, in *portState, eth encap.Ethernet, ip encap.IPv6) bool {
+func (w *Worker) icmp6Local(p *port.Packet, in *Port, eth encap.Ethernet, ip encap.IPv6) bool {
 	icmp := encap.ICMPv6(ip.Payload())
 	if len(icmp) < encap.ICMPv6Len {
 		w.drop(p, DropBadNDP)
@@ -57,7 +57,7 @@ func (w *worker) icmp6Local(p *port.Packet, in *portState, eth encap.Ethernet, i
 		w.drop(p, DropLocal)
 		return true
 	case encap.ICMPv6EchoRequest:
-		if in.gateway && ip.Dst() == w.gw6 {
+		if in.Gateway && ip.Dst() == w.gw6 {
 			w.local6(p, in, eth, ip)
 			return true
 		}
@@ -65,7 +65,7 @@ func (w *worker) icmp6Local(p *port.Packet, in *portState, eth encap.Ethernet, i
 	default:
 		return false
 	}
-	if in.passive || !in.gateway {
+	if in.Passive || !in.Gateway {
 		// The uplink's neighbours are the kernel's business.
 		w.drop(p, DropLocal)
 		return true
@@ -81,7 +81,7 @@ func (w *worker) icmp6Local(p *port.Packet, in *portState, eth encap.Ethernet, i
 		w.drop(p, DropBadNDP)
 		return true
 	}
-	if target == in.own6 {
+	if target == in.Own6 {
 		// The pod checking its own address (DAD): stay quiet.
 		w.drop(p, DropLocal)
 		return true
@@ -117,13 +117,13 @@ var (
 
 // arp answers ARP requests on pod ports for any address but the pod's own
 // (proxy ARP, so the pod's gateway 169.254.1.1 resolves to the switch).
-func (w *worker) arp(p *port.Packet, in *portState, eth encap.Ethernet, body []byte) {
+func (w *Worker) arp(p *port.Packet, in *Port, eth encap.Ethernet, body []byte) {
 	a := encap.ARP(body)
 	if !a.IsValid() {
 		w.drop(p, DropBadARP)
 		return
 	}
-	if in.passive || !in.gateway {
+	if in.Passive || !in.Gateway {
 		w.drop(p, DropLocal)
 		return
 	}
@@ -132,7 +132,7 @@ func (w *worker) arp(p *port.Packet, in *portState, eth encap.Ethernet, body []b
 		return
 	}
 	tpa, spa := a.TPA(), a.SPA()
-	if tpa == in.own4 || tpa == spa || tpa == ([4]byte{}) {
+	if tpa == in.Own4 || tpa == spa || tpa == ([4]byte{}) {
 		// Gratuitous ARP or address probe for the pod's own address.
 		w.drop(p, DropLocal)
 		return
@@ -153,8 +153,8 @@ func (w *worker) arp(p *port.Packet, in *portState, eth encap.Ethernet, body []b
 // icmpError4 sends an ICMP error about ip back out of in, built in a fresh
 // frame; the caller still drops the original. RFC 1812 4.3.2.7: no errors
 // about ICMP errors, non-first fragments, or non-unicast sources.
-func (w *worker) icmpError4(in *portState, eth encap.Ethernet, ip encap.IPv4, typ, code uint8, mtu uint16) {
-	if in.passive || !encap.ICMPv4ErrorAllowed(ip) {
+func (w *Worker) icmpError4(in *Port, eth encap.Ethernet, ip encap.IPv4, typ, code uint8, mtu uint16) {
+	if in.Passive || !encap.ICMPv4ErrorAllowed(ip) {
 		return
 	}
 	src := ip.Src()
@@ -170,9 +170,9 @@ func (w *worker) icmpError4(in *portState, eth encap.Ethernet, ip encap.IPv4, ty
 	fb := w.umem.Frame(f)[port.Headroom:]
 	oeth := encap.Ethernet(fb)
 	oeth.SetDst(eth.Src())
-	oeth.SetSrc(in.mac)
+	oeth.SetSrc(in.MAC)
 	oeth.SetType(encap.EtherTypeIPv4)
-	n := encap.BuildICMPv4Error(fb[encap.EthernetLen:], in.icmpSrc4, src, typ, code, mtu, ip[:ip.TotalLength()], 64)
+	n := encap.BuildICMPv4Error(fb[encap.EthernetLen:], in.ICMPSrc4, src, typ, code, mtu, ip[:ip.TotalLength()], 64)
 	if n == 0 {
 		w.umem.Free(f)
 		return
@@ -183,8 +183,8 @@ func (w *worker) icmpError4(in *portState, eth encap.Ethernet, ip encap.IPv4, ty
 
 // icmpError6 is icmpError4 for IPv6 (RFC 4443 2.4: no errors about errors,
 // nor to multicast or unspecified sources).
-func (w *worker) icmpError6(in *portState, eth encap.Ethernet, ip encap.IPv6, typ, code uint8, mtu uint32) {
-	if in.passive || !encap.ICMPv6ErrorAllowed(ip, typ) {
+func (w *Worker) icmpError6(in *Port, eth encap.Ethernet, ip encap.IPv6, typ, code uint8, mtu uint32) {
+	if in.Passive || !encap.ICMPv6ErrorAllowed(ip, typ) {
 		return
 	}
 	src := ip.Src()
@@ -200,9 +200,9 @@ func (w *worker) icmpError6(in *portState, eth encap.Ethernet, ip encap.IPv6, ty
 	fb := w.umem.Frame(f)[port.Headroom:]
 	oeth := encap.Ethernet(fb)
 	oeth.SetDst(eth.Src())
-	oeth.SetSrc(in.mac)
+	oeth.SetSrc(in.MAC)
 	oeth.SetType(encap.EtherTypeIPv6)
-	n := encap.BuildICMPv6Error(fb[encap.EthernetLen:], in.icmpSrc6, src, typ, code, mtu, ip[:encap.IPv6Len+int(ip.PayloadLength())], 64)
+	n := encap.BuildICMPv6Error(fb[encap.EthernetLen:], in.ICMPSrc6, src, typ, code, mtu, ip[:encap.IPv6Len+int(ip.PayloadLength())], 64)
 	if n == 0 {
 		w.umem.Free(f)
 		return

@@ -40,7 +40,7 @@ func (s *Switch) uplinkByIfindex(ifindex int) *portState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ps := range s.ports {
-		if ps.kind == spec.PortUplink && ps.ifindex == ifindex && ps.primary == nil {
+		if ps.Kind == spec.PortUplink && ps.ifindex == ifindex && ps.primary == nil {
 			return ps
 		}
 	}
@@ -55,7 +55,7 @@ func (n *neighbors) update(u netmon.Neighbor) {
 		return
 	}
 	addr, valid, mac := u.Addr, u.Valid, u.MAC
-	key := nbrKey{port: ps.id, addr: addr}
+	key := nbrKey{port: ps.ID, addr: addr}
 	n.mu.Lock()
 	old, had := n.entries[key]
 	if u.Deleted {
@@ -68,12 +68,12 @@ func (n *neighbors) update(u netmon.Neighbor) {
 		if had && old.mac == mac && old.state != "incomplete" && old.state != "failed" && old.state != "none" {
 			return
 		}
-		n.s.fib.SetRewrite(ps.id, addr, fib.Rewrite{DstMAC: mac, SrcMAC: ps.mac, Resolved: true})
+		n.s.fib.SetRewrite(ps.ID, addr, fib.Rewrite{DstMAC: mac, SrcMAC: ps.MAC, Resolved: true})
 		if ps.onSubnet(addr) {
 			n.s.mu.Lock()
 			err := n.s.applyLocked([]fib.Route{{
 				Prefix:  netip.PrefixFrom(addr, addr.BitLen()),
-				NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, Via: addr, DstMAC: mac, SrcMAC: ps.mac, Resolved: true},
+				NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.ID, Via: addr, DstMAC: mac, SrcMAC: ps.MAC, Resolved: true},
 				Origin:  fib.OriginConnected,
 			}}, nil)
 			n.s.mu.Unlock()
@@ -81,14 +81,14 @@ func (n *neighbors) update(u netmon.Neighbor) {
 				n.s.log.Warn("install neighbour route", "addr", addr, "err", err)
 			}
 		}
-		n.s.log.Debug("neighbour resolved", "port", ps.name, "addr", addr, "mac", fmtMAC(mac))
+		n.s.log.Debug("neighbour resolved", "port", ps.Name, "addr", addr, "mac", fmtMAC(mac))
 		return
 	}
 	if !had || old.mac == ([6]byte{}) {
 		return
 	}
 	// Lost: unresolve gateways through it and drop its host route.
-	n.s.fib.SetRewrite(ps.id, addr, fib.Rewrite{SrcMAC: ps.mac})
+	n.s.fib.SetRewrite(ps.ID, addr, fib.Rewrite{SrcMAC: ps.MAC})
 	p := netip.PrefixFrom(addr, addr.BitLen())
 	n.s.mu.Lock()
 	if r, ok := n.s.fib.Get(0, p); ok && r.NextHop.Kind == fib.KindAdjacency && r.NextHop.Via == addr && r.Origin == fib.OriginConnected {
@@ -118,7 +118,7 @@ func (n *neighbors) lookup(port uint16, addr netip.Addr) ([6]byte, bool) {
 // resolve asks the kernel to resolve addr on the port's link.
 func (n *neighbors) resolve(port uint16, addr netip.Addr) {
 	ps := n.s.portByID(port)
-	if ps == nil || ps.ifindex == 0 || ps.kind != spec.PortUplink {
+	if ps == nil || ps.ifindex == 0 || ps.Kind != spec.PortUplink {
 		return
 	}
 	if err := n.s.mon.Resolve(ps.ifindex, addr); err != nil {
@@ -139,7 +139,7 @@ func (n *neighbors) list() []spec.Neighbor {
 	for i, k := range keys {
 		name := fmt.Sprint(k.port)
 		if ps := n.s.portByID(k.port); ps != nil {
-			name = ps.name
+			name = ps.Name
 		}
 		out = append(out, spec.Neighbor{Port: name, Addr: k.addr, MAC: ents[i].mac, State: ents[i].state})
 	}

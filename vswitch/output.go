@@ -12,29 +12,29 @@ import (
 
 // emit queues p, ready to leave, on out: in this worker's batch for out, or
 // copied into the handoff to out's worker.
-func (w *worker) emit(p *port.Packet, out *portState) {
-	if out.worker != w.id {
+func (w *Worker) emit(p *port.Packet, out *Port) {
+	if out.Worker != w.id {
 		// Another worker's port: copy the frame over and free ours.
-		if w.outbox[out.worker].push(w.umem.Bytes(p.Addr, int(p.Len)), out.id) {
-			w.outDirty[out.worker] = true
+		if w.outbox[out.Worker].push(w.umem.Bytes(p.Addr, int(p.Len)), out.ID) {
+			w.outDirty[out.Worker] = true
 		} else {
 			w.cnt.drop(DropRingFull)
 		}
 		w.umem.Free(p.Addr)
 		return
 	}
-	q := w.out[out.id]
+	q := w.out[out.ID]
 	if len(q) == 0 {
-		w.touched = append(w.touched, out.id)
+		w.touched = append(w.touched, out.ID)
 	}
-	p.Port = out.id
-	w.out[out.id] = append(q, *p)
+	p.Port = out.ID
+	w.out[out.ID] = append(q, *p)
 }
 
 // emitRouted queues the routed frame p as decision r says: encapsulated
 // first for a tunnel (actTunnel), else as it is (its Ethernet header
 // rewritten by act).
-func (w *worker) emitRouted(p *port.Packet, r *decision) {
+func (w *Worker) emitRouted(p *port.Packet, r *decision) {
 	if r.act == actTunnel {
 		w.encapVXLAN(p, r)
 		return
@@ -43,13 +43,13 @@ func (w *worker) emitRouted(p *port.Packet, r *decision) {
 }
 
 // drop frees p and counts why.
-func (w *worker) drop(p *port.Packet, d Drop) {
+func (w *Worker) drop(p *port.Packet, d Drop) {
 	w.umem.Free(p.Addr)
 	w.cnt.drop(d)
 }
 
 // flush hands every output batch to its port, and publishes handoffs.
-func (w *worker) flush() {
+func (w *Worker) flush() {
 	for j, d := range w.outDirty {
 		if d {
 			w.outbox[j].publish()
@@ -70,12 +70,12 @@ func (w *worker) flush() {
 			w.out[id] = batch[:0]
 			continue
 		}
-		if ps.large != nil && len(batch) > 1 {
+		if ps.Large != nil && len(batch) > 1 {
 			w.transmitMerged(ps, batch)
 		} else {
 			w.transmit(ps, batch)
 		}
-		ps.port.Flush()
+		ps.Dev.Flush()
 		w.out[id] = batch[:0]
 	}
 	w.touched = w.touched[:0]
@@ -83,11 +83,11 @@ func (w *worker) flush() {
 
 // transmit hands batch to ps's port, counts it and frees what the port
 // did not take.
-func (w *worker) transmit(ps *portState, batch []port.Packet) {
+func (w *Worker) transmit(ps *Port, batch []port.Packet) {
 	if len(batch) == 0 {
 		return
 	}
-	sent := ps.port.Transmit(batch)
+	sent := ps.Dev.Transmit(batch)
 	var bytes uint64
 	for i := 0; i < sent; i++ {
 		bytes += uint64(batch[i].Len)
@@ -96,10 +96,10 @@ func (w *worker) transmit(ps *portState, batch []port.Packet) {
 		w.umem.Free(batch[i].Addr)
 		w.cnt.drop(DropRingFull)
 	}
-	ps.stats.txPackets.Add(uint64(sent))
-	ps.stats.txBytes.Add(bytes)
+	ps.Stats.TxPackets.Add(uint64(sent))
+	ps.Stats.TxBytes.Add(bytes)
 	if d := len(batch) - sent; d > 0 {
-		ps.stats.txDrops.Add(uint64(d))
+		ps.Stats.TxDrops.Add(uint64(d))
 	}
 }
 
@@ -109,7 +109,7 @@ func (w *worker) transmit(ps *portState, batch []port.Packet) {
 // datagrams of one size, the VXLAN the switch sends toward one remote
 // VTEP among them, into one UDP GSO super-frame (encap.UDPGRO), and
 // sending it whole; the rest goes as it is, in order.
-func (w *worker) transmitMerged(ps *portState, batch []port.Packet) {
+func (w *Worker) transmitMerged(ps *Port, batch []port.Packet) {
 	from := 0 // the first frame not yet sent
 	for i := 0; i < len(batch); {
 		if i+1 == len(batch) {
@@ -122,7 +122,7 @@ func (w *worker) transmitMerged(ps *portState, batch []port.Packet) {
 		udp := false
 		switch {
 		case encap.GROPair(a, b) && w.gro.Start(a):
-		case ps.kind == spec.PortUplink && encap.UDPGROPair(a, b) && w.ugro.Start(a):
+		case ps.Kind == spec.PortUplink && encap.UDPGROPair(a, b) && w.ugro.Start(a):
 			// Toward the network only: the interface cuts the
 			// super-frame before the wire. A pod's stack would take it
 			// whole into its packet sockets and XDP programs.
@@ -147,7 +147,7 @@ func (w *worker) transmitMerged(ps *portState, batch []port.Packet) {
 		// super-frame through the port's socket.
 		if i > from {
 			w.transmit(ps, batch[from:i])
-			ps.port.Flush()
+			ps.Dev.Flush()
 		}
 		var f []byte
 		if udp {
@@ -155,14 +155,14 @@ func (w *worker) transmitMerged(ps *portState, batch []port.Packet) {
 		} else {
 			f = w.gro.Finish(w.groHdr[:])
 		}
-		if err := ps.large.TransmitLarge(f, w.groHdr[:]); err != nil {
+		if err := ps.Large.TransmitLarge(f, w.groHdr[:]); err != nil {
 			// The socket is full or refused it: the segments are still
 			// here, and go through the ring as they came.
 			from, i = i, j
 			continue
 		}
-		ps.stats.txPackets.Add(1)
-		ps.stats.txBytes.Add(uint64(len(f)))
+		ps.Stats.TxPackets.Add(1)
+		ps.Stats.TxBytes.Add(uint64(len(f)))
 		if udp {
 			w.cnt.event(EvUDPGROMerged)
 			w.cnt.add(EvUDPGROSegments, j-i)

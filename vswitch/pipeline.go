@@ -72,7 +72,7 @@ const (
 type desc struct {
 	// in is the port the frame came in on: for a frame that came out of
 	// a tunnel, the tunnel's pseudo-port (in.tunnel set).
-	in  *portState
+	in  *Port
 	fam family
 	l3  uint16 // the IP header's offset in the frame
 	l4  uint16 // the transport header's offset (IPv6: behind the fixed header)
@@ -110,7 +110,7 @@ func (d *desc) forwarded() Event {
 // every frame, look the forwarded ones up in one batch per family, then
 // rewrite them in place and queue them on their output ports. Every frame
 // ends up either queued (w.emit) or freed and counted (w.drop).
-func (w *worker) process(pkts []port.Packet, in *portState) {
+func (w *Worker) process(pkts []port.Packet, in *Port) {
 	v := w.fib.View()
 	w.n4, w.n6 = 0, 0
 	var rxBytes uint64
@@ -121,8 +121,8 @@ func (w *worker) process(pkts []port.Packet, in *portState) {
 		}
 	}
 	w.cnt.add(EvRxPackets, len(pkts))
-	in.stats.rxPackets.Add(uint64(len(pkts)))
-	in.stats.rxBytes.Add(rxBytes)
+	in.Stats.RxPackets.Add(uint64(len(pkts)))
+	in.Stats.RxBytes.Add(rxBytes)
 	if n4 := w.n4; n4 > 0 {
 		v.LookupBatch4(0, w.a4[:n4], w.r4[:n4])
 		for j := 0; j < n4; j++ {
@@ -141,7 +141,7 @@ func (w *worker) process(pkts []port.Packet, in *portState) {
 
 // enqueue queues frame i of the vector, of descriptor d, for its family's
 // batch lookup.
-func (w *worker) enqueue(i uint16, d *desc) {
+func (w *Worker) enqueue(i uint16, d *desc) {
 	if d.fam == fam4 {
 		w.a4[w.n4], w.i4[w.n4] = d.dst4(), i
 		w.n4++
@@ -153,11 +153,11 @@ func (w *worker) enqueue(i uint16, d *desc) {
 
 // parseL2 is the first check of every frame, single or super-frame,
 // received on in: keep, or why to drop it.
-func (w *worker) parseL2(b []byte, in *portState) Drop {
+func (w *Worker) parseL2(b []byte, in *Port) Drop {
 	if len(b) < encap.EthernetLen {
 		return DropBadEthernet
 	}
-	if in.passive && encap.Ethernet(b).Dst() != in.mac {
+	if in.Passive && encap.Ethernet(b).Dst() != in.MAC {
 		// The kernel got this one too; it is not for us to forward.
 		return DropLocal
 	}
@@ -167,7 +167,7 @@ func (w *worker) parseL2(b []byte, in *portState) Drop {
 // parse4 parses the IPv4 header ip, behind the Ethernet header of a frame
 // received on in, into the descriptor d: keep, or why to drop the frame
 // (an invalid header or header checksum).
-func parse4(ip encap.IPv4, in *portState, d *desc) Drop {
+func parse4(ip encap.IPv4, in *Port, d *desc) Drop {
 	if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
 		return DropBadL3
 	}
@@ -180,7 +180,7 @@ func parse4(ip encap.IPv4, in *portState, d *desc) Drop {
 }
 
 // parse6 is parse4 for IPv6.
-func parse6(ip encap.IPv6, in *portState, d *desc) Drop {
+func parse6(ip encap.IPv6, in *Port, d *desc) Drop {
 	if !ip.IsValid(len(ip)) {
 		return DropBadL3
 	}
@@ -216,14 +216,14 @@ func admit6(d *desc) Drop {
 // and reports whether p is to be routed (d.fam fam4 or fam6); if not, the
 // frame is taken care of. A VXLAN frame for the node is decapsulated and
 // its inner frame classified as received on the tunnel.
-func (w *worker) classify(p *port.Packet, in *portState, d *desc) bool {
+func (w *Worker) classify(p *port.Packet, in *Port, d *desc) bool {
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	if why := w.parseL2(b, in); why != keep {
 		w.drop(p, why)
 		return false
 	}
 	eth := encap.Ethernet(b)
-	if in.needLearn {
+	if in.NeedLearn {
 		w.learn(in, eth.Src())
 	}
 	why := keep
@@ -235,12 +235,12 @@ func (w *worker) classify(p *port.Packet, in *portState, d *desc) bool {
 		}
 		p.Len = uint32(encap.EthernetLen + int(d.ipLen))
 		dst := d.dst4()
-		if w.vx.has4 && in.kind == spec.PortUplink && !in.tunnel && dst == w.vx.src4 {
+		if w.vx.Has4 && in.Kind == spec.PortUplink && !in.Tunnel && dst == w.vx.Src4 {
 			if isVXLAN, ok := w.decap4(p, ip); isVXLAN {
 				return ok && w.classify(p, w.tun, d)
 			}
 		}
-		if in.gateway && dst == w.gw4 {
+		if in.Gateway && dst == w.gw4 {
 			w.local4(p, in, eth, ip)
 			return false
 		}
@@ -252,7 +252,7 @@ func (w *worker) classify(p *port.Packet, in *portState, d *desc) bool {
 		}
 		p.Len = uint32(encap.EthernetLen + int(d.ipLen))
 		dst := &d.dst
-		if w.vx.has6 && in.kind == spec.PortUplink && !in.tunnel && *dst == w.vx.src6 {
+		if w.vx.Has6 && in.Kind == spec.PortUplink && !in.Tunnel && *dst == w.vx.Src6 {
 			if isVXLAN, ok := w.decap6(p, ip); isVXLAN {
 				return ok && w.classify(p, w.tun, d)
 			}
@@ -261,7 +261,7 @@ func (w *worker) classify(p *port.Packet, in *portState, d *desc) bool {
 			return false
 		}
 		switch {
-		case in.gateway && *dst == w.gw6:
+		case in.Gateway && *dst == w.gw6:
 			why = DropLocal
 		case dst[0] == 0xff:
 			// Link-scope multicast (MLD reports and the like) is for
@@ -296,7 +296,7 @@ func (w *worker) classify(p *port.Packet, in *portState, d *desc) bool {
 // returns keep, or why to drop the frame (the caller frees and counts it).
 // Frames the switch builds itself (ICMP errors, echo replies routed back
 // into a tunnel) do not pass it.
-func (w *worker) preRoute(b []byte, d *desc) Drop { return keep }
+func (w *Worker) preRoute(b []byte, d *desc) Drop { return keep }
 
 // decision is the route decision's result, returned by decide4 and
 // decide6 for act and the emit stage.
@@ -306,7 +306,7 @@ type decision struct {
 	nh *fib.NextHop
 	// out is the port the frame leaves by: nh's, or for a VXLAN tunnel the
 	// underlay's; after act, the host port for a punt.
-	out *portState
+	out *Port
 	// under is, for a VXLAN next hop, the underlay adjacency toward
 	// nh.Remote, and hash the inner flow's hash (the outer UDP source
 	// port and the underlay's ECMP choice).
@@ -334,7 +334,7 @@ const keep = NumDrops
 
 // forward decides and acts for the frame p of descriptor d, routed by idx
 // in v.
-func (w *worker) forward(p *port.Packet, d *desc, v *fib.View, idx fib.Index) {
+func (w *Worker) forward(p *port.Packet, d *desc, v *fib.View, idx fib.Index) {
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	eth := encap.Ethernet(b)
 	var r decision
@@ -367,7 +367,7 @@ func (w *worker) forward(p *port.Packet, d *desc, v *fib.View, idx fib.Index) {
 // descriptor d, routed by idx, goes: a next hop and output port, with the TTL decremented; a local or
 // punt next hop and no port; or a drop reason, the ICMP error that is due
 // sent. d.wire is what the MTU check compares.
-func (w *worker) decide4(d *desc, eth encap.Ethernet, ip encap.IPv4, v *fib.View, idx fib.Index, r *decision) {
+func (w *Worker) decide4(d *desc, eth encap.Ethernet, ip encap.IPv4, v *fib.View, idx fib.Index, r *decision) {
 	in := d.in
 	if idx == fib.NoRoute {
 		w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4NetUnreachable, 0)
@@ -414,7 +414,7 @@ func (w *worker) decide4(d *desc, eth encap.Ethernet, ip encap.IPv4, v *fib.View
 }
 
 // decide6 is decide4 for IPv6.
-func (w *worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View, idx fib.Index, r *decision) {
+func (w *Worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View, idx fib.Index, r *decision) {
 	in := d.in
 	if idx == fib.NoRoute {
 		w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6NoRoute, 0)
@@ -463,7 +463,7 @@ func (w *worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View
 // sets r.drop. For a tunnel it is the underlay's port (and r.under its
 // adjacency, found with r.hash) and its MTU less the tunnel's overhead;
 // else r.nh's port and its MTU.
-func (w *worker) egress(v *fib.View, r *decision, dst []byte) int {
+func (w *Worker) egress(v *fib.View, r *decision, dst []byte) int {
 	var why Drop
 	if r.nh.Kind == fib.KindVXLAN {
 		r.out, r.under, why = w.underlay(v, r.nh, r.hash)
@@ -471,20 +471,20 @@ func (w *worker) egress(v *fib.View, r *decision, dst []byte) int {
 			r.drop = why
 			return 0
 		}
-		return r.out.mtu - vxlanOverhead(r.nh)
+		return r.out.MTU - vxlanOverhead(r.nh)
 	}
 	if r.out, why = w.output(r.nh, dst); r.out == nil {
 		r.drop = why
 		return 0
 	}
-	return r.out.mtu
+	return r.out.MTU
 }
 
 // output returns the port a packet routed by nh leaves by, or nil and why
 // not: the port is gone, or the neighbour is not resolved yet (then the
 // control plane is asked to resolve it: the gateway, or for an attached
 // route the destination itself, whose bytes dst are).
-func (w *worker) output(nh *fib.NextHop, dst []byte) (*portState, Drop) {
+func (w *Worker) output(nh *fib.NextHop, dst []byte) (*Port, Drop) {
 	out := w.port(nh.Port)
 	if out == nil {
 		return nil, DropPortDown
@@ -509,13 +509,13 @@ func (w *worker) output(nh *fib.NextHop, dst []byte) (*portState, Drop) {
 // port (with their checksums; for a super-frame see the package doc), and
 // may set r.drop to drop the frame; it must not change d, r.nh, r.out or
 // r.under, which the emit stage and the tc fast path's learning rely on.
-func (w *worker) postRoute(b []byte, d *desc, r *decision) {}
+func (w *Worker) postRoute(b []byte, d *desc, r *decision) {}
 
 // act runs the steps every routed frame shares after the decision: the
 // postRoute stage, the tc fast path's learning, the host port for a punt,
 // and the Ethernet rewrite of b. It returns and records in r.act what is
 // left to do with the frame.
-func (w *worker) act(b []byte, d *desc, r *decision) action {
+func (w *Worker) act(b []byte, d *desc, r *decision) action {
 	if r.drop == keep {
 		w.postRoute(b, d, r)
 	}
@@ -523,7 +523,7 @@ func (w *worker) act(b []byte, d *desc, r *decision) action {
 	case r.drop != keep:
 		r.act = actDrop
 	case r.out != nil:
-		if d.in.tcFast && (r.nh.Kind == fib.KindVXLAN || r.out.kind == spec.PortUplink) {
+		if d.in.TCFast && (r.nh.Kind == fib.KindVXLAN || r.out.Kind == spec.PortUplink) {
 			// A flow of a pod with a tc fast path, to another node: the
 			// control plane may give it to tc from now on.
 			w.learnRemote(d.dstAddr())

@@ -391,7 +391,7 @@ func (s *sinkPort) Close() error    { return nil }
 // vectorBench is a switch on sink ports with a prepared vector of frames.
 type vectorBench struct {
 	sw     *Switch
-	w      *worker
+	w      *Worker
 	in     *portState
 	frames [][]byte
 	vec    []port.Packet
@@ -437,7 +437,7 @@ func (vb *vectorBench) fill() []port.Packet {
 }
 
 func (vb *vectorBench) run() {
-	vb.w.process(vb.fill(), vb.in)
+	vb.w.process(vb.fill(), vb.in.Port)
 	vb.w.flush()
 }
 
@@ -481,7 +481,7 @@ func BenchmarkRingLoop(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		pk := vb.fill()
 		for j := range pk {
-			vb.w.emit(&pk[j], out)
+			vb.w.emit(&pk[j], out.Port)
 		}
 		vb.w.flush()
 	}
@@ -504,7 +504,7 @@ func FuzzPipeline(f *testing.F) {
 		copy(u.Frame(a)[port.Headroom:], frame)
 		vb.vec[0] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(frame))}
 		vb.w.now = nanotime()
-		vb.w.process(vb.vec[:1], vb.in)
+		vb.w.process(vb.vec[:1], vb.in.Port)
 		vb.w.flush()
 		if got := u.FreeCount(); got != before {
 			t.Fatalf("frame leak: %d free before, %d after", before, got)
@@ -541,7 +541,7 @@ func TestTwoWorkersHandoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sw.Close()
-	if a, b := sw.byName["pod1"].worker, sw.byName["pod2"].worker; a == b {
+	if a, b := sw.byName["pod1"].Worker, sw.byName["pod2"].Worker; a == b {
 		t.Fatalf("both pods on worker %d; want them spread", a)
 	}
 	if err := sw.Start(); err != nil {

@@ -59,12 +59,12 @@ func (s *Switch) putRemote(a netip.Addr, e remoteFast) error {
 // learnRemote asks the control plane to put dst, which this worker just
 // routed out of an uplink for a pod with a tc fast path, into the fast
 // path.
-func (w *worker) learnRemote(dst netip.Addr) {
+func (w *Worker) learnRemote(dst netip.Addr) {
 	if !w.remotes.allow(dst, w.now) {
 		return
 	}
 	select {
-	case w.events <- ctlEvent{kind: evRemote, addr: dst}:
+	case w.events <- Request{Kind: ReqRemote, addr: dst}:
 	default:
 	}
 }
@@ -89,10 +89,10 @@ func (s *Switch) remoteFor(v *fib.View, a netip.Addr) (remoteFast, bool) {
 		return remoteFast{}, false
 	}
 	ps := s.portByID(nh.Port)
-	if ps == nil || ps.kind != spec.PortUplink || ps.ifindex <= 0 || ps.mtu <= 0 {
+	if ps == nil || ps.Kind != spec.PortUplink || ps.ifindex <= 0 || ps.MTU <= 0 {
 		return remoteFast{}, false
 	}
-	return remoteFast{ifindex: ps.ifindex, mtu: ps.mtu, dst: nh.DstMAC, src: nh.SrcMAC}, true
+	return remoteFast{ifindex: ps.ifindex, mtu: ps.MTU, dst: nh.DstMAC, src: nh.SrcMAC}, true
 }
 
 // tunnelFor is remoteFor through the VXLAN tunnel nh: into the kernel's
@@ -118,11 +118,11 @@ func (s *Switch) tunnelFor(v *fib.View, nh *fib.NextHop) (remoteFast, bool) {
 		return remoteFast{}, false
 	}
 	ps := s.portByID(under.Port)
-	if ps == nil || ps.kind != spec.PortUplink || ps.mtu <= vxlanOverhead(nh) {
+	if ps == nil || ps.Kind != spec.PortUplink || ps.MTU <= vxlanOverhead(nh) {
 		return remoteFast{}, false
 	}
 	e := remoteFast{
-		ifindex: dev, mtu: ps.mtu - vxlanOverhead(nh), dst: nh.DstMAC, src: nh.SrcMAC,
+		ifindex: dev, mtu: ps.MTU - vxlanOverhead(nh), dst: nh.DstMAC, src: nh.SrcMAC,
 		vni: nh.VNI, remote: nh.Remote,
 	}
 	if src := s.ktunSrc.Load(); src != nil {

@@ -47,7 +47,7 @@ func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 	}
 	t.Cleanup(func() { fp.Close() }) // after the switch's Close, a no-op then
 	up := l.startNode(t, cfg, WithDrivers(porttest.Registry(opener)), WithFastPath(fp))
-	if !l.sw.byName["pod1"].tcFast {
+	if !l.sw.byName["pod1"].TCFast {
 		t.Fatal("pod1's tc fast path is not taken as in force")
 	}
 	return l, up
@@ -59,7 +59,7 @@ func (l *fakeLab) events() (asked []netip.Addr) {
 	for {
 		select {
 		case ev := <-l.sw.events:
-			if ev.kind == evRemote {
+			if ev.Kind == ReqRemote {
 				asked = append(asked, ev.addr)
 				l.sw.addRemote(ev.addr)
 			}

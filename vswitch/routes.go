@@ -109,7 +109,7 @@ func unbatch(err error) error {
 func (s *Switch) routePortsLocked() routePorts {
 	rp := routePorts{cfgs: make([]spec.PortConfig, 0, len(s.ports)), states: make([]*portState, 0, len(s.ports))}
 	for _, ps := range s.ports {
-		rp.cfgs = append(rp.cfgs, spec.PortConfig{Name: ps.name, Kind: ps.kind, Addrs: ps.cfg.Addrs})
+		rp.cfgs = append(rp.cfgs, spec.PortConfig{Name: ps.Name, Kind: ps.Kind, Addrs: ps.cfg.Addrs})
 		rp.states = append(rp.states, ps)
 	}
 	return rp
@@ -139,9 +139,9 @@ func (s *Switch) resolveLocked(r spec.Route, ports routePorts) (fib.NextHop, err
 		return fib.NextHop{}, fmt.Errorf("%w: %w", err, ErrRouteInvalid)
 	}
 	ps := ports.states[i]
-	nh := fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, Via: r.Via, SrcMAC: ps.mac}
+	nh := fib.NextHop{Kind: fib.KindAdjacency, Port: ps.ID, Via: r.Via, SrcMAC: ps.MAC}
 	if r.Via.IsValid() {
-		if mac, ok := s.nbr.lookup(ps.id, r.Via); ok {
+		if mac, ok := s.nbr.lookup(ps.ID, r.Via); ok {
 			nh.DstMAC, nh.Resolved = mac, true
 		}
 	}
@@ -155,13 +155,13 @@ func (s *Switch) neighborRouteLocked(p netip.Prefix) (fib.Route, bool) {
 		return fib.Route{}, false
 	}
 	for _, ps := range s.ports {
-		if ps.kind != spec.PortUplink || ps.primary != nil || !ps.onSubnet(p.Addr()) {
+		if ps.Kind != spec.PortUplink || ps.primary != nil || !ps.onSubnet(p.Addr()) {
 			continue
 		}
-		if mac, ok := s.nbr.lookup(ps.id, p.Addr()); ok {
+		if mac, ok := s.nbr.lookup(ps.ID, p.Addr()); ok {
 			return fib.Route{
 				Prefix:  p,
-				NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, Via: p.Addr(), DstMAC: mac, SrcMAC: ps.mac, Resolved: true},
+				NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.ID, Via: p.Addr(), DstMAC: mac, SrcMAC: ps.MAC, Resolved: true},
 				Origin:  fib.OriginConnected,
 			}, true
 		}
@@ -241,7 +241,7 @@ func (s *Switch) podRoutes(ps *portState) []fib.Route {
 	for _, a := range ps.cfg.Addrs {
 		rs = append(rs, fib.Route{
 			Prefix:  a.Masked(),
-			NextHop: fib.NextHop{Kind: fib.KindPort, Port: ps.id, DstMAC: ps.peerMAC, SrcMAC: s.cfg.GatewayMAC, Resolved: true},
+			NextHop: fib.NextHop{Kind: fib.KindPort, Port: ps.ID, DstMAC: ps.PeerMAC, SrcMAC: s.cfg.GatewayMAC, Resolved: true},
 			Origin:  fib.OriginPod,
 		})
 	}
@@ -253,9 +253,9 @@ func (s *Switch) podRoutes(ps *portState) []fib.Route {
 // subnets and addresses.
 func (s *Switch) portRoutes(ps *portState) []fib.Route {
 	var rs []fib.Route
-	switch ps.kind {
+	switch ps.Kind {
 	case spec.PortPod:
-		if ps.peerMAC != ([6]byte{}) {
+		if ps.PeerMAC != ([6]byte{}) {
 			rs = s.podRoutes(ps)
 		}
 	case spec.PortHost:
@@ -272,7 +272,7 @@ func (s *Switch) portRoutes(ps *portState) []fib.Route {
 			if !a.IsSingleIP() {
 				rs = append(rs, fib.Route{
 					Prefix:  a.Masked(),
-					NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, SrcMAC: ps.mac},
+					NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.ID, SrcMAC: ps.MAC},
 					Origin:  fib.OriginConnected,
 				})
 			}
@@ -294,7 +294,7 @@ func (s *Switch) installPortRoutesLocked(ps *portState) error {
 // by it (its own, static routes, neighbours' host routes) and the node's
 // addresses it brought.
 func (s *Switch) portRouteKeysLocked(ps *portState) []fib.RouteKey {
-	ks := s.routes.through(ps.id)
+	ks := s.routes.through(ps.ID)
 	for _, r := range s.portRoutes(ps) {
 		if r.NextHop.Kind != fib.KindPunt {
 			continue // leaves by the port: listed already, if installed
@@ -323,7 +323,7 @@ func (s *Switch) routeInfoLocked(r fib.Route) spec.RouteInfo {
 	switch r.NextHop.Kind {
 	case fib.KindPort, fib.KindAdjacency:
 		if ps := s.ports[r.NextHop.Port]; ps != nil {
-			ri.Port = ps.name
+			ri.Port = ps.Name
 		}
 	}
 	return ri

@@ -119,7 +119,7 @@ func TestDelPortRoutes(t *testing.T) {
 	if err := l.sw.AddRoute(spec.Route{Prefix: netip.MustParsePrefix("198.19.8.0/24"), Port: "pod1"}); err != nil {
 		t.Fatal(err)
 	}
-	upID, podID := l.up.id, l.sw.byName["pod1"].id
+	upID, podID := l.up.ID, l.sw.byName["pod1"].ID
 	leaves := func(id uint16) []netip.Prefix {
 		var ps []netip.Prefix
 		l.sw.fib.Routes(0, func(r fib.Route) bool {

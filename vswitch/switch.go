@@ -55,13 +55,13 @@ type Switch struct {
 	cfg     Config
 	log     *slog.Logger
 	fib     *fib.FIB
-	workers []*worker
+	workers []*Worker
 	drivers *port.Registry
 	// mon follows the kernel's neighbours and links; noKernelTunnel
 	// keeps the kernel's VXLAN device from being made.
 	mon            netmon.Monitor
 	noKernelTunnel bool
-	events         chan ctlEvent
+	events         chan Request
 	ready          atomic.Bool
 	closing        atomic.Bool // set first thing in Close: monitors stop complaining
 	started        bool
@@ -79,7 +79,7 @@ type Switch struct {
 	ktun      *kernelTunnel
 	ktunIndex atomic.Int32
 	ktunSrc   atomic.Pointer[tunnelSource] // the device's source addresses, for the event loop
-	vx        vxlanState                   // the node's VTEP once an uplink made it (guarded by mu)
+	vx        VXLAN                        // the node's VTEP once an uplink made it (guarded by mu)
 
 	mu     sync.Mutex // guards ports, byName, routes
 	ports  map[uint16]*portState
@@ -103,7 +103,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 	}
 	s := &Switch{
 		cfg: cfg, log: log, fib: fib.New(), drivers: DefaultDrivers(), mon: &netmon.Netlink{},
-		events: make(chan ctlEvent, 1024), stopCh: make(chan struct{}),
+		events: make(chan Request, 1024), stopCh: make(chan struct{}),
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
 		routes: newRouteIndex(),
@@ -126,14 +126,14 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		s.fast = f
 	}
 	for i := 0; i < cfg.Workers; i++ {
-		w, err := newWorker(i, &s.cfg, s.fib, s.events, log.With("worker", i))
+		w, err := NewWorker(i, &s.cfg, s.fib, s.events, log.With("worker", i))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("worker %d: %w", i, err)
 		}
 		s.workers = append(s.workers, w)
 	}
-	connectWorkers(s.workers, cfg.FrameSize)
+	Connect(s.workers, cfg.FrameSize)
 	// Local gateway addresses: echo answered, nothing forwarded to them.
 	s.mu.Lock()
 	s.applyLocked([]fib.Route{
@@ -223,7 +223,7 @@ func (s *Switch) Start() error {
 	s.wg.Add(1)
 	go s.eventLoop()
 	for _, w := range s.workers {
-		w.start()
+		w.Start()
 	}
 	s.ready.Store(true)
 	return nil
@@ -244,22 +244,22 @@ func (s *Switch) Close() error {
 	close(s.stopCh)
 	s.mon.Close()
 	for _, w := range s.workers {
-		w.stopAndWait()
+		w.Stop()
 	}
 	s.wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
 	for _, ps := range s.ports {
-		if ps.port != nil {
-			if err := ps.port.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("close port %s: %w", ps.name, err))
+		if ps.Dev != nil {
+			if err := ps.Dev.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close port %s: %w", ps.Name, err))
 			}
-			ps.port, ps.large = nil, nil
+			ps.Dev, ps.Large = nil, nil
 		}
 	}
 	for _, w := range s.workers {
-		w.close()
+		w.Close()
 	}
 	if err := s.ktun.close(); err != nil {
 		errs = append(errs, fmt.Errorf("close %s: %w", kernelTunnelName, err))
@@ -279,12 +279,12 @@ func (s *Switch) eventLoop() {
 		case <-s.stopCh:
 			return
 		case ev := <-s.events:
-			switch ev.kind {
-			case evGlean:
-				s.nbr.resolve(ev.port, ev.addr)
-			case evLearn:
-				s.learned(ev.port, ev.mac)
-			case evRemote:
+			switch ev.Kind {
+			case ReqResolve:
+				s.nbr.resolve(ev.Port, ev.addr)
+			case ReqLearn:
+				s.learned(ev.Port, ev.MAC)
+			case ReqRemote:
 				s.addRemote(ev.addr)
 			}
 		case <-s.fibChanged:
@@ -313,67 +313,67 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	}
 	for _, o := range s.ports {
 		if i, j, clash := spec.AddrConflict(pc, o.cfg); clash && o.primary == nil {
-			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: overlaps %s of port %s: %w", i, pc.Addrs[i], o.cfg.Addrs[j], o.name, ErrConfig)
+			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: overlaps %s of port %s: %w", i, pc.Addrs[i], o.cfg.Addrs[j], o.Name, ErrConfig)
 		}
 	}
 	id := s.freeIDLocked()
 	w := s.pickWorkerLocked(pc)
-	req := port.OpenRequest{Config: pc, Umem: w.umem, Log: s.log.With("port", pc.Name)}
+	req := port.OpenRequest{Config: pc, Umem: w.Umem(), Log: s.log.With("port", pc.Name)}
 	if pc.Kind == spec.PortPod || pc.Kind == spec.PortUplink {
 		// An uplink's program forwards to the node's pods too: frames
 		// from the network to a pod skip the socket and the worker.
 		req.FastPath = s.fast
 	}
-	ps := &portState{id: id, name: pc.Name, kind: pc.Kind, worker: w.id, cfg: pc, peerMAC: pc.PeerMAC}
+	ps := &portState{Port: &Port{ID: id, Name: pc.Name, Kind: pc.Kind, Worker: w.ID(), PeerMAC: pc.PeerMAC}, cfg: pc}
 	var op port.Opened
 	var err error
-	w.do(func() { op, err = s.drivers.Open(req) })
+	w.Do(func() { op, err = s.drivers.Open(req) })
 	if err != nil {
 		return spec.PortStatus{}, fmt.Errorf("open port %s: %w", pc.Name, err)
 	}
-	ps.port, ps.ifindex, ps.mtu = op.Port, op.Ifindex, op.MTU
+	ps.Dev, ps.ifindex, ps.MTU = op.Port, op.Ifindex, op.MTU
 	if lp, ok := op.Port.(port.LargePort); ok {
-		ps.large = lp
+		ps.Large = lp
 	}
 	if pc.MTU > 0 {
-		ps.mtu = pc.MTU
+		ps.MTU = pc.MTU
 	}
-	if ps.mtu == 0 {
-		ps.mtu = 1500
+	if ps.MTU == 0 {
+		ps.MTU = 1500
 	}
-	ps.mac = op.MAC
-	ps.icmpSrc4, ps.icmpSrc6 = s.cfg.GatewayV4.As4(), s.cfg.GatewayV6.As16()
+	ps.MAC = op.MAC
+	ps.ICMPSrc4, ps.ICMPSrc6 = s.cfg.GatewayV4.As4(), s.cfg.GatewayV6.As16()
 	switch pc.Kind {
 	case spec.PortHost:
-		ps.mac = s.cfg.GatewayMAC
-		ps.gateway = true
-		ps.needLearn = pc.PeerMAC == [6]byte{}
+		ps.MAC = s.cfg.GatewayMAC
+		ps.Gateway = true
+		ps.NeedLearn = pc.PeerMAC == [6]byte{}
 	case spec.PortPod:
-		ps.mac = s.cfg.GatewayMAC
-		ps.gateway = true
-		ps.needLearn = pc.PeerMAC == [6]byte{}
+		ps.MAC = s.cfg.GatewayMAC
+		ps.Gateway = true
+		ps.NeedLearn = pc.PeerMAC == [6]byte{}
 		if fp, ok := op.Port.(port.FastPathPort); ok && s.fast != nil {
-			ps.tcFast = fp.FastPath() == port.FastTC
+			ps.TCFast = fp.FastPath() == port.FastTC
 		}
 		for _, a := range pc.Addrs {
 			if a.Addr().Is4() {
-				ps.own4 = a.Addr().As4()
+				ps.Own4 = a.Addr().As4()
 			} else {
-				ps.own6 = a.Addr().As16()
+				ps.Own6 = a.Addr().As16()
 			}
 		}
 	case spec.PortUplink:
 		// An AF_PACKET uplink without its tc steering sees copies of
 		// what the host gets: it must leave alone what is not its own.
 		if st, ok := op.Port.(port.SteeredUplink); ok {
-			ps.passive = !st.Steered()
+			ps.Passive = !st.Steered()
 		}
 		for _, a := range pc.Addrs {
-			if a.Addr().Is4() && ps.icmpSrc4 == s.cfg.GatewayV4.As4() {
-				ps.icmpSrc4 = a.Addr().As4()
+			if a.Addr().Is4() && ps.ICMPSrc4 == s.cfg.GatewayV4.As4() {
+				ps.ICMPSrc4 = a.Addr().As4()
 			}
-			if a.Addr().Is6() && !a.Addr().IsLinkLocalUnicast() && ps.icmpSrc6 == s.cfg.GatewayV6.As16() {
-				ps.icmpSrc6 = a.Addr().As16()
+			if a.Addr().Is6() && !a.Addr().IsLinkLocalUnicast() && ps.ICMPSrc6 == s.cfg.GatewayV6.As16() {
+				ps.ICMPSrc6 = a.Addr().As16()
 			}
 		}
 	}
@@ -383,10 +383,10 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 		return spec.PortStatus{}, err
 	}
 	s.fastAddLocked(ps)
-	s.onAllWorkers(func(x *worker) {
-		x.addPort(ps)
-		if ps.kind == spec.PortHost {
-			x.hostPort, x.hasHost, x.hostMAC = ps.id, true, ps.peerMAC
+	s.onAllWorkers(func(x *Worker) {
+		x.AddPort(ps.Port)
+		if ps.Kind == spec.PortHost {
+			x.SetHost(ps.ID, ps.PeerMAC)
 		}
 	})
 	s.ports[id] = ps
@@ -415,14 +415,14 @@ func (s *Switch) freeIDLocked() uint16 {
 }
 
 // onAllWorkers runs fn on every worker's goroutine, one after another.
-func (s *Switch) onAllWorkers(fn func(*worker)) {
+func (s *Switch) onAllWorkers(fn func(*Worker)) {
 	for _, x := range s.workers {
-		x.do(func() { fn(x) })
+		x.Do(func() { fn(x) })
 	}
 }
 
-// connectWorkers gives every pair of workers a handoff ring each way.
-func connectWorkers(ws []*worker, frameSize int) {
+// Connect gives every pair of workers a handoff ring each way.
+func Connect(ws []*Worker, frameSize int) {
 	for _, w := range ws {
 		w.outbox = make([]*handoff, len(ws))
 		w.inbox = make([]*handoff, len(ws))
@@ -443,13 +443,13 @@ func connectWorkers(ws []*worker, frameSize int) {
 // handoffSlots is the depth of each cross-worker ring.
 const handoffSlots = 512
 
-func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *worker {
+func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *Worker {
 	if pc.Kind == spec.PortUplink {
 		return s.workers[pc.Queue%len(s.workers)]
 	}
 	count := make([]int, len(s.workers))
 	for _, ps := range s.ports {
-		count[ps.worker]++
+		count[ps.Worker]++
 	}
 	best := 0
 	for i := range count {
@@ -464,7 +464,7 @@ func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *worker {
 // steering program; for a new uplink it adds every pod's addresses.
 func (s *Switch) steerLocked(ps *portState, add bool) {
 	apply := func(up *portState, pod *portState) {
-		st, ok := up.port.(port.PrefixSteerer)
+		st, ok := up.Dev.(port.PrefixSteerer)
 		if !ok {
 			return
 		}
@@ -476,18 +476,18 @@ func (s *Switch) steerLocked(ps *portState, add bool) {
 				err = st.RemovePrefix(a.Masked())
 			}
 			if err != nil {
-				s.log.Warn("uplink steering", "uplink", up.name, "prefix", a, "add", add, "err", err)
+				s.log.Warn("uplink steering", "uplink", up.Name, "prefix", a, "add", add, "err", err)
 			}
 		}
 	}
 	for _, o := range s.ports {
-		if o.port == nil || o.primary != nil {
+		if o.Dev == nil || o.primary != nil {
 			continue // a queue shares its uplink's program
 		}
 		switch {
-		case ps.kind == spec.PortPod && o.kind == spec.PortUplink:
+		case ps.Kind == spec.PortPod && o.Kind == spec.PortUplink:
 			apply(o, ps)
-		case ps.kind == spec.PortUplink && o.kind == spec.PortPod && add:
+		case ps.Kind == spec.PortUplink && o.Kind == spec.PortPod && add:
 			apply(ps, o)
 		}
 	}
@@ -498,21 +498,21 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ps := s.ports[id]
-	if ps == nil || ps.peerMAC != ([6]byte{}) {
+	if ps == nil || ps.PeerMAC != ([6]byte{}) {
 		return
 	}
-	ps.peerMAC = mac
-	if ps.kind == spec.PortHost {
-		s.onAllWorkers(func(x *worker) { x.hostMAC = mac })
-		s.log.Info("host MAC learned", "port", ps.name, "mac", fmtMAC(mac))
+	ps.PeerMAC = mac
+	if ps.Kind == spec.PortHost {
+		s.onAllWorkers(func(x *Worker) { x.SetHostMAC(mac) })
+		s.log.Info("host MAC learned", "port", ps.Name, "mac", fmtMAC(mac))
 		return
 	}
 	if err := s.applyLocked(s.podRoutes(ps), nil); err != nil {
-		s.log.Warn("install learned pod routes", "port", ps.name, "err", err)
+		s.log.Warn("install learned pod routes", "port", ps.Name, "err", err)
 		return
 	}
 	s.fastAddLocked(ps)
-	s.log.Info("pod MAC learned", "port", ps.name, "mac", fmtMAC(mac))
+	s.log.Info("pod MAC learned", "port", ps.Name, "mac", fmtMAC(mac))
 }
 
 // addQueuesLocked opens an uplink's further queues: one AF_XDP socket each,
@@ -521,39 +521,41 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 // the uplink through its own queue, so the uplink needs no cross-worker
 // handoff.
 func (s *Switch) addQueuesLocked(ps *portState) error {
-	qo, ok := ps.port.(port.QueueOpener)
+	qo, ok := ps.Dev.(port.QueueOpener)
 	if !ok {
-		return fmt.Errorf("uplink %s: several queues need AF_XDP, the port runs %s: %w", ps.name, ps.port.Mode(), ErrConfig)
+		return fmt.Errorf("uplink %s: several queues need AF_XDP, the port runs %s: %w", ps.Name, ps.Dev.Mode(), ErrConfig)
 	}
 	for q := ps.cfg.Queue + 1; q < ps.cfg.Queue+ps.cfg.Queues; q++ {
 		qc := ps.cfg
 		qc.Name, qc.Queue, qc.Queues, qc.Addrs = ps.cfg.Name, q, 1, nil
 		w := s.workers[q%len(s.workers)]
-		req := port.OpenRequest{Config: qc, Umem: w.umem, Log: s.log.With("port", qc.Name, "queue", q), FastPath: s.fast}
+		req := port.OpenRequest{Config: qc, Umem: w.Umem(), Log: s.log.With("port", qc.Name, "queue", q), FastPath: s.fast}
 		var op port.Opened
 		var err error
-		w.do(func() { op, err = qo.OpenQueue(req) })
+		w.Do(func() { op, err = qo.OpenQueue(req) })
 		if err != nil {
-			return fmt.Errorf("uplink %s queue %d: %w", ps.name, q, err)
+			return fmt.Errorf("uplink %s queue %d: %w", ps.Name, q, err)
 		}
 		id := s.freeIDLocked()
-		name := fmt.Sprintf("%s/q%d", ps.name, q)
+		name := fmt.Sprintf("%s/q%d", ps.Name, q)
 		qs := &portState{
-			id: id, name: name, kind: spec.PortUplink, worker: w.id, cfg: qc, port: op.Port,
-			ifindex: ps.ifindex, mtu: ps.mtu, mac: ps.mac, icmpSrc4: ps.icmpSrc4, icmpSrc6: ps.icmpSrc6,
-			primary: ps,
+			Port: &Port{
+				ID: id, Name: name, Kind: spec.PortUplink, Worker: w.ID(), Dev: op.Port,
+				MTU: ps.MTU, MAC: ps.MAC, ICMPSrc4: ps.ICMPSrc4, ICMPSrc6: ps.ICMPSrc6,
+			},
+			cfg: qc, ifindex: ps.ifindex, primary: ps,
 		}
 		qs.setStatus(true, op.Port.Mode(), op.Reason)
-		s.onAllWorkers(func(x *worker) {
-			x.addPort(qs)
-			if x.id == qs.worker && x.id != ps.worker {
-				x.ports[ps.id] = qs // this worker's way out to the uplink
+		s.onAllWorkers(func(x *Worker) {
+			x.AddPort(qs.Port)
+			if x.ID() == qs.Worker && x.ID() != ps.Worker {
+				x.MapPort(ps.ID, qs.Port) // this worker's way out to the uplink
 			}
 		})
 		s.ports[id] = qs
 		s.byName[name] = qs
 		ps.queues = append(ps.queues, qs)
-		s.log.Info("uplink queue added", "port", name, "id", id, "worker", w.id, "mode", op.Port.Mode())
+		s.log.Info("uplink queue added", "port", name, "id", id, "worker", w.ID(), "mode", op.Port.Mode())
 	}
 	return nil
 }
@@ -568,28 +570,28 @@ func (s *Switch) DelPort(name string) error {
 		return fmt.Errorf("port %s: %w", name, ErrPortNotFound)
 	}
 	if ps.primary != nil {
-		return fmt.Errorf("port %s is a queue of %s: delete %s: %w", name, ps.primary.name, ps.primary.name, ErrConfig)
+		return fmt.Errorf("port %s is a queue of %s: delete %s: %w", name, ps.primary.Name, ps.primary.Name, ErrConfig)
 	}
 	return s.delPortLocked(ps)
 }
 
 func (s *Switch) delPortLocked(ps *portState) error {
-	name := ps.name
+	name := ps.Name
 	var errs []error
 	for _, qs := range ps.queues {
-		s.onAllWorkers(func(x *worker) { x.removePort(qs) })
-		if qs.port != nil {
-			errs = append(errs, qs.port.Close())
-			qs.port = nil
+		s.onAllWorkers(func(x *Worker) { x.RemovePort(qs.Port) })
+		if qs.Dev != nil {
+			errs = append(errs, qs.Dev.Close())
+			qs.Dev = nil
 		}
-		delete(s.ports, qs.id)
-		delete(s.byName, qs.name)
+		delete(s.ports, qs.ID)
+		delete(s.byName, qs.Name)
 	}
 	ps.queues = nil
-	s.onAllWorkers(func(x *worker) {
-		x.removePort(ps)
-		if ps.kind == spec.PortHost && x.hostPort == ps.id {
-			x.hasHost = false
+	s.onAllWorkers(func(x *Worker) {
+		x.RemovePort(ps.Port)
+		if ps.Kind == spec.PortHost {
+			x.ClearHost(ps.ID)
 		}
 	})
 	s.fastDelLocked(ps)
@@ -597,11 +599,11 @@ func (s *Switch) delPortLocked(ps *portState) error {
 		s.log.Warn("remove port routes", "port", name, "err", err)
 	}
 	s.steerLocked(ps, false)
-	if ps.port != nil {
-		errs = append(errs, ps.port.Close())
-		ps.port, ps.large = nil, nil
+	if ps.Dev != nil {
+		errs = append(errs, ps.Dev.Close())
+		ps.Dev, ps.Large = nil, nil
 	}
-	delete(s.ports, ps.id)
+	delete(s.ports, ps.ID)
 	delete(s.byName, name)
 	s.log.Info("port deleted", "port", name)
 	return errors.Join(errs...)
@@ -613,18 +615,18 @@ func (s *Switch) portDown(ifindex int, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ps := range s.ports {
-		if ps.ifindex != ifindex || ps.port == nil {
+		if ps.ifindex != ifindex || ps.Dev == nil {
 			continue
 		}
 		s.fastDelLocked(ps)
-		s.onAllWorkers(func(x *worker) { x.removePort(ps) })
-		mode := ps.port.Mode()
-		if err := ps.port.Close(); err != nil {
-			s.log.Debug("close downed port", "port", ps.name, "err", err)
+		s.onAllWorkers(func(x *Worker) { x.RemovePort(ps.Port) })
+		mode := ps.Dev.Mode()
+		if err := ps.Dev.Close(); err != nil {
+			s.log.Debug("close downed port", "port", ps.Name, "err", err)
 		}
-		ps.port, ps.large = nil, nil
+		ps.Dev, ps.Large = nil, nil
 		ps.setStatus(false, mode, reason)
-		s.log.Warn("port down", "port", ps.name, "reason", reason)
+		s.log.Warn("port down", "port", ps.Name, "reason", reason)
 	}
 }
 
@@ -645,11 +647,11 @@ func (s *Switch) Neighbors() []spec.Neighbor {
 	s.mu.Lock()
 	var out []spec.Neighbor
 	for _, ps := range s.ports {
-		if ps.kind != spec.PortPod || ps.peerMAC == ([6]byte{}) {
+		if ps.Kind != spec.PortPod || ps.PeerMAC == ([6]byte{}) {
 			continue
 		}
 		for _, a := range ps.cfg.Addrs {
-			out = append(out, spec.Neighbor{Port: ps.name, Addr: a.Addr(), MAC: ps.peerMAC, State: "static", Static: true})
+			out = append(out, spec.Neighbor{Port: ps.Name, Addr: a.Addr(), MAC: ps.PeerMAC, State: "static", Static: true})
 		}
 	}
 	s.mu.Unlock()
@@ -667,7 +669,7 @@ func (s *Switch) Neighbors() []spec.Neighbor {
 func (s *Switch) Counters() Counters {
 	var c Counters
 	for _, w := range s.workers {
-		w.cnt.snapshot(&c)
+		w.AddCounters(&c)
 	}
 	c.Events[EvFastRemote] += s.remoteAdds.Load()
 	if s.fast != nil {
@@ -685,10 +687,10 @@ func (s *Switch) Counters() Counters {
 // is known: on an AF_XDP port, or on an AF_PACKET port whose tc program
 // forwards (the two kinds reach each other's pods too).
 func (s *Switch) fastAddLocked(ps *portState) {
-	if s.fast == nil || ps.kind != spec.PortPod || ps.peerMAC == ([6]byte{}) || ps.port == nil {
+	if s.fast == nil || ps.Kind != spec.PortPod || ps.PeerMAC == ([6]byte{}) || ps.Dev == nil {
 		return
 	}
-	fp, ok := ps.port.(port.FastPathPort)
+	fp, ok := ps.Dev.(port.FastPathPort)
 	if !ok {
 		return
 	}
@@ -701,8 +703,8 @@ func (s *Switch) fastAddLocked(ps *portState) {
 		return
 	}
 	for _, a := range ps.cfg.Addrs {
-		if err := s.fast.Add(a.Addr(), ps.ifindex, ps.mtu, ps.peerMAC, s.cfg.GatewayMAC, xdp); err != nil {
-			s.log.Warn("xdp fast path: add pod", "port", ps.name, "addr", a.Addr(), "err", err)
+		if err := s.fast.Add(a.Addr(), ps.ifindex, ps.MTU, ps.PeerMAC, s.cfg.GatewayMAC, xdp); err != nil {
+			s.log.Warn("xdp fast path: add pod", "port", ps.Name, "addr", a.Addr(), "err", err)
 		}
 	}
 }
@@ -710,12 +712,12 @@ func (s *Switch) fastAddLocked(ps *portState) {
 // fastDelLocked takes a pod out of the XDP fast path: its frames go
 // through a worker again (and find the port gone).
 func (s *Switch) fastDelLocked(ps *portState) {
-	if s.fast == nil || ps.kind != spec.PortPod {
+	if s.fast == nil || ps.Kind != spec.PortPod {
 		return
 	}
 	for _, a := range ps.cfg.Addrs {
 		if err := s.fast.Remove(a.Addr()); err != nil {
-			s.log.Warn("xdp fast path: remove pod", "port", ps.name, "addr", a.Addr(), "err", err)
+			s.log.Warn("xdp fast path: remove pod", "port", ps.Name, "addr", a.Addr(), "err", err)
 		}
 	}
 	if ps.ifindex > 0 {

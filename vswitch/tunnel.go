@@ -50,7 +50,7 @@ type tunnelSource struct{ v4, v6 netip.Addr }
 // outer packets from them. One it lacks (a vtep_v4 or vtep_v6 only the
 // workers' headers carry) would make the kernel drop every packet; that
 // family sends from the host route's source instead, as warned.
-func kernelTunnelSource(vx vxlanState, log *slog.Logger) tunnelSource {
+func kernelTunnelSource(vx VXLAN, log *slog.Logger) tunnelSource {
 	var src tunnelSource
 	local := func(a netip.Addr, fam int) bool {
 		addrs, err := netlink.AddrList(nil, fam)
@@ -67,10 +67,10 @@ func kernelTunnelSource(vx vxlanState, log *slog.Logger) tunnelSource {
 		}
 		return false
 	}
-	if a := netip.AddrFrom4(vx.src4); vx.has4 && local(a, netlink.FAMILY_V4) {
+	if a := netip.AddrFrom4(vx.Src4); vx.Has4 && local(a, netlink.FAMILY_V4) {
 		src.v4 = a
 	}
-	if a := netip.AddrFrom16(vx.src6); vx.has6 && local(a, netlink.FAMILY_V6) {
+	if a := netip.AddrFrom16(vx.Src6); vx.Has6 && local(a, netlink.FAMILY_V6) {
 		src.v6 = a
 	}
 	return src
@@ -78,7 +78,7 @@ func kernelTunnelSource(vx vxlanState, log *slog.Logger) tunnelSource {
 
 // openKernelTunnel creates the device for vx over an underlay of MTU mtu
 // and attaches its tc program, which forwards with fast.
-func openKernelTunnel(vx vxlanState, mtu int, fast *xdpprog.FastPath, log *slog.Logger) (*kernelTunnel, error) {
+func openKernelTunnel(vx VXLAN, mtu int, fast *xdpprog.FastPath, log *slog.Logger) (*kernelTunnel, error) {
 	if l, err := netlink.LinkByName(kernelTunnelName); err == nil {
 		if v, ok := l.(*netlink.Vxlan); !ok || !v.FlowBased {
 			return nil, fmt.Errorf("interface %s exists and is not a metadata-mode VXLAN device", kernelTunnelName)
@@ -89,7 +89,7 @@ func openKernelTunnel(vx vxlanState, mtu int, fast *xdpprog.FastPath, log *slog.
 	}
 	dev := &netlink.Vxlan{
 		LinkAttrs: netlink.LinkAttrs{Name: kernelTunnelName, MTU: mtu - 50},
-		FlowBased: true, Port: int(vx.port), Learning: false,
+		FlowBased: true, Port: int(vx.Port), Learning: false,
 	}
 	if err := netlink.LinkAdd(dev); err != nil {
 		return nil, fmt.Errorf("create %s: %w", kernelTunnelName, err)
@@ -104,7 +104,7 @@ func openKernelTunnel(vx vxlanState, mtu int, fast *xdpprog.FastPath, log *slog.
 		err = netlink.LinkSetUp(l)
 	}
 	if err == nil {
-		t.in, err = xdpprog.AttachTunnelIngress(t.ifindex, fast, vx.vni, vx.mac)
+		t.in, err = xdpprog.AttachTunnelIngress(t.ifindex, fast, vx.VNI, vx.MAC)
 	}
 	if err != nil {
 		netlink.LinkDel(dev)

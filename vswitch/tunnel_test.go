@@ -22,7 +22,7 @@ func TestKernelTunnelDevice(t *testing.T) {
 	fp, err := xdpprog.NewFastPath(16)
 	skipIfNotSupported(t, "fast path maps", err)
 	defer fp.Close()
-	vx := vxlanState{on: true, vni: DefaultVNI, port: 4789, mac: vtepMAC}
+	vx := VXLAN{On: true, VNI: DefaultVNI, Port: 4789, MAC: vtepMAC}
 	get := func() netlink.Link {
 		l, err := ns.NL.LinkByName(kernelTunnelName)
 		if err != nil {
@@ -77,9 +77,9 @@ func TestKernelTunnelDevice(t *testing.T) {
 		{"198.18.7.1", "", tunnelSource{v4: netip.MustParseAddr("198.18.7.1")}},
 	} {
 		x := vx
-		x.has4, x.src4 = true, netip.MustParseAddr(c.v4).As4()
+		x.Has4, x.Src4 = true, netip.MustParseAddr(c.v4).As4()
 		if c.v6 != "" {
-			x.has6, x.src6 = true, netip.MustParseAddr(c.v6).As16()
+			x.Has6, x.Src6 = true, netip.MustParseAddr(c.v6).As16()
 		}
 		var got tunnelSource
 		ns.Do(func() error { got = kernelTunnelSource(x, nil); return nil })

@@ -121,7 +121,7 @@ func TestHostPort(t *testing.T) {
 	if len(out["pod1"]) != 1 {
 		t.Fatalf("host to pod: %d frames, want 1", len(out["pod1"]))
 	}
-	sw.learned(sw.byName["host"].id, (<-sw.events).mac)
+	sw.learned(sw.byName["host"].ID, (<-sw.events).MAC)
 	// Pod to the node's address goes to the host, TTL untouched.
 	out = l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, node, 64, 10))
 	if len(out["host"]) != 1 {
@@ -160,8 +160,8 @@ func TestUplinkQueues(t *testing.T) {
 	}
 	defer sw.Close()
 	up, q1, pod := sw.byName["up"], sw.byName["up/q1"], sw.byName["pod1"]
-	if q1 == nil || up.worker != 0 || q1.worker != 1 || pod.worker != 1 {
-		t.Fatalf("placement: up on %d, up/q1 %v, pod1 on %d; want 0, on 1, 1", up.worker, q1, pod.worker)
+	if q1 == nil || up.Worker != 0 || q1.Worker != 1 || pod.Worker != 1 {
+		t.Fatalf("placement: up on %d, up/q1 %v, pod1 on %d; want 0, on 1, 1", up.Worker, q1, pod.Worker)
 	}
 	out := netip.MustParseAddr("198.18.0.2")
 	sw.nbr.update(neighUpdate(up.ifindex, out, [6]byte{0x02, 0xbb, 0, 0, 0, 2}))

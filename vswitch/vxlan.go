@@ -51,17 +51,17 @@ type vtepRoute struct {
 	idx    fib.Index
 }
 
-// vxlanState is the node's VTEP, resolved: what every worker needs per
+// VXLAN is the node's VTEP, resolved: what every worker needs per
 // packet, copied into each.
-type vxlanState struct {
-	on   bool
-	vni  uint32
-	port uint16
-	mac  [6]byte
-	has4 bool
-	has6 bool
-	src4 [4]byte
-	src6 [16]byte
+type VXLAN struct {
+	On   bool
+	VNI  uint32
+	Port uint16
+	MAC  [6]byte
+	Has4 bool
+	Has6 bool
+	Src4 [4]byte
+	Src6 [16]byte
 }
 
 func (c *VXLANConfig) setDefaults() {
@@ -95,14 +95,14 @@ func (c *VXLANConfig) validate() error {
 // learns the resolved state.
 func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 	c := s.cfg.VXLAN
-	if c == nil || ps.kind != spec.PortUplink || ps.primary != nil {
+	if c == nil || ps.Kind != spec.PortUplink || ps.primary != nil {
 		return nil
 	}
 	vx := s.vx
-	if !vx.on {
-		vx = vxlanState{on: true, vni: c.VNI, port: c.Port, mac: c.MAC}
-		if vx.mac == ([6]byte{}) {
-			vx.mac = ps.mac
+	if !vx.On {
+		vx = VXLAN{On: true, VNI: c.VNI, Port: c.Port, MAC: c.MAC}
+		if vx.MAC == ([6]byte{}) {
+			vx.MAC = ps.MAC
 		}
 		v4, v6 := c.VTEP4, c.VTEP6
 		for _, a := range ps.cfg.Addrs {
@@ -114,34 +114,34 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			}
 		}
 		if v4.IsValid() {
-			vx.has4, vx.src4 = true, v4.As4()
+			vx.Has4, vx.Src4 = true, v4.As4()
 		}
 		if v6.IsValid() {
-			vx.has6, vx.src6 = true, v6.As16()
+			vx.Has6, vx.Src6 = true, v6.As16()
 		}
 	}
-	if st, ok := ps.port.(port.VTEPSteerer); ok {
+	if st, ok := ps.Dev.(port.VTEPSteerer); ok {
 		var v4, v6 netip.Addr
-		if vx.has4 {
-			v4 = netip.AddrFrom4(vx.src4)
+		if vx.Has4 {
+			v4 = netip.AddrFrom4(vx.Src4)
 		}
-		if vx.has6 {
-			v6 = netip.AddrFrom16(vx.src6)
+		if vx.Has6 {
+			v6 = netip.AddrFrom16(vx.Src6)
 		}
-		if err := st.SetVTEP(vx.port, v4, v6); err != nil {
-			return fmt.Errorf("vxlan steering on %s: %w", ps.name, err)
+		if err := st.SetVTEP(vx.Port, v4, v6); err != nil {
+			return fmt.Errorf("vxlan steering on %s: %w", ps.Name, err)
 		}
 		if s.fast != nil {
 			// The uplink's fast path takes VXLAN over IPv4 for its pods
 			// itself (decapsulated and redirected in XDP).
-			if err := st.SetDecap(vx.vni, vx.mac); err != nil {
-				return fmt.Errorf("vxlan fast path on %s: %w", ps.name, err)
+			if err := st.SetDecap(vx.VNI, vx.MAC); err != nil {
+				return fmt.Errorf("vxlan fast path on %s: %w", ps.Name, err)
 			}
 		}
 	}
 	if s.fast != nil && !s.noKernelTunnel && s.ktun == nil {
 		// The kernel's VXLAN device carries the tc fast path's tunnels.
-		t, err := openKernelTunnel(vx, ps.mtu, s.fast, s.log)
+		t, err := openKernelTunnel(vx, ps.MTU, s.fast, s.log)
 		if err != nil {
 			s.log.Warn("no kernel VXLAN device: VXLAN stays with the workers", "err", err)
 		} else {
@@ -150,32 +150,32 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			s.ktunSrc.Store(&t.src)
 		}
 	}
-	if st, ok := ps.port.(port.VTEPSteerer); ok && s.ktun != nil {
+	if st, ok := ps.Dev.(port.VTEPSteerer); ok && s.ktun != nil {
 		if err := st.SetKernelVXLAN(true); err != nil {
-			return fmt.Errorf("vxlan fast path on %s: %w", ps.name, err)
+			return fmt.Errorf("vxlan fast path on %s: %w", ps.Name, err)
 		}
 	}
-	if s.vx.on {
+	if s.vx.On {
 		return nil
 	}
 	s.vx = vx
-	s.onAllWorkers(func(w *worker) { w.setVXLAN(vx) })
+	s.onAllWorkers(func(w *Worker) { w.SetVXLAN(vx) })
 	return nil
 }
 
-// setVXLAN installs the VTEP state and the tunnel's pseudo-port. Runs on
+// SetVXLAN installs the VTEP state and the tunnel's pseudo-port. Runs on
 // the worker.
-func (w *worker) setVXLAN(vx vxlanState) {
+func (w *Worker) SetVXLAN(vx VXLAN) {
 	w.vx = vx
-	w.tun = &portState{id: ^uint16(0), name: "vxlan", kind: spec.PortUplink, tunnel: true, mac: vx.mac, worker: w.id, mtu: 1500}
+	w.tun = &Port{ID: ^uint16(0), Name: "vxlan", Kind: spec.PortUplink, Tunnel: true, MAC: vx.MAC, Worker: w.id, MTU: 1500}
 	// ICMP errors about what came out of the tunnel come from the node's
 	// VTEP address of the family, or, without one, the pods' gateway.
-	w.tun.icmpSrc4, w.tun.icmpSrc6 = w.gw4, w.gw6
-	if vx.has4 {
-		w.tun.icmpSrc4 = vx.src4
+	w.tun.ICMPSrc4, w.tun.ICMPSrc6 = w.gw4, w.gw6
+	if vx.Has4 {
+		w.tun.ICMPSrc4 = vx.Src4
 	}
-	if vx.has6 {
-		w.tun.icmpSrc6 = vx.src6
+	if vx.Has6 {
+		w.tun.ICMPSrc6 = vx.Src6
 	}
 }
 
@@ -186,14 +186,14 @@ func (s *Switch) vxlanRouteLocked(r spec.Route) (fib.NextHop, error) {
 	switch {
 	case s.cfg.VXLAN == nil:
 		return fib.NextHop{}, fmt.Errorf("route %s: vxlan is off (the configuration has no vxlan: section): %w", r.Prefix, ErrRouteInvalid)
-	case !s.vx.on:
+	case !s.vx.On:
 		return fib.NextHop{}, fmt.Errorf("route %s: no uplink to be the VTEP yet: %w", r.Prefix, ErrRouteInvalid)
-	case x.Remote.Is4() && !s.vx.has4:
+	case x.Remote.Is4() && !s.vx.Has4:
 		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: the node has no IPv4 VTEP address (give the uplink one or set vxlan.vtep_v4): %w", r.Prefix, x.Remote, ErrRouteInvalid)
-	case x.Remote.Is6() && !s.vx.has6:
+	case x.Remote.Is6() && !s.vx.Has6:
 		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: the node has no IPv6 VTEP address (give the uplink one or set vxlan.vtep_v6): %w", r.Prefix, x.Remote, ErrRouteInvalid)
 	}
-	return fib.NextHop{Kind: fib.KindVXLAN, VNI: s.vx.vni, Remote: x.Remote, DstMAC: x.MAC, SrcMAC: s.vx.mac, Resolved: true}, nil
+	return fib.NextHop{Kind: fib.KindVXLAN, VNI: s.vx.VNI, Remote: x.Remote, DstMAC: x.MAC, SrcMAC: s.vx.MAC, Resolved: true}, nil
 }
 
 // decap4 strips the outer headers of an IPv4 frame p received on an
@@ -202,9 +202,9 @@ func (s *Switch) vxlanRouteLocked(r spec.Route) (fib.NextHop, error) {
 // another port, which goes on as any packet does; otherwise true, with p
 // now the inner frame (ok) or dropped and counted. A non-zero UDP
 // checksum must be right (RFC 7348 lets senders leave it zero).
-func (w *worker) decap4(p *port.Packet, ip encap.IPv4) (isVXLAN, ok bool) {
+func (w *Worker) decap4(p *port.Packet, ip encap.IPv4) (isVXLAN, ok bool) {
 	udp := encap.UDP(ip.Payload())
-	if ip.Protocol() != encap.ProtoUDP || len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
+	if ip.Protocol() != encap.ProtoUDP || len(udp) < encap.UDPLen || udp.DstPort() != w.vx.Port {
 		return false, false
 	}
 	if ip.IsFragment() || !udp.IsValid(len(udp)) {
@@ -221,9 +221,9 @@ func (w *worker) decap4(p *port.Packet, ip encap.IPv4) (isVXLAN, ok bool) {
 
 // decap6 is decap4 for IPv6, where the UDP checksum is mandatory (RFC
 // 8200; Linux's vxlan devices send it, and drop zero by default).
-func (w *worker) decap6(p *port.Packet, ip encap.IPv6) (isVXLAN, ok bool) {
+func (w *Worker) decap6(p *port.Packet, ip encap.IPv6) (isVXLAN, ok bool) {
 	udp := encap.UDP(ip.Payload())
-	if ip.NextHeader() != encap.ProtoUDP || len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
+	if ip.NextHeader() != encap.ProtoUDP || len(udp) < encap.UDPLen || udp.DstPort() != w.vx.Port {
 		return false, false
 	}
 	if !udp.IsValid(len(udp)) {
@@ -240,7 +240,7 @@ func (w *worker) decap6(p *port.Packet, ip encap.IPv6) (isVXLAN, ok bool) {
 
 // decap checks the VXLAN header in the checked datagram udp, at l4 in p,
 // and makes p its inner frame; or drops p and returns false.
-func (w *worker) decap(p *port.Packet, udp encap.UDP, l4 int) bool {
+func (w *Worker) decap(p *port.Packet, udp encap.UDP, l4 int) bool {
 	if d := w.vxlanHeader(udp); d != keep {
 		w.drop(p, d)
 		return false
@@ -253,14 +253,14 @@ func (w *worker) decap(p *port.Packet, udp encap.UDP, l4 int) bool {
 
 // vxlanHeader checks the VXLAN header behind the UDP header of udp and
 // the inner frame's destination: keep, or why to drop the datagram.
-func (w *worker) vxlanHeader(udp encap.UDP) Drop {
+func (w *Worker) vxlanHeader(udp encap.UDP) Drop {
 	if len(udp) < encap.UDPLen+encap.VXLANLen+encap.EthernetLen || !encap.VXLAN(udp[encap.UDPLen:]).IsValid() {
 		return DropBadVXLAN
 	}
-	if encap.VXLAN(udp[encap.UDPLen:]).VNI() != w.vx.vni {
+	if encap.VXLAN(udp[encap.UDPLen:]).VNI() != w.vx.VNI {
 		return DropVXLANVNI
 	}
-	if encap.Ethernet(udp[encap.UDPLen+encap.VXLANLen:]).Dst() != w.vx.mac {
+	if encap.Ethernet(udp[encap.UDPLen+encap.VXLANLen:]).Dst() != w.vx.MAC {
 		return DropVXLANMAC
 	}
 	return keep
@@ -269,7 +269,7 @@ func (w *worker) vxlanHeader(udp encap.UDP) Drop {
 // underlay finds how the packet reaches nh's remote VTEP: the output port
 // and the adjacency (next hop with the outer L2 rewrite), or nil and why
 // not. hash picks among ECMP members.
-func (w *worker) underlay(v *fib.View, nh *fib.NextHop, hash uint32) (*portState, *fib.NextHop, Drop) {
+func (w *Worker) underlay(v *fib.View, nh *fib.NextHop, hash uint32) (*Port, *fib.NextHop, Drop) {
 	var dst []byte
 	var a4 [4]byte
 	var a16 [16]byte
@@ -323,7 +323,7 @@ func vxlanOverhead(nh *fib.NextHop) int {
 // already rewritten) into the tunnel r.nh, toward the adjacency r.under,
 // with the inner flow's hash r.hash for the UDP source port, and queues it
 // on r.out.
-func (w *worker) encapVXLAN(p *port.Packet, r *decision) {
+func (w *Worker) encapVXLAN(p *port.Packet, r *decision) {
 	nh := r.nh
 	hl := encap.EthernetLen + encap.VXLAN4EncapLen
 	if !nh.Remote.Is4() {
@@ -343,11 +343,11 @@ func (w *worker) encapVXLAN(p *port.Packet, r *decision) {
 	sport := encap.VXLANSourcePort(r.hash)
 	if nh.Remote.Is4() {
 		oeth.SetType(encap.EtherTypeIPv4)
-		t := encap.VXLANTunnel4{Src: w.vx.src4, Dst: nh.Remote.As4(), VNI: nh.VNI, Port: w.vx.port, TTL: vxlanTTL, DF: true}
+		t := encap.VXLANTunnel4{Src: w.vx.Src4, Dst: nh.Remote.As4(), VNI: nh.VNI, Port: w.vx.Port, TTL: vxlanTTL, DF: true}
 		encap.EncapVXLAN4(ob[encap.EthernetLen:], &t, sport, inner)
 	} else {
 		oeth.SetType(encap.EtherTypeIPv6)
-		t := encap.VXLANTunnel6{Src: w.vx.src6, Dst: nh.Remote.As16(), VNI: nh.VNI, Port: w.vx.port, HopLimit: vxlanTTL}
+		t := encap.VXLANTunnel6{Src: w.vx.Src6, Dst: nh.Remote.As16(), VNI: nh.VNI, Port: w.vx.Port, HopLimit: vxlanTTL}
 		encap.EncapVXLAN6(ob[encap.EthernetLen:], &t, sport, inner)
 	}
 	w.cnt.event(EvVXLANEncap)
@@ -358,8 +358,8 @@ func (w *worker) encapVXLAN(p *port.Packet, r *decision) {
 // that came in on in: out of in, or for a frame that came out of a tunnel,
 // routed back (into the tunnel, as a rule). The switch built the frame:
 // it skips classify's checks and the preRoute stage.
-func (w *worker) reply(p *port.Packet, in *portState) {
-	if !in.tunnel {
+func (w *Worker) reply(p *port.Packet, in *Port) {
+	if !in.Tunnel {
 		w.emit(p, in)
 		return
 	}

@@ -582,13 +582,13 @@ func TestVXLANLargeSegmented(t *testing.T) {
 // processDiscard runs a vector of copies of f, received on in, through
 // w's pipeline, and frees what it queued instead of flushing it (the
 // fake ports' copies would be what a benchmark measured).
-func processDiscard(w *worker, vec []port.Packet, in *portState, f []byte) {
+func processDiscard(w *Worker, vec []port.Packet, in *portState, f []byte) {
 	for i := range vec {
 		a, _ := w.umem.Alloc()
 		copy(w.umem.Frame(a)[port.Headroom:], f)
 		vec[i] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(f))}
 	}
-	w.process(vec, in)
+	w.process(vec, in.Port)
 	w.touched = w.touched[:0]
 	for id := range w.out {
 		for _, p := range w.out[id] {
@@ -746,7 +746,7 @@ func FuzzVXLANDecap(f *testing.F) {
 		copy(u.Frame(a)[port.Headroom:], frame)
 		vec[0] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(frame))}
 		w.now = nanotime()
-		w.process(vec, l.up)
+		w.process(vec, l.up.Port)
 		w.touched = w.touched[:0]
 		for id := range w.out {
 			for _, p := range w.out[id] {
@@ -889,7 +889,7 @@ func TestVXLANLargeDecap(t *testing.T) {
 		b := merged(v6, DefaultVNI, 4789)
 		lf := port.LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
 		run := func() {
-			w.forwardLarge(&lf, l.up)
+			w.forwardLarge(&lf, l.up.Port)
 			w.touched = w.touched[:0]
 			for id := range w.out {
 				for _, p := range w.out[id] {
@@ -984,7 +984,7 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 		b := merged(v6, DefaultVNI, vtepMAC)
 		lf := port.LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
 		run := func() {
-			w.forwardLarge(&lf, l.up)
+			w.forwardLarge(&lf, l.up.Port)
 			for len(l.ports["pod1"].Out) > 0 {
 				<-l.ports["pod1"].Out
 			}

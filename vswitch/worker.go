@@ -26,11 +26,11 @@ import (
 //
 // with handoff.go (frames to another worker's ports) and counters.go.
 
-// worker runs the pipeline for its ports on one goroutine locked to an OS
+// Worker runs the pipeline for its ports on one goroutine locked to an OS
 // thread. Everything it touches per packet (its Umem, its ports, its scratch
 // vectors, its counters' local half) is owned by that goroutine; the control
-// plane changes worker state only by posting closures (do).
-type worker struct {
+// plane changes Worker state only by posting closures (do).
+type Worker struct {
 	id    int
 	log   *slog.Logger
 	umem  *xsk.Umem
@@ -41,14 +41,14 @@ type worker struct {
 	idleSpin int64
 	cpu      int // the CPU the worker's thread is pinned to, or -1
 
-	ports  []*portState // by port ID, every worker's; nil for absent or down ports
-	rxList []*portState // ports this worker owns and receives from
+	ports  []*Port // by port ID, every worker's; nil for absent or down ports
+	rxList []*Port // ports this worker owns and receives from
 
 	// Cross-worker handoff: outbox[j] carries frames to worker j's ports,
 	// inbox[j] brings frames from worker j (nil for j == id).
 	outbox   []*handoff
 	inbox    []*handoff
-	peers    []*worker
+	peers    []*Worker
 	outDirty []bool
 	sleeping atomic.Bool
 
@@ -71,7 +71,7 @@ type worker struct {
 
 	// events goes to the control plane: neighbour resolution and MAC
 	// learning requests. Sends never block.
-	events chan<- ctlEvent
+	events chan<- Request
 
 	// Scratch, sized once for the batch size.
 	vec     []port.Packet
@@ -86,8 +86,8 @@ type worker struct {
 	r6      []fib.Index
 	n4, n6  int // frames queued in a4/i4 and a6/i6
 
-	vx        vxlanState      // the node's VTEP; vx.on false without VXLAN
-	tun       *portState      // the tunnel's pseudo-port: where decapsulated frames come from
+	vx        VXLAN           // the node's VTEP; vx.on false without VXLAN
+	tun       *Port           // the tunnel's pseudo-port: where decapsulated frames come from
 	vtepCache [16]vtepRoute   // the routes to remote VTEPs, per FIB View
 	segs      [64]port.Packet // VXLAN datagrams cut from a UDP super-frame (vxlanLarge)
 	inner     port.LargeFrame // the inner super-frame of merged TCP in VXLAN (vxlanLargeTCP)
@@ -110,7 +110,7 @@ type worker struct {
 // plane, so that one about an address goes at most once a second (per
 // slot: the address's hash picks one of them).
 type throttle [64]struct {
-	addr netip.Addr
+	Addr netip.Addr
 	at   int64
 }
 
@@ -118,29 +118,29 @@ type throttle [64]struct {
 // as gone at now.
 func (t *throttle) allow(a netip.Addr, now int64) bool {
 	e := &t[addrHash(a)%uint32(len(t))]
-	if e.addr == a && now-e.at < int64(time.Second) {
+	if e.Addr == a && now-e.at < int64(time.Second) {
 		return false
 	}
-	e.addr, e.at = a, now
+	e.Addr, e.at = a, now
 	return true
 }
 
-type ctlEventKind uint8
+type RequestKind uint8
 
 const (
-	evGlean  ctlEventKind = iota // resolve addr on port
-	evLearn                      // pod on port has MAC mac
-	evRemote                     // put addr, routed out of an uplink, into the tc fast path
+	ReqResolve RequestKind = iota // resolve addr on port
+	ReqLearn                      // pod on port has MAC mac
+	ReqRemote                     // put addr, routed out of an uplink, into the tc fast path
 )
 
-type ctlEvent struct {
-	kind ctlEventKind
-	port uint16
+type Request struct {
+	Kind RequestKind
+	Port uint16
 	addr netip.Addr
-	mac  [6]byte
+	MAC  [6]byte
 }
 
-func newWorker(id int, cfg *Config, f *fib.FIB, events chan<- ctlEvent, log *slog.Logger) (*worker, error) {
+func NewWorker(id int, cfg *Config, f *fib.FIB, events chan<- Request, log *slog.Logger) (*Worker, error) {
 	u, err := xsk.NewUmem(cfg.Frames, cfg.FrameSize)
 	if err != nil {
 		return nil, err
@@ -151,7 +151,7 @@ func newWorker(id int, cfg *Config, f *fib.FIB, events chan<- ctlEvent, log *slo
 		return nil, err
 	}
 	n := cfg.BatchSize
-	w := &worker{
+	w := &Worker{
 		id: id, log: log, umem: u, fib: f, batch: n, poll: cfg.Poll, idleSpin: max(0, int64(cfg.IdleSpin)),
 		ctl: make(chan func(), 16), wakeFD: efd, done: make(chan struct{}),
 		gw4: cfg.GatewayV4.As4(), gw6: cfg.GatewayV6.As16(), gwMAC: cfg.GatewayMAC,
@@ -172,9 +172,9 @@ func newWorker(id int, cfg *Config, f *fib.FIB, events chan<- ctlEvent, log *slo
 	return w, nil
 }
 
-// do runs fn on the worker's goroutine and waits for it; before the worker
+// Do runs fn on the worker's goroutine and waits for it; before the worker
 // starts or after it stopped, it runs fn directly.
-func (w *worker) do(fn func()) {
+func (w *Worker) Do(fn func()) {
 	if !w.running.Load() {
 		fn()
 		return
@@ -194,28 +194,28 @@ func (w *worker) do(fn func()) {
 	}
 }
 
-func (w *worker) wake() {
+func (w *Worker) wake() {
 	var one = [8]byte{1}
 	unix.Write(w.wakeFD, one[:])
 }
 
-// addPort makes ps known to this worker (an output it can reach), and one
+// AddPort makes ps known to this worker (an output it can reach), and one
 // it receives from when it owns ps. Runs on the worker.
-func (w *worker) addPort(ps *portState) {
-	for int(ps.id) >= len(w.ports) {
+func (w *Worker) AddPort(ps *Port) {
+	for int(ps.ID) >= len(w.ports) {
 		w.ports = append(w.ports, nil)
 		w.out = append(w.out, make([]port.Packet, 0, w.batch))
 	}
-	w.ports[ps.id] = ps
-	if ps.worker == w.id {
+	w.ports[ps.ID] = ps
+	if ps.Worker == w.id {
 		w.rxList = append(w.rxList, ps)
 	}
 }
 
-// removePort stops using ps. Runs on the worker.
-func (w *worker) removePort(ps *portState) {
-	if int(ps.id) < len(w.ports) {
-		w.ports[ps.id] = nil
+// RemovePort stops using ps. Runs on the worker.
+func (w *Worker) RemovePort(ps *Port) {
+	if int(ps.ID) < len(w.ports) {
+		w.ports[ps.ID] = nil
 	}
 	for i, r := range w.rxList {
 		if r == ps {
@@ -225,19 +225,48 @@ func (w *worker) removePort(ps *portState) {
 	}
 }
 
-func (w *worker) port(id uint16) *portState {
+func (w *Worker) port(id uint16) *Port {
 	if int(id) >= len(w.ports) {
 		return nil
 	}
 	return w.ports[id]
 }
 
-func (w *worker) start() {
+// ID returns the worker's index.
+func (w *Worker) ID() int { return w.id }
+
+// Umem returns the worker's frames, which its ports receive into.
+func (w *Worker) Umem() *xsk.Umem { return w.umem }
+
+// MapPort makes what this worker routes to port id leave by p instead: an
+// uplink's queue the worker serves. Runs on the worker (Do).
+func (w *Worker) MapPort(id uint16, p *Port) { w.ports[id] = p }
+
+// SetHost makes port id the host port, mac the host side's MAC (zero
+// until learned): where punted packets go. Runs on the worker (Do).
+func (w *Worker) SetHost(id uint16, mac [6]byte) {
+	w.hostPort, w.hasHost, w.hostMAC = id, true, mac
+}
+
+// SetHostMAC sets the host side's MAC once learned. Runs on the worker.
+func (w *Worker) SetHostMAC(mac [6]byte) { w.hostMAC = mac }
+
+// ClearHost forgets the host port if it is id. Runs on the worker.
+func (w *Worker) ClearHost(id uint16) {
+	if w.hostPort == id {
+		w.hasHost = false
+	}
+}
+
+// AddCounters adds the worker's published counters to into.
+func (w *Worker) AddCounters(into *Counters) { w.cnt.snapshot(into) }
+
+func (w *Worker) Start() {
 	w.running.Store(true)
 	go w.run()
 }
 
-func (w *worker) stopAndWait() {
+func (w *Worker) Stop() {
 	if !w.running.Load() {
 		return
 	}
@@ -255,7 +284,7 @@ func (w *worker) stopAndWait() {
 // it worse, because the worker then starves the pods it serves.
 const pollInterval = 50 * time.Millisecond
 
-func (w *worker) run() {
+func (w *Worker) run() {
 	runtime.LockOSThread()
 	if w.cpu >= 0 {
 		// The thread stays locked: when the goroutine ends it dies with
@@ -298,20 +327,20 @@ func (w *worker) run() {
 }
 
 // poll1 receives one vector from every port and processes it.
-func (w *worker) poll1() int {
+func (w *Worker) poll1() int {
 	total := w.drainInbox()
 	for _, ps := range w.rxList {
-		n := ps.port.Receive(w.vec[:w.batch])
+		n := ps.Dev.Receive(w.vec[:w.batch])
 		var large []port.LargeFrame
-		if ps.large != nil {
-			large = ps.large.Large()
+		if ps.Large != nil {
+			large = ps.Large.Large()
 		}
 		if n == 0 && len(large) == 0 {
 			continue
 		}
 		total += n + len(large)
 		for i := 0; i < n; i++ {
-			w.vec[i].Port = ps.id
+			w.vec[i].Port = ps.ID
 		}
 		if len(large) == 0 {
 			w.process(w.vec[:n], ps)
@@ -324,7 +353,7 @@ func (w *worker) poll1() int {
 	if total == 0 {
 		// Let ports reclaim completions and refill even when idle.
 		for _, ps := range w.rxList {
-			ps.port.Flush()
+			ps.Dev.Flush()
 		}
 	}
 	return total
@@ -332,7 +361,7 @@ func (w *worker) poll1() int {
 
 // drainInbox takes frames other workers handed to this worker's ports,
 // at most one vector per peer.
-func (w *worker) drainInbox() int {
+func (w *Worker) drainInbox() int {
 	total := 0
 	for _, h := range w.inbox {
 		if h == nil {
@@ -371,7 +400,7 @@ func (w *worker) drainInbox() int {
 
 // sleep waits in poll(2) for any port, the wake eventfd, or (through it)
 // a peer's handoff.
-func (w *worker) sleep() {
+func (w *Worker) sleep() {
 	w.sleeping.Store(true)
 	defer w.sleeping.Store(false)
 	for _, h := range w.inbox {
@@ -382,7 +411,7 @@ func (w *worker) sleep() {
 	w.pollfds = w.pollfds[:0]
 	w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(w.wakeFD), Events: unix.POLLIN})
 	for _, ps := range w.rxList {
-		if fd := ps.port.PollFD(); fd >= 0 {
+		if fd := ps.Dev.PollFD(); fd >= 0 {
 			w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 		}
 	}
@@ -394,7 +423,7 @@ func (w *worker) sleep() {
 }
 
 // icmpAllow is a token bucket of icmpRate errors per second, burst icmpRate.
-func (w *worker) icmpAllow() bool {
+func (w *Worker) icmpAllow() bool {
 	if el := w.now - w.icmpLast; el > 0 {
 		add := el * w.icmpRate / int64(time.Second)
 		if add > 0 {
@@ -411,25 +440,25 @@ func (w *worker) icmpAllow() bool {
 
 // glean asks the control plane to resolve addr on port, at most once per
 // address per second per worker.
-func (w *worker) glean(port uint16, addr netip.Addr) {
+func (w *Worker) glean(port uint16, addr netip.Addr) {
 	if !w.gleans.allow(addr, w.now) {
 		return
 	}
 	select {
-	case w.events <- ctlEvent{kind: evGlean, port: port, addr: addr}:
+	case w.events <- Request{Kind: ReqResolve, Port: port, addr: addr}:
 		w.cnt.event(EvGleans)
 	default:
 	}
 }
 
 // learn tells the control plane a pod's MAC, once.
-func (w *worker) learn(in *portState, mac [6]byte) {
+func (w *Worker) learn(in *Port, mac [6]byte) {
 	if mac[0]&1 != 0 || mac == ([6]byte{}) {
 		return
 	}
 	select {
-	case w.events <- ctlEvent{kind: evLearn, port: in.id, mac: mac}:
-		in.needLearn = false // the control plane installs the routes
+	case w.events <- Request{Kind: ReqLearn, Port: in.ID, MAC: mac}:
+		in.NeedLearn = false // the control plane installs the routes
 	default:
 	}
 }
@@ -447,8 +476,8 @@ var clockBase = time.Now()
 
 func nanotime() int64 { return int64(time.Since(clockBase)) }
 
-// close releases the worker's Umem and eventfd; its ports are closed first.
-func (w *worker) close() {
+// Close releases the worker's Umem and eventfd; its ports are closed first.
+func (w *Worker) Close() {
 	unix.Close(w.wakeFD)
 	w.umem.Close()
 }
