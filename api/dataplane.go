@@ -3,9 +3,9 @@ package api
 import (
 	"net/netip"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
 	"github.com/xvs-project/xvs/spec"
-	"github.com/xvs-project/xvs/vswitch"
 )
 
 // Dataplane is what the server needs of the switch; *vswitch.Switch
@@ -20,7 +20,7 @@ type Dataplane interface {
 	Routes() []spec.RouteInfo
 	LookupRoute(a netip.Addr) (spec.RouteInfo, bool)
 	Neighbors() []spec.Neighbor
-	Counters() vswitch.Counters
+	Counters() dataplane.Counters
 	// FIB may return nil; the server then summarizes Routes instead.
 	FIB() *fib.FIB
 }

@@ -18,9 +18,9 @@ import (
 
 	"github.com/xvs-project/xvs/api/xvspb"
 	"github.com/xvs-project/xvs/config"
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
 	"github.com/xvs-project/xvs/spec"
-	"github.com/xvs-project/xvs/vswitch"
 )
 
 // ServerOptions configure a Server.
@@ -279,12 +279,12 @@ func (s *Server) ListNeighbors(ctx context.Context, _ *xvspb.ListNeighborsReques
 func (s *Server) GetCounters(ctx context.Context, _ *xvspb.GetCountersRequest) (*xvspb.GetCountersResponse, error) {
 	c := s.dp.Counters()
 	out := &xvspb.GetCountersResponse{}
-	for i, n := range vswitch.DropNames() {
+	for i, n := range dataplane.DropNames() {
 		if i < len(c.Drops) {
 			out.Drops = append(out.Drops, &xvspb.Counter{Name: n, Value: c.Drops[i]})
 		}
 	}
-	for i, n := range vswitch.EventNames() {
+	for i, n := range dataplane.EventNames() {
 		if i < len(c.Events) {
 			out.Events = append(out.Events, &xvspb.Counter{Name: n, Value: c.Events[i]})
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
@@ -78,7 +79,7 @@ func TestResolveGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := c.Switch
-	if sc.Workers != 2 || sc.BatchSize != 128 || sc.Poll != vswitch.PollBusy || sc.IdleSpin != 50*time.Microsecond || sc.Frames != 8192 || sc.FrameSize != 2048 || sc.ICMPRate != 10 {
+	if sc.Workers != 2 || sc.BatchSize != 128 || sc.Poll != dataplane.PollBusy || sc.IdleSpin != 50*time.Microsecond || sc.Frames != 8192 || sc.FrameSize != 2048 || sc.ICMPRate != 10 {
 		t.Errorf("scalars: %+v", sc)
 	}
 	if c.APISocket != "/tmp/xvsd.sock" || c.MetricsAddr != "[::1]:9091" || c.HealthAddr != "localhost:9099" || c.LogFormat != "json" || c.LogLevel.String() != "DEBUG" {
@@ -113,7 +114,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := c.Switch
-	if sc.Workers != 1 || sc.BatchSize != vswitch.DefaultBatchSize || sc.Poll != vswitch.PollAdaptive ||
+	if sc.Workers != 1 || sc.BatchSize != vswitch.DefaultBatchSize || sc.Poll != dataplane.PollAdaptive ||
 		sc.Frames != vswitch.DefaultFrames || sc.FrameSize != vswitch.DefaultFrameSize ||
 		sc.GatewayV4 != vswitch.DefaultGatewayV4 || sc.GatewayV6 != vswitch.DefaultGatewayV6 ||
 		sc.GatewayMAC != vswitch.DefaultGatewayMAC || sc.ICMPRate != vswitch.DefaultICMPRate {
@@ -136,7 +137,7 @@ func TestOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Switch.Workers != 1 || c.APISocket != "/b.sock" || c.Switch.Poll != vswitch.PollAdaptive {
+	if c.Switch.Workers != 1 || c.APISocket != "/b.sock" || c.Switch.Poll != dataplane.PollAdaptive {
 		t.Errorf("overrides not applied: %+v", c)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
@@ -89,9 +90,9 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 	}
 	switch f.Poll {
 	case "", "adaptive":
-		sc.Poll = vswitch.PollAdaptive
+		sc.Poll = dataplane.PollAdaptive
 	case "busy":
-		sc.Poll = vswitch.PollBusy
+		sc.Poll = dataplane.PollBusy
 	default:
 		e.str("poll", f.Poll, "must be busy or adaptive")
 	}

@@ -4,18 +4,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/spec"
-)
-
-// PollMode is how an idle worker waits.
-type PollMode uint8
-
-const (
-	// PollAdaptive spins briefly after traffic, then sleeps in poll(2).
-	PollAdaptive PollMode = iota
-	// PollBusy never sleeps: lowest latency, one core per worker.
-	PollBusy
 )
 
 // VXLANConfig is the node's VXLAN tunnel endpoint. With it set, every
@@ -37,9 +28,9 @@ const DefaultVNI = 4096
 
 // Config is the switch's whole configuration.
 type Config struct {
-	Workers   int      // worker goroutines (default 1)
-	BatchSize int      // frames per vector (default 256, the max: measured faster than 64 on veth)
-	Poll      PollMode // default adaptive
+	Workers   int                // worker goroutines (default 1)
+	BatchSize int                // frames per vector (default 256, the max: measured faster than 64 on veth)
+	Poll      dataplane.PollMode // default adaptive
 	// IdleSpin is how long an adaptive worker keeps polling after its last
 	// frame before it sleeps in poll(2) (0: DefaultIdleSpin; NoIdleSpin:
 	// sleep at once). Spinning saves a wake-up per burst on a core of its
@@ -135,5 +126,14 @@ func (c *Config) setDefaults() {
 		vx := *c.VXLAN // the caller's stays as it was
 		vx.setDefaults()
 		c.VXLAN = &vx
+	}
+}
+
+// workerConfig is what the workers need of c.
+func (c *Config) workerConfig() dataplane.Config {
+	return dataplane.Config{
+		BatchSize: c.BatchSize, Poll: c.Poll, IdleSpin: c.IdleSpin, Frames: c.Frames, FrameSize: c.FrameSize,
+		GatewayV4: c.GatewayV4, GatewayV6: c.GatewayV6, GatewayMAC: c.GatewayMAC,
+		ICMPRate: c.ICMPRate, WorkerCPUs: c.WorkerCPUs,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/port/porttest"
 	"github.com/xvs-project/xvs/spec"
@@ -59,9 +60,9 @@ func (l *fakeLab) events() (asked []netip.Addr) {
 	for {
 		select {
 		case ev := <-l.sw.events:
-			if ev.Kind == ReqRemote {
-				asked = append(asked, ev.addr)
-				l.sw.addRemote(ev.addr)
+			if ev.Kind == dataplane.ReqRemote {
+				asked = append(asked, ev.Addr)
+				l.sw.addRemote(ev.Addr)
 			}
 		case <-l.sw.fibChanged:
 			l.sw.recheckRemotes()
@@ -94,8 +95,8 @@ func TestRemoteFastPath(t *testing.T) {
 			t.Errorf("%v: fast path has %v out of %d, want out of %d", a, ok, idx, up.ifindex)
 		}
 	}
-	if c := l.sw.Counters(); c.Events[EvFastRemote] != 2 {
-		t.Errorf("fast-path-remotes %d, want 2", c.Events[EvFastRemote])
+	if c := l.sw.Counters(); c.Events[dataplane.EvFastRemote] != 2 {
+		t.Errorf("fast-path-remotes %d, want 2", c.Events[dataplane.EvFastRemote])
 	}
 
 	// Asked once a second at most; not for pods without a tc fast path,
@@ -155,7 +156,7 @@ func TestRemoteLearnZeroAlloc(t *testing.T) {
 	f := func() {
 		// A fresh worker clock each time: the once-a-second limit lets
 		// the next request through.
-		w.now += int64(2 * time.Second)
+		w.SetNow(w.Now() + int64(2*time.Second))
 		processDiscard(w, vec, pod, frames[i%2])
 		i++
 		for len(l.sw.events) > 0 {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
 	"github.com/xvs-project/xvs/netmon"
 	"github.com/xvs-project/xvs/port"
@@ -55,13 +56,13 @@ type Switch struct {
 	cfg     Config
 	log     *slog.Logger
 	fib     *fib.FIB
-	workers []*Worker
+	workers []*dataplane.Worker
 	drivers *port.Registry
 	// mon follows the kernel's neighbours and links; noKernelTunnel
 	// keeps the kernel's VXLAN device from being made.
 	mon            netmon.Monitor
 	noKernelTunnel bool
-	events         chan Request
+	events         chan dataplane.Request
 	ready          atomic.Bool
 	closing        atomic.Bool // set first thing in Close: monitors stop complaining
 	started        bool
@@ -79,7 +80,7 @@ type Switch struct {
 	ktun      *kernelTunnel
 	ktunIndex atomic.Int32
 	ktunSrc   atomic.Pointer[tunnelSource] // the device's source addresses, for the event loop
-	vx        VXLAN                        // the node's VTEP once an uplink made it (guarded by mu)
+	vx        dataplane.VXLAN              // the node's VTEP once an uplink made it (guarded by mu)
 
 	mu     sync.Mutex // guards ports, byName, routes
 	ports  map[uint16]*portState
@@ -103,7 +104,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 	}
 	s := &Switch{
 		cfg: cfg, log: log, fib: fib.New(), drivers: DefaultDrivers(), mon: &netmon.Netlink{},
-		events: make(chan Request, 1024), stopCh: make(chan struct{}),
+		events: make(chan dataplane.Request, 1024), stopCh: make(chan struct{}),
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
 		routes: newRouteIndex(),
@@ -126,14 +127,14 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		s.fast = f
 	}
 	for i := 0; i < cfg.Workers; i++ {
-		w, err := NewWorker(i, &s.cfg, s.fib, s.events, log.With("worker", i))
+		w, err := dataplane.NewWorker(i, s.cfg.workerConfig(), s.fib, s.events, log.With("worker", i))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("worker %d: %w", i, err)
 		}
 		s.workers = append(s.workers, w)
 	}
-	Connect(s.workers, cfg.FrameSize)
+	dataplane.Connect(s.workers, cfg.FrameSize)
 	// Local gateway addresses: echo answered, nothing forwarded to them.
 	s.mu.Lock()
 	s.applyLocked([]fib.Route{
@@ -280,12 +281,12 @@ func (s *Switch) eventLoop() {
 			return
 		case ev := <-s.events:
 			switch ev.Kind {
-			case ReqResolve:
-				s.nbr.resolve(ev.Port, ev.addr)
-			case ReqLearn:
+			case dataplane.ReqResolve:
+				s.nbr.resolve(ev.Port, ev.Addr)
+			case dataplane.ReqLearn:
 				s.learned(ev.Port, ev.MAC)
-			case ReqRemote:
-				s.addRemote(ev.addr)
+			case dataplane.ReqRemote:
+				s.addRemote(ev.Addr)
 			}
 		case <-s.fibChanged:
 			s.recheckRemotes()
@@ -324,7 +325,7 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 		// from the network to a pod skip the socket and the worker.
 		req.FastPath = s.fast
 	}
-	ps := &portState{Port: &Port{ID: id, Name: pc.Name, Kind: pc.Kind, Worker: w.ID(), PeerMAC: pc.PeerMAC}, cfg: pc}
+	ps := &portState{Port: &dataplane.Port{ID: id, Name: pc.Name, Kind: pc.Kind, Worker: w.ID(), PeerMAC: pc.PeerMAC}, cfg: pc}
 	var op port.Opened
 	var err error
 	w.Do(func() { op, err = s.drivers.Open(req) })
@@ -383,7 +384,7 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 		return spec.PortStatus{}, err
 	}
 	s.fastAddLocked(ps)
-	s.onAllWorkers(func(x *Worker) {
+	s.onAllWorkers(func(x *dataplane.Worker) {
 		x.AddPort(ps.Port)
 		if ps.Kind == spec.PortHost {
 			x.SetHost(ps.ID, ps.PeerMAC)
@@ -415,35 +416,13 @@ func (s *Switch) freeIDLocked() uint16 {
 }
 
 // onAllWorkers runs fn on every worker's goroutine, one after another.
-func (s *Switch) onAllWorkers(fn func(*Worker)) {
+func (s *Switch) onAllWorkers(fn func(*dataplane.Worker)) {
 	for _, x := range s.workers {
 		x.Do(func() { fn(x) })
 	}
 }
 
-// Connect gives every pair of workers a handoff ring each way.
-func Connect(ws []*Worker, frameSize int) {
-	for _, w := range ws {
-		w.outbox = make([]*handoff, len(ws))
-		w.inbox = make([]*handoff, len(ws))
-		w.outDirty = make([]bool, len(ws))
-		w.peers = ws
-	}
-	for i, a := range ws {
-		for j, b := range ws {
-			if i != j {
-				h := newHandoff(handoffSlots, frameSize)
-				a.outbox[j] = h
-				b.inbox[i] = h
-			}
-		}
-	}
-}
-
-// handoffSlots is the depth of each cross-worker ring.
-const handoffSlots = 512
-
-func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *Worker {
+func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *dataplane.Worker {
 	if pc.Kind == spec.PortUplink {
 		return s.workers[pc.Queue%len(s.workers)]
 	}
@@ -503,7 +482,7 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 	}
 	ps.PeerMAC = mac
 	if ps.Kind == spec.PortHost {
-		s.onAllWorkers(func(x *Worker) { x.SetHostMAC(mac) })
+		s.onAllWorkers(func(x *dataplane.Worker) { x.SetHostMAC(mac) })
 		s.log.Info("host MAC learned", "port", ps.Name, "mac", fmtMAC(mac))
 		return
 	}
@@ -539,14 +518,14 @@ func (s *Switch) addQueuesLocked(ps *portState) error {
 		id := s.freeIDLocked()
 		name := fmt.Sprintf("%s/q%d", ps.Name, q)
 		qs := &portState{
-			Port: &Port{
+			Port: &dataplane.Port{
 				ID: id, Name: name, Kind: spec.PortUplink, Worker: w.ID(), Dev: op.Port,
 				MTU: ps.MTU, MAC: ps.MAC, ICMPSrc4: ps.ICMPSrc4, ICMPSrc6: ps.ICMPSrc6,
 			},
 			cfg: qc, ifindex: ps.ifindex, primary: ps,
 		}
 		qs.setStatus(true, op.Port.Mode(), op.Reason)
-		s.onAllWorkers(func(x *Worker) {
+		s.onAllWorkers(func(x *dataplane.Worker) {
 			x.AddPort(qs.Port)
 			if x.ID() == qs.Worker && x.ID() != ps.Worker {
 				x.MapPort(ps.ID, qs.Port) // this worker's way out to the uplink
@@ -579,7 +558,7 @@ func (s *Switch) delPortLocked(ps *portState) error {
 	name := ps.Name
 	var errs []error
 	for _, qs := range ps.queues {
-		s.onAllWorkers(func(x *Worker) { x.RemovePort(qs.Port) })
+		s.onAllWorkers(func(x *dataplane.Worker) { x.RemovePort(qs.Port) })
 		if qs.Dev != nil {
 			errs = append(errs, qs.Dev.Close())
 			qs.Dev = nil
@@ -588,7 +567,7 @@ func (s *Switch) delPortLocked(ps *portState) error {
 		delete(s.byName, qs.Name)
 	}
 	ps.queues = nil
-	s.onAllWorkers(func(x *Worker) {
+	s.onAllWorkers(func(x *dataplane.Worker) {
 		x.RemovePort(ps.Port)
 		if ps.Kind == spec.PortHost {
 			x.ClearHost(ps.ID)
@@ -619,7 +598,7 @@ func (s *Switch) portDown(ifindex int, reason string) {
 			continue
 		}
 		s.fastDelLocked(ps)
-		s.onAllWorkers(func(x *Worker) { x.RemovePort(ps.Port) })
+		s.onAllWorkers(func(x *dataplane.Worker) { x.RemovePort(ps.Port) })
 		mode := ps.Dev.Mode()
 		if err := ps.Dev.Close(); err != nil {
 			s.log.Debug("close downed port", "port", ps.Name, "err", err)
@@ -666,18 +645,18 @@ func (s *Switch) Neighbors() []spec.Neighbor {
 }
 
 // Counters sums every worker's counters.
-func (s *Switch) Counters() Counters {
-	var c Counters
+func (s *Switch) Counters() dataplane.Counters {
+	var c dataplane.Counters
 	for _, w := range s.workers {
 		w.AddCounters(&c)
 	}
-	c.Events[EvFastRemote] += s.remoteAdds.Load()
+	c.Events[dataplane.EvFastRemote] += s.remoteAdds.Load()
 	if s.fast != nil {
 		if fc, err := s.fast.Counts(); err == nil {
-			c.Events[EvXDPForwarded4] += fc.XDP4
-			c.Events[EvXDPForwarded6] += fc.XDP6
-			c.Events[EvTCForwarded4] += fc.TC4
-			c.Events[EvTCForwarded6] += fc.TC6
+			c.Events[dataplane.EvXDPForwarded4] += fc.XDP4
+			c.Events[dataplane.EvXDPForwarded6] += fc.XDP6
+			c.Events[dataplane.EvTCForwarded4] += fc.TC4
+			c.Events[dataplane.EvTCForwarded6] += fc.TC6
 		}
 	}
 	return c

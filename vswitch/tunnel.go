@@ -9,6 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/xdpprog"
 )
 
@@ -50,7 +51,7 @@ type tunnelSource struct{ v4, v6 netip.Addr }
 // outer packets from them. One it lacks (a vtep_v4 or vtep_v6 only the
 // workers' headers carry) would make the kernel drop every packet; that
 // family sends from the host route's source instead, as warned.
-func kernelTunnelSource(vx VXLAN, log *slog.Logger) tunnelSource {
+func kernelTunnelSource(vx dataplane.VXLAN, log *slog.Logger) tunnelSource {
 	var src tunnelSource
 	local := func(a netip.Addr, fam int) bool {
 		addrs, err := netlink.AddrList(nil, fam)
@@ -78,7 +79,7 @@ func kernelTunnelSource(vx VXLAN, log *slog.Logger) tunnelSource {
 
 // openKernelTunnel creates the device for vx over an underlay of MTU mtu
 // and attaches its tc program, which forwards with fast.
-func openKernelTunnel(vx VXLAN, mtu int, fast *xdpprog.FastPath, log *slog.Logger) (*kernelTunnel, error) {
+func openKernelTunnel(vx dataplane.VXLAN, mtu int, fast *xdpprog.FastPath, log *slog.Logger) (*kernelTunnel, error) {
 	if l, err := netlink.LinkByName(kernelTunnelName); err == nil {
 		if v, ok := l.(*netlink.Vxlan); !ok || !v.FlowBased {
 			return nil, fmt.Errorf("interface %s exists and is not a metadata-mode VXLAN device", kernelTunnelName)

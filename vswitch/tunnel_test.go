@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/xdpprog"
 	"github.com/xvs-project/xvs/xsk/xsktest"
 )
@@ -22,7 +23,7 @@ func TestKernelTunnelDevice(t *testing.T) {
 	fp, err := xdpprog.NewFastPath(16)
 	skipIfNotSupported(t, "fast path maps", err)
 	defer fp.Close()
-	vx := VXLAN{On: true, VNI: DefaultVNI, Port: 4789, MAC: vtepMAC}
+	vx := dataplane.VXLAN{On: true, VNI: DefaultVNI, Port: 4789, MAC: vtepMAC}
 	get := func() netlink.Link {
 		l, err := ns.NL.LinkByName(kernelTunnelName)
 		if err != nil {

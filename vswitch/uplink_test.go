@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/gopacket/layers"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/port/porttest"
 	"github.com/xvs-project/xvs/spec"
@@ -46,12 +47,12 @@ func TestUplinkGleanThenForward(t *testing.T) {
 	if len(out["up"]) != 0 {
 		t.Fatalf("forwarded %d frames before resolution", len(out["up"]))
 	}
-	if c := sw.Counters(); c.Drops[DropNoNeighbor] != 2 || c.Events[EvGleans] != 2 {
-		t.Fatalf("no-neighbor %d gleans %d, want 2 2", c.Drops[DropNoNeighbor], c.Events[EvGleans])
+	if c := sw.Counters(); c.Drops[dataplane.DropNoNeighbor] != 2 || c.Events[dataplane.EvGleans] != 2 {
+		t.Fatalf("no-neighbor %d gleans %d, want 2 2", c.Drops[dataplane.DropNoNeighbor], c.Events[dataplane.EvGleans])
 	}
 	var asked []netip.Addr
 	for len(sw.events) > 0 {
-		asked = append(asked, (<-sw.events).addr)
+		asked = append(asked, (<-sw.events).Addr)
 	}
 	if len(asked) != 2 || asked[0] != netip.MustParseAddr("198.18.0.2") || asked[1] != netip.MustParseAddr("198.18.0.254") {
 		t.Fatalf("resolution requests %v, want [198.18.0.2 198.18.0.254]", asked)
@@ -83,8 +84,8 @@ func TestUplinkGleanThenForward(t *testing.T) {
 	// The node's own address is the host's: the switch punts (no host port
 	// yet, so it counts), it never answers for it.
 	out = l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, netip.MustParseAddr("198.18.0.1"), 64, 10))
-	if len(out["pod1"])+len(out["up"]) != 0 || sw.Counters().Drops[DropPunt] != 1 {
-		t.Fatalf("node address: frames out %d, punt drops %d", len(out["pod1"])+len(out["up"]), sw.Counters().Drops[DropPunt])
+	if len(out["pod1"])+len(out["up"]) != 0 || sw.Counters().Drops[dataplane.DropPunt] != 1 {
+		t.Fatalf("node address: frames out %d, punt drops %d", len(out["pod1"])+len(out["up"]), sw.Counters().Drops[dataplane.DropPunt])
 	}
 }
 
@@ -112,7 +113,7 @@ func TestHostPort(t *testing.T) {
 
 	// Before the host has spoken, its MAC is unknown: punts are counted.
 	l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, node, 64, 10))
-	if d := sw.Counters().Drops[DropPunt]; d != 1 {
+	if d := sw.Counters().Drops[dataplane.DropPunt]; d != 1 {
 		t.Fatalf("punt drops %d, want 1", d)
 	}
 	// The host resolves the gateway through the host port (proxy ARP) and
@@ -167,14 +168,13 @@ func TestUplinkQueues(t *testing.T) {
 	sw.nbr.update(neighUpdate(up.ifindex, out, [6]byte{0x02, 0xbb, 0, 0, 0, 2}))
 	w1 := sw.workers[1]
 	ports["pod1"].In <- udp4(t, pod1MAC, pod1v4, out, 64, 10)
-	w1.now = nanotime()
-	w1.poll1()
+	w1.Step()
 	select {
 	case <-ports["up/q1"].Out:
 	default:
 		t.Fatalf("frame did not leave through worker 1's queue (counters %+v)", sw.Counters())
 	}
-	if w1.outDirty[0] || len(ports["up"].Out) != 0 {
+	if w1.HandedOff(0) || len(ports["up"].Out) != 0 {
 		t.Fatalf("frame was handed to worker 0")
 	}
 	if err := sw.DelPort("up/q1"); err == nil {

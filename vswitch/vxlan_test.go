@@ -11,6 +11,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/port/porttest"
@@ -23,6 +24,10 @@ import (
 // on the same subnets, its pod blocks routed into the tunnel: IPv4 over
 // IPv4, IPv6 over IPv6, and one IPv6 block over IPv4 (IPv6 pods on an
 // IPv4 underlay).
+// vxlanTTL is the outer TTL and hop limit the switch must send: Linux's
+// for a vxlan device.
+const vxlanTTL = 64
+
 var (
 	vtepMAC    = [6]byte{0x02, 0x58, 0x03, 0, 0, 1}
 	upMAC      = [6]byte{0x02, 0xaa, 0, 0, 0, 1}
@@ -276,8 +281,8 @@ func TestVXLANEncap(t *testing.T) {
 			t.Errorf("inner payload lost")
 		}
 	}
-	if c := l.sw.Counters(); c.Events[EvVXLANEncap] != 3 {
-		t.Errorf("vxlan-encap %d, want 3", c.Events[EvVXLANEncap])
+	if c := l.sw.Counters(); c.Events[dataplane.EvVXLANEncap] != 3 {
+		t.Errorf("vxlan-encap %d, want 3", c.Events[dataplane.EvVXLANEncap])
 	}
 }
 
@@ -309,8 +314,8 @@ func TestVXLANDecap(t *testing.T) {
 		}
 	}
 	c := l.sw.Counters()
-	if c.Events[EvVXLANDecap] != 3 || c.Events[EvForwarded4] != 1 || c.Events[EvForwarded6] != 2 {
-		t.Errorf("decap %d forwarded %d/%d, want 3, 1/2", c.Events[EvVXLANDecap], c.Events[EvForwarded4], c.Events[EvForwarded6])
+	if c.Events[dataplane.EvVXLANDecap] != 3 || c.Events[dataplane.EvForwarded4] != 1 || c.Events[dataplane.EvForwarded6] != 2 {
+		t.Errorf("decap %d forwarded %d/%d, want 3, 1/2", c.Events[dataplane.EvVXLANDecap], c.Events[dataplane.EvForwarded4], c.Events[dataplane.EvForwarded6])
 	}
 }
 
@@ -325,43 +330,43 @@ func TestVXLANBadInput(t *testing.T) {
 	cases := []struct {
 		name  string
 		frame func() []byte
-		drop  Drop
+		drop  dataplane.Drop
 	}{
-		{"other VNI", func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, 7) }, DropVXLANVNI},
+		{"other VNI", func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, 7) }, dataplane.DropVXLANVNI},
 		{"inner MAC not ours", func() []byte {
 			b := good()
 			b[l4+16] ^= 0x10
 			return b
-		}, DropVXLANMAC},
+		}, dataplane.DropVXLANMAC},
 		{"no I flag", func() []byte {
 			b := good()
 			b[l4+8] = 0
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"bad IPv4 UDP checksum", func() []byte {
 			b := good()
 			b[l4+6], b[l4+7] = 0x12, 0x34
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"zero IPv6 UDP checksum", func() []byte {
 			b := good6()
 			b[l6+6], b[l6+7] = 0, 0
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"bad IPv6 UDP checksum", func() []byte {
 			b := good6()
 			b[l6+6] ^= 1
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"UDP length past the packet", func() []byte {
 			b := good()
 			b[l4+4], b[l4+5] = 0xff, 0xff
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"no inner frame", func() []byte {
 			b := vxlanFrame(t, []byte{1, 2, 3}, false, DefaultVNI)
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"fragment", func() []byte {
 			b := good()
 			ip := encap.IPv4(b[encap.EthernetLen:])
@@ -369,17 +374,17 @@ func TestVXLANBadInput(t *testing.T) {
 			ip.SetChecksum(0)
 			ip.SetChecksum(^ip.CalculateChecksum())
 			return b
-		}, DropBadVXLAN},
-		{"inner TTL 1", func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 1), false, DefaultVNI) }, DropTTL},
+		}, dataplane.DropBadVXLAN},
+		{"inner TTL 1", func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 1), false, DefaultVNI) }, dataplane.DropTTL},
 		{"inner garbage", func() []byte {
 			in := innerTo(t, remotePod4, pod1v4, 64)
 			in[encap.EthernetLen] = 0x45 + 0x10 // version 5
 			return vxlanFrame(t, in, false, DefaultVNI)
-		}, DropBadL3},
+		}, dataplane.DropBadL3},
 	}
 	for _, tc := range cases {
 		before := l.sw.Counters()
-		free := l.sw.workers[0].umem.FreeCount()
+		free := l.sw.workers[0].Umem().FreeCount()
 		out := l.runVector(t, "up", tc.frame())
 		after := l.sw.Counters()
 		if len(out["pod1"]) != 0 {
@@ -389,7 +394,7 @@ func TestVXLANBadInput(t *testing.T) {
 			t.Errorf("%s: %s counted %d times, want 1 (drops %v)", tc.name, tc.drop, got, after.Drops)
 		}
 		// Sent frames are freed by the fake port; nothing may leak.
-		if got := l.sw.workers[0].umem.FreeCount(); got != free {
+		if got := l.sw.workers[0].Umem().FreeCount(); got != free {
 			t.Errorf("%s: %d free frames after, %d before", tc.name, got, free)
 		}
 	}
@@ -400,8 +405,8 @@ func TestVXLANBadInput(t *testing.T) {
 	before := l.sw.Counters()
 	l.runVector(t, "up", other)
 	after := l.sw.Counters()
-	if after.Drops[DropPunt]-before.Drops[DropPunt] != 1 || after.Events[EvVXLANDecap] != before.Events[EvVXLANDecap] {
-		t.Errorf("UDP to another port: punt %d decap %d", after.Drops[DropPunt]-before.Drops[DropPunt], after.Events[EvVXLANDecap]-before.Events[EvVXLANDecap])
+	if after.Drops[dataplane.DropPunt]-before.Drops[dataplane.DropPunt] != 1 || after.Events[dataplane.EvVXLANDecap] != before.Events[dataplane.EvVXLANDecap] {
+		t.Errorf("UDP to another port: punt %d decap %d", after.Drops[dataplane.DropPunt]-before.Drops[dataplane.DropPunt], after.Events[dataplane.EvVXLANDecap]-before.Events[dataplane.EvVXLANDecap])
 	}
 }
 
@@ -503,13 +508,13 @@ func TestVXLANUnderlayUnresolved(t *testing.T) {
 	}
 	dst := netip.MustParseAddr("198.19.3.1")
 	out := l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, dst, 64, 10))
-	if len(out["up"]) != 0 || l.sw.Counters().Drops[DropNoNeighbor] != 1 {
-		t.Fatalf("sent %d before resolution; no-neighbor %d", len(out["up"]), l.sw.Counters().Drops[DropNoNeighbor])
+	if len(out["up"]) != 0 || l.sw.Counters().Drops[dataplane.DropNoNeighbor] != 1 {
+		t.Fatalf("sent %d before resolution; no-neighbor %d", len(out["up"]), l.sw.Counters().Drops[dataplane.DropNoNeighbor])
 	}
 	select {
 	case ev := <-l.sw.events:
-		if ev.addr != other {
-			t.Fatalf("asked to resolve %s, want %s", ev.addr, other)
+		if ev.Addr != other {
+			t.Fatalf("asked to resolve %s, want %s", ev.Addr, other)
 		}
 	default:
 		t.Fatal("no resolution asked for the remote VTEP")
@@ -537,7 +542,7 @@ func TestVXLANRouteRefused(t *testing.T) {
 		}
 	}
 	// Without a vxlan section there is no VTEP to send from.
-	plain := newFakeLab(t, PollBusy)
+	plain := newFakeLab(t, dataplane.PollBusy)
 	err := plain.sw.AddRoute(spec.Route{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}})
 	if !errors.Is(err, ErrRouteInvalid) || !bytes.Contains([]byte(err.Error()), []byte("vxlan is off")) {
 		t.Errorf("vxlan route without vxlan: %v", err)
@@ -582,20 +587,14 @@ func TestVXLANLargeSegmented(t *testing.T) {
 // processDiscard runs a vector of copies of f, received on in, through
 // w's pipeline, and frees what it queued instead of flushing it (the
 // fake ports' copies would be what a benchmark measured).
-func processDiscard(w *Worker, vec []port.Packet, in *portState, f []byte) {
+func processDiscard(w *dataplane.Worker, vec []port.Packet, in *portState, f []byte) {
 	for i := range vec {
-		a, _ := w.umem.Alloc()
-		copy(w.umem.Frame(a)[port.Headroom:], f)
+		a, _ := w.Umem().Alloc()
+		copy(w.Umem().Frame(a)[port.Headroom:], f)
 		vec[i] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(f))}
 	}
-	w.process(vec, in.Port)
-	w.touched = w.touched[:0]
-	for id := range w.out {
-		for _, p := range w.out[id] {
-			w.umem.Free(p.Addr)
-		}
-		w.out[id] = w.out[id][:0]
-	}
+	w.Process(vec, in.Port)
+	w.DiscardQueued()
 }
 
 func TestVXLANZeroAlloc(t *testing.T) {
@@ -610,15 +609,15 @@ func TestVXLANZeroAlloc(t *testing.T) {
 		name string
 		in   *portState
 		f    []byte
-		ev   Event
+		ev   dataplane.Event
 	}{
-		{"encap v4", pod, udp4(t, pod1MAC, pod1v4, remotePod4, 64, 18), EvVXLANEncap},
-		{"encap v6", pod, udp6(t, pod1MAC, pod1v6, remotePod6, 64, 18), EvVXLANEncap},
-		{"decap v4", l.up, vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, DefaultVNI), EvVXLANDecap},
-		{"decap v6", l.up, vxlanFrame(t, innerTo(t, remotePod6, pod1v6, 64), true, DefaultVNI), EvVXLANDecap},
+		{"encap v4", pod, udp4(t, pod1MAC, pod1v4, remotePod4, 64, 18), dataplane.EvVXLANEncap},
+		{"encap v6", pod, udp6(t, pod1MAC, pod1v6, remotePod6, 64, 18), dataplane.EvVXLANEncap},
+		{"decap v4", l.up, vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, DefaultVNI), dataplane.EvVXLANDecap},
+		{"decap v6", l.up, vxlanFrame(t, innerTo(t, remotePod6, pod1v6, 64), true, DefaultVNI), dataplane.EvVXLANDecap},
 	} {
 		// Counters are cumulative: only what this case adds says it worked.
-		w.cnt.publish()
+		w.PublishCounters()
 		before := l.sw.Counters()
 		f := run(tc.in, tc.f)
 		f()
@@ -626,7 +625,7 @@ func TestVXLANZeroAlloc(t *testing.T) {
 		if a := testing.AllocsPerRun(runs, f); a != 0 {
 			t.Errorf("%s: %v allocations per vector, want 0", tc.name, a)
 		}
-		w.cnt.publish()
+		w.PublishCounters()
 		after := l.sw.Counters()
 		// AllocsPerRun runs f once more to warm up.
 		want := uint64((runs + 2) * len(vec))
@@ -719,7 +718,7 @@ func FuzzVXLANDecap(f *testing.F) {
 	f.Add(vxlanFrame(f, []byte{1, 2, 3}, false, 7)[encap.EthernetLen+encap.IPv4MinLen:], false)
 	l := newVXLANLab(f, nil)
 	w := l.sw.workers[0]
-	u := w.umem
+	u := w.Umem()
 	vec := make([]port.Packet, 1)
 	f.Fuzz(func(t *testing.T, udp []byte, v6 bool) {
 		// The outer headers as the other node writes them, with udp
@@ -745,15 +744,9 @@ func FuzzVXLANDecap(f *testing.F) {
 		a, _ := u.Alloc()
 		copy(u.Frame(a)[port.Headroom:], frame)
 		vec[0] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(frame))}
-		w.now = nanotime()
-		w.process(vec, l.up.Port)
-		w.touched = w.touched[:0]
-		for id := range w.out {
-			for _, p := range w.out[id] {
-				u.Free(p.Addr)
-			}
-			w.out[id] = w.out[id][:0]
-		}
+		w.Tick()
+		w.Process(vec, l.up.Port)
+		w.DiscardQueued()
 		if got := u.FreeCount(); got != before {
 			t.Fatalf("frame leak: %d free before, %d after", before, got)
 		}
@@ -794,8 +787,8 @@ func TestVXLANMergedForUplink(t *testing.T) {
 			}
 		}
 		c := l.sw.Counters()
-		if c.Events[EvUDPGROMerged] != 1 || c.Events[EvUDPGROSegments] != 11 {
-			t.Errorf("v6=%v: udp-gro-merged %d segments %d", v6, c.Events[EvUDPGROMerged], c.Events[EvUDPGROSegments])
+		if c.Events[dataplane.EvUDPGROMerged] != 1 || c.Events[dataplane.EvUDPGROSegments] != 11 {
+			t.Errorf("v6=%v: udp-gro-merged %d segments %d", v6, c.Events[dataplane.EvUDPGROMerged], c.Events[dataplane.EvUDPGROSegments])
 		}
 	}
 }
@@ -870,8 +863,8 @@ func TestVXLANLargeDecap(t *testing.T) {
 			}
 		}
 		c := l.sw.Counters()
-		if c.Events[EvVXLANDecap] != 5 || c.Events[EvGSOSegmented] != 1 || c.Drops[DropBadVXLAN] != 0 {
-			t.Errorf("v6=%v: vxlan-decap %d gso-segmented %d bad-vxlan %d; want 5, 1, 0", v6, c.Events[EvVXLANDecap], c.Events[EvGSOSegmented], c.Drops[DropBadVXLAN])
+		if c.Events[dataplane.EvVXLANDecap] != 5 || c.Events[dataplane.EvGSOSegmented] != 1 || c.Drops[dataplane.DropBadVXLAN] != 0 {
+			t.Errorf("v6=%v: vxlan-decap %d gso-segmented %d bad-vxlan %d; want 5, 1, 0", v6, c.Events[dataplane.EvVXLANDecap], c.Events[dataplane.EvGSOSegmented], c.Drops[dataplane.DropBadVXLAN])
 		}
 
 		// Each datagram is checked as any: another VNI is dropped and
@@ -880,8 +873,8 @@ func TestVXLANLargeDecap(t *testing.T) {
 		// whole (punt-no-host).
 		out = l.runVector(t, "up", merged(v6, 7, 4789), merged(v6, DefaultVNI, 4790))
 		c = l.sw.Counters()
-		if len(out["pod1"]) != 0 || c.Drops[DropVXLANVNI] != 5 || c.Drops[DropPunt] != 1 {
-			t.Errorf("v6=%v: %d frames to pod1, vxlan-vni %d, punt-no-host %d; want 0, 5, 1", v6, len(out["pod1"]), c.Drops[DropVXLANVNI], c.Drops[DropPunt])
+		if len(out["pod1"]) != 0 || c.Drops[dataplane.DropVXLANVNI] != 5 || c.Drops[dataplane.DropPunt] != 1 {
+			t.Errorf("v6=%v: %d frames to pod1, vxlan-vni %d, punt-no-host %d; want 0, 5, 1", v6, len(out["pod1"]), c.Drops[dataplane.DropVXLANVNI], c.Drops[dataplane.DropPunt])
 		}
 
 		// No allocation.
@@ -889,14 +882,8 @@ func TestVXLANLargeDecap(t *testing.T) {
 		b := merged(v6, DefaultVNI, 4789)
 		lf := port.LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
 		run := func() {
-			w.forwardLarge(&lf, l.up.Port)
-			w.touched = w.touched[:0]
-			for id := range w.out {
-				for _, p := range w.out[id] {
-					w.umem.Free(p.Addr)
-				}
-				w.out[id] = w.out[id][:0]
-			}
+			w.ForwardLarge(&lf, l.up.Port)
+			w.DiscardQueued()
 		}
 		run()
 		if a := testing.AllocsPerRun(20, run); a != 0 {
@@ -938,16 +925,16 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 			out := l.runVector(t, "up", in)
 			c := l.sw.Counters()
 			if whole {
-				if len(out["pod1"]) != 1 || c.Events[EvGSOWhole] != 1 {
-					t.Fatalf("v6=%v: %d frames to pod1, gso-whole %d; want the inner super-frame whole (counters %+v)", v6, len(out["pod1"]), c.Events[EvGSOWhole], c)
+				if len(out["pod1"]) != 1 || c.Events[dataplane.EvGSOWhole] != 1 {
+					t.Fatalf("v6=%v: %d frames to pod1, gso-whole %d; want the inner super-frame whole (counters %+v)", v6, len(out["pod1"]), c.Events[dataplane.EvGSOWhole], c)
 				}
 				f := out["pod1"][0][encap.VirtioNetHdrLen:]
 				inner := in[len(in)-len(f):]
 				if !bytes.Equal(f[60:], inner[60:]) || [6]byte(f[0:6]) != pod1MAC {
 					t.Errorf("v6=%v: inner frame changed beyond its L2 header and TTL, or not to pod1: %x", v6, f[:14])
 				}
-			} else if len(out["pod1"]) != 5 || c.Events[EvGSOSegmented] != 1 {
-				t.Fatalf("v6=%v: %d frames to pod1, gso-segmented %d; want 5 segments", v6, len(out["pod1"]), c.Events[EvGSOSegmented])
+			} else if len(out["pod1"]) != 5 || c.Events[dataplane.EvGSOSegmented] != 1 {
+				t.Fatalf("v6=%v: %d frames to pod1, gso-segmented %d; want 5 segments", v6, len(out["pod1"]), c.Events[dataplane.EvGSOSegmented])
 			} else {
 				for i, f := range out["pod1"] {
 					if el := decode(f).ErrorLayer(); el != nil || !l4Valid(f, v6) {
@@ -955,8 +942,8 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 					}
 				}
 			}
-			if c.Events[EvVXLANDecap] != 1 || c.Drops[DropBadOffload] != 0 {
-				t.Errorf("v6=%v: vxlan-decap %d bad-offload %d; want 1, 0", v6, c.Events[EvVXLANDecap], c.Drops[DropBadOffload])
+			if c.Events[dataplane.EvVXLANDecap] != 1 || c.Drops[dataplane.DropBadOffload] != 0 {
+				t.Errorf("v6=%v: vxlan-decap %d bad-offload %d; want 1, 0", v6, c.Events[dataplane.EvVXLANDecap], c.Drops[dataplane.DropBadOffload])
 			}
 		}
 
@@ -975,16 +962,16 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 		l := newVXLANLab(t, map[string]bool{"up": true, "pod1": true})
 		out := l.runVector(t, "up", merged(v6, 7, vtepMAC), merged(v6, DefaultVNI, [6]byte{2, 0, 0, 0, 0, 9}), badLen, badStart)
 		c := l.sw.Counters()
-		if len(out["pod1"]) != 0 || c.Drops[DropVXLANVNI] != 1 || c.Drops[DropVXLANMAC] != 1 || c.Drops[DropBadVXLAN] != 1 || c.Drops[DropBadOffload] != 1 {
+		if len(out["pod1"]) != 0 || c.Drops[dataplane.DropVXLANVNI] != 1 || c.Drops[dataplane.DropVXLANMAC] != 1 || c.Drops[dataplane.DropBadVXLAN] != 1 || c.Drops[dataplane.DropBadOffload] != 1 {
 			t.Errorf("v6=%v: %d frames to pod1, vxlan-vni %d, vxlan-mac %d, bad-vxlan %d, bad-offload %d; want 0 and 1 each",
-				v6, len(out["pod1"]), c.Drops[DropVXLANVNI], c.Drops[DropVXLANMAC], c.Drops[DropBadVXLAN], c.Drops[DropBadOffload])
+				v6, len(out["pod1"]), c.Drops[dataplane.DropVXLANVNI], c.Drops[dataplane.DropVXLANMAC], c.Drops[dataplane.DropBadVXLAN], c.Drops[dataplane.DropBadOffload])
 		}
 
 		w := l.sw.workers[0]
 		b := merged(v6, DefaultVNI, vtepMAC)
 		lf := port.LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
 		run := func() {
-			w.forwardLarge(&lf, l.up.Port)
+			w.ForwardLarge(&lf, l.up.Port)
 			for len(l.ports["pod1"].Out) > 0 {
 				<-l.ports["pod1"].Out
 			}
@@ -997,11 +984,11 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 }
 
 // dropDelta is what was dropped between two counter snapshots, by reason.
-func dropDelta(before, after Counters) map[Drop]uint64 {
-	d := map[Drop]uint64{}
+func dropDelta(before, after dataplane.Counters) map[dataplane.Drop]uint64 {
+	d := map[dataplane.Drop]uint64{}
 	for i := range after.Drops {
 		if n := after.Drops[i] - before.Drops[i]; n != 0 {
-			d[Drop(i)] = n
+			d[dataplane.Drop(i)] = n
 		}
 	}
 	return d

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/xvs-project/xvs/api"
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
 	"github.com/xvs-project/xvs/spec"
-	"github.com/xvs-project/xvs/vswitch"
 )
 
 // Fake is an in-memory Dataplane.
@@ -23,7 +23,7 @@ type Fake struct {
 	ports     []spec.PortStatus
 	routes    map[netip.Prefix]spec.RouteInfo
 	neighbors []spec.Neighbor
-	counters  vswitch.Counters
+	counters  dataplane.Counters
 	nextID    uint16
 	// AddPortErr, if set, is returned by the next AddPort.
 	AddPortErr error
@@ -188,9 +188,9 @@ func (f *Fake) Neighbors() []spec.Neighbor {
 }
 
 // SetCounters replaces the counters.
-func (f *Fake) SetCounters(c vswitch.Counters) { f.mu.Lock(); f.counters = c; f.mu.Unlock() }
+func (f *Fake) SetCounters(c dataplane.Counters) { f.mu.Lock(); f.counters = c; f.mu.Unlock() }
 
-func (f *Fake) Counters() vswitch.Counters { f.mu.Lock(); defer f.mu.Unlock(); return f.counters }
+func (f *Fake) Counters() dataplane.Counters { f.mu.Lock(); defer f.mu.Unlock(); return f.counters }
 
 // FIB returns nil: the server summarizes Routes instead.
 func (f *Fake) FIB() *fib.FIB { return nil }

@@ -1,4 +1,4 @@
-package vswitch
+package dataplane
 
 import (
 	"github.com/xvs-project/xvs/encap"

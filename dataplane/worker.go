@@ -1,4 +1,4 @@
-package vswitch
+package dataplane
 
 import (
 	"log/slog"
@@ -136,11 +136,11 @@ const (
 type Request struct {
 	Kind RequestKind
 	Port uint16
-	addr netip.Addr
+	Addr netip.Addr
 	MAC  [6]byte
 }
 
-func NewWorker(id int, cfg *Config, f *fib.FIB, events chan<- Request, log *slog.Logger) (*Worker, error) {
+func NewWorker(id int, cfg Config, f *fib.FIB, events chan<- Request, log *slog.Logger) (*Worker, error) {
 	u, err := xsk.NewUmem(cfg.Frames, cfg.FrameSize)
 	if err != nil {
 		return nil, err
@@ -445,7 +445,7 @@ func (w *Worker) glean(port uint16, addr netip.Addr) {
 		return
 	}
 	select {
-	case w.events <- Request{Kind: ReqResolve, Port: port, addr: addr}:
+	case w.events <- Request{Kind: ReqResolve, Port: port, Addr: addr}:
 		w.cnt.event(EvGleans)
 	default:
 	}

@@ -1,4 +1,4 @@
-package vswitch
+package dataplane
 
 import (
 	"net/netip"
@@ -471,7 +471,7 @@ func (w *Worker) egress(v *fib.View, r *decision, dst []byte) int {
 			r.drop = why
 			return 0
 		}
-		return r.out.MTU - vxlanOverhead(r.nh)
+		return r.out.MTU - VXLANOverhead(r.nh)
 	}
 	if r.out, why = w.output(r.nh, dst); r.out == nil {
 		r.drop = why
