@@ -1,4 +1,4 @@
-package vswitch
+package dataplane
 
 import "sync/atomic"
 
@@ -72,3 +72,25 @@ func (h *handoff) pop() { h.head++ }
 
 // release publishes the consumer's progress. Consumer only.
 func (h *handoff) release() { h.phead.Store(h.head) }
+
+// Connect gives every pair of workers a handoff ring each way.
+func Connect(ws []*Worker, frameSize int) {
+	for _, w := range ws {
+		w.outbox = make([]*handoff, len(ws))
+		w.inbox = make([]*handoff, len(ws))
+		w.outDirty = make([]bool, len(ws))
+		w.peers = ws
+	}
+	for i, a := range ws {
+		for j, b := range ws {
+			if i != j {
+				h := newHandoff(handoffSlots, frameSize)
+				a.outbox[j] = h
+				b.inbox[i] = h
+			}
+		}
+	}
+}
+
+// handoffSlots is the depth of each cross-worker ring.
+const handoffSlots = 512

@@ -1,4 +1,4 @@
-package vswitch
+package dataplane
 
 import "sync/atomic"
 

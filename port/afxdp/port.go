@@ -1,4 +1,4 @@
-package vswitch
+package afxdp
 
 import (
 	"errors"
@@ -7,13 +7,16 @@ import (
 	"net/netip"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/port/afpacket"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
 	"github.com/xvs-project/xvs/xsk"
 )
 
-// XDPPortOptions tune an AF_XDP port. Zero values take the defaults.
-type XDPPortOptions struct {
-	// ID is stamped into Packet.Port of every received frame.
+// Options tune an AF_XDP port. Zero values take the defaults.
+type Options struct {
+	// ID is stamped into port.Packet.Port of every received frame.
 	ID uint16
 	// RingSize is the rx and tx ring size (power of two, default 2048).
 	RingSize uint32
@@ -48,13 +51,13 @@ type XDPPortOptions struct {
 	LargeTx bool
 }
 
-// xdpPort is an AF_XDP socket on one device queue, over the worker's shared
+// Port is an AF_XDP socket on one device queue, over the worker's shared
 // Umem, with the steering program that feeds it.
-type xdpPort struct {
+type Port struct {
 	name   string
 	queue  int
-	kind   PortKind
-	mode   Mode
+	kind   spec.PortKind
+	mode   spec.Mode
 	id     uint16
 	umem   *xsk.Umem
 	sock   *xsk.Socket
@@ -65,11 +68,18 @@ type xdpPort struct {
 	queued bool // tx descriptors submitted since the last kick
 	closed bool
 
-	lg    *vnetSender // GSO super-frames out, if LargeTx
-	lgErr error       // why LargeTx is not in force
+	lg    *afpacket.Sender // GSO super-frames out, if LargeTx
+	lgErr error            // why LargeTx is not in force
 }
 
-var _ LargePort = (*xdpPort)(nil)
+var (
+	_ port.Port          = (*Port)(nil)
+	_ port.LargePort     = (*largeTxPort)(nil)
+	_ port.PrefixSteerer = (*Port)(nil)
+	_ port.KernelStats   = (*Port)(nil)
+	_ port.FastPathPort  = (*Port)(nil)
+	_ port.QueueOpener   = (*Port)(nil)
+)
 
 // maxKicks bounds the sendto calls one Flush makes to drain the tx ring.
 const maxKicks = 16
@@ -77,18 +87,15 @@ const maxKicks = 16
 // refillBatch is the smallest fill-ring top-up Receive bothers with.
 const refillBatch = 32
 
-// ErrModeUnavailable is wrapped when a forced port mode cannot be had.
-var ErrModeUnavailable = errors.New("port mode unavailable")
-
-// openXDPPort opens an AF_XDP port on ifname's rx/tx queue over umem (the
-// worker's shared Umem). kind picks the steering: PortPod and PortHost
-// redirect everything, PortUplink only pod prefixes and VXLAN to the node.
-// mode is ModeAuto (zero-copy, then native copy, then generic) or one of
-// ModeXDPZC, ModeXDPDrv, ModeXDPSKB, which fail with ErrModeUnavailable when
+// Open opens an AF_XDP port on ifname's rx/tx queue over umem (the
+// worker's shared Umem). kind picks the steering: spec.PortPod and spec.PortHost
+// redirect everything, spec.PortUplink only pod prefixes and VXLAN to the node.
+// mode is spec.ModeAuto (zero-copy, then native copy, then generic) or one of
+// spec.ModeXDPZC, spec.ModeXDPDrv, spec.ModeXDPSKB, which fail with port.ErrModeUnavailable when
 // the device cannot do them. Interface lookup, attach and bind happen in the
 // calling thread's network namespace. The port is the worker's; Mode reports
 // what was achieved.
-func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.Umem, opts XDPPortOptions) (_ *xdpPort, err error) {
+func Open(ifname string, queue int, kind spec.PortKind, mode spec.Mode, umem *xsk.Umem, opts Options) (_ *Port, err error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
@@ -106,7 +113,7 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 		// The uplink carries most of the traffic; a pod port holds less so
 		// that a worker's Umem stretches over many pods.
 		opts.FillTarget = max(64, umem.Frames()/8)
-		if kind == PortUplink {
+		if kind == spec.PortUplink {
 			opts.FillTarget = umem.Frames() / 4
 		}
 	}
@@ -115,19 +122,19 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 	var attach xdpprog.AttachMode
 	var bind xsk.BindMode
 	switch mode {
-	case ModeAuto:
+	case spec.ModeAuto:
 		attach, bind = xdpprog.AttachAuto, xsk.BindAuto
-	case ModeXDPZC:
+	case spec.ModeXDPZC:
 		attach, bind = xdpprog.AttachNative, xsk.BindZeroCopy
-	case ModeXDPDrv:
+	case spec.ModeXDPDrv:
 		attach, bind = xdpprog.AttachNative, xsk.BindCopy
-	case ModeXDPSKB:
+	case spec.ModeXDPSKB:
 		attach, bind = xdpprog.AttachGeneric, xsk.BindCopy
 	default:
 		return nil, fmt.Errorf("xdp port %s: mode %s is not an XDP mode", ifname, mode)
 	}
 
-	p := &xdpPort{name: ifname, queue: queue, kind: kind, id: opts.ID, umem: umem, target: opts.FillTarget}
+	p := &Port{name: ifname, queue: queue, kind: kind, id: opts.ID, umem: umem, target: opts.FillTarget}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -147,27 +154,27 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 			return nil, fmt.Errorf("xdp port %s: shared steering program is not attached", ifname)
 		}
 		if attach != xdpprog.AttachAuto && got != attach {
-			return nil, fmt.Errorf("xdp port %s mode %s: %w: shared program runs in %s mode", ifname, mode, ErrModeUnavailable, got)
+			return nil, fmt.Errorf("xdp port %s mode %s: %w: shared program runs in %s mode", ifname, mode, port.ErrModeUnavailable, got)
 		}
 		if got == xdpprog.AttachGeneric {
 			cfg.Bind = xsk.BindCopy // zero-copy needs the driver hook
 		}
 		if p.sock, err = xsk.Open(umem, ifi.Index, queue, cfg); err != nil {
-			if mode == ModeXDPZC {
-				err = fmt.Errorf("%w: %w", ErrModeUnavailable, err)
+			if mode == spec.ModeXDPZC {
+				err = fmt.Errorf("%w: %w", port.ErrModeUnavailable, err)
 			}
 			return nil, fmt.Errorf("xdp port %s queue %d: %w", ifname, queue, err)
 		}
 	} else {
 		pk := xdpprog.Pod
-		if kind == PortUplink {
+		if kind == spec.PortUplink {
 			pk = xdpprog.Uplink
 		}
 		if p.prog, err = xdpprog.New(pk, xdpprog.Options{VXLANPort: opts.VXLANPort, FastPath: opts.FastPath}); err != nil {
 			return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
 		}
 		p.owned = true
-		if kind == PortUplink && (opts.VTEP4.IsValid() || opts.VTEP6.IsValid()) {
+		if kind == spec.PortUplink && (opts.VTEP4.IsValid() || opts.VTEP6.IsValid()) {
 			if err = p.prog.SetVTEP(opts.VXLANPort, opts.VTEP4, opts.VTEP6); err != nil {
 				return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
 			}
@@ -175,7 +182,7 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 		// ModeAuto: native hook (zero-copy, else copy), then generic; a
 		// forced mode gets one try.
 		tries := []xdpprog.AttachMode{attach}
-		if mode == ModeAuto {
+		if mode == spec.ModeAuto {
 			tries = []xdpprog.AttachMode{xdpprog.AttachNative, xdpprog.AttachGeneric}
 		}
 		var errs []error
@@ -195,53 +202,68 @@ func openXDPPort(ifname string, queue int, kind PortKind, mode Mode, umem *xsk.U
 		}
 		if p.sock == nil {
 			err = errors.Join(errs...)
-			if mode != ModeAuto {
-				err = fmt.Errorf("%w: %w", ErrModeUnavailable, err)
+			if mode != spec.ModeAuto {
+				err = fmt.Errorf("%w: %w", port.ErrModeUnavailable, err)
 			}
 			return nil, fmt.Errorf("xdp port %s queue %d mode %s: %w", ifname, queue, mode, err)
 		}
 	}
 	switch {
 	case p.sock.ZeroCopy():
-		p.mode = ModeXDPZC
+		p.mode = spec.ModeXDPZC
 	case got == xdpprog.AttachGeneric:
-		p.mode = ModeXDPSKB
+		p.mode = spec.ModeXDPSKB
 	default:
-		p.mode = ModeXDPDrv
+		p.mode = spec.ModeXDPDrv
 	}
 	p.posted += p.sock.Refill(p.target)
 	if err = p.prog.SetSocket(queue, p.sock.FD()); err != nil {
 		return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
 	}
 	if opts.LargeTx {
-		p.lg, p.lgErr = openVnetSender(ifi.Index)
+		p.lg, p.lgErr = afpacket.OpenSender(ifi.Index)
 	}
 	return p, nil
 }
 
+// largeTxPort is a Port with its GSO sender (Options.LargeTx): the view
+// of it that takes super-frames, so that a port without a sender is no
+// port.LargePort and gets segments.
+type largeTxPort struct{ *Port }
+
 // Large returns nothing: an AF_XDP ring takes no super-frames in.
-func (p *xdpPort) Large() []LargeFrame { return nil }
+func (p *largeTxPort) Large() []port.LargeFrame { return nil }
 
 // TransmitLarge sends a super-frame whole through the port's AF_PACKET
-// socket (LargeTx); without one it fails with errNoOffload.
-func (p *xdpPort) TransmitLarge(frame []byte, hdr encap.VirtioNetHdr) error {
-	if p.lg == nil {
-		return errNoOffload
-	}
-	return p.lg.send(frame, hdr)
+// socket.
+func (p *largeTxPort) TransmitLarge(frame []byte, hdr encap.VirtioNetHdr) error {
+	return p.lg.Send(frame, hdr)
 }
 
+// AsPort returns the port as the switch should see it: a port.LargePort
+// when it has its GSO sender.
+func (p *Port) AsPort() port.Port {
+	if p.lg != nil {
+		return &largeTxPort{p}
+	}
+	return p
+}
+
+// FastPath implements port.FastPathPort: an AF_XDP port's program carries
+// the fast path, and other programs redirect to it.
+func (p *Port) FastPath() port.FastAttach { return port.FastXDP }
+
 // LargeTxErr says why LargeTx was asked for and is not in force.
-func (p *xdpPort) LargeTxErr() error { return p.lgErr }
+func (p *Port) LargeTxErr() error { return p.lgErr }
 
 // Receive takes up to len(pkts) frames from the rx ring and tops the fill
 // ring back up.
-func (p *xdpPort) Receive(pkts []Packet) int {
+func (p *Port) Receive(pkts []port.Packet) int {
 	s := p.sock
 	idx, n := s.Rx.Peek(uint32(len(pkts)))
 	for i := uint32(0); i < n; i++ {
 		addr, l := s.RxTake(idx + i)
-		pkts[i] = Packet{Addr: addr, Len: l, Port: p.id}
+		pkts[i] = port.Packet{Addr: addr, Len: l, Port: p.id}
 	}
 	if n > 0 {
 		s.Rx.Release(n)
@@ -255,7 +277,7 @@ func (p *xdpPort) Receive(pkts []Packet) int {
 }
 
 // Transmit puts as many frames as the tx ring has room for; Flush sends.
-func (p *xdpPort) Transmit(pkts []Packet) int {
+func (p *Port) Transmit(pkts []port.Packet) int {
 	s := p.sock
 	idx, n := s.Tx.Reserve(uint32(len(pkts)))
 	if n < uint32(len(pkts)) && p.queued {
@@ -276,7 +298,7 @@ func (p *xdpPort) Transmit(pkts []Packet) int {
 
 // Flush kicks the kernel when it asked for it (need_wakeup), reclaims
 // completed frames and keeps the fill ring stocked.
-func (p *xdpPort) Flush() {
+func (p *Port) Flush() {
 	s := p.sock
 	if p.queued {
 		// Copy mode sends at most 32 descriptors per kick: kick until the
@@ -293,40 +315,40 @@ func (p *xdpPort) Flush() {
 	s.KickRx()
 }
 
-func (p *xdpPort) PollFD() int { return p.sock.FD() }
+func (p *Port) PollFD() int { return p.sock.FD() }
 
-func (p *xdpPort) Mode() Mode { return p.mode }
+func (p *Port) Mode() spec.Mode { return p.mode }
 
 // Stats returns the socket's kernel counters (drops, ring full, ...).
-func (p *xdpPort) Stats() (xsk.Stats, error) { return p.sock.Stats() }
+func (p *Port) Stats() (xsk.Stats, error) { return p.sock.Stats() }
 
 // AddPrefix steers a pod prefix to the uplink's sockets.
-func (p *xdpPort) AddPrefix(pfx netip.Prefix) error { return p.prog.AddPrefix(pfx) }
+func (p *Port) AddPrefix(pfx netip.Prefix) error { return p.prog.AddPrefix(pfx) }
 
 // RemovePrefix stops steering a pod prefix.
-func (p *xdpPort) RemovePrefix(pfx netip.Prefix) error { return p.prog.RemovePrefix(pfx) }
+func (p *Port) RemovePrefix(pfx netip.Prefix) error { return p.prog.RemovePrefix(pfx) }
 
-var _ VTEPSteerer = (*xdpPort)(nil)
+var _ port.VTEPSteerer = (*Port)(nil)
 
 // SetVTEP sets the VXLAN port and node addresses the uplink steers.
-func (p *xdpPort) SetVTEP(port uint16, node4, node6 netip.Addr) error {
+func (p *Port) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 	return p.prog.SetVTEP(port, node4, node6)
 }
 
 // SetDecap lets the uplink's fast path decapsulate VXLAN over IPv4 for the
 // node's VNI and VTEP MAC (xdpprog.Program.SetDecap).
-func (p *xdpPort) SetDecap(vni uint32, mac [6]byte) error {
+func (p *Port) SetDecap(vni uint32, mac [6]byte) error {
 	return p.prog.SetDecap(vni, mac)
 }
 
 // SetKernelVXLAN lets the uplink's fast path hand VXLAN for pods only tc
 // reaches to the kernel's VXLAN device (xdpprog.Program.SetKernelVXLAN).
-func (p *xdpPort) SetKernelVXLAN(on bool) error { return p.prog.SetKernelVXLAN(on) }
+func (p *Port) SetKernelVXLAN(on bool) error { return p.prog.SetKernelVXLAN(on) }
 
 // Close takes the socket out of the XSKMAP, detaches and frees an owned
 // program, closes the socket and returns every frame the kernel held to the
 // Umem.
-func (p *xdpPort) Close() error {
+func (p *Port) Close() error {
 	if p.closed {
 		return nil
 	}
@@ -342,7 +364,7 @@ func (p *xdpPort) Close() error {
 		errs = append(errs, p.sock.Close())
 	}
 	if p.lg != nil {
-		errs = append(errs, p.lg.close())
+		errs = append(errs, p.lg.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close xdp port %s: %w", p.name, err)

@@ -1,4 +1,4 @@
-package vswitch
+package afxdp
 
 import (
 	"bytes"
@@ -11,183 +11,31 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/port/porttest"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
-	"github.com/xvs-project/xvs/xsk"
 	"github.com/xvs-project/xvs/xsk/xsktest"
 	"golang.org/x/sys/unix"
 )
 
-// xrLab is two namespaces joined by a veth: the switch side "sw" (where the
-// port under test opens) and the peer side "peer" that sends and receives
-// plain frames.
-type xrLab struct {
-	sw, peer         *xsktest.NS
-	swIf, peerIf     string
-	swMAC, peerMAC   net.HardwareAddr
-	swAddr4, swAddr6 netip.Addr
-	umem             *xsk.Umem
-}
+// Addresses of the frames the tests send: a pod's to another's, through
+// the Calico gateway MAC.
+var (
+	pod1MAC = [6]byte{0x02, 0, 0, 0, 0, 1}
+	gwMAC   = [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
+	pod1v4  = netip.MustParseAddr("198.18.10.1")
+	pod2v4  = netip.MustParseAddr("198.18.10.2")
+)
 
-const xrMarker = 0x88b5 // IEEE local experimental ethertype
-
-func newXRLab(t *testing.T) *xrLab {
+func openXDP(t *testing.T, l *porttest.VethLab, kind spec.PortKind, mode spec.Mode, opts Options) (*Port, error) {
 	t.Helper()
-	xsktest.RequireRoot(t)
-	xsktest.CheckGoroutines(t)
-	if err := rlimit.RemoveMemlock(); err != nil {
-		t.Skipf("memlock: %v", err)
-	}
-	l := &xrLab{sw: xsktest.NewNS(t), peer: xsktest.NewNS(t),
-		swAddr4: netip.MustParseAddr("198.18.0.1"), swAddr6: netip.MustParseAddr("fd00::1")}
-	l.swIf, l.peerIf = xsktest.Veth(t, l.sw, l.peer,
-		[]netip.Prefix{netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd00::1/64")},
-		[]netip.Prefix{netip.MustParsePrefix("198.18.0.2/24"), netip.MustParsePrefix("fd00::2/64")})
-	for _, x := range []struct {
-		ns   *xsktest.NS
-		name string
-		mac  *net.HardwareAddr
-	}{{l.sw, l.swIf, &l.swMAC}, {l.peer, l.peerIf, &l.peerMAC}} {
-		lk, err := x.ns.NL.LinkByName(x.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*x.mac = lk.Attrs().HardwareAddr
-	}
-	u, err := xsk.NewUmem(4096, 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.umem = u
-	t.Cleanup(func() {
-		if err := u.Close(); err != nil {
-			t.Errorf("umem: %v", err)
-		}
-	})
-	return l
-}
-
-// rawSocket opens an AF_PACKET socket on the peer end, for crafted frames.
-func (l *xrLab) rawSocket(t *testing.T) int {
-	t.Helper()
-	var fd int
-	err := l.peer.Do(func() error {
+	var p *Port
+	err := l.SW.Do(func() error {
 		var err error
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-		if err != nil {
-			return err
-		}
-		ifi, err := net.InterfaceByName(l.peerIf)
-		if err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
-	})
-	if err != nil {
-		t.Fatalf("raw socket in %s: %v", l.peer.Name, err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	tv := unix.Timeval{Usec: 50000}
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	return fd
-}
-
-func xrFrame(dst, src net.HardwareAddr, seq int) []byte {
-	b := make([]byte, 64)
-	copy(b[0:], dst)
-	copy(b[6:], src)
-	binary.BigEndian.PutUint16(b[12:], xrMarker)
-	binary.BigEndian.PutUint32(b[14:], uint32(seq))
-	return b
-}
-
-// testPortRxTx sends n marked frames from the peer and checks the port
-// receives them, then sends n frames through the port and checks the peer
-// gets them, then closes the port and checks every Umem frame came back.
-func testPortRxTx(t *testing.T, l *xrLab, p Port) {
-	t.Helper()
-	const n = 64
-	fd := l.rawSocket(t)
-	for i := range n {
-		if _, err := unix.Write(fd, xrFrame(l.swMAC, l.peerMAC, i)); err != nil {
-			t.Fatalf("send from peer: %v", err)
-		}
-	}
-	pkts := make([]Packet, 64)
-	seen := map[uint32]bool{}
-	deadline := time.Now().Add(3 * time.Second)
-	for len(seen) < n && time.Now().Before(deadline) {
-		k := p.Receive(pkts)
-		for _, pk := range pkts[:k] {
-			if base := l.umem.Base(pk.Addr); pk.Addr-base < Headroom {
-				t.Fatalf("frame at %#x keeps %d bytes of headroom, want %d", pk.Addr, pk.Addr-base, Headroom)
-			}
-			b := l.umem.Bytes(pk.Addr, int(pk.Len))
-			if len(b) >= 18 && binary.BigEndian.Uint16(b[12:]) == xrMarker {
-				seen[binary.BigEndian.Uint32(b[14:])] = true
-			}
-			l.umem.Free(pk.Addr)
-		}
-		if k == 0 {
-			p.Flush()
-			time.Sleep(time.Millisecond)
-		}
-	}
-	if len(seen) != n {
-		t.Errorf("port received %d of %d frames", len(seen), n)
-	}
-
-	// Transmit.
-	out := make([]Packet, 0, n)
-	for i := range n {
-		a, ok := l.umem.Alloc()
-		if !ok {
-			t.Fatal("umem empty")
-		}
-		copy(l.umem.Frame(a)[Headroom:], xrFrame(l.peerMAC, l.swMAC, 1000+i))
-		out = append(out, Packet{Addr: a + Headroom, Len: 64})
-	}
-	for sent := 0; sent < n && time.Now().Before(deadline.Add(2*time.Second)); {
-		sent += p.Transmit(out[sent:])
-		p.Flush()
-	}
-	got := map[uint32]bool{}
-	buf := make([]byte, 2048)
-	deadline = time.Now().Add(3 * time.Second)
-	for len(got) < n && time.Now().Before(deadline) {
-		m, err := unix.Read(fd, buf)
-		if err != nil {
-			continue
-		}
-		if m >= 18 && binary.BigEndian.Uint16(buf[12:]) == xrMarker {
-			if s := binary.BigEndian.Uint32(buf[14:]); s >= 1000 {
-				got[s] = true
-			}
-		}
-	}
-	if len(got) != n {
-		t.Errorf("peer received %d of %d frames sent through the port", len(got), n)
-	}
-	for range 100 { // let completions arrive
-		p.Flush()
-		time.Sleep(time.Millisecond)
-	}
-	if err := p.Close(); err != nil {
-		t.Errorf("close: %v", err)
-	}
-	if f := l.umem.FreeCount(); f != l.umem.Frames() {
-		t.Errorf("after close %d of %d umem frames are free", f, l.umem.Frames())
-	}
-}
-
-func (l *xrLab) openXDP(t *testing.T, kind PortKind, mode Mode, opts XDPPortOptions) (*xdpPort, error) {
-	t.Helper()
-	var p *xdpPort
-	err := l.sw.Do(func() error {
-		var err error
-		p, err = openXDPPort(l.swIf, 0, kind, mode, l.umem, opts)
+		p, err = Open(l.SWIf, 0, kind, mode, l.Umem, opts)
 		return err
 	})
 	if err == nil {
@@ -198,26 +46,26 @@ func (l *xrLab) openXDP(t *testing.T, kind PortKind, mode Mode, opts XDPPortOpti
 
 func TestXDPPortRxTx(t *testing.T) {
 	for _, tc := range []struct {
-		mode, want Mode
+		mode, want spec.Mode
 	}{
-		{ModeAuto, ModeXDPDrv}, // veth has no zero-copy
-		{ModeXDPDrv, ModeXDPDrv},
-		{ModeXDPSKB, ModeXDPSKB},
+		{spec.ModeAuto, spec.ModeXDPDrv}, // veth has no zero-copy
+		{spec.ModeXDPDrv, spec.ModeXDPDrv},
+		{spec.ModeXDPSKB, spec.ModeXDPSKB},
 	} {
 		t.Run(tc.mode.String(), func(t *testing.T) {
-			l := newXRLab(t)
-			p, err := l.openXDP(t, PortPod, tc.mode, XDPPortOptions{})
+			l := porttest.NewVethLab(t)
+			p, err := openXDP(t, l, spec.PortPod, tc.mode, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if p.Mode() != tc.want {
 				t.Errorf("mode %s, want %s", p.Mode(), tc.want)
 			}
-			if !l.sw.XDPAttached(t, l.swIf) {
+			if !l.SW.XDPAttached(t, l.SWIf) {
 				t.Error("no XDP program on the interface")
 			}
-			testPortRxTx(t, l, p)
-			if l.sw.XDPAttached(t, l.swIf) {
+			porttest.CheckRxTx(t, l, p)
+			if l.SW.XDPAttached(t, l.SWIf) {
 				t.Error("XDP program left attached after Close")
 			}
 		})
@@ -225,31 +73,31 @@ func TestXDPPortRxTx(t *testing.T) {
 }
 
 func TestXDPPortZeroCopyUnavailable(t *testing.T) {
-	l := newXRLab(t)
-	_, err := l.openXDP(t, PortPod, ModeXDPZC, XDPPortOptions{})
-	if !errors.Is(err, ErrModeUnavailable) {
-		t.Fatalf("forced zero-copy on veth: %v, want ErrModeUnavailable", err)
+	l := porttest.NewVethLab(t)
+	_, err := openXDP(t, l, spec.PortPod, spec.ModeXDPZC, Options{})
+	if !errors.Is(err, port.ErrModeUnavailable) {
+		t.Fatalf("forced zero-copy on veth: %v, want port.ErrModeUnavailable", err)
 	}
-	if l.sw.XDPAttached(t, l.swIf) {
+	if l.SW.XDPAttached(t, l.SWIf) {
 		t.Error("failed open left an XDP program attached")
 	}
-	if f := l.umem.FreeCount(); f != l.umem.Frames() {
-		t.Errorf("failed open kept %d frames", l.umem.Frames()-f)
+	if f := l.Umem.FreeCount(); f != l.Umem.Frames() {
+		t.Errorf("failed open kept %d frames", l.Umem.Frames()-f)
 	}
 }
 
 // TestXDPAttachDetachRepeat proves detach never hangs, in either mode.
 func TestXDPAttachDetachRepeat(t *testing.T) {
-	for _, mode := range []Mode{ModeXDPDrv, ModeXDPSKB} {
+	for _, mode := range []spec.Mode{spec.ModeXDPDrv, spec.ModeXDPSKB} {
 		t.Run(mode.String(), func(t *testing.T) {
-			l := newXRLab(t)
+			l := porttest.NewVethLab(t)
 			for i := range 10 {
 				done := make(chan error, 1)
 				go func() {
-					var p *xdpPort
-					err := l.sw.Do(func() error {
+					var p *Port
+					err := l.SW.Do(func() error {
 						var err error
-						p, err = openXDPPort(l.swIf, 0, PortPod, mode, l.umem, XDPPortOptions{})
+						p, err = Open(l.SWIf, 0, spec.PortPod, mode, l.Umem, Options{})
 						return err
 					})
 					if err == nil {
@@ -265,7 +113,7 @@ func TestXDPAttachDetachRepeat(t *testing.T) {
 				case <-time.After(10 * time.Second):
 					t.Fatalf("round %d: attach/detach hung", i)
 				}
-				if l.sw.XDPAttached(t, l.swIf) {
+				if l.SW.XDPAttached(t, l.SWIf) {
 					t.Fatalf("round %d: program still attached", i)
 				}
 			}
@@ -276,26 +124,26 @@ func TestXDPAttachDetachRepeat(t *testing.T) {
 // TestXDPSharedUmem opens two ports on one Umem (two veth pairs) and checks
 // both move traffic and that the second shares the first's registration.
 func TestXDPSharedUmem(t *testing.T) {
-	l := newXRLab(t)
-	p1, err := l.openXDP(t, PortPod, ModeXDPDrv, XDPPortOptions{})
+	l := porttest.NewVethLab(t)
+	p1, err := openXDP(t, l, spec.PortPod, spec.ModeXDPDrv, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A second pair between the same namespaces.
 	l2 := *l
-	l2.swIf, l2.peerIf = xsktest.Veth(t, l.sw, l.peer, nil, nil)
+	l2.SWIf, l2.PeerIf = xsktest.Veth(t, l.SW, l.Peer, nil, nil)
 	for _, x := range []struct {
 		ns   *xsktest.NS
 		name string
 		mac  *net.HardwareAddr
-	}{{l.sw, l2.swIf, &l2.swMAC}, {l.peer, l2.peerIf, &l2.peerMAC}} {
+	}{{l.SW, l2.SWIf, &l2.SWMAC}, {l.Peer, l2.PeerIf, &l2.PeerMAC}} {
 		lk, err := x.ns.NL.LinkByName(x.name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		*x.mac = lk.Attrs().HardwareAddr
 	}
-	p2, err := l2.openXDP(t, PortPod, ModeXDPDrv, XDPPortOptions{})
+	p2, err := openXDP(t, &l2, spec.PortPod, spec.ModeXDPDrv, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,16 +154,16 @@ func TestXDPSharedUmem(t *testing.T) {
 	if err := p1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	testPortRxTx(t, &l2, p2)
+	porttest.CheckRxTx(t, &l2, p2)
 }
 
 // TestXDPUplinkSteering: host TCP to the node address keeps working through
 // the kernel while pod-prefix and VXLAN packets arrive on the socket.
 func TestXDPUplinkSteering(t *testing.T) {
-	for _, mode := range []Mode{ModeXDPDrv, ModeXDPSKB} {
+	for _, mode := range []spec.Mode{spec.ModeXDPDrv, spec.ModeXDPSKB} {
 		t.Run(mode.String(), func(t *testing.T) {
-			l := newXRLab(t)
-			p, err := l.openXDP(t, PortUplink, mode, XDPPortOptions{VTEP4: l.swAddr4, VTEP6: l.swAddr6})
+			l := porttest.NewVethLab(t)
+			p, err := openXDP(t, l, spec.PortUplink, mode, Options{VTEP4: l.SWAddr4, VTEP6: l.SWAddr6})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -325,16 +173,16 @@ func TestXDPUplinkSteering(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			lk, err := l.peer.NL.LinkByName(l.peerIf)
+			lk, err := l.Peer.NL.LinkByName(l.PeerIf)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, r := range []struct {
 				dst netip.Prefix
 				gw  netip.Addr
-			}{{pod4, l.swAddr4}, {pod6, l.swAddr6}} {
+			}{{pod4, l.SWAddr4}, {pod6, l.SWAddr6}} {
 				_, ipn, _ := net.ParseCIDR(r.dst.String())
-				if err := l.peer.NL.RouteAdd(&netlink.Route{LinkIndex: lk.Attrs().Index, Dst: ipn, Gw: net.IP(r.gw.AsSlice())}); err != nil {
+				if err := l.Peer.NL.RouteAdd(&netlink.Route{LinkIndex: lk.Attrs().Index, Dst: ipn, Gw: net.IP(r.gw.AsSlice())}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -342,7 +190,7 @@ func TestXDPUplinkSteering(t *testing.T) {
 			// Host TCP over both families, through XDP_PASS.
 			for _, addr := range []string{"198.18.0.1:7000", "[fd00::1]:7001"} {
 				var ln net.Listener
-				if err := l.sw.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
+				if err := l.SW.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
 					t.Fatal(err)
 				}
 				echoed := make(chan error, 1)
@@ -356,7 +204,7 @@ func TestXDPUplinkSteering(t *testing.T) {
 					echoed <- err
 				}()
 				var c net.Conn
-				err := l.peer.Do(func() (err error) {
+				err := l.Peer.Do(func() (err error) {
 					c, err = (&net.Dialer{Timeout: 5 * time.Second}).Dial("tcp", addr)
 					return
 				})
@@ -392,13 +240,13 @@ func TestXDPUplinkSteering(t *testing.T) {
 			}
 			var hostUDP [2]net.PacketConn
 			for i, a := range []string{"198.18.0.1:9998", "[fd00::1]:9998"} {
-				if err := l.sw.Do(func() (err error) { hostUDP[i], err = net.ListenPacket("udp", a); return }); err != nil {
+				if err := l.SW.Do(func() (err error) { hostUDP[i], err = net.ListenPacket("udp", a); return }); err != nil {
 					t.Fatal(err)
 				}
 				defer hostUDP[i].Close()
 			}
 			var conns []net.Conn
-			err = l.peer.Do(func() error {
+			err = l.Peer.Do(func() error {
 				for _, tg := range targets {
 					c, err := net.Dial("udp", tg.addr)
 					if err != nil {
@@ -425,16 +273,16 @@ func TestXDPUplinkSteering(t *testing.T) {
 				conns[i].Write([]byte(msg))
 			}
 			got := map[string]bool{}
-			pkts := make([]Packet, 64)
+			pkts := make([]port.Packet, 64)
 			deadline := time.Now().Add(3 * time.Second)
 			for len(got) < len(want) && time.Now().Before(deadline) {
 				k := p.Receive(pkts)
 				for _, pk := range pkts[:k] {
-					b := l.umem.Bytes(pk.Addr, int(pk.Len))
+					b := l.Umem.Bytes(pk.Addr, int(pk.Len))
 					if m := xrUDPPayload(b); m != "" {
 						got[m] = true
 					}
-					l.umem.Free(pk.Addr)
+					l.Umem.Free(pk.Addr)
 				}
 				if k == 0 {
 					p.Flush()
@@ -489,28 +337,28 @@ func xrUDPPayload(b []byte) string {
 }
 
 func TestXDPPortReceiveAllocs(t *testing.T) {
-	l := newXRLab(t)
-	p, err := l.openXDP(t, PortPod, ModeXDPDrv, XDPPortOptions{})
+	l := porttest.NewVethLab(t)
+	p, err := openXDP(t, l, spec.PortPod, spec.ModeXDPDrv, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd := l.rawSocket(t)
+	fd := l.RawSocket(t)
 	for i := range 1000 {
-		unix.Write(fd, xrFrame(l.swMAC, l.peerMAC, i))
+		unix.Write(fd, porttest.MarkedFrame(l.SWMAC, l.PeerMAC, i))
 	}
-	pkts := make([]Packet, 8)
-	out := make([]Packet, 1)
+	pkts := make([]port.Packet, 8)
+	out := make([]port.Packet, 1)
 	received := 0
 	allocs := testing.AllocsPerRun(200, func() {
 		k := p.Receive(pkts)
 		received += k
 		for _, pk := range pkts[:k] {
-			l.umem.Free(pk.Addr)
+			l.Umem.Free(pk.Addr)
 		}
-		if a, ok := l.umem.Alloc(); ok {
-			out[0] = Packet{Addr: a + Headroom, Len: 60}
+		if a, ok := l.Umem.Alloc(); ok {
+			out[0] = port.Packet{Addr: a + port.Headroom, Len: 60}
 			if p.Transmit(out) == 0 {
-				l.umem.Free(a)
+				l.Umem.Free(a)
 			}
 		}
 		p.Flush()
@@ -526,29 +374,29 @@ func TestXDPPortReceiveAllocs(t *testing.T) {
 // TestXDPPortSharedProgram: a caller-owned uplink program shared by queue
 // ports; the port registers its socket and leaves the attachment alone.
 func TestXDPPortSharedProgram(t *testing.T) {
-	l := newXRLab(t)
+	l := porttest.NewVethLab(t)
 	prog, err := xdpprog.New(xdpprog.Uplink, xdpprog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer prog.Close()
-	if err := l.sw.Do(func() error {
-		_, err := prog.Attach(l.sw.Ifindex(t, l.swIf), xdpprog.AttachGeneric)
+	if err := l.SW.Do(func() error {
+		_, err := prog.Attach(l.SW.Ifindex(t, l.SWIf), xdpprog.AttachGeneric)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := l.openXDP(t, PortUplink, ModeAuto, XDPPortOptions{Program: prog})
+	p, err := openXDP(t, l, spec.PortUplink, spec.ModeAuto, Options{Program: prog})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Mode() != ModeXDPSKB {
-		t.Errorf("mode %s, want %s (from the shared program)", p.Mode(), ModeXDPSKB)
+	if p.Mode() != spec.ModeXDPSKB {
+		t.Errorf("mode %s, want %s (from the shared program)", p.Mode(), spec.ModeXDPSKB)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if !l.sw.XDPAttached(t, l.swIf) {
+	if !l.SW.XDPAttached(t, l.SWIf) {
 		t.Error("closing a queue port detached the shared program")
 	}
 }
@@ -556,31 +404,31 @@ func TestXDPPortSharedProgram(t *testing.T) {
 // TestXDPPortLinkGone: the interface disappears under an open port; the
 // port keeps answering and closes cleanly with every frame back.
 func TestXDPPortLinkGone(t *testing.T) {
-	for _, mode := range []Mode{ModeXDPDrv, ModeXDPSKB} {
+	for _, mode := range []spec.Mode{spec.ModeXDPDrv, spec.ModeXDPSKB} {
 		t.Run(mode.String(), func(t *testing.T) {
-			l := newXRLab(t)
-			p, err := l.openXDP(t, PortPod, mode, XDPPortOptions{})
+			l := porttest.NewVethLab(t)
+			p, err := openXDP(t, l, spec.PortPod, mode, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			lk, err := l.sw.NL.LinkByName(l.swIf)
+			lk, err := l.SW.NL.LinkByName(l.SWIf)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := l.sw.NL.LinkDel(lk); err != nil {
+			if err := l.SW.NL.LinkDel(lk); err != nil {
 				t.Fatal(err)
 			}
-			pkts := make([]Packet, 8)
-			a, _ := l.umem.Alloc()
+			pkts := make([]port.Packet, 8)
+			a, _ := l.Umem.Alloc()
 			// What the kernel put in the ring before the link went (an
 			// MLD report or router solicitation of the peer's, now and
 			// then) may still come out; it must come back like any frame.
 			n := p.Receive(pkts)
 			for i := 0; i < n; i++ {
-				l.umem.Free(pkts[i].Addr)
+				l.Umem.Free(pkts[i].Addr)
 			}
-			if p.Transmit([]Packet{{Addr: a + Headroom, Len: 60}}) == 0 {
-				l.umem.Free(a)
+			if p.Transmit([]port.Packet{{Addr: a + port.Headroom, Len: 60}}) == 0 {
+				l.Umem.Free(a)
 			}
 			p.Flush()
 			done := make(chan error, 1)
@@ -593,8 +441,8 @@ func TestXDPPortLinkGone(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("close hung")
 			}
-			if f := l.umem.FreeCount(); f != l.umem.Frames() {
-				t.Errorf("%d of %d frames free", f, l.umem.Frames())
+			if f := l.Umem.FreeCount(); f != l.Umem.Frames() {
+				t.Errorf("%d of %d frames free", f, l.Umem.Frames())
 			}
 		})
 	}
@@ -604,30 +452,34 @@ func TestXDPPortLinkGone(t *testing.T) {
 // whole through its AF_PACKET sender (the peer's packet socket sees one
 // frame with its offload header); without, TransmitLarge refuses.
 func TestXDPPortLargeTx(t *testing.T) {
-	l := newXRLab(t)
-	plain, err := l.openXDP(t, PortUplink, ModeAuto, XDPPortOptions{})
+	l := porttest.NewVethLab(t)
+	plain, err := openXDP(t, l, spec.PortUplink, spec.ModeAuto, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	super := tcpSuper(t, false, pod1v4, pod2v4, 64, 30000, 1460)
+	super := porttest.TCPSuper(t, porttest.Flow{SrcMAC: pod1MAC, DstMAC: gwMAC, Src: pod1v4, Dst: pod2v4, TTL: 64}, 30000, 1460)
 	hdr, frame := encap.VirtioNetHdr(super[:encap.VirtioNetHdrLen]), super[encap.VirtioNetHdrLen:]
-	if err := plain.TransmitLarge(frame, hdr); !errors.Is(err, errNoOffload) {
-		t.Errorf("TransmitLarge without LargeTx: %v, want errNoOffload", err)
+	if _, ok := plain.AsPort().(port.LargePort); ok {
+		t.Errorf("a port without LargeTx takes super-frames")
 	}
 	plain.Close()
 
-	p, err := l.openXDP(t, PortUplink, ModeAuto, XDPPortOptions{LargeTx: true})
+	p, err := openXDP(t, l, spec.PortUplink, spec.ModeAuto, Options{LargeTx: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.LargeTxErr(); err != nil {
 		t.Fatal(err)
 	}
-	fd := l.rawSocket(t)
+	fd := l.RawSocket(t)
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.TransmitLarge(frame, hdr); err != nil {
+	lp, ok := p.AsPort().(port.LargePort)
+	if !ok {
+		t.Fatal("a port with LargeTx takes no super-frames")
+	}
+	if err := lp.TransmitLarge(frame, hdr); err != nil {
 		t.Fatalf("TransmitLarge: %v", err)
 	}
 	buf := make([]byte, 70000)

@@ -1,14 +1,17 @@
-package vswitch
+package port
 
 import (
 	"github.com/xvs-project/xvs/encap"
-	"github.com/xvs-project/xvs/xsk"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // Headroom is the space every received frame keeps in front of its data for
 // encapsulation (VXLAN over IPv6 needs 70 bytes). AF_XDP gives at least
 // XDP_PACKET_HEADROOM (256); the other ports receive at this offset.
 const Headroom = 256
+
+// MaxBatch is the most frames one Receive or Transmit is asked to move.
+const MaxBatch = 256
 
 // Packet is one frame in a vector: Len bytes at UMEM address Addr. The frame
 // that holds Addr is owned by whoever holds the Packet.
@@ -17,37 +20,6 @@ type Packet struct {
 	Len  uint32
 	Port uint16 // input port on receive; output port once classified
 	_    uint16
-}
-
-// Mode is how a port moves frames.
-type Mode uint8
-
-const (
-	ModeAuto     Mode = iota // try XDP zero-copy, then native copy, then generic, then AF_PACKET
-	ModeXDPZC                // AF_XDP zero-copy
-	ModeXDPDrv               // AF_XDP copy mode, native (driver) XDP
-	ModeXDPSKB               // AF_XDP copy mode, generic (skb) XDP
-	ModeAFPacket             // AF_PACKET fallback, no XDP
-	ModeFake                 // channel-backed test port
-)
-
-var modeNames = [...]string{"auto", "xdp-zerocopy", "xdp-native", "xdp-generic", "af-packet", "fake"}
-
-func (m Mode) String() string {
-	if int(m) < len(modeNames) {
-		return modeNames[m]
-	}
-	return "unknown"
-}
-
-// ParseMode parses a mode name as String prints it.
-func ParseMode(s string) (Mode, bool) {
-	for i, n := range modeNames {
-		if n == s {
-			return Mode(i), true
-		}
-	}
-	return 0, false
 }
 
 // Port moves batches of frames between one interface queue and a worker.
@@ -71,13 +43,10 @@ type Port interface {
 	// PollFD is the descriptor to wait on for receive readiness, or -1.
 	PollFD() int
 	// Mode reports how the port actually runs.
-	Mode() Mode
+	Mode() spec.Mode
 	// Close releases the port's sockets and detaches what it attached.
 	Close() error
 }
-
-// FramePool is what a port needs from its worker's Umem.
-type FramePool = xsk.Umem
 
 // LargeFrame is a received frame that does not travel as a Packet: a GSO
 // super-frame (Hdr says how to cut it), or a frame bigger than a Umem frame.

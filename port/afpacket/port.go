@@ -1,4 +1,4 @@
-package vswitch
+package afpacket
 
 import (
 	"errors"
@@ -10,16 +10,18 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
 	"github.com/xvs-project/xvs/xsk"
 )
 
-// AFPacketPortOptions tune an AF_PACKET port.
-type AFPacketPortOptions struct {
-	// ID is stamped into Packet.Port of every received frame.
+// Options tune an AF_PACKET port.
+type Options struct {
+	// ID is stamped into port.Packet.Port of every received frame.
 	ID uint16
 	// Batch is the most frames one Receive or Transmit moves (default
-	// MaxBatchSize); the iovec and mmsghdr arrays are built for it once.
+	// port.MaxBatch); the iovec and mmsghdr arrays are built for it once.
 	// With offloads on, Receive moves at most LargeSlots frames per call.
 	Batch int
 	// NoOffload turns PACKET_VNET_HDR off: the peer's GSO super-frames are
@@ -60,9 +62,9 @@ const (
 	afPacketRcvBuf = 16 << 20
 )
 
-// afPacketPort is the port where XDP cannot attach or must not (XDP on a
+// Port is the port where XDP cannot attach or must not (XDP on a
 // veth takes the peer's TSO away): a raw packet socket bound to the
-// interface, receiving with recvmmsg straight into Umem frames (at Headroom)
+// interface, receiving with recvmmsg straight into Umem frames (at port.Headroom)
 // and sending with sendmmsg from them.
 //
 // With offloads (PACKET_VNET_HDR, the default) every frame carries a
@@ -70,7 +72,7 @@ const (
 // before the pipeline sees it; a GSO super-frame, or a frame bigger than a
 // Umem frame, spills into the message's spill buffer and is handed out by
 // Large, so the switch can forward it whole to another offloading port.
-type afPacketPort struct {
+type Port struct {
 	name    string
 	fd      int
 	id      uint16
@@ -85,17 +87,18 @@ type afPacketPort struct {
 	rxAddrs []uint64
 	rxHdr   []byte // per message: its virtio_net_hdr
 	spill   []byte // per message: room bytes for the frame's head, then largeMax
-	large   []LargeFrame
+	large   []port.LargeFrame
 	txMsgs  []unix.Mmsghdr
 	txIov   []unix.Iovec                // per message: [hdr, frame] with offloads, else [frame]
 	txHdr   [encap.VirtioNetHdrLen]byte // all zero: no offload asked
-	lg      vnetSender                  // TransmitLarge, on fd
+	lg      Sender                      // TransmitLarge, on fd
 
-	drop     *xdpprog.IngressDrop   // keeps the kernel from seeing what arrives, if asked
-	dropErr  error                  // why DropIngress is not in force
-	fastErr  error                  // why FastPath is not in force
-	up       *xdpprog.UplinkIngress // an uplink's steering, if Steer
-	steerErr error                  // why Steer is not in force
+	drop      *xdpprog.IngressDrop   // keeps the kernel from seeing what arrives, if asked
+	dropErr   error                  // why DropIngress is not in force
+	fastErr   error                  // why FastPath is not in force
+	fastAsked bool                   // FastPath was asked for on a port that drops its ingress
+	up        *xdpprog.UplinkIngress // an uplink's steering, if Steer
+	steerErr  error                  // why Steer is not in force
 
 	txErrors     uint64 // frames dropped because the kernel refused them outright
 	rxTruncated  uint64 // frames dropped because they did not fit (GSO super-frames without offloads)
@@ -103,19 +106,19 @@ type afPacketPort struct {
 	closed       bool
 }
 
-var _ LargePort = (*afPacketPort)(nil)
+var _ port.LargePort = (*Port)(nil)
 
-// openAFPacketPort opens an AF_PACKET port on ifname (in the calling
+// Open opens an AF_PACKET port on ifname (in the calling
 // thread's network namespace) over umem, the worker's Umem. The socket sees
 // every protocol (ETH_P_ALL), bypasses the qdisc on send and ignores its own
 // outgoing frames.
-func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (_ *afPacketPort, err error) {
+func Open(ifname string, umem *xsk.Umem, opts Options) (_ *Port, err error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("af_packet port %s: %w", ifname, err)
 	}
 	if opts.Batch <= 0 {
-		opts.Batch = MaxBatchSize
+		opts.Batch = port.MaxBatch
 	}
 	// Protocol 0 until bind: the socket takes no frames, from any
 	// interface, before its filter is in place and it is bound.
@@ -124,7 +127,7 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("af_packet port %s: socket: %w", ifname, err)
 	}
-	p := &afPacketPort{name: ifname, fd: fd, id: opts.ID, umem: umem, mem: umem.Mem(), offload: !opts.NoOffload}
+	p := &Port{name: ifname, fd: fd, id: opts.ID, umem: umem, mem: umem.Mem(), offload: !opts.NoOffload}
 	defer func() {
 		if err != nil {
 			p.closed = true
@@ -160,7 +163,7 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 			return nil, fmt.Errorf("af_packet port %s: spill buffers: %w", ifname, err)
 		}
 		p.rxHdr = make([]byte, rx*encap.VirtioNetHdrLen)
-		p.large = make([]LargeFrame, 0, rx)
+		p.large = make([]port.LargeFrame, 0, rx)
 	}
 	if opts.Steer {
 		p.up, p.steerErr = steerUplink(fd, opts.FastPath)
@@ -179,6 +182,7 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 		return nil, fmt.Errorf("af_packet port %s: bind: %w", ifname, err)
 	}
 	if opts.DropIngress && opts.FastPath != nil {
+		p.fastAsked = true
 		p.drop, p.fastErr = attachFastIngress(fd, ifi.Index, opts.FastPath)
 	}
 	if opts.DropIngress && p.drop == nil {
@@ -189,7 +193,7 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 	p.rxMsgs, p.rxIov = make([]unix.Mmsghdr, rx), make([]unix.Iovec, rx*iovs)
 	p.rxFrom, p.rxAddrs = make([]unix.RawSockaddrLinklayer, rx), make([]uint64, rx)
 	p.txMsgs, p.txIov = make([]unix.Mmsghdr, tx), make([]unix.Iovec, tx*txIovs)
-	room := p.umem.FrameSize() - Headroom
+	room := p.umem.FrameSize() - port.Headroom
 	for i := range rx {
 		h := &p.rxMsgs[i].Hdr
 		h.Iov = &p.rxIov[i*iovs]
@@ -219,24 +223,24 @@ func openAFPacketPort(ifname string, umem *xsk.Umem, opts AFPacketPortOptions) (
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // slotSize is the size of one spill buffer, page aligned.
-func (p *afPacketPort) slotSize() int {
+func (p *Port) slotSize() int {
 	return (largeMax + 4095) &^ 4095
 }
 
 // slot returns message i's spill buffer.
-func (p *afPacketPort) slot(i int) []byte {
+func (p *Port) slot(i int) []byte {
 	s := p.slotSize()
 	return p.spill[i*s : (i+1)*s : (i+1)*s]
 }
 
 // Receive reads up to len(pkts) frames, each into a fresh Umem frame at
-// Headroom. Without offloads, frames the kernel truncated (bigger than the
+// port.Headroom. Without offloads, frames the kernel truncated (bigger than the
 // frame) are dropped; with them, such frames and GSO super-frames are
 // gathered in their spill buffers and returned by Large.
-func (p *afPacketPort) Receive(pkts []Packet) int {
+func (p *Port) Receive(pkts []port.Packet) int {
 	p.large = p.large[:0]
 	n := min(len(pkts), len(p.rxMsgs))
-	room := p.umem.FrameSize() - Headroom
+	room := p.umem.FrameSize() - port.Headroom
 	iovs := 1
 	if p.offload {
 		iovs = 3
@@ -249,7 +253,7 @@ func (p *afPacketPort) Receive(pkts []Packet) int {
 		}
 		p.rxAddrs[i] = a
 		iov := &p.rxIov[i*iovs+iovs/2] // the frame: [0] alone, or [1] of three
-		iov.Base = &p.mem[a+Headroom]
+		iov.Base = &p.mem[a+port.Headroom]
 		iov.SetLen(room)
 		p.rxMsgs[i].Hdr.Namelen = unix.SizeofSockaddrLinklayer
 		p.rxMsgs[i].Hdr.Flags = 0
@@ -277,7 +281,7 @@ func (p *afPacketPort) Receive(pkts []Packet) int {
 			continue
 		}
 		if !p.offload {
-			pkts[k] = Packet{Addr: a + Headroom, Len: uint32(size), Port: p.id}
+			pkts[k] = port.Packet{Addr: a + port.Headroom, Len: uint32(size), Port: p.id}
 			k++
 			continue
 		}
@@ -287,20 +291,20 @@ func (p *afPacketPort) Receive(pkts []Packet) int {
 			// the rest at room in the spill buffer: gather the head in
 			// front, so the whole frame is contiguous there.
 			s := p.slot(i)
-			copy(s, p.mem[a+Headroom:a+Headroom+uint64(min(size, room))])
+			copy(s, p.mem[a+port.Headroom:a+port.Headroom+uint64(min(size, room))])
 			p.umem.Free(a)
-			p.large = append(p.large, LargeFrame{At: k, Frame: s[:size:size], Hdr: h})
+			p.large = append(p.large, port.LargeFrame{At: k, Frame: s[:size:size], Hdr: h})
 			continue
 		}
 		if h.Flags()&encap.VirtioNetHdrFNeedsCsum != 0 {
-			f := p.mem[a+Headroom : a+Headroom+uint64(size)]
+			f := p.mem[a+port.Headroom : a+port.Headroom+uint64(size)]
 			if encap.CompleteChecksum(f, int(h.CsumStart()), int(h.CsumOffset())) != nil {
 				p.rxBadOffload++
 				p.umem.Free(a)
 				continue
 			}
 		}
-		pkts[k] = Packet{Addr: a + Headroom, Len: uint32(size), Port: p.id}
+		pkts[k] = port.Packet{Addr: a + port.Headroom, Len: uint32(size), Port: p.id}
 		k++
 	}
 	for i := n - 1; i >= got; i-- {
@@ -309,14 +313,14 @@ func (p *afPacketPort) Receive(pkts []Packet) int {
 	return k
 }
 
-// Large implements LargePort.
-func (p *afPacketPort) Large() []LargeFrame { return p.large }
+// Large implements port.LargePort.
+func (p *Port) Large() []port.LargeFrame { return p.large }
 
 // Transmit sends pkts with one sendmmsg and frees the frames sent. A frame
 // the kernel refuses outright (too big, link down) is freed and counted, so
 // a bad frame cannot stall the ones behind it; a full socket buffer (EAGAIN)
 // leaves the rest with the caller.
-func (p *afPacketPort) Transmit(pkts []Packet) int {
+func (p *Port) Transmit(pkts []port.Packet) int {
 	n := min(len(pkts), len(p.txMsgs))
 	fi := 0
 	if p.offload {
@@ -346,47 +350,47 @@ func (p *afPacketPort) Transmit(pkts []Packet) int {
 	return done
 }
 
-// errNoOffload is returned by TransmitLarge on a port without offloads.
-var errNoOffload = errors.New("port has no offloads")
+// ErrNoOffload is returned by TransmitLarge on a port without offloads.
+var ErrNoOffload = errors.New("port has no offloads")
 
-// TransmitLarge implements LargePort: one sendmsg of hdr and frame.
-func (p *afPacketPort) TransmitLarge(frame []byte, hdr encap.VirtioNetHdr) error {
+// TransmitLarge implements port.LargePort: one sendmsg of hdr and frame.
+func (p *Port) TransmitLarge(frame []byte, hdr encap.VirtioNetHdr) error {
 	if !p.offload {
-		return errNoOffload
+		return ErrNoOffload
 	}
-	return p.lg.send(frame, hdr)
+	return p.lg.Send(frame, hdr)
 }
 
 // Flush does nothing: sendmmsg already handed the frames to the driver.
-func (p *afPacketPort) Flush() {}
+func (p *Port) Flush() {}
 
-func (p *afPacketPort) PollFD() int { return p.fd }
+func (p *Port) PollFD() int { return p.fd }
 
-func (p *afPacketPort) Mode() Mode { return ModeAFPacket }
+func (p *Port) Mode() spec.Mode { return spec.ModeAFPacket }
 
 // TxErrors returns how many frames the kernel refused and the port dropped.
-func (p *afPacketPort) TxErrors() uint64 { return p.txErrors + p.lg.errors }
+func (p *Port) TxErrors() uint64 { return p.txErrors + p.lg.Errors() }
 
-// vnetSender sends one frame with its virtio_net_hdr per sendmsg on an
+// Sender sends one frame with its virtio_net_hdr per sendmsg on an
 // AF_PACKET socket with PACKET_VNET_HDR: a GSO super-frame goes whole, to
 // be cut by the interface (or the kernel's GSO).
-type vnetSender struct {
+type Sender struct {
 	fd     int
 	iov    [2]unix.Iovec
 	msg    unix.Msghdr
 	errors uint64 // frames the kernel refused outright
 }
 
-func (v *vnetSender) init(fd int) {
+func (v *Sender) init(fd int) {
 	v.fd = fd
 	v.msg.Iov = &v.iov[0]
 	v.msg.SetIovlen(2)
 }
 
-// openVnetSender opens a send-only sender on ifindex (in the calling
+// OpenSender opens a send-only sender on ifindex (in the calling
 // thread's namespace): protocol 0, so the socket receives nothing, and
 // the qdisc bypassed, as the AF_XDP ring's frames bypass it.
-func openVnetSender(ifindex int) (*vnetSender, error) {
+func OpenSender(ifindex int) (*Sender, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("gso sender: socket: %w", err)
@@ -404,14 +408,14 @@ func openVnetSender(ifindex int) (*vnetSender, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("gso sender: bind: %w", err)
 	}
-	v := &vnetSender{}
+	v := &Sender{}
 	v.init(fd)
 	return v, nil
 }
 
-// send hands frame and hdr to the kernel now. It fails with EAGAIN or
+// Send hands frame and hdr to the kernel now. It fails with EAGAIN or
 // ENOBUFS when the socket is full, or with what the kernel refused.
-func (v *vnetSender) send(frame []byte, hdr encap.VirtioNetHdr) error {
+func (v *Sender) Send(frame []byte, hdr encap.VirtioNetHdr) error {
 	if len(frame) == 0 || len(hdr) < encap.VirtioNetHdrLen {
 		return unix.EINVAL
 	}
@@ -429,21 +433,25 @@ func (v *vnetSender) send(frame []byte, hdr encap.VirtioNetHdr) error {
 	return nil
 }
 
-func (v *vnetSender) close() error { return unix.Close(v.fd) }
+// Close closes the sender's socket.
+func (v *Sender) Close() error { return unix.Close(v.fd) }
+
+// Errors returns how many frames the kernel refused outright.
+func (v *Sender) Errors() uint64 { return v.errors }
 
 // RxTruncated returns how many received frames were too big and dropped:
 // GSO super-frames from a peer with TSO/GSO on, when offloads are off.
-func (p *afPacketPort) RxTruncated() uint64 { return p.rxTruncated }
+func (p *Port) RxTruncated() uint64 { return p.rxTruncated }
 
 // RxBadOffload returns how many received frames were dropped because their
 // virtio_net_hdr did not fit the frame.
-func (p *afPacketPort) RxBadOffload() uint64 { return p.rxBadOffload }
+func (p *Port) RxBadOffload() uint64 { return p.rxBadOffload }
 
 // DropIngressErr says why DropIngress was asked for and is not in force.
-func (p *afPacketPort) DropIngressErr() error { return p.dropErr }
+func (p *Port) DropIngressErr() error { return p.dropErr }
 
 // FastPathErr says why FastPath was asked for and is not in force.
-func (p *afPacketPort) FastPathErr() error { return p.fastErr }
+func (p *Port) FastPathErr() error { return p.fastErr }
 
 // attachFastIngress puts the fast path's socket filter on fd, then its tc
 // ingress program on ifindex. The filter goes first: until the program
@@ -480,22 +488,33 @@ func steerUplink(fd int, f *xdpprog.FastPath) (*xdpprog.UplinkIngress, error) {
 	return u, nil
 }
 
-// SteerErr says why an uplink's steering (AFPacketPortOptions.Steer) is
+// SteerErr says why an uplink's steering (Options.Steer) is
 // not in force; nil if it is, or was not asked for.
-func (p *afPacketPort) SteerErr() error { return p.steerErr }
+func (p *Port) SteerErr() error { return p.steerErr }
 
 // Steered reports whether the port takes only the switch's frames (an
 // uplink with its steering in force).
-func (p *afPacketPort) Steered() bool { return p.up != nil }
+func (p *Port) Steered() bool { return p.up != nil }
 
 var (
-	_ PrefixSteerer = (*afPacketPort)(nil)
-	_ VTEPSteerer   = (*afPacketPort)(nil)
+	_ port.PrefixSteerer = (*Port)(nil)
+	_ port.VTEPSteerer   = (*Port)(nil)
+	_ port.SteeredUplink = (*Port)(nil)
+	_ port.FastPathPort  = (*Port)(nil)
 )
+
+// FastPath implements port.FastPathPort: the tc program forwards when the
+// fast path was asked for and attached.
+func (p *Port) FastPath() port.FastAttach {
+	if p.drop != nil && p.fastAsked && p.fastErr == nil {
+		return port.FastTC
+	}
+	return port.FastNone
+}
 
 // AddPrefix steers a pod prefix to the switch (a no-op on an unsteered
 // port, which sees everything).
-func (p *afPacketPort) AddPrefix(pfx netip.Prefix) error {
+func (p *Port) AddPrefix(pfx netip.Prefix) error {
 	if p.up == nil {
 		return nil
 	}
@@ -503,7 +522,7 @@ func (p *afPacketPort) AddPrefix(pfx netip.Prefix) error {
 }
 
 // RemovePrefix stops steering a pod prefix.
-func (p *afPacketPort) RemovePrefix(pfx netip.Prefix) error {
+func (p *Port) RemovePrefix(pfx netip.Prefix) error {
 	if p.up == nil {
 		return nil
 	}
@@ -511,7 +530,7 @@ func (p *afPacketPort) RemovePrefix(pfx netip.Prefix) error {
 }
 
 // SetVTEP steers VXLAN for the node's VTEP addresses to the switch.
-func (p *afPacketPort) SetVTEP(port uint16, node4, node6 netip.Addr) error {
+func (p *Port) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 	if p.up == nil {
 		return nil
 	}
@@ -519,7 +538,7 @@ func (p *afPacketPort) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 }
 
 // SetDecap is recorded; the tc steering leaves VXLAN to the switch.
-func (p *afPacketPort) SetDecap(vni uint32, mac [6]byte) error {
+func (p *Port) SetDecap(vni uint32, mac [6]byte) error {
 	if p.up == nil {
 		return nil
 	}
@@ -528,14 +547,14 @@ func (p *afPacketPort) SetDecap(vni uint32, mac [6]byte) error {
 
 // SetKernelVXLAN hands VXLAN for fast-path pods to the kernel's VXLAN
 // device (xdpprog.UplinkIngress.SetKernelVXLAN).
-func (p *afPacketPort) SetKernelVXLAN(on bool) error {
+func (p *Port) SetKernelVXLAN(on bool) error {
 	if p.up == nil {
 		return nil
 	}
 	return p.up.SetKernelVXLAN(on)
 }
 
-func (p *afPacketPort) Close() error {
+func (p *Port) Close() error {
 	if p.closed {
 		return nil
 	}
