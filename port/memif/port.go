@@ -125,37 +125,45 @@ func (p *Port) Receive(pkts []port.Packet) int {
 
 func (p *Port) receive(pkts []port.Packet) int {
 	want := min(len(pkts), port.MaxBatch)
-	for len(p.held) < want {
-		a, ok := p.umem.Alloc()
-		if !ok {
-			break
+	if len(p.held) < want {
+		p.refill(want)
+		want = min(want, len(p.held))
+		if want == 0 {
+			return 0
 		}
-		p.held = append(p.held, a)
 	}
-	want = min(want, len(p.held))
-	if want == 0 {
-		return 0
-	}
-	fs := uint64(p.umem.FrameSize())
+	// held[i] and bufs[i] stay paired from refill on, so an empty ring
+	// costs no work here; the frames a burst fills are the front ones.
 	got := 0
 	nq := len(p.rx)
 	for i := 0; i < nq && got < want; i++ {
 		q := p.rx[(p.next+i)%nq]
-		m := want - got
-		for j := 0; j < m; j++ {
-			a := p.held[len(p.held)-1-got-j]
-			p.bufs[j] = p.mem[a : a+fs : a+fs]
-		}
-		k := q.Receive(p.bufs[:m], port.Headroom, p.sizes[:m])
-		for j := 0; j < k; j++ {
-			a := p.held[len(p.held)-1-got-j]
-			pkts[got+j] = port.Packet{Addr: a + port.Headroom, Len: uint32(p.sizes[j])}
+		k := q.Receive(p.bufs[got:want], port.Headroom, p.sizes[got:want])
+		for j := got; j < got+k; j++ {
+			pkts[j] = port.Packet{Addr: p.held[j] + port.Headroom, Len: uint32(p.sizes[j])}
 		}
 		got += k
 	}
 	p.next++
-	p.held = p.held[:len(p.held)-got]
+	if got > 0 {
+		n := copy(p.held, p.held[got:])
+		copy(p.bufs, p.bufs[got:len(p.held)])
+		p.held = p.held[:n]
+	}
 	return got
+}
+
+// refill tops the held frames up to want, each paired with its buffer.
+func (p *Port) refill(want int) {
+	fs := uint64(p.umem.FrameSize())
+	for len(p.held) < want {
+		a, ok := p.umem.Alloc()
+		if !ok {
+			return
+		}
+		p.bufs[len(p.held)] = p.mem[a : a+fs : a+fs]
+		p.held = append(p.held, a)
+	}
 }
 
 // Transmit copies pkts into the peer's buffers on queue pair 0 and frees
