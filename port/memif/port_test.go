@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -359,5 +360,33 @@ func TestSharedSocket(t *testing.T) {
 	p0.Close()
 	if _, err := memif.Dial(memif.ClientConfig{Socket: sock, Timeout: time.Second}); err == nil {
 		t.Errorf("socket still served after its last port closed")
+	}
+}
+
+// TestPodPort: the CNI server's port for memif i of a pod listens on
+// @xvs-memif<i> in the pod's namespace and is named after its veth.
+func TestPodPort(t *testing.T) {
+	addrs := []netip.Prefix{netip.MustParsePrefix("198.19.0.200/32")}
+	pc, sock, err := memifport.PodPort(memifport.Pod{HostIf: "xvs0123456789ab", Netns: "/proc/42/ns/net"}, 1, memifport.PodMemif{Addrs: addrs, Queues: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := spec.PortConfig{Name: "xvs012345678-m1", Kind: spec.PortPod, Mode: spec.ModeMemif, Addrs: addrs,
+		Memif: &spec.MemifConfig{Socket: "@xvs-memif1", Netns: "/proc/42/ns/net", Queues: 2}}
+	if sock != "@xvs-memif1" || pc.Name != want.Name || *pc.Memif != *want.Memif || pc.Mode != want.Mode || pc.Kind != want.Kind {
+		t.Errorf("PodPort (-want +got):\n-%+v %+v\n+%+v %+v (%s)", want, want.Memif, pc, pc.Memif, sock)
+	}
+	for _, tc := range []struct {
+		pod  memifport.Pod
+		i    int
+		want string
+	}{
+		{memifport.Pod{Netns: "/proc/1/ns/net"}, 0, "host interface: empty"},
+		{memifport.Pod{HostIf: "xvs1", Netns: "ns1"}, 0, `netns: "ns1": must be an absolute path`},
+		{memifport.Pod{HostIf: "xvs1", Netns: "/proc/1/ns/net"}, 10, "index 10: must be 0..9"},
+	} {
+		if _, _, err := memifport.PodPort(tc.pod, tc.i, memifport.PodMemif{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("PodPort(%+v, %d): %v, want %q", tc.pod, tc.i, err, tc.want)
+		}
 	}
 }
