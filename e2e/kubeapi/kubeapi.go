@@ -206,6 +206,8 @@ func (s *Server) startAPIServer(bin, etcdURL string, attempt int) error {
 		"--service-account-key-file", saKey,
 		"--service-account-signing-key-file", saKey,
 		"--service-cluster-ip-range", ServiceCIDRv4+","+ServiceCIDRv6,
+		// As kubeadm and kind set it: xvsd's DaemonSet is privileged.
+		"--allow-privileged=true",
 		"--profiling=false",
 	)
 	if err != nil {

@@ -26,7 +26,7 @@ const (
 // +kubebuilder:printcolumn:name="Mesh",type=boolean,JSONPath=`.spec.nodeToNodeMeshEnabled`
 // +kubebuilder:printcolumn:name="Port",type=integer,JSONPath=`.spec.listenPort`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="self.metadata.name == 'default' || self.metadata.name.startsWith('node.')",message="name must be default or node.<node name>",fieldPath=".metadata.name"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name == 'default' || self.metadata.name.startsWith('node.')",message="metadata.name must be default (the cluster's) or node.<node name> (one node's)"
 type BGPConfiguration struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -40,6 +40,7 @@ type BGPConfigurationSpec struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	ASNumber *uint32 `json:"asNumber,omitempty"`
 
 	// NodeToNodeMeshEnabled peers every node with every other (default
@@ -120,6 +121,7 @@ type BGPPeerSpec struct {
 	// ASNumber is the peer's AS.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	ASNumber uint32 `json:"asNumber"`
 
 	// Password is the TCP MD5 key, from a Secret in xvsd's namespace.
