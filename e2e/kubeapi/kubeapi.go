@@ -59,6 +59,9 @@ type Server struct {
 	procs    []*proc // in start order; stopped in reverse
 	stopOnce sync.Once
 	stopErr  error
+
+	mu      sync.Mutex
+	stopped bool // Stop was called; guarded by mu
 }
 
 // proc is a child process and what its exit has told.
@@ -102,7 +105,11 @@ func Start(t testing.TB) *Server {
 	}
 	s := &Server{Dir: t.TempDir()}
 	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
+		s.mu.Lock()
+		stopped := s.stopped
+		s.mu.Unlock()
+		// A test that called Stop has had its error already.
+		if err := s.Stop(); err != nil && !stopped {
 			t.Error(err)
 		}
 	})
@@ -296,6 +303,9 @@ func (p *proc) waitReady(ready func() bool) error {
 // was already gone (it crashed) or did not exit on SIGTERM in time. Safe
 // to call more than once; t.Cleanup calls it too.
 func (s *Server) Stop() error {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	s.stopOnce.Do(func() {
 		var errs []error
 		for i := len(s.procs) - 1; i >= 0; i-- {
