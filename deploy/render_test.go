@@ -86,7 +86,7 @@ func TestRenderConfig(t *testing.T) {
 	if _, err := f.Resolve(config.Options{}); err != nil {
 		t.Fatalf("rendered config:\n%s\n%v", got, err)
 	}
-	wantPorts := []config.Port{{Name: "up0", Kind: "uplink", Addresses: []string{"198.18.7.2/24", "fd00:18:7::2/64"}}}
+	wantPorts := []config.Port{{Name: "up0", Kind: "uplink", Mode: "auto", Addresses: []string{"198.18.7.2/24", "fd00:18:7::2/64"}}}
 	if diff := cmp.Diff(wantPorts, f.Ports); diff != "" {
 		t.Errorf("ports (-want +got):\n%s", diff)
 	}
