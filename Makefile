@@ -15,6 +15,7 @@
 #   make kube-apiserver  build kube-apiserver (k8s.io/kubernetes, pinned in
 #                     e2e/kubeapi/apiserver) once into $(XVS_CACHE), for the
 #                     tests that need a real Kubernetes API
+#   make generate     rebuild the BPF objects from xdpprog/bpf/*.c (clang, libbpf-dev)
 #   make clean        remove bin/
 #
 # Tests and the demo need root (network namespaces); without it the
@@ -31,10 +32,16 @@ KUBE_APISERVER := $(XVS_CACHE)/kube-apiserver-$(KUBE_VERSION)
 # Commands that exist: every cmd/NAME holding Go files.
 CMDS         := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go)))))
 # tool:Debian package pairs the tests and the demo run.
-TOOLS        := ip:iproute2 ss:iproute2 ping:iputils-ping iperf3:iperf3 tcpdump:tcpdump ethtool:ethtool etcd:etcd-server
-APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool etcd-server
+TOOLS        := ip:iproute2 ss:iproute2 ping:iputils-ping iperf3:iperf3 tcpdump:tcpdump ethtool:ethtool
+TOOLS        += dpdk-testpmd:dpdk-dev
+APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool
+APT_PACKAGES += dpdk-dev librte-net-memif23
+TOOLS        += bird:bird2 birdc:bird2
+APT_PACKAGES += bird2
+TOOLS        += etcd:etcd-server
+APT_PACKAGES += etcd-server
 
-.PHONY: kube-apiserver bench-go all build test demo bench bench-quick lint clean deps
+.PHONY: kube-apiserver bench-go all build test demo bench bench-quick lint clean deps generate
 
 all: build
 
@@ -96,6 +103,16 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# generate rebuilds the committed BPF objects and their Go loaders from
+# the C (bpf2go); commit what it writes. Only a change to the C needs it.
+GEN_PACKAGES := clang llvm libbpf-dev linux-libc-dev
+generate:
+	@if ! command -v clang >/dev/null 2>&1 || ! command -v llvm-strip >/dev/null 2>&1 || [ ! -e /usr/include/bpf/bpf_helpers.h ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "not root: cannot install $(GEN_PACKAGES)" >&2; exit 1; fi; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(GEN_PACKAGES); \
+	fi
+	$(GO) generate ./xdpprog
 
 clean:
 	rm -rf $(BIN)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/xvs-project/xvs/api/xvspb"
 	"github.com/xvs-project/xvs/config"
-	"github.com/xvs-project/xvs/vswitch"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // MACString formats a MAC; the zero MAC (unknown) is "".
@@ -33,7 +33,7 @@ func addrString(a netip.Addr) string {
 }
 
 // PortToPB converts a port status for the wire.
-func PortToPB(ps vswitch.PortStatus) *xvspb.Port {
+func PortToPB(ps spec.PortStatus) *xvspb.Port {
 	return &xvspb.Port{
 		Id: uint32(ps.ID), Name: ps.Name, Kind: ps.Kind.String(), Mode: ps.Mode.String(),
 		Up: ps.Up, Reason: ps.Reason, Mac: MACString(ps.MAC), PeerMac: MACString(ps.PeerMAC),
@@ -49,7 +49,7 @@ func PortToPB(ps vswitch.PortStatus) *xvspb.Port {
 }
 
 // RouteToPB converts a route for the wire.
-func RouteToPB(r vswitch.RouteInfo) *xvspb.Route {
+func RouteToPB(r spec.RouteInfo) *xvspb.Route {
 	return &xvspb.Route{
 		Table: r.Table, Prefix: r.Prefix.String(), Origin: r.Origin, Kind: r.Kind,
 		Port: r.Port, Via: addrString(r.Via), NextHop: r.NextHop,
@@ -57,7 +57,7 @@ func RouteToPB(r vswitch.RouteInfo) *xvspb.Route {
 }
 
 // NeighborToPB converts a neighbour for the wire.
-func NeighborToPB(n vswitch.Neighbor) *xvspb.Neighbor {
+func NeighborToPB(n spec.Neighbor) *xvspb.Neighbor {
 	return &xvspb.Neighbor{Port: n.Port, Address: addrString(n.Addr), Mac: MACString(n.MAC), State: n.State, Static: n.Static}
 }
 
@@ -83,10 +83,10 @@ func routeFromPB(r *xvspb.AddRouteRequest) config.Route {
 
 // connected turns the live ports into what route validation needs: each
 // port's name, kind and subnets.
-func connected(ports []vswitch.PortStatus) []vswitch.PortConfig {
-	out := make([]vswitch.PortConfig, len(ports))
+func connected(ports []spec.PortStatus) []spec.PortConfig {
+	out := make([]spec.PortConfig, len(ports))
 	for i, p := range ports {
-		out[i] = vswitch.PortConfig{Name: p.Name, Kind: p.Kind, Addrs: p.Addrs}
+		out[i] = spec.PortConfig{Name: p.Name, Kind: p.Kind, Addrs: p.Addrs}
 	}
 	return out
 }

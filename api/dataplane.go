@@ -3,23 +3,24 @@ package api
 import (
 	"net/netip"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
-	"github.com/xvs-project/xvs/vswitch"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // Dataplane is what the server needs of the switch; *vswitch.Switch
 // implements it. Every method must be safe for concurrent use.
 type Dataplane interface {
 	Ready() bool
-	AddPort(pc vswitch.PortConfig) (vswitch.PortStatus, error)
+	AddPort(pc spec.PortConfig) (spec.PortStatus, error)
 	DelPort(name string) error
-	Ports() []vswitch.PortStatus
-	AddRoute(r vswitch.StaticRoute) error
+	Ports() []spec.PortStatus
+	AddRoute(r spec.Route) error
 	DelRoute(p netip.Prefix) error
-	Routes() []vswitch.RouteInfo
-	LookupRoute(a netip.Addr) (vswitch.RouteInfo, bool)
-	Neighbors() []vswitch.Neighbor
-	Counters() vswitch.Counters
+	Routes() []spec.RouteInfo
+	LookupRoute(a netip.Addr) (spec.RouteInfo, bool)
+	Neighbors() []spec.Neighbor
+	Counters() dataplane.Counters
 	// FIB may return nil; the server then summarizes Routes instead.
 	FIB() *fib.FIB
 }

@@ -44,7 +44,7 @@ var errorCodes = []struct {
 	{vswitch.ErrPortNotFound, codes.NotFound},
 	{vswitch.ErrRouteInvalid, codes.InvalidArgument},
 	{vswitch.ErrConfig, codes.InvalidArgument},
-	{vswitch.ErrNotStatic, codes.FailedPrecondition},
+	{vswitch.ErrNotOwner, codes.FailedPrecondition},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

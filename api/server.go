@@ -18,8 +18,9 @@ import (
 
 	"github.com/xvs-project/xvs/api/xvspb"
 	"github.com/xvs-project/xvs/config"
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
-	"github.com/xvs-project/xvs/vswitch"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // ServerOptions configure a Server.
@@ -101,7 +102,7 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 
 func (s *Server) ListPorts(ctx context.Context, _ *xvspb.ListPortsRequest) (*xvspb.ListPortsResponse, error) {
 	ports := s.dp.Ports()
-	slices.SortFunc(ports, func(a, b vswitch.PortStatus) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(ports, func(a, b spec.PortStatus) int { return cmp.Compare(a.ID, b.ID) })
 	out := &xvspb.ListPortsResponse{Ports: make([]*xvspb.Port, len(ports))}
 	for i, p := range ports {
 		out.Ports[i] = PortToPB(p)
@@ -159,7 +160,7 @@ func (s *Server) DelPort(ctx context.Context, req *xvspb.DelPortRequest) (*xvspb
 }
 
 // compareRoutes orders by table, IPv4 before IPv6, address, then length.
-func compareRoutes(a, b vswitch.RouteInfo) int {
+func compareRoutes(a, b spec.RouteInfo) int {
 	if c := cmp.Compare(a.Table, b.Table); c != 0 {
 		return c
 	}
@@ -194,24 +195,24 @@ func (s *Server) ListRoutes(ctx context.Context, req *xvspb.ListRoutesRequest) (
 
 // match finds the route that forwards an address, or the one that covers
 // a whole prefix (the prefix itself if installed).
-func (s *Server) match(m string) (vswitch.RouteInfo, bool, error) {
+func (s *Server) match(m string) (spec.RouteInfo, bool, error) {
 	if a, err := netip.ParseAddr(m); err == nil {
 		if a.Zone() != "" {
-			return vswitch.RouteInfo{}, false, status.Errorf(codes.InvalidArgument, "match: %q: address has a zone", m)
+			return spec.RouteInfo{}, false, status.Errorf(codes.InvalidArgument, "match: %q: address has a zone", m)
 		}
 		r, ok := s.dp.LookupRoute(a.Unmap())
 		return r, ok, nil
 	}
 	p, err := netip.ParsePrefix(m)
 	if err != nil {
-		return vswitch.RouteInfo{}, false, status.Errorf(codes.InvalidArgument, "match: %q: not an address or prefix", m)
+		return spec.RouteInfo{}, false, status.Errorf(codes.InvalidArgument, "match: %q: not an address or prefix", m)
 	}
 	p = p.Masked()
 	r, ok := s.dp.LookupRoute(p.Addr())
 	if ok && r.Prefix.Bits() > p.Bits() {
 		// A more specific route matched the prefix's first address; the
 		// covering route is the longest one no longer than the prefix.
-		best, found := vswitch.RouteInfo{}, false
+		best, found := spec.RouteInfo{}, false
 		for _, c := range s.dp.Routes() {
 			if c.Table == r.Table && c.Prefix.Bits() <= p.Bits() && c.Prefix.Contains(p.Addr()) &&
 				(!found || c.Prefix.Bits() > best.Prefix.Bits()) {
@@ -262,7 +263,7 @@ func (s *Server) DelRoute(ctx context.Context, req *xvspb.DelRouteRequest) (*xvs
 
 func (s *Server) ListNeighbors(ctx context.Context, _ *xvspb.ListNeighborsRequest) (*xvspb.ListNeighborsResponse, error) {
 	ns := s.dp.Neighbors()
-	slices.SortFunc(ns, func(a, b vswitch.Neighbor) int {
+	slices.SortFunc(ns, func(a, b spec.Neighbor) int {
 		if c := cmp.Compare(a.Port, b.Port); c != 0 {
 			return c
 		}
@@ -278,12 +279,12 @@ func (s *Server) ListNeighbors(ctx context.Context, _ *xvspb.ListNeighborsReques
 func (s *Server) GetCounters(ctx context.Context, _ *xvspb.GetCountersRequest) (*xvspb.GetCountersResponse, error) {
 	c := s.dp.Counters()
 	out := &xvspb.GetCountersResponse{}
-	for i, n := range vswitch.DropNames() {
+	for i, n := range dataplane.DropNames() {
 		if i < len(c.Drops) {
 			out.Drops = append(out.Drops, &xvspb.Counter{Name: n, Value: c.Drops[i]})
 		}
 	}
-	for i, n := range vswitch.EventNames() {
+	for i, n := range dataplane.EventNames() {
 		if i < len(c.Events) {
 			out.Events = append(out.Events, &xvspb.Counter{Name: n, Value: c.Events[i]})
 		}

@@ -16,7 +16,9 @@ import (
 	"github.com/xvs-project/xvs/api/apitest"
 	"github.com/xvs-project/xvs/api/xvspb"
 	"github.com/xvs-project/xvs/config"
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
 
@@ -176,7 +178,7 @@ func TestRoutes(t *testing.T) {
 func TestNeighborsCountersStatus(t *testing.T) {
 	f, c := setup(t)
 	ctx := apitest.Ctx(t)
-	f.SetNeighbors([]vswitch.Neighbor{
+	f.SetNeighbors([]spec.Neighbor{
 		{Port: "veth1", Addr: netipAddr("10.244.0.5"), MAC: [6]byte{2, 0, 0, 0, 0, 5}, State: "static", Static: true},
 		{Port: "eth0", Addr: netipAddr("192.0.2.1"), MAC: [6]byte{2, 0, 0, 0, 0, 1}, State: "reachable"},
 	})
@@ -184,25 +186,25 @@ func TestNeighborsCountersStatus(t *testing.T) {
 	if err != nil || len(ns) != 2 || ns[0].Port != "eth0" || ns[0].Mac != "02:00:00:00:00:01" || ns[1].State != "static" {
 		t.Fatalf("neighbors = %v, %v", ns, err)
 	}
-	var cs vswitch.Counters
-	cs.Drops[vswitch.DropNoRoute] = 7
-	cs.Events[vswitch.EvForwarded4] = 1000
+	var cs dataplane.Counters
+	cs.Drops[dataplane.DropNoRoute] = 7
+	cs.Events[dataplane.EvForwarded4] = 1000
 	f.SetCounters(cs)
 	got, err := c.Counters(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Drops) != int(vswitch.NumDrops) || len(got.Events) != int(vswitch.NumEvents) {
+	if len(got.Drops) != int(dataplane.NumDrops) || len(got.Events) != int(dataplane.NumEvents) {
 		t.Fatalf("counters: %d drops %d events", len(got.Drops), len(got.Events))
 	}
-	if d := got.Drops[vswitch.DropNoRoute]; d.Name != "no-route" || d.Value != 7 {
+	if d := got.Drops[dataplane.DropNoRoute]; d.Name != "no-route" || d.Value != 7 {
 		t.Errorf("drop = %v", d)
 	}
-	if e := got.Events[vswitch.EvForwarded4]; e.Name != "forwarded-ipv4" || e.Value != 1000 {
+	if e := got.Events[dataplane.EvForwarded4]; e.Name != "forwarded-ipv4" || e.Value != 1000 {
 		t.Errorf("event = %v", e)
 	}
 
-	f.SetPortStats("veth1", vswitch.PortStats{}, false, "link gone")
+	f.SetPortStats("veth1", spec.PortStats{}, false, "link gone")
 	st, err := c.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +340,7 @@ func TestCode(t *testing.T) {
 		{fmt.Errorf("port veth1: %w", vswitch.ErrPortNotFound), codes.NotFound},
 		{fmt.Errorf("via: %w", vswitch.ErrRouteInvalid), codes.InvalidArgument},
 		{fmt.Errorf("workers: %w", vswitch.ErrConfig), codes.InvalidArgument},
-		{fmt.Errorf("route is connected: %w", vswitch.ErrNotStatic), codes.FailedPrecondition},
+		{fmt.Errorf("route is connected: %w", vswitch.ErrNotOwner), codes.FailedPrecondition},
 		{status.Error(codes.Aborted, "x"), codes.Aborted},
 		{errors.New("boom"), codes.Internal},
 	} {

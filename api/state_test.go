@@ -11,7 +11,7 @@ import (
 	"github.com/xvs-project/xvs/api"
 	"github.com/xvs-project/xvs/api/apitest"
 	"github.com/xvs-project/xvs/api/xvspb"
-	"github.com/xvs-project/xvs/vswitch"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // TestStateSurvivesRestart adds a pod port and a route through one server,
@@ -81,8 +81,8 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 }
 
-func mustPort(t *testing.T, name, kind, addr string) vswitch.PortConfig {
+func mustPort(t *testing.T, name, kind, addr string) spec.PortConfig {
 	t.Helper()
-	k, _ := vswitch.ParsePortKind(kind)
-	return vswitch.PortConfig{Name: name, Kind: k, Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}
+	k, _ := spec.ParsePortKind(kind)
+	return spec.PortConfig{Name: name, Kind: k, Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}
 }

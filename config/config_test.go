@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-project/xvs/dataplane"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
 
@@ -77,7 +79,7 @@ func TestResolveGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := c.Switch
-	if sc.Workers != 2 || sc.BatchSize != 128 || sc.Poll != vswitch.PollBusy || sc.IdleSpin != 50*time.Microsecond || sc.Frames != 8192 || sc.FrameSize != 2048 || sc.ICMPRate != 10 {
+	if sc.Workers != 2 || sc.BatchSize != 128 || sc.Poll != dataplane.PollBusy || sc.IdleSpin != 50*time.Microsecond || sc.Frames != 8192 || sc.FrameSize != 2048 || sc.ICMPRate != 10 {
 		t.Errorf("scalars: %+v", sc)
 	}
 	if c.APISocket != "/tmp/xvsd.sock" || c.MetricsAddr != "[::1]:9091" || c.HealthAddr != "localhost:9099" || c.LogFormat != "json" || c.LogLevel.String() != "DEBUG" {
@@ -87,11 +89,11 @@ func TestResolveGood(t *testing.T) {
 		t.Fatalf("ports %d routes %d", len(sc.Ports), len(sc.Routes))
 	}
 	p := sc.Ports[1]
-	if p.Name != "veth1" || p.Kind != vswitch.PortPod || p.MTU != 1450 || p.PeerMAC != [6]byte{2, 0x42, 0x0a, 0xf4, 1, 5} ||
+	if p.Name != "veth1" || p.Kind != spec.PortPod || p.MTU != 1450 || p.PeerMAC != [6]byte{2, 0x42, 0x0a, 0xf4, 1, 5} ||
 		p.Addrs[1] != netip.MustParsePrefix("fd00::5/128") {
 		t.Errorf("pod port: %+v", p)
 	}
-	if u := sc.Ports[0]; u.Kind != vswitch.PortUplink || u.Mode != vswitch.ModeXDPDrv || u.Queue != 1 {
+	if u := sc.Ports[0]; u.Kind != spec.PortUplink || u.Mode != spec.ModeXDPDrv || u.Queue != 1 {
 		t.Errorf("uplink: %+v", u)
 	}
 	if r := sc.Routes[3]; !r.Blackhole || r.Prefix != netip.MustParsePrefix("198.51.100.0/24") {
@@ -112,7 +114,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := c.Switch
-	if sc.Workers != 1 || sc.BatchSize != vswitch.DefaultBatchSize || sc.Poll != vswitch.PollAdaptive ||
+	if sc.Workers != 1 || sc.BatchSize != vswitch.DefaultBatchSize || sc.Poll != dataplane.PollAdaptive ||
 		sc.Frames != vswitch.DefaultFrames || sc.FrameSize != vswitch.DefaultFrameSize ||
 		sc.GatewayV4 != vswitch.DefaultGatewayV4 || sc.GatewayV6 != vswitch.DefaultGatewayV6 ||
 		sc.GatewayMAC != vswitch.DefaultGatewayMAC || sc.ICMPRate != vswitch.DefaultICMPRate {
@@ -135,7 +137,7 @@ func TestOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Switch.Workers != 1 || c.APISocket != "/b.sock" || c.Switch.Poll != vswitch.PollAdaptive {
+	if c.Switch.Workers != 1 || c.APISocket != "/b.sock" || c.Switch.Poll != dataplane.PollAdaptive {
 		t.Errorf("overrides not applied: %+v", c)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/xvs-project/xvs/spec"
 )
 
 // ErrNoSuchInterface is what a LinkCheck returns for a missing interface.
@@ -44,6 +46,31 @@ func (l *errs) num(field string, v int, format string, a ...any) {
 
 func (l *errs) missing(field, what string) {
 	*l = append(*l, &FieldError{Field: field, Err: errors.New(what)})
+}
+
+// shared adds the errors of spec's rules (*spec.FieldError) under
+// prefix, each value as the file spelled it when raw has its field.
+func (l *errs) shared(prefix string, errs []error, raw map[string]string) {
+	for _, err := range errs {
+		var fe *spec.FieldError
+		if !errors.As(err, &fe) {
+			*l = append(*l, fmt.Errorf("%s: %w", prefix, err))
+			continue
+		}
+		field := prefix
+		if fe.Field != "" {
+			field += "." + fe.Field
+		}
+		v, ok := raw[fe.Field]
+		if !ok {
+			v = fe.Value
+		}
+		if v == "" && fe.Value == "" {
+			l.missing(field, fe.Msg)
+			continue
+		}
+		l.str(field, v, "%s", fe.Msg)
+	}
 }
 
 func (l errs) err() error {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/xvs-project/xvs/dataplane"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
 
@@ -88,9 +90,9 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 	}
 	switch f.Poll {
 	case "", "adaptive":
-		sc.Poll = vswitch.PollAdaptive
+		sc.Poll = dataplane.PollAdaptive
 	case "busy":
-		sc.Poll = vswitch.PollBusy
+		sc.Poll = dataplane.PollBusy
 	default:
 		e.str("poll", f.Poll, "must be busy or adaptive")
 	}
@@ -293,44 +295,6 @@ func resolveVXLAN(x *VXLAN, e *errs) *vswitch.VXLANConfig {
 	return vc
 }
 
-// resolveRouteVXLAN validates a route's vxlan: against its prefix.
-func resolveRouteVXLAN(field string, r Route, pfx netip.Prefix, sr *vswitch.StaticRoute, e *errs) {
-	x := r.VXLAN
-	if r.Via != "" {
-		e.str(field+".via", r.Via, "a vxlan route has no via (the tunnel is the next hop)")
-	}
-	if r.Port != "" {
-		e.str(field+".port", r.Port, "a vxlan route has no output port")
-	}
-	if r.Blackhole {
-		e.str(field+".blackhole", "true", "a route is either vxlan or blackhole")
-	}
-	vr := &vswitch.VXLANRoute{}
-	a, err := netip.ParseAddr(x.Remote)
-	switch {
-	case x.Remote == "":
-		e.missing(field+".vxlan.remote", "required (the other node's VTEP address)")
-	case err != nil || a.Zone() != "" || a.Is4In6():
-		e.str(field+".vxlan.remote", x.Remote, "invalid address")
-	case !a.IsGlobalUnicast():
-		e.str(field+".vxlan.remote", x.Remote, "not a unicast address")
-	case pfx.Contains(a):
-		e.str(field+".vxlan.remote", x.Remote, "inside %s: the tunnel would route into itself", pfx)
-	default:
-		vr.Remote = a
-	}
-	if x.MAC == "" {
-		e.missing(field+".vxlan.mac", "required (the other node's VTEP MAC)")
-	} else if m, err := ParseMAC(x.MAC); err != nil {
-		e.strErr(field+".vxlan.mac", x.MAC, err)
-	} else if m[0]&1 != 0 || m == ([6]byte{}) {
-		e.str(field+".vxlan.mac", x.MAC, "must be a unicast address")
-	} else {
-		vr.MAC = m
-	}
-	sr.VXLAN = vr
-}
-
 func orDefault(v, d string) string {
 	if v == "" {
 		return d
@@ -371,9 +335,9 @@ func ParseMAC(s string) ([6]byte, error) {
 // Resolve's) and converts it. field prefixes the errors ("ports[0]"); check
 // may be nil. The API server uses it for AddPort so both paths reject the
 // same values with the same words.
-func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []error) {
+func ResolvePort(field string, p Port, check LinkCheck) (spec.PortConfig, []error) {
 	var e errs
-	pc := vswitch.PortConfig{Name: p.Name, Queue: p.Queue, MTU: p.MTU}
+	pc := spec.PortConfig{Name: p.Name, Queue: p.Queue, MTU: p.MTU}
 	switch {
 	case p.Name == "":
 		e.missing(field+".name", "required")
@@ -387,14 +351,14 @@ func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []e
 	kindOK := false
 	if p.Kind == "" {
 		e.missing(field+".kind", "required (pod, uplink or host)")
-	} else if k, ok := vswitch.ParsePortKind(p.Kind); !ok {
+	} else if k, ok := spec.ParsePortKind(p.Kind); !ok {
 		e.str(field+".kind", p.Kind, "must be pod, uplink or host")
 	} else {
 		pc.Kind, kindOK = k, true
 	}
-	isPod := kindOK && pc.Kind == vswitch.PortPod
+	isPod := kindOK && pc.Kind == spec.PortPod
 	if p.Mode != "" {
-		if m, ok := vswitch.ParseMode(p.Mode); !ok || m == vswitch.ModeFake {
+		if m, ok := spec.ParseMode(p.Mode); !ok {
 			e.str(field+".mode", p.Mode, "must be auto, xdp-zerocopy, xdp-native, xdp-generic or af-packet")
 		} else {
 			pc.Mode = m
@@ -402,15 +366,15 @@ func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []e
 	}
 	if p.Queue < 0 {
 		e.num(field+".queue", p.Queue, "must not be negative")
-	} else if p.Queue != 0 && kindOK && pc.Kind != vswitch.PortUplink {
+	} else if p.Queue != 0 && kindOK && pc.Kind != spec.PortUplink {
 		e.num(field+".queue", p.Queue, "only an uplink has queues")
 	}
 	switch {
 	case p.Queues < 0 || p.Queues > 64:
 		e.num(field+".queues", p.Queues, "must be 1..64")
-	case p.Queues > 1 && kindOK && pc.Kind != vswitch.PortUplink:
+	case p.Queues > 1 && kindOK && pc.Kind != spec.PortUplink:
 		e.num(field+".queues", p.Queues, "only an uplink has queues")
-	case p.Queues > 1 && pc.Mode == vswitch.ModeAFPacket:
+	case p.Queues > 1 && pc.Mode == spec.ModeAFPacket:
 		e.num(field+".queues", p.Queues, "several queues need AF_XDP, not mode af-packet")
 	default:
 		pc.Queues = p.Queues
@@ -418,16 +382,16 @@ func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []e
 	for j, s := range p.Addresses {
 		af := fmt.Sprintf("%s.addresses[%d]", field, j)
 		pfx, err := netip.ParsePrefix(s)
-		if err != nil || pfx.Addr().Zone() != "" {
+		if err != nil {
 			e.str(af, s, "invalid prefix")
 			continue
 		}
-		if pfx.Addr().Is4In6() {
-			e.str(af, s, "IPv4-mapped IPv6 address")
-			continue
+		kind := pc.Kind
+		if !isPod {
+			kind = spec.PortUplink // only a pod's addresses are held to one address
 		}
-		if isPod && pfx.Bits() != pfx.Addr().BitLen() {
-			e.str(af, s, "a pod address must be a /32 or /128")
+		if fe := spec.ValidatePortAddr(kind, pfx); fe != nil {
+			e.str(af, s, "%s", fe.Msg)
 			continue
 		}
 		pc.Addrs = append(pc.Addrs, pfx)
@@ -449,140 +413,87 @@ func ResolvePort(field string, p Port, check LinkCheck) (vswitch.PortConfig, []e
 	return pc, e
 }
 
-// checkOverlaps rejects two pods sharing an address, and the same address
-// on two ports of any kind. Errors name the later port.
-func checkOverlaps(ports []vswitch.PortConfig) []error {
+// checkOverlaps rejects what spec.AddrConflict calls a clash between two
+// ports of the file. Errors name the later port.
+func checkOverlaps(ports []spec.PortConfig) []error {
 	var e errs
 	for i := range ports {
-		for a, pa := range ports[i].Addrs {
-			for j := 0; j < i; j++ {
-				for b, pb := range ports[j].Addrs {
-					same := pa.Addr() == pb.Addr() && !nodeAddress(ports[i].Kind, ports[j].Kind)
-					bothPods := ports[i].Kind == vswitch.PortPod && ports[j].Kind == vswitch.PortPod
-					if same || (bothPods && pa.Overlaps(pb)) {
-						e.str(fmt.Sprintf("ports[%d].addresses[%d]", i, a), pa.String(),
-							"overlaps ports[%d].addresses[%d] %q (%s)", j, b, pb.String(), ports[j].Name)
-					}
-				}
+		for j := 0; j < i; j++ {
+			if a, b, clash := spec.AddrConflict(ports[i], ports[j]); clash {
+				e.str(fmt.Sprintf("ports[%d].addresses[%d]", i, a), ports[i].Addrs[a].String(),
+					"overlaps ports[%d].addresses[%d] %q (%s)", j, b, ports[j].Addrs[b].String(), ports[j].Name)
 			}
 		}
 	}
 	return e
 }
 
-// nodeAddress reports whether two ports of these kinds may list the same
-// address: a host port lists the node's addresses (the uplink's among them)
-// as the ones reached through it.
-func nodeAddress(a, b vswitch.PortKind) bool {
-	return a == vswitch.PortHost && b == vswitch.PortUplink || a == vswitch.PortUplink && b == vswitch.PortHost
-}
-
-// CheckPodOverlap reports which existing port, if any, already holds one of
-// the new port's addresses. The API server uses it before AddPort.
-func CheckPodOverlap(existing []vswitch.PortStatus, add vswitch.PortConfig) error {
-	for _, pa := range add.Addrs {
-		for _, ps := range existing {
-			for _, pb := range ps.Addrs {
-				bothPods := add.Kind == vswitch.PortPod && ps.Kind == vswitch.PortPod
-				same := pa.Addr() == pb.Addr() && !nodeAddress(add.Kind, ps.Kind)
-				if same || (bothPods && pa.Overlaps(pb)) {
-					return fmt.Errorf("address %s overlaps %s of port %q", pa, pb, ps.Name)
-				}
-			}
+// CheckPodOverlap reports which existing port, if any, clashes with the
+// new port's addresses (spec.AddrConflict). The API server uses it before
+// AddPort.
+func CheckPodOverlap(existing []spec.PortStatus, add spec.PortConfig) error {
+	for _, ps := range existing {
+		if a, b, clash := spec.AddrConflict(add, spec.PortConfig{Name: ps.Name, Kind: ps.Kind, Addrs: ps.Addrs}); clash {
+			return fmt.Errorf("address %s overlaps %s of port %q", add.Addrs[a], ps.Addrs[b], ps.Name)
 		}
 	}
 	return nil
 }
 
-// ResolveRoute validates one route against the ports it may use (their
-// addresses are the connected subnets) and converts it.
-func ResolveRoute(field string, r Route, ports []vswitch.PortConfig) (vswitch.StaticRoute, []error) {
+// ResolveRoute parses one route, checks it by the rules every route
+// follows (spec.Route.Validate) and against the ports it may use
+// (spec.Route.RoutePort: their addresses are the connected subnets), and
+// converts it.
+func ResolveRoute(field string, r Route, ports []spec.PortConfig) (spec.Route, []error) {
 	var e errs
-	sr := vswitch.StaticRoute{Port: r.Port, Blackhole: r.Blackhole}
+	sr := spec.Route{Port: r.Port, Blackhole: r.Blackhole}
 	pfx, err := netip.ParsePrefix(r.Prefix)
 	switch {
 	case r.Prefix == "":
 		e.missing(field+".prefix", "required")
 		return sr, e
-	case err != nil || pfx.Addr().Zone() != "" || pfx.Addr().Is4In6():
+	case err != nil:
 		e.str(field+".prefix", r.Prefix, "invalid prefix")
-		return sr, e
-	case pfx.Masked() != pfx:
-		e.str(field+".prefix", r.Prefix, "host bits set (did you mean %s?)", pfx.Masked())
 		return sr, e
 	}
 	sr.Prefix = pfx
-	if r.VXLAN != nil {
-		resolveRouteVXLAN(field, r, pfx, &sr, &e)
-		return sr, e
-	}
-
-	var port *vswitch.PortConfig
-	if r.Port != "" {
-		for i := range ports {
-			if ports[i].Name == r.Port {
-				port = &ports[i]
-			}
+	raw := map[string]string{"prefix": r.Prefix, "via": r.Via, "port": r.Port, "blackhole": "true"}
+	if r.Via != "" {
+		via, err := netip.ParseAddr(r.Via)
+		if err != nil {
+			e.str(field+".via", r.Via, "invalid address")
+			return sr, e
 		}
-		if port == nil {
-			e.str(field+".port", r.Port, "no such port")
-		}
+		sr.Via = via
 	}
-	if r.Blackhole {
-		if r.Via != "" {
-			e.str(field+".via", r.Via, "a blackhole route has no next hop")
-		}
-		if r.Port != "" {
-			e.str(field+".port", r.Port, "a blackhole route has no output port")
-		}
-		return sr, e
-	}
-	if r.Via == "" {
-		if r.Port == "" {
-			e.missing(field, "needs via, port or blackhole")
-		}
-		return sr, e
-	}
-	via, err := netip.ParseAddr(r.Via)
-	if err != nil {
-		e.str(field+".via", r.Via, "invalid address")
-		return sr, e
-	}
-	if via.Zone() != "" {
-		e.str(field+".via", r.Via, "give the port with port:, not a zone")
-		return sr, e
-	}
-	if via.Is4() != pfx.Addr().Is4() {
-		e.str(field+".via", r.Via, "address family differs from prefix %s", pfx)
-		return sr, e
-	}
-	sr.Via = via
-	if via.Is6() && via.IsLinkLocalUnicast() {
-		if r.Port == "" {
-			e.str(field+".via", r.Via, "a link-local next hop needs port:")
-		}
-		return sr, e
-	}
-	if !onSubnet(via, ports, port) {
-		if port != nil {
-			e.str(field+".via", r.Via, "not on a connected subnet of port %q", port.Name)
+	if x := r.VXLAN; x != nil {
+		raw["vxlan.remote"], raw["vxlan.mac"] = x.Remote, x.MAC
+		vr := &spec.VXLANRoute{}
+		if a, err := netip.ParseAddr(x.Remote); x.Remote == "" {
+			e.missing(field+".vxlan.remote", "required (the other node's VTEP address)")
+		} else if err != nil {
+			e.str(field+".vxlan.remote", x.Remote, "invalid address")
 		} else {
-			e.str(field+".via", r.Via, "not on any connected subnet")
+			vr.Remote = a
 		}
+		if x.MAC == "" {
+			e.missing(field+".vxlan.mac", "required (the other node's VTEP MAC)")
+		} else if m, err := ParseMAC(x.MAC); err != nil {
+			e.strErr(field+".vxlan.mac", x.MAC, err)
+		} else {
+			vr.MAC = m
+		}
+		sr.VXLAN = vr
+		if len(e) > 0 {
+			return sr, e
+		}
+	}
+	e.shared(field, sr.Validate(), raw)
+	if len(e) > 0 {
+		return sr, e
+	}
+	if _, _, err := sr.RoutePort(ports); err != nil {
+		e.shared(field, []error{err}, raw)
 	}
 	return sr, e
-}
-
-func onSubnet(a netip.Addr, ports []vswitch.PortConfig, only *vswitch.PortConfig) bool {
-	for i := range ports {
-		if only != nil && ports[i].Name != only.Name {
-			continue
-		}
-		for _, p := range ports[i].Addrs {
-			if p.Contains(a) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -39,7 +39,8 @@ type FIB struct {
 	view    atomic.Pointer[View]
 	changed chan struct{} // signalled after each publish, see Changed
 
-	mu      sync.Mutex // guards everything below
+	mu      sync.Mutex      // guards everything below
+	subs    []chan struct{} // Subscribe's channels, signalled as changed is
 	trie    *trie
 	tables  map[uint32]*table
 	nhs     []nhEntry // index 0 is the reserved NoRoute entry
@@ -345,10 +346,17 @@ func (f *FIB) Release(idx Index) error {
 	return nil
 }
 
+// Rewrite is the L2 rewrite of a next hop through a neighbour.
+type Rewrite struct {
+	DstMAC, SrcMAC [6]byte // the neighbour's, the port's
+	Resolved       bool    // DstMAC is known
+}
+
 // SetRewrite updates the L2 rewrite of every next hop on port whose Via is
 // via (a neighbour was resolved or changed). It reports how many changed.
 // It republishes only the next-hop table.
-func (f *FIB) SetRewrite(port uint16, via netip.Addr, dst, src [6]byte, resolved bool) int {
+func (f *FIB) SetRewrite(port uint16, via netip.Addr, rw Rewrite) int {
+	dst, src, resolved := rw.DstMAC, rw.SrcMAC, rw.Resolved
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx, ok := f.nhIndex[nhKey{kind: KindAdjacency, port: port, via: via}]
@@ -602,6 +610,12 @@ func (f *FIB) publishLocked() {
 	case f.changed <- struct{}{}:
 	default:
 	}
+	for _, c := range f.subs {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
 	f.maybeCollect()
 }
 
@@ -610,3 +624,23 @@ func (f *FIB) publishLocked() {
 // takes View sees that change and every one before it. It is for one
 // receiver, which keeps something derived from the FIB in step with it.
 func (f *FIB) Changed() <-chan struct{} { return f.changed }
+
+// Subscribe returns a channel signalled as Changed is, for one more
+// receiver: every reader that keeps something in step with the FIB takes
+// one of its own. cancel stops the signals (the channel stays open).
+func (f *FIB) Subscribe() (c <-chan struct{}, cancel func()) {
+	ch := make(chan struct{}, 1)
+	f.mu.Lock()
+	f.subs = append(f.subs, ch)
+	f.mu.Unlock()
+	return ch, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for i, x := range f.subs {
+			if x == ch {
+				f.subs = append(f.subs[:i], f.subs[i+1:]...)
+				return
+			}
+		}
+	}
+}

@@ -232,10 +232,10 @@ func TestSetRewrite(t *testing.T) {
 		t.Fatal("adjacency resolved before SetRewrite")
 	}
 	dst, src := [6]byte{1, 2, 3, 4, 5, 6}, [6]byte{0xa}
-	if n := f.SetRewrite(2, gw, dst, src, true); n != 1 {
+	if n := f.SetRewrite(2, gw, Rewrite{DstMAC: dst, SrcMAC: src, Resolved: true}); n != 1 {
 		t.Errorf("SetRewrite (-want +got):\n-1\n+%d", n)
 	}
-	if n := f.SetRewrite(3, gw, dst, src, true); n != 0 {
+	if n := f.SetRewrite(3, gw, Rewrite{DstMAC: dst, SrcMAC: src, Resolved: true}); n != 0 {
 		t.Errorf("SetRewrite of an unknown neighbour (-want +got):\n-0\n+%d", n)
 	}
 	v1 := f.View()
@@ -422,5 +422,41 @@ func TestStats(t *testing.T) {
 	}
 	if s.MemoryBytes <= 0 || s.Nodes <= 0 || s.UpdateRate <= 0 {
 		t.Errorf("Stats: memory %d nodes %d rate %v", s.MemoryBytes, s.Nodes, s.UpdateRate)
+	}
+}
+
+// TestSubscribe: every subscriber is signalled by a change, however many
+// there are, Changed's receiver too; a cancelled one no longer is.
+func TestSubscribe(t *testing.T) {
+	f := New()
+	<-f.Changed() // the first view's publication
+	a, cancelA := f.Subscribe()
+	b, cancelB := f.Subscribe()
+	defer cancelB()
+	signalled := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	if err := f.Add(Route{Prefix: netip.MustParsePrefix("198.18.0.0/24"), NextHop: NextHop{Kind: KindDrop}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]<-chan struct{}{"first subscriber": a, "second subscriber": b, "Changed": f.Changed()} {
+		if !signalled(c) {
+			t.Errorf("%s not signalled by a change", name)
+		}
+	}
+	cancelA()
+	if err := f.Delete(0, netip.MustParsePrefix("198.18.0.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if signalled(a) {
+		t.Error("a cancelled subscriber was signalled")
+	}
+	if !signalled(b) {
+		t.Error("the remaining subscriber was not signalled")
 	}
 }

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/encap"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/spec"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,10 +26,10 @@ var (
 // newOffloadLab has pod1 and pod2 on offloading ports (AF_PACKET with
 // PACKET_VNET_HDR, as fakes) and pod3 on a plain one (as AF_XDP is).
 func newOffloadLab(t testing.TB) *fakeLab {
-	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) PortConfig {
-		return PortConfig{Name: name, Kind: PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
+	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) spec.PortConfig {
+		return spec.PortConfig{Name: name, Kind: spec.PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
 	}
-	return newFakeLabWith(t, PollBusy, []PortConfig{
+	return newFakeLabWith(t, dataplane.PollBusy, []spec.PortConfig{
 		pod("pod1", pod1MAC, pod1v4, pod1v6),
 		pod("pod2", pod2MAC, pod2v4, pod2v6),
 		pod("pod3", pod3MAC, pod3v4, pod3v6),
@@ -141,8 +145,8 @@ func TestLargeWholeToOffloadPort(t *testing.T) {
 			t.Errorf("v6=%v: payload changed", v6)
 		}
 		c := l.sw.Counters()
-		if c.Events[EvGSOWhole] != 1 || c.Events[EvGSOSegmented] != 0 {
-			t.Errorf("v6=%v: gso-whole %d, gso-segmented %d; want 1, 0", v6, c.Events[EvGSOWhole], c.Events[EvGSOSegmented])
+		if c.Events[dataplane.EvGSOWhole] != 1 || c.Events[dataplane.EvGSOSegmented] != 0 {
+			t.Errorf("v6=%v: gso-whole %d, gso-segmented %d; want 1, 0", v6, c.Events[dataplane.EvGSOWhole], c.Events[dataplane.EvGSOSegmented])
 		}
 	}
 }
@@ -189,8 +193,8 @@ func TestLargeSegmentedToPlainPort(t *testing.T) {
 		if !bytes.Equal(data, in[encap.VirtioNetHdrLen+len(in)-encap.VirtioNetHdrLen-payload:]) {
 			t.Errorf("v6=%v: segments' payloads do not add up to the super-frame's", v6)
 		}
-		if c := l.sw.Counters(); c.Events[EvGSOSegmented] != 1 {
-			t.Errorf("gso-segmented %d, want 1", c.Events[EvGSOSegmented])
+		if c := l.sw.Counters(); c.Events[dataplane.EvGSOSegmented] != 1 {
+			t.Errorf("gso-segmented %d, want 1", c.Events[dataplane.EvGSOSegmented])
 		}
 	}
 }
@@ -240,13 +244,13 @@ func TestLargeFaults(t *testing.T) {
 		t.Error("an unrouted super-frame was forwarded")
 	}
 	c := l.sw.Counters()
-	for d, want := range map[Drop]uint64{DropTTL: 1, DropMTU: 1, DropBadOffload: 1, DropNoRoute: 1} {
+	for d, want := range map[dataplane.Drop]uint64{dataplane.DropTTL: 1, dataplane.DropMTU: 1, dataplane.DropBadOffload: 1, dataplane.DropNoRoute: 1} {
 		if c.Drops[d] != want {
 			t.Errorf("drop %s = %d, want %d", d, c.Drops[d], want)
 		}
 	}
-	if l.sw.workers[0].umem.FreeCount() != l.sw.workers[0].umem.Frames() {
-		t.Errorf("frames leaked: %d of %d free", l.sw.workers[0].umem.FreeCount(), l.sw.workers[0].umem.Frames())
+	if l.sw.workers[0].Umem().FreeCount() != l.sw.workers[0].Umem().Frames() {
+		t.Errorf("frames leaked: %d of %d free", l.sw.workers[0].Umem().FreeCount(), l.sw.workers[0].Umem().Frames())
 	}
 }
 
@@ -274,8 +278,8 @@ func TestForwardLargeZeroAlloc(t *testing.T) {
 		frame := make([]byte, len(super)-encap.VirtioNetHdrLen)
 		allocs := testing.AllocsPerRun(50, func() {
 			copy(frame, super[encap.VirtioNetHdrLen:])
-			lf := LargeFrame{Frame: frame, Hdr: encap.VirtioNetHdr(super[:encap.VirtioNetHdrLen])}
-			w.forwardLarge(&lf, in)
+			lf := port.LargeFrame{Frame: frame, Hdr: encap.VirtioNetHdr(super[:encap.VirtioNetHdrLen])}
+			w.ForwardLarge(&lf, in)
 			l.discardOutput()
 		})
 		if dst == pod3v4 {
@@ -283,8 +287,8 @@ func TestForwardLargeZeroAlloc(t *testing.T) {
 			bad := append([]byte(nil), super...)
 			bad[1] = encap.GSOTCPv6
 			allocs += testing.AllocsPerRun(50, func() {
-				lf := LargeFrame{Frame: bad[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(bad[:encap.VirtioNetHdrLen])}
-				w.forwardLarge(&lf, in)
+				lf := port.LargeFrame{Frame: bad[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(bad[:encap.VirtioNetHdrLen])}
+				w.ForwardLarge(&lf, in)
 			})
 		}
 		// The fake port's TransmitLarge copies the frame for its channel
@@ -320,23 +324,23 @@ func BenchmarkForwardLarge(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				copy(frame[:34], super[encap.VirtioNetHdrLen:]) // MACs, TTL, checksum as sent
-				lf := LargeFrame{Frame: frame, Hdr: hdr}
-				w.forwardLarge(&lf, in)
+				lf := port.LargeFrame{Frame: frame, Hdr: hdr}
+				w.ForwardLarge(&lf, in)
 				l.discardOutput()
 			}
 			b.StopTimer()
-			w.cnt.publish()
-			if c := l.sw.Counters(); c.Events[EvGSOWhole]+c.Events[EvGSOSegmented] < uint64(b.N) {
-				b.Fatalf("%d super-frames forwarded of %d (drops %v)", c.Events[EvGSOWhole]+c.Events[EvGSOSegmented], b.N, c.Drops)
+			w.PublishCounters()
+			if c := l.sw.Counters(); c.Events[dataplane.EvGSOWhole]+c.Events[dataplane.EvGSOSegmented] < uint64(b.N) {
+				b.Fatalf("%d super-frames forwarded of %d (drops %v)", c.Events[dataplane.EvGSOWhole]+c.Events[dataplane.EvGSOSegmented], b.N, c.Drops)
 			}
 		})
 	}
 }
 
 // rxPort returns the first worker's state for the port named name.
-func (l *fakeLab) rxPort(name string) *portState {
-	for _, ps := range l.sw.workers[0].rxList {
-		if ps.name == name {
+func (l *fakeLab) rxPort(name string) *dataplane.Port {
+	for _, ps := range l.sw.workers[0].RxPorts() {
+		if ps.Name == name {
 			return ps
 		}
 	}
@@ -347,13 +351,7 @@ func (l *fakeLab) rxPort(name string) *portState {
 // channel: for calling forwardLarge in a loop without flushing.
 func (l *fakeLab) discardOutput() {
 	w := l.sw.workers[0]
-	for _, id := range w.touched {
-		for _, p := range w.out[id] {
-			w.umem.Free(p.Addr)
-		}
-		w.out[id] = w.out[id][:0]
-	}
-	w.touched = w.touched[:0]
+	w.DiscardQueued()
 	for len(l.ports["pod2"].Out) > 0 {
 		<-l.ports["pod2"].Out
 	}
@@ -418,8 +416,8 @@ func TestGROToOffloadPort(t *testing.T) {
 			t.Errorf("v6=%v: not routed: %x", v6, frame[:24])
 		}
 		c := l.sw.Counters()
-		if c.Events[EvGROMerged] != 1 || c.Events[EvGROSegments] != uint64(len(segs)) {
-			t.Errorf("v6=%v: gro-merged %d, gro-segments %d", v6, c.Events[EvGROMerged], c.Events[EvGROSegments])
+		if c.Events[dataplane.EvGROMerged] != 1 || c.Events[dataplane.EvGROSegments] != uint64(len(segs)) {
+			t.Errorf("v6=%v: gro-merged %d, gro-segments %d", v6, c.Events[dataplane.EvGROMerged], c.Events[dataplane.EvGROSegments])
 		}
 	}
 }
@@ -434,20 +432,21 @@ func TestGROZeroAlloc(t *testing.T) {
 	segs := tcpSegments(t, false, pod3v4, pod1v4, 10*mssFor(false))
 	allocs := testing.AllocsPerRun(50, func() {
 		for _, s := range segs {
-			a, ok := w.umem.Alloc()
+			a, ok := w.Umem().Alloc()
 			if !ok {
 				t.Fatal("no Umem frames")
 			}
-			n := copy(w.umem.Frame(a)[Headroom:], s)
-			w.emit(&Packet{Addr: a + Headroom, Len: uint32(n)}, out)
+			n := copy(w.Umem().Frame(a)[port.Headroom:], s)
+			w.Emit(&port.Packet{Addr: a + port.Headroom, Len: uint32(n)}, out)
 		}
-		w.flush()
+		w.Flush()
 		l.discardOutput()
 	})
 	if allocs > 1 {
 		t.Errorf("%v allocations per merged super-frame, want at most the fake port's 1", allocs)
 	}
-	if w.cnt.local[NumDrops+Drop(EvGROMerged)] == 0 {
+	w.PublishCounters()
+	if l.sw.Counters().Events[dataplane.EvGROMerged] == 0 {
 		t.Error("nothing was merged")
 	}
 }
@@ -472,7 +471,60 @@ func TestGROSocketFull(t *testing.T) {
 			t.Errorf("frame %d: seq %d, want %d (order)", i, seq, want)
 		}
 	}
-	if c := l.sw.Counters(); c.Events[EvGROMerged] != 0 || c.Drops[DropRingFull] != 0 {
-		t.Errorf("gro-merged %d, ring-full drops %d; want 0 and 0", c.Events[EvGROMerged], c.Drops[DropRingFull])
+	if c := l.sw.Counters(); c.Events[dataplane.EvGROMerged] != 0 || c.Drops[dataplane.DropRingFull] != 0 {
+		t.Errorf("gro-merged %d, ring-full drops %d; want 0 and 0", c.Events[dataplane.EvGROMerged], c.Drops[dataplane.DropRingFull])
+	}
+}
+
+// TestOneDecisionForAllFrames: a single frame and a GSO super-frame of the
+// same flow get the same decision (forward, or drop for the same reason),
+// since both go through the same classify checks and decide4/decide6.
+func TestOneDecisionForAllFrames(t *testing.T) {
+	const keep = dataplane.NumDrops // the pipeline's "no drop"
+	unrouted4, unrouted6 := netip.MustParseAddr("198.18.99.9"), netip.MustParseAddr("fd00:99::9")
+	for _, tc := range []struct {
+		name     string
+		v6       bool
+		src, dst netip.Addr
+		ttl      uint8
+		want     dataplane.Drop // keep: forwarded
+		out      string         // where a forwarded frame leaves
+	}{
+		{"v4 to a pod", false, pod1v4, pod2v4, 64, keep, "pod2"},
+		{"v6 to a pod", true, pod1v6, pod2v6, 64, keep, "pod2"},
+		{"v4 ttl 1", false, pod1v4, pod2v4, 1, dataplane.DropTTL, ""},
+		{"v6 hop limit 1", true, pod1v6, pod2v6, 1, dataplane.DropTTL, ""},
+		{"v4 no route", false, pod1v4, unrouted4, 64, dataplane.DropNoRoute, ""},
+		{"v6 no route", true, pod1v6, unrouted6, 64, dataplane.DropNoRoute, ""},
+		{"v4 martian", false, pod1v4, netip.MustParseAddr("127.0.0.9"), 64, dataplane.DropMartian, ""},
+		{"v6 martian", true, pod1v6, netip.MustParseAddr("::1"), 64, dataplane.DropMartian, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newOffloadLab(t)
+			single := tcpSuper(t, tc.v6, tc.src, tc.dst, tc.ttl, 200, mssFor(tc.v6))
+			l4 := 14 + 20
+			if tc.v6 {
+				l4 = 14 + 40
+			}
+			encap.VirtioNetHdr(single[:encap.VirtioNetHdrLen]).Set(encap.VirtioNetHdrFNeedsCsum, encap.GSONone, 0, 0, uint16(l4), 16)
+			for _, f := range []struct {
+				kind  string
+				frame []byte
+			}{{"single frame", single}, {"super-frame", tcpSuper(t, tc.v6, tc.src, tc.dst, tc.ttl, 20000, mssFor(tc.v6))}} {
+				before := l.sw.Counters()
+				out := l.runVector(t, "pod1", f.frame)
+				got := dropDelta(before, l.sw.Counters())
+				want := map[dataplane.Drop]uint64{}
+				if tc.want != keep {
+					want[tc.want] = 1
+				}
+				if !reflect.DeepEqual(want, got) {
+					t.Errorf("%s: drops (-want +got):\n-%v\n+%v", f.kind, want, got)
+				}
+				if tc.out != "" && len(out[tc.out]) == 0 {
+					t.Errorf("%s: nothing on %s (out %d ports)", f.kind, tc.out, len(out))
+				}
+			}
+		})
 	}
 }

@@ -2,11 +2,15 @@ package vswitch
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xvs-project/xvs/netmon"
+	"github.com/xvs-project/xvs/netmon/netmontest"
 )
 
 // TestMain fails the package if goroutines outlive the tests: every worker,
@@ -52,4 +56,19 @@ func waitGoroutines(base int, d time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// withoutKernel keeps a test's switch off the host's kernel: no neighbour
+// or link monitor, no kernel VXLAN device.
+func withoutKernel() Option {
+	return func(s *Switch) {
+		WithMonitor(&netmontest.Monitor{})(s)
+		WithoutKernelTunnel()(s)
+	}
+}
+
+// neighUpdate is the event the kernel's monitor reports for a resolved
+// neighbour (tests feed it to neighbors.update).
+func neighUpdate(ifindex int, a netip.Addr, mac [6]byte) netmon.Neighbor {
+	return netmon.Neighbor{Ifindex: ifindex, Addr: a, MAC: mac, State: "reachable", Valid: true}
 }

@@ -2,7 +2,6 @@ package vswitch
 
 import (
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"runtime"
@@ -13,7 +12,11 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/port/porttest"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xsk"
 )
 
@@ -30,42 +33,42 @@ var (
 // fakeLab is a switch with two fake pod ports.
 type fakeLab struct {
 	sw      *Switch
-	ports   map[string]*FakePort
-	offload map[string]*FakeOffloadPort
+	ports   map[string]*porttest.FakePort
+	offload map[string]*porttest.FakeOffloadPort
 }
 
-func newFakeLab(t testing.TB, poll PollMode) *fakeLab {
-	return newFakeLabWith(t, poll, []PortConfig{
-		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
-		{Name: "pod2", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
+func newFakeLab(t testing.TB, poll dataplane.PollMode) *fakeLab {
+	return newFakeLabWith(t, poll, []spec.PortConfig{
+		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		{Name: "pod2", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}, nil)
 }
 
 // newFakeLabWith builds a fake lab with the given ports; those named in
 // offload are FakeOffloadPorts.
-func newFakeLabWith(t testing.TB, poll PollMode, ports []PortConfig, offload map[string]bool) *fakeLab {
+func newFakeLabWith(t testing.TB, poll dataplane.PollMode, ports []spec.PortConfig, offload map[string]bool) *fakeLab {
 	t.Helper()
-	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
-		var p Port
-		fp := NewFakePort(1024)
+	l := &fakeLab{ports: map[string]*porttest.FakePort{}, offload: map[string]*porttest.FakeOffloadPort{}}
+	opener := func(req port.OpenRequest) (port.Opened, error) {
+		pc, u := req.Config, req.Umem
+		var p port.Port
+		fp := porttest.NewFakePort(u, 1024)
 		if offload[pc.Name] {
-			op := NewFakeOffloadPort(1024)
+			op := porttest.NewFakeOffloadPort(u, 1024)
 			fp, p = op.FakePort, op
 			l.offload[pc.Name] = op
 		} else {
 			p = fp
 		}
-		fp.umem = u
 		l.ports[pc.Name] = fp
-		return OpenedPort{Port: p, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
+		return port.Opened{Port: p, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
 	}
 	cfg := Config{
 		Poll:   poll,
 		Ports:  ports,
-		Routes: []StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Blackhole: true}},
+		Routes: []spec.Route{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Blackhole: true}},
 	}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +111,7 @@ func (l *fakeLab) runVector(t testing.TB, in string, frames ...[]byte) map[strin
 		fp.In <- f
 	}
 	w := l.sw.workers[0]
-	w.now = nanotime()
-	w.poll1()
-	w.cnt.publish()
+	w.Step()
 	out := map[string][][]byte{}
 	for name, p := range l.ports {
 		for {
@@ -131,7 +132,7 @@ func decode(b []byte) gopacket.Packet {
 }
 
 func TestForwardIPv4(t *testing.T) {
-	l := newFakeLab(t, PollBusy)
+	l := newFakeLab(t, dataplane.PollBusy)
 	out := l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, pod2v4, 64, 100))
 	if len(out["pod2"]) != 1 || len(out["pod1"]) != 0 {
 		t.Fatalf("got %d frames on pod2, %d on pod1; want 1, 0 (counters %+v)", len(out["pod2"]), len(out["pod1"]), l.sw.Counters())
@@ -153,8 +154,8 @@ func TestForwardIPv4(t *testing.T) {
 	if sum := onesSum(raw); sum != 0xffff {
 		t.Errorf("IPv4 header checksum invalid after rewrite (sum %#x)", sum)
 	}
-	if c := l.sw.Counters(); c.Events[EvForwarded4] != 1 {
-		t.Errorf("forwarded-ipv4 = %d, want 1", c.Events[EvForwarded4])
+	if c := l.sw.Counters(); c.Events[dataplane.EvForwarded4] != 1 {
+		t.Errorf("forwarded-ipv4 = %d, want 1", c.Events[dataplane.EvForwarded4])
 	}
 }
 
@@ -173,7 +174,7 @@ func onesSum(b []byte) uint16 {
 }
 
 func TestForwardIPv6(t *testing.T) {
-	l := newFakeLab(t, PollBusy)
+	l := newFakeLab(t, dataplane.PollBusy)
 	out := l.runVector(t, "pod1", udp6(t, pod1MAC, pod1v6, pod2v6, 64, 100))
 	if len(out["pod2"]) != 1 {
 		t.Fatalf("got %d frames on pod2, want 1 (counters %+v)", len(out["pod2"]), l.sw.Counters())
@@ -187,7 +188,7 @@ func TestForwardIPv6(t *testing.T) {
 }
 
 func TestProxyARP(t *testing.T) {
-	l := newFakeLab(t, PollBusy)
+	l := newFakeLab(t, dataplane.PollBusy)
 	req := serialize(t,
 		&layers.Ethernet{SrcMAC: pod1MAC[:], DstMAC: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, EthernetType: layers.EthernetTypeARP},
 		&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
@@ -208,7 +209,7 @@ func TestProxyARP(t *testing.T) {
 }
 
 func TestProxyNDP(t *testing.T) {
-	l := newFakeLab(t, PollBusy)
+	l := newFakeLab(t, dataplane.PollBusy)
 	gw6 := DefaultGatewayV6.As16()
 	snm := net.IP{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, gw6[13], gw6[14], gw6[15]}
 	ip := &layers.IPv6{Version: 6, HopLimit: 255, NextHeader: layers.IPProtocolICMPv6, SrcIP: pod1v6.AsSlice(), DstIP: snm}
@@ -235,7 +236,7 @@ func TestProxyNDP(t *testing.T) {
 }
 
 func TestTTLExpired(t *testing.T) {
-	l := newFakeLab(t, PollBusy)
+	l := newFakeLab(t, dataplane.PollBusy)
 	out := l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, pod2v4, 1, 50), udp6(t, pod1MAC, pod1v6, pod2v6, 1, 50))
 	if len(out["pod1"]) != 2 || len(out["pod2"]) != 0 {
 		t.Fatalf("got %d on pod1, %d on pod2; want 2, 0", len(out["pod1"]), len(out["pod2"]))
@@ -251,13 +252,13 @@ func TestTTLExpired(t *testing.T) {
 	if ic6.TypeCode.Type() != layers.ICMPv6TypeTimeExceeded {
 		t.Errorf("v6: got %v", ic6.TypeCode)
 	}
-	if c := l.sw.Counters(); c.Drops[DropTTL] != 2 || c.Events[EvICMPErrors] != 2 {
-		t.Errorf("ttl drops %d icmp errors %d, want 2 2", c.Drops[DropTTL], c.Events[EvICMPErrors])
+	if c := l.sw.Counters(); c.Drops[dataplane.DropTTL] != 2 || c.Events[dataplane.EvICMPErrors] != 2 {
+		t.Errorf("ttl drops %d icmp errors %d, want 2 2", c.Drops[dataplane.DropTTL], c.Events[dataplane.EvICMPErrors])
 	}
 }
 
 func TestNoRoute(t *testing.T) {
-	l := newFakeLab(t, PollBusy)
+	l := newFakeLab(t, dataplane.PollBusy)
 	out := l.runVector(t, "pod1",
 		udp4(t, pod1MAC, pod1v4, netip.MustParseAddr("198.18.99.9"), 64, 10),
 		udp6(t, pod1MAC, pod1v6, netip.MustParseAddr("fd00:99::9"), 64, 10),
@@ -270,13 +271,13 @@ func TestNoRoute(t *testing.T) {
 	if ic.TypeCode != layers.CreateICMPv4TypeCode(3, 0) {
 		t.Errorf("v4 got %v, want net unreachable", ic.TypeCode)
 	}
-	if c := l.sw.Counters(); c.Drops[DropNoRoute] != 3 {
-		t.Errorf("no-route drops = %d, want 3", c.Drops[DropNoRoute])
+	if c := l.sw.Counters(); c.Drops[dataplane.DropNoRoute] != 3 {
+		t.Errorf("no-route drops = %d, want 3", c.Drops[dataplane.DropNoRoute])
 	}
 }
 
 func TestEchoGateway(t *testing.T) {
-	l := newFakeLab(t, PollBusy)
+	l := newFakeLab(t, dataplane.PollBusy)
 	eth := &layers.Ethernet{SrcMAC: pod1MAC[:], DstMAC: gwMAC[:], EthernetType: layers.EthernetTypeIPv4}
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: pod1v4.AsSlice(), DstIP: net.IPv4(169, 254, 1, 1).To4()}
 	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0), Id: 7, Seq: 1}
@@ -295,7 +296,7 @@ func TestEchoGateway(t *testing.T) {
 }
 
 func TestMTU(t *testing.T) {
-	l := newFakeLab(t, PollBusy)
+	l := newFakeLab(t, dataplane.PollBusy)
 	out := l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, pod2v4, 64, 1600), udp6(t, pod1MAC, pod1v6, pod2v6, 64, 1600))
 	if len(out["pod1"]) != 2 {
 		t.Fatalf("got %d errors back, want 2", len(out["pod1"]))
@@ -311,7 +312,7 @@ func TestMTU(t *testing.T) {
 }
 
 func TestMalformedCounted(t *testing.T) {
-	l := newFakeLab(t, PollBusy)
+	l := newFakeLab(t, dataplane.PollBusy)
 	good := udp4(t, pod1MAC, pod1v4, pod2v4, 64, 10)
 	badSum := append([]byte(nil), good...)
 	badSum[24] ^= 0xff
@@ -322,14 +323,14 @@ func TestMalformedCounted(t *testing.T) {
 		t.Fatalf("malformed frames were forwarded")
 	}
 	c := l.sw.Counters()
-	if c.Drops[DropBadEthernet] != 1 || c.Drops[DropBadL3] != 3 || c.Drops[DropUnknownProto] != 1 {
-		t.Errorf("drops: bad-eth %d bad-l3 %d unknown %d; want 1 3 1", c.Drops[DropBadEthernet], c.Drops[DropBadL3], c.Drops[DropUnknownProto])
+	if c.Drops[dataplane.DropBadEthernet] != 1 || c.Drops[dataplane.DropBadL3] != 3 || c.Drops[dataplane.DropUnknownProto] != 1 {
+		t.Errorf("drops: bad-eth %d bad-l3 %d unknown %d; want 1 3 1", c.Drops[dataplane.DropBadEthernet], c.Drops[dataplane.DropBadL3], c.Drops[dataplane.DropUnknownProto])
 	}
 }
 
 func TestLearnPodMAC(t *testing.T) {
-	l := newFakeLab(t, PollBusy)
-	if _, err := l.sw.AddPort(PortConfig{Name: "pod3", Kind: PortPod, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.10.3/32")}}); err != nil {
+	l := newFakeLab(t, dataplane.PollBusy)
+	if _, err := l.sw.AddPort(spec.PortConfig{Name: "pod3", Kind: spec.PortPod, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.10.3/32")}}); err != nil {
 		t.Fatal(err)
 	}
 	mac3 := [6]byte{0x02, 0, 0, 0, 0, 3}
@@ -346,7 +347,7 @@ func TestLearnPodMAC(t *testing.T) {
 }
 
 func TestWorkerRunsAndStops(t *testing.T) {
-	for _, mode := range []PollMode{PollBusy, PollAdaptive} {
+	for _, mode := range []dataplane.PollMode{dataplane.PollBusy, dataplane.PollAdaptive} {
 		l := newFakeLab(t, mode)
 		if err := l.sw.Start(); err != nil {
 			t.Fatal(err)
@@ -374,41 +375,42 @@ func TestWorkerRunsAndStops(t *testing.T) {
 // so nothing but the pipeline is measured.
 type sinkPort struct{ u *xsk.Umem }
 
-func (s *sinkPort) Receive([]Packet) int { return 0 }
-func (s *sinkPort) Transmit(p []Packet) int {
+func (s *sinkPort) Receive([]port.Packet) int { return 0 }
+func (s *sinkPort) Transmit(p []port.Packet) int {
 	for i := range p {
 		s.u.Free(p[i].Addr)
 	}
 	return len(p)
 }
-func (s *sinkPort) Flush()       {}
-func (s *sinkPort) PollFD() int  { return -1 }
-func (s *sinkPort) Mode() Mode   { return ModeFake }
-func (s *sinkPort) Close() error { return nil }
+func (s *sinkPort) Flush()          {}
+func (s *sinkPort) PollFD() int     { return -1 }
+func (s *sinkPort) Mode() spec.Mode { return spec.ModeAuto }
+func (s *sinkPort) Close() error    { return nil }
 
 // vectorBench is a switch on sink ports with a prepared vector of frames.
 type vectorBench struct {
 	sw     *Switch
-	w      *worker
+	w      *dataplane.Worker
 	in     *portState
 	frames [][]byte
-	vec    []Packet
+	vec    []port.Packet
 }
 
 func newVectorBench(t testing.TB, v6 bool, n int) *vectorBench {
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
-		return OpenedPort{Port: &sinkPort{u: u}, MTU: 1500}, nil
+	opener := func(req port.OpenRequest) (port.Opened, error) {
+		u := req.Umem
+		return port.Opened{Port: &sinkPort{u: u}, MTU: 1500}, nil
 	}
-	cfg := Config{Ports: []PortConfig{
-		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
-		{Name: "pod2", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
+	cfg := Config{Ports: []spec.PortConfig{
+		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		{Name: "pod2", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sw.Close() })
-	vb := &vectorBench{sw: sw, w: sw.workers[0], vec: make([]Packet, n)}
+	vb := &vectorBench{sw: sw, w: sw.workers[0], vec: make([]port.Packet, n)}
 	vb.in = sw.byName["pod1"]
 	f := udp4(t, pod1MAC, pod1v4, pod2v4, 64, 18)
 	if v6 {
@@ -419,23 +421,23 @@ func newVectorBench(t testing.TB, v6 bool, n int) *vectorBench {
 }
 
 // fill puts n fresh copies of the template into UMEM frames.
-func (vb *vectorBench) fill() []Packet {
-	u := vb.w.umem
+func (vb *vectorBench) fill() []port.Packet {
+	u := vb.w.Umem()
 	f := vb.frames[0]
 	for i := range vb.vec {
 		a, ok := u.Alloc()
 		if !ok {
 			panic("umem exhausted")
 		}
-		copy(u.Frame(a)[Headroom:], f)
-		vb.vec[i] = Packet{Addr: a + Headroom, Len: uint32(len(f))}
+		copy(u.Frame(a)[port.Headroom:], f)
+		vb.vec[i] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(f))}
 	}
 	return vb.vec
 }
 
 func (vb *vectorBench) run() {
-	vb.w.process(vb.fill(), vb.in)
-	vb.w.flush()
+	vb.w.Process(vb.fill(), vb.in.Port)
+	vb.w.Flush()
 }
 
 func TestPipelineZeroAlloc(t *testing.T) {
@@ -446,9 +448,9 @@ func TestPipelineZeroAlloc(t *testing.T) {
 			t.Errorf("v6=%v: %v allocations per vector, want 0", v6, a)
 		}
 		// The vectors must have been forwarded, not dropped early.
-		vb.w.cnt.publish()
+		vb.w.PublishCounters()
 		c := vb.sw.Counters()
-		if got, want := c.Events[EvForwarded4]+c.Events[EvForwarded6], uint64(102*64); got != want { // our warm-up, AllocsPerRun's, and its 100 runs
+		if got, want := c.Events[dataplane.EvForwarded4]+c.Events[dataplane.EvForwarded6], uint64(102*64); got != want { // our warm-up, AllocsPerRun's, and its 100 runs
 			t.Errorf("v6=%v: forwarded %d frames, want %d (drops %v)", v6, got, want, c.Drops)
 		}
 	}
@@ -478,9 +480,9 @@ func BenchmarkRingLoop(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		pk := vb.fill()
 		for j := range pk {
-			vb.w.emit(&pk[j], out)
+			vb.w.Emit(&pk[j], out.Port)
 		}
-		vb.w.flush()
+		vb.w.Flush()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(vb.vec)), "ns/packet")
 }
@@ -491,18 +493,18 @@ func FuzzPipeline(f *testing.F) {
 	f.Add(udp4(f, pod1MAC, pod1v4, pod2v4, 1, 10))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1})
 	vb := newVectorBench(f, false, 1)
-	u := vb.w.umem
+	u := vb.w.Umem()
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		if len(frame) > u.FrameSize()-Headroom {
-			frame = frame[:u.FrameSize()-Headroom]
+		if len(frame) > u.FrameSize()-port.Headroom {
+			frame = frame[:u.FrameSize()-port.Headroom]
 		}
 		before := u.FreeCount()
 		a, _ := u.Alloc()
-		copy(u.Frame(a)[Headroom:], frame)
-		vb.vec[0] = Packet{Addr: a + Headroom, Len: uint32(len(frame))}
-		vb.w.now = nanotime()
-		vb.w.process(vb.vec[:1], vb.in)
-		vb.w.flush()
+		copy(u.Frame(a)[port.Headroom:], frame)
+		vb.vec[0] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(frame))}
+		vb.w.Tick()
+		vb.w.Process(vb.vec[:1], vb.in.Port)
+		vb.w.Flush()
 		if got := u.FreeCount(); got != before {
 			t.Fatalf("frame leak: %d free before, %d after", before, got)
 		}
@@ -513,7 +515,7 @@ var _ = fib.NoRoute
 
 func TestWorkerCPUsRefused(t *testing.T) {
 	for _, cpus := range [][]int{{runtime.NumCPU()}, {-1}, {0, 0}} {
-		_, err := New(Config{Workers: 1, WorkerCPUs: cpus}, nil, WithoutKernel())
+		_, err := New(Config{Workers: 1, WorkerCPUs: cpus}, nil, withoutKernel())
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "worker_cpus") {
 			t.Errorf("worker_cpus %v: error %v, want one naming worker_cpus", cpus, err)
 		}
@@ -521,24 +523,24 @@ func TestWorkerCPUsRefused(t *testing.T) {
 }
 
 func TestTwoWorkersHandoff(t *testing.T) {
-	ports := map[string]*FakePort{}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
-		fp := NewFakePort(1024)
-		fp.umem = u
+	ports := map[string]*porttest.FakePort{}
+	opener := func(req port.OpenRequest) (port.Opened, error) {
+		pc, u := req.Config, req.Umem
+		fp := porttest.NewFakePort(u, 1024)
 		ports[pc.Name] = fp
-		return OpenedPort{Port: fp, MTU: 1500}, nil
+		return port.Opened{Port: fp, MTU: 1500}, nil
 	}
 	// Pinned workers (the last CPU and CPU 0) must forward like unpinned ones.
-	cfg := Config{Workers: 2, WorkerCPUs: []int{runtime.NumCPU() - 1, 0}, Ports: []PortConfig{
-		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
-		{Name: "pod2", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
+	cfg := Config{Workers: 2, WorkerCPUs: []int{runtime.NumCPU() - 1, 0}, Ports: []spec.PortConfig{
+		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		{Name: "pod2", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32), netip.PrefixFrom(pod2v6, 128)}},
 	}}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sw.Close()
-	if a, b := sw.byName["pod1"].worker, sw.byName["pod2"].worker; a == b {
+	if a, b := sw.byName["pod1"].Worker, sw.byName["pod2"].Worker; a == b {
 		t.Fatalf("both pods on worker %d; want them spread", a)
 	}
 	if err := sw.Start(); err != nil {

@@ -3,7 +3,9 @@ package vswitch
 import (
 	"net/netip"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // Destinations on other nodes in the tc fast path.
@@ -11,7 +13,7 @@ import (
 // An af-packet pod's tc program forwards to the node's own pods
 // (xdpprog.FastPath). For traffic to other nodes the switch puts, into
 // the same map, the addresses its workers route out of an uplink for such
-// a pod: the worker asks the control plane (evRemote, at most once a
+// a pod: the worker asks the control plane (ReqRemote, at most once a
 // second per address and worker), which looks the address up in the FIB
 // itself and, if it leaves by an uplink through one resolved neighbour
 // (no ECMP group, no tunnel, nothing local), adds it with the
@@ -55,19 +57,6 @@ func (s *Switch) putRemote(a netip.Addr, e remoteFast) error {
 	return s.fast.Add(a, e.ifindex, e.mtu, e.dst, e.src, false)
 }
 
-// learnRemote asks the control plane to put dst, which this worker just
-// routed out of an uplink for a pod with a tc fast path, into the fast
-// path.
-func (w *worker) learnRemote(dst netip.Addr) {
-	if !w.once(w.remotes[:], dst) {
-		return
-	}
-	select {
-	case w.events <- ctlEvent{kind: evRemote, addr: dst}:
-	default:
-	}
-}
-
 // remoteFor says how the fast path would reach a in view v: out of an
 // uplink to one resolved neighbour, or not at all.
 func (s *Switch) remoteFor(v *fib.View, a netip.Addr) (remoteFast, bool) {
@@ -88,10 +77,10 @@ func (s *Switch) remoteFor(v *fib.View, a netip.Addr) (remoteFast, bool) {
 		return remoteFast{}, false
 	}
 	ps := s.portByID(nh.Port)
-	if ps == nil || ps.kind != PortUplink || ps.ifindex <= 0 || ps.mtu <= 0 {
+	if ps == nil || ps.Kind != spec.PortUplink || ps.ifindex <= 0 || ps.MTU <= 0 {
 		return remoteFast{}, false
 	}
-	return remoteFast{ifindex: ps.ifindex, mtu: ps.mtu, dst: nh.DstMAC, src: nh.SrcMAC}, true
+	return remoteFast{ifindex: ps.ifindex, mtu: ps.MTU, dst: nh.DstMAC, src: nh.SrcMAC}, true
 }
 
 // tunnelFor is remoteFor through the VXLAN tunnel nh: into the kernel's
@@ -117,11 +106,11 @@ func (s *Switch) tunnelFor(v *fib.View, nh *fib.NextHop) (remoteFast, bool) {
 		return remoteFast{}, false
 	}
 	ps := s.portByID(under.Port)
-	if ps == nil || ps.kind != PortUplink || ps.mtu <= vxlanOverhead(nh) {
+	if ps == nil || ps.Kind != spec.PortUplink || ps.MTU <= dataplane.VXLANOverhead(nh) {
 		return remoteFast{}, false
 	}
 	e := remoteFast{
-		ifindex: dev, mtu: ps.mtu - vxlanOverhead(nh), dst: nh.DstMAC, src: nh.SrcMAC,
+		ifindex: dev, mtu: ps.MTU - dataplane.VXLANOverhead(nh), dst: nh.DstMAC, src: nh.SrcMAC,
 		vni: nh.VNI, remote: nh.Remote,
 	}
 	if src := s.ktunSrc.Load(); src != nil {

@@ -5,6 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-project/xvs/dataplane"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/port/porttest"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
 )
 
@@ -15,32 +19,38 @@ import (
 func newRemoteLab(t *testing.T) (*fakeLab, *portState) {
 	t.Helper()
 	fp, err := xdpprog.NewFastPath(2 * maxRemoteFast)
-	if err != nil {
-		t.Skipf("fast path maps: %v", err)
-	}
-	// WithoutKernel makes no fast path of its own: this one stands in.
-	withFast := func(s *Switch) { s.fast = fp }
-	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
-	opener := l.nodeOpener(nil)
-	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) PortConfig {
-		return PortConfig{Name: name, Kind: PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
+	skipIfNotSupported(t, "fast path maps", err)
+	l := &fakeLab{ports: map[string]*porttest.FakePort{}, offload: map[string]*porttest.FakeOffloadPort{}}
+	nodeOpener := l.nodeOpener(nil)
+	// pod1's tc program is taken as forwarding.
+	opener := porttest.Driver(func(req port.OpenRequest) (port.Opened, error) {
+		op, err := nodeOpener(req)
+		if err == nil && req.Config.Name == "pod1" {
+			op.Port.(*porttest.FakePort).Fast = port.FastTC
+		}
+		return op, err
+	})
+	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) spec.PortConfig {
+		return spec.PortConfig{Name: name, Kind: spec.PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
 	}
 	cfg := Config{
 		XDPFastPath: true,
-		Ports: []PortConfig{
-			{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)}},
+		Ports: []spec.PortConfig{
+			{Name: "up", Kind: spec.PortUplink, Addrs: []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)}},
 			pod("pod1", pod1MAC, pod1v4, pod1v6),
 			pod("pod2", pod2MAC, pod2v4, pod2v6),
 		},
-		Routes: []StaticRoute{
+		Routes: []spec.Route{
 			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), Via: remote4},
 			{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), Via: remote6},
 			{Prefix: netip.MustParsePrefix("198.19.3.0/24"), Blackhole: true},
 		},
 	}
 	t.Cleanup(func() { fp.Close() }) // after the switch's Close, a no-op then
-	up := l.startNode(t, cfg, WithOpener(opener), withFast)
-	l.sw.byName["pod1"].tcFast = true
+	up := l.startNode(t, cfg, WithDrivers(porttest.Registry(opener)), WithFastPath(fp))
+	if !l.sw.byName["pod1"].TCFast {
+		t.Fatal("pod1's tc fast path is not taken as in force")
+	}
 	return l, up
 }
 
@@ -50,11 +60,11 @@ func (l *fakeLab) events() (asked []netip.Addr) {
 	for {
 		select {
 		case ev := <-l.sw.events:
-			if ev.kind == evRemote {
-				asked = append(asked, ev.addr)
-				l.sw.addRemote(ev.addr)
+			if ev.Kind == dataplane.ReqRemote {
+				asked = append(asked, ev.Addr)
+				l.sw.addRemote(ev.Addr)
 			}
-		case <-l.sw.fib.Changed():
+		case <-l.sw.fibChanged:
 			l.sw.recheckRemotes()
 		default:
 			return asked
@@ -85,8 +95,8 @@ func TestRemoteFastPath(t *testing.T) {
 			t.Errorf("%v: fast path has %v out of %d, want out of %d", a, ok, idx, up.ifindex)
 		}
 	}
-	if c := l.sw.Counters(); c.Events[EvFastRemote] != 2 {
-		t.Errorf("fast-path-remotes %d, want 2", c.Events[EvFastRemote])
+	if c := l.sw.Counters(); c.Events[dataplane.EvFastRemote] != 2 {
+		t.Errorf("fast-path-remotes %d, want 2", c.Events[dataplane.EvFastRemote])
 	}
 
 	// Asked once a second at most; not for pods without a tc fast path,
@@ -137,7 +147,7 @@ func TestRemoteLearnZeroAlloc(t *testing.T) {
 	l, _ := newRemoteLab(t)
 	w := l.sw.workers[0]
 	pod := l.sw.byName["pod1"]
-	vec := make([]Packet, 64)
+	vec := make([]port.Packet, 64)
 	frames := [][]byte{
 		udp4(t, pod1MAC, pod1v4, remotePod4, 64, 18),
 		udp6(t, pod1MAC, pod1v6, remotePod6, 64, 18),
@@ -146,7 +156,7 @@ func TestRemoteLearnZeroAlloc(t *testing.T) {
 	f := func() {
 		// A fresh worker clock each time: the once-a-second limit lets
 		// the next request through.
-		w.now += int64(2 * time.Second)
+		w.SetNow(w.Now() + int64(2*time.Second))
 		processDiscard(w, vec, pod, frames[i%2])
 		i++
 		for len(l.sw.events) > 0 {
@@ -197,12 +207,9 @@ func TestRemoteFastPathFull(t *testing.T) {
 // device, with the remote VTEP's MAC and the node's VTEP MAC, the
 // tunnel's MTU; without it, VXLAN stays with the workers.
 func TestRemoteFastPathTunnel(t *testing.T) {
-	l := newVXLANLab(t, nil)
 	fp, err := xdpprog.NewFastPath(64)
-	if err != nil {
-		t.Skipf("fast path maps: %v", err)
-	}
-	l.sw.fast = fp // closed with the switch
+	skipIfNotSupported(t, "fast path maps", err)
+	l := newVXLANLabFast(t, fp) // fp closed with the switch
 	l.sw.addRemote(remotePod4)
 	if len(l.sw.remotes) != 0 {
 		t.Fatalf("remotes %v without the kernel's device", l.sw.remotes)

@@ -10,9 +10,12 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/netmon"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
-	"github.com/xvs-project/xvs/xsk"
 )
 
 // Errors the API maps to status codes.
@@ -20,71 +23,54 @@ var (
 	ErrPortExists   = errors.New("port already exists")
 	ErrPortNotFound = errors.New("no such port")
 	ErrRouteInvalid = errors.New("invalid route")
-	ErrNotStatic    = errors.New("route is not static")
+	ErrNotOwner     = errors.New("route belongs to another origin")
 	ErrConfig       = errors.New("invalid switch config")
 )
-
-// OpenedPort is what an Opener returns: the port and the link facts the
-// pipeline needs.
-type OpenedPort struct {
-	Port    Port
-	MAC     [6]byte
-	MTU     int
-	Ifindex int
-	Reason  string // why the port runs in a lesser mode than asked, if it does
-}
-
-// Opener opens the kernel side of a port on a worker's Umem. It runs on the
-// worker's goroutine (or before the worker starts).
-type Opener func(pc PortConfig, umem *xsk.Umem, log *slog.Logger) (OpenedPort, error)
-
-// PrefixSteerer is implemented by uplink ports whose XDP program steers only
-// pod prefixes to the switch.
-type PrefixSteerer interface {
-	AddPrefix(netip.Prefix) error
-	RemovePrefix(netip.Prefix) error
-}
-
-// VTEPSteerer is implemented by uplink ports whose program steers VXLAN
-// for the node to the switch (SetVTEP), whose fast path may decapsulate it
-// for the node's pods itself (SetDecap, with the node's VNI and VTEP MAC;
-// a zero MAC turns it off), and which may hand VXLAN for pods only tc
-// reaches to the kernel's VXLAN device (SetKernelVXLAN, tunnel.go).
-type VTEPSteerer interface {
-	SetVTEP(port uint16, node4, node6 netip.Addr) error
-	SetDecap(vni uint32, mac [6]byte) error
-	SetKernelVXLAN(on bool) error
-}
 
 // Option changes how New builds the switch.
 type Option func(*Switch)
 
-// WithOpener replaces the port opener (tests use fake ports).
-func WithOpener(o Opener) Option { return func(s *Switch) { s.opener = o } }
+// WithDrivers replaces the port drivers (DefaultDrivers) the switch opens
+// ports with: tests hand it porttest's.
+func WithDrivers(r *port.Registry) Option { return func(s *Switch) { s.drivers = r } }
 
-// WithoutKernel makes the switch skip netlink: no neighbour resolution on
-// the uplink and no link monitoring (tests with fake ports).
-func WithoutKernel() Option { return func(s *Switch) { s.noKernel = true } }
+// WithFastPath makes the switch forward with f (and close it) as its XDP
+// fast path, rather than load one of its own, when Config.XDPFastPath is
+// on.
+func WithFastPath(f *xdpprog.FastPath) Option { return func(s *Switch) { s.fast = f } }
+
+// WithMonitor replaces the monitor that follows the kernel's neighbour
+// table and links (netmon.Netlink): a netmontest.Monitor leaves the kernel
+// alone.
+func WithMonitor(m netmon.Monitor) Option { return func(s *Switch) { s.mon = m } }
+
+// WithoutKernelTunnel keeps the switch from creating the kernel's VXLAN
+// device under the fast path (tunnel.go): VXLAN then stays with the
+// workers.
+func WithoutKernelTunnel() Option { return func(s *Switch) { s.noKernelTunnel = true } }
 
 // Switch is the dataplane: ports, workers, the FIB and the control state
 // around them. Its methods are safe for concurrent use; they serialize on one
 // mutex and change worker state only through the workers' control queues.
 type Switch struct {
-	cfg      Config
-	log      *slog.Logger
-	fib      *fib.FIB
-	workers  []*worker
-	opener   Opener
-	noKernel bool
-	events   chan ctlEvent
-	ready    atomic.Bool
-	closing  atomic.Bool // set first thing in Close: monitors stop complaining
-	started  bool
-	closed   bool
-	stopCh   chan struct{}
-	wg       sync.WaitGroup
-	nbr      *neighbors
-	fast     *xdpprog.FastPath // nil unless cfg.XDPFastPath
+	cfg     Config
+	log     *slog.Logger
+	fib     *fib.FIB
+	workers []*dataplane.Worker
+	drivers *port.Registry
+	// mon follows the kernel's neighbours and links; noKernelTunnel
+	// keeps the kernel's VXLAN device from being made.
+	mon            netmon.Monitor
+	noKernelTunnel bool
+	events         chan dataplane.Request
+	ready          atomic.Bool
+	closing        atomic.Bool // set first thing in Close: monitors stop complaining
+	started        bool
+	closed         bool
+	stopCh         chan struct{}
+	wg             sync.WaitGroup
+	nbr            *neighbors
+	fast           *xdpprog.FastPath // nil unless cfg.XDPFastPath
 	// remotes are the other nodes' destinations in the tc fast path
 	// (remote.go); only the event loop touches the map.
 	remotes    map[netip.Addr]remoteFast
@@ -94,11 +80,16 @@ type Switch struct {
 	ktun      *kernelTunnel
 	ktunIndex atomic.Int32
 	ktunSrc   atomic.Pointer[tunnelSource] // the device's source addresses, for the event loop
-	vx        vxlanState                   // the node's VTEP once an uplink made it (guarded by mu)
+	vx        dataplane.VXLAN              // the node's VTEP once an uplink made it (guarded by mu)
 
-	mu     sync.Mutex // guards ports, byName, statics
+	mu     sync.Mutex // guards ports, byName, routes
 	ports  map[uint16]*portState
 	byName map[string]*portState
+	routes routeIndex // the FIB's routes by output port
+
+	// fibChanged is the remote fast path's subscription to FIB changes
+	// (remote.go); other readers take their own (SubscribeFIB).
+	fibChanged <-chan struct{}
 }
 
 // New validates cfg, opens its ports and installs its routes. Call Start to
@@ -112,16 +103,22 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Switch{
-		cfg: cfg, log: log, fib: fib.New(), opener: defaultOpener,
-		events: make(chan ctlEvent, 1024), stopCh: make(chan struct{}),
+		cfg: cfg, log: log, fib: fib.New(), drivers: DefaultDrivers(), mon: &netmon.Netlink{},
+		events: make(chan dataplane.Request, 1024), stopCh: make(chan struct{}),
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
+		routes: newRouteIndex(),
 	}
 	for _, o := range opts {
 		o(s)
 	}
+	s.fibChanged, _ = s.fib.Subscribe() // lives as long as the FIB
 	s.nbr = newNeighbors(s)
-	if cfg.XDPFastPath && !s.noKernel {
+	if !cfg.XDPFastPath && s.fast != nil {
+		s.fast.Close()
+		s.fast = nil
+	}
+	if cfg.XDPFastPath && s.fast == nil {
 		f, err := xdpprog.NewFastPath(0)
 		if err != nil {
 			s.Close()
@@ -130,30 +127,35 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		s.fast = f
 	}
 	for i := 0; i < cfg.Workers; i++ {
-		w, err := newWorker(i, &s.cfg, s.fib, s.events, log.With("worker", i))
+		w, err := dataplane.NewWorker(i, s.cfg.workerConfig(), s.fib, s.events, log.With("worker", i))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("worker %d: %w", i, err)
 		}
 		s.workers = append(s.workers, w)
 	}
-	connectWorkers(s.workers, cfg.FrameSize)
+	dataplane.Connect(s.workers, cfg.FrameSize)
 	// Local gateway addresses: echo answered, nothing forwarded to them.
-	s.fib.Apply([]fib.Route{
+	s.mu.Lock()
+	s.applyLocked([]fib.Route{
 		{Prefix: netip.PrefixFrom(cfg.GatewayV4, 32), NextHop: fib.NextHop{Kind: fib.KindLocal}, Origin: fib.OriginLocal},
 		{Prefix: netip.PrefixFrom(cfg.GatewayV6, 128), NextHop: fib.NextHop{Kind: fib.KindLocal}, Origin: fib.OriginLocal},
 	}, nil)
+	s.mu.Unlock()
 	for i, pc := range cfg.Ports {
 		if _, err := s.AddPort(pc); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("ports[%d] (%s): %w", i, pc.Name, err)
 		}
 	}
-	for i, r := range cfg.Routes {
-		if err := s.AddRoute(r); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("routes[%d] (%s): %w", i, r.Prefix, err)
+	// The file's routes go in as one batch: all of them or none.
+	if err := s.ApplyRoutes(fib.OriginStatic, cfg.Routes, nil); err != nil {
+		s.Close()
+		var re *RouteError
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("routes[%d] (%s): %w", re.Index, re.Prefix, re.Err)
 		}
+		return nil, err
 	}
 	return s, nil
 }
@@ -191,6 +193,11 @@ func (c *Config) validate() error {
 // FIB returns the switch's forwarding table.
 func (s *Switch) FIB() *fib.FIB { return s.fib }
 
+// SubscribeFIB returns a channel signalled after every change of the
+// FIB (fib.FIB.Subscribe): a reader that keeps something in step with the
+// routes takes one, as the remote fast path does. cancel ends it.
+func (s *Switch) SubscribeFIB() (changed <-chan struct{}, cancel func()) { return s.fib.Subscribe() }
+
 // Ready reports whether the workers run and every configured port is open.
 func (s *Switch) Ready() bool { return s.ready.Load() }
 
@@ -202,18 +209,22 @@ func (s *Switch) Start() error {
 		return nil
 	}
 	s.started = true
-	if !s.noKernel {
-		if err := s.nbr.start(); err != nil {
-			return fmt.Errorf("neighbour monitor: %w", err)
-		}
-		if err := s.startLinkMonitor(); err != nil {
-			return fmt.Errorf("link monitor: %w", err)
-		}
+	err := s.mon.Start(netmon.Handler{
+		Neighbor: s.nbr.update,
+		LinkGone: func(ifindex int) { s.portDown(ifindex, "link deleted") },
+		Error: func(err error) {
+			if !s.closing.Load() {
+				s.log.Warn("kernel monitor", "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("kernel monitor: %w", err)
 	}
 	s.wg.Add(1)
 	go s.eventLoop()
 	for _, w := range s.workers {
-		w.start()
+		w.Start()
 	}
 	s.ready.Store(true)
 	return nil
@@ -232,24 +243,24 @@ func (s *Switch) Close() error {
 	s.ready.Store(false)
 	s.mu.Unlock()
 	close(s.stopCh)
+	s.mon.Close()
 	for _, w := range s.workers {
-		w.stopAndWait()
+		w.Stop()
 	}
 	s.wg.Wait()
-	s.nbr.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
 	for _, ps := range s.ports {
-		if ps.port != nil {
-			if err := ps.port.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("close port %s: %w", ps.name, err))
+		if ps.Dev != nil {
+			if err := ps.Dev.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close port %s: %w", ps.Name, err))
 			}
-			ps.port, ps.large = nil, nil
+			ps.Dev, ps.Large = nil, nil
 		}
 	}
 	for _, w := range s.workers {
-		w.close()
+		w.Close()
 	}
 	if err := s.ktun.close(); err != nil {
 		errs = append(errs, fmt.Errorf("close %s: %w", kernelTunnelName, err))
@@ -269,149 +280,131 @@ func (s *Switch) eventLoop() {
 		case <-s.stopCh:
 			return
 		case ev := <-s.events:
-			switch ev.kind {
-			case evGlean:
-				s.nbr.resolve(ev.port, ev.addr)
-			case evLearn:
-				s.learned(ev.port, ev.mac)
-			case evRemote:
-				s.addRemote(ev.addr)
+			switch ev.Kind {
+			case dataplane.ReqResolve:
+				s.nbr.resolve(ev.Port, ev.Addr)
+			case dataplane.ReqLearn:
+				s.learned(ev.Port, ev.MAC)
+			case dataplane.ReqRemote:
+				s.addRemote(ev.Addr)
 			}
-		case <-s.fib.Changed():
+		case <-s.fibChanged:
 			s.recheckRemotes()
 		}
 	}
 }
 
 // AddPort opens a port and installs its routes.
-func (s *Switch) AddPort(pc PortConfig) (PortStatus, error) {
+func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return PortStatus{}, errors.New("switch closed")
+		return spec.PortStatus{}, errors.New("switch closed")
 	}
 	if pc.Name == "" {
-		return PortStatus{}, fmt.Errorf("name: empty: %w", ErrConfig)
+		return spec.PortStatus{}, fmt.Errorf("name: empty: %w", ErrConfig)
 	}
 	if _, ok := s.byName[pc.Name]; ok {
-		return PortStatus{}, fmt.Errorf("port %s: %w", pc.Name, ErrPortExists)
+		return spec.PortStatus{}, fmt.Errorf("port %s: %w", pc.Name, ErrPortExists)
 	}
 	for i, a := range pc.Addrs {
-		if !a.IsValid() {
-			return PortStatus{}, fmt.Errorf("addresses[%d]: %v: %w", i, a, ErrConfig)
+		if fe := spec.ValidatePortAddr(pc.Kind, a); fe != nil {
+			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: %s: %w", i, a, fe.Msg, ErrConfig)
 		}
-		if pc.Kind == PortPod && !a.IsSingleIP() {
-			return PortStatus{}, fmt.Errorf("addresses[%d]: %s: a pod address must be a /32 or /128: %w", i, a, ErrConfig)
-		}
-		if pc.Kind == PortPod {
-			if other := s.ownerOfLocked(a.Addr()); other != "" {
-				return PortStatus{}, fmt.Errorf("addresses[%d]: %s: already used by port %s: %w", i, a, other, ErrConfig)
-			}
+	}
+	for _, o := range s.ports {
+		if i, j, clash := spec.AddrConflict(pc, o.cfg); clash && o.primary == nil {
+			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: overlaps %s of port %s: %w", i, pc.Addrs[i], o.cfg.Addrs[j], o.Name, ErrConfig)
 		}
 	}
 	id := s.freeIDLocked()
 	w := s.pickWorkerLocked(pc)
-	if pc.Kind == PortPod || pc.Kind == PortUplink {
+	req := port.OpenRequest{Config: pc, Umem: w.Umem(), Log: s.log.With("port", pc.Name)}
+	if pc.Kind == spec.PortPod || pc.Kind == spec.PortUplink {
 		// An uplink's program forwards to the node's pods too: frames
 		// from the network to a pod skip the socket and the worker.
-		pc.fast = s.fast
+		req.FastPath = s.fast
 	}
-	ps := &portState{id: id, name: pc.Name, kind: pc.Kind, worker: w.id, cfg: pc, peerMAC: pc.PeerMAC}
-	var op OpenedPort
+	ps := &portState{Port: &dataplane.Port{ID: id, Name: pc.Name, Kind: pc.Kind, Worker: w.ID(), PeerMAC: pc.PeerMAC}, cfg: pc}
+	var op port.Opened
 	var err error
-	w.do(func() { op, err = s.opener(pc, w.umem, s.log.With("port", pc.Name)) })
+	w.Do(func() { op, err = s.drivers.Open(req) })
 	if err != nil {
-		return PortStatus{}, fmt.Errorf("open port %s: %w", pc.Name, err)
+		return spec.PortStatus{}, fmt.Errorf("open port %s: %w", pc.Name, err)
 	}
-	ps.port, ps.ifindex, ps.mtu = op.Port, op.Ifindex, op.MTU
-	if lp, ok := op.Port.(LargePort); ok {
-		if xp, ok := lp.(*xdpPort); !ok || xp.lg != nil {
-			ps.large = lp // an AF_XDP port takes super-frames only with LargeTx
-		}
+	ps.Dev, ps.ifindex, ps.MTU = op.Port, op.Ifindex, op.MTU
+	if lp, ok := op.Port.(port.LargePort); ok {
+		ps.Large = lp
 	}
 	if pc.MTU > 0 {
-		ps.mtu = pc.MTU
+		ps.MTU = pc.MTU
 	}
-	if ps.mtu == 0 {
-		ps.mtu = 1500
+	if ps.MTU == 0 {
+		ps.MTU = 1500
 	}
-	ps.mac = op.MAC
-	ps.icmpSrc4, ps.icmpSrc6 = s.cfg.GatewayV4.As4(), s.cfg.GatewayV6.As16()
+	ps.MAC = op.MAC
+	ps.ICMPSrc4, ps.ICMPSrc6 = s.cfg.GatewayV4.As4(), s.cfg.GatewayV6.As16()
 	switch pc.Kind {
-	case PortHost:
-		ps.mac = s.cfg.GatewayMAC
-		ps.gateway = true
-		ps.needLearn = pc.PeerMAC == [6]byte{}
-	case PortPod:
-		ps.mac = s.cfg.GatewayMAC
-		ps.gateway = true
-		ps.needLearn = pc.PeerMAC == [6]byte{}
-		if ap, ok := op.Port.(*afPacketPort); ok && s.fast != nil {
-			ps.tcFast = ap.drop != nil && ap.fastErr == nil
+	case spec.PortHost:
+		ps.MAC = s.cfg.GatewayMAC
+		ps.Gateway = true
+		ps.NeedLearn = pc.PeerMAC == [6]byte{}
+	case spec.PortPod:
+		ps.MAC = s.cfg.GatewayMAC
+		ps.Gateway = true
+		ps.NeedLearn = pc.PeerMAC == [6]byte{}
+		if fp, ok := op.Port.(port.FastPathPort); ok && s.fast != nil {
+			ps.TCFast = fp.FastPath() == port.FastTC
 		}
 		for _, a := range pc.Addrs {
 			if a.Addr().Is4() {
-				ps.own4 = a.Addr().As4()
+				ps.Own4 = a.Addr().As4()
 			} else {
-				ps.own6 = a.Addr().As16()
+				ps.Own6 = a.Addr().As16()
 			}
 		}
-	case PortUplink:
+	case spec.PortUplink:
 		// An AF_PACKET uplink without its tc steering sees copies of
 		// what the host gets: it must leave alone what is not its own.
-		if ap, ok := op.Port.(*afPacketPort); ok {
-			ps.passive = !ap.Steered()
+		if st, ok := op.Port.(port.SteeredUplink); ok {
+			ps.Passive = !st.Steered()
 		}
 		for _, a := range pc.Addrs {
-			if a.Addr().Is4() && ps.icmpSrc4 == s.cfg.GatewayV4.As4() {
-				ps.icmpSrc4 = a.Addr().As4()
+			if a.Addr().Is4() && ps.ICMPSrc4 == s.cfg.GatewayV4.As4() {
+				ps.ICMPSrc4 = a.Addr().As4()
 			}
-			if a.Addr().Is6() && !a.Addr().IsLinkLocalUnicast() && ps.icmpSrc6 == s.cfg.GatewayV6.As16() {
-				ps.icmpSrc6 = a.Addr().As16()
+			if a.Addr().Is6() && !a.Addr().IsLinkLocalUnicast() && ps.ICMPSrc6 == s.cfg.GatewayV6.As16() {
+				ps.ICMPSrc6 = a.Addr().As16()
 			}
 		}
 	}
 	ps.setStatus(true, op.Port.Mode(), op.Reason)
 	if err := s.installPortRoutesLocked(ps); err != nil {
 		op.Port.Close()
-		return PortStatus{}, err
+		return spec.PortStatus{}, err
 	}
 	s.fastAddLocked(ps)
-	s.onAllWorkers(func(x *worker) {
-		x.addPort(ps)
-		if ps.kind == PortHost {
-			x.hostPort, x.hasHost, x.hostMAC = ps.id, true, ps.peerMAC
+	s.onAllWorkers(func(x *dataplane.Worker) {
+		x.AddPort(ps.Port)
+		if ps.Kind == spec.PortHost {
+			x.SetHost(ps.ID, ps.PeerMAC)
 		}
 	})
 	s.ports[id] = ps
 	s.byName[pc.Name] = ps
-	if pc.Kind == PortUplink && pc.Queues > 1 {
+	if pc.Kind == spec.PortUplink && pc.Queues > 1 {
 		if err := s.addQueuesLocked(ps); err != nil {
 			s.delPortLocked(ps)
-			return PortStatus{}, err
+			return spec.PortStatus{}, err
 		}
 	}
 	s.steerLocked(ps, true)
 	if err := s.vxlanUplinkLocked(ps); err != nil {
 		s.delPortLocked(ps)
-		return PortStatus{}, err
+		return spec.PortStatus{}, err
 	}
 	s.log.Info("port added", "port", pc.Name, "id", id, "kind", pc.Kind, "mode", op.Port.Mode(), "reason", op.Reason)
 	return ps.snapshot(), nil
-}
-
-func (s *Switch) ownerOfLocked(a netip.Addr) string {
-	for _, ps := range s.ports {
-		if ps.kind != PortPod {
-			continue
-		}
-		for _, p := range ps.cfg.Addrs {
-			if p.Addr() == a {
-				return ps.name
-			}
-		}
-	}
-	return ""
 }
 
 func (s *Switch) freeIDLocked() uint16 {
@@ -423,41 +416,19 @@ func (s *Switch) freeIDLocked() uint16 {
 }
 
 // onAllWorkers runs fn on every worker's goroutine, one after another.
-func (s *Switch) onAllWorkers(fn func(*worker)) {
+func (s *Switch) onAllWorkers(fn func(*dataplane.Worker)) {
 	for _, x := range s.workers {
-		x.do(func() { fn(x) })
+		x.Do(func() { fn(x) })
 	}
 }
 
-// connectWorkers gives every pair of workers a handoff ring each way.
-func connectWorkers(ws []*worker, frameSize int) {
-	for _, w := range ws {
-		w.outbox = make([]*handoff, len(ws))
-		w.inbox = make([]*handoff, len(ws))
-		w.outDirty = make([]bool, len(ws))
-		w.peers = ws
-	}
-	for i, a := range ws {
-		for j, b := range ws {
-			if i != j {
-				h := newHandoff(handoffSlots, frameSize)
-				a.outbox[j] = h
-				b.inbox[i] = h
-			}
-		}
-	}
-}
-
-// handoffSlots is the depth of each cross-worker ring.
-const handoffSlots = 512
-
-func (s *Switch) pickWorkerLocked(pc PortConfig) *worker {
-	if pc.Kind == PortUplink {
+func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *dataplane.Worker {
+	if pc.Kind == spec.PortUplink {
 		return s.workers[pc.Queue%len(s.workers)]
 	}
 	count := make([]int, len(s.workers))
 	for _, ps := range s.ports {
-		count[ps.worker]++
+		count[ps.Worker]++
 	}
 	best := 0
 	for i := range count {
@@ -468,104 +439,11 @@ func (s *Switch) pickWorkerLocked(pc PortConfig) *worker {
 	return s.workers[best]
 }
 
-// podRoutes returns the routes that deliver to a pod port.
-func (s *Switch) podRoutes(ps *portState) []fib.Route {
-	var rs []fib.Route
-	for _, a := range ps.cfg.Addrs {
-		rs = append(rs, fib.Route{
-			Prefix:  a.Masked(),
-			NextHop: fib.NextHop{Kind: fib.KindPort, Port: ps.id, DstMAC: ps.peerMAC, SrcMAC: s.cfg.GatewayMAC, Resolved: true},
-			Origin:  fib.OriginPod,
-		})
-	}
-	return rs
-}
-
-func (s *Switch) installPortRoutesLocked(ps *portState) error {
-	var rs []fib.Route
-	switch ps.kind {
-	case PortPod:
-		if ps.peerMAC != ([6]byte{}) {
-			rs = s.podRoutes(ps)
-		}
-	case PortHost:
-		// Addresses of the host reached through this port.
-		for _, a := range ps.cfg.Addrs {
-			rs = append(rs, fib.Route{
-				Prefix:  netip.PrefixFrom(a.Addr(), a.Addr().BitLen()),
-				NextHop: fib.NextHop{Kind: fib.KindPunt},
-				Origin:  fib.OriginLocal,
-			})
-		}
-	case PortUplink:
-		for _, a := range ps.cfg.Addrs {
-			if !a.IsSingleIP() {
-				rs = append(rs, fib.Route{
-					Prefix:  a.Masked(),
-					NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, SrcMAC: ps.mac},
-					Origin:  fib.OriginConnected,
-				})
-			}
-			rs = append(rs, fib.Route{
-				Prefix:  netip.PrefixFrom(a.Addr(), a.Addr().BitLen()),
-				NextHop: fib.NextHop{Kind: fib.KindPunt},
-				Origin:  fib.OriginLocal,
-			})
-		}
-	}
-	if len(rs) == 0 {
-		return nil
-	}
-	return s.fib.Apply(rs, nil)
-}
-
-// portRouteKeys lists the routes a port installed (for removal).
-func (s *Switch) portRouteKeysLocked(ps *portState) []fib.RouteKey {
-	var ks []fib.RouteKey
-	for _, a := range ps.cfg.Addrs {
-		if ps.kind == PortPod {
-			if _, ok := s.fib.Get(0, a.Masked()); ok {
-				ks = append(ks, fib.RouteKey{Prefix: a.Masked()})
-			}
-			continue
-		}
-		if ps.kind == PortHost {
-			ks = append(ks, fib.RouteKey{Prefix: netip.PrefixFrom(a.Addr(), a.Addr().BitLen())})
-		}
-		if ps.kind == PortUplink {
-			if !a.IsSingleIP() {
-				ks = append(ks, fib.RouteKey{Prefix: a.Masked()})
-			}
-			ks = append(ks, fib.RouteKey{Prefix: netip.PrefixFrom(a.Addr(), a.Addr().BitLen())})
-		}
-	}
-	// Routes through this port from elsewhere (static, neighbour host routes).
-	s.fib.Routes(0, func(r fib.Route) bool {
-		if (r.NextHop.Kind == fib.KindAdjacency || r.NextHop.Kind == fib.KindPort) && r.NextHop.Port == ps.id && r.Origin != fib.OriginPod {
-			ks = append(ks, fib.RouteKey{Prefix: r.Prefix})
-		}
-		return true
-	})
-	return dedupKeys(ks)
-}
-
-func dedupKeys(ks []fib.RouteKey) []fib.RouteKey {
-	seen := make(map[fib.RouteKey]bool, len(ks))
-	out := ks[:0]
-	for _, k := range ks {
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
 // steerLocked adds (or removes) a pod port's addresses to every uplink's
 // steering program; for a new uplink it adds every pod's addresses.
 func (s *Switch) steerLocked(ps *portState, add bool) {
 	apply := func(up *portState, pod *portState) {
-		st, ok := up.port.(PrefixSteerer)
+		st, ok := up.Dev.(port.PrefixSteerer)
 		if !ok {
 			return
 		}
@@ -577,18 +455,18 @@ func (s *Switch) steerLocked(ps *portState, add bool) {
 				err = st.RemovePrefix(a.Masked())
 			}
 			if err != nil {
-				s.log.Warn("uplink steering", "uplink", up.name, "prefix", a, "add", add, "err", err)
+				s.log.Warn("uplink steering", "uplink", up.Name, "prefix", a, "add", add, "err", err)
 			}
 		}
 	}
 	for _, o := range s.ports {
-		if o.port == nil || o.primary != nil {
+		if o.Dev == nil || o.primary != nil {
 			continue // a queue shares its uplink's program
 		}
 		switch {
-		case ps.kind == PortPod && o.kind == PortUplink:
+		case ps.Kind == spec.PortPod && o.Kind == spec.PortUplink:
 			apply(o, ps)
-		case ps.kind == PortUplink && o.kind == PortPod && add:
+		case ps.Kind == spec.PortUplink && o.Kind == spec.PortPod && add:
 			apply(ps, o)
 		}
 	}
@@ -599,21 +477,21 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ps := s.ports[id]
-	if ps == nil || ps.peerMAC != ([6]byte{}) {
+	if ps == nil || ps.PeerMAC != ([6]byte{}) {
 		return
 	}
-	ps.peerMAC = mac
-	if ps.kind == PortHost {
-		s.onAllWorkers(func(x *worker) { x.hostMAC = mac })
-		s.log.Info("host MAC learned", "port", ps.name, "mac", fmtMAC(mac))
+	ps.PeerMAC = mac
+	if ps.Kind == spec.PortHost {
+		s.onAllWorkers(func(x *dataplane.Worker) { x.SetHostMAC(mac) })
+		s.log.Info("host MAC learned", "port", ps.Name, "mac", fmtMAC(mac))
 		return
 	}
-	if err := s.fib.Apply(s.podRoutes(ps), nil); err != nil {
-		s.log.Warn("install learned pod routes", "port", ps.name, "err", err)
+	if err := s.applyLocked(s.podRoutes(ps), nil); err != nil {
+		s.log.Warn("install learned pod routes", "port", ps.Name, "err", err)
 		return
 	}
 	s.fastAddLocked(ps)
-	s.log.Info("pod MAC learned", "port", ps.name, "mac", fmtMAC(mac))
+	s.log.Info("pod MAC learned", "port", ps.Name, "mac", fmtMAC(mac))
 }
 
 // addQueuesLocked opens an uplink's further queues: one AF_XDP socket each,
@@ -622,40 +500,41 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 // the uplink through its own queue, so the uplink needs no cross-worker
 // handoff.
 func (s *Switch) addQueuesLocked(ps *portState) error {
-	var prog *xdpprog.Program
-	if xp, ok := ps.port.(*xdpPort); ok {
-		prog = xp.prog
-	} else if ps.port.Mode() != ModeFake {
-		return fmt.Errorf("uplink %s: several queues need AF_XDP, the port runs %s: %w", ps.name, ps.port.Mode(), ErrConfig)
+	qo, ok := ps.Dev.(port.QueueOpener)
+	if !ok {
+		return fmt.Errorf("uplink %s: several queues need AF_XDP, the port runs %s: %w", ps.Name, ps.Dev.Mode(), ErrConfig)
 	}
 	for q := ps.cfg.Queue + 1; q < ps.cfg.Queue+ps.cfg.Queues; q++ {
 		qc := ps.cfg
-		qc.Name, qc.Queue, qc.Queues, qc.Addrs, qc.program = ps.cfg.Name, q, 1, nil, prog
+		qc.Name, qc.Queue, qc.Queues, qc.Addrs = ps.cfg.Name, q, 1, nil
 		w := s.workers[q%len(s.workers)]
-		var op OpenedPort
+		req := port.OpenRequest{Config: qc, Umem: w.Umem(), Log: s.log.With("port", qc.Name, "queue", q), FastPath: s.fast}
+		var op port.Opened
 		var err error
-		w.do(func() { op, err = s.opener(qc, w.umem, s.log.With("port", qc.Name, "queue", q)) })
+		w.Do(func() { op, err = qo.OpenQueue(req) })
 		if err != nil {
-			return fmt.Errorf("uplink %s queue %d: %w", ps.name, q, err)
+			return fmt.Errorf("uplink %s queue %d: %w", ps.Name, q, err)
 		}
 		id := s.freeIDLocked()
-		name := fmt.Sprintf("%s/q%d", ps.name, q)
+		name := fmt.Sprintf("%s/q%d", ps.Name, q)
 		qs := &portState{
-			id: id, name: name, kind: PortUplink, worker: w.id, cfg: qc, port: op.Port,
-			ifindex: ps.ifindex, mtu: ps.mtu, mac: ps.mac, icmpSrc4: ps.icmpSrc4, icmpSrc6: ps.icmpSrc6,
-			primary: ps,
+			Port: &dataplane.Port{
+				ID: id, Name: name, Kind: spec.PortUplink, Worker: w.ID(), Dev: op.Port,
+				MTU: ps.MTU, MAC: ps.MAC, ICMPSrc4: ps.ICMPSrc4, ICMPSrc6: ps.ICMPSrc6,
+			},
+			cfg: qc, ifindex: ps.ifindex, primary: ps,
 		}
 		qs.setStatus(true, op.Port.Mode(), op.Reason)
-		s.onAllWorkers(func(x *worker) {
-			x.addPort(qs)
-			if x.id == qs.worker && x.id != ps.worker {
-				x.ports[ps.id] = qs // this worker's way out to the uplink
+		s.onAllWorkers(func(x *dataplane.Worker) {
+			x.AddPort(qs.Port)
+			if x.ID() == qs.Worker && x.ID() != ps.Worker {
+				x.MapPort(ps.ID, qs.Port) // this worker's way out to the uplink
 			}
 		})
 		s.ports[id] = qs
 		s.byName[name] = qs
 		ps.queues = append(ps.queues, qs)
-		s.log.Info("uplink queue added", "port", name, "id", id, "worker", w.id, "mode", op.Port.Mode())
+		s.log.Info("uplink queue added", "port", name, "id", id, "worker", w.ID(), "mode", op.Port.Mode())
 	}
 	return nil
 }
@@ -670,40 +549,40 @@ func (s *Switch) DelPort(name string) error {
 		return fmt.Errorf("port %s: %w", name, ErrPortNotFound)
 	}
 	if ps.primary != nil {
-		return fmt.Errorf("port %s is a queue of %s: delete %s: %w", name, ps.primary.name, ps.primary.name, ErrConfig)
+		return fmt.Errorf("port %s is a queue of %s: delete %s: %w", name, ps.primary.Name, ps.primary.Name, ErrConfig)
 	}
 	return s.delPortLocked(ps)
 }
 
 func (s *Switch) delPortLocked(ps *portState) error {
-	name := ps.name
+	name := ps.Name
 	var errs []error
 	for _, qs := range ps.queues {
-		s.onAllWorkers(func(x *worker) { x.removePort(qs) })
-		if qs.port != nil {
-			errs = append(errs, qs.port.Close())
-			qs.port = nil
+		s.onAllWorkers(func(x *dataplane.Worker) { x.RemovePort(qs.Port) })
+		if qs.Dev != nil {
+			errs = append(errs, qs.Dev.Close())
+			qs.Dev = nil
 		}
-		delete(s.ports, qs.id)
-		delete(s.byName, qs.name)
+		delete(s.ports, qs.ID)
+		delete(s.byName, qs.Name)
 	}
 	ps.queues = nil
-	s.onAllWorkers(func(x *worker) {
-		x.removePort(ps)
-		if ps.kind == PortHost && x.hostPort == ps.id {
-			x.hasHost = false
+	s.onAllWorkers(func(x *dataplane.Worker) {
+		x.RemovePort(ps.Port)
+		if ps.Kind == spec.PortHost {
+			x.ClearHost(ps.ID)
 		}
 	})
 	s.fastDelLocked(ps)
-	if err := s.fib.Apply(nil, s.portRouteKeysLocked(ps)); err != nil {
+	if err := s.applyLocked(nil, s.portRouteKeysLocked(ps)); err != nil {
 		s.log.Warn("remove port routes", "port", name, "err", err)
 	}
 	s.steerLocked(ps, false)
-	if ps.port != nil {
-		errs = append(errs, ps.port.Close())
-		ps.port, ps.large = nil, nil
+	if ps.Dev != nil {
+		errs = append(errs, ps.Dev.Close())
+		ps.Dev, ps.Large = nil, nil
 	}
-	delete(s.ports, ps.id)
+	delete(s.ports, ps.ID)
 	delete(s.byName, name)
 	s.log.Info("port deleted", "port", name)
 	return errors.Join(errs...)
@@ -715,26 +594,26 @@ func (s *Switch) portDown(ifindex int, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ps := range s.ports {
-		if ps.ifindex != ifindex || ps.port == nil {
+		if ps.ifindex != ifindex || ps.Dev == nil {
 			continue
 		}
 		s.fastDelLocked(ps)
-		s.onAllWorkers(func(x *worker) { x.removePort(ps) })
-		mode := ps.port.Mode()
-		if err := ps.port.Close(); err != nil {
-			s.log.Debug("close downed port", "port", ps.name, "err", err)
+		s.onAllWorkers(func(x *dataplane.Worker) { x.RemovePort(ps.Port) })
+		mode := ps.Dev.Mode()
+		if err := ps.Dev.Close(); err != nil {
+			s.log.Debug("close downed port", "port", ps.Name, "err", err)
 		}
-		ps.port, ps.large = nil, nil
+		ps.Dev, ps.Large = nil, nil
 		ps.setStatus(false, mode, reason)
-		s.log.Warn("port down", "port", ps.name, "reason", reason)
+		s.log.Warn("port down", "port", ps.Name, "reason", reason)
 	}
 }
 
 // Ports lists every port, sorted by ID.
-func (s *Switch) Ports() []PortStatus {
+func (s *Switch) Ports() []spec.PortStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]PortStatus, 0, len(s.ports))
+	out := make([]spec.PortStatus, 0, len(s.ports))
 	for _, ps := range s.ports {
 		out = append(out, ps.snapshot())
 	}
@@ -742,152 +621,16 @@ func (s *Switch) Ports() []PortStatus {
 	return out
 }
 
-// AddRoute installs a static route.
-func (s *Switch) AddRoute(r StaticRoute) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !r.Prefix.IsValid() {
-		return fmt.Errorf("prefix %v: %w", r.Prefix, ErrRouteInvalid)
-	}
-	if r.Prefix != r.Prefix.Masked() {
-		return fmt.Errorf("prefix %s has host bits set (did you mean %s?): %w", r.Prefix, r.Prefix.Masked(), ErrRouteInvalid)
-	}
-	nh := fib.NextHop{Kind: fib.KindDrop}
-	if r.VXLAN != nil {
-		var err error
-		if nh, err = s.vxlanRouteLocked(r); err != nil {
-			return err
-		}
-	} else if !r.Blackhole {
-		if r.Via.IsValid() && r.Via.Is4() != r.Prefix.Addr().Is4() && !r.Via.IsLinkLocalUnicast() {
-			return fmt.Errorf("via %s for %s: address families differ: %w", r.Via, r.Prefix, ErrRouteInvalid)
-		}
-		ps, err := s.routePortLocked(r)
-		if err != nil {
-			return err
-		}
-		nh = fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, Via: r.Via, SrcMAC: ps.mac}
-		if r.Via.IsValid() {
-			if mac, ok := s.nbr.lookup(ps.id, r.Via); ok {
-				nh.DstMAC, nh.Resolved = mac, true
-			}
-		}
-	}
-	return s.fib.Add(fib.Route{Prefix: r.Prefix, NextHop: nh, Origin: fib.OriginStatic})
-}
-
-func (s *Switch) routePortLocked(r StaticRoute) (*portState, error) {
-	if r.Port != "" {
-		ps, ok := s.byName[r.Port]
-		if !ok {
-			return nil, fmt.Errorf("port %s: %w", r.Port, ErrPortNotFound)
-		}
-		return ps, nil
-	}
-	if !r.Via.IsValid() {
-		return nil, fmt.Errorf("route %s: needs a via address, a port, or blackhole: %w", r.Prefix, ErrRouteInvalid)
-	}
-	for _, ps := range s.ports {
-		if ps.kind != PortUplink {
-			continue
-		}
-		for _, a := range ps.cfg.Addrs {
-			if a.Contains(r.Via) {
-				return ps, nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("via %s: not on any connected subnet: %w", r.Via, ErrRouteInvalid)
-}
-
-// DelRoute removes a static route.
-func (s *Switch) DelRoute(p netip.Prefix) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.fib.Get(0, p)
-	if !ok {
-		return fmt.Errorf("route %s: %w", p, fib.ErrNotFound)
-	}
-	if r.Origin != fib.OriginStatic {
-		return fmt.Errorf("route %s is %s: %w", p, r.Origin, ErrNotStatic)
-	}
-	if err := s.fib.Delete(0, p); err != nil {
-		return err
-	}
-	if p.IsSingleIP() {
-		// The static route may have replaced a resolved neighbour's host
-		// route: that comes back.
-		for _, ps := range s.ports {
-			if ps.kind != PortUplink || ps.primary != nil || !ps.onSubnet(p.Addr()) {
-				continue
-			}
-			if mac, ok := s.nbr.lookup(ps.id, p.Addr()); ok {
-				return s.fib.Add(fib.Route{
-					Prefix:  p,
-					NextHop: fib.NextHop{Kind: fib.KindAdjacency, Port: ps.id, Via: p.Addr(), DstMAC: mac, SrcMAC: ps.mac, Resolved: true},
-					Origin:  fib.OriginConnected,
-				})
-			}
-		}
-	}
-	return nil
-}
-
-func (s *Switch) routeInfoLocked(r fib.Route) RouteInfo {
-	ri := RouteInfo{Table: r.Table, Prefix: r.Prefix, Origin: r.Origin.String(), Kind: r.NextHop.Kind.String(), Via: r.NextHop.Via, NextHop: r.NextHop.String()}
-	switch r.NextHop.Kind {
-	case fib.KindPort, fib.KindAdjacency:
-		if ps := s.ports[r.NextHop.Port]; ps != nil {
-			ri.Port = ps.name
-		}
-	}
-	return ri
-}
-
-// Routes lists table 0, sorted by prefix.
-func (s *Switch) Routes() []RouteInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []RouteInfo
-	s.fib.Routes(0, func(r fib.Route) bool {
-		out = append(out, s.routeInfoLocked(r))
-		return true
-	})
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Prefix, out[j].Prefix
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c < 0
-		}
-		return a.Bits() < b.Bits()
-	})
-	return out
-}
-
-// LookupRoute returns the longest-matching route for a.
-func (s *Switch) LookupRoute(a netip.Addr) (RouteInfo, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, _, ok := s.fib.View().LookupPrefix(0, a)
-	if !ok {
-		return RouteInfo{}, false
-	}
-	r, ok := s.fib.Get(0, p)
-	if !ok {
-		return RouteInfo{}, false
-	}
-	return s.routeInfoLocked(r), true
-}
-
 // Neighbors lists the pods' static entries and the uplink's neighbours.
-func (s *Switch) Neighbors() []Neighbor {
+func (s *Switch) Neighbors() []spec.Neighbor {
 	s.mu.Lock()
-	var out []Neighbor
+	var out []spec.Neighbor
 	for _, ps := range s.ports {
-		if ps.kind != PortPod || ps.peerMAC == ([6]byte{}) {
+		if ps.Kind != spec.PortPod || ps.PeerMAC == ([6]byte{}) {
 			continue
 		}
 		for _, a := range ps.cfg.Addrs {
-			out = append(out, Neighbor{Port: ps.name, Addr: a.Addr(), MAC: ps.peerMAC, State: "static", Static: true})
+			out = append(out, spec.Neighbor{Port: ps.Name, Addr: a.Addr(), MAC: ps.PeerMAC, State: "static", Static: true})
 		}
 	}
 	s.mu.Unlock()
@@ -902,18 +645,18 @@ func (s *Switch) Neighbors() []Neighbor {
 }
 
 // Counters sums every worker's counters.
-func (s *Switch) Counters() Counters {
-	var c Counters
+func (s *Switch) Counters() dataplane.Counters {
+	var c dataplane.Counters
 	for _, w := range s.workers {
-		w.cnt.snapshot(&c)
+		w.AddCounters(&c)
 	}
-	c.Events[EvFastRemote] += s.remoteAdds.Load()
+	c.Events[dataplane.EvFastRemote] += s.remoteAdds.Load()
 	if s.fast != nil {
 		if fc, err := s.fast.Counts(); err == nil {
-			c.Events[EvXDPForwarded4] += fc.XDP4
-			c.Events[EvXDPForwarded6] += fc.XDP6
-			c.Events[EvTCForwarded4] += fc.TC4
-			c.Events[EvTCForwarded6] += fc.TC6
+			c.Events[dataplane.EvXDPForwarded4] += fc.XDP4
+			c.Events[dataplane.EvXDPForwarded6] += fc.XDP6
+			c.Events[dataplane.EvTCForwarded4] += fc.TC4
+			c.Events[dataplane.EvTCForwarded6] += fc.TC6
 		}
 	}
 	return c
@@ -923,23 +666,24 @@ func (s *Switch) Counters() Counters {
 // is known: on an AF_XDP port, or on an AF_PACKET port whose tc program
 // forwards (the two kinds reach each other's pods too).
 func (s *Switch) fastAddLocked(ps *portState) {
-	if s.fast == nil || ps.kind != PortPod || ps.peerMAC == ([6]byte{}) || ps.port == nil {
+	if s.fast == nil || ps.Kind != spec.PortPod || ps.PeerMAC == ([6]byte{}) || ps.Dev == nil {
 		return
 	}
-	xdp := false
-	switch p := ps.port.(type) {
-	case *xdpPort:
+	fp, ok := ps.Dev.(port.FastPathPort)
+	if !ok {
+		return
+	}
+	var xdp bool
+	switch fp.FastPath() {
+	case port.FastXDP:
 		xdp = true
-	case *afPacketPort:
-		if p.drop == nil || p.fastErr != nil {
-			return
-		}
+	case port.FastTC:
 	default:
 		return
 	}
 	for _, a := range ps.cfg.Addrs {
-		if err := s.fast.Add(a.Addr(), ps.ifindex, ps.mtu, ps.peerMAC, s.cfg.GatewayMAC, xdp); err != nil {
-			s.log.Warn("xdp fast path: add pod", "port", ps.name, "addr", a.Addr(), "err", err)
+		if err := s.fast.Add(a.Addr(), ps.ifindex, ps.MTU, ps.PeerMAC, s.cfg.GatewayMAC, xdp); err != nil {
+			s.log.Warn("xdp fast path: add pod", "port", ps.Name, "addr", a.Addr(), "err", err)
 		}
 	}
 }
@@ -947,12 +691,12 @@ func (s *Switch) fastAddLocked(ps *portState) {
 // fastDelLocked takes a pod out of the XDP fast path: its frames go
 // through a worker again (and find the port gone).
 func (s *Switch) fastDelLocked(ps *portState) {
-	if s.fast == nil || ps.kind != PortPod {
+	if s.fast == nil || ps.Kind != spec.PortPod {
 		return
 	}
 	for _, a := range ps.cfg.Addrs {
 		if err := s.fast.Remove(a.Addr()); err != nil {
-			s.log.Warn("xdp fast path: remove pod", "port", ps.name, "addr", a.Addr(), "err", err)
+			s.log.Warn("xdp fast path: remove pod", "port", ps.Name, "addr", a.Addr(), "err", err)
 		}
 	}
 	if ps.ifindex > 0 {

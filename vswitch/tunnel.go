@@ -3,11 +3,13 @@ package vswitch
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/xdpprog"
 )
 
@@ -49,7 +51,7 @@ type tunnelSource struct{ v4, v6 netip.Addr }
 // outer packets from them. One it lacks (a vtep_v4 or vtep_v6 only the
 // workers' headers carry) would make the kernel drop every packet; that
 // family sends from the host route's source instead, as warned.
-func (s *Switch) kernelTunnelSource(vx vxlanState) tunnelSource {
+func kernelTunnelSource(vx dataplane.VXLAN, log *slog.Logger) tunnelSource {
 	var src tunnelSource
 	local := func(a netip.Addr, fam int) bool {
 		addrs, err := netlink.AddrList(nil, fam)
@@ -61,23 +63,23 @@ func (s *Switch) kernelTunnelSource(vx vxlanState) tunnelSource {
 				return true
 			}
 		}
-		if s.log != nil {
-			s.log.Warn("the node's VTEP address is not the host's: the kernel's VXLAN device sends from its route's source", "vtep", a)
+		if log != nil {
+			log.Warn("the node's VTEP address is not the host's: the kernel's VXLAN device sends from its route's source", "vtep", a)
 		}
 		return false
 	}
-	if a := netip.AddrFrom4(vx.src4); vx.has4 && local(a, netlink.FAMILY_V4) {
+	if a := netip.AddrFrom4(vx.Src4); vx.Has4 && local(a, netlink.FAMILY_V4) {
 		src.v4 = a
 	}
-	if a := netip.AddrFrom16(vx.src6); vx.has6 && local(a, netlink.FAMILY_V6) {
+	if a := netip.AddrFrom16(vx.Src6); vx.Has6 && local(a, netlink.FAMILY_V6) {
 		src.v6 = a
 	}
 	return src
 }
 
 // openKernelTunnel creates the device for vx over an underlay of MTU mtu
-// and attaches its tc program.
-func (s *Switch) openKernelTunnel(vx vxlanState, mtu int) (*kernelTunnel, error) {
+// and attaches its tc program, which forwards with fast.
+func openKernelTunnel(vx dataplane.VXLAN, mtu int, fast *xdpprog.FastPath, log *slog.Logger) (*kernelTunnel, error) {
 	if l, err := netlink.LinkByName(kernelTunnelName); err == nil {
 		if v, ok := l.(*netlink.Vxlan); !ok || !v.FlowBased {
 			return nil, fmt.Errorf("interface %s exists and is not a metadata-mode VXLAN device", kernelTunnelName)
@@ -88,12 +90,12 @@ func (s *Switch) openKernelTunnel(vx vxlanState, mtu int) (*kernelTunnel, error)
 	}
 	dev := &netlink.Vxlan{
 		LinkAttrs: netlink.LinkAttrs{Name: kernelTunnelName, MTU: mtu - 50},
-		FlowBased: true, Port: int(vx.port), Learning: false,
+		FlowBased: true, Port: int(vx.Port), Learning: false,
 	}
 	if err := netlink.LinkAdd(dev); err != nil {
 		return nil, fmt.Errorf("create %s: %w", kernelTunnelName, err)
 	}
-	t := &kernelTunnel{src: s.kernelTunnelSource(vx)}
+	t := &kernelTunnel{src: kernelTunnelSource(vx, log)}
 	l, err := netlink.LinkByName(kernelTunnelName)
 	if err == nil {
 		t.ifindex = l.Attrs().Index
@@ -103,7 +105,7 @@ func (s *Switch) openKernelTunnel(vx vxlanState, mtu int) (*kernelTunnel, error)
 		err = netlink.LinkSetUp(l)
 	}
 	if err == nil {
-		t.in, err = xdpprog.AttachTunnelIngress(t.ifindex, s.fast, vx.vni, vx.mac)
+		t.in, err = xdpprog.AttachTunnelIngress(t.ifindex, fast, vx.VNI, vx.MAC)
 	}
 	if err != nil {
 		netlink.LinkDel(dev)

@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/xdpprog"
 	"github.com/xvs-project/xvs/xsk/xsktest"
 )
@@ -20,12 +21,9 @@ import (
 func TestKernelTunnelDevice(t *testing.T) {
 	ns := xsktest.NewNS(t)
 	fp, err := xdpprog.NewFastPath(16)
-	if err != nil {
-		t.Skipf("fast path maps: %v", err)
-	}
+	skipIfNotSupported(t, "fast path maps", err)
 	defer fp.Close()
-	s := &Switch{fast: fp}
-	vx := vxlanState{on: true, vni: DefaultVNI, port: 4789, mac: vtepMAC}
+	vx := dataplane.VXLAN{On: true, VNI: DefaultVNI, Port: 4789, MAC: vtepMAC}
 	get := func() netlink.Link {
 		l, err := ns.NL.LinkByName(kernelTunnelName)
 		if err != nil {
@@ -34,7 +32,7 @@ func TestKernelTunnelDevice(t *testing.T) {
 		return l
 	}
 	open := func() (kt *kernelTunnel, err error) {
-		ns.Do(func() error { kt, err = s.openKernelTunnel(vx, 1500); return nil })
+		ns.Do(func() error { kt, err = openKernelTunnel(vx, 1500, fp, nil); return nil })
 		return kt, err
 	}
 	kt, err := open()
@@ -80,12 +78,12 @@ func TestKernelTunnelDevice(t *testing.T) {
 		{"198.18.7.1", "", tunnelSource{v4: netip.MustParseAddr("198.18.7.1")}},
 	} {
 		x := vx
-		x.has4, x.src4 = true, netip.MustParseAddr(c.v4).As4()
+		x.Has4, x.Src4 = true, netip.MustParseAddr(c.v4).As4()
 		if c.v6 != "" {
-			x.has6, x.src6 = true, netip.MustParseAddr(c.v6).As16()
+			x.Has6, x.Src6 = true, netip.MustParseAddr(c.v6).As16()
 		}
 		var got tunnelSource
-		ns.Do(func() error { got = s.kernelTunnelSource(x); return nil })
+		ns.Do(func() error { got = kernelTunnelSource(x, nil); return nil })
 		if got != c.want {
 			t.Errorf("VTEPs %s, %s: tunnel source %+v, want %+v", c.v4, c.v6, got, c.want)
 		}

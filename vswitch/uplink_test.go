@@ -2,36 +2,38 @@ package vswitch
 
 import (
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"testing"
 
 	"github.com/google/gopacket/layers"
 
-	"github.com/xvs-project/xvs/xsk"
+	"github.com/xvs-project/xvs/dataplane"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/port/porttest"
+	"github.com/xvs-project/xvs/spec"
 )
 
 func TestUplinkGleanThenForward(t *testing.T) {
-	l := &fakeLab{ports: map[string]*FakePort{}}
+	l := &fakeLab{ports: map[string]*porttest.FakePort{}}
 	upMAC := [6]byte{0x02, 0xaa, 0, 0, 0, 1}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
-		fp := NewFakePort(64)
-		fp.umem = u
+	opener := func(req port.OpenRequest) (port.Opened, error) {
+		pc, u := req.Config, req.Umem
+		fp := porttest.NewFakePort(u, 64)
 		l.ports[pc.Name] = fp
 		mac := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}
-		if pc.Kind == PortUplink {
+		if pc.Kind == spec.PortUplink {
 			mac = upMAC
 		}
-		return OpenedPort{Port: fp, MAC: mac, MTU: 1500}, nil
+		return port.Opened{Port: fp, MAC: mac, MTU: 1500}, nil
 	}
 	cfg := Config{
-		Ports: []PortConfig{
-			{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd00:1::1/64")}},
-			{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		Ports: []spec.PortConfig{
+			{Name: "up", Kind: spec.PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd00:1::1/64")}},
+			{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		},
-		Routes: []StaticRoute{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Via: netip.MustParseAddr("198.18.0.254")}},
+		Routes: []spec.Route{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Via: netip.MustParseAddr("198.18.0.254")}},
 	}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,12 +47,12 @@ func TestUplinkGleanThenForward(t *testing.T) {
 	if len(out["up"]) != 0 {
 		t.Fatalf("forwarded %d frames before resolution", len(out["up"]))
 	}
-	if c := sw.Counters(); c.Drops[DropNoNeighbor] != 2 || c.Events[EvGleans] != 2 {
-		t.Fatalf("no-neighbor %d gleans %d, want 2 2", c.Drops[DropNoNeighbor], c.Events[EvGleans])
+	if c := sw.Counters(); c.Drops[dataplane.DropNoNeighbor] != 2 || c.Events[dataplane.EvGleans] != 2 {
+		t.Fatalf("no-neighbor %d gleans %d, want 2 2", c.Drops[dataplane.DropNoNeighbor], c.Events[dataplane.EvGleans])
 	}
 	var asked []netip.Addr
 	for len(sw.events) > 0 {
-		asked = append(asked, (<-sw.events).addr)
+		asked = append(asked, (<-sw.events).Addr)
 	}
 	if len(asked) != 2 || asked[0] != netip.MustParseAddr("198.18.0.2") || asked[1] != netip.MustParseAddr("198.18.0.254") {
 		t.Fatalf("resolution requests %v, want [198.18.0.2 198.18.0.254]", asked)
@@ -82,26 +84,26 @@ func TestUplinkGleanThenForward(t *testing.T) {
 	// The node's own address is the host's: the switch punts (no host port
 	// yet, so it counts), it never answers for it.
 	out = l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, netip.MustParseAddr("198.18.0.1"), 64, 10))
-	if len(out["pod1"])+len(out["up"]) != 0 || sw.Counters().Drops[DropPunt] != 1 {
-		t.Fatalf("node address: frames out %d, punt drops %d", len(out["pod1"])+len(out["up"]), sw.Counters().Drops[DropPunt])
+	if len(out["pod1"])+len(out["up"]) != 0 || sw.Counters().Drops[dataplane.DropPunt] != 1 {
+		t.Fatalf("node address: frames out %d, punt drops %d", len(out["pod1"])+len(out["up"]), sw.Counters().Drops[dataplane.DropPunt])
 	}
 }
 
 func TestHostPort(t *testing.T) {
-	l := &fakeLab{ports: map[string]*FakePort{}}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
-		fp := NewFakePort(64)
-		fp.umem = u
+	l := &fakeLab{ports: map[string]*porttest.FakePort{}}
+	opener := func(req port.OpenRequest) (port.Opened, error) {
+		pc, u := req.Config, req.Umem
+		fp := porttest.NewFakePort(u, 64)
 		l.ports[pc.Name] = fp
-		return OpenedPort{Port: fp, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
+		return port.Opened{Port: fp, MAC: [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, MTU: 1500}, nil
 	}
 	hostMAC := [6]byte{0x02, 0x48, 0, 0, 0, 1}
-	cfg := Config{Ports: []PortConfig{
-		{Name: "up", Kind: PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
-		{Name: "host", Kind: PortHost},
-		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+	cfg := Config{Ports: []spec.PortConfig{
+		{Name: "up", Kind: spec.PortUplink, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
+		{Name: "host", Kind: spec.PortHost},
+		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 	}}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +113,7 @@ func TestHostPort(t *testing.T) {
 
 	// Before the host has spoken, its MAC is unknown: punts are counted.
 	l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, node, 64, 10))
-	if d := sw.Counters().Drops[DropPunt]; d != 1 {
+	if d := sw.Counters().Drops[dataplane.DropPunt]; d != 1 {
 		t.Fatalf("punt drops %d, want 1", d)
 	}
 	// The host resolves the gateway through the host port (proxy ARP) and
@@ -120,7 +122,7 @@ func TestHostPort(t *testing.T) {
 	if len(out["pod1"]) != 1 {
 		t.Fatalf("host to pod: %d frames, want 1", len(out["pod1"]))
 	}
-	sw.learned(sw.byName["host"].id, (<-sw.events).mac)
+	sw.learned(sw.byName["host"].ID, (<-sw.events).MAC)
 	// Pod to the node's address goes to the host, TTL untouched.
 	out = l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, node, 64, 10))
 	if len(out["host"]) != 1 {
@@ -137,43 +139,42 @@ func TestHostPort(t *testing.T) {
 // worker sends what it routes to the uplink through the queue it serves, so
 // nothing crosses between workers; deleting the uplink takes its queue along.
 func TestUplinkQueues(t *testing.T) {
-	ports := map[string]*FakePort{}
-	opener := func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
-		fp := NewFakePort(64)
-		fp.umem = u
+	ports := map[string]*porttest.FakePort{}
+	opener := func(req port.OpenRequest) (port.Opened, error) {
+		pc, u := req.Config, req.Umem
+		fp := porttest.NewFakePort(u, 64)
 		name := pc.Name
 		if pc.Queue > 0 {
 			name = fmt.Sprintf("%s/q%d", pc.Name, pc.Queue)
 		}
 		ports[name] = fp
-		return OpenedPort{Port: fp, MAC: [6]byte{0x02, 0xaa, 0, 0, 0, 1}, MTU: 1500}, nil
+		return port.Opened{Port: fp, MAC: [6]byte{0x02, 0xaa, 0, 0, 0, 1}, MTU: 1500}, nil
 	}
-	cfg := Config{Workers: 2, Ports: []PortConfig{
-		{Name: "up", Kind: PortUplink, Queues: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
-		{Name: "pod0", Kind: PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32)}}, // fills worker 0
-		{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32)}},
+	cfg := Config{Workers: 2, Ports: []spec.PortConfig{
+		{Name: "up", Kind: spec.PortUplink, Queues: 2, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}},
+		{Name: "pod0", Kind: spec.PortPod, PeerMAC: pod2MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod2v4, 32)}}, // fills worker 0
+		{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32)}},
 	}}
-	sw, err := New(cfg, nil, WithOpener(opener), WithoutKernel())
+	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sw.Close()
 	up, q1, pod := sw.byName["up"], sw.byName["up/q1"], sw.byName["pod1"]
-	if q1 == nil || up.worker != 0 || q1.worker != 1 || pod.worker != 1 {
-		t.Fatalf("placement: up on %d, up/q1 %v, pod1 on %d; want 0, on 1, 1", up.worker, q1, pod.worker)
+	if q1 == nil || up.Worker != 0 || q1.Worker != 1 || pod.Worker != 1 {
+		t.Fatalf("placement: up on %d, up/q1 %v, pod1 on %d; want 0, on 1, 1", up.Worker, q1, pod.Worker)
 	}
 	out := netip.MustParseAddr("198.18.0.2")
 	sw.nbr.update(neighUpdate(up.ifindex, out, [6]byte{0x02, 0xbb, 0, 0, 0, 2}))
 	w1 := sw.workers[1]
 	ports["pod1"].In <- udp4(t, pod1MAC, pod1v4, out, 64, 10)
-	w1.now = nanotime()
-	w1.poll1()
+	w1.Step()
 	select {
 	case <-ports["up/q1"].Out:
 	default:
 		t.Fatalf("frame did not leave through worker 1's queue (counters %+v)", sw.Counters())
 	}
-	if w1.outDirty[0] || len(ports["up"].Out) != 0 {
+	if w1.HandedOff(0) || len(ports["up"].Out) != 0 {
 		t.Fatalf("frame was handed to worker 0")
 	}
 	if err := sw.DelPort("up/q1"); err == nil {

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // VXLAN, as Calico's VXLAN mode does it: every node is a VTEP with one
@@ -25,46 +28,11 @@ import (
 // port, with the node's VNI and, inside, a frame for the node's VTEP MAC,
 // loses its outer headers (the frame's start moves forward) and the inner
 // packet goes through the pipeline as if received on the tunnel, a port of
-// its own (worker.tun) whose replies (ICMP errors, echo replies) are
+// its own (Worker.tun) whose replies (ICMP errors, echo replies) are
 // routed back rather than sent out of it.
 // With the fast path on, the uplink's XDP program decapsulates VXLAN over
 // IPv4 for fast-path pods itself (xdpprog.Program.SetDecap), so the worker
 // sees only the rest.
-
-// Outer header sizes, the inner Ethernet header included: what a tunnel
-// takes from the underlay's MTU (Calico's 1450 and 1430 on a 1500 link).
-const (
-	vxlanOverhead4 = encap.EthernetLen + encap.VXLAN4EncapLen
-	vxlanOverhead6 = encap.EthernetLen + encap.VXLAN6EncapLen
-)
-
-// vxlanTTL is the outer TTL and hop limit (Linux's default for a vxlan
-// device, which inherits the route's 64).
-const vxlanTTL = 64
-
-// tunnelIndex marks, in the pipeline's batch index vectors, a frame that
-// came out of a tunnel (batches hold at most MaxBatchSize frames).
-const tunnelIndex = 0x8000
-
-// vtepRoute caches the FIB's answer for a remote VTEP in one View.
-type vtepRoute struct {
-	view   *fib.View
-	remote netip.Addr
-	idx    fib.Index
-}
-
-// vxlanState is the node's VTEP, resolved: what every worker needs per
-// packet, copied into each.
-type vxlanState struct {
-	on   bool
-	vni  uint32
-	port uint16
-	mac  [6]byte
-	has4 bool
-	has6 bool
-	src4 [4]byte
-	src6 [16]byte
-}
 
 func (c *VXLANConfig) setDefaults() {
 	if c.VNI == 0 {
@@ -97,14 +65,14 @@ func (c *VXLANConfig) validate() error {
 // learns the resolved state.
 func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 	c := s.cfg.VXLAN
-	if c == nil || ps.kind != PortUplink || ps.primary != nil {
+	if c == nil || ps.Kind != spec.PortUplink || ps.primary != nil {
 		return nil
 	}
 	vx := s.vx
-	if !vx.on {
-		vx = vxlanState{on: true, vni: c.VNI, port: c.Port, mac: c.MAC}
-		if vx.mac == ([6]byte{}) {
-			vx.mac = ps.mac
+	if !vx.On {
+		vx = dataplane.VXLAN{On: true, VNI: c.VNI, Port: c.Port, MAC: c.MAC}
+		if vx.MAC == ([6]byte{}) {
+			vx.MAC = ps.MAC
 		}
 		v4, v6 := c.VTEP4, c.VTEP6
 		for _, a := range ps.cfg.Addrs {
@@ -116,34 +84,34 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			}
 		}
 		if v4.IsValid() {
-			vx.has4, vx.src4 = true, v4.As4()
+			vx.Has4, vx.Src4 = true, v4.As4()
 		}
 		if v6.IsValid() {
-			vx.has6, vx.src6 = true, v6.As16()
+			vx.Has6, vx.Src6 = true, v6.As16()
 		}
 	}
-	if st, ok := ps.port.(VTEPSteerer); ok {
+	if st, ok := ps.Dev.(port.VTEPSteerer); ok {
 		var v4, v6 netip.Addr
-		if vx.has4 {
-			v4 = netip.AddrFrom4(vx.src4)
+		if vx.Has4 {
+			v4 = netip.AddrFrom4(vx.Src4)
 		}
-		if vx.has6 {
-			v6 = netip.AddrFrom16(vx.src6)
+		if vx.Has6 {
+			v6 = netip.AddrFrom16(vx.Src6)
 		}
-		if err := st.SetVTEP(vx.port, v4, v6); err != nil {
-			return fmt.Errorf("vxlan steering on %s: %w", ps.name, err)
+		if err := st.SetVTEP(vx.Port, v4, v6); err != nil {
+			return fmt.Errorf("vxlan steering on %s: %w", ps.Name, err)
 		}
 		if s.fast != nil {
 			// The uplink's fast path takes VXLAN over IPv4 for its pods
 			// itself (decapsulated and redirected in XDP).
-			if err := st.SetDecap(vx.vni, vx.mac); err != nil {
-				return fmt.Errorf("vxlan fast path on %s: %w", ps.name, err)
+			if err := st.SetDecap(vx.VNI, vx.MAC); err != nil {
+				return fmt.Errorf("vxlan fast path on %s: %w", ps.Name, err)
 			}
 		}
 	}
-	if s.fast != nil && !s.noKernel && s.ktun == nil {
+	if s.fast != nil && !s.noKernelTunnel && s.ktun == nil {
 		// The kernel's VXLAN device carries the tc fast path's tunnels.
-		t, err := s.openKernelTunnel(vx, ps.mtu)
+		t, err := openKernelTunnel(vx, ps.MTU, s.fast, s.log)
 		if err != nil {
 			s.log.Warn("no kernel VXLAN device: VXLAN stays with the workers", "err", err)
 		} else {
@@ -152,240 +120,32 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			s.ktunSrc.Store(&t.src)
 		}
 	}
-	if st, ok := ps.port.(VTEPSteerer); ok && s.ktun != nil {
+	if st, ok := ps.Dev.(port.VTEPSteerer); ok && s.ktun != nil {
 		if err := st.SetKernelVXLAN(true); err != nil {
-			return fmt.Errorf("vxlan fast path on %s: %w", ps.name, err)
+			return fmt.Errorf("vxlan fast path on %s: %w", ps.Name, err)
 		}
 	}
-	if s.vx.on {
+	if s.vx.On {
 		return nil
 	}
 	s.vx = vx
-	s.onAllWorkers(func(w *worker) { w.setVXLAN(vx) })
+	s.onAllWorkers(func(w *dataplane.Worker) { w.SetVXLAN(vx) })
 	return nil
 }
 
-// setVXLAN installs the VTEP state and the tunnel's pseudo-port. Runs on
-// the worker.
-func (w *worker) setVXLAN(vx vxlanState) {
-	w.vx = vx
-	w.tun = &portState{id: ^uint16(0), name: "vxlan", kind: PortUplink, tunnel: true, mac: vx.mac, worker: w.id, mtu: 1500}
-	// ICMP errors about what came out of the tunnel come from the node's
-	// VTEP address of the family, or, without one, the pods' gateway.
-	w.tun.icmpSrc4, w.tun.icmpSrc6 = w.gw4, w.gw6
-	if vx.has4 {
-		w.tun.icmpSrc4 = vx.src4
-	}
-	if vx.has6 {
-		w.tun.icmpSrc6 = vx.src6
-	}
-}
-
-// vxlanRouteLocked validates a VXLAN route and returns its next hop.
-func (s *Switch) vxlanRouteLocked(r StaticRoute) (fib.NextHop, error) {
+// vxlanRouteLocked checks a valid VXLAN route against the node's VTEP
+// and returns its next hop.
+func (s *Switch) vxlanRouteLocked(r spec.Route) (fib.NextHop, error) {
 	x := r.VXLAN
 	switch {
-	case r.Blackhole || r.Via.IsValid() || r.Port != "":
-		return fib.NextHop{}, fmt.Errorf("route %s: a vxlan route takes no via, port or blackhole: %w", r.Prefix, ErrRouteInvalid)
 	case s.cfg.VXLAN == nil:
 		return fib.NextHop{}, fmt.Errorf("route %s: vxlan is off (the configuration has no vxlan: section): %w", r.Prefix, ErrRouteInvalid)
-	case !s.vx.on:
+	case !s.vx.On:
 		return fib.NextHop{}, fmt.Errorf("route %s: no uplink to be the VTEP yet: %w", r.Prefix, ErrRouteInvalid)
-	case !x.Remote.IsValid() || x.Remote.Zone() != "" || x.Remote.Is4In6():
-		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %v: not an address: %w", r.Prefix, x.Remote, ErrRouteInvalid)
-	case x.Remote.Is4() && !encap.IsIPv4Forwardable(x.Remote.As4()),
-		x.Remote.Is6() && !encap.IsIPv6Forwardable(x.Remote.As16()):
-		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: not a unicast address: %w", r.Prefix, x.Remote, ErrRouteInvalid)
-	case x.Remote.Is4() && !s.vx.has4:
+	case x.Remote.Is4() && !s.vx.Has4:
 		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: the node has no IPv4 VTEP address (give the uplink one or set vxlan.vtep_v4): %w", r.Prefix, x.Remote, ErrRouteInvalid)
-	case x.Remote.Is6() && !s.vx.has6:
+	case x.Remote.Is6() && !s.vx.Has6:
 		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s: the node has no IPv6 VTEP address (give the uplink one or set vxlan.vtep_v6): %w", r.Prefix, x.Remote, ErrRouteInvalid)
-	case r.Prefix.Contains(x.Remote):
-		return fib.NextHop{}, fmt.Errorf("route %s: vxlan remote %s is inside the prefix: the tunnel would route into itself: %w", r.Prefix, x.Remote, ErrRouteInvalid)
-	case x.MAC == [6]byte{} || x.MAC[0]&1 != 0:
-		return fib.NextHop{}, fmt.Errorf("route %s: vxlan mac %s: not a unicast MAC: %w", r.Prefix, fmtMAC(x.MAC), ErrRouteInvalid)
 	}
-	return fib.NextHop{Kind: fib.KindVXLAN, VNI: s.vx.vni, Remote: x.Remote, DstMAC: x.MAC, SrcMAC: s.vx.mac, Resolved: true}, nil
-}
-
-// decap4 strips the outer headers of an IPv4 frame p received on an
-// uplink if it is VXLAN for this node (ip is its header, addressed to the
-// node's VTEP). It returns false, having touched nothing, for UDP to
-// another port, which goes on as any packet does; otherwise true, with p
-// now the inner frame (ok) or dropped and counted. A non-zero UDP
-// checksum must be right (RFC 7348 lets senders leave it zero).
-func (w *worker) decap4(p *Packet, ip encap.IPv4) (isVXLAN, ok bool) {
-	udp := encap.UDP(ip.Payload())
-	if ip.Protocol() != encap.ProtoUDP || len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
-		return false, false
-	}
-	if ip.IsFragment() || !udp.IsValid(len(udp)) {
-		w.drop(p, DropBadVXLAN)
-		return true, false
-	}
-	udp = udp[:udp.Length()]
-	if c := udp.Checksum(); c != 0 && encap.UDPChecksum4(ip.Src(), ip.Dst(), udp) != c {
-		w.drop(p, DropBadVXLAN)
-		return true, false
-	}
-	return true, w.decap(p, udp, encap.EthernetLen+ip.HeaderLen())
-}
-
-// decap6 is decap4 for IPv6, where the UDP checksum is mandatory (RFC
-// 8200; Linux's vxlan devices send it, and drop zero by default).
-func (w *worker) decap6(p *Packet, ip encap.IPv6) (isVXLAN, ok bool) {
-	udp := encap.UDP(ip.Payload())
-	if ip.NextHeader() != encap.ProtoUDP || len(udp) < encap.UDPLen || udp.DstPort() != w.vx.port {
-		return false, false
-	}
-	if !udp.IsValid(len(udp)) {
-		w.drop(p, DropBadVXLAN)
-		return true, false
-	}
-	udp = udp[:udp.Length()]
-	if encap.UDPChecksum6(ip.Src(), ip.Dst(), udp) != udp.Checksum() {
-		w.drop(p, DropBadVXLAN)
-		return true, false
-	}
-	return true, w.decap(p, udp, encap.EthernetLen+encap.IPv6Len)
-}
-
-// decap checks the VXLAN header in the checked datagram udp, at l4 in p,
-// and makes p its inner frame; or drops p and returns false.
-func (w *worker) decap(p *Packet, udp encap.UDP, l4 int) bool {
-	if d := w.vxlanHeader(udp); d != keep {
-		w.drop(p, d)
-		return false
-	}
-	p.Addr += uint64(l4 + encap.UDPLen + encap.VXLANLen)
-	p.Len = uint32(len(udp) - encap.UDPLen - encap.VXLANLen)
-	w.cnt.event(EvVXLANDecap)
-	return true
-}
-
-// vxlanHeader checks the VXLAN header behind the UDP header of udp and
-// the inner frame's destination: keep, or why to drop the datagram.
-func (w *worker) vxlanHeader(udp encap.UDP) Drop {
-	if len(udp) < encap.UDPLen+encap.VXLANLen+encap.EthernetLen || !encap.VXLAN(udp[encap.UDPLen:]).IsValid() {
-		return DropBadVXLAN
-	}
-	if encap.VXLAN(udp[encap.UDPLen:]).VNI() != w.vx.vni {
-		return DropVXLANVNI
-	}
-	if encap.Ethernet(udp[encap.UDPLen+encap.VXLANLen:]).Dst() != w.vx.mac {
-		return DropVXLANMAC
-	}
-	return keep
-}
-
-// underlay finds how the packet reaches nh's remote VTEP: the output port
-// and, in w.under, the adjacency (next hop with the outer L2 rewrite). hash
-// picks among ECMP members.
-func (w *worker) underlay(v *fib.View, nh *fib.NextHop, hash uint32) (*portState, Drop) {
-	var dst []byte
-	var a4 [4]byte
-	var a16 [16]byte
-	if nh.Remote.Is4() {
-		a4 = nh.Remote.As4()
-		dst = a4[:]
-	} else {
-		a16 = nh.Remote.As16()
-		dst = a16[:]
-	}
-	// The route to a remote VTEP changes only with the FIB, whose every
-	// change is a new View: cache the lookup per View.
-	c := &w.vtepCache[addrHash(nh.Remote)%uint32(len(w.vtepCache))]
-	if c.view != v || c.remote != nh.Remote {
-		c.view, c.remote = v, nh.Remote
-		if nh.Remote.Is4() {
-			c.idx = v.Lookup4(0, a4)
-		} else {
-			c.idx = v.Lookup6(0, a16)
-		}
-	}
-	idx := c.idx
-	if idx == fib.NoRoute {
-		return nil, DropNoRoute
-	}
-	u := v.NextHop(idx)
-	if u.Kind == fib.KindECMP {
-		u = v.NextHop(v.SelectECMP(idx, hash))
-	}
-	if u.Kind != fib.KindAdjacency {
-		// A tunnel through a tunnel, to a pod, or to the host: not a
-		// network the switch encapsulates onto.
-		return nil, DropNoRoute
-	}
-	out, why := w.output(u, dst)
-	if out == nil {
-		return nil, why
-	}
-	w.under = u
-	return out, keep
-}
-
-// vxlanOverhead is what tunnel nh adds in front of an inner packet.
-func vxlanOverhead(nh *fib.NextHop) int {
-	if nh.Remote.Is4() {
-		return vxlanOverhead4
-	}
-	return vxlanOverhead6
-}
-
-// sendVXLAN encapsulates the routed frame p (inner MACs still to be set)
-// into tunnel nh, toward the adjacency w.under that route4 or route6 found
-// (with the inner flow's hash, w.vxHash, for the UDP source port), and
-// queues it on out.
-func (w *worker) sendVXLAN(p *Packet, nh *fib.NextHop, out *portState) {
-	b := w.umem.Bytes(p.Addr, int(p.Len))
-	eth := encap.Ethernet(b)
-	eth.SetDst(nh.DstMAC)
-	eth.SetSrc(nh.SrcMAC)
-	hl := encap.EthernetLen + encap.VXLAN4EncapLen
-	if !nh.Remote.Is4() {
-		hl = encap.EthernetLen + encap.VXLAN6EncapLen
-	}
-	if p.Addr-w.umem.Base(p.Addr) < uint64(hl) {
-		w.drop(p, DropNoFrames) // no headroom: cannot happen with Headroom
-		return
-	}
-	inner := int(p.Len)
-	p.Addr -= uint64(hl)
-	p.Len += uint32(hl)
-	ob := w.umem.Bytes(p.Addr, int(p.Len))
-	oeth := encap.Ethernet(ob)
-	oeth.SetDst(w.under.DstMAC)
-	oeth.SetSrc(w.under.SrcMAC)
-	sport := encap.VXLANSourcePort(w.vxHash)
-	if nh.Remote.Is4() {
-		oeth.SetType(encap.EtherTypeIPv4)
-		t := encap.VXLANTunnel4{Src: w.vx.src4, Dst: nh.Remote.As4(), VNI: nh.VNI, Port: w.vx.port, TTL: vxlanTTL, DF: true}
-		encap.EncapVXLAN4(ob[encap.EthernetLen:], &t, sport, inner)
-	} else {
-		oeth.SetType(encap.EtherTypeIPv6)
-		t := encap.VXLANTunnel6{Src: w.vx.src6, Dst: nh.Remote.As16(), VNI: nh.VNI, Port: w.vx.port, HopLimit: vxlanTTL}
-		encap.EncapVXLAN6(ob[encap.EthernetLen:], &t, sport, inner)
-	}
-	w.cnt.event(EvVXLANEncap)
-	w.emit(p, out)
-}
-
-// reply queues a frame the switch built or turned around in answer to one
-// that came in on in: out of in, or for a frame that came out of a tunnel,
-// routed back (into the tunnel, as a rule).
-func (w *worker) reply(p *Packet, in *portState) {
-	if !in.tunnel {
-		w.emit(p, in)
-		return
-	}
-	v := w.fib.View()
-	b := w.umem.Bytes(p.Addr, int(p.Len))
-	switch encap.Ethernet(b).Type() {
-	case encap.EtherTypeIPv4:
-		w.forward4(p, in, v, v.Lookup4(0, encap.IPv4(b[encap.EthernetLen:]).Dst()))
-	case encap.EtherTypeIPv6:
-		w.forward6(p, in, v, v.Lookup6(0, encap.IPv6(b[encap.EthernetLen:]).Dst()))
-	default:
-		w.drop(p, DropLocal)
-	}
+	return fib.NextHop{Kind: fib.KindVXLAN, VNI: s.vx.VNI, Remote: x.Remote, DstMAC: x.MAC, SrcMAC: s.vx.MAC, Resolved: true}, nil
 }

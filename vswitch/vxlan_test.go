@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
@@ -12,8 +11,12 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/encap"
-	"github.com/xvs-project/xvs/xsk"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/port/porttest"
+	"github.com/xvs-project/xvs/spec"
+	"github.com/xvs-project/xvs/xdpprog"
 )
 
 // The VXLAN test node: an uplink on 198.18.0.0/24 and fd00:18::/64 (the
@@ -21,6 +24,10 @@ import (
 // on the same subnets, its pod blocks routed into the tunnel: IPv4 over
 // IPv4, IPv6 over IPv6, and one IPv6 block over IPv4 (IPv6 pods on an
 // IPv4 underlay).
+// vxlanTTL is the outer TTL and hop limit the switch must send: Linux's
+// for a vxlan device.
+const vxlanTTL = 64
+
 var (
 	vtepMAC    = [6]byte{0x02, 0x58, 0x03, 0, 0, 1}
 	upMAC      = [6]byte{0x02, 0xaa, 0, 0, 0, 1}
@@ -49,24 +56,24 @@ func newVXLANLab(t testing.TB, offload map[string]bool) *vxlanLab {
 // ifindex 1 (lo, which the fast path's devmap takes as a device that
 // exists), pods with 02:ff:0:0:0:n; those named in offload take
 // super-frames.
-func (l *fakeLab) nodeOpener(offload map[string]bool) Opener {
-	return func(pc PortConfig, u *xsk.Umem, _ *slog.Logger) (OpenedPort, error) {
-		var p Port
-		fp := NewFakePort(1024)
+func (l *fakeLab) nodeOpener(offload map[string]bool) porttest.Driver {
+	return func(req port.OpenRequest) (port.Opened, error) {
+		pc, u := req.Config, req.Umem
+		var p port.Port
+		fp := porttest.NewFakePort(u, 1024)
 		if offload[pc.Name] {
-			op := NewFakeOffloadPort(1024)
+			op := porttest.NewFakeOffloadPort(u, 1024)
 			fp, p = op.FakePort, op
 			l.offload[pc.Name] = op
 		} else {
 			p = fp
 		}
-		fp.umem = u
 		l.ports[pc.Name] = fp
 		mac, idx := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}, 10+len(l.ports)
-		if pc.Kind == PortUplink {
+		if pc.Kind == spec.PortUplink {
 			mac, idx = upMAC, 1
 		}
-		return OpenedPort{Port: p, MAC: mac, MTU: 1500, Ifindex: idx}, nil
+		return port.Opened{Port: p, MAC: mac, MTU: 1500, Ifindex: idx}, nil
 	}
 }
 
@@ -74,34 +81,51 @@ func (l *fakeLab) nodeOpener(offload map[string]bool) Opener {
 // IPv6 routes need an IPv6 one.
 func newVXLANLabOn(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix) *vxlanLab {
 	t.Helper()
-	l := &fakeLab{ports: map[string]*FakePort{}, offload: map[string]*FakeOffloadPort{}}
+	return newVXLANLabWith(t, offload, upAddrs, nil)
+}
+
+// newVXLANLabFast is newVXLANLab with the fast path on, forwarding with
+// fast.
+func newVXLANLabFast(t testing.TB, fast *xdpprog.FastPath) *vxlanLab {
+	t.Helper()
+	return newVXLANLabWith(t, nil, []netip.Prefix{netip.PrefixFrom(local4, 24), netip.PrefixFrom(local6, 64)}, fast)
+}
+
+func newVXLANLabWith(t testing.TB, offload map[string]bool, upAddrs []netip.Prefix, fast *xdpprog.FastPath) *vxlanLab {
+	t.Helper()
+	l := &fakeLab{ports: map[string]*porttest.FakePort{}, offload: map[string]*porttest.FakeOffloadPort{}}
 	opener := l.nodeOpener(offload)
 	cfg := Config{
 		VXLAN: &VXLANConfig{MAC: vtepMAC},
-		Ports: []PortConfig{
-			{Name: "up", Kind: PortUplink, Addrs: upAddrs},
-			{Name: "pod1", Kind: PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
+		Ports: []spec.PortConfig{
+			{Name: "up", Kind: spec.PortUplink, Addrs: upAddrs},
+			{Name: "pod1", Kind: spec.PortPod, PeerMAC: pod1MAC, Addrs: []netip.Prefix{netip.PrefixFrom(pod1v4, 32), netip.PrefixFrom(pod1v6, 128)}},
 		},
-		Routes: []StaticRoute{
-			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},
-			{Prefix: netip.MustParsePrefix("fd00:19:2::/64"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},
+		Routes: []spec.Route{
+			{Prefix: netip.MustParsePrefix("198.19.1.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},
+			{Prefix: netip.MustParsePrefix("fd00:19:2::/64"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},
 		},
 	}
 	for _, a := range upAddrs {
 		if a.Addr().Is6() {
-			cfg.Routes = append(cfg.Routes, StaticRoute{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), VXLAN: &VXLANRoute{Remote: remote6, MAC: peerVTEP}})
+			cfg.Routes = append(cfg.Routes, spec.Route{Prefix: netip.MustParsePrefix("fd00:19:1::/64"), VXLAN: &spec.VXLANRoute{Remote: remote6, MAC: peerVTEP}})
 			break
 		}
 	}
-	return &vxlanLab{fakeLab: l, up: l.startNode(t, cfg, WithOpener(opener))}
+	opts := []Option{WithDrivers(porttest.Registry(opener))}
+	if fast != nil {
+		cfg.XDPFastPath = true
+		opts = append(opts, WithFastPath(fast))
+	}
+	return &vxlanLab{fakeLab: l, up: l.startNode(t, cfg, opts...)}
 }
 
-// startNode starts l's switch with cfg (and opts, after WithoutKernel) and
+// startNode starts l's switch with cfg (and opts, after withoutKernel) and
 // resolves the other node's uplink (remote4, remote6) on "up", as the
 // neighbour monitor would; it returns "up".
 func (l *fakeLab) startNode(t testing.TB, cfg Config, opts ...Option) *portState {
 	t.Helper()
-	sw, err := New(cfg, nil, append([]Option{WithoutKernel()}, opts...)...)
+	sw, err := New(cfg, nil, append([]Option{withoutKernel()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,8 +281,8 @@ func TestVXLANEncap(t *testing.T) {
 			t.Errorf("inner payload lost")
 		}
 	}
-	if c := l.sw.Counters(); c.Events[EvVXLANEncap] != 3 {
-		t.Errorf("vxlan-encap %d, want 3", c.Events[EvVXLANEncap])
+	if c := l.sw.Counters(); c.Events[dataplane.EvVXLANEncap] != 3 {
+		t.Errorf("vxlan-encap %d, want 3", c.Events[dataplane.EvVXLANEncap])
 	}
 }
 
@@ -290,8 +314,8 @@ func TestVXLANDecap(t *testing.T) {
 		}
 	}
 	c := l.sw.Counters()
-	if c.Events[EvVXLANDecap] != 3 || c.Events[EvForwarded4] != 1 || c.Events[EvForwarded6] != 2 {
-		t.Errorf("decap %d forwarded %d/%d, want 3, 1/2", c.Events[EvVXLANDecap], c.Events[EvForwarded4], c.Events[EvForwarded6])
+	if c.Events[dataplane.EvVXLANDecap] != 3 || c.Events[dataplane.EvForwarded4] != 1 || c.Events[dataplane.EvForwarded6] != 2 {
+		t.Errorf("decap %d forwarded %d/%d, want 3, 1/2", c.Events[dataplane.EvVXLANDecap], c.Events[dataplane.EvForwarded4], c.Events[dataplane.EvForwarded6])
 	}
 }
 
@@ -306,43 +330,43 @@ func TestVXLANBadInput(t *testing.T) {
 	cases := []struct {
 		name  string
 		frame func() []byte
-		drop  Drop
+		drop  dataplane.Drop
 	}{
-		{"other VNI", func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, 7) }, DropVXLANVNI},
+		{"other VNI", func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, 7) }, dataplane.DropVXLANVNI},
 		{"inner MAC not ours", func() []byte {
 			b := good()
 			b[l4+16] ^= 0x10
 			return b
-		}, DropVXLANMAC},
+		}, dataplane.DropVXLANMAC},
 		{"no I flag", func() []byte {
 			b := good()
 			b[l4+8] = 0
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"bad IPv4 UDP checksum", func() []byte {
 			b := good()
 			b[l4+6], b[l4+7] = 0x12, 0x34
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"zero IPv6 UDP checksum", func() []byte {
 			b := good6()
 			b[l6+6], b[l6+7] = 0, 0
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"bad IPv6 UDP checksum", func() []byte {
 			b := good6()
 			b[l6+6] ^= 1
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"UDP length past the packet", func() []byte {
 			b := good()
 			b[l4+4], b[l4+5] = 0xff, 0xff
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"no inner frame", func() []byte {
 			b := vxlanFrame(t, []byte{1, 2, 3}, false, DefaultVNI)
 			return b
-		}, DropBadVXLAN},
+		}, dataplane.DropBadVXLAN},
 		{"fragment", func() []byte {
 			b := good()
 			ip := encap.IPv4(b[encap.EthernetLen:])
@@ -350,17 +374,17 @@ func TestVXLANBadInput(t *testing.T) {
 			ip.SetChecksum(0)
 			ip.SetChecksum(^ip.CalculateChecksum())
 			return b
-		}, DropBadVXLAN},
-		{"inner TTL 1", func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 1), false, DefaultVNI) }, DropTTL},
+		}, dataplane.DropBadVXLAN},
+		{"inner TTL 1", func() []byte { return vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 1), false, DefaultVNI) }, dataplane.DropTTL},
 		{"inner garbage", func() []byte {
 			in := innerTo(t, remotePod4, pod1v4, 64)
 			in[encap.EthernetLen] = 0x45 + 0x10 // version 5
 			return vxlanFrame(t, in, false, DefaultVNI)
-		}, DropBadL3},
+		}, dataplane.DropBadL3},
 	}
 	for _, tc := range cases {
 		before := l.sw.Counters()
-		free := l.sw.workers[0].umem.FreeCount()
+		free := l.sw.workers[0].Umem().FreeCount()
 		out := l.runVector(t, "up", tc.frame())
 		after := l.sw.Counters()
 		if len(out["pod1"]) != 0 {
@@ -370,7 +394,7 @@ func TestVXLANBadInput(t *testing.T) {
 			t.Errorf("%s: %s counted %d times, want 1 (drops %v)", tc.name, tc.drop, got, after.Drops)
 		}
 		// Sent frames are freed by the fake port; nothing may leak.
-		if got := l.sw.workers[0].umem.FreeCount(); got != free {
+		if got := l.sw.workers[0].Umem().FreeCount(); got != free {
 			t.Errorf("%s: %d free frames after, %d before", tc.name, got, free)
 		}
 	}
@@ -381,8 +405,8 @@ func TestVXLANBadInput(t *testing.T) {
 	before := l.sw.Counters()
 	l.runVector(t, "up", other)
 	after := l.sw.Counters()
-	if after.Drops[DropPunt]-before.Drops[DropPunt] != 1 || after.Events[EvVXLANDecap] != before.Events[EvVXLANDecap] {
-		t.Errorf("UDP to another port: punt %d decap %d", after.Drops[DropPunt]-before.Drops[DropPunt], after.Events[EvVXLANDecap]-before.Events[EvVXLANDecap])
+	if after.Drops[dataplane.DropPunt]-before.Drops[dataplane.DropPunt] != 1 || after.Events[dataplane.EvVXLANDecap] != before.Events[dataplane.EvVXLANDecap] {
+		t.Errorf("UDP to another port: punt %d decap %d", after.Drops[dataplane.DropPunt]-before.Drops[dataplane.DropPunt], after.Events[dataplane.EvVXLANDecap]-before.Events[dataplane.EvVXLANDecap])
 	}
 }
 
@@ -479,18 +503,18 @@ func TestVXLANMTU(t *testing.T) {
 func TestVXLANUnderlayUnresolved(t *testing.T) {
 	l := newVXLANLab(t, nil)
 	other := netip.MustParseAddr("198.18.0.13")
-	if err := l.sw.AddRoute(StaticRoute{Prefix: netip.MustParsePrefix("198.19.3.0/24"), VXLAN: &VXLANRoute{Remote: other, MAC: peerVTEP}}); err != nil {
+	if err := l.sw.AddRoute(spec.Route{Prefix: netip.MustParsePrefix("198.19.3.0/24"), VXLAN: &spec.VXLANRoute{Remote: other, MAC: peerVTEP}}); err != nil {
 		t.Fatal(err)
 	}
 	dst := netip.MustParseAddr("198.19.3.1")
 	out := l.runVector(t, "pod1", udp4(t, pod1MAC, pod1v4, dst, 64, 10))
-	if len(out["up"]) != 0 || l.sw.Counters().Drops[DropNoNeighbor] != 1 {
-		t.Fatalf("sent %d before resolution; no-neighbor %d", len(out["up"]), l.sw.Counters().Drops[DropNoNeighbor])
+	if len(out["up"]) != 0 || l.sw.Counters().Drops[dataplane.DropNoNeighbor] != 1 {
+		t.Fatalf("sent %d before resolution; no-neighbor %d", len(out["up"]), l.sw.Counters().Drops[dataplane.DropNoNeighbor])
 	}
 	select {
 	case ev := <-l.sw.events:
-		if ev.addr != other {
-			t.Fatalf("asked to resolve %s, want %s", ev.addr, other)
+		if ev.Addr != other {
+			t.Fatalf("asked to resolve %s, want %s", ev.Addr, other)
 		}
 	default:
 		t.Fatal("no resolution asked for the remote VTEP")
@@ -505,25 +529,25 @@ func TestVXLANUnderlayUnresolved(t *testing.T) {
 
 func TestVXLANRouteRefused(t *testing.T) {
 	l := newVXLANLab(t, nil)
-	for _, r := range []StaticRoute{
-		{Prefix: netip.MustParsePrefix("198.18.0.0/16"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},                          // remote inside
-		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: remote4}},                                         // no MAC
-		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: netip.MustParseAddr("224.0.0.1"), MAC: peerVTEP}}, // multicast
-		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), Via: remote4, VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}},            // both
-		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: remote4, MAC: [6]byte{0x01, 0, 0x5e, 0, 0, 1}}},   // multicast MAC
-		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: netip.MustParseAddr("fe80::1"), MAC: peerVTEP}},   // link-local
+	for _, r := range []spec.Route{
+		{Prefix: netip.MustParsePrefix("198.18.0.0/16"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},                          // remote inside
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4}},                                         // no MAC
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: netip.MustParseAddr("224.0.0.1"), MAC: peerVTEP}}, // multicast
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), Via: remote4, VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}},            // both
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: [6]byte{0x01, 0, 0x5e, 0, 0, 1}}},   // multicast MAC
+		{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: netip.MustParseAddr("fe80::1"), MAC: peerVTEP}},   // link-local
 	} {
 		if err := l.sw.AddRoute(r); !errors.Is(err, ErrRouteInvalid) {
 			t.Errorf("%+v: %v, want ErrRouteInvalid", r.VXLAN, err)
 		}
 	}
 	// Without a vxlan section there is no VTEP to send from.
-	plain := newFakeLab(t, PollBusy)
-	err := plain.sw.AddRoute(StaticRoute{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &VXLANRoute{Remote: remote4, MAC: peerVTEP}})
+	plain := newFakeLab(t, dataplane.PollBusy)
+	err := plain.sw.AddRoute(spec.Route{Prefix: netip.MustParsePrefix("198.19.9.0/24"), VXLAN: &spec.VXLANRoute{Remote: remote4, MAC: peerVTEP}})
 	if !errors.Is(err, ErrRouteInvalid) || !bytes.Contains([]byte(err.Error()), []byte("vxlan is off")) {
 		t.Errorf("vxlan route without vxlan: %v", err)
 	}
-	if _, err := New(Config{VXLAN: &VXLANConfig{VNI: 1 << 24}}, nil, WithoutKernel()); !errors.Is(err, ErrConfig) {
+	if _, err := New(Config{VXLAN: &VXLANConfig{VNI: 1 << 24}}, nil, withoutKernel()); !errors.Is(err, ErrConfig) {
 		t.Errorf("VNI 2^24: %v, want ErrConfig", err)
 	}
 }
@@ -563,26 +587,20 @@ func TestVXLANLargeSegmented(t *testing.T) {
 // processDiscard runs a vector of copies of f, received on in, through
 // w's pipeline, and frees what it queued instead of flushing it (the
 // fake ports' copies would be what a benchmark measured).
-func processDiscard(w *worker, vec []Packet, in *portState, f []byte) {
+func processDiscard(w *dataplane.Worker, vec []port.Packet, in *portState, f []byte) {
 	for i := range vec {
-		a, _ := w.umem.Alloc()
-		copy(w.umem.Frame(a)[Headroom:], f)
-		vec[i] = Packet{Addr: a + Headroom, Len: uint32(len(f))}
+		a, _ := w.Umem().Alloc()
+		copy(w.Umem().Frame(a)[port.Headroom:], f)
+		vec[i] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(f))}
 	}
-	w.process(vec, in)
-	w.touched = w.touched[:0]
-	for id := range w.out {
-		for _, p := range w.out[id] {
-			w.umem.Free(p.Addr)
-		}
-		w.out[id] = w.out[id][:0]
-	}
+	w.Process(vec, in.Port)
+	w.DiscardQueued()
 }
 
 func TestVXLANZeroAlloc(t *testing.T) {
 	l := newVXLANLab(t, nil)
 	w := l.sw.workers[0]
-	vec := make([]Packet, 64)
+	vec := make([]port.Packet, 64)
 	run := func(in *portState, f []byte) func() {
 		return func() { processDiscard(w, vec, in, f) }
 	}
@@ -591,21 +609,31 @@ func TestVXLANZeroAlloc(t *testing.T) {
 		name string
 		in   *portState
 		f    []byte
-		ev   Event
+		ev   dataplane.Event
 	}{
-		{"encap v4", pod, udp4(t, pod1MAC, pod1v4, remotePod4, 64, 18), EvVXLANEncap},
-		{"encap v6", pod, udp6(t, pod1MAC, pod1v6, remotePod6, 64, 18), EvVXLANEncap},
-		{"decap v4", l.up, vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, DefaultVNI), EvVXLANDecap},
-		{"decap v6", l.up, vxlanFrame(t, innerTo(t, remotePod6, pod1v6, 64), true, DefaultVNI), EvVXLANDecap},
+		{"encap v4", pod, udp4(t, pod1MAC, pod1v4, remotePod4, 64, 18), dataplane.EvVXLANEncap},
+		{"encap v6", pod, udp6(t, pod1MAC, pod1v6, remotePod6, 64, 18), dataplane.EvVXLANEncap},
+		{"decap v4", l.up, vxlanFrame(t, innerTo(t, remotePod4, pod1v4, 64), false, DefaultVNI), dataplane.EvVXLANDecap},
+		{"decap v6", l.up, vxlanFrame(t, innerTo(t, remotePod6, pod1v6, 64), true, DefaultVNI), dataplane.EvVXLANDecap},
 	} {
+		// Counters are cumulative: only what this case adds says it worked.
+		w.PublishCounters()
+		before := l.sw.Counters()
 		f := run(tc.in, tc.f)
 		f()
-		if a := testing.AllocsPerRun(50, f); a != 0 {
+		const runs = 50
+		if a := testing.AllocsPerRun(runs, f); a != 0 {
 			t.Errorf("%s: %v allocations per vector, want 0", tc.name, a)
 		}
-		w.cnt.publish()
-		if c := l.sw.Counters(); c.Events[tc.ev] == 0 {
-			t.Errorf("%s: nothing counted (drops %v)", tc.name, c.Drops)
+		w.PublishCounters()
+		after := l.sw.Counters()
+		// AllocsPerRun runs f once more to warm up.
+		want := uint64((runs + 2) * len(vec))
+		if got := after.Events[tc.ev] - before.Events[tc.ev]; got != want {
+			t.Errorf("%s: %v counted %d times, want %d (drops %v)", tc.name, tc.ev, got, want, dropDelta(before, after))
+		}
+		if d := dropDelta(before, after); len(d) != 0 {
+			t.Errorf("%s: drops %v, want none", tc.name, d)
 		}
 	}
 }
@@ -637,7 +665,7 @@ func BenchmarkVXLAN(b *testing.B) {
 			if tc.up {
 				in = l.up
 			}
-			vec := make([]Packet, 64)
+			vec := make([]port.Packet, 64)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -664,7 +692,7 @@ func TestVXLANUnderlayFollowsFIB(t *testing.T) {
 	}
 	gw, gwMAC := netip.MustParseAddr("198.18.0.254"), [6]byte{0x02, 0xcc, 0, 0, 0, 1}
 	l.sw.nbr.update(neighUpdate(l.up.ifindex, gw, gwMAC))
-	if err := l.sw.AddRoute(StaticRoute{Prefix: netip.PrefixFrom(remote4, 32), Via: gw}); err != nil {
+	if err := l.sw.AddRoute(spec.Route{Prefix: netip.PrefixFrom(remote4, 32), Via: gw}); err != nil {
 		t.Fatal(err)
 	}
 	if f := send(); [6]byte(f[0:6]) != gwMAC {
@@ -690,8 +718,8 @@ func FuzzVXLANDecap(f *testing.F) {
 	f.Add(vxlanFrame(f, []byte{1, 2, 3}, false, 7)[encap.EthernetLen+encap.IPv4MinLen:], false)
 	l := newVXLANLab(f, nil)
 	w := l.sw.workers[0]
-	u := w.umem
-	vec := make([]Packet, 1)
+	u := w.Umem()
+	vec := make([]port.Packet, 1)
 	f.Fuzz(func(t *testing.T, udp []byte, v6 bool) {
 		// The outer headers as the other node writes them, with udp
 		// behind them whatever it says.
@@ -701,8 +729,8 @@ func FuzzVXLANDecap(f *testing.F) {
 			l3 = encap.EthernetLen + encap.IPv6Len
 		}
 		frame = append(frame[:l3], udp...)
-		if len(frame) > u.FrameSize()-Headroom {
-			frame = frame[:u.FrameSize()-Headroom]
+		if len(frame) > u.FrameSize()-port.Headroom {
+			frame = frame[:u.FrameSize()-port.Headroom]
 		}
 		if v6 {
 			encap.IPv6(frame[encap.EthernetLen:]).SetPayloadLength(uint16(len(frame) - l3))
@@ -714,17 +742,11 @@ func FuzzVXLANDecap(f *testing.F) {
 		}
 		before := u.FreeCount()
 		a, _ := u.Alloc()
-		copy(u.Frame(a)[Headroom:], frame)
-		vec[0] = Packet{Addr: a + Headroom, Len: uint32(len(frame))}
-		w.now = nanotime()
-		w.process(vec, l.up)
-		w.touched = w.touched[:0]
-		for id := range w.out {
-			for _, p := range w.out[id] {
-				u.Free(p.Addr)
-			}
-			w.out[id] = w.out[id][:0]
-		}
+		copy(u.Frame(a)[port.Headroom:], frame)
+		vec[0] = port.Packet{Addr: a + port.Headroom, Len: uint32(len(frame))}
+		w.Tick()
+		w.Process(vec, l.up.Port)
+		w.DiscardQueued()
 		if got := u.FreeCount(); got != before {
 			t.Fatalf("frame leak: %d free before, %d after", before, got)
 		}
@@ -765,8 +787,8 @@ func TestVXLANMergedForUplink(t *testing.T) {
 			}
 		}
 		c := l.sw.Counters()
-		if c.Events[EvUDPGROMerged] != 1 || c.Events[EvUDPGROSegments] != 11 {
-			t.Errorf("v6=%v: udp-gro-merged %d segments %d", v6, c.Events[EvUDPGROMerged], c.Events[EvUDPGROSegments])
+		if c.Events[dataplane.EvUDPGROMerged] != 1 || c.Events[dataplane.EvUDPGROSegments] != 11 {
+			t.Errorf("v6=%v: udp-gro-merged %d segments %d", v6, c.Events[dataplane.EvUDPGROMerged], c.Events[dataplane.EvUDPGROSegments])
 		}
 	}
 }
@@ -841,8 +863,8 @@ func TestVXLANLargeDecap(t *testing.T) {
 			}
 		}
 		c := l.sw.Counters()
-		if c.Events[EvVXLANDecap] != 5 || c.Events[EvGSOSegmented] != 1 || c.Drops[DropBadVXLAN] != 0 {
-			t.Errorf("v6=%v: vxlan-decap %d gso-segmented %d bad-vxlan %d; want 5, 1, 0", v6, c.Events[EvVXLANDecap], c.Events[EvGSOSegmented], c.Drops[DropBadVXLAN])
+		if c.Events[dataplane.EvVXLANDecap] != 5 || c.Events[dataplane.EvGSOSegmented] != 1 || c.Drops[dataplane.DropBadVXLAN] != 0 {
+			t.Errorf("v6=%v: vxlan-decap %d gso-segmented %d bad-vxlan %d; want 5, 1, 0", v6, c.Events[dataplane.EvVXLANDecap], c.Events[dataplane.EvGSOSegmented], c.Drops[dataplane.DropBadVXLAN])
 		}
 
 		// Each datagram is checked as any: another VNI is dropped and
@@ -851,23 +873,17 @@ func TestVXLANLargeDecap(t *testing.T) {
 		// whole (punt-no-host).
 		out = l.runVector(t, "up", merged(v6, 7, 4789), merged(v6, DefaultVNI, 4790))
 		c = l.sw.Counters()
-		if len(out["pod1"]) != 0 || c.Drops[DropVXLANVNI] != 5 || c.Drops[DropPunt] != 1 {
-			t.Errorf("v6=%v: %d frames to pod1, vxlan-vni %d, punt-no-host %d; want 0, 5, 1", v6, len(out["pod1"]), c.Drops[DropVXLANVNI], c.Drops[DropPunt])
+		if len(out["pod1"]) != 0 || c.Drops[dataplane.DropVXLANVNI] != 5 || c.Drops[dataplane.DropPunt] != 1 {
+			t.Errorf("v6=%v: %d frames to pod1, vxlan-vni %d, punt-no-host %d; want 0, 5, 1", v6, len(out["pod1"]), c.Drops[dataplane.DropVXLANVNI], c.Drops[dataplane.DropPunt])
 		}
 
 		// No allocation.
 		w := l.sw.workers[0]
 		b := merged(v6, DefaultVNI, 4789)
-		lf := LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
+		lf := port.LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
 		run := func() {
-			w.forwardLarge(&lf, l.up)
-			w.touched = w.touched[:0]
-			for id := range w.out {
-				for _, p := range w.out[id] {
-					w.umem.Free(p.Addr)
-				}
-				w.out[id] = w.out[id][:0]
-			}
+			w.ForwardLarge(&lf, l.up.Port)
+			w.DiscardQueued()
 		}
 		run()
 		if a := testing.AllocsPerRun(20, run); a != 0 {
@@ -909,16 +925,16 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 			out := l.runVector(t, "up", in)
 			c := l.sw.Counters()
 			if whole {
-				if len(out["pod1"]) != 1 || c.Events[EvGSOWhole] != 1 {
-					t.Fatalf("v6=%v: %d frames to pod1, gso-whole %d; want the inner super-frame whole (counters %+v)", v6, len(out["pod1"]), c.Events[EvGSOWhole], c)
+				if len(out["pod1"]) != 1 || c.Events[dataplane.EvGSOWhole] != 1 {
+					t.Fatalf("v6=%v: %d frames to pod1, gso-whole %d; want the inner super-frame whole (counters %+v)", v6, len(out["pod1"]), c.Events[dataplane.EvGSOWhole], c)
 				}
 				f := out["pod1"][0][encap.VirtioNetHdrLen:]
 				inner := in[len(in)-len(f):]
 				if !bytes.Equal(f[60:], inner[60:]) || [6]byte(f[0:6]) != pod1MAC {
 					t.Errorf("v6=%v: inner frame changed beyond its L2 header and TTL, or not to pod1: %x", v6, f[:14])
 				}
-			} else if len(out["pod1"]) != 5 || c.Events[EvGSOSegmented] != 1 {
-				t.Fatalf("v6=%v: %d frames to pod1, gso-segmented %d; want 5 segments", v6, len(out["pod1"]), c.Events[EvGSOSegmented])
+			} else if len(out["pod1"]) != 5 || c.Events[dataplane.EvGSOSegmented] != 1 {
+				t.Fatalf("v6=%v: %d frames to pod1, gso-segmented %d; want 5 segments", v6, len(out["pod1"]), c.Events[dataplane.EvGSOSegmented])
 			} else {
 				for i, f := range out["pod1"] {
 					if el := decode(f).ErrorLayer(); el != nil || !l4Valid(f, v6) {
@@ -926,8 +942,8 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 					}
 				}
 			}
-			if c.Events[EvVXLANDecap] != 1 || c.Drops[DropBadOffload] != 0 {
-				t.Errorf("v6=%v: vxlan-decap %d bad-offload %d; want 1, 0", v6, c.Events[EvVXLANDecap], c.Drops[DropBadOffload])
+			if c.Events[dataplane.EvVXLANDecap] != 1 || c.Drops[dataplane.DropBadOffload] != 0 {
+				t.Errorf("v6=%v: vxlan-decap %d bad-offload %d; want 1, 0", v6, c.Events[dataplane.EvVXLANDecap], c.Drops[dataplane.DropBadOffload])
 			}
 		}
 
@@ -946,16 +962,16 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 		l := newVXLANLab(t, map[string]bool{"up": true, "pod1": true})
 		out := l.runVector(t, "up", merged(v6, 7, vtepMAC), merged(v6, DefaultVNI, [6]byte{2, 0, 0, 0, 0, 9}), badLen, badStart)
 		c := l.sw.Counters()
-		if len(out["pod1"]) != 0 || c.Drops[DropVXLANVNI] != 1 || c.Drops[DropVXLANMAC] != 1 || c.Drops[DropBadVXLAN] != 1 || c.Drops[DropBadOffload] != 1 {
+		if len(out["pod1"]) != 0 || c.Drops[dataplane.DropVXLANVNI] != 1 || c.Drops[dataplane.DropVXLANMAC] != 1 || c.Drops[dataplane.DropBadVXLAN] != 1 || c.Drops[dataplane.DropBadOffload] != 1 {
 			t.Errorf("v6=%v: %d frames to pod1, vxlan-vni %d, vxlan-mac %d, bad-vxlan %d, bad-offload %d; want 0 and 1 each",
-				v6, len(out["pod1"]), c.Drops[DropVXLANVNI], c.Drops[DropVXLANMAC], c.Drops[DropBadVXLAN], c.Drops[DropBadOffload])
+				v6, len(out["pod1"]), c.Drops[dataplane.DropVXLANVNI], c.Drops[dataplane.DropVXLANMAC], c.Drops[dataplane.DropBadVXLAN], c.Drops[dataplane.DropBadOffload])
 		}
 
 		w := l.sw.workers[0]
 		b := merged(v6, DefaultVNI, vtepMAC)
-		lf := LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
+		lf := port.LargeFrame{Frame: b[encap.VirtioNetHdrLen:], Hdr: encap.VirtioNetHdr(b[:encap.VirtioNetHdrLen])}
 		run := func() {
-			w.forwardLarge(&lf, l.up)
+			w.ForwardLarge(&lf, l.up.Port)
 			for len(l.ports["pod1"].Out) > 0 {
 				<-l.ports["pod1"].Out
 			}
@@ -965,4 +981,15 @@ func TestVXLANLargeTCPDecap(t *testing.T) {
 			t.Errorf("v6=%v: %v allocations per super-frame, want 0", v6, a)
 		}
 	}
+}
+
+// dropDelta is what was dropped between two counter snapshots, by reason.
+func dropDelta(before, after dataplane.Counters) map[dataplane.Drop]uint64 {
+	d := map[dataplane.Drop]uint64{}
+	for i := range after.Drops {
+		if n := after.Drops[i] - before.Drops[i]; n != 0 {
+			d[dataplane.Drop(i)] = n
+		}
+	}
+	return d
 }

@@ -1,6 +1,25 @@
 // Package xdpprog is the XDP steering program in front of xvs's AF_XDP
-// sockets (and the few other BPF programs xvs attaches), assembled in Go with cilium/ebpf's asm package (no clang at build
-// or run time), with its maps and attach/detach.
+// sockets and the other BPF programs xvs attaches, with their maps and
+// attach/detach.
+//
+// The programs are C, in bpf/ (xdp.c, tc.c; the map layouts and maps in
+// xvs.h, the decisions in fast.h and steer.h), compiled by bpf2go into the
+// committed xdp_bpfel.o and tc_bpfel.o and their Go loaders, so a plain go
+// build needs no clang. The Go side takes the map value layouts from the
+// C structs (bpf2go's -type: xdpXvsCfg, xdpXvsDest, ...), creates the
+// shared maps from the objects' definitions and hands them to each
+// program it loads (load.go). Two programs of a handful of instructions
+// stay in Go assembly (asm.go): the pod program without the fast path and
+// IngressDrop without it.
+//
+// To change a program: edit the C, run `go generate ./xdpprog` (or `make
+// generate`; Debian's clang and libbpf-dev), and commit the objects, the
+// generated Go and bpf/SHA256SUMS with the C. TestObjectsMatchSources
+// fails while they disagree. A decision that two programs share (tc and
+// its socket filter, XDP and tc steering) lives in one function in fast.h
+// or steer.h; change it there, and the agreement tests (TestIngressFastAgrees,
+// TestUplinkIngressAgrees) keep the programs in step. A flow the programs
+// cannot decide goes to the switch's workers, never dropped.
 //
 // What it owns:
 //   - The program: Pod redirects every frame to the rx queue's socket;
@@ -25,16 +44,16 @@
 //     fast path takes, with bpf_redirect, GSO super-frames whole (the
 //     segment, not the super-frame, must fit the MTU); FastPath.SocketFilter
 //     is the socket filter that keeps those frames from the port's socket.
-//     Both come from one decision, fastDecide in tcfast.go, so they agree;
-//     TestIngressFastAgrees checks it on random frames. Change the decision
-//     there, never in one program only.
+//     Both come from one decision, fast_decide_skb in bpf/fast.h, so they
+//     agree; TestIngressFastAgrees checks it on random frames. Change the
+//     decision there, never in one program only.
 //   - UplinkIngress: the Uplink program's steering (and its fast path to
 //     the node's pods) for an uplink the switch drives with AF_PACKET: a
 //     tc ingress program that drops what the switch takes (pod prefixes,
 //     VXLAN for the node) and passes the rest to the host, and a socket
 //     filter that takes exactly what it drops. Both decide on a copy of
-//     the headers (copyHeaders, fastDecide, steerDecide in tcuplink.go),
-//     from the same maps as the XDP program (the steering type);
+//     the headers (copy_headers, fast_decide_skb, steer in bpf/), from
+//     the same maps as the XDP program (the steering type);
 //     TestUplinkIngressAgrees checks that XDP, tc and the filter steer
 //     random frames alike.
 //   - Tunnels: FastPath.AddTunnel makes another node's pod a tc
@@ -43,7 +62,7 @@
 //     AttachTunnelIngress is that device's tc program (VNI and VTEP MAC
 //     checked, then the fast path to the node's pods); SetKernelVXLAN
 //     makes the uplink programs hand VXLAN for fast-path pods to the
-//     kernel whole (vxlanKernel in XDP, kernelVXLANDecide in tc and the
+//     kernel whole (xvs_uplink_fast in XDP, kernel_vxlan in tc and the
 //     socket filter).
 //   - The maps: an XSKMAP by rx queue (SetSocket, ClearSocket), the LPM
 //     tries (AddPrefix, RemovePrefix) and a one-entry config array (SetVTEP).
@@ -59,6 +78,11 @@
 // serialises them; the control plane adds and removes prefixes while workers
 // run). Attach, Detach and Close belong to the owner of the port.
 //
-// Allocation: nothing here is on the per-packet path; the program itself
-// runs in the kernel.
+// Allocation: nothing here is on the per-packet path; the programs run in
+// the kernel.
+//
+// Tests: the agreement tests run BPF_PROG_TEST_RUN on random frames;
+// TestLegacyAgrees and BenchmarkPrograms hold the C against the Go
+// assembly it replaced (asm_legacy_test.go, test-only), verdict for
+// verdict and ns for ns.
 package xdpprog

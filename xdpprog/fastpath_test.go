@@ -81,7 +81,7 @@ type fastDest struct {
 // skips where BPF cannot load. Every destination is ifindex 1, lo, which
 // exists in every namespace (the devmap wants a real device);
 // BPF_PROG_TEST_RUN reports the verdict without sending.
-func testFastPath(t *testing.T, dests []fastDest) *FastPath {
+func testFastPath(t testing.TB, dests []fastDest) *FastPath {
 	t.Helper()
 	requireBPF(t)
 	fp, err := NewFastPath(16)

@@ -30,31 +30,33 @@ func AttachIngressDrop(ifindex int) (*IngressDrop, error) {
 }
 
 // AttachIngress attaches an IngressDrop to ifindex that, with a FastPath,
-// first forwards what the fast path takes (see tcfast.go); the port's
+// first forwards what the fast path takes (see tcfast.go, bpf/tc.c); the port's
 // socket must then carry f.SocketFilter, or it gets those frames too.
 func AttachIngress(ifindex int, f *FastPath) (*IngressDrop, error) {
-	spec := &ebpf.ProgramSpec{
-		Name: "xvs_ingress_drop",
-		Type: ebpf.SchedCLS,
-		Instructions: asm.Instructions{
-			asm.Mov.Imm(asm.R0, tcActShot),
-			asm.Return(),
-		},
-		License: "GPL",
+	var prog *ebpf.Program
+	var err error
+	if f == nil {
+		prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+			Name: "xvs_ingress_drop",
+			Type: ebpf.SchedCLS,
+			Instructions: asm.Instructions{
+				asm.Mov.Imm(asm.R0, tcActShot),
+				asm.Return(),
+			},
+			License: "GPL",
+		})
+	} else {
+		prog, err = loadIngressFast(f)
 	}
-	if f != nil {
-		spec.Name, spec.Instructions = "xvs_ingress_fast", ingressFastProgram(f)
+	if err != nil {
+		return nil, fmt.Errorf("ingress program: %w", err)
 	}
-	return attachTCIngress(ifindex, spec)
+	return attachTCIngress(ifindex, prog)
 }
 
-// attachTCIngress loads spec and attaches it to ifindex's tc ingress
-// through a BPF link.
-func attachTCIngress(ifindex int, spec *ebpf.ProgramSpec) (*IngressDrop, error) {
-	prog, err := ebpf.NewProgram(spec)
-	if err != nil {
-		return nil, fmt.Errorf("%s program: %w", spec.Name, err)
-	}
+// attachTCIngress attaches prog to ifindex's tc ingress through a BPF
+// link; the IngressDrop owns prog from then on, and closes it on failure.
+func attachTCIngress(ifindex int, prog *ebpf.Program) (*IngressDrop, error) {
 	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: ebpf.AttachTCXIngress})
 	if err != nil {
 		prog.Close()
@@ -81,8 +83,9 @@ func (d *IngressDrop) Close() error {
 // node's VTEP MAC, to a fast-path destination; it drops the rest (the
 // uplink's programs send the device only what the fast path takes).
 func AttachTunnelIngress(ifindex int, f *FastPath, vni uint32, mac [6]byte) (*IngressDrop, error) {
-	return attachTCIngress(ifindex, &ebpf.ProgramSpec{
-		Name: "xvs_tunnel_in", Type: ebpf.SchedCLS, License: "GPL",
-		Instructions: tunnelIngressProgram(f, vni, mac),
-	})
+	prog, err := loadTunnelIngress(f, vni, mac)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel ingress program: %w", err)
+	}
+	return attachTCIngress(ifindex, prog)
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 )
 
 // Kind selects the steering policy.
@@ -61,26 +60,6 @@ type Options struct {
 	FastPath *FastPath
 }
 
-// Layout of the single config-map value (little-endian host, network-order
-// fields copied from the wire so the program compares raw loads).
-const (
-	cfgFlags = 0  // u32: cfgHas4 | cfgHas6 | cfgDecap
-	cfgPort  = 4  // u16, network order
-	cfgNode4 = 8  // [4]byte
-	cfgNode6 = 12 // [16]byte
-	cfgVNI   = 28 // [4]byte: the VXLAN header's VNI bytes, then zero
-	cfgMAC   = 32 // [6]byte: the node's VTEP MAC
-	cfgSize  = 40
-
-	cfgHas4  = 1
-	cfgHas6  = 2
-	cfgDecap = 4 // the fast path may decapsulate VXLAN over IPv4
-	// cfgKernel: VXLAN over IPv4 for a destination only tc reaches goes
-	// whole to the kernel, whose collect_md VXLAN device decapsulates it
-	// (and merges it, GRO) for the device's tc program (TunnelIngress).
-	cfgKernel = 8
-)
-
 // Program is a loaded steering program and its maps. It may be attached to
 // one interface at a time. Map updates (sockets, prefixes, VTEP) are safe
 // from any goroutine (the kernel serialises them); Attach, Detach and Close
@@ -111,26 +90,35 @@ func New(kind Kind, opts Options) (p *Program, err error) {
 		opts.VXLANPort = DefaultVXLANPort
 	}
 	p = &Program{kind: kind}
-	defer func() {
+	// The error returns set p to nil: the cleanup keeps its own.
+	defer func(p *Program) {
 		if err != nil {
 			p.Close()
 		}
-	}()
-	if p.xsks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: uint32(opts.Queues)}); err != nil {
-		return nil, fmt.Errorf("create xskmap: %w", err)
+	}(p)
+	if p.xsks, err = newMap(xdpMapXvsXsks, uint32(opts.Queues)); err != nil {
+		return nil, err
 	}
-	var insns asm.Instructions
-	if kind == Uplink {
+	miss := map[string]any{xdpVarMissAction: opts.MissAction}
+	switch {
+	case kind == Uplink:
 		if p.st, err = newSteering(opts); err != nil {
 			return nil, err
 		}
-		insns = uplinkProgram(p.xsks, p.st, opts.MissAction, opts.FastPath)
-	} else if opts.FastPath != nil {
-		insns = fastPodProgram(p.xsks, opts.FastPath, opts.MissAction)
-	} else {
-		insns = podProgram(p.xsks, opts.MissAction)
+		maps := p.st.maps(opts.FastPath)
+		maps[xdpMapXvsXsks] = p.xsks
+		prog := xdpProgXvsUplink
+		if opts.FastPath != nil {
+			prog = xdpProgXvsUplinkFast
+		}
+		p.prog, err = loadProgram(xdpSpec, prog, maps, miss)
+	case opts.FastPath != nil:
+		maps := opts.FastPath.maps()
+		maps[xdpMapXvsXsks] = p.xsks
+		p.prog, err = loadProgram(xdpSpec, xdpProgXvsPodFast, maps, miss)
+	default:
+		p.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xvs_pod", Type: ebpf.XDP, License: "GPL", Instructions: podProgram(p.xsks, opts.MissAction)})
 	}
-	p.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xvs_" + kind.String(), Type: ebpf.XDP, License: "GPL", Instructions: insns})
 	if err != nil {
 		return nil, fmt.Errorf("load %s xdp program: %w", kind, err)
 	}
@@ -191,7 +179,7 @@ func (p *Program) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 
 // SetDecap lets an uplink program with a fast path decapsulate VXLAN over
 // IPv4 itself when the inner frame carries the node's VNI and VTEP MAC and
-// goes to a fast-path pod (see vxlanDecap for what it checks, and what it
+// goes to a fast-path pod (see vxlan_decap in bpf/xdp.c for what it checks, and what it
 // leaves to the inner packet's checksums); everything else, VXLAN over
 // IPv6 among it, still goes to the socket whole. A zero MAC turns it off.
 func (p *Program) SetDecap(vni uint32, mac [6]byte) error {

@@ -6,19 +6,49 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 )
 
-func requireBPF(t *testing.T) {
+// requireBPF skips the test where the kernel will not load BPF for it:
+// without root (EPERM) or without BPF (ENOSYS, ebpf.ErrNotSupported). As
+// root any other error fails the test, here and in every load after it.
+func requireBPF(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
 	if err := rlimit.RemoveMemlock(); err != nil {
-		t.Skipf("memlock: %v", err)
+		skipUnsupported(t, err)
+		t.Fatalf("memlock: %v", err)
+	}
+	// A map and an XDP program: unprivileged BPF, where the kernel
+	// allows it, creates maps but loads no XDP.
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		skipUnsupported(t, err)
+		t.Fatalf("create a map: %v", err)
+	}
+	m.Close()
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL", Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, Pass), asm.Return()}})
+	if err != nil {
+		skipUnsupported(t, err)
+		t.Fatalf("load an XDP program: %v", err)
+	}
+	p.Close()
+}
+
+// skipUnsupported skips the test if err is the kernel's "not supported":
+// EPERM without root, ENOSYS, EOPNOTSUPP or ebpf.ErrNotSupported.
+func skipUnsupported(t testing.TB, err error) {
+	t.Helper()
+	switch {
+	case errors.Is(err, unix.EPERM) && os.Geteuid() != 0:
+		t.Skipf("needs root: %v", err)
+	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, ebpf.ErrNotSupported):
+		t.Skipf("not supported here: %v", err)
 	}
 }
 
@@ -229,5 +259,28 @@ func steeringCases() []steerCase {
 			return f
 		}(), Pass},
 		{"v6 vxlan truncated udp", ipv6(17, "fd00::2", "fd00::1", udp(40000, 4789, 0))[:14+40+5], Pass},
+	}
+}
+
+// TestLoadFails: a program that cannot load (here: a FastPath without
+// maps) is an error, and what was made before it is released, not a
+// panic.
+func TestLoadFails(t *testing.T) {
+	requireBPF(t)
+	empty := &FastPath{}
+	for _, tc := range []struct {
+		name string
+		load func() error
+	}{
+		{"pod", func() error { _, err := New(Pod, Options{FastPath: empty}); return err }},
+		{"uplink", func() error { _, err := New(Uplink, Options{FastPath: empty}); return err }},
+		{"uplink ingress", func() error { _, err := NewUplinkIngress(Options{FastPath: empty}); return err }},
+		{"ingress", func() error { _, err := AttachIngress(1, empty); return err }},
+		{"tunnel ingress", func() error { _, err := AttachTunnelIngress(1, empty, 1, [6]byte{2}); return err }},
+		{"socket filter", func() error { _, err := empty.SocketFilter(); return err }},
+	} {
+		if err := tc.load(); err == nil || !strings.Contains(err.Error(), "which it was not given") {
+			t.Errorf("%s: %v, want the missing map named", tc.name, err)
+		}
 	}
 }

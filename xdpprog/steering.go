@@ -7,40 +7,46 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 )
 
 // steering holds an uplink's steering maps: which frames from the network
 // are the switch's. The XDP uplink program (Program of kind Uplink) and
-// the tc one of an AF_PACKET uplink (UplinkIngress) read the same layout.
+// the tc one of an AF_PACKET uplink (UplinkIngress) read the same maps,
+// whose layouts are bpf/xvs.h's.
 type steering struct {
-	cfg  *ebpf.Map // ARRAY[1]: cfg* layout
-	pfx4 *ebpf.Map // LPM trie {prefixlen u32, addr [4]byte} -> u32
-	pfx6 *ebpf.Map // LPM trie {prefixlen u32, addr [16]byte} -> u32
+	cfg  *ebpf.Map // ARRAY[1]: struct xvs_cfg
+	pfx4 *ebpf.Map // LPM trie struct xvs_pfx4 -> u32
+	pfx6 *ebpf.Map // LPM trie struct xvs_pfx6 -> u32
 
-	cfgVal [cfgSize]byte
+	cfgVal xdpXvsCfg // what the map holds, for the next setter
 }
+
+// The config's flags (enum xvs_cfg_flag).
+const (
+	cfgHas4   = uint32(xdpXvsCfgFlagXVS_CFG_HAS4)
+	cfgHas6   = uint32(xdpXvsCfgFlagXVS_CFG_HAS6)
+	cfgDecap  = uint32(xdpXvsCfgFlagXVS_CFG_DECAP)
+	cfgKernel = uint32(xdpXvsCfgFlagXVS_CFG_KERNEL)
+)
 
 // newSteering creates the maps, with opts' defaults applied (MaxPrefixes,
 // VXLANPort).
 func newSteering(opts Options) (st *steering, err error) {
 	st = &steering{}
-	defer func() {
+	// The error returns set st to nil: the cleanup keeps its own.
+	defer func(st *steering) {
 		if err != nil {
 			st.Close()
 		}
-	}()
-	if st.cfg, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xvs_cfg", Type: ebpf.Array, KeySize: 4, ValueSize: cfgSize, MaxEntries: 1}); err != nil {
-		return nil, fmt.Errorf("create config map: %w", err)
+	}(st)
+	if st.cfg, err = newMap(xdpMapXvsCfg, 1); err != nil {
+		return nil, err
 	}
-	for _, m := range []struct {
-		pp  **ebpf.Map
-		n   string
-		key uint32
-	}{{&st.pfx4, "xvs_pfx4", 8}, {&st.pfx6, "xvs_pfx6", 20}} {
-		if *m.pp, err = ebpf.NewMap(&ebpf.MapSpec{Name: m.n, Type: ebpf.LPMTrie, KeySize: m.key, ValueSize: 4, MaxEntries: uint32(opts.MaxPrefixes), Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
-			return nil, fmt.Errorf("create %s: %w", m.n, err)
-		}
+	if st.pfx4, err = newMap(xdpMapXvsPfx4, uint32(opts.MaxPrefixes)); err != nil {
+		return nil, err
+	}
+	if st.pfx6, err = newMap(xdpMapXvsPfx6, uint32(opts.MaxPrefixes)); err != nil {
+		return nil, err
 	}
 	if err := st.SetVTEP(opts.VXLANPort, netip.Addr{}, netip.Addr{}); err != nil {
 		return nil, err
@@ -48,23 +54,26 @@ func newSteering(opts Options) (st *steering, err error) {
 	return st, nil
 }
 
-func (st *steering) prefixKey(pfx netip.Prefix) (*ebpf.Map, []byte, error) {
+// be32 is the big-endian word b[i:i+4] as a host-order load sees it: how
+// the C compares network-order fields.
+func be32(b []byte) uint32 { return binary.NativeEndian.Uint32(b) }
+
+func (st *steering) prefixKey(pfx netip.Prefix) (*ebpf.Map, any, error) {
 	if !pfx.IsValid() {
 		return nil, nil, fmt.Errorf("invalid prefix %v", pfx)
 	}
 	pfx = pfx.Masked()
 	a := pfx.Addr().Unmap()
-	var key []byte
-	m := st.pfx4
 	if a.Is4() {
 		b := a.As4()
-		key = append(binary.LittleEndian.AppendUint32(nil, uint32(pfx.Bits())), b[:]...)
-	} else {
-		b := a.As16()
-		key = append(binary.LittleEndian.AppendUint32(nil, uint32(pfx.Bits())), b[:]...)
-		m = st.pfx6
+		return st.pfx4, &xdpXvsPfx4{Prefixlen: uint32(pfx.Bits()), Addr: be32(b[:])}, nil
 	}
-	return m, key, nil
+	b := a.As16()
+	k := &xdpXvsPfx6{Prefixlen: uint32(pfx.Bits())}
+	for i := range k.Addr {
+		k.Addr[i] = be32(b[4*i:])
+	}
+	return st.pfx6, k, nil
 }
 
 // AddPrefix steers packets to pfx (a pod block or pod address) to the
@@ -99,36 +108,34 @@ func (st *steering) SetVTEP(port uint16, node4, node6 netip.Addr) error {
 	if port == 0 {
 		port = DefaultVXLANPort
 	}
-	var v [cfgSize]byte
-	var flags uint32
+	// What SetDecap and SetKernelVXLAN set stays.
+	v := xdpXvsCfg{Vni: st.cfgVal.Vni, Mac: st.cfgVal.Mac, Flags: st.cfgVal.Flags & (cfgDecap | cfgKernel)}
 	if node4.IsValid() {
 		if !node4.Unmap().Is4() {
 			return fmt.Errorf("set vtep: %v is not IPv4", node4)
 		}
 		b := node4.Unmap().As4()
-		copy(v[cfgNode4:], b[:])
-		flags |= cfgHas4
+		v.Node4 = be32(b[:])
+		v.Flags |= cfgHas4
 	}
 	if node6.IsValid() {
 		if !node6.Is6() || node6.Is4In6() {
 			return fmt.Errorf("set vtep: %v is not IPv6", node6)
 		}
 		b := node6.As16()
-		copy(v[cfgNode6:], b[:])
-		flags |= cfgHas6
+		for i := range v.Node6 {
+			v.Node6[i] = be32(b[4*i:])
+		}
+		v.Flags |= cfgHas6
 	}
-	// What SetDecap and SetKernelVXLAN set stays.
-	copy(v[cfgVNI:], st.cfgVal[cfgVNI:])
-	flags |= binary.LittleEndian.Uint32(st.cfgVal[cfgFlags:]) & (cfgDecap | cfgKernel)
-	binary.BigEndian.PutUint16(v[cfgPort:], port)
-	return st.store(v, flags, "set vtep")
+	v.Port = binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, port))
+	return st.store(v, "set vtep")
 }
 
-// store writes v, with flags, as the config value, and keeps it for the
-// next setter; what names the setter in the error.
-func (st *steering) store(v [cfgSize]byte, flags uint32, what string) error {
-	binary.LittleEndian.PutUint32(v[cfgFlags:], flags)
-	if err := st.cfg.Put(uint32(0), v[:]); err != nil {
+// store writes v as the config value, and keeps it for the next setter;
+// what names the setter in the error.
+func (st *steering) store(v xdpXvsCfg, what string) error {
+	if err := st.cfg.Put(uint32(0), &v); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	st.cfgVal = v
@@ -142,24 +149,26 @@ func (st *steering) SetDecap(vni uint32, mac [6]byte) error {
 		return fmt.Errorf("set decap: VNI %d out of range", vni)
 	}
 	v := st.cfgVal
-	flags := binary.LittleEndian.Uint32(v[cfgFlags:]) &^ cfgDecap
-	v[cfgVNI], v[cfgVNI+1], v[cfgVNI+2], v[cfgVNI+3] = byte(vni>>16), byte(vni>>8), byte(vni), 0
-	copy(v[cfgMAC:], mac[:])
+	v.Flags &^= cfgDecap
+	// The VXLAN header's second word: the VNI's three bytes, then zero.
+	v.Vni = be32([]byte{byte(vni >> 16), byte(vni >> 8), byte(vni), 0})
+	v.Mac = mac
 	if mac != ([6]byte{}) {
-		flags |= cfgDecap
+		v.Flags |= cfgDecap
 	}
-	return st.store(v, flags, "set decap")
+	return st.store(v, "set decap")
 }
 
 // SetKernelVXLAN says whether VXLAN for a destination only tc reaches
-// goes to the kernel's VXLAN device (see cfgKernel): over IPv4 from the
-// XDP uplink, over IPv4 and IPv6 from the tc one.
+// goes to the kernel's VXLAN device (see XVS_CFG_KERNEL): over IPv4 from
+// the XDP uplink, over IPv4 and IPv6 from the tc one.
 func (st *steering) SetKernelVXLAN(on bool) error {
-	flags := binary.LittleEndian.Uint32(st.cfgVal[cfgFlags:]) &^ cfgKernel
+	v := st.cfgVal
+	v.Flags &^= cfgKernel
 	if on {
-		flags |= cfgKernel
+		v.Flags |= cfgKernel
 	}
-	return st.store(st.cfgVal, flags, "set kernel vxlan")
+	return st.store(v, "set kernel vxlan")
 }
 
 // Close releases the maps (a nil steering has none).

@@ -59,7 +59,7 @@ func newTCFixture(t *testing.T) *tcFixture {
 			t.Fatal(err)
 		}
 	}
-	if x.tc, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xvs_ingress_fast", Type: ebpf.SchedCLS, License: "GPL", Instructions: ingressFastProgram(fp)}); err != nil {
+	if x.tc, err = loadIngressFast(fp); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { x.tc.Close() })
@@ -289,8 +289,7 @@ func TestIngressFastTunnel(t *testing.T) {
 // frame that came with no tunnel key.
 func TestTunnelIngressLoads(t *testing.T) {
 	x := newTCFixture(t)
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xvs_tunnel_in", Type: ebpf.SchedCLS, License: "GPL",
-		Instructions: tunnelIngressProgram(x.fp, 4096, [6]byte{2, 0x58, 3, 0, 0, 1})})
+	p, err := loadTunnelIngress(x.fp, 4096, [6]byte{2, 0x58, 3, 0, 0, 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,18 +11,19 @@ import (
 	"time"
 
 	"github.com/xvs-project/xvs/api"
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
-	"github.com/xvs-project/xvs/vswitch"
+	"github.com/xvs-project/xvs/spec"
 )
 
 // Fake is an in-memory Dataplane.
 type Fake struct {
 	mu        sync.Mutex // guards everything below
 	ready     bool
-	ports     []vswitch.PortStatus
-	routes    map[netip.Prefix]vswitch.RouteInfo
-	neighbors []vswitch.Neighbor
-	counters  vswitch.Counters
+	ports     []spec.PortStatus
+	routes    map[netip.Prefix]spec.RouteInfo
+	neighbors []spec.Neighbor
+	counters  dataplane.Counters
 	nextID    uint16
 	// AddPortErr, if set, is returned by the next AddPort.
 	AddPortErr error
@@ -35,7 +36,7 @@ var _ api.Dataplane = (*Fake)(nil)
 
 // NewFake returns a ready fake with no ports.
 func NewFake() *Fake {
-	return &Fake{ready: true, routes: make(map[netip.Prefix]vswitch.RouteInfo), nextID: 1}
+	return &Fake{ready: true, routes: make(map[netip.Prefix]spec.RouteInfo), nextID: 1}
 }
 
 func (f *Fake) SetReady(r bool) { f.mu.Lock(); f.ready = r; f.mu.Unlock() }
@@ -45,30 +46,30 @@ func (f *Fake) Ready() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.ready }
 // AddPort adds a port that is up in the mode asked (auto becomes
 // xdp-native), with connected routes for uplink/host subnets and host
 // routes for pod addresses, as the switch does.
-func (f *Fake) AddPort(pc vswitch.PortConfig) (vswitch.PortStatus, error) {
+func (f *Fake) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.AddPortErr; err != nil {
 		f.AddPortErr = nil
-		return vswitch.PortStatus{}, err
+		return spec.PortStatus{}, err
 	}
 	if f.Missing[pc.Name] {
-		return vswitch.PortStatus{}, fmt.Errorf("open port %s: interface %s: link not found", pc.Name, pc.Name)
+		return spec.PortStatus{}, fmt.Errorf("open port %s: interface %s: link not found", pc.Name, pc.Name)
 	}
 	for _, p := range f.ports {
 		if p.Name == pc.Name {
-			return vswitch.PortStatus{}, fmt.Errorf("port %s: %w", pc.Name, api.ErrExists)
+			return spec.PortStatus{}, fmt.Errorf("port %s: %w", pc.Name, api.ErrExists)
 		}
 	}
 	mode := pc.Mode
-	if mode == vswitch.ModeAuto {
-		mode = vswitch.ModeXDPDrv
+	if mode == spec.ModeAuto {
+		mode = spec.ModeXDPDrv
 	}
 	mtu := pc.MTU
 	if mtu == 0 {
 		mtu = 1500
 	}
-	ps := vswitch.PortStatus{
+	ps := spec.PortStatus{
 		ID: f.nextID, Name: pc.Name, Kind: pc.Kind, Mode: mode, Up: true,
 		MAC: [6]byte{0x02, 0, 0, 0, 0, byte(f.nextID)}, PeerMAC: pc.PeerMAC,
 		Addrs: append([]netip.Prefix(nil), pc.Addrs...), MTU: mtu,
@@ -76,8 +77,8 @@ func (f *Fake) AddPort(pc vswitch.PortConfig) (vswitch.PortStatus, error) {
 	f.nextID++
 	f.ports = append(f.ports, ps)
 	for _, a := range pc.Addrs {
-		ri := vswitch.RouteInfo{Prefix: a.Masked(), Port: pc.Name}
-		if pc.Kind == vswitch.PortPod {
+		ri := spec.RouteInfo{Prefix: a.Masked(), Port: pc.Name}
+		if pc.Kind == spec.PortPod {
 			ri.Origin, ri.Kind, ri.NextHop = "pod", "port", "port "+pc.Name
 		} else {
 			ri.Origin, ri.Kind, ri.NextHop = "connected", "adjacency", "attached "+pc.Name
@@ -104,14 +105,14 @@ func (f *Fake) DelPort(name string) error {
 	return fmt.Errorf("port %s: %w", name, api.ErrNotFound)
 }
 
-func (f *Fake) Ports() []vswitch.PortStatus {
+func (f *Fake) Ports() []spec.PortStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]vswitch.PortStatus(nil), f.ports...)
+	return append([]spec.PortStatus(nil), f.ports...)
 }
 
 // SetPortStats replaces the stats of the named port.
-func (f *Fake) SetPortStats(name string, st vswitch.PortStats, up bool, reason string) {
+func (f *Fake) SetPortStats(name string, st spec.PortStats, up bool, reason string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.ports {
@@ -121,10 +122,10 @@ func (f *Fake) SetPortStats(name string, st vswitch.PortStats, up bool, reason s
 	}
 }
 
-func (f *Fake) AddRoute(r vswitch.StaticRoute) error {
+func (f *Fake) AddRoute(r spec.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ri := vswitch.RouteInfo{Prefix: r.Prefix, Origin: "static", Port: r.Port, Via: r.Via}
+	ri := spec.RouteInfo{Prefix: r.Prefix, Origin: "static", Port: r.Port, Via: r.Via}
 	switch {
 	case r.Blackhole:
 		ri.Kind, ri.NextHop = "drop", "blackhole"
@@ -151,20 +152,20 @@ func (f *Fake) DelRoute(p netip.Prefix) error {
 	return nil
 }
 
-func (f *Fake) Routes() []vswitch.RouteInfo {
+func (f *Fake) Routes() []spec.RouteInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]vswitch.RouteInfo, 0, len(f.routes))
+	out := make([]spec.RouteInfo, 0, len(f.routes))
 	for _, r := range f.routes {
 		out = append(out, r)
 	}
 	return out
 }
 
-func (f *Fake) LookupRoute(a netip.Addr) (vswitch.RouteInfo, bool) {
+func (f *Fake) LookupRoute(a netip.Addr) (spec.RouteInfo, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	best, ok := vswitch.RouteInfo{}, false
+	best, ok := spec.RouteInfo{}, false
 	for p, r := range f.routes {
 		if p.Contains(a) && (!ok || p.Bits() > best.Prefix.Bits()) {
 			best, ok = r, true
@@ -174,22 +175,22 @@ func (f *Fake) LookupRoute(a netip.Addr) (vswitch.RouteInfo, bool) {
 }
 
 // SetNeighbors replaces the neighbour table.
-func (f *Fake) SetNeighbors(ns []vswitch.Neighbor) {
+func (f *Fake) SetNeighbors(ns []spec.Neighbor) {
 	f.mu.Lock()
-	f.neighbors = append([]vswitch.Neighbor(nil), ns...)
+	f.neighbors = append([]spec.Neighbor(nil), ns...)
 	f.mu.Unlock()
 }
 
-func (f *Fake) Neighbors() []vswitch.Neighbor {
+func (f *Fake) Neighbors() []spec.Neighbor {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]vswitch.Neighbor(nil), f.neighbors...)
+	return append([]spec.Neighbor(nil), f.neighbors...)
 }
 
 // SetCounters replaces the counters.
-func (f *Fake) SetCounters(c vswitch.Counters) { f.mu.Lock(); f.counters = c; f.mu.Unlock() }
+func (f *Fake) SetCounters(c dataplane.Counters) { f.mu.Lock(); f.counters = c; f.mu.Unlock() }
 
-func (f *Fake) Counters() vswitch.Counters { f.mu.Lock(); defer f.mu.Unlock(); return f.counters }
+func (f *Fake) Counters() dataplane.Counters { f.mu.Lock(); defer f.mu.Unlock(); return f.counters }
 
 // FIB returns nil: the server summarizes Routes instead.
 func (f *Fake) FIB() *fib.FIB { return nil }

@@ -12,7 +12,7 @@ import (
 	"github.com/xvs-project/xvs/api"
 	"github.com/xvs-project/xvs/api/apitest"
 	"github.com/xvs-project/xvs/api/xvspb"
-	"github.com/xvs-project/xvs/vswitch"
+	"github.com/xvs-project/xvs/dataplane"
 )
 
 func diff(t *testing.T, name, want, got string) {
@@ -306,8 +306,8 @@ func TestMainAgainstServer(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rs); code != 0 || err != nil || len(rs.Routes) != 3 {
 		t.Errorf("show routes json: %d %v %s", code, err, out)
 	}
-	var cs vswitch.Counters
-	cs.Drops[vswitch.DropTTL] = 5
+	var cs dataplane.Counters
+	cs.Drops[dataplane.DropTTL] = 5
 	f.SetCounters(cs)
 	if code, out, _ := call("show", "counters"); code != 0 || out != "DROP REASON  COUNT\nttl-expired  5\n\nno events\n" {
 		t.Errorf("show counters: %d %q", code, out)

@@ -19,6 +19,8 @@ import (
 	"github.com/xvs-project/xvs/api"
 	"github.com/xvs-project/xvs/api/apitest"
 	"github.com/xvs-project/xvs/config"
+	"github.com/xvs-project/xvs/dataplane"
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
 
@@ -83,11 +85,11 @@ func TestDaemonRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 
-	var cs vswitch.Counters
-	cs.Drops[vswitch.DropNoRoute] = 7
-	cs.Events[vswitch.EvForwarded6] = 42
+	var cs dataplane.Counters
+	cs.Drops[dataplane.DropNoRoute] = 7
+	cs.Events[dataplane.EvForwarded6] = 42
 	fs.SetCounters(cs)
-	fs.SetPortStats("veth1", vswitch.PortStats{RxPackets: 10, RxBytes: 640, TxPackets: 9, TxBytes: 576}, true, "")
+	fs.SetPortStats("veth1", spec.PortStats{RxPackets: 10, RxBytes: 640, TxPackets: 9, TxBytes: 576}, true, "")
 
 	code, body := get(t, "http://"+d.MetricsAddr()+"/metrics")
 	if code != 200 {

@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xvs-project/xvs/api"
-	"github.com/xvs-project/xvs/vswitch"
+	"github.com/xvs-project/xvs/dataplane"
 )
 
 // collector exposes the switch's counters at scrape time, so there is no
@@ -48,12 +48,12 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	cs := c.sw.Counters()
-	for i, name := range vswitch.DropNames() {
+	for i, name := range dataplane.DropNames() {
 		if i < len(cs.Drops) {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(cs.Drops[i]), name)
 		}
 	}
-	for i, name := range vswitch.EventNames() {
+	for i, name := range dataplane.EventNames() {
 		if i < len(cs.Events) {
 			ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(cs.Events[i]), name)
 		}
@@ -65,7 +65,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.txPkts, prometheus.CounterValue, float64(st.TxPackets), p.Name)
 		ch <- prometheus.MustNewConstMetric(c.txBytes, prometheus.CounterValue, float64(st.TxBytes), p.Name)
 		ch <- prometheus.MustNewConstMetric(c.txDrops, prometheus.CounterValue, float64(st.TxDrops), p.Name)
-		if p.Mode != vswitch.ModeAFPacket && p.Mode != vswitch.ModeFake {
+		if p.Mode.XDP() {
 			for _, k := range []struct {
 				reason string
 				v      uint64

@@ -1,0 +1,338 @@
+package bgp
+
+import (
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+)
+
+// member is one path of a prefix's multipath set.
+type member struct {
+	nh   netip.Addr
+	id   uint32 // ADD-PATH identifier of the path at its peer
+	peer uint16 // index into rib.peers
+}
+
+// entry is a prefix's paths and whether the sink has it.
+type entry struct {
+	set       []member
+	installed bool
+}
+
+// rib is the adapter between GoBGP's best-path events and the RouteSink:
+// it keeps each learned prefix's set of best paths (GoBGP reports
+// multipath changes as deltas), marks changed prefixes dirty, and a
+// flusher hands the dirty prefixes' current state to the sink in one
+// batch once a burst ends (or grows to maxBatch). Coalescing by state
+// rather than by event means an announce and a withdraw of the same prefix
+// within one burst cost the sink nothing.
+type rib struct {
+	log      *slog.Logger
+	sink     RouteSink
+	maxPaths int
+	// multipath: GoBGP reports multipath deltas (UseMultiplePaths, on when
+	// maxPaths > 1); without it, each event carries a prefix's new best.
+	multipath bool
+	delay     time.Duration
+	maxBatch  int
+
+	mu       sync.Mutex // guards everything below
+	paths    map[netip.Prefix]entry
+	peers    []netip.Addr
+	peerIdx  map[netip.Addr]uint16
+	dirty    map[netip.Prefix]struct{}
+	stats    RIBCounters
+	live     int // prefixes with at least one path
+	lastSent time.Time
+
+	kick chan struct{}
+}
+
+// RIBCounters count what the adapter saw and did.
+type RIBCounters struct {
+	PathUpdates   uint64 `json:"pathUpdates"`   // best-path additions and changes from GoBGP
+	PathWithdraws uint64 `json:"pathWithdraws"` // best-path withdrawals from GoBGP
+	Ignored       uint64 `json:"ignored"`       // paths with no usable prefix or next hop
+	Batches       uint64 `json:"batches"`       // ApplyRoutes calls
+	RoutesAdded   uint64 `json:"routesAdded"`   // routes handed to the sink as adds
+	RoutesDeleted uint64 `json:"routesDeleted"` // prefixes handed to the sink as deletes
+	SinkErrors    uint64 `json:"sinkErrors"`
+	Installed     int    `json:"installed"` // prefixes with at least one path now (the sink has them or will)
+}
+
+func newRIB(log *slog.Logger, sink RouteSink, maxPaths int, delay time.Duration, maxBatch int) *rib {
+	return &rib{
+		log: log, sink: sink, maxPaths: maxPaths, multipath: maxPaths > 1, delay: delay, maxBatch: maxBatch,
+		paths:   make(map[netip.Prefix]entry),
+		peerIdx: make(map[netip.Addr]uint16),
+		dirty:   make(map[netip.Prefix]struct{}),
+		kick:    make(chan struct{}, 1),
+	}
+}
+
+// pathPrefix returns the path's unicast prefix.
+func pathPrefix(p *apiutil.Path) (netip.Prefix, bool) {
+	if p.Family != gbgp.RF_IPv4_UC && p.Family != gbgp.RF_IPv6_UC {
+		return netip.Prefix{}, false
+	}
+	n, ok := p.Nlri.(*gbgp.IPAddrPrefix)
+	if !ok || !n.Prefix.IsValid() {
+		return netip.Prefix{}, false
+	}
+	return n.Prefix, true
+}
+
+// pathNextHop picks the forwarding next hop: NEXT_HOP, else MP_REACH's
+// global address, else its link-local one. IPv4-mapped addresses are
+// unmapped: the FIB resolves an IPv4 gateway for any family.
+func pathNextHop(p *apiutil.Path) netip.Addr {
+	var nh, ll netip.Addr
+	for _, a := range p.Attrs {
+		switch a := a.(type) {
+		case *gbgp.PathAttributeNextHop:
+			if !nh.IsValid() {
+				nh = a.Value
+			}
+		case *gbgp.PathAttributeMpReachNLRI:
+			if a.Nexthop.IsValid() && !a.Nexthop.IsUnspecified() && !a.Nexthop.IsLinkLocalUnicast() {
+				nh = a.Nexthop
+			} else if a.Nexthop.IsLinkLocalUnicast() {
+				ll = a.Nexthop
+			}
+			if a.LinkLocalNexthop.IsValid() && !ll.IsValid() {
+				ll = a.LinkLocalNexthop
+			}
+		}
+	}
+	if !nh.IsValid() || nh.IsUnspecified() {
+		nh = ll
+	}
+	return nh.Unmap().WithZone("")
+}
+
+func (r *rib) peerIndex(a netip.Addr) uint16 {
+	if i, ok := r.peerIdx[a]; ok {
+		return i
+	}
+	i := uint16(len(r.peers))
+	r.peers = append(r.peers, a)
+	r.peerIdx[a] = i
+	return i
+}
+
+// onBest applies one best-path event (GoBGP's watcher goroutine).
+func (r *rib) onBest(paths []*apiutil.Path, _ time.Time) {
+	r.mu.Lock()
+	n := 0
+	for _, p := range paths {
+		if !p.PeerAddress.IsValid() {
+			continue // our own advertisement
+		}
+		pfx, ok := pathPrefix(p)
+		if !ok {
+			r.stats.Ignored++
+			continue
+		}
+		peer := r.peerIndex(p.PeerAddress)
+		e := r.paths[pfx]
+		set := e.set
+		at := -1
+		for i := range set {
+			if set[i].peer == peer && set[i].id == p.RemoteID {
+				at = i
+				break
+			}
+		}
+		if !r.multipath {
+			// GoBGP without multipath reports the new best path of the
+			// prefix, or its withdrawal: it replaces whatever was there.
+			if p.Withdrawal {
+				r.stats.PathWithdraws++
+				set = set[:0]
+			} else {
+				r.stats.PathUpdates++
+				nh := pathNextHop(p)
+				if !nh.IsValid() {
+					r.stats.Ignored++
+					continue
+				}
+				if len(e.set) == 1 {
+					set = e.set
+					set[0] = member{nh: nh, id: p.RemoteID, peer: peer}
+				} else {
+					set = []member{{nh: nh, id: p.RemoteID, peer: peer}}
+				}
+			}
+		} else if p.Withdrawal {
+			r.stats.PathWithdraws++
+			if at < 0 {
+				continue
+			}
+			set = slices.Delete(set, at, at+1)
+		} else {
+			r.stats.PathUpdates++
+			nh := pathNextHop(p)
+			if !nh.IsValid() {
+				r.stats.Ignored++
+				continue
+			}
+			m := member{nh: nh, id: p.RemoteID, peer: peer}
+			if at >= 0 {
+				set[at] = m
+			} else {
+				set = append(set, m)
+			}
+		}
+		switch {
+		case len(e.set) == 0 && len(set) > 0:
+			r.live++
+		case len(e.set) > 0 && len(set) == 0:
+			r.live--
+		}
+		e.set = set
+		if len(set) == 0 && !e.installed {
+			delete(r.paths, pfx) // the sink never had it
+		} else {
+			r.paths[pfx] = e
+		}
+		r.dirty[pfx] = struct{}{}
+		n++
+	}
+	r.mu.Unlock()
+	if n > 0 {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// run is the flusher; it returns when stop is closed, after a last flush.
+func (r *rib) run(stop <-chan struct{}) {
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-stop:
+			r.flush()
+			return
+		case <-r.kick:
+		case <-retry:
+			retry = nil
+		}
+		// Let the burst settle: wait while events keep arriving, up to
+		// maxBatch dirty prefixes.
+		t := time.NewTimer(r.delay)
+	settle:
+		for {
+			select {
+			case <-r.kick:
+				r.mu.Lock()
+				full := len(r.dirty) >= r.maxBatch
+				r.mu.Unlock()
+				if full {
+					break settle
+				}
+				t.Reset(r.delay)
+			case <-t.C:
+				break settle
+			case <-stop:
+				break settle
+			}
+		}
+		t.Stop()
+		if !r.flush() && retry == nil {
+			retry = time.After(time.Second)
+		}
+	}
+}
+
+// flush hands the dirty prefixes to the sink, at most maxBatch per call.
+// It reports whether the sink took everything.
+func (r *rib) flush() bool {
+	for {
+		r.mu.Lock()
+		if len(r.dirty) == 0 {
+			r.mu.Unlock()
+			return true
+		}
+		var adds []Route
+		var dels []netip.Prefix
+		// One backing array for the batch's next hops.
+		nhs := make([]netip.Addr, 0, min(len(r.dirty), r.maxBatch)+8)
+		taken := make([]netip.Prefix, 0, min(len(r.dirty), r.maxBatch))
+		for pfx := range r.dirty {
+			if len(taken) == r.maxBatch {
+				break
+			}
+			taken = append(taken, pfx)
+			delete(r.dirty, pfx)
+			e, ok := r.paths[pfx]
+			set := e.set
+			if !ok {
+				continue // announced and withdrawn within the burst
+			}
+			if len(set) == 0 {
+				dels = append(dels, pfx)
+				delete(r.paths, pfx)
+				continue
+			}
+			if !e.installed {
+				e.installed = true
+				r.paths[pfx] = e
+			}
+			start := len(nhs)
+			for _, m := range set {
+				if !slices.Contains(nhs[start:], m.nh) {
+					nhs = append(nhs, m.nh)
+				}
+			}
+			hop := nhs[start:len(nhs):len(nhs)]
+			slices.SortFunc(hop, func(a, b netip.Addr) int { return a.Compare(b) })
+			if len(hop) > r.maxPaths {
+				hop = hop[:r.maxPaths]
+			}
+			adds = append(adds, Route{Prefix: pfx, NextHops: hop, Peer: r.peers[set[0].peer]})
+		}
+		if len(adds) == 0 && len(dels) == 0 {
+			r.mu.Unlock()
+			continue
+		}
+		r.stats.Batches++
+		r.mu.Unlock()
+
+		err := r.sink.ApplyRoutes(adds, dels)
+
+		r.mu.Lock()
+		if err != nil {
+			// The sink's state is unknown: mark the batch's prefixes
+			// installed (a retried delete must reach it) and dirty.
+			r.stats.SinkErrors++
+			for _, p := range taken {
+				r.dirty[p] = struct{}{}
+			}
+			for _, p := range dels {
+				r.paths[p] = entry{installed: true}
+			}
+			r.mu.Unlock()
+			r.log.Error("bgp routes not applied, retrying", "adds", len(adds), "dels", len(dels), "err", err)
+			return false
+		}
+		r.stats.RoutesAdded += uint64(len(adds))
+		r.stats.RoutesDeleted += uint64(len(dels))
+		r.lastSent = time.Now()
+		r.mu.Unlock()
+	}
+}
+
+func (r *rib) counters() RIBCounters {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.stats
+	c.Installed = r.live
+	return c
+}
