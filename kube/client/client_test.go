@@ -38,6 +38,8 @@ func TestAPIServer(t *testing.T) {
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, cs) })
 	t.Run("ClaimRace", func(t *testing.T) { testClaimRace(t, cs) })
 	t.Run("UpdateRace", func(t *testing.T) { testUpdateRace(t, cs) })
+	t.Run("Informer", func(t *testing.T) { testInformer(t, cs) })
+	t.Run("FullBlocks", func(t *testing.T) { testFullBlocks(t, cs) })
 }
 
 func ctxFor(t *testing.T) context.Context {
@@ -50,8 +52,8 @@ func om(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
 
 func u32(v uint32) *uint32 { return &v }
 
-// fields lists the fields an Invalid answer names.
-func fields(err error) []string {
+// errFields lists the fields an Invalid answer names.
+func errFields(err error) []string {
 	var st apierrors.APIStatus
 	if !errors.As(err, &st) || st.Status().Details == nil {
 		return nil
@@ -144,8 +146,8 @@ func testValidation(t *testing.T, cs *client.Clientset) {
 			if !apierrors.IsInvalid(err) {
 				t.Fatalf("err = %v, want Invalid", err)
 			}
-			if tc.wantField != "" && !slices.Contains(fields(err), tc.wantField) {
-				t.Errorf("err = %v\nnames fields %q, want %q", err, fields(err), tc.wantField)
+			if tc.wantField != "" && !slices.Contains(errFields(err), tc.wantField) {
+				t.Errorf("err = %v\nnames fields %q, want %q", err, errFields(err), tc.wantField)
 			}
 			if !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Errorf("err = %v, want it to say %q", err, tc.wantMsg)
@@ -183,8 +185,8 @@ func testValidation(t *testing.T, cs *client.Clientset) {
 		p := v4.DeepCopy()
 		tc.mutate(&p.Spec)
 		_, err := cs.IPPools().Update(ctx, p, metav1.UpdateOptions{})
-		if !apierrors.IsInvalid(err) || !slices.Contains(fields(err), tc.field) {
-			t.Errorf("update %s: err = %v (fields %q), want Invalid naming %s", tc.name, err, fields(err), tc.field)
+		if !apierrors.IsInvalid(err) || !slices.Contains(errFields(err), tc.field) {
+			t.Errorf("update %s: err = %v (fields %q), want Invalid naming %s", tc.name, err, errFields(err), tc.field)
 		}
 	}
 	p := v4.DeepCopy()

@@ -3,7 +3,10 @@ package v1
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 // MaxBlockAddresses bounds a block's allocations: the largest block
-// (/20, /116) holds 4096 addresses.
+// (/20, /116) holds 4096 addresses. A full /26 or /122 with 64-digit
+// container IDs is about 21 KB of JSON; a full /20 would be about 1.3 MB,
+// near etcd's default 1.5 MiB request limit, which is why small blocks
+// are the default.
 const MaxBlockAddresses = 4096
 
 // IPAMBlock is one block of a pool, claimed by a node, and the addresses
