@@ -115,6 +115,7 @@ func Start(t testing.TB) *Server {
 	})
 	// A free port can be taken by someone else between our probe and the
 	// child's bind; such a start fails fast, so try again with new ports.
+	t0 := time.Now()
 	var etcdURL string
 	for attempt := 0; ; attempt++ {
 		etcdURL, err = s.startEtcd(etcdBin, attempt)
@@ -134,6 +135,7 @@ func Start(t testing.TB) *Server {
 			t.Fatalf("start kube-apiserver: %v", err)
 		}
 	}
+	t.Logf("etcd and kube-apiserver %s ready at %s in %v (pids %v, logs in %s)", Version, s.URL, time.Since(t0).Round(time.Millisecond), s.PIDs(), s.Dir)
 	return s
 }
 
