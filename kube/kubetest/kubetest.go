@@ -1,7 +1,3 @@
-// Package kubetest decodes xvs's manifests strictly and installs its CRDs
-// into a test API server (e2e/kubeapi).
-//
-// Concurrency: the functions share nothing. Allocation: not a hot path.
 package kubetest
 
 import (
