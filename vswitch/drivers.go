@@ -2,6 +2,7 @@ package vswitch
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/port/afpacket"
@@ -14,11 +15,15 @@ import (
 // otherwise (WithDrivers): AF_XDP for the XDP modes, AF_PACKET for
 // af-packet, memif for memif, and for auto AF_XDP first, then AF_PACKET except on an
 // uplink.
-func DefaultDrivers() *port.Registry {
+func DefaultDrivers() *port.Registry { return defaultDrivers(nil) }
+
+// defaultDrivers is DefaultDrivers with log for the drivers that log on
+// their own (memif's connection events).
+func defaultDrivers(log *slog.Logger) *port.Registry {
 	r := port.NewRegistry()
 	r.Register(afxdp.Driver{}, spec.ModeXDPZC, spec.ModeXDPDrv, spec.ModeXDPSKB)
 	r.Register(afpacket.Driver{}, spec.ModeAFPacket)
-	r.Register(&memifport.Driver{}, spec.ModeMemif)
+	r.Register(&memifport.Driver{Log: log}, spec.ModeMemif)
 	r.SetAuto(
 		port.Fallback{Mode: spec.ModeXDPDrv},
 		port.Fallback{Mode: spec.ModeAFPacket, Refuse: func(pc spec.PortConfig, failed error) error {

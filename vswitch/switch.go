@@ -104,7 +104,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Switch{
-		cfg: cfg, log: log, fib: fib.New(), drivers: DefaultDrivers(), mon: &netmon.Netlink{},
+		cfg: cfg, log: log, fib: fib.New(), drivers: defaultDrivers(log), mon: &netmon.Netlink{},
 		events: make(chan dataplane.Request, 1024), stopCh: make(chan struct{}), linkCh: make(chan struct{}, 1),
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),

@@ -11,7 +11,8 @@
 //   - Port: one memif interface. Receive copies frames off the peer's S2M
 //     rings into the worker's Umem frames at port.Headroom (held frames,
 //     paired with their slices, are topped up so an idle ring costs
-//     nothing); Transmit copies Umem frames into the peer's M2S buffers and
+//     nothing: a port holds up to a batch of its worker's Umem frames, so
+//     size frames for the pods a worker serves); Transmit copies Umem frames into the peer's M2S buffers and
 //     frees them; Flush signals the peer once per burst unless it masked
 //     its ring. Nothing is left in shared memory between calls, so a peer
 //     that dies takes no xvs frame with it.
