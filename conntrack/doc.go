@@ -63,7 +63,7 @@
 // # Allocation contract
 //
 // Lookup, Update, Create and CreateSNAT allocate nothing (TestZeroAlloc);
-// New allocates everything: about 190 bytes per flow for the entry and 16
+// New allocates everything: about 150 bytes per flow for the entry and 16
 // for its two buckets. Walk, Entry.String and ParseFilter allocate (they
 // are the control plane's).
 //

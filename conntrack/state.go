@@ -20,7 +20,7 @@ const (
 	TimeWait
 	Close
 	Unreplied // UDP, ICMP: no reply seen yet
-	Replied // UDP, ICMP: a reply seen
+	Replied   // UDP, ICMP: a reply seen
 	numStates
 )
 
