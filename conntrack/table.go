@@ -286,8 +286,9 @@ func (t *Table) find(b *bucket, p *packed) uint32 {
 // moves the flow's state with the packet's TCP flags (0 for UDP and
 // ICMP). It returns false if the flow was removed since f was filled (the
 // caller then looks it up again or treats the packet as new). Counters of
-// a flow removed in the instant before the check may be lost; states never
-// are.
+// a flow removed in the instant before the check may be lost, and so may
+// increments made by two workers at once on one direction of a flow;
+// states never are.
 func (t *Table) Update(f *Flow, flags uint8, size int, now uint32) bool {
 	e := &t.entries[f.idx]
 	w := e.state.Load()
@@ -298,8 +299,11 @@ func (t *Table) Update(f *Flow, flags uint8, size int, now uint32) bool {
 	if e.last.Load() != now {
 		e.last.Store(now)
 	}
-	e.pkts[f.Dir].Add(1)
-	e.bytes[f.Dir].Add(uint64(size))
+	// Load and store, not Add: a locked add per counter cost more than
+	// the lookup, and only two workers carrying the same direction of one
+	// flow in the same instant lose an increment.
+	e.pkts[f.Dir].Store(e.pkts[f.Dir].Load() + 1)
+	e.bytes[f.Dir].Store(e.bytes[f.Dir].Load() + uint64(size))
 	for {
 		nw := transition(w, f.Target.Proto, f.Dir, flags)
 		if nw == w {
