@@ -99,6 +99,10 @@ type entry struct {
 	mark  atomic.Uint32
 	key   [2][5]atomic.Uint64 // original, reply
 	next  [2]atomic.Uint32    // chain links of the two nodes
+	// bkt is the bucket each node is linked in: a reader that finds a node
+	// of another bucket on its way followed a link of an entry removed and
+	// reused meanwhile, and walks again rather than miss.
+	bkt   [2]atomic.Uint32
 	pkts  [2]atomic.Uint64
 	bytes [2]atomic.Uint64
 	// Written and read only by the goroutine that holds the entry out of
@@ -192,9 +196,10 @@ func (t *Table) Now() uint32 { return uint32(time.Since(t.epoch)/time.Second) + 
 // takes no lock unless a writer keeps changing k's chain under it.
 func (t *Table) Lookup(k *Key, f *Flow) bool {
 	p := pack(k)
-	b := &t.buckets[hash(&p, t.seed)&t.mask]
+	bi := uint32(hash(&p, t.seed) & t.mask)
+	b := &t.buckets[bi]
 	for range 4 {
-		switch t.walk(b, &p, f) {
+		switch t.walk(b, bi, &p, f) {
 		case walkHit:
 			return true
 		case walkMiss:
@@ -217,7 +222,7 @@ const (
 )
 
 // walk is one lock-free pass along b's chain.
-func (t *Table) walk(b *bucket, p *packed, f *Flow) int {
+func (t *Table) walk(b *bucket, bi uint32, p *packed, f *Flow) int {
 	n := b.head.Load()
 	for steps := 0; n != 0; steps++ {
 		if steps == maxSteps {
@@ -229,6 +234,9 @@ func (t *Table) walk(b *bucket, p *packed, f *Flow) int {
 			return walkRetry
 		}
 		d := n & 1
+		if e.bkt[d].Load() != bi {
+			return walkRetry
+		}
 		k := &e.key[d]
 		hit := k[0].Load() == p[0] && k[1].Load() == p[1] && k[2].Load() == p[2] &&
 			k[3].Load() == p[3] && k[4].Load() == p[4]
@@ -350,7 +358,8 @@ func (t *Table) CreateSNAT(orig, reply *Key, lo, hi uint16, st State, mark, now 
 
 func (t *Table) create(orig, reply *Key, st State, mark, now uint32, f *Flow, lo, hi uint16) Outcome {
 	po := pack(orig)
-	bo := &t.buckets[hash(&po, t.seed)&t.mask]
+	boi := uint32(hash(&po, t.seed) & t.mask)
+	bo := &t.buckets[boi]
 	emb := embryonic(st)
 	var slot uint32
 	if emb {
@@ -412,7 +421,8 @@ func (t *Table) create(orig, reply *Key, st State, mark, now uint32, f *Flow, lo
 			}
 		}
 		pr := pack(&r)
-		br := &t.buckets[hash(&pr, t.seed)&t.mask]
+		bri := uint32(hash(&pr, t.seed) & t.mask)
+		br := &t.buckets[bri]
 		lock2(bo, br)
 		if n := t.find(bo, &po); n != 0 {
 			t.fill(n, f)
@@ -427,6 +437,8 @@ func (t *Table) create(orig, reply *Key, st State, mark, now uint32, f *Flow, lo
 		for j := range pr {
 			e.key[1][j].Store(pr[j])
 		}
+		e.bkt[0].Store(boi)
+		e.bkt[1].Store(bri)
 		e.seq.Store(s + 1) // live, before any reader can reach it
 		e.next[0].Store(bo.head.Load())
 		bo.head.Store(idx << 1)
