@@ -261,13 +261,15 @@ func (t *Table) fill(n uint32, f *Flow) {
 	e := &t.entries[n>>1]
 	d := uint8(n & 1)
 	o := &e.key[d^1]
-	var q packed
-	for i := range q {
-		q[i] = o[i].Load()
-	}
-	var other Key
-	q.unpack(&other)
-	f.Target = other.Reverse()
+	// Target is the other key reversed, written straight from its words.
+	tg := &f.Target
+	binary.LittleEndian.PutUint64(tg.Dst[0:], o[0].Load())
+	binary.LittleEndian.PutUint64(tg.Dst[8:], o[1].Load())
+	binary.LittleEndian.PutUint64(tg.Src[0:], o[2].Load())
+	binary.LittleEndian.PutUint64(tg.Src[8:], o[3].Load())
+	w4 := o[4].Load()
+	tg.DPort, tg.SPort = uint16(w4>>48), uint16(w4>>32)
+	tg.Proto, tg.Family = uint8(w4>>8), uint8(w4)
 	w := e.state.Load()
 	f.State = State(w & wordState)
 	f.tag = w >> wordTagShift
@@ -312,6 +314,9 @@ func (t *Table) Update(f *Flow, flags uint8, size int, now uint32) bool {
 	// flow in the same instant lose an increment.
 	e.pkts[f.Dir].Store(e.pkts[f.Dir].Load() + 1)
 	e.bytes[f.Dir].Store(e.bytes[f.Dir].Load() + uint64(size))
+	if State(w&wordState) == Established && flags&(FlagSYN|FlagFIN|FlagRST) == 0 {
+		return true // most packets: nothing to change
+	}
 	for {
 		nw := transition(w, f.Target.Proto, f.Dir, flags)
 		if nw == w {
