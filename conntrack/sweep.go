@@ -92,9 +92,8 @@ func (t *Table) read(i, now uint32, en *Entry) bool {
 			for j := range p[d] {
 				p[d][j] = e.key[d][j].Load()
 			}
-			en.Packets[d] = e.pkts[d].Load()
-			en.Bytes[d] = e.bytes[d].Load()
 		}
+		en.Packets, en.Bytes = e.counters()
 		w := e.state.Load()
 		last, created := e.last.Load(), e.created.Load()
 		en.Mark = e.mark.Load()
