@@ -102,7 +102,7 @@ type entry struct {
 	// bkt is the bucket each node is linked in: a reader that finds a node
 	// of another bucket on its way followed a link of an entry removed and
 	// reused meanwhile, and walks again rather than miss.
-	bkt   [2]atomic.Uint32
+	bkt [2]atomic.Uint32
 	// pkts and bytes are statistics, written and read only through
 	// count and counters (plain loads and stores, see there).
 	pkts  [2]uint64
