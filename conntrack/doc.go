@@ -57,10 +57,14 @@
 //     half entry, two writers meet on a bucket only when their flows hash
 //     together; no global lock is taken per flow (the free list is a
 //     lock-free stack, counters are atomics).
-//   - Update (state, counters, last-seen time) changes only the entry's
-//     atomics: the state by compare-and-swap on a word tagged with the
-//     entry's generation, so a worker holding a Flow of a removed entry
-//     fails instead of changing the entry's next flow.
+//   - Update (state, counters, last-seen time) takes no lock: the state
+//     moves by compare-and-swap on a word tagged with the entry's
+//     generation, so a worker holding a Flow of a removed entry fails
+//     instead of changing the entry's next flow. The per-flow packet and
+//     byte counts are statistics kept with plain loads and stores (a
+//     locked operation per packet cost more than the lookup): two workers
+//     carrying one direction of a flow at the same instant may lose an
+//     increment.
 //   - Sweep is for one goroutine (it keeps a cursor); Walk, DeleteFunc and
 //     Stats may run from any goroutine, concurrently with the workers.
 //
