@@ -456,40 +456,51 @@ func (w *Worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View
 // adjacency, found with r.hash) and its MTU less the tunnel's overhead;
 // else r.nh's port and its MTU.
 func (w *Worker) egress(v *fib.View, r *decision, dst []byte) int {
-	var why Drop
 	if r.nh.Kind == fib.KindVXLAN {
-		r.out, r.under, why = w.underlay(v, r.nh, r.hash)
-		if r.out == nil {
+		var why Drop
+		if r.out, r.under, why = w.underlay(v, r.nh, r.hash); r.out == nil {
 			r.drop = why
 			return 0
 		}
 		return r.out.MTU - VXLANOverhead(r.nh)
 	}
-	if r.out, why = w.output(r.nh, dst); r.out == nil {
-		r.drop = why
+	out, why := w.output(r.nh)
+	if out == nil {
+		r.drop = w.noOutput(r.nh, dst, why)
 		return 0
 	}
-	return r.out.MTU
+	r.out = out
+	return out.MTU
 }
 
 // output returns the port a packet routed by nh leaves by, or nil and why
-// not: the port is gone, or the neighbour is not resolved yet (then the
-// control plane is asked to resolve it: the gateway, or for an attached
-// route the destination itself, whose bytes dst are).
-func (w *Worker) output(nh *fib.NextHop, dst []byte) (*Port, Drop) {
+// not: the port is gone (DropPortDown), or the neighbour is not resolved
+// yet (DropNoNeighbor), which the caller hands to noOutput. It makes no
+// call so that it is inlined into the per-frame path.
+func (w *Worker) output(nh *fib.NextHop) (*Port, Drop) {
 	out := w.port(nh.Port)
-	if out == nil {
+	switch {
+	case out == nil:
 		return nil, DropPortDown
+	case !nh.Resolved:
+		return nil, DropNoNeighbor
 	}
-	if !nh.Resolved {
+	return out, 0
+}
+
+// noOutput returns why, output's reason for no port toward nh; for an
+// unresolved neighbour it first asks the control plane to resolve it:
+// the gateway, or for an attached route the destination itself, whose
+// bytes dst are.
+func (w *Worker) noOutput(nh *fib.NextHop, dst []byte, why Drop) Drop {
+	if why == DropNoNeighbor {
 		via := nh.Via
 		if !via.IsValid() {
 			via, _ = netip.AddrFromSlice(dst)
 		}
 		w.glean(nh.Port, via)
-		return nil, DropNoNeighbor
 	}
-	return out, 0
+	return why
 }
 
 // postRoute is the stage slot after the route decision, where SNAT

@@ -183,9 +183,9 @@ func (w *Worker) underlay(v *fib.View, nh *fib.NextHop, hash uint32) (*Port, *fi
 		// network the switch encapsulates onto.
 		return nil, nil, DropNoRoute
 	}
-	out, why := w.output(u, dst)
+	out, why := w.output(u)
 	if out == nil {
-		return nil, nil, why
+		return nil, nil, w.noOutput(u, dst, why)
 	}
 	return out, u, keep
 }
