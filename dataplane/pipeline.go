@@ -112,36 +112,37 @@ func (d *desc) forwarded() Event {
 // ends up either queued (w.emit) or freed and counted (w.drop).
 func (w *Worker) process(pkts []port.Packet, in *Port) {
 	v := w.fib.View()
-	w.n4, w.n6 = 0, 0
 	var rxBytes uint64
 	descs := w.descs[:len(pkts)]
+	a4, i4, a6, i6 := w.a4[:len(pkts)], w.i4[:len(pkts)], w.a6[:len(pkts)], w.i6[:len(pkts)]
+	n4, n6 := 0, 0
 	for i := range pkts {
 		rxBytes += uint64(pkts[i].Len)
 		d := &descs[i]
 		switch w.classify(&pkts[i], in, d) {
 		case fam4:
-			w.a4[w.n4], w.i4[w.n4] = d.dst4(), uint16(i)
-			w.n4++
+			a4[n4], i4[n4] = d.dst4(), uint16(i)
+			n4++
 		case fam6:
-			w.a6[w.n6], w.i6[w.n6] = d.dst, uint16(i)
-			w.n6++
+			a6[n6], i6[n6] = d.dst, uint16(i)
+			n6++
 		}
 	}
 	w.cnt.add(EvRxPackets, len(pkts))
 	in.Stats.RxPackets.Add(uint64(len(pkts)))
 	in.Stats.RxBytes.Add(rxBytes)
-	if n4 := w.n4; n4 > 0 {
-		v.LookupBatch4(0, w.a4[:n4], w.r4[:n4])
-		for j := 0; j < n4; j++ {
-			i := w.i4[j]
-			w.forward(&pkts[i], &descs[i], v, w.r4[j])
+	if n4 > 0 {
+		r4 := w.r4[:n4]
+		v.LookupBatch4(0, a4[:n4], r4)
+		for j, i := range i4[:n4] {
+			w.forward(&pkts[i], &descs[i], v, r4[j])
 		}
 	}
-	if n6 := w.n6; n6 > 0 {
-		v.LookupBatch6(0, w.a6[:n6], w.r6[:n6])
-		for j := 0; j < n6; j++ {
-			i := w.i6[j]
-			w.forward(&pkts[i], &descs[i], v, w.r6[j])
+	if n6 > 0 {
+		r6 := w.r6[:n6]
+		v.LookupBatch6(0, a6[:n6], r6)
+		for j, i := range i6[:n6] {
+			w.forward(&pkts[i], &descs[i], v, r6[j])
 		}
 	}
 }
