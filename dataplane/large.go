@@ -63,26 +63,23 @@ func (w *Worker) forwardLarge(lf *port.LargeFrame, in *Port) {
 	switch encap.Ethernet(b).Type() {
 	case encap.EtherTypeIPv4:
 		ip := encap.IPv4(b[encap.EthernetLen:])
-		if why = parse4(ip, in, &d); why != keep {
+		if why = parse4(ip, in, &d); why == DropBadL3 {
 			break
 		}
+		// why is keep or DropMartian, unless the switch's own.
 		b = b[:encap.EthernetLen+int(d.ipLen)]
 		if in.Gateway && d.dst4() == w.gw4 {
 			// Addressed to the switch: nothing it answers is this big.
 			why = DropLocal
-			break
 		}
-		why = admit4(&d, ip)
 	case encap.EtherTypeIPv6:
-		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why != keep {
+		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why == DropBadL3 {
 			break
 		}
 		b = b[:encap.EthernetLen+int(d.ipLen)]
 		if in.Gateway && d.dst == w.gw6 {
 			why = DropLocal
-			break
 		}
-		why = admit6(&d)
 	}
 	if why == keep {
 		why = w.preRoute(b, &d)

@@ -11,9 +11,9 @@ import (
 
 // The forwarding path, single frames and super-frames alike:
 //
-//	classify  parse the frame once into a desc (parseL2, parse4/6), answer
-//	          or drop what is for the switch itself, admit the rest
-//	          (admit4/6)
+//	classify  parse the frame once into a desc (parseL2, parse4/6, which
+//	          also judge whether its addresses may be routed), answer or
+//	          drop what is for the switch itself, admit the rest
 //	preRoute  stage slot: DNAT, ingress policy
 //	decide    one FIB lookup and decision per family (decide4, decide6),
 //	          returned as a decision
@@ -112,43 +112,39 @@ func (d *desc) forwarded() Event {
 // ends up either queued (w.emit) or freed and counted (w.drop).
 func (w *Worker) process(pkts []port.Packet, in *Port) {
 	v := w.fib.View()
-	w.n4, w.n6 = 0, 0
 	var rxBytes uint64
+	descs := w.descs[:len(pkts)]
+	a4, i4, a6, i6 := w.a4[:len(pkts)], w.i4[:len(pkts)], w.a6[:len(pkts)], w.i6[:len(pkts)]
+	n4, n6 := 0, 0
 	for i := range pkts {
 		rxBytes += uint64(pkts[i].Len)
-		if d := &w.descs[i]; w.classify(&pkts[i], in, d) {
-			w.enqueue(uint16(i), d)
+		d := &descs[i]
+		switch w.classify(&pkts[i], in, d) {
+		case fam4:
+			a4[n4], i4[n4] = d.dst4(), uint16(i)
+			n4++
+		case fam6:
+			a6[n6], i6[n6] = d.dst, uint16(i)
+			n6++
 		}
 	}
 	w.cnt.add(EvRxPackets, len(pkts))
 	in.Stats.RxPackets.Add(uint64(len(pkts)))
 	in.Stats.RxBytes.Add(rxBytes)
-	if n4 := w.n4; n4 > 0 {
-		v.LookupBatch4(0, w.a4[:n4], w.r4[:n4])
-		for j := 0; j < n4; j++ {
-			i := w.i4[j]
-			w.forward(&pkts[i], &w.descs[i], v, w.r4[j])
+	if n4 > 0 {
+		r4 := w.r4[:n4]
+		v.LookupBatch4(0, a4[:n4], r4)
+		for j, i := range i4[:n4] {
+			w.forward(&pkts[i], &descs[i], v, r4[j])
 		}
 	}
-	if n6 := w.n6; n6 > 0 {
-		v.LookupBatch6(0, w.a6[:n6], w.r6[:n6])
-		for j := 0; j < n6; j++ {
-			i := w.i6[j]
-			w.forward(&pkts[i], &w.descs[i], v, w.r6[j])
+	if n6 > 0 {
+		r6 := w.r6[:n6]
+		v.LookupBatch6(0, a6[:n6], r6)
+		for j, i := range i6[:n6] {
+			w.forward(&pkts[i], &descs[i], v, r6[j])
 		}
 	}
-}
-
-// enqueue queues frame i of the vector, of descriptor d, for its family's
-// batch lookup.
-func (w *Worker) enqueue(i uint16, d *desc) {
-	if d.fam == fam4 {
-		w.a4[w.n4], w.i4[w.n4] = d.dst4(), i
-		w.n4++
-		return
-	}
-	w.a6[w.n6], w.i6[w.n6] = d.dst, i
-	w.n6++
 }
 
 // parseL2 is the first check of every frame, single or super-frame,
@@ -165,17 +161,26 @@ func (w *Worker) parseL2(b []byte, in *Port) Drop {
 }
 
 // parse4 parses the IPv4 header ip, behind the Ethernet header of a frame
-// received on in, into the descriptor d: keep, or why to drop the frame
-// (an invalid header or header checksum).
+// received on in, into the descriptor d. It returns keep; DropBadL3 for an
+// invalid header or header checksum (d is then not filled in); or
+// DropMartian when the addresses may not be routed. DropMartian is a
+// verdict for the caller to apply last, after its checks for what is the
+// switch's own, which take frames such addresses would fail (the
+// gateway's link-local one) — and not at all for a frame the switch built.
+// Validity and admission are one call because it is the per-frame path's.
 func parse4(ip encap.IPv4, in *Port, d *desc) Drop {
 	if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
 		return DropBadL3
 	}
+	dst := ip.Dst()
 	d.in, d.fam, d.l3 = in, fam4, encap.EthernetLen
 	d.ipLen = ip.TotalLength()
 	d.l4 = encap.EthernetLen + uint16(ip.HeaderLen())
 	d.wire = int32(d.ipLen)
-	*(*[4]byte)(d.dst[:4]) = ip.Dst()
+	*(*[4]byte)(d.dst[:4]) = dst
+	if !encap.IsIPv4Forwardable(dst) || !encap.IsIPv4Forwardable(ip.Src()) {
+		return DropMartian
+	}
 	return keep
 }
 
@@ -189,22 +194,6 @@ func parse6(ip encap.IPv6, in *Port, d *desc) Drop {
 	d.l4 = encap.EthernetLen + encap.IPv6Len
 	d.wire = int32(d.ipLen)
 	d.dst = ip.Dst()
-	return keep
-}
-
-// admit4 is the last check of an IPv4 frame that is not for the switch
-// (classify's, forwardLarge's): keep if its addresses may be routed, else
-// DropMartian. It comes after the checks for what is the switch's, which
-// take frames these addresses would fail (the gateway's link-local one).
-func admit4(d *desc, ip encap.IPv4) Drop {
-	if !encap.IsIPv4Forwardable(d.dst4()) || !encap.IsIPv4Forwardable(ip.Src()) {
-		return DropMartian
-	}
-	return keep
-}
-
-// admit6 is admit4 for IPv6.
-func admit6(d *desc) Drop {
 	if !encap.IsIPv6Forwardable(d.dst) {
 		return DropMartian
 	}
@@ -213,14 +202,14 @@ func admit6(d *desc) Drop {
 
 // classify parses frame p, received on in, into its descriptor d. It
 // answers or drops what is for the switch itself, runs the preRoute stage,
-// and reports whether p is to be routed (d.fam fam4 or fam6); if not, the
-// frame is taken care of. A VXLAN frame for the node is decapsulated and
+// and returns p's family if it is to be routed (fam4 or fam6, d.fam), else
+// famNone: the frame is taken care of. A VXLAN frame for the node is decapsulated and
 // its inner frame classified as received on the tunnel.
-func (w *Worker) classify(p *port.Packet, in *Port, d *desc) bool {
+func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	if why := w.parseL2(b, in); why != keep {
 		w.drop(p, why)
-		return false
+		return famNone
 	}
 	eth := encap.Ethernet(b)
 	if in.NeedLearn {
@@ -230,35 +219,41 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) bool {
 	switch eth.Type() {
 	case encap.EtherTypeIPv4:
 		ip := encap.IPv4(b[encap.EthernetLen:])
-		if why = parse4(ip, in, d); why != keep {
+		if why = parse4(ip, in, d); why == DropBadL3 {
 			break
 		}
+		// why is keep or DropMartian from here on.
 		p.Len = uint32(encap.EthernetLen + int(d.ipLen))
 		dst := d.dst4()
 		if w.vx.Has4 && in.Kind == spec.PortUplink && !in.Tunnel && dst == w.vx.Src4 {
 			if isVXLAN, ok := w.decap4(p, ip); isVXLAN {
-				return ok && w.classify(p, w.tun, d)
+				if !ok {
+					return famNone
+				}
+				return w.classify(p, w.tun, d)
 			}
 		}
 		if in.Gateway && dst == w.gw4 {
 			w.local4(p, in, eth, ip)
-			return false
+			return famNone
 		}
-		why = admit4(d, ip)
 	case encap.EtherTypeIPv6:
 		ip := encap.IPv6(b[encap.EthernetLen:])
-		if why = parse6(ip, in, d); why != keep {
+		if why = parse6(ip, in, d); why == DropBadL3 {
 			break
 		}
 		p.Len = uint32(encap.EthernetLen + int(d.ipLen))
 		dst := &d.dst
 		if w.vx.Has6 && in.Kind == spec.PortUplink && !in.Tunnel && *dst == w.vx.Src6 {
 			if isVXLAN, ok := w.decap6(p, ip); isVXLAN {
-				return ok && w.classify(p, w.tun, d)
+				if !ok {
+					return famNone
+				}
+				return w.classify(p, w.tun, d)
 			}
 		}
 		if ip.NextHeader() == encap.ProtoICMPv6 && w.icmp6Local(p, in, eth, ip) {
-			return false
+			return famNone
 		}
 		switch {
 		case in.Gateway && *dst == w.gw6:
@@ -267,12 +262,10 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) bool {
 			// Link-scope multicast (MLD reports and the like) is for
 			// the link, which the switch does not take part in.
 			why = DropLocal
-		default:
-			why = admit6(d)
 		}
 	case encap.EtherTypeARP:
 		w.arp(p, in, eth, b[encap.EthernetLen:])
-		return false
+		return famNone
 	default:
 		why = DropUnknownProto
 	}
@@ -281,9 +274,9 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) bool {
 	}
 	if why != keep {
 		w.drop(p, why)
-		return false
+		return famNone
 	}
-	return true
+	return d.fam
 }
 
 // preRoute is the stage slot between classify and the route lookup, where
@@ -464,40 +457,51 @@ func (w *Worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View
 // adjacency, found with r.hash) and its MTU less the tunnel's overhead;
 // else r.nh's port and its MTU.
 func (w *Worker) egress(v *fib.View, r *decision, dst []byte) int {
-	var why Drop
 	if r.nh.Kind == fib.KindVXLAN {
-		r.out, r.under, why = w.underlay(v, r.nh, r.hash)
-		if r.out == nil {
+		var why Drop
+		if r.out, r.under, why = w.underlay(v, r.nh, r.hash); r.out == nil {
 			r.drop = why
 			return 0
 		}
 		return r.out.MTU - VXLANOverhead(r.nh)
 	}
-	if r.out, why = w.output(r.nh, dst); r.out == nil {
-		r.drop = why
+	out, why := w.output(r.nh)
+	if out == nil {
+		r.drop = w.noOutput(r.nh, dst, why)
 		return 0
 	}
-	return r.out.MTU
+	r.out = out
+	return out.MTU
 }
 
 // output returns the port a packet routed by nh leaves by, or nil and why
-// not: the port is gone, or the neighbour is not resolved yet (then the
-// control plane is asked to resolve it: the gateway, or for an attached
-// route the destination itself, whose bytes dst are).
-func (w *Worker) output(nh *fib.NextHop, dst []byte) (*Port, Drop) {
+// not: the port is gone (DropPortDown), or the neighbour is not resolved
+// yet (DropNoNeighbor), which the caller hands to noOutput. It makes no
+// call so that it is inlined into the per-frame path.
+func (w *Worker) output(nh *fib.NextHop) (*Port, Drop) {
 	out := w.port(nh.Port)
-	if out == nil {
+	switch {
+	case out == nil:
 		return nil, DropPortDown
+	case !nh.Resolved:
+		return nil, DropNoNeighbor
 	}
-	if !nh.Resolved {
+	return out, 0
+}
+
+// noOutput returns why, output's reason for no port toward nh; for an
+// unresolved neighbour it first asks the control plane to resolve it:
+// the gateway, or for an attached route the destination itself, whose
+// bytes dst are.
+func (w *Worker) noOutput(nh *fib.NextHop, dst []byte, why Drop) Drop {
+	if why == DropNoNeighbor {
 		via := nh.Via
 		if !via.IsValid() {
 			via, _ = netip.AddrFromSlice(dst)
 		}
 		w.glean(nh.Port, via)
-		return nil, DropNoNeighbor
 	}
-	return out, 0
+	return why
 }
 
 // postRoute is the stage slot after the route decision, where SNAT

@@ -183,9 +183,9 @@ func (w *Worker) underlay(v *fib.View, nh *fib.NextHop, hash uint32) (*Port, *fi
 		// network the switch encapsulates onto.
 		return nil, nil, DropNoRoute
 	}
-	out, why := w.output(u, dst)
+	out, why := w.output(u)
 	if out == nil {
-		return nil, nil, why
+		return nil, nil, w.noOutput(u, dst, why)
 	}
 	return out, u, keep
 }
@@ -246,14 +246,16 @@ func (w *Worker) reply(p *port.Packet, in *Port) {
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	var d desc
 	why := DropLocal
+	// The switch built the frame: parse's DropMartian does not apply (its
+	// source may be the gateway's link-local address).
 	switch encap.Ethernet(b).Type() {
 	case encap.EtherTypeIPv4:
-		if why = parse4(encap.IPv4(b[encap.EthernetLen:]), in, &d); why == keep {
+		if why = parse4(encap.IPv4(b[encap.EthernetLen:]), in, &d); why != DropBadL3 {
 			w.forward(p, &d, v, v.Lookup4(0, d.dst4()))
 			return
 		}
 	case encap.EtherTypeIPv6:
-		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why == keep {
+		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why != DropBadL3 {
 			w.forward(p, &d, v, v.Lookup6(0, d.dst))
 			return
 		}

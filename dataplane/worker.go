@@ -84,7 +84,6 @@ type Worker struct {
 	a6      [][16]byte
 	i6      []uint16
 	r6      []fib.Index
-	n4, n6  int // frames queued in a4/i4 and a6/i6
 
 	vx        VXLAN           // the node's VTEP; vx.on false without VXLAN
 	tun       *Port           // the tunnel's pseudo-port: where decapsulated frames come from
