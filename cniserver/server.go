@@ -538,6 +538,12 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		mode, _ := parseMode(r.Mode)
 		pc := spec.PortConfig{Name: hostIf, Kind: spec.PortPod, Mode: mode, Addrs: r.Addrs, MTU: r.MTU}
+		if r.NetNS != "" {
+			// The pod's MAC, so xvsd can send to it before it speaks.
+			if mac, err := podnet.MAC(r.NetNS, r.Handle.IfName); err == nil {
+				copy(pc.PeerMAC[:], mac)
+			}
+		}
 		if st, err := s.dp.AddPort(pc); err != nil {
 			s.log.Warn("re-adopt: port", "port", hostIf, "handle", r.Handle, "err", err)
 		} else {
