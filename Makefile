@@ -37,6 +37,8 @@ APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool
 APT_PACKAGES += dpdk-dev librte-net-memif23
 TOOLS        += bird:bird2 birdc:bird2
 APT_PACKAGES += bird2
+TOOLS        += /usr/lib/cni/portmap:containernetworking-plugins iptables-save:iptables
+APT_PACKAGES += containernetworking-plugins iptables
 
 .PHONY: kube-apiserver bench-go all build test demo bench bench-quick lint clean deps generate
 

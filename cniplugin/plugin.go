@@ -219,7 +219,6 @@ func Status(args *skel.CmdArgs) error {
 	return fromPB(rep.GetError())
 }
 
-
 // codeNotReady is CNI 1.1's "plugin not available" for STATUS (the
 // library names no constant for it).
 const codeNotReady uint = 50
