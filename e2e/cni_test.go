@@ -82,6 +82,15 @@ type cniEnv struct {
 
 func newCNIEnv(t *testing.T, o lab.Options) *cniEnv {
 	t.Helper()
+	return newCNIEnvWith(t, o, func(dir, node string) string {
+		return fmt.Sprintf(cniIPAM, filepath.Join(dir, "ipam.db"), node)
+	})
+}
+
+// newCNIEnvWith is newCNIEnv with each node's ipam: section (and what
+// else goes at the end of its config) from ipamFor.
+func newCNIEnvWith(t *testing.T, o lab.Options, ipamFor func(dir, node string) string) *cniEnv {
+	t.Helper()
 	requireLab(t)
 	path := cniPlugins(t)
 	for _, p := range []string{"portmap", "bandwidth", "tuning", "loopback"} {
@@ -92,7 +101,8 @@ func newCNIEnv(t *testing.T, o lab.Options) *cniEnv {
 	o.XVSDArgs = func(cfg string) []string {
 		b, err := os.ReadFile(cfg)
 		if err == nil {
-			b = append(b, fmt.Sprintf(cniIPAM, filepath.Join(filepath.Dir(cfg), "ipam.db"), "node")...)
+			node := strings.TrimSuffix(filepath.Base(cfg), ".yaml")
+			b = append(b, ipamFor(filepath.Join(filepath.Dir(cfg), node), node)...)
 			err = os.WriteFile(cfg+".cni.yaml", b, 0o644)
 		}
 		if err != nil {
@@ -175,7 +185,7 @@ func (e *cniEnv) mustAdd(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) *c
 	e.t.Helper()
 	r, err := e.add(l, rt)
 	if err != nil {
-		e.t.Fatalf("ADD %s: %v\nxvsd log:\n%s", rt.ContainerID, err, e.l.LogTail("node", 20))
+		e.t.Fatalf("ADD %s: %v\nxvsd log:\n%s", rt.ContainerID, err, e.l.LogTail(e.node.Name, 20))
 	}
 	return r
 }
@@ -260,7 +270,7 @@ func (e *cniEnv) state() cniState {
 
 func (e *cniEnv) xvsctlJSON(v any, args ...string) {
 	e.t.Helper()
-	out, err := xvsctl(e.t, e.l, "node", append([]string{"-o", "json"}, args...)...)
+	out, err := xvsctl(e.t, e.l, e.node.Name, append([]string{"-o", "json"}, args...)...)
 	if err != nil {
 		e.t.Fatalf("xvsctl %v: %v: %s", args, err, out)
 	}
@@ -801,4 +811,50 @@ func TestCNICrash(t *testing.T) {
 		}
 	}
 	e.wantEmpty("after deleting every pod")
+}
+
+// TestCNICrossNode: pods ADDed on two nodes, each xvsd assigning from a
+// pool inside the node's own block, which the lab's outside routes to it
+// (native routing from the config), reach each other over IPv4 and IPv6.
+func TestCNICrossNode(t *testing.T) {
+	e := newCNIEnvWith(t, lab.Options{Nodes: 2}, func(dir, node string) string {
+		var i int
+		fmt.Sscanf(node, "node%d", &i)
+		i--
+		return fmt.Sprintf(`ipam:
+  store: %q
+  node: %q
+  pools:
+    - {name: pool4, cidr: 198.19.%d.128/25, blockSize: 28}
+    - {name: pool6, cidr: "fd00:19:%x::1:0/112", blockSize: 124}
+`, filepath.Join(dir, "ipam.db"), node, i, i)
+	})
+	assertForwardingOff(t, e.l)
+	var nss []string
+	var addrs [][]netip.Addr
+	var rts []*libcni.RuntimeConf
+	var ls []*libcni.NetworkConfigList
+	for i, n := range e.l.T.Nodes {
+		e.node = n
+		l := e.conflist("1.1.0")
+		ns := e.netns()
+		rt := e.rt(fmt.Sprintf("x%d", i), ns, nil)
+		r := e.mustAdd(l, rt)
+		nss, rts, ls = append(nss, ns), append(rts, rt), append(ls, l)
+		addrs = append(addrs, podAddrs(t, r))
+		if !n.PodsV4.Contains(addrs[i][0]) || !n.PodsV6.Contains(addrs[i][1]) {
+			t.Fatalf("pod on %s got %v, outside the node's blocks %s %s", n.Name, addrs[i], n.PodsV4, n.PodsV6)
+		}
+	}
+	for f := range 2 {
+		pingNS(t, nss[0], addrs[1][f])
+		pingNS(t, nss[1], addrs[0][f])
+	}
+	for i, n := range e.l.T.Nodes {
+		e.node = n
+		if err := e.del(ls[i], rts[i]); err != nil {
+			t.Fatalf("DEL on %s: %v", n.Name, err)
+		}
+		e.wantEmpty("after DEL on " + n.Name)
+	}
 }
