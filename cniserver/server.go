@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -233,7 +234,9 @@ func (s *Server) Add(ctx context.Context, req AddRequest) (_ AddResult, rerr err
 		// it has.
 		ar.IPv4, ar.IPv6 = s.families(ctx, v4pools, v6pools)
 	}
+	t0 := time.Now()
 	as, err := s.alloc.Assign(ctx, ar)
+	tAssign := time.Since(t0)
 	if err != nil {
 		return AddResult{}, cniErr(ipamCode(err), "ipam", err)
 	}
@@ -265,7 +268,9 @@ func (s *Server) Add(ctx context.Context, req AddRequest) (_ AddResult, rerr err
 	if err := podnet.Teardown(podnet.Pod{Host: podnet.End{Name: hostIf}, Pod: podnet.End{NS: "/nonexistent", Name: h.IfName}}); err != nil {
 		return AddResult{}, cniErr(CodePlumbing, "delete stale veth "+hostIf, err)
 	}
+	t1 := time.Now()
 	res, err := podnet.Setup(p)
+	tSetup := time.Since(t1)
 	if err != nil {
 		code := uint32(CodePlumbing)
 		if errors.Is(err, os.ErrExist) || strings.Contains(err.Error(), "file exists") {
@@ -282,11 +287,13 @@ func (s *Server) Add(ctx context.Context, req AddRequest) (_ AddResult, rerr err
 
 	pc := spec.PortConfig{Name: hostIf, Kind: spec.PortPod, Mode: mode, Addrs: r.Addrs, MTU: r.MTU}
 	copy(pc.PeerMAC[:], res.PodMAC)
+	t2 := time.Now()
 	st, err := s.dp.AddPort(pc)
 	if err != nil {
 		return AddResult{}, cniErr(CodePort, "xvsd port "+hostIf, err)
 	}
-	s.log.Info("pod added", "pod", req.Namespace+"/"+req.Pod, "handle", h, "port", hostIf, "addrs", r.Addrs, "mode", st.Mode, "reason", st.Reason)
+	s.log.Info("pod added", "pod", req.Namespace+"/"+req.Pod, "handle", h, "port", hostIf, "addrs", r.Addrs, "mode", st.Mode, "reason", st.Reason,
+		"assign", tAssign, "plumb", tSetup, "addport", time.Since(t2))
 	return s.result(r, res.HostMAC.String(), res.PodMAC.String(), st), nil
 }
 
