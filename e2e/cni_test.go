@@ -858,3 +858,42 @@ func TestCNICrossNode(t *testing.T) {
 		e.wantEmpty("after DEL on " + n.Name)
 	}
 }
+
+// TestCNIModeAFPacket: the network config's mode key picks AF_PACKET; the
+// endpoint says so and why, CHECK holds (no offload change asked), and
+// the pods reach each other.
+func TestCNIModeAFPacket(t *testing.T) {
+	e := newCNIEnv(t, lab.Options{})
+	l := e.conflist("1.1.0", e.xvsPlugin(`"mode": "af-packet"`))
+	ns1, ns2 := e.netns(), e.netns()
+	rt1, rt2 := e.rt("afp1", ns1, nil), e.rt("afp2", ns2, nil)
+	a1, a2 := podAddrs(t, e.mustAdd(l, rt1)), podAddrs(t, e.mustAdd(l, rt2))
+	var eps struct {
+		Endpoints []struct {
+			Mode       string `json:"mode"`
+			ModeReason string `json:"mode_reason"`
+		} `json:"endpoints"`
+	}
+	e.xvsctlJSON(&eps, "show", "endpoints")
+	for _, ep := range eps.Endpoints {
+		if ep.Mode != "af-packet" || !strings.Contains(ep.ModeReason, "network config") {
+			t.Errorf("endpoint mode %q (%q), want af-packet from the network config", ep.Mode, ep.ModeReason)
+		}
+	}
+	if len(eps.Endpoints) != 2 {
+		t.Fatalf("endpoints %+v", eps)
+	}
+	for i := range 2 {
+		pingNS(t, ns1, a2[i])
+		pingNS(t, ns2, a1[i])
+	}
+	for _, rt := range []*libcni.RuntimeConf{rt1, rt2} {
+		if err := e.check(l, rt); err != nil {
+			t.Errorf("CHECK: %v", err)
+		}
+		if err := e.del(l, rt); err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
+	}
+	e.wantEmpty("after DEL")
+}
