@@ -29,8 +29,8 @@ import (
 // fd00:19:i::/64).
 //
 // Every AF_XDP port of a worker keeps an eighth of the worker's UMEM in
-// its fill ring (the uplink a quarter), so the default 4096 frames feed
-// only a handful of pods: the crash test's 25 live pods need 32768.
+// its fill ring (the uplink a quarter; at most 2048 frames each), so the
+// default 4096 frames feed only a handful of pods.
 const cniIPAM = `frames: 32768
 ipam:
   store: %q
@@ -720,7 +720,12 @@ func TestCNIDelAfterGone(t *testing.T) {
 // nothing of the deleted pods is left: no duplicate, no leak, no lost or
 // orphan port.
 func TestCNICrash(t *testing.T) {
-	e := newCNIEnv(t, lab.Options{})
+	// Each AF_XDP pod port keeps min(UMEM/8, 2048) frames posted in its
+	// fill ring; 25 live pods, the uplink and the lab's two pods need
+	// about 60,000 frames of the worker's UMEM, or the last ports starve.
+	e := newCNIEnvWith(t, lab.Options{}, func(dir, node string) string {
+		return strings.Replace(fmt.Sprintf(cniIPAM, filepath.Join(dir, "ipam.db"), node), "frames: 32768", "frames: 65536\nframe_size: 2048", 1)
+	})
 	l := e.conflist("1.1.0")
 	const pods = 50
 	rts := make([]*libcni.RuntimeConf, pods)
