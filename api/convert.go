@@ -34,6 +34,12 @@ func addrString(a netip.Addr) string {
 
 // PortToPB converts a port status for the wire.
 func PortToPB(ps spec.PortStatus) *xvspb.Port {
+	p := portToPB(ps)
+	p.Memif = memifToPB(ps.Memif)
+	return p
+}
+
+func portToPB(ps spec.PortStatus) *xvspb.Port {
 	return &xvspb.Port{
 		Id: uint32(ps.ID), Name: ps.Name, Kind: ps.Kind.String(), Mode: ps.Mode.String(),
 		Up: ps.Up, Reason: ps.Reason, Mac: MACString(ps.MAC), PeerMac: MACString(ps.PeerMAC),
@@ -70,6 +76,7 @@ func portFromPB(pc *xvspb.PortConfig) config.Port {
 	return config.Port{
 		Name: pc.GetName(), Kind: pc.GetKind(), Mode: pc.GetMode(), Queue: int(pc.GetQueue()),
 		Addresses: pc.GetAddresses(), PeerMAC: pc.GetPeerMac(), MTU: int(pc.GetMtu()),
+		Memif: memifFromPB(pc.GetMemif()),
 	}
 }
 

@@ -198,6 +198,13 @@ func TestResolveErrors(t *testing.T) {
 		{"peer mac bad", "ports:\n  - name: veth1\n    kind: pod\n    peer_mac: zz:00:00:00:00:00\n", `ports[0].peer_mac: "zz:00:00:00:00:00": invalid MAC address`},
 		{"peer mac on uplink", "ports:\n  - name: eth0\n    kind: uplink\n    peer_mac: 02:00:00:00:00:01\n", `ports[0].peer_mac: "02:00:00:00:00:01": only pod ports have a peer MAC`},
 		{"mtu", "ports:\n  - name: veth1\n    kind: pod\n    mtu: 100\n", `ports[0].mtu: 100: must be between 576 and 9000`},
+		{"memif missing", "ports:\n  - name: mem0\n    kind: pod\n    mode: memif\n", `ports[0].memif: required with mode memif`},
+		{"memif on af-packet", "ports:\n  - name: veth1\n    kind: pod\n    mode: af-packet\n    memif: {socket: \"@m\"}\n", `ports[0].mode: "af-packet": a memif: section needs mode memif`},
+		{"memif uplink", "ports:\n  - name: mem0\n    kind: uplink\n    mode: memif\n    memif: {socket: \"@m\"}\n", `ports[0].kind: "uplink": a memif port is a pod port`},
+		{"memif socket relative", "ports:\n  - name: mem0\n    kind: pod\n    mode: memif\n    memif: {socket: m.sock}\n", `ports[0].memif.socket: "m.sock": must be an absolute path or @name`},
+		{"memif ring", "ports:\n  - name: mem0\n    kind: pod\n    mode: memif\n    memif: {socket: \"@m\", ring_size: 1000}\n", `ports[0].memif.ring_size: 1000: must be a power of two`},
+		{"memif queues", "ports:\n  - name: mem0\n    kind: pod\n    mode: memif\n    memif: {socket: \"@m\", queues: 99}\n", `ports[0].memif.queues: 99: must be 1..64`},
+		{"memif netns", "ports:\n  - name: mem0\n    kind: pod\n    mode: memif\n    memif: {socket: \"@m\", netns: ns1}\n", `ports[0].memif.netns: "ns1": must be an absolute path`},
 		{"duplicate name", "ports:\n  - name: veth1\n    kind: pod\n  - name: veth1\n    kind: pod\n", `ports[1].name: "veth1": duplicate port name (also ports[0])`},
 		{"pods overlap", "ports:\n  - name: veth1\n    kind: pod\n    addresses: [10.0.0.1/32]\n  - name: veth2\n    kind: pod\n    addresses: [fd00::1/128, 10.0.0.1/32]\n",
 			`ports[1].addresses[1]: "10.0.0.1/32": overlaps ports[0].addresses[0] "10.0.0.1/32" (veth1)`},
@@ -314,10 +321,15 @@ func TestDocExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("doc example: %v\n%s", err, b.String())
 	}
-	if _, err := f.Resolve(Options{}); err != nil {
+	c, err := f.Resolve(Options{})
+	if err != nil {
 		t.Fatalf("doc example: %v", err)
 	}
-	if len(f.Ports) != 3 || len(f.Routes) != 6 || f.VXLAN == nil {
+	want := spec.MemifConfig{Socket: "@xvs-memif", Netns: "/proc/1234/ns/net", Queues: 1, RingSize: 1024}
+	if m := c.Switch.Ports[3]; m.Mode != spec.ModeMemif || m.Memif == nil || *m.Memif != want {
+		t.Errorf("memif port (-want +got):\n-%+v\n+%+v", want, m.Memif)
+	}
+	if len(f.Ports) != 4 || len(f.Routes) != 6 || f.VXLAN == nil {
 		t.Errorf("doc example parsed %d ports %d routes", len(f.Ports), len(f.Routes))
 	}
 }

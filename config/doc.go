@@ -81,7 +81,7 @@
 //	  # the NIC: only pod-prefix and VXLAN traffic is steered to the switch
 //	  - name: eth0
 //	    kind: uplink                 # pod | uplink | host
-//	    mode: auto                   # auto | xdp-zerocopy | xdp-native | xdp-generic | af-packet
+//	    mode: auto                   # auto | xdp-zerocopy | xdp-native | xdp-generic | af-packet | memif
 //	                                 # (af-packet: AF_PACKET steered by tc; the link keeps TSO)
 //	    queue: 0                     # first NIC queue (uplink only)
 //	    queues: 1                    # NIC queues from queue on, one AF_XDP socket each,
@@ -100,6 +100,21 @@
 //	    addresses: [10.244.1.5/32, fd00:10:244:1::5/128]
 //	    peer_mac: 02:42:0a:f4:01:05  # the pod's eth0; omit to learn it
 //	    mtu: 1450
+//	  # a pod's memif: shared-memory rings, xvsd the memif server; the pod's
+//	  # application connects to the socket. The pod's addresses here are
+//	  # routed to the memif port while a peer is connected.
+//	  - name: xvs1a2b3c-m0           # the port's name (no kernel interface)
+//	    kind: pod
+//	    mode: memif
+//	    addresses: [10.244.1.6/32, fd00:10:244:1::6/128]
+//	    peer_mac: 02:fe:0a:f4:01:06  # the application's MAC; omit to learn it
+//	    memif:
+//	      socket: "@xvs-memif"       # abstract (in netns), or an absolute path
+//	      netns: /proc/1234/ns/net   # open it in the pod's namespace; omit for xvsd's
+//	      id: 0                      # the interface id the peer asks for
+//	      queues: 1                  # queue pairs offered, all served by one worker
+//	      ring_size: 1024            # most descriptors per ring (power of two)
+//	      polling: false             # true: the peer never signals, the worker polls
 //
 //	routes:
 //	  - prefix: 0.0.0.0/0

@@ -66,14 +66,15 @@ type VXLAN struct {
 
 // Port is one entry of ports:.
 type Port struct {
-	Name      string   `yaml:"name"`
-	Kind      string   `yaml:"kind"`
-	Mode      string   `yaml:"mode"`
-	Queue     int      `yaml:"queue"`
-	Queues    int      `yaml:"queues"`
-	Addresses []string `yaml:"addresses"`
-	PeerMAC   string   `yaml:"peer_mac"`
-	MTU       int      `yaml:"mtu"`
+	Name      string     `yaml:"name"`
+	Kind      string     `yaml:"kind"`
+	Mode      string     `yaml:"mode"`
+	Queue     int        `yaml:"queue"`
+	Queues    int        `yaml:"queues"`
+	Addresses []string   `yaml:"addresses"`
+	PeerMAC   string     `yaml:"peer_mac"`
+	MTU       int        `yaml:"mtu"`
+	Memif     *PortMemif `yaml:"memif"` // mode memif only (memif.go)
 }
 
 // Route is one entry of routes:.

@@ -348,7 +348,7 @@ func ResolvePort(field string, p Port, check LinkCheck) (spec.PortConfig, []erro
 		e.missing(field+".name", "required")
 	case len(p.Name) > maxIfName || strings.ContainsAny(p.Name, "/ \t\n:") || p.Name == "." || p.Name == "..":
 		e.str(field+".name", p.Name, "not a valid interface name")
-	case check != nil:
+	case check != nil && p.Mode != spec.ModeMemif.String(): // a memif port has no kernel interface
 		if err := check(p.Name); err != nil {
 			e.strErr(field+".name", p.Name, err)
 		}
@@ -364,7 +364,7 @@ func ResolvePort(field string, p Port, check LinkCheck) (spec.PortConfig, []erro
 	isPod := kindOK && pc.Kind == spec.PortPod
 	if p.Mode != "" {
 		if m, ok := spec.ParseMode(p.Mode); !ok {
-			e.str(field+".mode", p.Mode, "must be auto, xdp-zerocopy, xdp-native, xdp-generic or af-packet")
+			e.str(field+".mode", p.Mode, "must be auto, xdp-zerocopy, xdp-native, xdp-generic, af-packet or memif")
 		} else {
 			pc.Mode = m
 		}
@@ -415,6 +415,7 @@ func ResolvePort(field string, p Port, check LinkCheck) (spec.PortConfig, []erro
 	if p.MTU != 0 && (p.MTU < 576 || p.MTU > 9000) {
 		e.num(field+".mtu", p.MTU, "must be between 576 and 9000")
 	}
+	resolveMemif(field, p, &pc, &e)
 	return pc, e
 }
 

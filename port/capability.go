@@ -3,6 +3,7 @@ package port
 import (
 	"net/netip"
 
+	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xsk"
 )
 
@@ -70,4 +71,21 @@ type KernelStats interface {
 // req.Config.Queue on req.Umem.
 type QueueOpener interface {
 	OpenQueue(req OpenRequest) (Opened, error)
+}
+
+// LinkNotifier is implemented by ports whose link comes and goes while
+// they stay open (memif: the peer connects, disconnects or dies). The
+// switch calls NotifyLink once after opening, then reads LinkUp; fn runs
+// on the port's own control goroutine after every change, must not block
+// and may run before NotifyLink returns. Reason says why the link is down.
+type LinkNotifier interface {
+	NotifyLink(fn func())
+	LinkUp() (up bool, reason string)
+}
+
+// StatusFiller is implemented by ports with more to show than the switch
+// knows (memif: socket, rings, peer): FillStatus adds it to st. It is
+// called from any goroutine.
+type StatusFiller interface {
+	FillStatus(st *spec.PortStatus)
 }

@@ -3,14 +3,15 @@
 // implements, the frames it moves (Packet in a worker's Umem with
 // Headroom in front, LargeFrame for GSO super-frames), the capabilities a
 // driver may add (capability.go: offloads, prefix and VTEP steering,
-// fast-path attach state, kernel statistics, further NIC queues), and the
+// fast-path attach state, kernel statistics, further NIC queues, links
+// that come and go, extra status), and the
 // Registry that picks a port's driver by its mode, ModeAuto's fallback
 // order included.
 //
 // The drivers live beside it, one package each: afxdp (AF_XDP rings over
-// the worker's Umem), afpacket (AF_PACKET with PACKET_VNET_HDR), and
-// porttest (channel-backed doubles for tests). A memif driver goes beside
-// them and registers for its own mode.
+// the worker's Umem), afpacket (AF_PACKET with PACKET_VNET_HDR),
+// memif (shared-memory rings with a pod's application, ModeMemif) and
+// porttest (channel-backed doubles for tests).
 //
 // # Concurrency
 //

@@ -44,9 +44,10 @@ const (
 	ModeXDPDrv               // AF_XDP copy mode, native (driver) XDP
 	ModeXDPSKB               // AF_XDP copy mode, generic (skb) XDP
 	ModeAFPacket             // AF_PACKET fallback, no XDP
+	ModeMemif                // memif shared-memory rings, xvsd the server (PortConfig.Memif)
 )
 
-var modeNames = [...]string{"auto", "xdp-zerocopy", "xdp-native", "xdp-generic", "af-packet"}
+var modeNames = [...]string{"auto", "xdp-zerocopy", "xdp-native", "xdp-generic", "af-packet", "memif"}
 
 func (m Mode) String() string {
 	if int(m) < len(modeNames) {
@@ -89,6 +90,32 @@ type PortConfig struct {
 	PeerMAC [6]byte
 	// MTU overrides the link MTU when non-zero.
 	MTU int
+	// Memif, for ModeMemif only, says where the port listens; Name then
+	// names the port and no kernel interface.
+	Memif *MemifConfig
+}
+
+// MemifConfig is a memif port's socket and rings. xvsd is the memif server
+// (master); the pod's application connects as the client.
+type MemifConfig struct {
+	// Socket is a file path, or "@name" for an abstract socket.
+	Socket string
+	// Netns, when set, is the network namespace (a path such as
+	// /proc/PID/ns/net or /run/netns/NAME) the socket is opened in: an
+	// abstract socket there is reachable only from that namespace.
+	Netns string
+	// ID is the memif interface id the client asks for (default 0).
+	ID uint32
+	// Queues is how many queue pairs are offered (default 1).
+	Queues int
+	// RingSize is the most descriptors per ring the peer may use, a power
+	// of two (default 1024).
+	RingSize int
+	// Polling masks the server's rings: the peer never signals, the worker
+	// polls. Otherwise the worker sleeps on the peer's eventfds.
+	Polling bool
+	// Secret, when set, must be presented by the peer (at most 24 bytes).
+	Secret string
 }
 
 // PortStatus is what the API shows of a port.
@@ -105,6 +132,26 @@ type PortStatus struct {
 	MTU     int
 	Worker  int
 	Stats   PortStats
+	Memif   *MemifStatus // memif ports only
+}
+
+// MemifStatus is a memif port's connection as `xvsctl show ports` prints it.
+type MemifStatus struct {
+	Role        string // "server": xvsd is always the memif master
+	Socket      string
+	ID          uint32
+	Polling     bool
+	Connected   bool
+	PeerName    string // the peer's application, from INIT
+	PeerIf      string // the peer's interface name
+	RxQueues    int    // rings in use in each direction (0 while down)
+	TxQueues    int
+	RingSize    int // descriptors per ring
+	BufferSize  int // the peer's buffer size
+	LastReason  string
+	Connects    uint64
+	Disconnects uint64
+	RxDrops     uint64 // frames memif dropped on receive (too big, bad descriptor)
 }
 
 // PortStats counts one port's traffic.

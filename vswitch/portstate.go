@@ -20,6 +20,12 @@ type portState struct {
 	primary *portState
 	queues  []*portState
 	status  atomic.Pointer[portStatusDyn]
+	// linkDown is set while a port whose link comes and goes under it
+	// (port.LinkNotifier: memif) has no peer: its pod routes are out of
+	// the FIB. linkPending says the port reported a change the event loop
+	// has not applied yet.
+	linkDown    bool
+	linkPending atomic.Bool
 }
 
 type portStatusDyn struct {
@@ -45,6 +51,9 @@ func (ps *portState) snapshot() spec.PortStatus {
 	}
 	if st != nil {
 		out.Up, out.Mode, out.Reason = st.up, st.mode, st.reason
+	}
+	if sf, ok := ps.Dev.(port.StatusFiller); ok {
+		sf.FillStatus(&out)
 	}
 	if ks, ok := ps.Dev.(port.KernelStats); ok {
 		if k, err := ks.Stats(); err == nil {

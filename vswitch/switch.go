@@ -63,6 +63,7 @@ type Switch struct {
 	mon            netmon.Monitor
 	noKernelTunnel bool
 	events         chan dataplane.Request
+	linkCh         chan struct{} // a port.LinkNotifier port changed (links.go)
 	ready          atomic.Bool
 	closing        atomic.Bool // set first thing in Close: monitors stop complaining
 	started        bool
@@ -103,8 +104,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Switch{
-		cfg: cfg, log: log, fib: fib.New(), drivers: DefaultDrivers(), mon: &netmon.Netlink{},
-		events: make(chan dataplane.Request, 1024), stopCh: make(chan struct{}),
+		cfg: cfg, log: log, fib: fib.New(), drivers: defaultDrivers(log), mon: &netmon.Netlink{},
+		events: make(chan dataplane.Request, 1024), stopCh: make(chan struct{}), linkCh: make(chan struct{}, 1),
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
 		routes: newRouteIndex(),
@@ -290,6 +291,8 @@ func (s *Switch) eventLoop() {
 			}
 		case <-s.fibChanged:
 			s.recheckRemotes()
+		case <-s.linkCh:
+			s.applyLinks()
 		}
 	}
 }
@@ -306,6 +309,9 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	}
 	if _, ok := s.byName[pc.Name]; ok {
 		return spec.PortStatus{}, fmt.Errorf("port %s: %w", pc.Name, ErrPortExists)
+	}
+	if err := checkMemif(pc); err != nil {
+		return spec.PortStatus{}, err
 	}
 	for i, a := range pc.Addrs {
 		if fe := spec.ValidatePortAddr(pc.Kind, a); fe != nil {
@@ -379,9 +385,12 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 		}
 	}
 	ps.setStatus(true, op.Port.Mode(), op.Reason)
-	if err := s.installPortRoutesLocked(ps); err != nil {
-		op.Port.Close()
-		return spec.PortStatus{}, err
+	s.watchLinkLocked(ps)
+	if !ps.linkDown {
+		if err := s.installPortRoutesLocked(ps); err != nil {
+			op.Port.Close()
+			return spec.PortStatus{}, err
+		}
 	}
 	s.fastAddLocked(ps)
 	s.onAllWorkers(func(x *dataplane.Worker) {
@@ -477,7 +486,7 @@ func (s *Switch) learned(id uint16, mac [6]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ps := s.ports[id]
-	if ps == nil || ps.PeerMAC != ([6]byte{}) {
+	if ps == nil || ps.PeerMAC != ([6]byte{}) || ps.linkDown {
 		return
 	}
 	ps.PeerMAC = mac

@@ -35,6 +35,7 @@ type PortConfig struct {
 	Addresses     []string               `protobuf:"bytes,5,rep,name=addresses,proto3" json:"addresses,omitempty"`            // CIDRs; pods: /32 and /128
 	PeerMac       string                 `protobuf:"bytes,6,opt,name=peer_mac,json=peerMac,proto3" json:"peer_mac,omitempty"` // pod's eth0 MAC, "" to learn it
 	Mtu           uint32                 `protobuf:"varint,7,opt,name=mtu,proto3" json:"mtu,omitempty"`                       // 0: the link's
+	Memif         *MemifConfig           `protobuf:"bytes,8,opt,name=memif,proto3" json:"memif,omitempty"`                    // mode memif only
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -118,6 +119,263 @@ func (x *PortConfig) GetMtu() uint32 {
 	return 0
 }
 
+func (x *PortConfig) GetMemif() *MemifConfig {
+	if x != nil {
+		return x.Memif
+	}
+	return nil
+}
+
+// A memif port's socket and rings; xvsd is the memif server (master).
+type MemifConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Socket        string                 `protobuf:"bytes,1,opt,name=socket,proto3" json:"socket,omitempty"`                      // absolute path, or "@name" (abstract)
+	Netns         string                 `protobuf:"bytes,2,opt,name=netns,proto3" json:"netns,omitempty"`                        // network namespace to open the socket in; "" xvsd's
+	Id            uint32                 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`                             // interface id the peer asks for
+	Queues        uint32                 `protobuf:"varint,4,opt,name=queues,proto3" json:"queues,omitempty"`                     // queue pairs offered (0: 1)
+	RingSize      uint32                 `protobuf:"varint,5,opt,name=ring_size,json=ringSize,proto3" json:"ring_size,omitempty"` // most descriptors per ring, a power of two (0: 1024)
+	Polling       bool                   `protobuf:"varint,6,opt,name=polling,proto3" json:"polling,omitempty"`                   // the peer never signals; the worker polls
+	Secret        string                 `protobuf:"bytes,7,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemifConfig) Reset() {
+	*x = MemifConfig{}
+	mi := &file_xvspb_xvs_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemifConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemifConfig) ProtoMessage() {}
+
+func (x *MemifConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_xvs_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemifConfig.ProtoReflect.Descriptor instead.
+func (*MemifConfig) Descriptor() ([]byte, []int) {
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *MemifConfig) GetSocket() string {
+	if x != nil {
+		return x.Socket
+	}
+	return ""
+}
+
+func (x *MemifConfig) GetNetns() string {
+	if x != nil {
+		return x.Netns
+	}
+	return ""
+}
+
+func (x *MemifConfig) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *MemifConfig) GetQueues() uint32 {
+	if x != nil {
+		return x.Queues
+	}
+	return 0
+}
+
+func (x *MemifConfig) GetRingSize() uint32 {
+	if x != nil {
+		return x.RingSize
+	}
+	return 0
+}
+
+func (x *MemifConfig) GetPolling() bool {
+	if x != nil {
+		return x.Polling
+	}
+	return false
+}
+
+func (x *MemifConfig) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// A memif port's connection.
+type MemifStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"` // "server"
+	Socket        string                 `protobuf:"bytes,2,opt,name=socket,proto3" json:"socket,omitempty"`
+	Id            uint32                 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
+	Polling       bool                   `protobuf:"varint,4,opt,name=polling,proto3" json:"polling,omitempty"`
+	Connected     bool                   `protobuf:"varint,5,opt,name=connected,proto3" json:"connected,omitempty"`
+	PeerName      string                 `protobuf:"bytes,6,opt,name=peer_name,json=peerName,proto3" json:"peer_name,omitempty"`
+	PeerIf        string                 `protobuf:"bytes,7,opt,name=peer_if,json=peerIf,proto3" json:"peer_if,omitempty"`
+	RxQueues      uint32                 `protobuf:"varint,8,opt,name=rx_queues,json=rxQueues,proto3" json:"rx_queues,omitempty"`
+	TxQueues      uint32                 `protobuf:"varint,9,opt,name=tx_queues,json=txQueues,proto3" json:"tx_queues,omitempty"`
+	RingSize      uint32                 `protobuf:"varint,10,opt,name=ring_size,json=ringSize,proto3" json:"ring_size,omitempty"`
+	BufferSize    uint32                 `protobuf:"varint,11,opt,name=buffer_size,json=bufferSize,proto3" json:"buffer_size,omitempty"`
+	LastReason    string                 `protobuf:"bytes,12,opt,name=last_reason,json=lastReason,proto3" json:"last_reason,omitempty"`
+	Connects      uint64                 `protobuf:"varint,13,opt,name=connects,proto3" json:"connects,omitempty"`
+	Disconnects   uint64                 `protobuf:"varint,14,opt,name=disconnects,proto3" json:"disconnects,omitempty"`
+	RxDrops       uint64                 `protobuf:"varint,15,opt,name=rx_drops,json=rxDrops,proto3" json:"rx_drops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemifStatus) Reset() {
+	*x = MemifStatus{}
+	mi := &file_xvspb_xvs_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemifStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemifStatus) ProtoMessage() {}
+
+func (x *MemifStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_xvs_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemifStatus.ProtoReflect.Descriptor instead.
+func (*MemifStatus) Descriptor() ([]byte, []int) {
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MemifStatus) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *MemifStatus) GetSocket() string {
+	if x != nil {
+		return x.Socket
+	}
+	return ""
+}
+
+func (x *MemifStatus) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *MemifStatus) GetPolling() bool {
+	if x != nil {
+		return x.Polling
+	}
+	return false
+}
+
+func (x *MemifStatus) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+func (x *MemifStatus) GetPeerName() string {
+	if x != nil {
+		return x.PeerName
+	}
+	return ""
+}
+
+func (x *MemifStatus) GetPeerIf() string {
+	if x != nil {
+		return x.PeerIf
+	}
+	return ""
+}
+
+func (x *MemifStatus) GetRxQueues() uint32 {
+	if x != nil {
+		return x.RxQueues
+	}
+	return 0
+}
+
+func (x *MemifStatus) GetTxQueues() uint32 {
+	if x != nil {
+		return x.TxQueues
+	}
+	return 0
+}
+
+func (x *MemifStatus) GetRingSize() uint32 {
+	if x != nil {
+		return x.RingSize
+	}
+	return 0
+}
+
+func (x *MemifStatus) GetBufferSize() uint32 {
+	if x != nil {
+		return x.BufferSize
+	}
+	return 0
+}
+
+func (x *MemifStatus) GetLastReason() string {
+	if x != nil {
+		return x.LastReason
+	}
+	return ""
+}
+
+func (x *MemifStatus) GetConnects() uint64 {
+	if x != nil {
+		return x.Connects
+	}
+	return 0
+}
+
+func (x *MemifStatus) GetDisconnects() uint64 {
+	if x != nil {
+		return x.Disconnects
+	}
+	return 0
+}
+
+func (x *MemifStatus) GetRxDrops() uint64 {
+	if x != nil {
+		return x.RxDrops
+	}
+	return 0
+}
+
 type PortStats struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RxPackets uint64                 `protobuf:"varint,1,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
@@ -137,7 +395,7 @@ type PortStats struct {
 
 func (x *PortStats) Reset() {
 	*x = PortStats{}
-	mi := &file_xvspb_xvs_proto_msgTypes[1]
+	mi := &file_xvspb_xvs_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +407,7 @@ func (x *PortStats) String() string {
 func (*PortStats) ProtoMessage() {}
 
 func (x *PortStats) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[1]
+	mi := &file_xvspb_xvs_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +420,7 @@ func (x *PortStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortStats.ProtoReflect.Descriptor instead.
 func (*PortStats) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{1}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PortStats) GetRxPackets() uint64 {
@@ -242,13 +500,14 @@ type Port struct {
 	Mtu           uint32                 `protobuf:"varint,10,opt,name=mtu,proto3" json:"mtu,omitempty"`
 	Worker        uint32                 `protobuf:"varint,11,opt,name=worker,proto3" json:"worker,omitempty"`
 	Stats         *PortStats             `protobuf:"bytes,12,opt,name=stats,proto3" json:"stats,omitempty"`
+	Memif         *MemifStatus           `protobuf:"bytes,13,opt,name=memif,proto3" json:"memif,omitempty"` // memif ports only
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Port) Reset() {
 	*x = Port{}
-	mi := &file_xvspb_xvs_proto_msgTypes[2]
+	mi := &file_xvspb_xvs_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +519,7 @@ func (x *Port) String() string {
 func (*Port) ProtoMessage() {}
 
 func (x *Port) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[2]
+	mi := &file_xvspb_xvs_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +532,7 @@ func (x *Port) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Port.ProtoReflect.Descriptor instead.
 func (*Port) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{2}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Port) GetId() uint32 {
@@ -360,6 +619,13 @@ func (x *Port) GetStats() *PortStats {
 	return nil
 }
 
+func (x *Port) GetMemif() *MemifStatus {
+	if x != nil {
+		return x.Memif
+	}
+	return nil
+}
+
 type ListPortsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -368,7 +634,7 @@ type ListPortsRequest struct {
 
 func (x *ListPortsRequest) Reset() {
 	*x = ListPortsRequest{}
-	mi := &file_xvspb_xvs_proto_msgTypes[3]
+	mi := &file_xvspb_xvs_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +646,7 @@ func (x *ListPortsRequest) String() string {
 func (*ListPortsRequest) ProtoMessage() {}
 
 func (x *ListPortsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[3]
+	mi := &file_xvspb_xvs_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +659,7 @@ func (x *ListPortsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortsRequest.ProtoReflect.Descriptor instead.
 func (*ListPortsRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{3}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{5}
 }
 
 type ListPortsResponse struct {
@@ -405,7 +671,7 @@ type ListPortsResponse struct {
 
 func (x *ListPortsResponse) Reset() {
 	*x = ListPortsResponse{}
-	mi := &file_xvspb_xvs_proto_msgTypes[4]
+	mi := &file_xvspb_xvs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +683,7 @@ func (x *ListPortsResponse) String() string {
 func (*ListPortsResponse) ProtoMessage() {}
 
 func (x *ListPortsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[4]
+	mi := &file_xvspb_xvs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +696,7 @@ func (x *ListPortsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortsResponse.ProtoReflect.Descriptor instead.
 func (*ListPortsResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{4}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListPortsResponse) GetPorts() []*Port {
@@ -449,7 +715,7 @@ type AddPortRequest struct {
 
 func (x *AddPortRequest) Reset() {
 	*x = AddPortRequest{}
-	mi := &file_xvspb_xvs_proto_msgTypes[5]
+	mi := &file_xvspb_xvs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +727,7 @@ func (x *AddPortRequest) String() string {
 func (*AddPortRequest) ProtoMessage() {}
 
 func (x *AddPortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[5]
+	mi := &file_xvspb_xvs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +740,7 @@ func (x *AddPortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPortRequest.ProtoReflect.Descriptor instead.
 func (*AddPortRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{5}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AddPortRequest) GetPort() *PortConfig {
@@ -493,7 +759,7 @@ type AddPortResponse struct {
 
 func (x *AddPortResponse) Reset() {
 	*x = AddPortResponse{}
-	mi := &file_xvspb_xvs_proto_msgTypes[6]
+	mi := &file_xvspb_xvs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +771,7 @@ func (x *AddPortResponse) String() string {
 func (*AddPortResponse) ProtoMessage() {}
 
 func (x *AddPortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[6]
+	mi := &file_xvspb_xvs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +784,7 @@ func (x *AddPortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPortResponse.ProtoReflect.Descriptor instead.
 func (*AddPortResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{6}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AddPortResponse) GetPort() *Port {
@@ -537,7 +803,7 @@ type DelPortRequest struct {
 
 func (x *DelPortRequest) Reset() {
 	*x = DelPortRequest{}
-	mi := &file_xvspb_xvs_proto_msgTypes[7]
+	mi := &file_xvspb_xvs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +815,7 @@ func (x *DelPortRequest) String() string {
 func (*DelPortRequest) ProtoMessage() {}
 
 func (x *DelPortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[7]
+	mi := &file_xvspb_xvs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +828,7 @@ func (x *DelPortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelPortRequest.ProtoReflect.Descriptor instead.
 func (*DelPortRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{7}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DelPortRequest) GetName() string {
@@ -580,7 +846,7 @@ type DelPortResponse struct {
 
 func (x *DelPortResponse) Reset() {
 	*x = DelPortResponse{}
-	mi := &file_xvspb_xvs_proto_msgTypes[8]
+	mi := &file_xvspb_xvs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +858,7 @@ func (x *DelPortResponse) String() string {
 func (*DelPortResponse) ProtoMessage() {}
 
 func (x *DelPortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[8]
+	mi := &file_xvspb_xvs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +871,7 @@ func (x *DelPortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelPortResponse.ProtoReflect.Descriptor instead.
 func (*DelPortResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{8}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{10}
 }
 
 type Route struct {
@@ -623,7 +889,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_xvspb_xvs_proto_msgTypes[9]
+	mi := &file_xvspb_xvs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +901,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[9]
+	mi := &file_xvspb_xvs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +914,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{9}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Route) GetTable() uint32 {
@@ -709,7 +975,7 @@ type ListRoutesRequest struct {
 
 func (x *ListRoutesRequest) Reset() {
 	*x = ListRoutesRequest{}
-	mi := &file_xvspb_xvs_proto_msgTypes[10]
+	mi := &file_xvspb_xvs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +987,7 @@ func (x *ListRoutesRequest) String() string {
 func (*ListRoutesRequest) ProtoMessage() {}
 
 func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[10]
+	mi := &file_xvspb_xvs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +1000,7 @@ func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesRequest.ProtoReflect.Descriptor instead.
 func (*ListRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{10}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRoutesRequest) GetMatch() string {
@@ -753,7 +1019,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_xvspb_xvs_proto_msgTypes[11]
+	mi := &file_xvspb_xvs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +1031,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[11]
+	mi := &file_xvspb_xvs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +1044,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{11}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -804,7 +1070,7 @@ type AddRouteRequest struct {
 
 func (x *AddRouteRequest) Reset() {
 	*x = AddRouteRequest{}
-	mi := &file_xvspb_xvs_proto_msgTypes[12]
+	mi := &file_xvspb_xvs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1082,7 @@ func (x *AddRouteRequest) String() string {
 func (*AddRouteRequest) ProtoMessage() {}
 
 func (x *AddRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[12]
+	mi := &file_xvspb_xvs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1095,7 @@ func (x *AddRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddRouteRequest.ProtoReflect.Descriptor instead.
 func (*AddRouteRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{12}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AddRouteRequest) GetPrefix() string {
@@ -882,7 +1148,7 @@ type AddRouteResponse struct {
 
 func (x *AddRouteResponse) Reset() {
 	*x = AddRouteResponse{}
-	mi := &file_xvspb_xvs_proto_msgTypes[13]
+	mi := &file_xvspb_xvs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1160,7 @@ func (x *AddRouteResponse) String() string {
 func (*AddRouteResponse) ProtoMessage() {}
 
 func (x *AddRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[13]
+	mi := &file_xvspb_xvs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1173,7 @@ func (x *AddRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddRouteResponse.ProtoReflect.Descriptor instead.
 func (*AddRouteResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{13}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{15}
 }
 
 type DelRouteRequest struct {
@@ -919,7 +1185,7 @@ type DelRouteRequest struct {
 
 func (x *DelRouteRequest) Reset() {
 	*x = DelRouteRequest{}
-	mi := &file_xvspb_xvs_proto_msgTypes[14]
+	mi := &file_xvspb_xvs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1197,7 @@ func (x *DelRouteRequest) String() string {
 func (*DelRouteRequest) ProtoMessage() {}
 
 func (x *DelRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[14]
+	mi := &file_xvspb_xvs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1210,7 @@ func (x *DelRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelRouteRequest.ProtoReflect.Descriptor instead.
 func (*DelRouteRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{14}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DelRouteRequest) GetPrefix() string {
@@ -962,7 +1228,7 @@ type DelRouteResponse struct {
 
 func (x *DelRouteResponse) Reset() {
 	*x = DelRouteResponse{}
-	mi := &file_xvspb_xvs_proto_msgTypes[15]
+	mi := &file_xvspb_xvs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1240,7 @@ func (x *DelRouteResponse) String() string {
 func (*DelRouteResponse) ProtoMessage() {}
 
 func (x *DelRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[15]
+	mi := &file_xvspb_xvs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1253,7 @@ func (x *DelRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelRouteResponse.ProtoReflect.Descriptor instead.
 func (*DelRouteResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{15}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{17}
 }
 
 type Neighbor struct {
@@ -1003,7 +1269,7 @@ type Neighbor struct {
 
 func (x *Neighbor) Reset() {
 	*x = Neighbor{}
-	mi := &file_xvspb_xvs_proto_msgTypes[16]
+	mi := &file_xvspb_xvs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1281,7 @@ func (x *Neighbor) String() string {
 func (*Neighbor) ProtoMessage() {}
 
 func (x *Neighbor) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[16]
+	mi := &file_xvspb_xvs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1294,7 @@ func (x *Neighbor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
 func (*Neighbor) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{16}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Neighbor) GetPort() string {
@@ -1074,7 +1340,7 @@ type ListNeighborsRequest struct {
 
 func (x *ListNeighborsRequest) Reset() {
 	*x = ListNeighborsRequest{}
-	mi := &file_xvspb_xvs_proto_msgTypes[17]
+	mi := &file_xvspb_xvs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1352,7 @@ func (x *ListNeighborsRequest) String() string {
 func (*ListNeighborsRequest) ProtoMessage() {}
 
 func (x *ListNeighborsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[17]
+	mi := &file_xvspb_xvs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1365,7 @@ func (x *ListNeighborsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNeighborsRequest.ProtoReflect.Descriptor instead.
 func (*ListNeighborsRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{17}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{19}
 }
 
 type ListNeighborsResponse struct {
@@ -1111,7 +1377,7 @@ type ListNeighborsResponse struct {
 
 func (x *ListNeighborsResponse) Reset() {
 	*x = ListNeighborsResponse{}
-	mi := &file_xvspb_xvs_proto_msgTypes[18]
+	mi := &file_xvspb_xvs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1389,7 @@ func (x *ListNeighborsResponse) String() string {
 func (*ListNeighborsResponse) ProtoMessage() {}
 
 func (x *ListNeighborsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[18]
+	mi := &file_xvspb_xvs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1402,7 @@ func (x *ListNeighborsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNeighborsResponse.ProtoReflect.Descriptor instead.
 func (*ListNeighborsResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{18}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListNeighborsResponse) GetNeighbors() []*Neighbor {
@@ -1156,7 +1422,7 @@ type Counter struct {
 
 func (x *Counter) Reset() {
 	*x = Counter{}
-	mi := &file_xvspb_xvs_proto_msgTypes[19]
+	mi := &file_xvspb_xvs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1434,7 @@ func (x *Counter) String() string {
 func (*Counter) ProtoMessage() {}
 
 func (x *Counter) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[19]
+	mi := &file_xvspb_xvs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1447,7 @@ func (x *Counter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counter.ProtoReflect.Descriptor instead.
 func (*Counter) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{19}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Counter) GetName() string {
@@ -1206,7 +1472,7 @@ type GetCountersRequest struct {
 
 func (x *GetCountersRequest) Reset() {
 	*x = GetCountersRequest{}
-	mi := &file_xvspb_xvs_proto_msgTypes[20]
+	mi := &file_xvspb_xvs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1484,7 @@ func (x *GetCountersRequest) String() string {
 func (*GetCountersRequest) ProtoMessage() {}
 
 func (x *GetCountersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[20]
+	mi := &file_xvspb_xvs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1497,7 @@ func (x *GetCountersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCountersRequest.ProtoReflect.Descriptor instead.
 func (*GetCountersRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{20}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{22}
 }
 
 type GetCountersResponse struct {
@@ -1244,7 +1510,7 @@ type GetCountersResponse struct {
 
 func (x *GetCountersResponse) Reset() {
 	*x = GetCountersResponse{}
-	mi := &file_xvspb_xvs_proto_msgTypes[21]
+	mi := &file_xvspb_xvs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1522,7 @@ func (x *GetCountersResponse) String() string {
 func (*GetCountersResponse) ProtoMessage() {}
 
 func (x *GetCountersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[21]
+	mi := &file_xvspb_xvs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1535,7 @@ func (x *GetCountersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCountersResponse.ProtoReflect.Descriptor instead.
 func (*GetCountersResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{21}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetCountersResponse) GetDrops() []*Counter {
@@ -1304,7 +1570,7 @@ type FibSummary struct {
 
 func (x *FibSummary) Reset() {
 	*x = FibSummary{}
-	mi := &file_xvspb_xvs_proto_msgTypes[22]
+	mi := &file_xvspb_xvs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1582,7 @@ func (x *FibSummary) String() string {
 func (*FibSummary) ProtoMessage() {}
 
 func (x *FibSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[22]
+	mi := &file_xvspb_xvs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1595,7 @@ func (x *FibSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FibSummary.ProtoReflect.Descriptor instead.
 func (*FibSummary) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{22}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FibSummary) GetRoutesV4() uint32 {
@@ -1403,7 +1669,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_xvspb_xvs_proto_msgTypes[23]
+	mi := &file_xvspb_xvs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1681,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[23]
+	mi := &file_xvspb_xvs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1694,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{23}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{25}
 }
 
 type StatusResponse struct {
@@ -1447,7 +1713,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_xvspb_xvs_proto_msgTypes[24]
+	mi := &file_xvspb_xvs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1725,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_xvs_proto_msgTypes[24]
+	mi := &file_xvspb_xvs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1738,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_xvs_proto_rawDescGZIP(), []int{24}
+	return file_xvspb_xvs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatusResponse) GetReady() bool {
@@ -1535,7 +1801,7 @@ var File_xvspb_xvs_proto protoreflect.FileDescriptor
 
 const file_xvspb_xvs_proto_rawDesc = "" +
 	"\n" +
-	"\x0fxvspb/xvs.proto\x12\x06xvs.v1\"\xa9\x01\n" +
+	"\x0fxvspb/xvs.proto\x12\x06xvs.v1\"\xd4\x01\n" +
 	"\n" +
 	"PortConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -1544,7 +1810,35 @@ const file_xvspb_xvs_proto_rawDesc = "" +
 	"\x05queue\x18\x04 \x01(\rR\x05queue\x12\x1c\n" +
 	"\taddresses\x18\x05 \x03(\tR\taddresses\x12\x19\n" +
 	"\bpeer_mac\x18\x06 \x01(\tR\apeerMac\x12\x10\n" +
-	"\x03mtu\x18\a \x01(\rR\x03mtu\"\xcd\x02\n" +
+	"\x03mtu\x18\a \x01(\rR\x03mtu\x12)\n" +
+	"\x05memif\x18\b \x01(\v2\x13.xvs.v1.MemifConfigR\x05memif\"\xb2\x01\n" +
+	"\vMemifConfig\x12\x16\n" +
+	"\x06socket\x18\x01 \x01(\tR\x06socket\x12\x14\n" +
+	"\x05netns\x18\x02 \x01(\tR\x05netns\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\rR\x02id\x12\x16\n" +
+	"\x06queues\x18\x04 \x01(\rR\x06queues\x12\x1b\n" +
+	"\tring_size\x18\x05 \x01(\rR\bringSize\x12\x18\n" +
+	"\apolling\x18\x06 \x01(\bR\apolling\x12\x16\n" +
+	"\x06secret\x18\a \x01(\tR\x06secret\"\xa9\x03\n" +
+	"\vMemifStatus\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x16\n" +
+	"\x06socket\x18\x02 \x01(\tR\x06socket\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\rR\x02id\x12\x18\n" +
+	"\apolling\x18\x04 \x01(\bR\apolling\x12\x1c\n" +
+	"\tconnected\x18\x05 \x01(\bR\tconnected\x12\x1b\n" +
+	"\tpeer_name\x18\x06 \x01(\tR\bpeerName\x12\x17\n" +
+	"\apeer_if\x18\a \x01(\tR\x06peerIf\x12\x1b\n" +
+	"\trx_queues\x18\b \x01(\rR\brxQueues\x12\x1b\n" +
+	"\ttx_queues\x18\t \x01(\rR\btxQueues\x12\x1b\n" +
+	"\tring_size\x18\n" +
+	" \x01(\rR\bringSize\x12\x1f\n" +
+	"\vbuffer_size\x18\v \x01(\rR\n" +
+	"bufferSize\x12\x1f\n" +
+	"\vlast_reason\x18\f \x01(\tR\n" +
+	"lastReason\x12\x1a\n" +
+	"\bconnects\x18\r \x01(\x04R\bconnects\x12 \n" +
+	"\vdisconnects\x18\x0e \x01(\x04R\vdisconnects\x12\x19\n" +
+	"\brx_drops\x18\x0f \x01(\x04R\arxDrops\"\xcd\x02\n" +
 	"\tPortStats\x12\x1d\n" +
 	"\n" +
 	"rx_packets\x18\x01 \x01(\x04R\trxPackets\x12\x19\n" +
@@ -1556,7 +1850,7 @@ const file_xvspb_xvs_proto_rawDesc = "" +
 	"\x11kernel_rx_dropped\x18\x06 \x01(\x04R\x0fkernelRxDropped\x12-\n" +
 	"\x13kernel_rx_ring_full\x18\a \x01(\x04R\x10kernelRxRingFull\x12*\n" +
 	"\x11kernel_fill_empty\x18\b \x01(\x04R\x0fkernelFillEmpty\x12*\n" +
-	"\x11kernel_tx_invalid\x18\t \x01(\x04R\x0fkernelTxInvalid\"\x98\x02\n" +
+	"\x11kernel_tx_invalid\x18\t \x01(\x04R\x0fkernelTxInvalid\"\xc3\x02\n" +
 	"\x04Port\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1570,7 +1864,8 @@ const file_xvspb_xvs_proto_rawDesc = "" +
 	"\x03mtu\x18\n" +
 	" \x01(\rR\x03mtu\x12\x16\n" +
 	"\x06worker\x18\v \x01(\rR\x06worker\x12'\n" +
-	"\x05stats\x18\f \x01(\v2\x11.xvs.v1.PortStatsR\x05stats\"\x12\n" +
+	"\x05stats\x18\f \x01(\v2\x11.xvs.v1.PortStatsR\x05stats\x12)\n" +
+	"\x05memif\x18\r \x01(\v2\x13.xvs.v1.MemifStatusR\x05memif\"\x12\n" +
 	"\x10ListPortsRequest\"7\n" +
 	"\x11ListPortsResponse\x12\"\n" +
 	"\x05ports\x18\x01 \x03(\v2\f.xvs.v1.PortR\x05ports\"8\n" +
@@ -1666,69 +1961,73 @@ func file_xvspb_xvs_proto_rawDescGZIP() []byte {
 	return file_xvspb_xvs_proto_rawDescData
 }
 
-var file_xvspb_xvs_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_xvspb_xvs_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_xvspb_xvs_proto_goTypes = []any{
 	(*PortConfig)(nil),            // 0: xvs.v1.PortConfig
-	(*PortStats)(nil),             // 1: xvs.v1.PortStats
-	(*Port)(nil),                  // 2: xvs.v1.Port
-	(*ListPortsRequest)(nil),      // 3: xvs.v1.ListPortsRequest
-	(*ListPortsResponse)(nil),     // 4: xvs.v1.ListPortsResponse
-	(*AddPortRequest)(nil),        // 5: xvs.v1.AddPortRequest
-	(*AddPortResponse)(nil),       // 6: xvs.v1.AddPortResponse
-	(*DelPortRequest)(nil),        // 7: xvs.v1.DelPortRequest
-	(*DelPortResponse)(nil),       // 8: xvs.v1.DelPortResponse
-	(*Route)(nil),                 // 9: xvs.v1.Route
-	(*ListRoutesRequest)(nil),     // 10: xvs.v1.ListRoutesRequest
-	(*ListRoutesResponse)(nil),    // 11: xvs.v1.ListRoutesResponse
-	(*AddRouteRequest)(nil),       // 12: xvs.v1.AddRouteRequest
-	(*AddRouteResponse)(nil),      // 13: xvs.v1.AddRouteResponse
-	(*DelRouteRequest)(nil),       // 14: xvs.v1.DelRouteRequest
-	(*DelRouteResponse)(nil),      // 15: xvs.v1.DelRouteResponse
-	(*Neighbor)(nil),              // 16: xvs.v1.Neighbor
-	(*ListNeighborsRequest)(nil),  // 17: xvs.v1.ListNeighborsRequest
-	(*ListNeighborsResponse)(nil), // 18: xvs.v1.ListNeighborsResponse
-	(*Counter)(nil),               // 19: xvs.v1.Counter
-	(*GetCountersRequest)(nil),    // 20: xvs.v1.GetCountersRequest
-	(*GetCountersResponse)(nil),   // 21: xvs.v1.GetCountersResponse
-	(*FibSummary)(nil),            // 22: xvs.v1.FibSummary
-	(*StatusRequest)(nil),         // 23: xvs.v1.StatusRequest
-	(*StatusResponse)(nil),        // 24: xvs.v1.StatusResponse
+	(*MemifConfig)(nil),           // 1: xvs.v1.MemifConfig
+	(*MemifStatus)(nil),           // 2: xvs.v1.MemifStatus
+	(*PortStats)(nil),             // 3: xvs.v1.PortStats
+	(*Port)(nil),                  // 4: xvs.v1.Port
+	(*ListPortsRequest)(nil),      // 5: xvs.v1.ListPortsRequest
+	(*ListPortsResponse)(nil),     // 6: xvs.v1.ListPortsResponse
+	(*AddPortRequest)(nil),        // 7: xvs.v1.AddPortRequest
+	(*AddPortResponse)(nil),       // 8: xvs.v1.AddPortResponse
+	(*DelPortRequest)(nil),        // 9: xvs.v1.DelPortRequest
+	(*DelPortResponse)(nil),       // 10: xvs.v1.DelPortResponse
+	(*Route)(nil),                 // 11: xvs.v1.Route
+	(*ListRoutesRequest)(nil),     // 12: xvs.v1.ListRoutesRequest
+	(*ListRoutesResponse)(nil),    // 13: xvs.v1.ListRoutesResponse
+	(*AddRouteRequest)(nil),       // 14: xvs.v1.AddRouteRequest
+	(*AddRouteResponse)(nil),      // 15: xvs.v1.AddRouteResponse
+	(*DelRouteRequest)(nil),       // 16: xvs.v1.DelRouteRequest
+	(*DelRouteResponse)(nil),      // 17: xvs.v1.DelRouteResponse
+	(*Neighbor)(nil),              // 18: xvs.v1.Neighbor
+	(*ListNeighborsRequest)(nil),  // 19: xvs.v1.ListNeighborsRequest
+	(*ListNeighborsResponse)(nil), // 20: xvs.v1.ListNeighborsResponse
+	(*Counter)(nil),               // 21: xvs.v1.Counter
+	(*GetCountersRequest)(nil),    // 22: xvs.v1.GetCountersRequest
+	(*GetCountersResponse)(nil),   // 23: xvs.v1.GetCountersResponse
+	(*FibSummary)(nil),            // 24: xvs.v1.FibSummary
+	(*StatusRequest)(nil),         // 25: xvs.v1.StatusRequest
+	(*StatusResponse)(nil),        // 26: xvs.v1.StatusResponse
 }
 var file_xvspb_xvs_proto_depIdxs = []int32{
-	1,  // 0: xvs.v1.Port.stats:type_name -> xvs.v1.PortStats
-	2,  // 1: xvs.v1.ListPortsResponse.ports:type_name -> xvs.v1.Port
-	0,  // 2: xvs.v1.AddPortRequest.port:type_name -> xvs.v1.PortConfig
-	2,  // 3: xvs.v1.AddPortResponse.port:type_name -> xvs.v1.Port
-	9,  // 4: xvs.v1.ListRoutesResponse.routes:type_name -> xvs.v1.Route
-	16, // 5: xvs.v1.ListNeighborsResponse.neighbors:type_name -> xvs.v1.Neighbor
-	19, // 6: xvs.v1.GetCountersResponse.drops:type_name -> xvs.v1.Counter
-	19, // 7: xvs.v1.GetCountersResponse.events:type_name -> xvs.v1.Counter
-	19, // 8: xvs.v1.FibSummary.by_origin:type_name -> xvs.v1.Counter
-	19, // 9: xvs.v1.FibSummary.by_kind:type_name -> xvs.v1.Counter
-	22, // 10: xvs.v1.StatusResponse.fib:type_name -> xvs.v1.FibSummary
-	3,  // 11: xvs.v1.Xvs.ListPorts:input_type -> xvs.v1.ListPortsRequest
-	5,  // 12: xvs.v1.Xvs.AddPort:input_type -> xvs.v1.AddPortRequest
-	7,  // 13: xvs.v1.Xvs.DelPort:input_type -> xvs.v1.DelPortRequest
-	10, // 14: xvs.v1.Xvs.ListRoutes:input_type -> xvs.v1.ListRoutesRequest
-	12, // 15: xvs.v1.Xvs.AddRoute:input_type -> xvs.v1.AddRouteRequest
-	14, // 16: xvs.v1.Xvs.DelRoute:input_type -> xvs.v1.DelRouteRequest
-	17, // 17: xvs.v1.Xvs.ListNeighbors:input_type -> xvs.v1.ListNeighborsRequest
-	20, // 18: xvs.v1.Xvs.GetCounters:input_type -> xvs.v1.GetCountersRequest
-	23, // 19: xvs.v1.Xvs.Status:input_type -> xvs.v1.StatusRequest
-	4,  // 20: xvs.v1.Xvs.ListPorts:output_type -> xvs.v1.ListPortsResponse
-	6,  // 21: xvs.v1.Xvs.AddPort:output_type -> xvs.v1.AddPortResponse
-	8,  // 22: xvs.v1.Xvs.DelPort:output_type -> xvs.v1.DelPortResponse
-	11, // 23: xvs.v1.Xvs.ListRoutes:output_type -> xvs.v1.ListRoutesResponse
-	13, // 24: xvs.v1.Xvs.AddRoute:output_type -> xvs.v1.AddRouteResponse
-	15, // 25: xvs.v1.Xvs.DelRoute:output_type -> xvs.v1.DelRouteResponse
-	18, // 26: xvs.v1.Xvs.ListNeighbors:output_type -> xvs.v1.ListNeighborsResponse
-	21, // 27: xvs.v1.Xvs.GetCounters:output_type -> xvs.v1.GetCountersResponse
-	24, // 28: xvs.v1.Xvs.Status:output_type -> xvs.v1.StatusResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	1,  // 0: xvs.v1.PortConfig.memif:type_name -> xvs.v1.MemifConfig
+	3,  // 1: xvs.v1.Port.stats:type_name -> xvs.v1.PortStats
+	2,  // 2: xvs.v1.Port.memif:type_name -> xvs.v1.MemifStatus
+	4,  // 3: xvs.v1.ListPortsResponse.ports:type_name -> xvs.v1.Port
+	0,  // 4: xvs.v1.AddPortRequest.port:type_name -> xvs.v1.PortConfig
+	4,  // 5: xvs.v1.AddPortResponse.port:type_name -> xvs.v1.Port
+	11, // 6: xvs.v1.ListRoutesResponse.routes:type_name -> xvs.v1.Route
+	18, // 7: xvs.v1.ListNeighborsResponse.neighbors:type_name -> xvs.v1.Neighbor
+	21, // 8: xvs.v1.GetCountersResponse.drops:type_name -> xvs.v1.Counter
+	21, // 9: xvs.v1.GetCountersResponse.events:type_name -> xvs.v1.Counter
+	21, // 10: xvs.v1.FibSummary.by_origin:type_name -> xvs.v1.Counter
+	21, // 11: xvs.v1.FibSummary.by_kind:type_name -> xvs.v1.Counter
+	24, // 12: xvs.v1.StatusResponse.fib:type_name -> xvs.v1.FibSummary
+	5,  // 13: xvs.v1.Xvs.ListPorts:input_type -> xvs.v1.ListPortsRequest
+	7,  // 14: xvs.v1.Xvs.AddPort:input_type -> xvs.v1.AddPortRequest
+	9,  // 15: xvs.v1.Xvs.DelPort:input_type -> xvs.v1.DelPortRequest
+	12, // 16: xvs.v1.Xvs.ListRoutes:input_type -> xvs.v1.ListRoutesRequest
+	14, // 17: xvs.v1.Xvs.AddRoute:input_type -> xvs.v1.AddRouteRequest
+	16, // 18: xvs.v1.Xvs.DelRoute:input_type -> xvs.v1.DelRouteRequest
+	19, // 19: xvs.v1.Xvs.ListNeighbors:input_type -> xvs.v1.ListNeighborsRequest
+	22, // 20: xvs.v1.Xvs.GetCounters:input_type -> xvs.v1.GetCountersRequest
+	25, // 21: xvs.v1.Xvs.Status:input_type -> xvs.v1.StatusRequest
+	6,  // 22: xvs.v1.Xvs.ListPorts:output_type -> xvs.v1.ListPortsResponse
+	8,  // 23: xvs.v1.Xvs.AddPort:output_type -> xvs.v1.AddPortResponse
+	10, // 24: xvs.v1.Xvs.DelPort:output_type -> xvs.v1.DelPortResponse
+	13, // 25: xvs.v1.Xvs.ListRoutes:output_type -> xvs.v1.ListRoutesResponse
+	15, // 26: xvs.v1.Xvs.AddRoute:output_type -> xvs.v1.AddRouteResponse
+	17, // 27: xvs.v1.Xvs.DelRoute:output_type -> xvs.v1.DelRouteResponse
+	20, // 28: xvs.v1.Xvs.ListNeighbors:output_type -> xvs.v1.ListNeighborsResponse
+	23, // 29: xvs.v1.Xvs.GetCounters:output_type -> xvs.v1.GetCountersResponse
+	26, // 30: xvs.v1.Xvs.Status:output_type -> xvs.v1.StatusResponse
+	22, // [22:31] is the sub-list for method output_type
+	13, // [13:22] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_xvspb_xvs_proto_init() }
@@ -1742,7 +2041,7 @@ func file_xvspb_xvs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xvspb_xvs_proto_rawDesc), len(file_xvspb_xvs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -258,7 +258,8 @@ func TestJSON(t *testing.T) {
         "kernel_rx_ring_full": "0",
         "kernel_fill_empty": "0",
         "kernel_tx_invalid": "0"
-      }
+      },
+      "memif": null
     }
   ]
 }

@@ -65,6 +65,9 @@ func FormatPorts(w io.Writer, ports []*xvspb.Port) error {
 		if p.Reason != "" {
 			notes = append(notes, fmt.Sprintf("%s: %s: %s", p.Name, state, p.Reason))
 		}
+		if n := memifNote(p); n != "" {
+			notes = append(notes, n)
+		}
 		if k := st.GetKernelRxDropped() + st.GetKernelRxRingFull() + st.GetKernelFillEmpty() + st.GetKernelTxInvalid(); k > 0 {
 			notes = append(notes, fmt.Sprintf("%s: kernel AF_XDP drops: rx-dropped %d, rx-ring-full %d, fill-ring-empty %d, tx-invalid %d",
 				p.Name, st.GetKernelRxDropped(), st.GetKernelRxRingFull(), st.GetKernelFillEmpty(), st.GetKernelTxInvalid()))

@@ -232,7 +232,13 @@ func parsePortAdd(args []string) (*Command, error) {
 				pc.Mtu = uint32(n)
 			}
 		default:
-			return nil, usagef("port add: unknown key %q (kind, addr, peer-mac, mode, queue, mtu)", k)
+			if strings.HasPrefix(k, "memif-") {
+				if err := parseMemifKey(pc, k, v); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			return nil, usagef("port add: unknown key %q (kind, addr, peer-mac, mode, queue, mtu, memif-*)", k)
 		}
 	}
 	return &Command{Op: OpPortAdd, Port: pc}, nil
@@ -256,8 +262,10 @@ commands:
   route add PREFIX vxlan ADDR mac MAC   into a tunnel to another node's VTEP
   route del PREFIX
   port add NAME [kind=pod|uplink|host] [addr=CIDR[,CIDR]] [peer-mac=MAC]
-                [mode=auto|xdp-zerocopy|xdp-native|xdp-generic|af-packet]
+                [mode=auto|xdp-zerocopy|xdp-native|xdp-generic|af-packet|memif]
                 [queue=N] [mtu=N]
+                [memif-socket=PATH|@NAME] [memif-netns=PATH] [memif-id=N]
+                [memif-queues=N] [memif-ring=N] [memif-polling=true]   (mode=memif)
   port del NAME
   status                            is xvsd running and ready
   lab ...                           the test lab (see xvsctl lab -h)

@@ -1,0 +1,90 @@
+package vswitch
+
+import (
+	"fmt"
+
+	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/port"
+	"github.com/xvs-project/xvs/spec"
+)
+
+// checkMemif holds a memif section to its mode: a memif port is a pod
+// port (routes to its addresses, the gateway answered on it), and only
+// mode memif has the section.
+func checkMemif(pc spec.PortConfig) error {
+	switch {
+	case pc.Mode == spec.ModeMemif && pc.Memif == nil:
+		return fmt.Errorf("port %s: memif: missing (mode memif needs a socket): %w", pc.Name, ErrConfig)
+	case pc.Mode != spec.ModeMemif && pc.Memif != nil:
+		return fmt.Errorf("port %s: mode: %s: a memif section needs mode memif: %w", pc.Name, pc.Mode, ErrConfig)
+	case pc.Mode == spec.ModeMemif && pc.Kind != spec.PortPod:
+		return fmt.Errorf("port %s: kind: %s: a memif port is a pod port: %w", pc.Name, pc.Kind, ErrConfig)
+	}
+	return nil
+}
+
+// watchLinkLocked follows a port whose link comes and goes while it stays
+// open (memif: the peer connects, disconnects, dies). Down, its pod
+// routes leave the FIB, as a pod without a link is unreachable, and the
+// status says why; up, they come back. The port stays with its worker
+// either way: a memif port without a peer receives nothing and refuses
+// what it is given (counted as tx drops). Static routes through it stay.
+func (s *Switch) watchLinkLocked(ps *portState) {
+	ln, ok := ps.Dev.(port.LinkNotifier)
+	if !ok {
+		return
+	}
+	ln.NotifyLink(func() {
+		ps.linkPending.Store(true)
+		select {
+		case s.linkCh <- struct{}{}:
+		default:
+		}
+	})
+	// A change from here on is pending; read the state as it is now.
+	up, reason := ln.LinkUp()
+	ps.linkDown = !up
+	if !up {
+		ps.setStatus(false, ps.Dev.Mode(), reason)
+	}
+}
+
+// applyLinks applies the link changes ports reported (event loop).
+func (s *Switch) applyLinks() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ps := range s.ports {
+		if !ps.linkPending.Swap(false) || ps.Dev == nil {
+			continue
+		}
+		ln, ok := ps.Dev.(port.LinkNotifier)
+		if !ok {
+			continue
+		}
+		up, reason := ln.LinkUp()
+		if up == !ps.linkDown {
+			continue
+		}
+		ps.linkDown = !up
+		mode := ps.Dev.Mode()
+		if !up {
+			var keys []fib.RouteKey
+			for _, r := range s.podRoutes(ps) {
+				if cur, ok := s.fib.Get(0, r.Prefix); ok && cur.Origin == fib.OriginPod && cur.NextHop.Port == ps.ID {
+					keys = append(keys, fib.RouteKey{Prefix: r.Prefix})
+				}
+			}
+			if err := s.applyLocked(nil, keys); err != nil {
+				s.log.Warn("remove routes of downed port", "port", ps.Name, "err", err)
+			}
+			ps.setStatus(false, mode, reason)
+			s.log.Warn("port down", "port", ps.Name, "reason", reason)
+			continue
+		}
+		if err := s.installPortRoutesLocked(ps); err != nil {
+			s.log.Warn("install routes of port back up", "port", ps.Name, "err", err)
+		}
+		ps.setStatus(true, mode, "")
+		s.log.Info("port up", "port", ps.Name)
+	}
+}
