@@ -335,6 +335,9 @@ func TestCNIVersions(t *testing.T) {
 			if !netip.MustParsePrefix("198.19.252.0/24").Contains(as[0]) || !netip.MustParsePrefix("fd00:1a::/112").Contains(as[1]) {
 				t.Errorf("addresses %v: not from pool4 and pool6", as)
 			}
+			if v >= "0.3.0" && (len(r.DNS.Nameservers) != 1 || r.DNS.Nameservers[0] != "198.18.0.53") {
+				t.Errorf("DNS %+v: want the config's nameserver", r.DNS)
+			}
 			if v >= "0.4.0" {
 				if err := e.check(l, rt); err != nil {
 					t.Errorf("CHECK: %v", err)
@@ -898,6 +901,31 @@ func TestCNIModeAFPacket(t *testing.T) {
 		}
 		if err := e.del(l, rt); err != nil {
 			t.Fatalf("DEL: %v", err)
+		}
+	}
+	e.wantEmpty("after DEL")
+}
+
+// TestCNIAnnotations: the pod's cni.projectcalico.org/ipv4pools
+// annotation, passed by the runtime through the
+// io.kubernetes.cri.pod-annotations capability, overrides the network
+// config's pools (by CIDR here); without it the config's pool is used.
+func TestCNIAnnotations(t *testing.T) {
+	e := newCNIEnv(t, lab.Options{})
+	l := e.conflist("1.1.0")
+	rt := e.rt("ann1", e.netns(), map[string]string{"cni.projectcalico.org/ipv4pools": `["198.19.253.0/30"]`})
+	as := podAddrs(t, e.mustAdd(l, rt))
+	if len(as) != 2 || !netip.MustParsePrefix("198.19.253.0/30").Contains(as[0]) || !netip.MustParsePrefix("fd00:1a::/112").Contains(as[1]) {
+		t.Errorf("annotated pod got %v: want IPv4 from tiny4, IPv6 from the config's pool6", as)
+	}
+	rt2 := e.rt("ann2", e.netns(), map[string]string{"other": "x"})
+	as2 := podAddrs(t, e.mustAdd(l, rt2))
+	if len(as2) != 2 || !netip.MustParsePrefix("198.19.252.0/24").Contains(as2[0]) {
+		t.Errorf("pod without the annotation got %v: want pool4", as2)
+	}
+	for _, r := range []*libcni.RuntimeConf{rt, rt2} {
+		if err := e.del(l, r); err != nil {
+			t.Fatal(err)
 		}
 	}
 	e.wantEmpty("after DEL")
