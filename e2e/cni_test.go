@@ -923,6 +923,13 @@ func TestCNIAnnotations(t *testing.T) {
 	if len(as2) != 2 || !netip.MustParsePrefix("198.19.252.0/24").Contains(as2[0]) {
 		t.Errorf("pod without the annotation got %v: want pool4", as2)
 	}
+	// A repeated ADD of a pod that is all there answers the same.
+	if again := podAddrs(t, e.mustAdd(l, rt2)); !slices.Equal(again, as2) {
+		t.Errorf("repeated ADD: %v, first ADD %v", again, as2)
+	}
+	if s := e.state(); s.Endpoints != 2 || s.Ports != 2 || s.Veths != 2 || s.Allocated != 4 {
+		t.Errorf("after a repeated ADD: %+v", s)
+	}
 	for _, r := range []*libcni.RuntimeConf{rt, rt2} {
 		if err := e.del(l, r); err != nil {
 			t.Fatal(err)
