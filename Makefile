@@ -40,6 +40,8 @@ TOOLS        += bird:bird2 birdc:bird2
 APT_PACKAGES += bird2
 TOOLS        += etcd:etcd-server
 APT_PACKAGES += etcd-server
+TOOLS        += /usr/lib/cni/portmap:containernetworking-plugins iptables-save:iptables
+APT_PACKAGES += containernetworking-plugins iptables
 
 .PHONY: kube-apiserver bench-go all build test demo bench bench-quick lint clean deps generate
 

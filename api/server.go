@@ -65,6 +65,10 @@ func NewServer(dp Dataplane, log *slog.Logger, opt ServerOptions) *Server {
 	return s
 }
 
+// RegisterService lets another service (the CNI server's) share the API
+// socket. Call it before Serve.
+func (s *Server) RegisterService(register func(*grpc.Server)) { register(s.grpc) }
+
 // Serve answers calls on ln until Stop. It returns nil after Stop.
 func (s *Server) Serve(ln net.Listener) error {
 	err := s.grpc.Serve(ln)

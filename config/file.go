@@ -47,6 +47,9 @@ type File struct {
 	// VXLAN makes the node a VXLAN tunnel endpoint; absent: no VXLAN.
 	VXLAN *VXLAN `yaml:"vxlan"`
 
+	// IPAM turns on the CNI server (see IPAM); absent: no CNI server.
+	IPAM *IPAM `yaml:"ipam"`
+
 	Ports  []Port  `yaml:"ports"`
 	Routes []Route `yaml:"routes"`
 }

@@ -31,6 +31,8 @@ type Config struct {
 	// StateFile records the ports and routes added through the API, so a
 	// restarted xvsd re-adopts every pod with its addresses.
 	StateFile string
+	// IPAM, when set, runs the CNI server on these pools.
+	IPAM *IPAMConfig
 }
 
 // LinkCheck reports whether an interface exists in xvsd's network namespace:
@@ -245,6 +247,9 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 		sc.Routes = append(sc.Routes, sr)
 	}
 
+	if f.IPAM != nil {
+		c.IPAM = f.IPAM.resolve(&e)
+	}
 	if err := e.err(); err != nil {
 		return nil, err
 	}

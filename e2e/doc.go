@@ -11,6 +11,12 @@
 // of a run share one prefix (xe and four hex digits); TestMain fails the
 // run if any is left behind, and deletes it.
 //
+// The CNI tests (cni_test.go) drive the built xvs-cni through libcni in a
+// node's namespace, as a kubelet does, against an xvsd with an ipam:
+// section, with Debian's reference plugins (portmap, bandwidth, tuning,
+// loopback, ptp, host-local) from /usr/lib/cni. TestCNIBenchmark runs
+// only with -e2e.cnibench.
+//
 // There is no code outside the tests: this file exists for the package
 // comment.
 package e2e

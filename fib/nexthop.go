@@ -117,9 +117,12 @@ const (
 	OriginPod
 	OriginBGP
 	OriginLocal
+	// OriginIPAM: the blackhole routes of the node's IPAM blocks, so the
+	// unused addresses of a block are not routed elsewhere.
+	OriginIPAM
 )
 
-var originNames = [...]string{"static", "connected", "pod", "bgp", "local"}
+var originNames = [...]string{"static", "connected", "pod", "bgp", "local", "ipam"}
 
 func (o Origin) String() string {
 	if int(o) < len(originNames) {

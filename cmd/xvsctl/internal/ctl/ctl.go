@@ -202,5 +202,8 @@ func run(ctx context.Context, c *api.Client, g Globals, cmd *Command, w io.Write
 	case OpPortDel:
 		return c.DelPort(ctx, cmd.Port.Name)
 	}
+	if done, err := runCNI(ctx, c, cmd, w, out); done {
+		return err
+	}
 	return fmt.Errorf("command %d not implemented", cmd.Op)
 }

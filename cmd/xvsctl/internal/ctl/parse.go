@@ -77,7 +77,7 @@ func noMore(rest []string, cmd string) error {
 
 func parseShow(args []string) (*Command, error) {
 	if len(args) == 0 {
-		return nil, usagef("show: what? ports, routes, neighbors, counters or fib summary")
+		return nil, usagef("show: what? ports, routes, neighbors, counters, fib summary, pools, blocks or endpoints")
 	}
 	w, rest := args[0], args[1:]
 	switch w {
@@ -98,6 +98,9 @@ func parseShow(args []string) (*Command, error) {
 			return nil, usagef("show fib: only \"show fib summary\" (use \"show routes\" for the routes)")
 		}
 		return &Command{Op: OpShowFIBSummary}, noMore(rest[1:], "show fib summary")
+	}
+	if c, err := parseShowCNI(w, rest); c != nil || err != nil {
+		return c, err
 	}
 	return nil, usagef("show: unknown object %q", w)
 }
@@ -250,6 +253,9 @@ commands:
   show neighbors                    ARP/NDP entries
   show counters                     non-zero drops by reason, and events
   show fib summary                  route counts by family, origin and kind
+  show pools                        IP pools (CNI server): block size, encapsulation, usage
+  show blocks                       IPAM blocks, their node and usage
+  show endpoints                    pods attached through CNI: addresses, interface, port mode and why
   route add PREFIX via ADDR [dev PORT]
   route add PREFIX dev PORT         attached route
   route add PREFIX blackhole

@@ -190,6 +190,7 @@ type Daemon struct {
 	api  *api.Server
 	apiL net.Listener
 	http []*httpServer
+	cni  *cni
 }
 
 type httpServer struct {
@@ -224,6 +225,9 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 	d.api = api.NewServer(sw, log.With("component", "api"), api.ServerOptions{Version: version, LinkCheck: config.NetlinkLinkCheck, StateFile: cfg.StateFile})
 	if err := d.api.Restore(); err != nil {
 		return nil, fmt.Errorf("restore state: %w", err)
+	}
+	if err := d.startCNI(d.api.RegisterService); err != nil {
+		return nil, fmt.Errorf("cni server: %w", err)
 	}
 	d.setHandlers(version)
 	return d, nil
@@ -317,6 +321,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
+	d.stopCNI()
 	if err := d.sw.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close dataplane: %w", err)
 	}
@@ -326,6 +331,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // release undoes a partial New.
 func (d *Daemon) release() {
+	d.stopCNI()
 	if d.sw != nil {
 		d.sw.Close()
 	}

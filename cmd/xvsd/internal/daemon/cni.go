@@ -1,0 +1,87 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/xvs-project/xvs/cniserver"
+	"github.com/xvs-project/xvs/ipam"
+	"github.com/xvs-project/xvs/ipam/boltstore"
+)
+
+// cni is the daemon's CNI server and the IPAM store under it.
+type cni struct {
+	store *boltstore.Store
+	srv   *cniserver.Server
+}
+
+// startCNI opens the IPAM store, puts the configured pools in it, and
+// re-adopts the node's pods; reg registers the CNI service on the API's
+// gRPC server. Without an ipam: section it does nothing.
+func (d *Daemon) startCNI(reg func(func(*grpc.Server))) error {
+	ic := d.cfg.IPAM
+	if ic == nil {
+		return nil
+	}
+	dp, ok := d.sw.(cniserver.Dataplane)
+	if !ok {
+		return fmt.Errorf("cni server: the dataplane has no ApplyRoutes")
+	}
+	if err := os.MkdirAll(filepath.Dir(ic.Store), 0o700); err != nil {
+		return fmt.Errorf("ipam store: %w", err)
+	}
+	st, err := boltstore.Open(ic.Store, boltstore.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	c := &cni{store: st}
+	d.cni = c
+	log := d.log.With("component", "cni")
+	alloc, err := ipam.New(st, ipam.Options{Node: ic.Node, NodeLabels: ic.NodeLabels, Logger: log})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	for i, p := range ic.Pools {
+		if err := alloc.AddPool(ctx, p); err != nil {
+			return fmt.Errorf("ipam.pools[%d]: %w", i, err)
+		}
+	}
+	overhead := 50
+	if v := d.cfg.Switch.VXLAN; v != nil && !v.VTEP4.IsValid() && v.VTEP6.IsValid() {
+		overhead = 70
+	}
+	c.srv, err = cniserver.New(alloc, dp, cniserver.Options{
+		Node: ic.Node, StateDir: ic.Store + ".endpoints", VXLANOverhead: overhead,
+		FastPath: d.cfg.Switch.XDPFastPath, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.srv.Start(ctx); err != nil {
+		return err
+	}
+	reg(c.srv.Register)
+	return nil
+}
+
+// CNI returns the CNI server, nil without an ipam: section. The BGP
+// wiring reads the node's blocks from it (NodeBlocks, SubscribeBlocks).
+func (d *Daemon) CNI() *cniserver.Server {
+	if d.cni == nil {
+		return nil
+	}
+	return d.cni.srv
+}
+
+func (d *Daemon) stopCNI() {
+	if d.cni != nil && d.cni.store != nil {
+		d.cni.store.Close()
+		d.cni = nil
+	}
+}
