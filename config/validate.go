@@ -31,6 +31,8 @@ type Config struct {
 	// StateFile records the ports and routes added through the API, so a
 	// restarted xvsd re-adopts every pod with its addresses.
 	StateFile string
+	// BGP is the resolved bgp: section; nil without one.
+	BGP *BGPConfig
 }
 
 // LinkCheck reports whether an interface exists in xvsd's network namespace:
@@ -245,6 +247,7 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 		sc.Routes = append(sc.Routes, sr)
 	}
 
+	c.BGP = resolveBGP(f.BGP, f.VXLAN != nil, &e)
 	if err := e.err(); err != nil {
 		return nil, err
 	}

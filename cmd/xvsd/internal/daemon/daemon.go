@@ -190,6 +190,7 @@ type Daemon struct {
 	api  *api.Server
 	apiL net.Listener
 	http []*httpServer
+	bgp  *bgpNode // nil without a bgp: section
 }
 
 type httpServer struct {
@@ -225,6 +226,10 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 	if err := d.api.Restore(); err != nil {
 		return nil, fmt.Errorf("restore state: %w", err)
 	}
+	if err := d.startBGP(context.Background()); err != nil {
+		return nil, err
+	}
+	d.api.RegisterBGP(d.BGP())
 	d.setHandlers(version)
 	return d, nil
 }
@@ -249,6 +254,7 @@ func (d *Daemon) listenHTTP() error {
 func (d *Daemon) setHandlers(version string) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(d.sw), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(d.bgpCollectors()...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "xvs_build_info", Help: "Always 1; the version label says which xvsd runs.",
 		ConstLabels: prometheus.Labels{"version": version},
@@ -317,6 +323,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
+	d.stopBGP()
 	if err := d.sw.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close dataplane: %w", err)
 	}
@@ -326,6 +333,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // release undoes a partial New.
 func (d *Daemon) release() {
+	d.stopBGP()
 	if d.sw != nil {
 		d.sw.Close()
 	}
