@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,4 +179,97 @@ func TestBGPVXLAN(t *testing.T) {
 		}
 	}
 	assertForwardingOff(t, l)
+}
+
+// birdOutside is the outside's router: BIRD 2, eBGP in AS 65000 with
+// every node over IPv4 and over IPv6, announcing a network of its own
+// (on a veth in the outside) and putting what it learns in the outside's kernel.
+func birdOutside(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	if _, err := exec.LookPath("bird"); err != nil {
+		t.Fatal("bird not installed: `make deps` installs bird2")
+	}
+	for _, cmd := range [][]string{
+		// A veth pair stands for the network (no dummy module here).
+		{"ip", "link", "add", "net200", "type", "veth", "peer", "name", "net200p"},
+		{"ip", "addr", "add", "198.18.200.1/24", "dev", "net200"},
+		{"ip", "addr", "add", "fd00:18:200::1/64", "dev", "net200", "nodad"},
+		{"ip", "link", "set", "net200p", "up"},
+		{"ip", "link", "set", "net200", "up"},
+	} {
+		if _, err := l.Exec("outside", cmd...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b strings.Builder
+	b.WriteString(`router id 198.18.0.254;
+protocol device {}
+protocol direct { ipv4; ipv6; interface "net200"; }
+protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; }
+protocol kernel { ipv6 { import none; export where source = RTS_BGP; }; }
+`)
+	for _, n := range l.T.Nodes {
+		fmt.Fprintf(&b, "protocol bgp %s_v4 { local 198.18.0.254 as 65000; neighbor %s as 64512; ipv4 { import all; export all; next hop self; }; }\n", n.Name, n.UplinkV4.Addr())
+		fmt.Fprintf(&b, "protocol bgp %s_v6 { local fd00:18::fe as 65000; neighbor %s as 64512; ipv6 { import all; export all; next hop self; }; }\n", n.Name, n.UplinkV6.Addr())
+	}
+	dir := t.TempDir()
+	conf, sock := filepath.Join(dir, "bird.conf"), filepath.Join(dir, "bird.ctl")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.Start("bird", "outside", "bird", "-f", "-c", conf, "-s", sock, "-P", sock+".pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("birdc", "-s", sock, "show", "protocols", "all").CombinedOutput()
+			t.Logf("bird:\n%s", out)
+		}
+		l.StopProcess(p)
+	})
+}
+
+// TestBGPWithBIRD: two xvsd nodes peer with BIRD 2 in the outside (eBGP,
+// separate IPv4 and IPv6 sessions) besides their mesh. BIRD's network
+// reaches the nodes with BIRD as next hop (its IPv6 next hop a global +
+// link-local pair), the nodes' blocks reach BIRD and its kernel, and the
+// pods reach BIRD's network over IPv4 and IPv6 through those routes.
+func TestBGPWithBIRD(t *testing.T) {
+	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, BGP: true, BGPOutsideAS: 65000})
+	birdOutside(t, l)
+	v4, v6 := netip.MustParsePrefix("198.18.200.0/24"), netip.MustParsePrefix("fd00:18:200::/64")
+	for _, n := range l.T.Nodes {
+		eventually(t, 60*time.Second, n.Name+" learns BIRD's network", func() error {
+			got, err := bgpRoutes(n)
+			if err != nil {
+				return err
+			}
+			if got[v4] != "adjacency" || got[v6] != "adjacency" {
+				return fmt.Errorf("bgp routes %v", got)
+			}
+			return peersUp(n, 4)
+		})
+	}
+	for _, n := range l.T.Nodes {
+		for _, p := range []netip.Prefix{n.PodsV4, n.PodsV6} {
+			eventually(t, 30*time.Second, "the outside's kernel routes "+p.String(), func() error {
+				fam := "-4"
+				if p.Addr().Is6() {
+					fam = "-6"
+				}
+				out, err := l.Exec("outside", "ip", fam, "route", "show", p.String())
+				if err != nil || !strings.Contains(out, "proto bird") {
+					return fmt.Errorf("%q %v", out, err)
+				}
+				return nil
+			})
+		}
+	}
+	wantBGPRoutes(t, l, "adjacency", 30*time.Second)
+	for _, pod := range l.T.Pods {
+		ping(t, l, pod.Name, netip.MustParseAddr("198.18.200.1"))
+		ping(t, l, pod.Name, netip.MustParseAddr("fd00:18:200::1"))
+	}
+	crossPods(t, l)
 }

@@ -100,6 +100,11 @@ type Options struct {
 	// other node carrying both families, its IPv6 pod routes tunnelled to
 	// the IPv4 VTEP (IPv6 pods over an IPv4 underlay).
 	BGP bool
+	// BGPOutsideAS, with BGP and native routing, has every node peer with
+	// the outside's addresses (198.18.0.254 and fd00:18::fe, an IPv4 and
+	// an IPv6 session) in that AS: the caller runs a router there (BIRD
+	// in the tests).
+	BGPOutsideAS uint32
 
 	// XVSD is the path to the xvsd binary; empty builds the topology only.
 	XVSD string
@@ -240,8 +245,9 @@ type Topology struct {
 	MTU   int
 	// Encap is Options.Encap: "" or "vxlan".
 	Encap string
-	// BGP is Options.BGP.
-	BGP bool `json:",omitempty"`
+	// BGP is Options.BGP; BGPOutsideAS Options.BGPOutsideAS.
+	BGP          bool   `json:",omitempty"`
+	BGPOutsideAS uint32 `json:",omitempty"`
 	// Bridges are made after the links, with their members enslaved.
 	Bridges []Bridge `json:",omitempty"`
 }
@@ -410,7 +416,10 @@ func Plan(opts Options) (*Topology, error) {
 		return nil, err
 	}
 	p := opts.Prefix
-	t := &Topology{Prefix: p, MTU: opts.MTU, Encap: opts.Encap, BGP: opts.BGP}
+	t := &Topology{Prefix: p, MTU: opts.MTU, Encap: opts.Encap, BGP: opts.BGP, BGPOutsideAS: opts.BGPOutsideAS}
+	if opts.BGPOutsideAS != 0 && (!opts.BGP || opts.Encap != "" || opts.NoOutside) {
+		return nil, fmt.Errorf("bgp outside AS %d: needs bgp, native routing and the outside", opts.BGPOutsideAS)
+	}
 	if opts.BGP && opts.NoOutside && opts.Nodes > 1 {
 		return nil, fmt.Errorf("bgp needs the outside: it carries the sessions")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,6 +98,12 @@ func xvsdBGP(b *bytes.Buffer, t *Topology, n *Node) {
 		b.WriteString("  meshMembers:\n")
 		for _, m := range t.Nodes {
 			fmt.Fprintf(b, "    - %s\n    - %s\n", q(m.UplinkV4.Addr()), q(m.UplinkV6.Addr()))
+		}
+		if t.BGPOutsideAS != 0 {
+			b.WriteString("  peers:\n")
+			for _, a := range []netip.Addr{n.GatewayV4, n.GatewayV6} {
+				fmt.Fprintf(b, "    - {peerIP: %s, asNumber: %d}\n", q(a), t.BGPOutsideAS)
+			}
 		}
 		return
 	}
