@@ -110,6 +110,30 @@ func TestBGPMesh(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"bgp", "routes", "-family", "v4"}, l.T.Nodes[1].PodsV4.String()},
+			{[]string{"bgp", "routes", "-family", "v6", "-peer", l.T.Nodes[2].UplinkV6.Addr().String()}, l.T.Nodes[2].PodsV6.String()},
+			{[]string{"bgp", "routes", "-peer", l.T.Nodes[1].UplinkV4.Addr().String(), "-advertised"}, l.T.Nodes[0].PodsV4.String()},
+			{[]string{"-o", "json", "node", "status"}, `"session": "Established"`},
+		} {
+			out, err := execOut(xvsctlBin, append([]string{"-s", l.T.Nodes[0].Socket}, c.args...)...)
+			if err != nil || !strings.Contains(out, c.want) {
+				t.Errorf("xvsctl %v: %v, want %s in:\n%s", c.args, err, c.want, out)
+			}
+		}
+	}
+	code, body, err := l.HTTPGet("node1", "http://127.0.0.1:9091/metrics", 5*time.Second)
+	if err != nil || code != 200 {
+		t.Fatalf("metrics: %d %v", code, err)
+	}
+	for _, want := range []string{`xvs_bgp_sessions{state="Established"} 4`, `xvs_bgp_peer_routes{kind="accepted",peer="198.18.0.2"} 1`,
+		`xvs_bgp_peer_advertised_routes{peer="fd00:18::3"} 1`, `xvs_bgp_updates_total{direction="received",peer="198.18.0.3"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 	crossPods(t, l)
 	p1, p3 := l.T.Pods[0], l.T.Pods[2]

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -282,6 +283,7 @@ func (d *Daemon) bgpCollectors() []prometheus.Collector {
 	s := d.bgp.sink
 	return []prometheus.Collector{
 		d.bgp.speaker.Collector(),
+		advertisedCollector{d.bgp.speaker},
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "xvs_bgp_routes_refused_total",
 			Help: "Learned routes the switch could not install (next hop on no port's subnet, no tunnel).",
@@ -290,5 +292,27 @@ func (d *Daemon) bgpCollectors() []prometheus.Collector {
 			Name: "xvs_bgp_routes_shadowed_total",
 			Help: "Learned routes left out because another origin (static, pod, local) routes the prefix.",
 		}, func() float64 { return float64(s.shadowed.Load()) }),
+	}
+}
+
+var descAdvertised = prometheus.NewDesc("xvs_bgp_peer_advertised_routes",
+	"Prefixes advertised to the peer (Adj-RIB-Out); read per scrape, so it costs a listing per peer.", []string{"peer"}, nil)
+
+// advertisedCollector adds what the speaker's collector leaves out for
+// cost: the advertised prefixes per peer (a node advertises its few
+// blocks, so the listing is short).
+type advertisedCollector struct{ sp *bgp.Speaker }
+
+func (c advertisedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descAdvertised }
+
+func (c advertisedCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := c.sp.Status(ctx)
+	if err != nil {
+		return
+	}
+	for _, p := range st.Peers {
+		ch <- prometheus.MustNewConstMetric(descAdvertised, prometheus.GaugeValue, float64(p.Advertised), p.Address.String())
 	}
 }
