@@ -44,15 +44,14 @@ type routeSink struct {
 	log   *slog.Logger
 	vxlan map[netip.Addr]spec.VXLANRoute
 
-	mu        sync.Mutex
-	installed map[netip.Prefix]bool // learned routes in the FIB
-	blocks    map[netip.Prefix]bool // the node's blocks, blackholed
+	mu     sync.Mutex
+	blocks map[netip.Prefix]bool // the node's blocks, blackholed
 
 	refused, shadowed atomic.Uint64
 }
 
 func newRouteSink(sw RouteApplier, fibOf func() *fib.FIB, vx map[netip.Addr]spec.VXLANRoute, log *slog.Logger) *routeSink {
-	return &routeSink{sw: sw, fib: fibOf, log: log, vxlan: vx, installed: map[netip.Prefix]bool{}, blocks: map[netip.Prefix]bool{}}
+	return &routeSink{sw: sw, fib: fibOf, log: log, vxlan: vx, blocks: map[netip.Prefix]bool{}}
 }
 
 // route is what r becomes in the switch, false when it cannot be routed.
@@ -73,17 +72,29 @@ func (s *routeSink) route(r bgp.Route) (spec.Route, bool) {
 	return spec.Route{Prefix: r.Prefix, Via: nh}, true
 }
 
-// otherOrigin reports whether p is routed by another origin.
-func (s *routeSink) otherOrigin(p netip.Prefix) bool {
+// origin returns who routes p in the FIB, false if nobody does. The FIB
+// is the record of what the sink installed: a prefix of origin bgp that
+// is not one of the node's blocks is a learned route.
+func (s *routeSink) origin(p netip.Prefix) (fib.Origin, bool) {
 	if s.fib == nil {
-		return false
+		return 0, false
 	}
 	f := s.fib()
 	if f == nil {
-		return false
+		return 0, false
 	}
 	r, ok := f.Get(0, p)
-	return ok && r.Origin != fib.OriginBGP
+	return r.Origin, ok
+}
+
+func (s *routeSink) otherOrigin(p netip.Prefix) bool {
+	o, ok := s.origin(p)
+	return ok && o != fib.OriginBGP
+}
+
+func (s *routeSink) learned(p netip.Prefix) bool {
+	o, ok := s.origin(p)
+	return ok && o == fib.OriginBGP && !s.blocks[p]
 }
 
 // ApplyRoutes implements bgp.RouteSink. A route the switch refuses (a
@@ -95,7 +106,6 @@ func (s *routeSink) ApplyRoutes(adds []bgp.Route, dels []netip.Prefix) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sadds := make([]spec.Route, 0, len(adds))
-	added := make(map[netip.Prefix]bool, len(adds))
 	for _, r := range adds {
 		if s.blocks[r.Prefix] {
 			continue // the node's own block
@@ -105,28 +115,28 @@ func (s *routeSink) ApplyRoutes(adds []bgp.Route, dels []netip.Prefix) error {
 			s.refused.Add(1)
 			continue
 		}
-		if !s.installed[r.Prefix] && s.otherOrigin(r.Prefix) {
+		if s.otherOrigin(r.Prefix) {
 			s.shadowed.Add(1)
 			continue
 		}
 		sadds = append(sadds, sr)
-		added[r.Prefix] = true
+	}
+	var added map[netip.Prefix]bool // the speaker coalesces by prefix; this is a guard
+	if len(dels) > 0 && len(sadds) > 0 {
+		added = make(map[netip.Prefix]bool, len(sadds))
+		for _, r := range sadds {
+			added[r.Prefix] = true
+		}
 	}
 	var sdels []netip.Prefix
 	for _, p := range dels {
-		if s.installed[p] && !added[p] {
+		if !added[p] && s.learned(p) {
 			sdels = append(sdels, p)
 		}
 	}
 	for range len(sadds) + len(sdels) + 1 {
 		err := s.sw.ApplyRoutes(fib.OriginBGP, sadds, sdels)
 		if err == nil {
-			for _, p := range sdels {
-				delete(s.installed, p)
-			}
-			for _, r := range sadds {
-				s.installed[r.Prefix] = true
-			}
 			return nil
 		}
 		var re *vswitch.RouteError
@@ -139,12 +149,11 @@ func (s *routeSink) ApplyRoutes(adds []bgp.Route, dels []netip.Prefix) error {
 			s.refused.Add(1)
 			s.log.Warn("bgp route not installed", "prefix", r.Prefix, "via", r.Via, "err", re.Err)
 			sadds = slices.Delete(sadds, re.Index, re.Index+1)
-			if s.installed[r.Prefix] {
+			if s.learned(r.Prefix) {
 				sdels = append(sdels, r.Prefix)
 			}
 		case "dels":
 			// Gone already, or taken over by another origin: not ours.
-			delete(s.installed, sdels[re.Index])
 			sdels = slices.Delete(sdels, re.Index, re.Index+1)
 		default:
 			return fmt.Errorf("apply bgp routes: %w", err)
@@ -173,10 +182,6 @@ func (s *routeSink) SetBlocks(ps []netip.Prefix) error {
 		if !want[p] {
 			dels = append(dels, p)
 		}
-	}
-	// A learned route of the same prefix gives way to the block.
-	for _, r := range adds {
-		delete(s.installed, r.Prefix)
 	}
 	if err := s.sw.ApplyRoutes(fib.OriginBGP, adds, dels); err != nil {
 		return fmt.Errorf("blackhole node blocks: %w", err)
