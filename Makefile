@@ -1,7 +1,8 @@
 # xvs — the two commands that matter are `make demo` and `make test`.
 #
 #   make build        bin/xvsd, bin/xvsctl, bin/xvs-cni, bin/xvs-pktgen (those that exist)
-#   make test         install missing test tools, go vet, unit + end-to-end tests
+#   make test         install missing test tools, build kube-apiserver once,
+#                     go vet, unit + end-to-end tests
 #   make demo         build, bring a lab up, ping and iperf3 through xvsd, show ports
 #                     and counters, then a two-node VXLAN lab; tear down (always,
 #                     even on failure)
@@ -37,6 +38,8 @@ APT_PACKAGES := iproute2 iputils-ping iperf3 tcpdump ethtool
 APT_PACKAGES += dpdk-dev librte-net-memif23
 TOOLS        += bird:bird2 birdc:bird2
 APT_PACKAGES += bird2
+TOOLS        += etcd:etcd-server
+APT_PACKAGES += etcd-server
 
 .PHONY: kube-apiserver bench-go all build test demo bench bench-quick lint clean deps generate
 
@@ -63,11 +66,11 @@ deps:
 # test prints every package result, every skip with its reason, and a
 # count of tests run, so CI can see that real tests ran; on failure it
 # prints the whole log.
-test: deps
+test: deps kube-apiserver
 	$(GO) vet ./...
 	@mkdir -p $(BIN)
 	@echo "go test -count=1 -timeout $(TEST_TIMEOUT) -v ./...  (log: $(BIN)/test.log)"
-	@set +e; $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./... > $(BIN)/test.log 2>&1; rc=$$?; \
+	@set +e; XVS_KUBE_APISERVER=$(KUBE_APISERVER) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./... > $(BIN)/test.log 2>&1; rc=$$?; \
 	if [ $$rc != 0 ]; then cat $(BIN)/test.log; echo; fi; \
 	echo "==== summary"; \
 	grep -E '^(ok|FAIL|panic:|\?|--- FAIL)' $(BIN)/test.log; \

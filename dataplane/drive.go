@@ -43,7 +43,7 @@ func (w *Worker) Flush() { w.flush() }
 
 // DiscardQueued frees every frame queued since the last Flush, unsent.
 func (w *Worker) DiscardQueued() {
-	for id := range w.out {
+	for _, id := range w.touched {
 		for _, p := range w.out[id] {
 			w.umem.Free(p.Addr)
 		}

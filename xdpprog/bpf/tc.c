@@ -82,7 +82,12 @@ int xvs_tunnel_in(struct __sk_buff *skb)
 
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	if (NEED(data, ETH_HLEN, end) || !mac_eq(data, (const void *)tunnel_mac))
+	/* tunnel_mac is read through volatile lvalues: read as plain const
+	 * memory, clang folds it to its initializer (zero) and no frame ever
+	 * matches the value set at load time. */
+	const __u32 mac_hi = *(const volatile __u32 *)tunnel_mac;
+	const __u16 mac_lo = *(const volatile __u16 *)(tunnel_mac + 4);
+	if (NEED(data, ETH_HLEN, end) || *(__u32 *)data != mac_hi || *(__u16 *)(data + 4) != mac_lo)
 		return TC_ACT_SHOT;
 	d = fast_decide_skb(skb, data, end, &stat);
 	if (!d)
