@@ -59,17 +59,21 @@ func (s *routeSink) route(r bgp.Route) (spec.Route, bool) {
 	if len(r.NextHops) == 0 || !r.NextHops[0].IsValid() {
 		return spec.Route{}, false
 	}
-	// ECMP: spec.Route carries one next hop, so the first of the
-	// equal-cost set (sorted, hence the same on every node) is used.
 	nh := r.NextHops[0]
 	vx, ok := s.vxlan[nh]
 	if !ok {
 		vx, ok = s.vxlan[r.Peer]
 	}
 	if ok {
+		// One tunnel per route: of an equal-cost set, the first
+		// (sorted, so the same on every node).
 		return spec.Route{Prefix: r.Prefix, VXLAN: &vx}, true
 	}
-	return spec.Route{Prefix: r.Prefix, Via: nh}, true
+	sr := spec.Route{Prefix: r.Prefix, Via: nh}
+	if len(r.NextHops) > 1 {
+		sr.ECMP = r.NextHops[1:] // valid only during the call, as adds is: ApplyRoutes copies
+	}
+	return sr, true
 }
 
 // origin returns who routes p in the FIB, false if nobody does. The FIB

@@ -79,17 +79,19 @@ func TestRouteSink(t *testing.T) {
 			r("198.19.7.0/24", "203.0.113.1"), // on no port's subnet
 			r("198.19.9.0/24", "198.18.0.2"),  // the static route's
 			r("198.19.0.0/24", "198.18.0.2"),  // this node's own block
+			{Prefix: P("198.19.3.0/24"), NextHops: []netip.Addr{A("198.18.0.2"), A("198.18.0.3")}, Peer: A("198.18.0.2")},
 		},
 		want: map[string]string{
 			"198.19.0.0/24": "drop invalid IP", "fd00:19::/64": "drop invalid IP",
 			"198.19.1.0/24": "adjacency 198.18.0.2", "fd00:19:1::/64": "adjacency fd00:18::2",
 			"198.19.5.0/24": "vxlan invalid IP", "fd00:19:5::/64": "vxlan invalid IP",
+			"198.19.3.0/24": "ecmp invalid IP",
 		},
 		refused: 1, shadowed: 1,
 	}, {
 		name: "a next hop moving off-link takes the route out; withdraws",
 		adds: []bgp.Route{r("198.19.1.0/24", "203.0.113.2")},
-		dels: []string{"fd00:19:5::/64", "198.19.7.0/24", "198.19.9.0/24"},
+		dels: []string{"fd00:19:5::/64", "198.19.7.0/24", "198.19.9.0/24", "198.19.3.0/24"},
 		want: map[string]string{
 			"198.19.0.0/24": "drop invalid IP", "fd00:19::/64": "drop invalid IP",
 			"fd00:19:1::/64": "adjacency fd00:18::2", "198.19.5.0/24": "vxlan invalid IP",

@@ -16,8 +16,9 @@
 // Switch.ApplyRoutes(fib.OriginBGP, ...) batches, natively via the BGP
 // next hop (the switch resolves it through the port's neighbours, as a
 // static route's via) or through the VXLAN tunnel bgp.vxlan maps the next
-// hop or the peer to. Of an ECMP set the first next hop is used:
-// spec.Route carries one. A route the switch refuses (a next hop on no
+// hop or the peer to. An equal-cost set (maxPaths > 1) becomes one route
+// with spec.Route.ECMP, an ECMP group in the FIB (into a tunnel: the
+// first next hop's). A route the switch refuses (a next hop on no
 // port's subnet) is logged, counted (xvs_bgp_routes_refused_total) and
 // left out, and takes out what the prefix had; a withdrawn prefix, or
 // every route of a peer whose session ends, leaves the FIB in the same
