@@ -208,7 +208,7 @@ func TestBGPVXLAN(t *testing.T) {
 // birdOutside is the outside's router: BIRD 2, eBGP in AS 65000 with
 // every node over IPv4 and over IPv6, announcing a network of its own
 // (on a veth in the outside) and putting what it learns in the outside's kernel.
-func birdOutside(t *testing.T, l *lab.Lab) {
+func birdOutside(t *testing.T, l *lab.Lab, oneSession bool) {
 	t.Helper()
 	if _, err := exec.LookPath("bird"); err != nil {
 		t.Fatal("bird not installed: `make deps` installs bird2")
@@ -233,6 +233,10 @@ protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; }
 protocol kernel { ipv6 { import none; export where source = RTS_BGP; }; }
 `)
 	for _, n := range l.T.Nodes {
+		if oneSession {
+			fmt.Fprintf(&b, "protocol bgp %s_mp { local 198.18.0.254 as 65000; neighbor %s as 64512; ipv4 { import all; export all; next hop self; }; ipv6 { import all; export all; next hop address fd00:18::fe; }; }\n", n.Name, n.UplinkV4.Addr())
+			continue
+		}
 		fmt.Fprintf(&b, "protocol bgp %s_v4 { local 198.18.0.254 as 65000; neighbor %s as 64512; ipv4 { import all; export all; next hop self; }; }\n", n.Name, n.UplinkV4.Addr())
 		fmt.Fprintf(&b, "protocol bgp %s_v6 { local fd00:18::fe as 65000; neighbor %s as 64512; ipv6 { import all; export all; next hop self; }; }\n", n.Name, n.UplinkV6.Addr())
 	}
@@ -254,14 +258,26 @@ protocol kernel { ipv6 { import none; export where source = RTS_BGP; }; }
 	})
 }
 
-// TestBGPWithBIRD: two xvsd nodes peer with BIRD 2 in the outside (eBGP,
-// separate IPv4 and IPv6 sessions) besides their mesh. BIRD's network
-// reaches the nodes with BIRD as next hop (its IPv6 next hop a global +
-// link-local pair), the nodes' blocks reach BIRD and its kernel, and the
-// pods reach BIRD's network over IPv4 and IPv6 through those routes.
+// TestBGPWithBIRD: two xvsd nodes peer with BIRD 2 in the outside (eBGP)
+// besides their mesh, over separate IPv4 and IPv6 sessions and over one
+// IPv4 session carrying both (MP-BGP, explicit IPv6 next hops both
+// ways). BIRD's network reaches the nodes with BIRD as next hop (on the
+// IPv6 session a global + link-local pair), the nodes' blocks reach BIRD
+// and its kernel, and the pods reach BIRD's network over IPv4 and IPv6
+// through those routes.
 func TestBGPWithBIRD(t *testing.T) {
-	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, BGP: true, BGPOutsideAS: 65000})
-	birdOutside(t, l)
+	for _, one := range []bool{false, true} {
+		t.Run(fmt.Sprintf("one-session=%v", one), func(t *testing.T) { testBGPWithBIRD(t, one) })
+	}
+}
+
+func testBGPWithBIRD(t *testing.T, oneSession bool) {
+	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, BGP: true, BGPOutsideAS: 65000, BGPOutsideOneSession: oneSession})
+	birdOutside(t, l, oneSession)
+	peers := 4
+	if oneSession {
+		peers = 3
+	}
 	v4, v6 := netip.MustParsePrefix("198.18.200.0/24"), netip.MustParsePrefix("fd00:18:200::/64")
 	for _, n := range l.T.Nodes {
 		eventually(t, 60*time.Second, n.Name+" learns BIRD's network", func() error {
@@ -272,7 +288,7 @@ func TestBGPWithBIRD(t *testing.T) {
 			if got[v4] != "adjacency" || got[v6] != "adjacency" {
 				return fmt.Errorf("bgp routes %v", got)
 			}
-			return peersUp(n, 4)
+			return peersUp(n, peers)
 		})
 	}
 	for _, n := range l.T.Nodes {

@@ -105,6 +105,9 @@ type Options struct {
 	// an IPv6 session) in that AS: the caller runs a router there (BIRD
 	// in the tests).
 	BGPOutsideAS uint32
+	// BGPOutsideOneSession makes that one IPv4 session per node carrying
+	// IPv4 and IPv6 (MP-BGP) instead of a session per family.
+	BGPOutsideOneSession bool
 
 	// XVSD is the path to the xvsd binary; empty builds the topology only.
 	XVSD string
@@ -246,8 +249,9 @@ type Topology struct {
 	// Encap is Options.Encap: "" or "vxlan".
 	Encap string
 	// BGP is Options.BGP; BGPOutsideAS Options.BGPOutsideAS.
-	BGP          bool   `json:",omitempty"`
-	BGPOutsideAS uint32 `json:",omitempty"`
+	BGP                  bool   `json:",omitempty"`
+	BGPOutsideAS         uint32 `json:",omitempty"`
+	BGPOutsideOneSession bool   `json:",omitempty"`
 	// Bridges are made after the links, with their members enslaved.
 	Bridges []Bridge `json:",omitempty"`
 }
@@ -416,7 +420,7 @@ func Plan(opts Options) (*Topology, error) {
 		return nil, err
 	}
 	p := opts.Prefix
-	t := &Topology{Prefix: p, MTU: opts.MTU, Encap: opts.Encap, BGP: opts.BGP, BGPOutsideAS: opts.BGPOutsideAS}
+	t := &Topology{Prefix: p, MTU: opts.MTU, Encap: opts.Encap, BGP: opts.BGP, BGPOutsideAS: opts.BGPOutsideAS, BGPOutsideOneSession: opts.BGPOutsideOneSession}
 	if opts.BGPOutsideAS != 0 && (!opts.BGP || opts.Encap != "" || opts.NoOutside) {
 		return nil, fmt.Errorf("bgp outside AS %d: needs bgp, native routing and the outside", opts.BGPOutsideAS)
 	}

@@ -101,8 +101,12 @@ func xvsdBGP(b *bytes.Buffer, t *Topology, n *Node) {
 		}
 		if t.BGPOutsideAS != 0 {
 			b.WriteString("  peers:\n")
-			for _, a := range []netip.Addr{n.GatewayV4, n.GatewayV6} {
-				fmt.Fprintf(b, "    - {peerIP: %s, asNumber: %d}\n", q(a), t.BGPOutsideAS)
+			if t.BGPOutsideOneSession {
+				fmt.Fprintf(b, "    - {peerIP: %s, asNumber: %d, families: [ipv4, ipv6]}\n", q(n.GatewayV4), t.BGPOutsideAS)
+			} else {
+				for _, a := range []netip.Addr{n.GatewayV4, n.GatewayV6} {
+					fmt.Fprintf(b, "    - {peerIP: %s, asNumber: %d}\n", q(a), t.BGPOutsideAS)
+				}
 			}
 		}
 		return
