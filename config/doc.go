@@ -135,6 +135,27 @@
 //	  - prefix: fd00:10:244:3::/64
 //	    vxlan: {remote: 2001:db8::12, mac: "02:58:03:00:00:02"}
 //
+//	# BGP (optional): package bgp's Config inline, in Calico's names, and
+//	# what xvsd adds. Learned routes enter the FIB as origin bgp: natively
+//	# via the BGP next hop (it must be on a port's subnet), or through the
+//	# tunnel of the node a bgp.vxlan entry names; a prefix another origin
+//	# (these routes:, pods, the node) has is left alone.
+//	bgp:
+//	  asNumber: 64512                # the cluster's (default)
+//	  nodeIPv4: 192.0.2.10           # sessions from, and next hop of, what
+//	  nodeIPv6: 2001:db8::10         # this node advertises
+//	  meshMembers: [192.0.2.11, 192.0.2.12, 2001:db8::11, 2001:db8::12]
+//	  peers:
+//	    - {peerIP: 192.0.2.1, asNumber: 65000, families: [ipv4, ipv6]}
+//	  # the node's pod blocks, advertised as aggregates and blackholed
+//	  # here (pods' own /32 and /128 routes win over the blackhole)
+//	  advertise: [10.244.1.0/26, fd00:10:244:1::/122]
+//	  # other nodes' VTEPs (needs vxlan:): routes whose next hop or peer
+//	  # is one of addresses go into the tunnel to remote (default: the
+//	  # first address); Calico keeps this on the Node object
+//	  vxlan:
+//	    - {addresses: [192.0.2.12, 2001:db8::12], remote: 192.0.2.12, mac: "02:58:03:00:00:02"}
+//
 // Command-line flags of xvsd override the file (see Overrides).
 //
 // # Concurrency

@@ -52,6 +52,9 @@ type File struct {
 
 	Ports  []Port  `yaml:"ports"`
 	Routes []Route `yaml:"routes"`
+
+	// BGP runs the BGP speaker (see BGP); absent: no BGP.
+	BGP *BGP `yaml:"bgp"`
 }
 
 // VXLAN is the vxlan: section, the node's VTEP (see vswitch.VXLANConfig).

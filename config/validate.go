@@ -33,6 +33,8 @@ type Config struct {
 	StateFile string
 	// IPAM, when set, runs the CNI server on these pools.
 	IPAM *IPAMConfig
+	// BGP is the resolved bgp: section; nil without one.
+	BGP *BGPConfig
 }
 
 // LinkCheck reports whether an interface exists in xvsd's network namespace:
@@ -250,6 +252,7 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 	if f.IPAM != nil {
 		c.IPAM = f.IPAM.resolve(&e)
 	}
+	c.BGP = resolveBGP(f.BGP, f.VXLAN != nil, &e)
 	if err := e.err(); err != nil {
 		return nil, err
 	}

@@ -106,6 +106,39 @@ func build(ctx context.Context, t *Topology, logf func(string, ...any)) error {
 		logf("veth %s/%s <-> %s/%s", l.A.NS, l.A.Name, l.B.NS, l.B.Name)
 	}
 
+	for _, b := range t.Bridges {
+		h, _, err := hs.get(b.NS)
+		if err != nil {
+			return err
+		}
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: b.Name, HardwareAddr: b.MAC, MTU: t.MTU}}
+		if err := h.LinkAdd(br); err != nil {
+			return fmt.Errorf("add bridge %s in %s: %w", b.Name, b.NS, err)
+		}
+		for _, m := range b.Members {
+			link, err := h.LinkByName(m)
+			if err != nil {
+				return fmt.Errorf("%s in %s: %w", m, b.NS, err)
+			}
+			if err := h.LinkSetMaster(link, br); err != nil {
+				return fmt.Errorf("%s into bridge %s in %s: %w", m, b.Name, b.NS, err)
+			}
+		}
+		for _, a := range b.Addrs {
+			addr := &netlink.Addr{IPNet: prefixNet(a)}
+			if a.Addr().Is6() {
+				addr.Flags = unix.IFA_F_NODAD
+			}
+			if err := h.AddrAdd(br, addr); err != nil {
+				return fmt.Errorf("add %s to %s in %s: %w", a, b.Name, b.NS, err)
+			}
+		}
+		if err := h.LinkSetUp(br); err != nil {
+			return fmt.Errorf("%s up in %s: %w", b.Name, b.NS, err)
+		}
+		logf("bridge %s/%s: %v", b.NS, b.Name, b.Members)
+	}
+
 	// Sysctls after the links exist (some name them) and before any link
 	// is up, so DAD settings hold from the first address.
 	for _, s := range t.Sysctls {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -106,6 +107,12 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.UplinkMode, "uplink-mode", "", "xvsd uplink mode: auto (AF_XDP) or af-packet (steered by tc; TCP from the outside arrives in super-frames)")
 	fs.BoolVar(&o.XDPFastPath, "xdp-fast-path", false, "xvsd forwards pod-to-pod in the ports' XDP (tc with -pod-mode af-packet) programs; GRO on in AF_XDP pods")
 	fs.StringVar(&o.Encap, "encap", "", "how nodes reach each other's pods: native routing (default) or vxlan (Calico's VXLAN mode; the outside routes only the nodes)")
+	fs.BoolVar(&o.BGP, "bgp", false, "nodes learn each other's pod blocks over BGP (xvsd's bgp: section); the outside routes no pod block (native routing: the nodes share one segment)")
+	fs.Func("bgp-outside-as", "with -bgp: every node also peers with the outside (198.18.0.254, fd00:18::fe) in this AS; run a router there (BIRD)", func(s string) error {
+		n, err := strconv.ParseUint(s, 10, 32)
+		o.BGPOutsideAS = uint32(n)
+		return err
+	})
 	fs.IntVar(&o.Workers, "workers", 1, "xvsd workers")
 	fs.StringVar(&o.StateRoot, "state-root", DefaultStateRoot, "directory for lab state, configs and logs")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 20*time.Second, "wait this long for xvsd's /readyz")
@@ -296,6 +303,9 @@ func printStatus(w io.Writer, st *State) {
 	fmt.Fprintf(w, "lab %s (state %s)\n", t.Prefix, st.Dir)
 	if t.Encap == EncapVXLAN {
 		fmt.Fprintf(w, "encap vxlan: VNI %d, port %d; the outside routes only the nodes\n", VXLANVNI, VXLANPort)
+	}
+	if t.BGP {
+		fmt.Fprintf(w, "bgp: the nodes learn each other's pod blocks (xvsctl node status); the outside routes no pod block\n")
 	}
 	exists := func(ns string) string {
 		if _, err := os.Stat(filepath.Join(NetnsDir, ns)); err != nil {

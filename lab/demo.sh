@@ -3,14 +3,16 @@
 # off, two pods, an outside namespace), ping IPv4 and IPv6 between the pods,
 # run a short iperf3 between them, show xvsd's ports and counters; then a
 # second lab of two nodes that reach each other's pods only through VXLAN
-# (Calico's VXLAN mode), ping across it in both families; and tear
-# everything down — on success, failure or Ctrl-C alike.
+# (Calico's VXLAN mode), ping across it in both families; then three
+# nodes that learn each other's pod blocks over BGP (full mesh, IPv4 and
+# IPv6 sessions), their status and a ping across; and tear everything down — on success, failure or Ctrl-C alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
 XVSCTL=$BIN/xvsctl
 prefix=xd$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
 vxprefix=${prefix}v
+bgpprefix=${prefix}b
 iperf_pid=""
 
 teardown() {
@@ -20,7 +22,7 @@ teardown() {
 		kill "$iperf_pid" 2>/dev/null || true
 	fi
 	echo
-	for p in "$prefix" "$vxprefix"; do
+	for p in "$prefix" "$vxprefix" "$bgpprefix"; do
 		if [ -d "/run/xvs-lab/$p" ]; then
 			echo "== tearing down lab $p"
 			"$XVSCTL" lab down -prefix "$p" || "$XVSCTL" lab sweep -prefix "$p" || true
@@ -86,3 +88,26 @@ step "xvsctl show routes on node1 (the other node's pod blocks go into the tunne
 
 step "xvsctl show counters on node1"
 "$XVSCTL" -s "$LAB_NODE1_SOCKET" show counters
+
+step "lab down ($vxprefix)"
+"$XVSCTL" lab down -prefix "$vxprefix"
+
+step "BGP lab up ($bgpprefix): three nodes on one segment; pod blocks from BGP, none in the outside"
+"$XVSCTL" lab up -prefix "$bgpprefix" -nodes 3 -pods 1 -bgp -xvsd "$BIN/xvsd"
+eval "$("$XVSCTL" lab status -prefix "$bgpprefix" -o env)"
+for _ in $(seq 100); do
+	[ "$("$XVSCTL" -s "$LAB_NODE1_SOCKET" node status | grep -c Established)" = 4 ] && break
+	sleep 0.2
+done
+
+step "xvsctl node status on node1 (as calicoctl node status)"
+"$XVSCTL" -s "$LAB_NODE1_SOCKET" node status
+
+step "xvsctl bgp routes -family v4 on node1"
+"$XVSCTL" -s "$LAB_NODE1_SOCKET" bgp routes -family v4
+
+step "ping IPv4 pod1 on node1 ($LAB_POD1_V4) -> pod3 on node3 ($LAB_POD3_V4), natively via the BGP next hop"
+in_ns "$LAB_POD1_NS" ping -n -c 5 -i 0.2 -w 10 "$LAB_POD3_V4"
+
+step "ping IPv6 pod1 on node1 ($LAB_POD1_V6) -> pod3 on node3 ($LAB_POD3_V6)"
+in_ns "$LAB_POD1_NS" ping -n -c 5 -i 0.2 -w 10 "$LAB_POD3_V6"

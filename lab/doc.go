@@ -54,6 +54,20 @@
 // lab status` shows each node's VTEP MAC (LAB_NODEi_VTEP_MAC and
 // LAB_ENCAP with -o env).
 //
+// With Options.BGP (`xvsctl lab up -bgp`) the nodes learn each other's
+// pod blocks from xvsd's BGP speakers instead of from static routes, and
+// the outside routes no pod block. With native routing the nodes then
+// share one segment, a bridge (br0) in the outside, node i at
+// 198.18.0.i+1/24 and fd00:18::i+1/64, the outside at 198.18.0.254 and
+// fd00:18::fe (the nodes' default gateway): a node-to-node mesh over IPv4
+// and over IPv6, BGP next hops on the segment. With -encap vxlan the
+// underlay stays routed; each node has one IPv4 session per other node
+// carrying both families, and its bgp.vxlan entries send both families'
+// routes into the IPv4 tunnel (IPv6 pods over an IPv4 underlay).
+// Options.BGPOutsideAS (-bgp-outside-as) also peers every node with the
+// outside's addresses (eBGP, IPv4 and IPv6 sessions); the caller runs the
+// router there (the tests run BIRD 2).
+//
 // xvsd's config for a node is written by XVSDConfig (the only code that
 // knows the file's format) into the lab's directory; xvsd runs inside the
 // node's namespace, its API socket is /run/xvs/PREFIX-node.sock, and its

@@ -90,6 +90,24 @@ type Options struct {
 	// nodes' blocks and KernelRouting sets up Calico's vxlan devices; the
 	// pods' MTU leaves room for VXLAN over IPv6: 70 bytes).
 	Encap string
+	// BGP has the nodes learn each other's pod blocks over BGP (xvsd's
+	// bgp: section) instead of from static routes, and the outside routes
+	// no pod block. With native routing the nodes share one segment (a
+	// bridge in the outside; node i at 198.18.0.i+1/24 and fd00:18::i+1/64,
+	// the outside at .254 and ::fe), so a BGP next hop is a neighbour;
+	// node-to-node mesh sessions over IPv4 and over IPv6. With Encap vxlan
+	// the underlay stays routed and each node has one IPv4 session per
+	// other node carrying both families, its IPv6 pod routes tunnelled to
+	// the IPv4 VTEP (IPv6 pods over an IPv4 underlay).
+	BGP bool
+	// BGPOutsideAS, with BGP and native routing, has every node peer with
+	// the outside's addresses (198.18.0.254 and fd00:18::fe, an IPv4 and
+	// an IPv6 session) in that AS: the caller runs a router there (BIRD
+	// in the tests).
+	BGPOutsideAS uint32
+	// BGPOutsideOneSession makes that one IPv4 session per node carrying
+	// IPv4 and IPv6 (MP-BGP) instead of a session per family.
+	BGPOutsideOneSession bool
 
 	// XVSD is the path to the xvsd binary; empty builds the topology only.
 	XVSD string
@@ -230,6 +248,21 @@ type Topology struct {
 	MTU   int
 	// Encap is Options.Encap: "" or "vxlan".
 	Encap string
+	// BGP is Options.BGP; BGPOutsideAS Options.BGPOutsideAS.
+	BGP                  bool   `json:",omitempty"`
+	BGPOutsideAS         uint32 `json:",omitempty"`
+	BGPOutsideOneSession bool   `json:",omitempty"`
+	// Bridges are made after the links, with their members enslaved.
+	Bridges []Bridge `json:",omitempty"`
+}
+
+// Bridge is a Linux bridge in a namespace (Options.BGP's shared segment).
+type Bridge struct {
+	NS      string
+	Name    string
+	MAC     net.HardwareAddr
+	Addrs   []netip.Prefix
+	Members []string
 }
 
 // EncapVXLAN is Options.Encap for Calico's VXLAN mode.
@@ -387,7 +420,15 @@ func Plan(opts Options) (*Topology, error) {
 		return nil, err
 	}
 	p := opts.Prefix
-	t := &Topology{Prefix: p, MTU: opts.MTU, Encap: opts.Encap}
+	t := &Topology{Prefix: p, MTU: opts.MTU, Encap: opts.Encap, BGP: opts.BGP, BGPOutsideAS: opts.BGPOutsideAS, BGPOutsideOneSession: opts.BGPOutsideOneSession}
+	if opts.BGPOutsideAS != 0 && (!opts.BGP || opts.Encap != "" || opts.NoOutside) {
+		return nil, fmt.Errorf("bgp outside AS %d: needs bgp, native routing and the outside", opts.BGPOutsideAS)
+	}
+	if opts.BGP && opts.NoOutside && opts.Nodes > 1 {
+		return nil, fmt.Errorf("bgp needs the outside: it carries the sessions")
+	}
+	// BGP with native routing: one segment for every node.
+	shared := opts.BGP && opts.Encap == "" && !opts.NoOutside
 	podMTU := 0
 	if opts.Encap == EncapVXLAN {
 		if opts.NoOutside && opts.Nodes > 1 {
@@ -489,6 +530,12 @@ func Plan(opts Options) (*Topology, error) {
 			Sysctl{t.Outside, "net.ipv4.ip_forward", fwd},
 			Sysctl{t.Outside, "net.ipv6.conf.all.forwarding", fwd},
 		)
+		var br *Bridge
+		if shared {
+			t.Bridges = append(t.Bridges, Bridge{NS: t.Outside, Name: "br0", MAC: mac(0x02, 0x58, 0x01, 0xff, 0, 0xfe),
+				Addrs: []netip.Prefix{netip.PrefixFrom(v4(198, 18, 0, 254), 24), netip.PrefixFrom(v6(0x18, 0, 0xfe), 64)}})
+			br = &t.Bridges[len(t.Bridges)-1]
+		}
 		for _, n := range t.Nodes {
 			i := n.Index
 			n.Uplink = "uplink0"
@@ -496,7 +543,17 @@ func Plan(opts Options) (*Topology, error) {
 			n.UplinkV6 = netip.PrefixFrom(v6(0x18, i, 1), 64)
 			n.GatewayV4 = v4(198, 18, byte(i), 2)
 			n.GatewayV6 = v6(0x18, i, 2)
+			outAddrs := []netip.Prefix{netip.PrefixFrom(n.GatewayV4, 24), netip.PrefixFrom(n.GatewayV6, 64)}
+			if br != nil {
+				n.UplinkV4 = netip.PrefixFrom(v4(198, 18, 0, byte(i+1)), 24)
+				n.UplinkV6 = netip.PrefixFrom(v6(0x18, 0, i+1), 64)
+				n.GatewayV4, n.GatewayV6 = br.Addrs[0].Addr(), br.Addrs[1].Addr()
+				outAddrs = nil
+			}
 			outIf := n.Name
+			if br != nil {
+				br.Members = append(br.Members, outIf)
+			}
 			n.Queues = opts.UplinkQueues
 			t.Links = append(t.Links, &Link{
 				Kind:   "uplink",
@@ -504,7 +561,7 @@ func Plan(opts Options) (*Topology, error) {
 				A: End{NS: n.NS, Name: n.Uplink, MAC: mac(0x02, 0x58, 0x01, 0x00, byte(i), 1),
 					Addrs: []netip.Prefix{n.UplinkV4, n.UplinkV6}},
 				B: End{NS: t.Outside, Name: outIf, MAC: mac(0x02, 0x58, 0x01, 0x00, byte(i), 2),
-					Addrs: []netip.Prefix{netip.PrefixFrom(n.GatewayV4, 24), netip.PrefixFrom(n.GatewayV6, 64)}},
+					Addrs: outAddrs},
 			})
 			t.Sysctls = append(t.Sysctls,
 				Sysctl{n.NS, "net.ipv6.conf." + n.Uplink + ".accept_dad", "0"},
@@ -516,7 +573,7 @@ func Plan(opts Options) (*Topology, error) {
 			if opts.UplinkGRO {
 				t.GROOn = append(t.GROOn, IfRef{n.NS, n.Uplink})
 			}
-			if opts.Encap == "" {
+			if opts.Encap == "" && !opts.BGP {
 				// Native routing; with VXLAN the network knows only the
 				// nodes, and pods cross it inside the tunnels.
 				t.Routes = append(t.Routes,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +58,7 @@ func XVSDConfig(t *Topology, n *Node, workers int) []byte {
 		b.WriteString("routes:\n")
 		fmt.Fprintf(&b, "  - {prefix: %s, via: %s}\n", q("0.0.0.0/0"), q(n.GatewayV4.String()))
 		fmt.Fprintf(&b, "  - {prefix: %s, via: %s}\n", q("::/0"), q(n.GatewayV6.String()))
-		if t.Encap == EncapVXLAN {
+		if t.Encap == EncapVXLAN && !t.BGP {
 			// Each other node's blocks into the tunnel to its VTEP, each
 			// family over its own underlay.
 			for _, m := range t.Nodes {
@@ -80,7 +81,54 @@ func XVSDConfig(t *Topology, n *Node, workers int) []byte {
 		}
 		fmt.Fprintf(&b, "vxlan: {vni: %d, port: %d, mac: %s%s}\n", VXLANVNI, VXLANPort, q(n.VTEPMAC.String()), vtep)
 	}
+	if t.BGP && n.Uplink != "" {
+		xvsdBGP(&b, t, n)
+	}
 	return b.Bytes()
+}
+
+// xvsdBGP writes node n's bgp: section (see Options.BGP): its blocks
+// advertised, the other nodes as peers.
+func xvsdBGP(b *bytes.Buffer, t *Topology, n *Node) {
+	q := func(a any) string { return fmt.Sprintf("%q", fmt.Sprint(a)) }
+	b.WriteString("bgp:\n")
+	fmt.Fprintf(b, "  nodeIPv4: %s\n  nodeIPv6: %s\n", q(n.UplinkV4.Addr()), q(n.UplinkV6.Addr()))
+	fmt.Fprintf(b, "  advertise: [%s, %s]\n", q(n.PodsV4), q(n.PodsV6))
+	if t.Encap != EncapVXLAN {
+		b.WriteString("  meshMembers:\n")
+		for _, m := range t.Nodes {
+			fmt.Fprintf(b, "    - %s\n    - %s\n", q(m.UplinkV4.Addr()), q(m.UplinkV6.Addr()))
+		}
+		if t.BGPOutsideAS != 0 {
+			b.WriteString("  peers:\n")
+			if t.BGPOutsideOneSession {
+				fmt.Fprintf(b, "    - {peerIP: %s, asNumber: %d, families: [ipv4, ipv6]}\n", q(n.GatewayV4), t.BGPOutsideAS)
+			} else {
+				for _, a := range []netip.Addr{n.GatewayV4, n.GatewayV6} {
+					fmt.Fprintf(b, "    - {peerIP: %s, asNumber: %d}\n", q(a), t.BGPOutsideAS)
+				}
+			}
+		}
+		return
+	}
+	// IPv6 over the IPv4 sessions, into the IPv4 tunnels.
+	b.WriteString("  nodeToNodeMeshEnabled: false\n  peers:\n")
+	for _, m := range t.Nodes {
+		if m != n {
+			fmt.Fprintf(b, "    - {peerIP: %s, asNumber: 64512, families: [ipv4, ipv6]}\n", q(m.UplinkV4.Addr()))
+		}
+	}
+	b.WriteString("  vxlan:\n")
+	for _, m := range t.Nodes {
+		if m == n {
+			continue
+		}
+		remote := m.UplinkV4.Addr()
+		if m.VTEP4.IsValid() {
+			remote = m.VTEP4
+		}
+		fmt.Fprintf(b, "    - {addresses: [%s, %s], remote: %s, mac: %s}\n", q(m.UplinkV4.Addr()), q(m.UplinkV6.Addr()), q(remote), q(m.VTEPMAC))
+	}
 }
 
 // StartXVSD writes node's config and starts xvsd in its namespace, then

@@ -14,6 +14,10 @@ type Route struct {
 	// VXLAN, when set, sends the prefix into a VXLAN tunnel instead (Via
 	// and Port stay empty); it needs Config.VXLAN.
 	VXLAN *VXLANRoute
+	// ECMP are more gateways of equal cost besides Via (BGP multipath):
+	// the switch spreads flows over all of them by a 5-tuple hash. Each
+	// is on an uplink's subnet; Port stays empty.
+	ECMP []netip.Addr
 }
 
 // VXLANRoute is where a VXLAN route's tunnel ends: Calico's VXLAN mode

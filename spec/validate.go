@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/xvs-project/xvs/encap"
 )
@@ -61,6 +62,24 @@ func (r Route) Validate() []error {
 		return []error{fieldErr("prefix", r.Prefix.String(), "invalid prefix")}
 	case r.Prefix.Masked() != r.Prefix:
 		return []error{fieldErr("prefix", r.Prefix.String(), "host bits set (did you mean %s?)", r.Prefix.Masked())}
+	}
+	if len(r.ECMP) > 0 {
+		switch {
+		case r.VXLAN != nil || r.Blackhole || r.Port != "" || !r.Via.IsValid():
+			add("ecmp", fmt.Sprint(r.ECMP), "equal-cost gateways need via, and no port, blackhole or vxlan")
+		default:
+			for i, a := range r.ECMP {
+				f := fmt.Sprintf("ecmp[%d]", i)
+				switch {
+				case a.Zone() != "" || a.Is4In6() || !Unicast(a) || a.IsLinkLocalUnicast():
+					add(f, a.String(), "not a global unicast address")
+				case a.Is4() != r.Prefix.Addr().Is4():
+					add(f, a.String(), "address family differs from prefix %s", r.Prefix)
+				case a == r.Via || slices.Contains(r.ECMP[:i], a):
+					add(f, a.String(), "given twice")
+				}
+			}
+		}
 	}
 	if x := r.VXLAN; x != nil {
 		if r.Via.IsValid() {

@@ -38,7 +38,10 @@ func (e *RouteError) Unwrap() error { return e.Err }
 // all routes follow (spec.Route.Validate) and against the switch's ports
 // and tunnel, then resolved to its next hop; a delete must name a route
 // of origin's (ErrNotOwner otherwise). If any route is refused, nothing
-// changes and the error, a *RouteError, names it. Deleting a host route
+// changes and the error, a *RouteError, names it. A route with ECMP
+// gateways becomes an ECMP group of one adjacency per gateway (it is not
+// in the per-port route index: deleting a port leaves it to its origin).
+// Deleting a host route
 // that hid a resolved neighbour's brings the neighbour's back.
 func (s *Switch) ApplyRoutes(origin fib.Origin, adds []spec.Route, dels []netip.Prefix) error {
 	s.mu.Lock()
@@ -48,6 +51,14 @@ func (s *Switch) ApplyRoutes(origin fib.Origin, adds []spec.Route, dels []netip.
 	}
 	ports := s.routePortsLocked()
 	var fadds []fib.Route
+	// ECMP members are held from resolution until the groups naming
+	// them are in the FIB (the groups then hold them).
+	var members []fib.Index
+	defer func() {
+		for _, m := range members {
+			s.fib.Release(m)
+		}
+	}()
 	seen := make(map[netip.Prefix]int, len(adds))
 	for i, r := range adds {
 		refuse := func(err error) error { return &RouteError{Op: "adds", Index: i, Prefix: r.Prefix, Err: err} }
@@ -58,7 +69,13 @@ func (s *Switch) ApplyRoutes(origin fib.Origin, adds []spec.Route, dels []netip.
 			return refuse(fmt.Errorf("also adds[%d]: %w", j, ErrRouteInvalid))
 		}
 		seen[r.Prefix] = i
-		nh, err := s.resolveLocked(r, ports)
+		var nh fib.NextHop
+		var err error
+		if len(r.ECMP) > 0 {
+			nh, err = s.ecmpLocked(r, ports, &members)
+		} else {
+			nh, err = s.resolveLocked(r, ports)
+		}
 		if err != nil {
 			return refuse(err)
 		}
@@ -118,6 +135,26 @@ func (s *Switch) routePortsLocked() routePorts {
 type routePorts struct {
 	cfgs   []spec.PortConfig
 	states []*portState
+}
+
+// ecmpLocked resolves each gateway of an ECMP route as a route of its
+// own and makes the group of them, holding each member (in *held) until
+// the caller's batch is applied.
+func (s *Switch) ecmpLocked(r spec.Route, ports routePorts, held *[]fib.Index) (fib.NextHop, error) {
+	group := make([]fib.Index, 0, 1+len(r.ECMP))
+	for _, via := range append([]netip.Addr{r.Via}, r.ECMP...) {
+		nh, err := s.resolveLocked(spec.Route{Prefix: r.Prefix, Via: via}, ports)
+		if err != nil {
+			return fib.NextHop{}, err
+		}
+		idx, err := s.fib.Acquire(nh)
+		if err != nil {
+			return fib.NextHop{}, fmt.Errorf("ecmp member %s: %w", via, err)
+		}
+		*held = append(*held, idx)
+		group = append(group, idx)
+	}
+	return fib.NextHop{Kind: fib.KindECMP, Group: group}, nil
 }
 
 // resolveLocked turns a valid route into its next hop by the switch's

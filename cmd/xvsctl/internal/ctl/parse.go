@@ -31,6 +31,8 @@ const (
 	OpStatus
 	OpLab
 	OpHelp
+	OpNodeStatus // bgp.go
+	OpBGPRoutes
 )
 
 // Command is a parsed command line (after the global flags).
@@ -40,6 +42,7 @@ type Command struct {
 	Route *xvspb.AddRouteRequest // OpRouteAdd; Prefix only for OpRouteDel
 	Port  *xvspb.PortConfig      // OpPortAdd; Name only for OpPortDel
 	Args  []string               // OpLab: everything after "lab"
+	BGP   BGPQuery               // OpBGPRoutes
 }
 
 // Parse parses a command (the words after the global flags).
@@ -62,6 +65,10 @@ func Parse(args []string) (*Command, error) {
 		return &Command{Op: OpStatus}, nil
 	case "lab":
 		return &Command{Op: OpLab, Args: rest}, nil
+	case "node":
+		return parseNode(rest)
+	case "bgp":
+		return parseBGP(rest)
 	case "help", "-h", "-help", "--help":
 		return &Command{Op: OpHelp}, nil
 	}
@@ -268,6 +275,9 @@ commands:
                 [memif-queues=N] [memif-ring=N] [memif-polling=true]   (mode=memif)
   port del NAME
   status                            is xvsd running and ready
+  node status                       BGP sessions, as calicoctl node status
+  bgp routes [-family v4|v6] [-peer ADDR] [-advertised]
+                                    BGP routes: best, received from or sent to a peer
   lab ...                           the test lab (see xvsctl lab -h)
 
 -s and -o may also follow the command.

@@ -191,6 +191,7 @@ type Daemon struct {
 	apiL net.Listener
 	http []*httpServer
 	cni  *cni
+	bgp  *bgpNode // nil without a bgp: section
 }
 
 type httpServer struct {
@@ -229,6 +230,10 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 	if err := d.startCNI(d.api.RegisterService); err != nil {
 		return nil, fmt.Errorf("cni server: %w", err)
 	}
+	if err := d.startBGP(context.Background()); err != nil {
+		return nil, err
+	}
+	d.api.RegisterBGP(d.BGP())
 	d.setHandlers(version)
 	return d, nil
 }
@@ -253,6 +258,7 @@ func (d *Daemon) listenHTTP() error {
 func (d *Daemon) setHandlers(version string) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(d.sw), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(d.bgpCollectors()...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "xvs_build_info", Help: "Always 1; the version label says which xvsd runs.",
 		ConstLabels: prometheus.Labels{"version": version},
@@ -322,6 +328,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	d.stopCNI()
+	d.stopBGP()
 	if err := d.sw.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close dataplane: %w", err)
 	}
@@ -332,6 +339,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // release undoes a partial New.
 func (d *Daemon) release() {
 	d.stopCNI()
+	d.stopBGP()
 	if d.sw != nil {
 		d.sw.Close()
 	}

@@ -7,12 +7,35 @@
 // before the switch is built, so a second xvsd (or a port already in use)
 // fails before it attaches XDP to interfaces the first one owns.
 //
+// # BGP
+//
+// With a bgp: section the daemon starts package bgp's speaker after the
+// switch forwards (and after the API's state is restored, so the pods'
+// routes are there first) and closes it before the switch. bgp.go's
+// routeSink is the speaker's RouteSink: it turns best routes into
+// Switch.ApplyRoutes(fib.OriginBGP, ...) batches, natively via the BGP
+// next hop (the switch resolves it through the port's neighbours, as a
+// static route's via) or through the VXLAN tunnel bgp.vxlan maps the next
+// hop or the peer to. An equal-cost set (maxPaths > 1) becomes one route
+// with spec.Route.ECMP, an ECMP group in the FIB (into a tunnel: the
+// first next hop's). A route the switch refuses (a next hop on no
+// port's subnet) is logged, counted (xvs_bgp_routes_refused_total) and
+// left out, and takes out what the prefix had; a withdrawn prefix, or
+// every route of a peer whose session ends, leaves the FIB in the same
+// batch. Prefixes another origin owns are not overridden
+// (xvs_bgp_routes_shadowed_total). The node's blocks (bgp.advertise, and
+// IPAM's through SetNodeBlocks) are advertised and blackholed. The BGP
+// gRPC service (api/bgp.go) serves `xvsctl node status` and `xvsctl bgp
+// routes`; the speaker's collector joins /metrics.
+//
 // # Concurrency
 //
 // Run owns the daemon's goroutines (API server, HTTP servers) and returns
 // after all of them stopped and the switch is closed. The metrics
 // collector reads the switch at scrape time on promhttp's goroutine; it
-// needs only the switch's methods to be safe for concurrent use.
+// needs only the switch's methods to be safe for concurrent use. The
+// speaker calls the route sink from its one flusher goroutine; the sink's
+// mutex orders those batches with SetNodeBlocks.
 //
 // # Allocation
 //
