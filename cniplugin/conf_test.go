@@ -1,7 +1,6 @@
 package cniplugin
 
 import (
-	"time"
 
 	"errors"
 	"github.com/containernetworking/cni/pkg/skel"
@@ -88,7 +87,7 @@ func nil2args() *skel.CmdArgs {
 // and STATUS with 50, both naming the socket.
 func TestXVSDDown(t *testing.T) {
 	sock := t.TempDir() + "/none.sock"
-	conf := []byte(`{"cniVersion": "1.1.0", "name": "n", "type": "xvs-cni", "api_socket": "` + sock + `"}`)
+	conf := []byte(`{"cniVersion": "1.1.0", "name": "n", "type": "xvs-cni", "api_socket": "` + sock + `", "timeout": "24h"}`)
 	args := nil2args()
 	args.StdinData = conf
 	args.Netns = "/run/netns/x"
@@ -97,14 +96,13 @@ func TestXVSDDown(t *testing.T) {
 		f    func(*skel.CmdArgs) error
 		code uint
 	}{{"ADD", Add, types.ErrTryAgainLater}, {"DEL", Del, types.ErrTryAgainLater}, {"STATUS", Status, 50}} {
-		start := time.Now()
+		// With a 24h call timeout, a plugin that waited for xvsd instead
+		// of failing on the refused connection would hang here until go
+		// test's own timeout fails the run: no wall-clock bound needed.
 		err := tc.f(args)
 		var ce *types.Error
 		if !errors.As(err, &ce) || ce.Code != tc.code || !strings.Contains(ce.Msg, sock) {
 			t.Errorf("%s: %v, want code %d naming %s", tc.name, err, tc.code, sock)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("%s took %v: want a fast failure", tc.name, d)
 		}
 	}
 }

@@ -16,16 +16,16 @@ import (
 	"github.com/xvs-project/xvs/lab"
 )
 
-// memifPMD finds DPDK's testpmd and its net_memif driver, or skips.
+// memifPMD finds DPDK's testpmd and its net_memif driver, or fails: make deps installs both.
 func memifPMD(t *testing.T) (bin, pmd string) {
 	t.Helper()
 	bin, err := exec.LookPath("dpdk-testpmd")
 	if err != nil {
-		t.Skip("dpdk-testpmd not installed (Debian dpdk; make deps installs it)")
+		t.Fatal("dpdk-testpmd not installed (Debian dpdk-dev; make deps installs it)")
 	}
 	out, err := exec.Command("dpkg", "-L", "librte-net-memif23").Output()
 	if err != nil {
-		t.Skipf("librte-net-memif23 not installed: %v", err)
+		t.Fatalf("librte-net-memif23 not installed (make deps installs it): %v", err)
 	}
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.HasSuffix(l, "/librte_net_memif.so.23") && strings.Contains(l, "pmds-") {
@@ -33,7 +33,7 @@ func memifPMD(t *testing.T) (bin, pmd string) {
 		}
 	}
 	if pmd == "" {
-		t.Skip("net_memif driver not found in librte-net-memif23")
+		t.Fatal("net_memif driver not found in librte-net-memif23")
 	}
 	return bin, pmd
 }

@@ -27,7 +27,7 @@ func testpmdVdev(t *testing.T, vdevSock string, extra ...string) (exited <-chan 
 	t.Helper()
 	bin, err := exec.LookPath("dpdk-testpmd")
 	if err != nil {
-		t.Skip("dpdk-testpmd not installed (Debian dpdk-dev; make deps installs it)")
+		t.Fatal("dpdk-testpmd not installed (Debian dpdk-dev; make deps installs it)")
 	}
 	pmd := "/usr/lib/x86_64-linux-gnu/librte_net_memif.so"
 	if out, err := exec.Command("dpkg", "-L", "librte-net-memif23").Output(); err == nil {
@@ -38,7 +38,7 @@ func testpmdVdev(t *testing.T, vdevSock string, extra ...string) (exited <-chan 
 		}
 	}
 	if _, err := os.Stat(pmd); err != nil {
-		t.Skipf("net_memif driver missing: %v", err)
+		t.Fatalf("net_memif driver missing (make deps installs librte-net-memif23): %v", err)
 	}
 	if os.Getuid() != 0 {
 		t.Skip("dpdk-testpmd needs root here")
