@@ -1,7 +1,6 @@
 package cniplugin
 
 import (
-
 	"errors"
 	"github.com/containernetworking/cni/pkg/skel"
 	"strings"

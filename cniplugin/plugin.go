@@ -147,25 +147,17 @@ func result(c *NetConf, args *skel.CmdArgs, rep *xvspb.CNIAddReply) (*current.Re
 // (code 11) when xvsd cannot be asked, so the runtime retries rather than
 // leaking the pod's addresses.
 func Del(args *skel.CmdArgs) error {
-	c, err := ParseConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	req, err := request(args, c)
-	if err != nil {
-		return err
-	}
-	rep, err := call(c, types.ErrTryAgainLater, func(ctx context.Context, cl xvspb.CNIClient) (*xvspb.CNIReply, error) {
-		return cl.CNIDel(ctx, req)
-	})
-	if err != nil {
-		return err
-	}
-	return fromPB(rep.GetError())
+	return podCall(args, xvspb.CNIClient.CNIDel)
 }
 
 // Check is CNI CHECK.
 func Check(args *skel.CmdArgs) error {
+	return podCall(args, xvspb.CNIClient.CNICheck)
+}
+
+// podCall is a verb on one attachment that answers nothing but an error
+// (DEL, CHECK): parse, ask xvsd, map its error.
+func podCall(args *skel.CmdArgs, rpc func(xvspb.CNIClient, context.Context, *xvspb.CNIRequest, ...grpc.CallOption) (*xvspb.CNIReply, error)) error {
 	c, err := ParseConf(args.StdinData)
 	if err != nil {
 		return err
@@ -175,7 +167,7 @@ func Check(args *skel.CmdArgs) error {
 		return err
 	}
 	rep, err := call(c, types.ErrTryAgainLater, func(ctx context.Context, cl xvspb.CNIClient) (*xvspb.CNIReply, error) {
-		return cl.CNICheck(ctx, req)
+		return rpc(cl, ctx, req)
 	})
 	if err != nil {
 		return err
