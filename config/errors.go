@@ -69,6 +69,10 @@ func (l *errs) shared(prefix string, errs []error, raw map[string]string) {
 			l.missing(field, fe.Msg)
 			continue
 		}
+		if fe.Num {
+			*l = append(*l, &FieldError{Field: field, Value: v, Err: errors.New(fe.Msg)})
+			continue
+		}
 		l.str(field, v, "%s", fe.Msg)
 	}
 }

@@ -17,6 +17,8 @@ type FieldError struct {
 	Field string // empty: the value as a whole
 	Value string // the offending value as text; empty when missing
 	Msg   string
+	// Num: Value is a number, shown without quotes.
+	Num bool
 }
 
 func (e *FieldError) Error() string {
@@ -25,6 +27,8 @@ func (e *FieldError) Error() string {
 		return e.Msg
 	case e.Value == "":
 		return fmt.Sprintf("%s: %s", e.Field, e.Msg)
+	case e.Num:
+		return fmt.Sprintf("%s: %s: %s", e.Field, e.Value, e.Msg)
 	}
 	return fmt.Sprintf("%s: %q: %s", e.Field, e.Value, e.Msg)
 }

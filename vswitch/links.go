@@ -8,17 +8,11 @@ import (
 	"github.com/xvs-project/xvs/spec"
 )
 
-// checkMemif holds a memif section to its mode: a memif port is a pod
-// port (routes to its addresses, the gateway answered on it), and only
-// mode memif has the section.
+// checkMemif holds a port to spec's memif rules (spec.ValidateMemif),
+// the config loader's and the driver's too.
 func checkMemif(pc spec.PortConfig) error {
-	switch {
-	case pc.Mode == spec.ModeMemif && pc.Memif == nil:
-		return fmt.Errorf("port %s: memif: missing (mode memif needs a socket): %w", pc.Name, ErrConfig)
-	case pc.Mode != spec.ModeMemif && pc.Memif != nil:
-		return fmt.Errorf("port %s: mode: %s: a memif section needs mode memif: %w", pc.Name, pc.Mode, ErrConfig)
-	case pc.Mode == spec.ModeMemif && pc.Kind != spec.PortPod:
-		return fmt.Errorf("port %s: kind: %s: a memif port is a pod port: %w", pc.Name, pc.Kind, ErrConfig)
+	if errs := spec.ValidateMemif(pc.Mode, pc.Kind, pc.Memif); len(errs) > 0 {
+		return fmt.Errorf("port %s: %w: %w", pc.Name, errs[0], ErrConfig)
 	}
 	return nil
 }

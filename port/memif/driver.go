@@ -40,25 +40,14 @@ var _ port.Driver = (*Driver)(nil)
 // Name implements port.Driver.
 func (*Driver) Name() string { return "memif" }
 
-// Validate checks a memif section on its own; errors name the field and
-// the value.
+// Validate checks a memif section on its own by spec's rules
+// (MemifConfig.Validate); errors name the field and the value.
 func Validate(mc *spec.MemifConfig) error {
 	if mc == nil {
 		return fmt.Errorf("memif: missing (mode memif needs a socket): %w", ErrConfig)
 	}
-	switch {
-	case mc.Socket == "" || mc.Socket == "@":
-		return fmt.Errorf("memif.socket: %q: empty: %w", mc.Socket, ErrConfig)
-	case len(mc.Socket) > 107:
-		return fmt.Errorf("memif.socket: %q: longer than a unix socket address (107 bytes): %w", mc.Socket, ErrConfig)
-	case mc.Socket[0] != '@' && mc.Socket[0] != '/':
-		return fmt.Errorf("memif.socket: %q: must be an absolute path or @name: %w", mc.Socket, ErrConfig)
-	case mc.Queues < 0 || mc.Queues > 64:
-		return fmt.Errorf("memif.queues: %d: must be 1..64: %w", mc.Queues, ErrConfig)
-	case mc.RingSize != 0 && (mc.RingSize < 2 || mc.RingSize > 1<<14 || mc.RingSize&(mc.RingSize-1) != 0):
-		return fmt.Errorf("memif.ring_size: %d: must be a power of two, 2..16384: %w", mc.RingSize, ErrConfig)
-	case len(mc.Secret) > 24:
-		return fmt.Errorf("memif.secret: %d bytes: at most 24: %w", len(mc.Secret), ErrConfig)
+	if errs := mc.Validate(); len(errs) > 0 {
+		return fmt.Errorf("memif.%w: %w", errs[0], ErrConfig)
 	}
 	return nil
 }

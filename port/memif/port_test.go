@@ -319,12 +319,12 @@ func TestValidate(t *testing.T) {
 		want string
 	}{
 		{nil, "memif: missing"},
-		{&spec.MemifConfig{}, `memif.socket: "": empty`},
+		{&spec.MemifConfig{}, `memif.socket: required: an absolute path or @name`},
 		{&spec.MemifConfig{Socket: "rel/sock"}, `memif.socket: "rel/sock": must be an absolute path or @name`},
 		{&spec.MemifConfig{Socket: "@" + strings.Repeat("x", 120)}, "longer than a unix socket address"},
 		{&spec.MemifConfig{Socket: "@m", Queues: 65}, "memif.queues: 65: must be 1..64"},
 		{&spec.MemifConfig{Socket: "@m", RingSize: 1000}, "memif.ring_size: 1000: must be a power of two"},
-		{&spec.MemifConfig{Socket: "@m", Secret: strings.Repeat("s", 25)}, "memif.secret: 25 bytes"},
+		{&spec.MemifConfig{Socket: "@m", Secret: strings.Repeat("s", 25)}, "memif.secret: 25: bytes: at most 24"},
 		{&spec.MemifConfig{Socket: "@m", RingSize: 256, Queues: 4}, ""},
 	} {
 		err := memifport.Validate(tc.mc)
