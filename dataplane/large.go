@@ -62,23 +62,34 @@ func (w *Worker) forwardLarge(lf *port.LargeFrame, in *Port) {
 	why := DropUnknownProto
 	switch encap.Ethernet(b).Type() {
 	case encap.EtherTypeIPv4:
-		ip := encap.IPv4(b[encap.EthernetLen:])
-		if why = parse4(ip, in, &d); why == DropBadL3 {
+		if !parse4(b, in, &d) {
+			why = DropBadL3
 			break
 		}
-		// why is keep or DropMartian, unless the switch's own.
-		b = b[:encap.EthernetLen+int(d.ipLen)]
-		if in.Gateway && d.dst4() == w.gw4 {
+		ip := encap.IPv4(b[encap.EthernetLen:])
+		b = d.frame
+		switch {
+		case in.Gateway && d.dst4() == w.gw4:
 			// Addressed to the switch: nothing it answers is this big.
 			why = DropLocal
+		case !encap.IsIPv4Forwardable(d.dst4()) || !encap.IsIPv4Forwardable(ip.Src()):
+			why = DropMartian
+		default:
+			why = keep
 		}
 	case encap.EtherTypeIPv6:
-		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why == DropBadL3 {
+		if !parse6(b, in, &d) {
+			why = DropBadL3
 			break
 		}
-		b = b[:encap.EthernetLen+int(d.ipLen)]
-		if in.Gateway && d.dst == w.gw6 {
+		b = d.frame
+		switch {
+		case in.Gateway && d.dst == w.gw6:
 			why = DropLocal
+		case !encap.IsIPv6Forwardable(d.dst):
+			why = DropMartian
+		default:
+			why = keep
 		}
 	}
 	if why == keep {

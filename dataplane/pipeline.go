@@ -72,12 +72,16 @@ const (
 type desc struct {
 	// in is the port the frame came in on: for a frame that came out of
 	// a tunnel, the tunnel's pseudo-port (in.tunnel set).
-	in  *Port
-	fam family
-	l3  uint16 // the IP header's offset in the frame
-	l4  uint16 // the transport header's offset (IPv6: behind the fixed header)
-	// ipLen is the IP packet's length, header included; the frame is
-	// trimmed to l3+ipLen.
+	in *Port
+	// frame is the frame's bytes, from its Ethernet header to the IP
+	// packet's end (l3+ipLen): in Umem for a single frame, in the port's
+	// buffer for a large one. Later stages read and rewrite the frame
+	// through it rather than finding it again.
+	frame []byte
+	fam   family
+	l3    uint16 // the IP header's offset in the frame
+	l4    uint16 // the transport header's offset (IPv6: behind the fixed header)
+	// ipLen is the IP packet's length, header included.
 	ipLen uint16
 	// wire is the largest IP packet the frame becomes on the wire: ipLen,
 	// or for a GSO super-frame the size of one segment.
@@ -114,17 +118,15 @@ func (w *Worker) process(pkts []port.Packet, in *Port) {
 	v := w.fib.View()
 	var rxBytes uint64
 	descs := w.descs[:len(pkts)]
-	a4, i4, a6, i6 := w.a4[:len(pkts)], w.i4[:len(pkts)], w.a6[:len(pkts)], w.i6[:len(pkts)]
 	n4, n6 := 0, 0
 	for i := range pkts {
 		rxBytes += uint64(pkts[i].Len)
-		d := &descs[i]
-		switch w.classify(&pkts[i], in, d) {
+		switch w.classify(&pkts[i], in, &descs[i]) {
 		case fam4:
-			a4[n4], i4[n4] = d.dst4(), uint16(i)
+			w.a4[n4], w.i4[n4] = descs[i].dst4(), uint16(i)
 			n4++
 		case fam6:
-			a6[n6], i6[n6] = d.dst, uint16(i)
+			w.a6[n6], w.i6[n6] = descs[i].dst, uint16(i)
 			n6++
 		}
 	}
@@ -133,15 +135,15 @@ func (w *Worker) process(pkts []port.Packet, in *Port) {
 	in.Stats.RxBytes.Add(rxBytes)
 	if n4 > 0 {
 		r4 := w.r4[:n4]
-		v.LookupBatch4(0, a4[:n4], r4)
-		for j, i := range i4[:n4] {
+		v.LookupBatch4(0, w.a4[:n4], r4)
+		for j, i := range w.i4[:n4] {
 			w.forward(&pkts[i], &descs[i], v, r4[j])
 		}
 	}
 	if n6 > 0 {
 		r6 := w.r6[:n6]
-		v.LookupBatch6(0, a6[:n6], r6)
-		for j, i := range i6[:n6] {
+		v.LookupBatch6(0, w.a6[:n6], r6)
+		for j, i := range w.i6[:n6] {
 			w.forward(&pkts[i], &descs[i], v, r6[j])
 		}
 	}
@@ -160,44 +162,42 @@ func (w *Worker) parseL2(b []byte, in *Port) Drop {
 	return keep
 }
 
-// parse4 parses the IPv4 header ip, behind the Ethernet header of a frame
-// received on in, into the descriptor d. It returns keep; DropBadL3 for an
-// invalid header or header checksum (d is then not filled in); or
-// DropMartian when the addresses may not be routed. DropMartian is a
-// verdict for the caller to apply last, after its checks for what is the
-// switch's own, which take frames such addresses would fail (the
-// gateway's link-local one) — and not at all for a frame the switch built.
-// Validity and admission are one call because it is the per-frame path's.
-func parse4(ip encap.IPv4, in *Port, d *desc) Drop {
-	if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
-		return DropBadL3
+// parse4 parses the IPv4 header behind the Ethernet header of frame b
+// (at least EthernetLen long), received on in, into the descriptor d; it
+// returns false for an invalid header or header checksum (d is then
+// not to be read). Whether the addresses may
+// be routed is the caller's question (DropMartian), asked after its checks
+// for what is the switch's own, which take frames such addresses would
+// fail (the gateway's link-local one), and not at all for a frame the
+// switch built or one it decapsulates.
+func parse4(b []byte, in *Port, d *desc) bool {
+	ip := encap.IPv4(b[encap.EthernetLen:])
+	if !ip.IsValid(len(ip)) {
+		return false
 	}
-	dst := ip.Dst()
-	d.in, d.fam, d.l3 = in, fam4, encap.EthernetLen
-	d.ipLen = ip.TotalLength()
+	n := ip.TotalLength()
+	d.in, d.frame = in, b[:encap.EthernetLen+int(n)]
+	d.fam, d.l3, d.ipLen = fam4, encap.EthernetLen, n
 	d.l4 = encap.EthernetLen + uint16(ip.HeaderLen())
-	d.wire = int32(d.ipLen)
-	*(*[4]byte)(d.dst[:4]) = dst
-	if !encap.IsIPv4Forwardable(dst) || !encap.IsIPv4Forwardable(ip.Src()) {
-		return DropMartian
-	}
-	return keep
+	d.wire = int32(n)
+	*(*[4]byte)(d.dst[:4]) = ip.Dst()
+	// Last, so that nothing is kept across the call.
+	return ip.HeaderChecksumValid()
 }
 
 // parse6 is parse4 for IPv6.
-func parse6(ip encap.IPv6, in *Port, d *desc) Drop {
+func parse6(b []byte, in *Port, d *desc) bool {
+	ip := encap.IPv6(b[encap.EthernetLen:])
 	if !ip.IsValid(len(ip)) {
-		return DropBadL3
+		return false
 	}
-	d.in, d.fam, d.l3 = in, fam6, encap.EthernetLen
-	d.ipLen = encap.IPv6Len + ip.PayloadLength()
+	n := encap.IPv6Len + ip.PayloadLength()
+	d.in, d.frame = in, b[:encap.EthernetLen+int(n)]
+	d.fam, d.l3, d.ipLen = fam6, encap.EthernetLen, n
 	d.l4 = encap.EthernetLen + encap.IPv6Len
-	d.wire = int32(d.ipLen)
+	d.wire = int32(n)
 	d.dst = ip.Dst()
-	if !encap.IsIPv6Forwardable(d.dst) {
-		return DropMartian
-	}
-	return keep
+	return true
 }
 
 // classify parses frame p, received on in, into its descriptor d. It
@@ -218,12 +218,12 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
 	why := keep
 	switch eth.Type() {
 	case encap.EtherTypeIPv4:
-		ip := encap.IPv4(b[encap.EthernetLen:])
-		if why = parse4(ip, in, d); why == DropBadL3 {
+		if !parse4(b, in, d) {
+			why = DropBadL3
 			break
 		}
-		// why is keep or DropMartian from here on.
-		p.Len = uint32(encap.EthernetLen + int(d.ipLen))
+		ip := encap.IPv4(b[encap.EthernetLen:])
+		p.Len = uint32(len(d.frame))
 		dst := d.dst4()
 		if w.vx.Has4 && in.Kind == spec.PortUplink && !in.Tunnel && dst == w.vx.Src4 {
 			if isVXLAN, ok := w.decap4(p, ip); isVXLAN {
@@ -237,12 +237,16 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
 			w.local4(p, in, eth, ip)
 			return famNone
 		}
+		if !encap.IsIPv4Forwardable(dst) || !encap.IsIPv4Forwardable(ip.Src()) {
+			why = DropMartian
+		}
 	case encap.EtherTypeIPv6:
-		ip := encap.IPv6(b[encap.EthernetLen:])
-		if why = parse6(ip, in, d); why == DropBadL3 {
+		if !parse6(b, in, d) {
+			why = DropBadL3
 			break
 		}
-		p.Len = uint32(encap.EthernetLen + int(d.ipLen))
+		ip := encap.IPv6(b[encap.EthernetLen:])
+		p.Len = uint32(len(d.frame))
 		dst := &d.dst
 		if w.vx.Has6 && in.Kind == spec.PortUplink && !in.Tunnel && *dst == w.vx.Src6 {
 			if isVXLAN, ok := w.decap6(p, ip); isVXLAN {
@@ -262,6 +266,8 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
 			// Link-scope multicast (MLD reports and the like) is for
 			// the link, which the switch does not take part in.
 			why = DropLocal
+		case !encap.IsIPv6Forwardable(*dst):
+			why = DropMartian
 		}
 	case encap.EtherTypeARP:
 		w.arp(p, in, eth, b[encap.EthernetLen:])
@@ -270,7 +276,7 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
 		why = DropUnknownProto
 	}
 	if why == keep {
-		why = w.preRoute(b, d)
+		why = w.preRoute(d.frame, d)
 	}
 	if why != keep {
 		w.drop(p, why)
@@ -328,7 +334,7 @@ const keep = NumDrops
 // forward decides and acts for the frame p of descriptor d, routed by idx
 // in v.
 func (w *Worker) forward(p *port.Packet, d *desc, v *fib.View, idx fib.Index) {
-	b := w.umem.Bytes(p.Addr, int(p.Len))
+	b := d.frame
 	eth := encap.Ethernet(b)
 	var r decision
 	if d.fam == fam4 {

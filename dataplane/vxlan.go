@@ -246,19 +246,21 @@ func (w *Worker) reply(p *port.Packet, in *Port) {
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	var d desc
 	why := DropLocal
-	// The switch built the frame: parse's DropMartian does not apply (its
+	// The switch built the frame: its addresses are not judged (its
 	// source may be the gateway's link-local address).
 	switch encap.Ethernet(b).Type() {
 	case encap.EtherTypeIPv4:
-		if why = parse4(encap.IPv4(b[encap.EthernetLen:]), in, &d); why != DropBadL3 {
+		if len(b) >= encap.EthernetLen && parse4(b, in, &d) {
 			w.forward(p, &d, v, v.Lookup4(0, d.dst4()))
 			return
 		}
+		why = DropBadL3
 	case encap.EtherTypeIPv6:
-		if why = parse6(encap.IPv6(b[encap.EthernetLen:]), in, &d); why != DropBadL3 {
+		if len(b) >= encap.EthernetLen && parse6(b, in, &d) {
 			w.forward(p, &d, v, v.Lookup6(0, d.dst))
 			return
 		}
+		why = DropBadL3
 	}
 	w.drop(p, why)
 }
