@@ -83,8 +83,8 @@ type Switch struct {
 	ktunSrc   atomic.Pointer[tunnelSource] // the device's source addresses, for the event loop
 	vx        dataplane.VXLAN              // the node's VTEP once an uplink made it (guarded by mu)
 
-	mu     sync.Mutex // guards ports, byName, routes, frames
-	ports  map[uint16]*portState
+	mu    sync.Mutex // guards ports, byName, routes, frames
+	ports map[uint16]*portState
 	// frames[w] is how many of worker w's Umem frames its ports keep in
 	// their fill rings (the sum of their portState.frames).
 	frames []int
