@@ -23,6 +23,17 @@ type OpenRequest struct {
 	// FastPath is the switch's fast path for pod and uplink ports, nil
 	// when off: the port's own program forwards to the node's pods.
 	FastPath *xdpprog.FastPath
+	// FillFrames is how many Umem frames the port shall keep posted for
+	// the kernel to receive into (an AF_XDP fill ring); 0 is the
+	// driver's default.
+	FillFrames int
+	// FrameBudget is the most Umem frames the port may keep for itself
+	// (Opened.Frames): what the worker's other ports and its own working
+	// set leave. Every port of a worker draws on one Umem; a driver that
+	// needs more fails with xsk.ErrNoFrames rather than open a port that
+	// cannot receive. 0 is no limit (a Umem of the caller's own); a
+	// negative budget is none left.
+	FrameBudget int
 }
 
 // Opened is an open port and the link facts the pipeline needs.
@@ -32,6 +43,10 @@ type Opened struct {
 	MTU     int
 	Ifindex int
 	Reason  string // why the port runs in a lesser mode than asked, if it does
+	// Frames is how many of the worker's Umem frames the port keeps for
+	// itself while open (posted in its fill ring); frames it holds only
+	// for the length of a call are not counted.
+	Frames int
 }
 
 // Driver opens ports of the modes it is registered for. Open runs on the

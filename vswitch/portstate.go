@@ -19,7 +19,10 @@ type portState struct {
 	// first queue and every other port); queues are the primary's others.
 	primary *portState
 	queues  []*portState
-	status  atomic.Pointer[portStatusDyn]
+	// frames is how many of its worker's Umem frames the port keeps in
+	// its fill ring (port.Opened.Frames), counted in Switch.frames.
+	frames int
+	status atomic.Pointer[portStatusDyn]
 	// linkDown is set while a port whose link comes and goes under it
 	// (port.LinkNotifier: memif) has no peer: its pod routes are out of
 	// the FIB. linkPending says the port reported a change the event loop

@@ -83,8 +83,11 @@ type Switch struct {
 	ktunSrc   atomic.Pointer[tunnelSource] // the device's source addresses, for the event loop
 	vx        dataplane.VXLAN              // the node's VTEP once an uplink made it (guarded by mu)
 
-	mu     sync.Mutex // guards ports, byName, routes
-	ports  map[uint16]*portState
+	mu    sync.Mutex // guards ports, byName, routes, frames
+	ports map[uint16]*portState
+	// frames[w] is how many of worker w's Umem frames its ports keep in
+	// their fill rings (the sum of their portState.frames).
+	frames []int
 	byName map[string]*portState
 	routes routeIndex // the FIB's routes by output port
 
@@ -108,7 +111,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		events: make(chan dataplane.Request, 1024), stopCh: make(chan struct{}), linkCh: make(chan struct{}, 1),
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
-		routes: newRouteIndex(),
+		routes: newRouteIndex(), frames: make([]int, cfg.Workers),
 	}
 	for _, o := range opts {
 		o(s)
@@ -325,7 +328,7 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	}
 	id := s.freeIDLocked()
 	w := s.pickWorkerLocked(pc)
-	req := port.OpenRequest{Config: pc, Umem: w.Umem(), Log: s.log.With("port", pc.Name)}
+	req := port.OpenRequest{Config: pc, Umem: w.Umem(), Log: s.log.With("port", pc.Name), FrameBudget: s.frameBudgetLocked(w.ID())}
 	if pc.Kind == spec.PortPod || pc.Kind == spec.PortUplink {
 		// An uplink's program forwards to the node's pods too: frames
 		// from the network to a pod skip the socket and the worker.
@@ -339,6 +342,8 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 		return spec.PortStatus{}, fmt.Errorf("open port %s: %w", pc.Name, err)
 	}
 	ps.Dev, ps.ifindex, ps.MTU = op.Port, op.Ifindex, op.MTU
+	ps.frames = op.Frames
+	s.frames[w.ID()] += op.Frames
 	if lp, ok := op.Port.(port.LargePort); ok {
 		ps.Large = lp
 	}
@@ -389,6 +394,7 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	if !ps.linkDown {
 		if err := s.installPortRoutesLocked(ps); err != nil {
 			op.Port.Close()
+			s.frames[w.ID()] -= ps.frames
 			return spec.PortStatus{}, err
 		}
 	}
@@ -431,6 +437,9 @@ func (s *Switch) onAllWorkers(fn func(*dataplane.Worker)) {
 	}
 }
 
+// pickWorkerLocked picks the worker that serves a new port: an uplink's
+// by its queue, any other port the worker with the most Umem frames not
+// committed to ports' fill rings (fewest ports on a tie).
 func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *dataplane.Worker {
 	if pc.Kind == spec.PortUplink {
 		return s.workers[pc.Queue%len(s.workers)]
@@ -441,12 +450,29 @@ func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *dataplane.Worker {
 	}
 	best := 0
 	for i := range count {
-		if count[i] < count[best] {
+		if s.frames[i] < s.frames[best] || s.frames[i] == s.frames[best] && count[i] < count[best] {
 			best = i
 		}
 	}
 	return s.workers[best]
 }
+
+// frameBudgetLocked is how many of worker w's Umem frames a new port may
+// keep posted: what its ports' fill rings do not hold, less the worker's
+// own working set (workerReserve). Ports hold their fill rings whether
+// traffic comes or not, so a worker serves as many ports as its Umem
+// has rings for, and a port beyond that is refused, never opened dead.
+func (s *Switch) frameBudgetLocked(w int) int {
+	if b := s.cfg.Frames - s.workerReserve() - s.frames[w]; b > 0 {
+		return b
+	}
+	return -1 // none left (0 would be no limit)
+}
+
+// workerReserve is the frames a worker keeps out of its ports' fill
+// rings: the vectors in flight, frames queued in tx rings until their
+// completion, replies and segments it builds.
+func (s *Switch) workerReserve() int { return 4 * s.cfg.BatchSize }
 
 // steerLocked adds (or removes) a pod port's addresses to every uplink's
 // steering program; for a new uplink it adds every pod's addresses.
@@ -517,7 +543,7 @@ func (s *Switch) addQueuesLocked(ps *portState) error {
 		qc := ps.cfg
 		qc.Name, qc.Queue, qc.Queues, qc.Addrs = ps.cfg.Name, q, 1, nil
 		w := s.workers[q%len(s.workers)]
-		req := port.OpenRequest{Config: qc, Umem: w.Umem(), Log: s.log.With("port", qc.Name, "queue", q), FastPath: s.fast}
+		req := port.OpenRequest{Config: qc, Umem: w.Umem(), Log: s.log.With("port", qc.Name, "queue", q), FastPath: s.fast, FrameBudget: s.frameBudgetLocked(w.ID())}
 		var op port.Opened
 		var err error
 		w.Do(func() { op, err = qo.OpenQueue(req) })
@@ -531,8 +557,9 @@ func (s *Switch) addQueuesLocked(ps *portState) error {
 				ID: id, Name: name, Kind: spec.PortUplink, Worker: w.ID(), Dev: op.Port,
 				MTU: ps.MTU, MAC: ps.MAC, ICMPSrc4: ps.ICMPSrc4, ICMPSrc6: ps.ICMPSrc6,
 			},
-			cfg: qc, ifindex: ps.ifindex, primary: ps,
+			cfg: qc, ifindex: ps.ifindex, primary: ps, frames: op.Frames,
 		}
+		s.frames[w.ID()] += op.Frames
 		qs.setStatus(true, op.Port.Mode(), op.Reason)
 		s.onAllWorkers(func(x *dataplane.Worker) {
 			x.AddPort(qs.Port)
@@ -572,6 +599,8 @@ func (s *Switch) delPortLocked(ps *portState) error {
 			errs = append(errs, qs.Dev.Close())
 			qs.Dev = nil
 		}
+		s.frames[qs.Worker] -= qs.frames
+		qs.frames = 0
 		delete(s.ports, qs.ID)
 		delete(s.byName, qs.Name)
 	}
@@ -591,6 +620,8 @@ func (s *Switch) delPortLocked(ps *portState) error {
 		errs = append(errs, ps.Dev.Close())
 		ps.Dev, ps.Large = nil, nil
 	}
+	s.frames[ps.Worker] -= ps.frames
+	ps.frames = 0
 	delete(s.ports, ps.ID)
 	delete(s.byName, name)
 	s.log.Info("port deleted", "port", name)
@@ -613,6 +644,8 @@ func (s *Switch) portDown(ifindex int, reason string) {
 			s.log.Debug("close downed port", "port", ps.Name, "err", err)
 		}
 		ps.Dev, ps.Large = nil, nil
+		s.frames[ps.Worker] -= ps.frames
+		ps.frames = 0
 		ps.setStatus(false, mode, reason)
 		s.log.Warn("port down", "port", ps.Name, "reason", reason)
 	}

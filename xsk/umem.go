@@ -67,6 +67,9 @@ func (u *Umem) FrameSize() int { return int(u.frameSize) }
 // Frames returns the number of frames.
 func (u *Umem) Frames() int { return u.nframes }
 
+// Sockets returns how many sockets are bound over the Umem.
+func (u *Umem) Sockets() int { return len(u.socks) }
+
 // FreeCount returns how many frames are free.
 func (u *Umem) FreeCount() int { return len(u.free) }
 

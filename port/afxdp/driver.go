@@ -5,6 +5,7 @@ import (
 
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk"
 )
 
 // Driver opens AF_XDP ports: register it for ModeXDPZC, ModeXDPDrv and
@@ -39,7 +40,16 @@ func open(req port.OpenRequest, prog *xdpprog.Program) (port.Opened, error) {
 	// Every port sends TCP's super-frames whole (from af-packet pods, or
 	// merged by GRO): the uplink for the NIC (or the kernel) to cut, a
 	// pod's veth to the pod's stack in one piece.
-	opts := Options{Program: prog, FastPath: req.FastPath, LargeTx: true}
+	opts := Options{Program: prog, FastPath: req.FastPath, LargeTx: true, FillTarget: req.FillFrames}
+	if opts.FillTarget == 0 {
+		opts.FillTarget = DefaultFillTarget(pc.Kind, req.Umem.Frames())
+	}
+	if b := req.FrameBudget; b != 0 && opts.FillTarget > b {
+		// Refused before anything is attached: auto mode falls back to
+		// AF_PACKET, which keeps no frames.
+		return port.Opened{}, fmt.Errorf("xdp port %s: its fill ring needs %d Umem frames, the worker has %d left of %d (the other ports' fill rings hold the rest; raise frames or workers): %w",
+			pc.Name, opts.FillTarget, max(b, 0), req.Umem.Frames(), xsk.ErrNoFrames)
+	}
 	p, err := Open(pc.Name, pc.Queue, pc.Kind, pc.Mode, req.Umem, opts)
 	if err != nil {
 		return port.Opened{}, err
@@ -51,5 +61,6 @@ func open(req port.OpenRequest, prog *xdpprog.Program) (port.Opened, error) {
 		}
 	}
 	op.Port = p.AsPort()
+	op.Frames = p.FillTarget()
 	return op, nil
 }

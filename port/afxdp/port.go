@@ -24,9 +24,11 @@ type Options struct {
 	// RingSize).
 	FillSize, CompSize uint32
 	// FillTarget is how many Umem frames the port keeps posted in its fill
-	// ring (default: a quarter of the Umem for an uplink, an eighth, at
-	// least 64, for other ports; never more than FillSize). Every port of a
-	// worker draws on the same Umem, so this bounds what one idle port holds.
+	// ring (default: UplinkFill for an uplink, PodFill for other ports;
+	// never more than FillSize). Every port of a worker draws on the same
+	// Umem, and a port holds its target whether traffic comes or not: the
+	// kernel gives fill-ring frames back only by receiving into them. Open
+	// fails (xsk.ErrNoFrames) when the Umem cannot fill the target.
 	FillTarget int
 	// Program, when set, is an already attached steering program shared by
 	// every queue of a multi-queue uplink: the port only puts its socket in
@@ -81,6 +83,26 @@ var (
 	_ port.QueueOpener   = (*Port)(nil)
 )
 
+// Fill targets. A pod's veth receives at most a NAPI budget (64 frames)
+// per poll and the worker tops the ring up after every receive, so a few
+// hundred frames keep a pod at full rate (docs/BENCHMARKS.md, "Frames per
+// pod port"); what a port holds beyond that only shortens the list of
+// pods a worker's Umem can serve. The uplink carries every pod's traffic.
+const (
+	PodFill    = 256
+	UplinkFill = 2048
+)
+
+// DefaultFillTarget is the fill target of a port of kind over a Umem of
+// frames frames: UplinkFill (at most a quarter of the Umem) for an
+// uplink, PodFill (at most an eighth) for pod and host ports.
+func DefaultFillTarget(kind spec.PortKind, frames int) int {
+	if kind == spec.PortUplink {
+		return min(UplinkFill, frames/4)
+	}
+	return min(PodFill, frames/8)
+}
+
 // maxKicks bounds the sendto calls one Flush makes to drain the tx ring.
 const maxKicks = 16
 
@@ -110,12 +132,7 @@ func Open(ifname string, queue int, kind spec.PortKind, mode spec.Mode, umem *xs
 		opts.CompSize = opts.RingSize
 	}
 	if opts.FillTarget == 0 {
-		// The uplink carries most of the traffic; a pod port holds less so
-		// that a worker's Umem stretches over many pods.
-		opts.FillTarget = max(64, umem.Frames()/8)
-		if kind == spec.PortUplink {
-			opts.FillTarget = umem.Frames() / 4
-		}
+		opts.FillTarget = DefaultFillTarget(kind, umem.Frames())
 	}
 	opts.FillTarget = min(opts.FillTarget, int(opts.FillSize))
 
@@ -217,6 +234,12 @@ func Open(ifname string, queue int, kind spec.PortKind, mode spec.Mode, umem *xs
 		p.mode = spec.ModeXDPDrv
 	}
 	p.posted += p.sock.Refill(p.target)
+	if p.posted < p.target {
+		// A port with an empty fill ring receives nothing: refuse it
+		// rather than run it dead.
+		return nil, fmt.Errorf("xdp port %s: fill ring: %d of %d frames, the worker's Umem has no more free (%d frames, %d ports' rings hold them): %w",
+			ifname, p.posted, p.target, umem.Frames(), umem.Sockets(), xsk.ErrNoFrames)
+	}
 	if err = p.prog.SetSocket(queue, p.sock.FD()); err != nil {
 		return nil, fmt.Errorf("xdp port %s: %w", ifname, err)
 	}
@@ -314,6 +337,9 @@ func (p *Port) Flush() {
 	}
 	s.KickRx()
 }
+
+// FillTarget returns how many Umem frames the port keeps posted.
+func (p *Port) FillTarget() int { return p.target }
 
 func (p *Port) PollFD() int { return p.sock.FD() }
 
