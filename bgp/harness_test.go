@@ -139,6 +139,7 @@ type childReq struct {
 	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
 	Addr     netip.Addr     `json:"addr,omitzero"`
 	Config   string         `json:"config,omitempty"` // YAML
+	Peers    []Peer         `json:"peers,omitempty"`
 }
 
 type childResp struct {
@@ -239,6 +240,10 @@ func childMain(specPath string) int {
 			if err := yaml.Unmarshal([]byte(req.Config), &c); err != nil {
 				resp.Err = err.Error()
 			} else if err := sp.Reconfigure(ctx, c); err != nil {
+				resp.Err = err.Error()
+			}
+		case "setpeers":
+			if err := sp.SetPeers(ctx, req.Peers); err != nil {
 				resp.Err = err.Error()
 			}
 		case "lookup":

@@ -253,6 +253,10 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.reconfigureLocked(ctx, cfg)
+}
+
+func (s *Speaker) reconfigureLocked(ctx context.Context, cfg Config) error {
 	old := &s.cfg
 	switch {
 	case cfg.LocalAS() != old.LocalAS():
@@ -280,13 +284,54 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) error {
 	return s.reconcileAdvertLocked()
 }
 
-// SetMeshMembers replaces the node-to-node mesh's member list.
-func (s *Speaker) SetMeshMembers(ctx context.Context, members []netip.Addr) error {
+// edit applies f to a copy of the current config and reconfigures with
+// it, under one hold of the mutex, so concurrent edits do not lose each
+// other's changes.
+func (s *Speaker) edit(ctx context.Context, f func(*Config)) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	cfg := s.cfg
-	s.mu.Unlock()
-	cfg.MeshMembers = slices.Clone(members)
-	return s.Reconfigure(ctx, cfg)
+	cfg.Peers = slices.Clone(cfg.Peers)
+	cfg.MeshMembers = slices.Clone(cfg.MeshMembers)
+	f(&cfg)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return s.reconfigureLocked(ctx, cfg)
+}
+
+// SetMeshMembers replaces the node-to-node mesh's member list (the
+// cluster's nodes' addresses; the node's own are skipped). Members that
+// stay keep their sessions.
+func (s *Speaker) SetMeshMembers(ctx context.Context, members []netip.Addr) error {
+	return s.edit(ctx, func(c *Config) { c.MeshMembers = slices.Clone(members) })
+}
+
+// SetMesh turns the node-to-node mesh on or off and replaces its members
+// in one step (Calico's nodeToNodeMeshEnabled and the Node list).
+func (s *Speaker) SetMesh(ctx context.Context, enabled bool, members []netip.Addr) error {
+	return s.edit(ctx, func(c *Config) {
+		c.NodeToNodeMeshEnabled = &enabled
+		c.MeshMembers = slices.Clone(members)
+	})
+}
+
+// SetPeers replaces the explicit peers (global and node specific, route
+// reflectors and their clients; Calico's BGPPeer objects) with peers, by
+// difference: a peer whose settings are unchanged keeps its session, a
+// changed one is re-created (its session restarts), one no longer listed
+// is removed and its routes leave the sink. Validation is the config's
+// (errors name peers[i].field and the value); on an error nothing changes.
+// The Kubernetes node agent calls it as Node and BGPPeer objects change.
+func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
+	return s.edit(ctx, func(c *Config) { c.Peers = slices.Clone(peers) })
+}
+
+// Peers returns the explicit peers currently configured (a copy).
+func (s *Speaker) Peers() []Peer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.cfg.Peers)
 }
 
 // SetPrefixes replaces the prefixes the node owns and advertises (its
