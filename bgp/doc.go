@@ -50,6 +50,11 @@
 //     since, info with the last error; per-peer received, accepted,
 //     advertised, UPDATE and withdraw counts, flaps, malformed UPDATEs),
 //     FormatStatus (the "IPv4 BGP status" / "IPv6 BGP status" tables),
+//     with a row of type "unknown" (state refused, INFO "Refused: not a
+//     configured peer (N connection attempts, last T)") for each address
+//     that connected without being a peer, the 16 most recent
+//     (Status.Unknown, apart from Peers; GoBGP only logs these at Info,
+//     which the speaker's log handler always takes),
 //     Routes and FormatRoutes (`xvsctl bgp routes`), a Prometheus
 //     collector (Collector).
 //

@@ -178,7 +178,7 @@ func TestSetPeers(t *testing.T) {
 	p2, _ := nodePrefixes(2)
 	p3, _ := nodePrefixes(3)
 	off := ptr(false)
-	c1 := startSpeaker(t, ns1, childSpec{Config: Config{NodeASNumber: 65001, NodeIPv4: a1, NodeIPv6: b1, NodeToNodeMeshEnabled: off}})
+	c1 := startSpeaker(t, ns1, childSpec{GoBGPWarn: true, Config: Config{NodeASNumber: 65001, NodeIPv4: a1, NodeIPv6: b1, NodeToNodeMeshEnabled: off}})
 	startSpeaker(t, ns2, childSpec{Config: Config{NodeASNumber: 65002, NodeIPv4: a2, NodeIPv6: b2, NodeToNodeMeshEnabled: off,
 		Peers: []Peer{{Address: a1, ASNumber: 65001, ConnectRetry: time.Second}}}, Prefixes: []netip.Prefix{p2}})
 	startSpeaker(t, ns3, childSpec{Config: Config{NodeASNumber: 65003, NodeIPv4: a3, NodeIPv6: b3, NodeToNodeMeshEnabled: off,
@@ -187,6 +187,20 @@ func TestSetPeers(t *testing.T) {
 	peer2 := Peer{Address: a2, ASNumber: 65002, ConnectRetry: time.Second}
 	peer3 := Peer{Address: a3, ASNumber: 65003, ConnectRetry: time.Second}
 	set := func(ps ...Peer) string { return c1.call(childReq{Op: "setpeers", Peers: ps}).Err }
+	// Before: node2 and node3 connect to a node that has no peers; they
+	// are refused and shown as unknown peers, with a clear INFO.
+	waitFor(t, 20*time.Second, "unknown peer rows", func() (bool, string) {
+		st := c1.status()
+		ok := len(st.Peers) == 0 && len(st.Unknown) == 2
+		for i, u := range st.Unknown {
+			ok = ok && u.Address == []netip.Addr{a2, a3}[i] && u.Type == TypeUnknown && u.State == "refused" &&
+				strings.Contains(u.Info, "not a configured peer") && u.Attempts > 0
+		}
+		return ok, fmt.Sprintf("%+v %+v", st.Peers, st.Unknown)
+	})
+	if txt := c1.call(childReq{Op: "status"}).Text; !strings.Contains(txt, a2.String()) || !strings.Contains(txt, "Refused: not a configured peer") {
+		t.Errorf("node status lacks the unknown peer's row:\n%s", txt)
+	}
 	if err := set(peer2); err != "" {
 		t.Fatal(err)
 	}
@@ -208,6 +222,9 @@ func TestSetPeers(t *testing.T) {
 	}
 	c1.waitEstablished(t, a2, a3)
 	wantRoute(t, c1, p3, a3)
+	if st := c1.status(); len(st.Unknown) != 0 {
+		t.Errorf("configured peers still listed as unknown: %+v", st.Unknown)
+	}
 	if got, _ := c1.peer(a2); got.Since != up2 || got.Flaps != 0 {
 		t.Errorf("peer %s restarted by SetPeers that kept it: since %v (was %v), flaps %d", a2, got.Since, up2, got.Flaps)
 	}

@@ -45,6 +45,9 @@ const (
 	TypeNode           = "node specific"
 	TypeRouteReflector = "route reflector"
 	TypeRRClient       = "route reflector client"
+	// TypeUnknown is a status row for an address that connected without
+	// being configured.
+	TypeUnknown = "unknown"
 )
 
 // wantPeer is a peer the config asks for.
@@ -78,7 +81,8 @@ type Speaker struct {
 	peers      map[netip.Addr]wantPeer
 	nodePfx    []netip.Prefix
 	advertised map[netip.Prefix]*apiutil.Path
-	info       map[netip.Addr]*peerInfo // guarded by infoMu
+	info       map[netip.Addr]*peerInfo    // guarded by infoMu
+	unknown    map[netip.Addr]*unknownPeer // guarded by infoMu; at most maxUnknown
 	started    time.Time
 
 	infoMu sync.Mutex // guards info (taken from GoBGP's goroutines)
@@ -110,6 +114,7 @@ func New(cfg Config, opts Options) (*Speaker, error) {
 		peers:      map[netip.Addr]wantPeer{},
 		advertised: map[netip.Prefix]*apiutil.Path{},
 		info:       map[netip.Addr]*peerInfo{},
+		unknown:    map[netip.Addr]*unknownPeer{},
 	}
 	s.rib = newRIB(opts.Logger, opts.Sink, cfg.maxPaths(), opts.BatchDelay, opts.MaxBatch)
 	return s, nil
@@ -511,6 +516,7 @@ func (s *Speaker) reconcilePeersLocked(ctx context.Context) error {
 		if _, ok := s.info[a]; !ok {
 			s.info[a] = &peerInfo{state: gbgp.BGP_FSM_IDLE, since: time.Now()}
 		}
+		delete(s.unknown, a)
 		s.infoMu.Unlock()
 		s.log.Info("bgp peer added", "peer", a, "as", w.api.Conf.PeerAsn, "type", w.typ, "families", w.fam)
 	}
@@ -665,6 +671,45 @@ func (s *Speaker) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, t time.Time) {
 	s.log.Debug("bgp peer state", "peer", a, "state", st.SessionState.String(), "reason", st.DisconnectMessage)
 }
 
+// maxUnknown bounds the unknown-peer rows of status: past it, the
+// address seen longest ago makes room.
+const maxUnknown = 16
+
+// unknownPeer is an address that connected without being a configured
+// peer; GoBGP closes such connections at once.
+type unknownPeer struct {
+	first, last time.Time
+	attempts    uint64
+}
+
+// msgUnknownPeer is GoBGP's (v4.8.0) log message for a connection from an
+// address that is no configured peer; the address is its Key attribute.
+const msgUnknownPeer = "Can't find configuration for a new passive connection"
+
+// noteUnknown records a refused connection from a.
+func (s *Speaker) noteUnknown(a netip.Addr, t time.Time) {
+	a = a.Unmap().WithZone("")
+	s.infoMu.Lock()
+	defer s.infoMu.Unlock()
+	u := s.unknown[a]
+	if u == nil {
+		if len(s.unknown) >= maxUnknown {
+			var old netip.Addr
+			for k, v := range s.unknown {
+				if !old.IsValid() || v.last.Before(s.unknown[old].last) {
+					old = k
+				}
+			}
+			delete(s.unknown, old)
+		}
+		u = &unknownPeer{first: t}
+		s.unknown[a] = u
+		s.log.Info("bgp: connection from an address that is no configured peer refused", "peer", a)
+	}
+	u.last = t
+	u.attempts++
+}
+
 // noteLog records, per peer, what GoBGP logged about malformed messages
 // and failed connections, for status.
 func (s *Speaker) noteLog(peer string, msg string, errText string) {
@@ -704,8 +749,10 @@ type captureHandler struct {
 
 // Enabled takes every record of a peer's logger: GoBGP reports a failed
 // connection attempt at debug level, and nothing per received UPDATE.
+// The server's own Info records are taken too (they are rare; one says
+// that a connection came from an address that is no peer).
 func (h *captureHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.peer != "" || l >= slog.LevelWarn || (l >= h.level.Level() && h.next.Enabled(ctx, l))
+	return h.peer != "" || l >= slog.LevelInfo || (l >= h.level.Level() && h.next.Enabled(ctx, l))
 }
 
 var noted = []string{
@@ -716,6 +763,17 @@ var noted = []string{
 func (h *captureHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Message == "failed to stop BGP server" && h.s.stopped.Load() {
 		return nil
+	}
+	if r.Message == msgUnknownPeer {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "Key" {
+				if addr, err := netip.ParseAddr(a.Value.String()); err == nil {
+					h.s.noteUnknown(addr, r.Time)
+				}
+				return false
+			}
+			return true
+		})
 	}
 	if h.peer != "" && (r.Message == "sent notification" || r.Message == "received notification") {
 		var code, sub int64
