@@ -36,10 +36,25 @@
 //     (ECMP; off by default, as in Calico's BIRD),
 //     changes coalesced by prefix and handed over once a burst settles
 //     (Options.BatchDelay, 2ms) or reaches Options.MaxBatch (65,536).
+//   - Run-time reconfiguration, without a restart and without touching
+//     sessions that do not change: SetPeers(ctx, []Peer) replaces the
+//     explicit peers by difference (the Kubernetes node agent's call as
+//     BGPPeer objects change), SetMesh(ctx, enabled, members) and
+//     SetMeshMembers(ctx, members) the node-to-node mesh (from the Node
+//     objects), SetPrefixes the advertised blocks, Reconfigure a whole
+//     Config. Peers() reads the current list back. Each validates like
+//     the config and, on an error, changes nothing; the AS, router ID,
+//     node addresses, listen port, route-reflector cluster ID and
+//     maxPaths need a restart (Reconfigure says so, naming the field).
 //   - Status (calicoctl node status's table: peer address, type, state,
 //     since, info with the last error; per-peer received, accepted,
 //     advertised, UPDATE and withdraw counts, flaps, malformed UPDATEs),
 //     FormatStatus (the "IPv4 BGP status" / "IPv6 BGP status" tables),
+//     with a row of type "unknown" (state refused, INFO "Refused: not a
+//     configured peer (N connection attempts, last T)") for each address
+//     that connected without being a peer, the 16 most recent
+//     (Status.Unknown, apart from Peers; GoBGP only logs these at Info,
+//     which the speaker's log handler always takes),
 //     Routes and FormatRoutes (`xvsctl bgp routes`), a Prometheus
 //     collector (Collector).
 //
@@ -53,7 +68,8 @@
 //
 // A Speaker's methods may be called from any goroutine; a mutex
 // serializes configuration changes (Start, Close, Reconfigure,
-// SetPrefixes, SetMeshMembers). GoBGP runs its own goroutines; its event
+// SetPeers, SetMesh, SetMeshMembers, SetPrefixes); each edit reads and
+// replaces the config under one hold, so concurrent edits compose. GoBGP runs its own goroutines; its event
 // callbacks update the adapter under the adapter's mutex and never call
 // the sink. One flusher goroutine calls RouteSink.ApplyRoutes, never
 // concurrently, with slices valid only during the call. GoBGP keeps its

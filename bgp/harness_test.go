@@ -52,6 +52,9 @@ type childSpec struct {
 	Track    bool           `yaml:"track"` // record when each prefix was added and deleted
 	// Restarting sets config.gracefulRestart.restarting (not in YAML).
 	Restarting bool `yaml:"restarting"`
+	// GoBGPWarn passes GoBGP's records on from Warn, as xvsd does
+	// (default: from Info).
+	GoBGPWarn bool `yaml:"gobgpWarn"`
 }
 
 // recSink records the routes it is given, and programs a FIB if asked.
@@ -139,6 +142,7 @@ type childReq struct {
 	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
 	Addr     netip.Addr     `json:"addr,omitzero"`
 	Config   string         `json:"config,omitempty"` // YAML
+	Peers    []Peer         `json:"peers,omitempty"`
 }
 
 type childResp struct {
@@ -181,7 +185,11 @@ func childMain(specPath string) int {
 		sink.fib = fib.New()
 	}
 	spec.Config.GracefulRestart.Restarting = spec.Restarting
-	sp, err := New(spec.Config, Options{Logger: log, GoBGPLevel: slog.LevelInfo, Sink: sink})
+	lv := slog.LevelInfo
+	if spec.GoBGPWarn {
+		lv = slog.LevelWarn
+	}
+	sp, err := New(spec.Config, Options{Logger: log, GoBGPLevel: lv, Sink: sink})
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "%s\n", mustJSON(childResp{Err: err.Error()}))
 		return 1
@@ -239,6 +247,10 @@ func childMain(specPath string) int {
 			if err := yaml.Unmarshal([]byte(req.Config), &c); err != nil {
 				resp.Err = err.Error()
 			} else if err := sp.Reconfigure(ctx, c); err != nil {
+				resp.Err = err.Error()
+			}
+		case "setpeers":
+			if err := sp.SetPeers(ctx, req.Peers); err != nil {
 				resp.Err = err.Error()
 			}
 		case "lookup":

@@ -3,6 +3,7 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -160,5 +161,86 @@ protocol bgp reflector { local %s as 64512; neighbor %s as 64512; ipv4 { import 
 		if p.Type != TypeRRClient {
 			t.Errorf("peer %s type %q, want %q", p.Address, p.Type, TypeRRClient)
 		}
+	}
+}
+
+// TestSetPeers: explicit peers changed at run time through SetPeers (the
+// Kubernetes agent's call): a peer added comes up and its routes arrive;
+// the same list again leaves the session alone; a second peer added
+// beside it does not restart the first; a bad list is refused whole; a
+// peer removed takes its routes with it.
+func TestSetPeers(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	ns1, a1, b1 := l.node(1)
+	ns2, a2, b2 := l.node(2)
+	ns3, a3, b3 := l.node(3)
+	p2, _ := nodePrefixes(2)
+	p3, _ := nodePrefixes(3)
+	off := ptr(false)
+	c1 := startSpeaker(t, ns1, childSpec{GoBGPWarn: true, Config: Config{NodeASNumber: 65001, NodeIPv4: a1, NodeIPv6: b1, NodeToNodeMeshEnabled: off}})
+	startSpeaker(t, ns2, childSpec{Config: Config{NodeASNumber: 65002, NodeIPv4: a2, NodeIPv6: b2, NodeToNodeMeshEnabled: off,
+		Peers: []Peer{{Address: a1, ASNumber: 65001, ConnectRetry: time.Second}}}, Prefixes: []netip.Prefix{p2}})
+	startSpeaker(t, ns3, childSpec{Config: Config{NodeASNumber: 65003, NodeIPv4: a3, NodeIPv6: b3, NodeToNodeMeshEnabled: off,
+		Peers: []Peer{{Address: a1, ASNumber: 65001, ConnectRetry: time.Second}}}, Prefixes: []netip.Prefix{p3}})
+
+	peer2 := Peer{Address: a2, ASNumber: 65002, ConnectRetry: time.Second}
+	peer3 := Peer{Address: a3, ASNumber: 65003, ConnectRetry: time.Second}
+	set := func(ps ...Peer) string { return c1.call(childReq{Op: "setpeers", Peers: ps}).Err }
+	// Before: node2 and node3 connect to a node that has no peers; they
+	// are refused and shown as unknown peers, with a clear INFO.
+	waitFor(t, 20*time.Second, "unknown peer rows", func() (bool, string) {
+		st := c1.status()
+		ok := len(st.Peers) == 0 && len(st.Unknown) == 2
+		for i, u := range st.Unknown {
+			ok = ok && u.Address == []netip.Addr{a2, a3}[i] && u.Type == TypeUnknown && u.State == "refused" &&
+				strings.Contains(u.Info, "not a configured peer") && u.Attempts > 0
+		}
+		return ok, fmt.Sprintf("%+v %+v", st.Peers, st.Unknown)
+	})
+	if txt := c1.call(childReq{Op: "status"}).Text; !strings.Contains(txt, a2.String()) || !strings.Contains(txt, "Refused: not a configured peer") {
+		t.Errorf("node status lacks the unknown peer's row:\n%s", txt)
+	}
+	if err := set(peer2); err != "" {
+		t.Fatal(err)
+	}
+	c1.waitEstablished(t, a2)
+	wantRoute(t, c1, p2, a2)
+	since := func(a netip.Addr) time.Time {
+		ps, ok := c1.peer(a)
+		if !ok {
+			t.Fatalf("no peer %s in status", a)
+		}
+		return ps.Since
+	}
+	up2 := since(a2)
+	if err := set(peer2); err != "" {
+		t.Fatal(err)
+	}
+	if err := set(peer2, peer3); err != "" {
+		t.Fatal(err)
+	}
+	c1.waitEstablished(t, a2, a3)
+	wantRoute(t, c1, p3, a3)
+	if st := c1.status(); len(st.Unknown) != 0 {
+		t.Errorf("configured peers still listed as unknown: %+v", st.Unknown)
+	}
+	if got, _ := c1.peer(a2); got.Since != up2 || got.Flaps != 0 {
+		t.Errorf("peer %s restarted by SetPeers that kept it: since %v (was %v), flaps %d", a2, got.Since, up2, got.Flaps)
+	}
+	// A duplicate: refused, naming the field; nothing changes.
+	if err := set(peer2, peer3, peer3); !strings.Contains(err, "peers[2]") {
+		t.Errorf("duplicate peer: error %q, want one naming peers[2]", err)
+	}
+	if st := c1.status(); len(st.Peers) != 2 {
+		t.Errorf("after a refused SetPeers: %+v", st.Peers)
+	}
+	if err := set(peer3); err != "" {
+		t.Fatal(err)
+	}
+	noRoute(t, c1, p2, 10*time.Second)
+	wantRoute(t, c1, p3, a3)
+	if st := c1.status(); len(st.Peers) != 1 || st.Peers[0].Address != a3 {
+		t.Errorf("after removing %s: %+v", a2, st.Peers)
 	}
 }

@@ -45,6 +45,9 @@ const (
 	TypeNode           = "node specific"
 	TypeRouteReflector = "route reflector"
 	TypeRRClient       = "route reflector client"
+	// TypeUnknown is a status row for an address that connected without
+	// being configured.
+	TypeUnknown = "unknown"
 )
 
 // wantPeer is a peer the config asks for.
@@ -78,7 +81,8 @@ type Speaker struct {
 	peers      map[netip.Addr]wantPeer
 	nodePfx    []netip.Prefix
 	advertised map[netip.Prefix]*apiutil.Path
-	info       map[netip.Addr]*peerInfo // guarded by infoMu
+	info       map[netip.Addr]*peerInfo    // guarded by infoMu
+	unknown    map[netip.Addr]*unknownPeer // guarded by infoMu; at most maxUnknown
 	started    time.Time
 
 	infoMu sync.Mutex // guards info (taken from GoBGP's goroutines)
@@ -110,6 +114,7 @@ func New(cfg Config, opts Options) (*Speaker, error) {
 		peers:      map[netip.Addr]wantPeer{},
 		advertised: map[netip.Prefix]*apiutil.Path{},
 		info:       map[netip.Addr]*peerInfo{},
+		unknown:    map[netip.Addr]*unknownPeer{},
 	}
 	s.rib = newRIB(opts.Logger, opts.Sink, cfg.maxPaths(), opts.BatchDelay, opts.MaxBatch)
 	return s, nil
@@ -253,6 +258,10 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.reconfigureLocked(ctx, cfg)
+}
+
+func (s *Speaker) reconfigureLocked(ctx context.Context, cfg Config) error {
 	old := &s.cfg
 	switch {
 	case cfg.LocalAS() != old.LocalAS():
@@ -280,13 +289,54 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) error {
 	return s.reconcileAdvertLocked()
 }
 
-// SetMeshMembers replaces the node-to-node mesh's member list.
-func (s *Speaker) SetMeshMembers(ctx context.Context, members []netip.Addr) error {
+// edit applies f to a copy of the current config and reconfigures with
+// it, under one hold of the mutex, so concurrent edits do not lose each
+// other's changes.
+func (s *Speaker) edit(ctx context.Context, f func(*Config)) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	cfg := s.cfg
-	s.mu.Unlock()
-	cfg.MeshMembers = slices.Clone(members)
-	return s.Reconfigure(ctx, cfg)
+	cfg.Peers = slices.Clone(cfg.Peers)
+	cfg.MeshMembers = slices.Clone(cfg.MeshMembers)
+	f(&cfg)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return s.reconfigureLocked(ctx, cfg)
+}
+
+// SetMeshMembers replaces the node-to-node mesh's member list (the
+// cluster's nodes' addresses; the node's own are skipped). Members that
+// stay keep their sessions.
+func (s *Speaker) SetMeshMembers(ctx context.Context, members []netip.Addr) error {
+	return s.edit(ctx, func(c *Config) { c.MeshMembers = slices.Clone(members) })
+}
+
+// SetMesh turns the node-to-node mesh on or off and replaces its members
+// in one step (Calico's nodeToNodeMeshEnabled and the Node list).
+func (s *Speaker) SetMesh(ctx context.Context, enabled bool, members []netip.Addr) error {
+	return s.edit(ctx, func(c *Config) {
+		c.NodeToNodeMeshEnabled = &enabled
+		c.MeshMembers = slices.Clone(members)
+	})
+}
+
+// SetPeers replaces the explicit peers (global and node specific, route
+// reflectors and their clients; Calico's BGPPeer objects) with peers, by
+// difference: a peer whose settings are unchanged keeps its session, a
+// changed one is re-created (its session restarts), one no longer listed
+// is removed and its routes leave the sink. Validation is the config's
+// (errors name peers[i].field and the value); on an error nothing changes.
+// The Kubernetes node agent calls it as Node and BGPPeer objects change.
+func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
+	return s.edit(ctx, func(c *Config) { c.Peers = slices.Clone(peers) })
+}
+
+// Peers returns the explicit peers currently configured (a copy).
+func (s *Speaker) Peers() []Peer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.cfg.Peers)
 }
 
 // SetPrefixes replaces the prefixes the node owns and advertises (its
@@ -466,6 +516,7 @@ func (s *Speaker) reconcilePeersLocked(ctx context.Context) error {
 		if _, ok := s.info[a]; !ok {
 			s.info[a] = &peerInfo{state: gbgp.BGP_FSM_IDLE, since: time.Now()}
 		}
+		delete(s.unknown, a)
 		s.infoMu.Unlock()
 		s.log.Info("bgp peer added", "peer", a, "as", w.api.Conf.PeerAsn, "type", w.typ, "families", w.fam)
 	}
@@ -620,6 +671,45 @@ func (s *Speaker) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, t time.Time) {
 	s.log.Debug("bgp peer state", "peer", a, "state", st.SessionState.String(), "reason", st.DisconnectMessage)
 }
 
+// maxUnknown bounds the unknown-peer rows of status: past it, the
+// address seen longest ago makes room.
+const maxUnknown = 16
+
+// unknownPeer is an address that connected without being a configured
+// peer; GoBGP closes such connections at once.
+type unknownPeer struct {
+	first, last time.Time
+	attempts    uint64
+}
+
+// msgUnknownPeer is GoBGP's (v4.8.0) log message for a connection from an
+// address that is no configured peer; the address is its Key attribute.
+const msgUnknownPeer = "Can't find configuration for a new passive connection"
+
+// noteUnknown records a refused connection from a.
+func (s *Speaker) noteUnknown(a netip.Addr, t time.Time) {
+	a = a.Unmap().WithZone("")
+	s.infoMu.Lock()
+	defer s.infoMu.Unlock()
+	u := s.unknown[a]
+	if u == nil {
+		if len(s.unknown) >= maxUnknown {
+			var old netip.Addr
+			for k, v := range s.unknown {
+				if !old.IsValid() || v.last.Before(s.unknown[old].last) {
+					old = k
+				}
+			}
+			delete(s.unknown, old)
+		}
+		u = &unknownPeer{first: t}
+		s.unknown[a] = u
+		s.log.Info("bgp: connection from an address that is no configured peer refused", "peer", a)
+	}
+	u.last = t
+	u.attempts++
+}
+
 // noteLog records, per peer, what GoBGP logged about malformed messages
 // and failed connections, for status.
 func (s *Speaker) noteLog(peer string, msg string, errText string) {
@@ -659,8 +749,10 @@ type captureHandler struct {
 
 // Enabled takes every record of a peer's logger: GoBGP reports a failed
 // connection attempt at debug level, and nothing per received UPDATE.
+// The server's own Info records are taken too (they are rare; one says
+// that a connection came from an address that is no peer).
 func (h *captureHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.peer != "" || l >= slog.LevelWarn || (l >= h.level.Level() && h.next.Enabled(ctx, l))
+	return h.peer != "" || l >= slog.LevelInfo || (l >= h.level.Level() && h.next.Enabled(ctx, l))
 }
 
 var noted = []string{
@@ -671,6 +763,17 @@ var noted = []string{
 func (h *captureHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Message == "failed to stop BGP server" && h.s.stopped.Load() {
 		return nil
+	}
+	if r.Message == msgUnknownPeer {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "Key" {
+				if addr, err := netip.ParseAddr(a.Value.String()); err == nil {
+					h.s.noteUnknown(addr, r.Time)
+				}
+				return false
+			}
+			return true
+		})
 	}
 	if h.peer != "" && (r.Message == "sent notification" || r.Message == "received notification") {
 		var code, sub int64

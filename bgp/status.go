@@ -21,7 +21,11 @@ type Status struct {
 	RouterID netip.Addr   `json:"routerID"`
 	Since    time.Time    `json:"since"`
 	Peers    []PeerStatus `json:"peers"`
-	RIB      RIBCounters  `json:"rib"`
+	// Unknown are addresses that connected without being configured
+	// peers (GoBGP refuses them), the most recent maxUnknown: Type
+	// TypeUnknown, State "refused", Info says so.
+	Unknown []PeerStatus `json:"unknownPeers,omitempty"`
+	RIB     RIBCounters  `json:"rib"`
 }
 
 // PeerStatus is one row of calicoctl's table, and the counters behind it.
@@ -40,6 +44,8 @@ type PeerStatus struct {
 	Info      string `json:"info"` // Session, and the last error while not Established
 	LastError string `json:"lastError,omitempty"`
 	Flaps     uint64 `json:"flaps"`
+	// Attempts counts an unknown peer's refused connections.
+	Attempts uint64 `json:"attempts,omitempty"`
 	// BFD is the BFD session's state ("up", "down", "init", "admin-down"),
 	// empty without BFD.
 	BFD string `json:"bfd,omitempty"`
@@ -107,6 +113,15 @@ func (s *Speaker) status(ctx context.Context, advertised bool) (Status, error) {
 	}
 	s.mu.Unlock()
 	st.RIB = s.rib.counters()
+	s.infoMu.Lock()
+	for a, u := range s.unknown {
+		st.Unknown = append(st.Unknown, PeerStatus{
+			Address: a, Type: TypeUnknown, State: "refused", Since: u.first, Session: "Idle", Attempts: u.attempts,
+			Info: fmt.Sprintf("Refused: not a configured peer (%d connection attempts, last %s)", u.attempts, u.last.UTC().Format("15:04:05")),
+		})
+	}
+	s.infoMu.Unlock()
+	slices.SortFunc(st.Unknown, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
 	if srv == nil {
 		return st, nil
 	}
@@ -183,7 +198,7 @@ func FormatStatus(w io.Writer, st Status, now time.Time) error {
 		is4  bool
 	}{{"IPv4", true}, {"IPv6", false}} {
 		var rows [][]string
-		for _, p := range st.Peers {
+		for _, p := range slices.Concat(st.Peers, st.Unknown) {
 			if p.Address.Is4() != v.is4 {
 				continue
 			}

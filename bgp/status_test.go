@@ -51,3 +51,35 @@ func TestFormatRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownPeersBounded: refused connections from many addresses keep
+// at most maxUnknown rows, the most recently seen; a repeat counts.
+func TestUnknownPeersBounded(t *testing.T) {
+	s, err := New(Config{NodeIPv4: netip.MustParseAddr("198.18.0.1")}, Options{Sink: nopSink{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 7, 20, 0, 0, 0, time.UTC)
+	for i := range maxUnknown + 10 {
+		s.noteUnknown(netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}), t0.Add(time.Duration(i)*time.Second))
+	}
+	s.noteUnknown(netip.MustParseAddr("::ffff:198.18.1.25"), t0.Add(time.Hour)) // mapped: the same address
+	st, err := s.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Unknown) != maxUnknown {
+		t.Fatalf("%d unknown rows, want %d", len(st.Unknown), maxUnknown)
+	}
+	if u := st.Unknown[0]; u.Address != netip.MustParseAddr("198.18.1.10") {
+		t.Errorf("oldest kept %s, want 198.18.1.10 (the ten seen longest ago make room)", u.Address)
+	}
+	last := st.Unknown[len(st.Unknown)-1]
+	if last.Address != netip.MustParseAddr("198.18.1.25") || last.Attempts != 2 {
+		t.Errorf("last row %s with %d attempts, want 198.18.1.25 with 2", last.Address, last.Attempts)
+	}
+}
+
+type nopSink struct{}
+
+func (nopSink) ApplyRoutes([]Route, []netip.Prefix) error { return nil }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xvs-project/xvs/bgp"
+	"github.com/xvs-project/xvs/cniserver"
 	"github.com/xvs-project/xvs/config"
 	"github.com/xvs-project/xvs/fib"
 	"github.com/xvs-project/xvs/spec"
@@ -205,12 +206,20 @@ type bgpNode struct {
 	cfg     *config.BGPConfig
 	speaker *bgp.Speaker
 	sink    *routeSink
+	log     *slog.Logger
 
-	mu     sync.Mutex
-	blocks []netip.Prefix // from IPAM (SetNodeBlocks)
+	mu     sync.Mutex     // guards static and blocks, and orders advertise calls
+	static []netip.Prefix // bgp.advertise, or what SetAdvertised replaced it with
+	blocks []netip.Prefix // IPAM's node blocks (SetNodeBlocks)
+
+	stopWatch func() // ends the IPAM block watcher; nil without IPAM
+	watchDone chan struct{}
 }
 
-// startBGP starts the speaker once the switch forwards.
+// startBGP starts the speaker once the switch forwards. With the CNI
+// server running, the node's IPAM blocks are advertised beside
+// bgp.advertise from the start, and followed as blocks are claimed and
+// released.
 func (d *Daemon) startBGP(ctx context.Context) error {
 	c := d.cfg.BGP
 	if c == nil {
@@ -226,28 +235,96 @@ func (d *Daemon) startBGP(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bgp: %w", err)
 	}
-	b := &bgpNode{cfg: c, speaker: sp, sink: sink}
+	b := &bgpNode{cfg: c, speaker: sp, sink: sink, log: log, static: slices.Clone(c.Advertise)}
+	var changed <-chan struct{}
+	if cs := d.CNI(); cs != nil {
+		// Subscribe before reading, so no change falls between.
+		var cancel func()
+		changed, cancel = cs.SubscribeBlocks()
+		blocks, err := cs.NodeBlocks(ctx)
+		if err != nil {
+			cancel()
+			return fmt.Errorf("bgp: ipam node blocks: %w", err)
+		}
+		b.blocks = blocks
+		b.stopWatch = cancel
+	}
 	if err := b.advertise(); err != nil {
+		if b.stopWatch != nil {
+			b.stopWatch()
+		}
 		return err
 	}
 	if err := sp.Start(ctx); err != nil {
+		if b.stopWatch != nil {
+			b.stopWatch()
+		}
 		return fmt.Errorf("bgp: %w", err)
 	}
 	d.bgp = b
+	if changed != nil {
+		b.watchBlocks(d.CNI(), changed)
+	}
 	return nil
 }
 
-// advertise hands the speaker the config's blocks and IPAM's, and
+// watchBlocks follows the CNI server's node blocks: a block claimed for
+// a pod is advertised, a block released is withdrawn.
+func (b *bgpNode) watchBlocks(cs *cniserver.Server, changed <-chan struct{}) {
+	stop := make(chan struct{})
+	cancel := b.stopWatch
+	b.watchDone = make(chan struct{})
+	b.stopWatch = func() {
+		cancel()
+		close(stop)
+		<-b.watchDone
+	}
+	go func() {
+		defer close(b.watchDone)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-changed:
+			}
+			ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+			blocks, err := cs.NodeBlocks(ctx)
+			done()
+			if err != nil {
+				b.log.Warn("bgp: ipam node blocks not read; advertisements unchanged", "err", err)
+				continue
+			}
+			if err := b.setBlocks(blocks); err != nil {
+				b.log.Warn("bgp: ipam node blocks not advertised", "blocks", blocks, "err", err)
+				continue
+			}
+			b.log.Info("bgp: advertising the node's ipam blocks", "blocks", blocks)
+		}
+	}()
+}
+
+func (b *bgpNode) setBlocks(ps []netip.Prefix) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.blocks = slices.Clone(ps)
+	return b.advertiseLocked()
+}
+
+// advertise hands the speaker the static prefixes and IPAM's blocks, and
 // blackholes them.
 func (b *bgpNode) advertise() error {
 	b.mu.Lock()
-	ps := slices.Clone(b.cfg.Advertise)
+	defer b.mu.Unlock()
+	return b.advertiseLocked()
+}
+
+func (b *bgpNode) advertiseLocked() error {
+	ps := slices.Clone(b.static)
 	for _, p := range b.blocks {
 		if !slices.Contains(ps, p) {
 			ps = append(ps, p)
 		}
 	}
-	b.mu.Unlock()
 	if err := b.sink.SetBlocks(ps); err != nil {
 		return err
 	}
@@ -257,17 +334,14 @@ func (b *bgpNode) advertise() error {
 	return nil
 }
 
-// SetNodeBlocks is the seam for IPAM: the node's blocks, as the CNI
-// server allocates them, advertised beside bgp.advertise. Without BGP it
-// does nothing.
+// SetNodeBlocks replaces the IPAM blocks the node advertises (the CNI
+// server's, which the daemon follows by itself; the Kubernetes agent may
+// call it when blocks come from elsewhere). Without BGP it does nothing.
 func (d *Daemon) SetNodeBlocks(ps []netip.Prefix) error {
 	if d.bgp == nil {
 		return nil
 	}
-	d.bgp.mu.Lock()
-	d.bgp.blocks = slices.Clone(ps)
-	d.bgp.mu.Unlock()
-	return d.bgp.advertise()
+	return d.bgp.setBlocks(ps)
 }
 
 // BGP returns the running speaker, or nil without a bgp: section.
@@ -280,6 +354,9 @@ func (d *Daemon) BGP() *bgp.Speaker {
 
 func (d *Daemon) stopBGP() {
 	if d.bgp != nil {
+		if d.bgp.stopWatch != nil {
+			d.bgp.stopWatch()
+		}
 		d.bgp.speaker.Close()
 	}
 }

@@ -327,8 +327,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
+	d.stopBGP() // first: its block watcher reads the CNI server's store
 	d.stopCNI()
-	d.stopBGP()
 	if err := d.sw.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close dataplane: %w", err)
 	}
@@ -338,8 +338,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // release undoes a partial New.
 func (d *Daemon) release() {
-	d.stopCNI()
 	d.stopBGP()
+	d.stopCNI()
 	if d.sw != nil {
 		d.sw.Close()
 	}
