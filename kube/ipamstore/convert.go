@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -130,6 +131,9 @@ func PoolFromObject(o *xvsv1.IPPool) (ipam.Pool, error) {
 		var ie *ipam.PoolError
 		if errors.As(err, &ie) {
 			pe.Field, pe.Value, pe.Err = "spec."+ie.Field, ie.Value, ie.Err
+			if v, err := strconv.Unquote(ie.Value); err == nil {
+				pe.Value = v
+			}
 			pe.Reason = ie.Err.Error()
 			if ie.Detail != "" {
 				pe.Reason = ie.Detail + ": " + pe.Reason
