@@ -20,8 +20,8 @@ import (
 
 	"github.com/xvs-project/xvs/fib"
 	"github.com/xvs-project/xvs/ipam"
-	xvsv1 "github.com/xvs-project/xvs/kube/apis/xvs/v1"
 	"github.com/xvs-project/xvs/kube/agent"
+	xvsv1 "github.com/xvs-project/xvs/kube/apis/xvs/v1"
 	"github.com/xvs-project/xvs/kube/client"
 	"github.com/xvs-project/xvs/kube/kubetest"
 	"github.com/xvs-project/xvs/spec"
