@@ -191,7 +191,8 @@ type Daemon struct {
 	apiL net.Listener
 	http []*httpServer
 	cni  *cni
-	bgp  *bgpNode // nil without a bgp: section
+	bgp  *bgpNode  // nil without a bgp: section
+	kube *kubeNode // nil without a kubernetes: section
 }
 
 type httpServer struct {
@@ -227,6 +228,9 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 	if err := d.api.Restore(); err != nil {
 		return nil, fmt.Errorf("restore state: %w", err)
 	}
+	if err := d.newKube(); err != nil {
+		return nil, err
+	}
 	if err := d.startCNI(d.api.RegisterService); err != nil {
 		return nil, fmt.Errorf("cni server: %w", err)
 	}
@@ -234,6 +238,7 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 		return nil, err
 	}
 	d.api.RegisterBGP(d.BGP())
+	d.startKube()
 	d.setHandlers(version)
 	return d, nil
 }
@@ -259,6 +264,7 @@ func (d *Daemon) setHandlers(version string) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(d.sw), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(d.bgpCollectors()...)
+	reg.MustRegister(d.kubeCollectors()...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "xvs_build_info", Help: "Always 1; the version label says which xvsd runs.",
 		ConstLabels: prometheus.Labels{"version": version},
@@ -327,6 +333,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
+	d.stopKube()
 	d.stopCNI()
 	d.stopBGP()
 	if err := d.sw.Close(); err != nil && runErr == nil {
@@ -338,6 +345,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // release undoes a partial New.
 func (d *Daemon) release() {
+	d.stopKube()
 	d.stopCNI()
 	d.stopBGP()
 	if d.sw != nil {
