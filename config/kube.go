@@ -32,11 +32,9 @@ type KubeConfig struct {
 
 func (k *Kubernetes) resolve(ipamNode string, e *errs) *KubeConfig {
 	c := &KubeConfig{Kubeconfig: k.Kubeconfig, Node: k.Node, Namespace: k.Namespace}
-	if c.Kubeconfig != "" {
-		if _, err := os.Stat(c.Kubeconfig); err != nil {
-			e.str("kubernetes.kubeconfig", c.Kubeconfig, "%v", err)
-		}
-	} else if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+	// A kubeconfig that cannot be read is xvsd's start-up error, naming
+	// the file (the file may be written after the config is checked).
+	if c.Kubeconfig == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
 		e.str("kubernetes.kubeconfig", "", "empty means in-cluster, but KUBERNETES_SERVICE_HOST is not set")
 	}
 	if c.Node == "" {
