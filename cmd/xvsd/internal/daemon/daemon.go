@@ -238,6 +238,11 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 		return nil, err
 	}
 	d.api.RegisterBGP(d.BGP())
+	if k := d.Kube(); k != nil {
+		d.api.RegisterKube(func() any { return k.Status() })
+	} else {
+		d.api.RegisterKube(nil)
+	}
 	d.startKube()
 	d.setHandlers(version)
 	return d, nil

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/xvs-project/xvs/api"
 	"github.com/xvs-project/xvs/config"
 	"github.com/xvs-project/xvs/kube/kubetest"
 )
@@ -116,6 +118,22 @@ func TestKubeSynced(t *testing.T) {
 	waitMetric(t, d, "xvs_kube_connected 1")
 	waitMetric(t, d, "xvs_kube_synced 1")
 	waitMetric(t, d, "xvs_kube_resyncs_total 1")
+	c, err := api.Dial(d.cfg.APISocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	js, err := c.KubeStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Node              string
+		Connected, Synced bool
+	}
+	if err := json.Unmarshal(js, &st); err != nil || st.Node != "n1" || !st.Connected || !st.Synced {
+		t.Errorf("KubeStatus = %s (%v)", js, err)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
