@@ -47,6 +47,15 @@ type Options struct {
 	// FastPath: xvsd forwards pod to pod in XDP, so pods need GRO on.
 	FastPath bool
 	Logger   *slog.Logger
+	// Annotations, when set, supplies a pod's and its namespace's
+	// annotations for an ADD whose runtime passed none (the Kubernetes
+	// agent's cache, kube/agent.Agent.PodAnnotations).
+	Annotations AnnotationSource
+}
+
+// AnnotationSource looks up a pod's annotations and its namespace's.
+type AnnotationSource interface {
+	PodAnnotations(ctx context.Context, namespace, name string) (pod, ns map[string]string, err error)
 }
 
 // Server is xvsd's CNI server. Safe for concurrent use: operations on one
@@ -203,6 +212,18 @@ func (s *Server) Add(ctx context.Context, req AddRequest) (_ AddResult, rerr err
 	}
 	if _, err := os.Stat(req.NetNS); err != nil {
 		return AddResult{}, cniErr(CodeUnknownContainer, fmt.Sprintf("netns %s does not exist", req.NetNS), err)
+	}
+	if len(req.PodAnnotations) == 0 && s.opt.Annotations != nil && req.Pod != "" {
+		pa, na, err := s.opt.Annotations.PodAnnotations(ctx, req.Namespace, req.Pod)
+		if err != nil {
+			// The pool choice would silently fall back to the network
+			// config's: refuse, the runtime retries.
+			return AddResult{}, errorf(CodeTryAgainLater, "annotations of pod %s/%s: %v", req.Namespace, req.Pod, err)
+		}
+		req.PodAnnotations = pa
+		if len(req.NSAnnotations) == 0 {
+			req.NSAnnotations = na
+		}
 	}
 	v4pools, v6pools, err := ipam.PodPools(req.PodAnnotations, req.NSAnnotations, req.IPv4Pools, req.IPv6Pools)
 	if err != nil {

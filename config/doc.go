@@ -156,6 +156,17 @@
 //	  vxlan:
 //	    - {addresses: [192.0.2.12, 2001:db8::12], remote: 192.0.2.12, mac: "02:58:03:00:00:02"}
 //
+//	# Kubernetes (optional): run the node agent (package kube/agent). The
+//	# BGP mesh follows the Node objects, explicit peers the BGPPeers, the
+//	# AS the BGPConfiguration; other nodes' VTEPs and blocks (from their
+//	# annotations) become VXLAN routes for pools with vxlanMode Always or
+//	# CrossSubnet; IPPools feed the CNI server's allocator; pod
+//	# annotations come from the API. Absent: xvsd runs standalone.
+//	kubernetes:
+//	  kubeconfig: /etc/xvs/kubeconfig  # empty: in-cluster (service account)
+//	  node: node-a                     # default $NODE_NAME, ipam.node, hostname
+//	  namespace: xvs-system            # BGPPeer password Secrets (default $POD_NAMESPACE)
+//
 // Command-line flags of xvsd override the file (see Overrides).
 //
 // # Concurrency

@@ -55,6 +55,9 @@ type File struct {
 
 	// BGP runs the BGP speaker (see BGP); absent: no BGP.
 	BGP *BGP `yaml:"bgp"`
+
+	// Kubernetes runs the node agent (see Kubernetes); absent: standalone.
+	Kubernetes *Kubernetes `yaml:"kubernetes"`
 }
 
 // VXLAN is the vxlan: section, the node's VTEP (see vswitch.VXLANConfig).

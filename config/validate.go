@@ -35,6 +35,8 @@ type Config struct {
 	IPAM *IPAMConfig
 	// BGP is the resolved bgp: section; nil without one.
 	BGP *BGPConfig
+	// Kube is the resolved kubernetes: section; nil without one.
+	Kube *KubeConfig
 }
 
 // LinkCheck reports whether an interface exists in xvsd's network namespace:
@@ -253,6 +255,13 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 		c.IPAM = f.IPAM.resolve(&e)
 	}
 	c.BGP = resolveBGP(f.BGP, f.VXLAN != nil, &e)
+	if f.Kubernetes != nil {
+		node := ""
+		if c.IPAM != nil && f.IPAM.Node != "" {
+			node = c.IPAM.Node
+		}
+		c.Kube = f.Kubernetes.resolve(node, &e)
+	}
 	if err := e.err(); err != nil {
 		return nil, err
 	}

@@ -120,9 +120,12 @@ const (
 	// OriginIPAM: the blackhole routes of the node's IPAM blocks, so the
 	// unused addresses of a block are not routed elsewhere.
 	OriginIPAM
+	// OriginKube: the Kubernetes agent's VXLAN routes to other nodes'
+	// blocks (package kube/agent).
+	OriginKube
 )
 
-var originNames = [...]string{"static", "connected", "pod", "bgp", "local", "ipam"}
+var originNames = [...]string{"static", "connected", "pod", "bgp", "local", "ipam", "kube"}
 
 func (o Origin) String() string {
 	if int(o) < len(originNames) {

@@ -152,6 +152,9 @@ func run(ctx context.Context, c *api.Client, g Globals, cmd *Command, w io.Write
 		}
 		return table()
 	}
+	if cmd.Op == OpKubeStatus {
+		return runKube(ctx, c, g, w, now)
+	}
 	if done, err := runBGP(ctx, c, g, cmd, w, now); done {
 		return err
 	}

@@ -33,6 +33,7 @@ const (
 	OpHelp
 	OpNodeStatus // bgp.go
 	OpBGPRoutes
+	OpKubeStatus // kube.go
 )
 
 // Command is a parsed command line (after the global flags).
@@ -69,6 +70,8 @@ func Parse(args []string) (*Command, error) {
 		return parseNode(rest)
 	case "bgp":
 		return parseBGP(rest)
+	case "kube":
+		return parseKube(rest)
 	case "help", "-h", "-help", "--help":
 		return &Command{Op: OpHelp}, nil
 	}
@@ -276,6 +279,7 @@ commands:
   port del NAME
   status                            is xvsd running and ready
   node status                       BGP sessions, as calicoctl node status
+  kube status                       the Kubernetes node agent: connected, synced, last resync, objects
   bgp routes [-family v4|v6] [-peer ADDR] [-advertised]
                                     BGP routes: best, received from or sent to a peer
   lab ...                           the test lab (see xvsctl lab -h)

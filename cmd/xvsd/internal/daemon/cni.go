@@ -17,6 +17,7 @@ import (
 // cni is the daemon's CNI server and the IPAM store under it.
 type cni struct {
 	store *boltstore.Store
+	alloc *ipam.Allocator
 	srv   *cniserver.Server
 }
 
@@ -46,6 +47,7 @@ func (d *Daemon) startCNI(reg func(func(*grpc.Server))) error {
 	if err != nil {
 		return err
 	}
+	c.alloc = alloc
 	ctx := context.Background()
 	for i, p := range ic.Pools {
 		if err := alloc.AddPool(ctx, p); err != nil {
@@ -56,10 +58,14 @@ func (d *Daemon) startCNI(reg func(func(*grpc.Server))) error {
 	if v := d.cfg.Switch.VXLAN; v != nil && !v.VTEP4.IsValid() && v.VTEP6.IsValid() {
 		overhead = 70
 	}
-	c.srv, err = cniserver.New(alloc, dp, cniserver.Options{
+	opt := cniserver.Options{
 		Node: ic.Node, StateDir: ic.Store + ".endpoints", VXLANOverhead: overhead,
 		FastPath: d.cfg.Switch.XDPFastPath, Logger: log,
-	})
+	}
+	if k := d.Kube(); k != nil {
+		opt.Annotations = k // pod annotations from the agent's cache
+	}
+	c.srv, err = cniserver.New(alloc, dp, opt)
 	if err != nil {
 		return err
 	}

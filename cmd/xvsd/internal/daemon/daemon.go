@@ -191,7 +191,8 @@ type Daemon struct {
 	apiL net.Listener
 	http []*httpServer
 	cni  *cni
-	bgp  *bgpNode // nil without a bgp: section
+	bgp  *bgpNode  // nil without a bgp: section
+	kube *kubeNode // nil without a kubernetes: section
 }
 
 type httpServer struct {
@@ -227,6 +228,9 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 	if err := d.api.Restore(); err != nil {
 		return nil, fmt.Errorf("restore state: %w", err)
 	}
+	if err := d.newKube(); err != nil {
+		return nil, err
+	}
 	if err := d.startCNI(d.api.RegisterService); err != nil {
 		return nil, fmt.Errorf("cni server: %w", err)
 	}
@@ -234,6 +238,12 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 		return nil, err
 	}
 	d.api.RegisterBGP(d.BGP())
+	if k := d.Kube(); k != nil {
+		d.api.RegisterKube(func() any { return k.Status() })
+	} else {
+		d.api.RegisterKube(nil)
+	}
+	d.startKube()
 	d.setHandlers(version)
 	return d, nil
 }
@@ -259,6 +269,7 @@ func (d *Daemon) setHandlers(version string) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(d.sw), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(d.bgpCollectors()...)
+	reg.MustRegister(d.kubeCollectors()...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "xvs_build_info", Help: "Always 1; the version label says which xvsd runs.",
 		ConstLabels: prometheus.Labels{"version": version},
@@ -327,7 +338,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
-	d.stopBGP() // first: its block watcher reads the CNI server's store
+	d.stopKube()
+	d.stopBGP() // before the CNI server: its block watcher reads the CNI server's store
 	d.stopCNI()
 	if err := d.sw.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close dataplane: %w", err)
@@ -338,6 +350,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // release undoes a partial New.
 func (d *Daemon) release() {
+	d.stopKube()
 	d.stopBGP()
 	d.stopCNI()
 	if d.sw != nil {
