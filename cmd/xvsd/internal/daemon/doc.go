@@ -28,6 +28,20 @@
 // gRPC service (api/bgp.go) serves `xvsctl node status` and `xvsctl bgp
 // routes`; the speaker's collector joins /metrics.
 //
+// # Kubernetes
+//
+// With a kubernetes: section kube.go builds package kube/agent's agent
+// before the CNI server (which takes pod annotations from it) and runs it
+// after BGP: its BGP state is applied with Speaker.Reconfigure (mesh
+// members and peers join the file's; an AS change is refused until a
+// restart and shows as the agent's last error), its VXLAN routes go to
+// the switch as origin kube, IPPools into the local allocator (AddPool;
+// pools deleted in the API stay), the node's blocks (SubscribeBlocks) are
+// published on the Node and advertised (SetNodeBlocks). /readyz stays the
+// dataplane's: an unreachable API server does not stop forwarding;
+// xvs_kube_connected, xvs_kube_synced, xvs_kube_resyncs_total and
+// xvs_kube_watch_errors_total, and `xvsctl kube status`, say how it is.
+//
 // # Concurrency
 //
 // Run owns the daemon's goroutines (API server, HTTP servers) and returns
