@@ -10,6 +10,17 @@
 // program). Through AsPort it is a port.LargePort when its GSO sender is
 // open.
 //
+// # Frames
+//
+// A port keeps its fill target of the worker's Umem posted (PodFill for
+// pod and host ports, UplinkFill for an uplink) whether traffic comes or
+// not: the kernel gives fill-ring frames back only by receiving into them,
+// so targets cannot shrink under idle ports. The driver reports what it
+// holds (port.Opened.Frames) and refuses, with xsk.ErrNoFrames and before
+// attaching anything, a port whose target exceeds the worker's
+// port.OpenRequest.FrameBudget; Open also fails if the Umem cannot stock
+// the ring.
+//
 // # Concurrency
 //
 // As package port: one worker calls a port; Close after the worker

@@ -85,9 +85,10 @@ var (
 
 // Fill targets. A pod's veth receives at most a NAPI budget (64 frames)
 // per poll and the worker tops the ring up after every receive, so a few
-// hundred frames keep a pod at full rate (docs/BENCHMARKS.md, "Frames per
-// pod port"); what a port holds beyond that only shortens the list of
-// pods a worker's Umem can serve. The uplink carries every pod's traffic.
+// hundred frames should keep a pod at full rate (not yet measured against
+// the old 2048: TODO, docs/BENCHMARKS.md); what a port holds beyond that
+// only shortens the list of pods a worker's Umem can serve (52 at the
+// default 16384 frames). The uplink carries every pod's traffic.
 const (
 	PodFill    = 256
 	UplinkFill = 2048

@@ -17,6 +17,7 @@ import (
 	"github.com/xvs-project/xvs/port/porttest"
 	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/xdpprog"
+	"github.com/xvs-project/xvs/xsk"
 	"github.com/xvs-project/xvs/xsk/xsktest"
 	"golang.org/x/sys/unix"
 )
@@ -496,4 +497,38 @@ func TestXDPPortLargeTx(t *testing.T) {
 		}
 	}
 	t.Error("the peer did not get the super-frame whole")
+}
+
+// TestXDPDriverFrameBudget: a port whose fill ring the worker's Umem
+// cannot stock is refused before anything is attached, with
+// xsk.ErrNoFrames, rather than opened with an empty ring.
+func TestXDPDriverFrameBudget(t *testing.T) {
+	l := porttest.NewVethLab(t)
+	req := port.OpenRequest{Config: spec.PortConfig{Name: l.SWIf, Kind: spec.PortPod, Mode: spec.ModeXDPDrv}, Umem: l.Umem, FrameBudget: PodFill - 1}
+	err := l.SW.Do(func() error {
+		op, err := Driver{}.Open(req)
+		if err == nil {
+			op.Port.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, xsk.ErrNoFrames) {
+		t.Fatalf("open with %d frames left: %v, want xsk.ErrNoFrames", PodFill-1, err)
+	}
+	if l.SW.XDPAttached(t, l.SWIf) {
+		t.Error("XDP program attached by a refused port")
+	}
+	req.FrameBudget = PodFill
+	var got int
+	err = l.SW.Do(func() error {
+		op, err := Driver{}.Open(req)
+		if err == nil {
+			got = op.Frames
+			op.Port.Close()
+		}
+		return err
+	})
+	if err != nil || got != PodFill {
+		t.Fatalf("open with %d frames left: frames %d, %v; want %d", PodFill, got, err, PodFill)
+	}
 }
