@@ -162,6 +162,9 @@
 //	# annotations) become VXLAN routes for pools with vxlanMode Always or
 //	# CrossSubnet; IPPools feed the CNI server's allocator; pod
 //	# annotations come from the API. Absent: xvsd runs standalone.
+//	# Blocks are still claimed from each node's local store (ipam.store),
+//	# not through the API yet: nodes sharing one IPPool from the API would
+//	# claim the same blocks, so until then give each node its own pools.
 //	kubernetes:
 //	  kubeconfig: /etc/xvs/kubeconfig  # empty: in-cluster (service account)
 //	  node: node-a                     # default $NODE_NAME, ipam.node, hostname

@@ -36,7 +36,7 @@ type Config struct {
 	// sleep at once). Spinning saves a wake-up per burst on a core of its
 	// own, and takes the core from the pods on a node without one to spare.
 	IdleSpin  time.Duration
-	Frames    int // UMEM frames per worker (default 4096)
+	Frames    int // UMEM frames per worker (default DefaultFrames)
 	FrameSize int // UMEM frame size (default 4096)
 
 	// Pod gateway addresses the switch answers for on pod ports (Calico's

@@ -15,6 +15,9 @@
 //     its routes with it.
 //   - Pools (PoolSink): the IPPools as ipam.Pools, and this node's labels
 //     for their nodeSelectors.
+//     The blocks of those pools are still claimed from the node's local
+//     store, not through the API (kube/ipamstore is not wired in yet): two
+//     nodes given the same pool would claim the same blocks.
 //   - Pod annotations (PodAnnotations) for the CNI server: from the cache,
 //     falling back to one GET when the pod is not in it yet.
 //
