@@ -2,10 +2,12 @@ package ctl
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
 	"github.com/xvs-project/xvs/api/xvspb"
+	"github.com/xvs-project/xvs/bgp"
 )
 
 // usageError is a mistake in the command line: exit 2 and print usage.
@@ -33,6 +35,11 @@ const (
 	OpHelp
 	OpNodeStatus // bgp.go
 	OpBGPRoutes
+	OpBGPPeerList
+	OpBGPPeerAdd
+	OpBGPPeerDel
+	OpBGPMesh
+	OpBGPAdvertise
 )
 
 // Command is a parsed command line (after the global flags).
@@ -43,6 +50,12 @@ type Command struct {
 	Port  *xvspb.PortConfig      // OpPortAdd; Name only for OpPortDel
 	Args  []string               // OpLab: everything after "lab"
 	BGP   BGPQuery               // OpBGPRoutes
+	// BGPPeer is OpBGPPeerAdd's peer; Address only for OpBGPPeerDel.
+	BGPPeer bgp.Peer
+	// BGPMeshOn and BGPAddrs are OpBGPMesh's; BGPPrefixes OpBGPAdvertise's.
+	BGPMeshOn   bool
+	BGPAddrs    []netip.Addr
+	BGPPrefixes []netip.Prefix
 }
 
 // Parse parses a command (the words after the global flags).
@@ -277,6 +290,13 @@ commands:
   status                            is xvsd running and ready
   node status                       BGP sessions, as calicoctl node status
   bgp routes [-family v4|v6] [-peer ADDR] [-advertised]
+  bgp peer list
+  bgp peer add ADDR -as N [-families ipv4,ipv6] [-password P] [-scope node]
+               [-hold 90s] [-keepalive 30s] [-multihop N] [-ttl-security N]
+               [-passive] [-rr-client] [-rr]
+  bgp peer del ADDR
+  bgp mesh on|off [MEMBER-ADDR ...]
+  bgp advertise [PREFIX ...]
                                     BGP routes: best, received from or sent to a peer
   lab ...                           the test lab (see xvsctl lab -h)
 
