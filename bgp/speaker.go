@@ -332,6 +332,38 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	return s.edit(ctx, func(c *Config) { c.Peers = slices.Clone(peers) })
 }
 
+// AddPeer adds p to the explicit peers, or replaces the peer at its
+// address (its session restarts only if a setting changed).
+func (s *Speaker) AddPeer(ctx context.Context, p Peer) error {
+	return s.edit(ctx, func(c *Config) {
+		i := slices.IndexFunc(c.Peers, func(q Peer) bool { return q.Address == p.Address })
+		if i < 0 {
+			c.Peers = append(c.Peers, p)
+		} else {
+			c.Peers[i] = p
+		}
+	})
+}
+
+// ErrNoSuchPeer is DeletePeer's error for an address that is no explicit
+// peer.
+var ErrNoSuchPeer = errors.New("no such bgp peer")
+
+// DeletePeer removes the explicit peer at a; its session closes and its
+// routes leave the sink.
+func (s *Speaker) DeletePeer(ctx context.Context, a netip.Addr) error {
+	found := false
+	err := s.edit(ctx, func(c *Config) {
+		n := len(c.Peers)
+		c.Peers = slices.DeleteFunc(c.Peers, func(q Peer) bool { return q.Address == a })
+		found = len(c.Peers) < n
+	})
+	if err == nil && !found {
+		return fmt.Errorf("%w: %s", ErrNoSuchPeer, a)
+	}
+	return err
+}
+
 // Peers returns the explicit peers currently configured (a copy).
 func (s *Speaker) Peers() []Peer {
 	s.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +107,74 @@ func TestBGPIPAMBlocks(t *testing.T) {
 		if k, ok := got[p]; ok {
 			t.Errorf("node1 has its own block %s as a bgp route (%s)", p, k)
 		}
+	}
+}
+
+// TestBGPRuntimeConfig: xvsd's BGP changed at run time through xvsctl
+// (the gRPC API), without a restart: an extra prefix advertised and
+// withdrawn; the mesh turned off (node2's blocks leave node1's FIB); an
+// explicit peer added (they come back), listed, refused when bad, and
+// deleted (they leave again).
+func TestBGPRuntimeConfig(t *testing.T) {
+	l := newLab(t, lab.Options{Nodes: 2, PodsPerNode: 1, BGP: true})
+	wantBGPRoutes(t, l, "adjacency", 60*time.Second)
+	n1, n2 := l.T.Nodes[0], l.T.Nodes[1]
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := xvsctl(t, l, "node1", args...)
+		if err != nil {
+			t.Fatalf("xvsctl %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	routed := func(n *lab.Node, p netip.Prefix, want bool) {
+		t.Helper()
+		eventually(t, 20*time.Second, fmt.Sprintf("%s routes %s: %v", n.Name, p, want), func() error {
+			got, err := bgpRoutes(n)
+			if err != nil {
+				return err
+			}
+			if _, ok := got[p]; ok != want {
+				return fmt.Errorf("bgp routes %v", got)
+			}
+			return nil
+		})
+	}
+	extra := netip.MustParsePrefix("198.19.250.0/24")
+	run("bgp", "advertise", n1.PodsV4.String(), n1.PodsV6.String(), extra.String())
+	routed(n2, extra, true)
+	run("bgp", "advertise", n1.PodsV4.String(), n1.PodsV6.String())
+	routed(n2, extra, false)
+
+	// Off with the members still listed: the flag alone ends the mesh.
+	members := []string{n1.UplinkV4.Addr().String(), n1.UplinkV6.Addr().String(), n2.UplinkV4.Addr().String(), n2.UplinkV6.Addr().String()}
+	run(append([]string{"bgp", "mesh", "off"}, members...)...)
+	routed(n1, n2.PodsV4, false)
+	routed(n1, n2.PodsV6, false)
+	if err := peersUp(n1, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// A mesh member cannot also be an explicit peer: drop the members.
+	run("bgp", "mesh", "off")
+	// node2 still has node1 in its mesh (iBGP, AS 64512).
+	a2 := n2.UplinkV4.Addr().String()
+	if out, err := xvsctl(t, l, "node1", "bgp", "peer", "add", a2, "-as", "64512", "-families", "ipv4,ipv5"); err == nil || !strings.Contains(out, "families") || !strings.Contains(out, "ipv5") {
+		t.Errorf("a bad family: %v, want an error naming the field and value:\n%s", err, out)
+	}
+	run("bgp", "peer", "add", a2, "-as", "64512", "-families", "ipv4,ipv6")
+	routed(n1, n2.PodsV4, true)
+	// (IPv6 stays out: node2's mesh session to node1's IPv4 address
+	// offers only IPv4, so the families negotiated are IPv4.)
+	if out := run("bgp", "peer", "list"); !strings.Contains(out, a2+" as 64512") {
+		t.Errorf("peer list:\n%s", out)
+	}
+	if out := run("node", "status"); !strings.Contains(out, a2) || !strings.Contains(out, "global") {
+		t.Errorf("node status lacks the added peer:\n%s", out)
+	}
+	run("bgp", "peer", "del", a2)
+	routed(n1, n2.PodsV4, false)
+	if out, err := xvsctl(t, l, "node1", "bgp", "peer", "del", a2); err == nil || !strings.Contains(out, "no such bgp peer") {
+		t.Errorf("deleting a peer twice: %v:\n%s", err, out)
 	}
 }

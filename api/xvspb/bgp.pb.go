@@ -27,6 +27,361 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ListBGPPeersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBGPPeersRequest) Reset() {
+	*x = ListBGPPeersRequest{}
+	mi := &file_xvspb_bgp_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBGPPeersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBGPPeersRequest) ProtoMessage() {}
+
+func (x *ListBGPPeersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_bgp_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBGPPeersRequest.ProtoReflect.Descriptor instead.
+func (*ListBGPPeersRequest) Descriptor() ([]byte, []int) {
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{0}
+}
+
+type ListBGPPeersResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Enabled bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// peers_yaml is []bgp.Peer as YAML, passwords left out.
+	PeersYaml     []byte `protobuf:"bytes,2,opt,name=peers_yaml,json=peersYaml,proto3" json:"peers_yaml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBGPPeersResponse) Reset() {
+	*x = ListBGPPeersResponse{}
+	mi := &file_xvspb_bgp_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBGPPeersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBGPPeersResponse) ProtoMessage() {}
+
+func (x *ListBGPPeersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_bgp_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBGPPeersResponse.ProtoReflect.Descriptor instead.
+func (*ListBGPPeersResponse) Descriptor() ([]byte, []int) {
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListBGPPeersResponse) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *ListBGPPeersResponse) GetPeersYaml() []byte {
+	if x != nil {
+		return x.PeersYaml
+	}
+	return nil
+}
+
+type SetBGPPeersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// peers_yaml is []bgp.Peer as YAML.
+	PeersYaml     []byte `protobuf:"bytes,1,opt,name=peers_yaml,json=peersYaml,proto3" json:"peers_yaml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBGPPeersRequest) Reset() {
+	*x = SetBGPPeersRequest{}
+	mi := &file_xvspb_bgp_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBGPPeersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBGPPeersRequest) ProtoMessage() {}
+
+func (x *SetBGPPeersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_bgp_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBGPPeersRequest.ProtoReflect.Descriptor instead.
+func (*SetBGPPeersRequest) Descriptor() ([]byte, []int) {
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SetBGPPeersRequest) GetPeersYaml() []byte {
+	if x != nil {
+		return x.PeersYaml
+	}
+	return nil
+}
+
+type AddBGPPeerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// peer_yaml is one bgp.Peer as YAML.
+	PeerYaml      []byte `protobuf:"bytes,1,opt,name=peer_yaml,json=peerYaml,proto3" json:"peer_yaml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddBGPPeerRequest) Reset() {
+	*x = AddBGPPeerRequest{}
+	mi := &file_xvspb_bgp_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddBGPPeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddBGPPeerRequest) ProtoMessage() {}
+
+func (x *AddBGPPeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_bgp_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddBGPPeerRequest.ProtoReflect.Descriptor instead.
+func (*AddBGPPeerRequest) Descriptor() ([]byte, []int) {
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AddBGPPeerRequest) GetPeerYaml() []byte {
+	if x != nil {
+		return x.PeerYaml
+	}
+	return nil
+}
+
+type DeleteBGPPeerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBGPPeerRequest) Reset() {
+	*x = DeleteBGPPeerRequest{}
+	mi := &file_xvspb_bgp_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBGPPeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBGPPeerRequest) ProtoMessage() {}
+
+func (x *DeleteBGPPeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_bgp_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBGPPeerRequest.ProtoReflect.Descriptor instead.
+func (*DeleteBGPPeerRequest) Descriptor() ([]byte, []int) {
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DeleteBGPPeerRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type SetBGPMeshRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Enabled       bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Members       []string               `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBGPMeshRequest) Reset() {
+	*x = SetBGPMeshRequest{}
+	mi := &file_xvspb_bgp_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBGPMeshRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBGPMeshRequest) ProtoMessage() {}
+
+func (x *SetBGPMeshRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_bgp_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBGPMeshRequest.ProtoReflect.Descriptor instead.
+func (*SetBGPMeshRequest) Descriptor() ([]byte, []int) {
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SetBGPMeshRequest) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *SetBGPMeshRequest) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type SetBGPAdvertisedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prefixes      []string               `protobuf:"bytes,1,rep,name=prefixes,proto3" json:"prefixes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBGPAdvertisedRequest) Reset() {
+	*x = SetBGPAdvertisedRequest{}
+	mi := &file_xvspb_bgp_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBGPAdvertisedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBGPAdvertisedRequest) ProtoMessage() {}
+
+func (x *SetBGPAdvertisedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_bgp_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBGPAdvertisedRequest.ProtoReflect.Descriptor instead.
+func (*SetBGPAdvertisedRequest) Descriptor() ([]byte, []int) {
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetBGPAdvertisedRequest) GetPrefixes() []string {
+	if x != nil {
+		return x.Prefixes
+	}
+	return nil
+}
+
+type BGPChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BGPChangeResponse) Reset() {
+	*x = BGPChangeResponse{}
+	mi := &file_xvspb_bgp_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BGPChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BGPChangeResponse) ProtoMessage() {}
+
+func (x *BGPChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_bgp_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BGPChangeResponse.ProtoReflect.Descriptor instead.
+func (*BGPChangeResponse) Descriptor() ([]byte, []int) {
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{7}
+}
+
 type NodeStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -35,7 +390,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_xvspb_bgp_proto_msgTypes[0]
+	mi := &file_xvspb_bgp_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +402,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_bgp_proto_msgTypes[0]
+	mi := &file_xvspb_bgp_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +415,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_bgp_proto_rawDescGZIP(), []int{0}
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{8}
 }
 
 type NodeStatusResponse struct {
@@ -75,7 +430,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_xvspb_bgp_proto_msgTypes[1]
+	mi := &file_xvspb_bgp_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -87,7 +442,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_bgp_proto_msgTypes[1]
+	mi := &file_xvspb_bgp_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -100,7 +455,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_bgp_proto_rawDescGZIP(), []int{1}
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NodeStatusResponse) GetEnabled() bool {
@@ -131,7 +486,7 @@ type BGPRoutesRequest struct {
 
 func (x *BGPRoutesRequest) Reset() {
 	*x = BGPRoutesRequest{}
-	mi := &file_xvspb_bgp_proto_msgTypes[2]
+	mi := &file_xvspb_bgp_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -143,7 +498,7 @@ func (x *BGPRoutesRequest) String() string {
 func (*BGPRoutesRequest) ProtoMessage() {}
 
 func (x *BGPRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_bgp_proto_msgTypes[2]
+	mi := &file_xvspb_bgp_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -156,7 +511,7 @@ func (x *BGPRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BGPRoutesRequest.ProtoReflect.Descriptor instead.
 func (*BGPRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_bgp_proto_rawDescGZIP(), []int{2}
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BGPRoutesRequest) GetFamily() string {
@@ -191,7 +546,7 @@ type BGPRoutesResponse struct {
 
 func (x *BGPRoutesResponse) Reset() {
 	*x = BGPRoutesResponse{}
-	mi := &file_xvspb_bgp_proto_msgTypes[3]
+	mi := &file_xvspb_bgp_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +558,7 @@ func (x *BGPRoutesResponse) String() string {
 func (*BGPRoutesResponse) ProtoMessage() {}
 
 func (x *BGPRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_bgp_proto_msgTypes[3]
+	mi := &file_xvspb_bgp_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +571,7 @@ func (x *BGPRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BGPRoutesResponse.ProtoReflect.Descriptor instead.
 func (*BGPRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_bgp_proto_rawDescGZIP(), []int{3}
+	return file_xvspb_bgp_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BGPRoutesResponse) GetEnabled() bool {
@@ -237,7 +592,25 @@ var File_xvspb_bgp_proto protoreflect.FileDescriptor
 
 const file_xvspb_bgp_proto_rawDesc = "" +
 	"\n" +
-	"\x0fxvspb/bgp.proto\x12\x06xvs.v1\"\x13\n" +
+	"\x0fxvspb/bgp.proto\x12\x06xvs.v1\"\x15\n" +
+	"\x13ListBGPPeersRequest\"O\n" +
+	"\x14ListBGPPeersResponse\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1d\n" +
+	"\n" +
+	"peers_yaml\x18\x02 \x01(\fR\tpeersYaml\"3\n" +
+	"\x12SetBGPPeersRequest\x12\x1d\n" +
+	"\n" +
+	"peers_yaml\x18\x01 \x01(\fR\tpeersYaml\"0\n" +
+	"\x11AddBGPPeerRequest\x12\x1b\n" +
+	"\tpeer_yaml\x18\x01 \x01(\fR\bpeerYaml\"0\n" +
+	"\x14DeleteBGPPeerRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\"G\n" +
+	"\x11SetBGPMeshRequest\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\tR\amembers\"5\n" +
+	"\x17SetBGPAdvertisedRequest\x12\x1a\n" +
+	"\bprefixes\x18\x01 \x03(\tR\bprefixes\"\x13\n" +
+	"\x11BGPChangeResponse\"\x13\n" +
 	"\x11NodeStatusRequest\"O\n" +
 	"\x12NodeStatusResponse\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1f\n" +
@@ -252,11 +625,19 @@ const file_xvspb_bgp_proto_rawDesc = "" +
 	"\x11BGPRoutesResponse\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1f\n" +
 	"\vroutes_json\x18\x02 \x01(\fR\n" +
-	"routesJson2\x8c\x01\n" +
+	"routesJson2\xbf\x04\n" +
 	"\x03BGP\x12C\n" +
 	"\n" +
 	"NodeStatus\x12\x19.xvs.v1.NodeStatusRequest\x1a\x1a.xvs.v1.NodeStatusResponse\x12@\n" +
-	"\tBGPRoutes\x12\x18.xvs.v1.BGPRoutesRequest\x1a\x19.xvs.v1.BGPRoutesResponseB&Z$github.com/xvs-project/xvs/api/xvspbb\x06proto3"
+	"\tBGPRoutes\x12\x18.xvs.v1.BGPRoutesRequest\x1a\x19.xvs.v1.BGPRoutesResponse\x12I\n" +
+	"\fListBGPPeers\x12\x1b.xvs.v1.ListBGPPeersRequest\x1a\x1c.xvs.v1.ListBGPPeersResponse\x12D\n" +
+	"\vSetBGPPeers\x12\x1a.xvs.v1.SetBGPPeersRequest\x1a\x19.xvs.v1.BGPChangeResponse\x12B\n" +
+	"\n" +
+	"AddBGPPeer\x12\x19.xvs.v1.AddBGPPeerRequest\x1a\x19.xvs.v1.BGPChangeResponse\x12H\n" +
+	"\rDeleteBGPPeer\x12\x1c.xvs.v1.DeleteBGPPeerRequest\x1a\x19.xvs.v1.BGPChangeResponse\x12B\n" +
+	"\n" +
+	"SetBGPMesh\x12\x19.xvs.v1.SetBGPMeshRequest\x1a\x19.xvs.v1.BGPChangeResponse\x12N\n" +
+	"\x10SetBGPAdvertised\x12\x1f.xvs.v1.SetBGPAdvertisedRequest\x1a\x19.xvs.v1.BGPChangeResponseB&Z$github.com/xvs-project/xvs/api/xvspbb\x06proto3"
 
 var (
 	file_xvspb_bgp_proto_rawDescOnce sync.Once
@@ -270,23 +651,43 @@ func file_xvspb_bgp_proto_rawDescGZIP() []byte {
 	return file_xvspb_bgp_proto_rawDescData
 }
 
-var file_xvspb_bgp_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_xvspb_bgp_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_xvspb_bgp_proto_goTypes = []any{
-	(*NodeStatusRequest)(nil),  // 0: xvs.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil), // 1: xvs.v1.NodeStatusResponse
-	(*BGPRoutesRequest)(nil),   // 2: xvs.v1.BGPRoutesRequest
-	(*BGPRoutesResponse)(nil),  // 3: xvs.v1.BGPRoutesResponse
+	(*ListBGPPeersRequest)(nil),     // 0: xvs.v1.ListBGPPeersRequest
+	(*ListBGPPeersResponse)(nil),    // 1: xvs.v1.ListBGPPeersResponse
+	(*SetBGPPeersRequest)(nil),      // 2: xvs.v1.SetBGPPeersRequest
+	(*AddBGPPeerRequest)(nil),       // 3: xvs.v1.AddBGPPeerRequest
+	(*DeleteBGPPeerRequest)(nil),    // 4: xvs.v1.DeleteBGPPeerRequest
+	(*SetBGPMeshRequest)(nil),       // 5: xvs.v1.SetBGPMeshRequest
+	(*SetBGPAdvertisedRequest)(nil), // 6: xvs.v1.SetBGPAdvertisedRequest
+	(*BGPChangeResponse)(nil),       // 7: xvs.v1.BGPChangeResponse
+	(*NodeStatusRequest)(nil),       // 8: xvs.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),      // 9: xvs.v1.NodeStatusResponse
+	(*BGPRoutesRequest)(nil),        // 10: xvs.v1.BGPRoutesRequest
+	(*BGPRoutesResponse)(nil),       // 11: xvs.v1.BGPRoutesResponse
 }
 var file_xvspb_bgp_proto_depIdxs = []int32{
-	0, // 0: xvs.v1.BGP.NodeStatus:input_type -> xvs.v1.NodeStatusRequest
-	2, // 1: xvs.v1.BGP.BGPRoutes:input_type -> xvs.v1.BGPRoutesRequest
-	1, // 2: xvs.v1.BGP.NodeStatus:output_type -> xvs.v1.NodeStatusResponse
-	3, // 3: xvs.v1.BGP.BGPRoutes:output_type -> xvs.v1.BGPRoutesResponse
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	8,  // 0: xvs.v1.BGP.NodeStatus:input_type -> xvs.v1.NodeStatusRequest
+	10, // 1: xvs.v1.BGP.BGPRoutes:input_type -> xvs.v1.BGPRoutesRequest
+	0,  // 2: xvs.v1.BGP.ListBGPPeers:input_type -> xvs.v1.ListBGPPeersRequest
+	2,  // 3: xvs.v1.BGP.SetBGPPeers:input_type -> xvs.v1.SetBGPPeersRequest
+	3,  // 4: xvs.v1.BGP.AddBGPPeer:input_type -> xvs.v1.AddBGPPeerRequest
+	4,  // 5: xvs.v1.BGP.DeleteBGPPeer:input_type -> xvs.v1.DeleteBGPPeerRequest
+	5,  // 6: xvs.v1.BGP.SetBGPMesh:input_type -> xvs.v1.SetBGPMeshRequest
+	6,  // 7: xvs.v1.BGP.SetBGPAdvertised:input_type -> xvs.v1.SetBGPAdvertisedRequest
+	9,  // 8: xvs.v1.BGP.NodeStatus:output_type -> xvs.v1.NodeStatusResponse
+	11, // 9: xvs.v1.BGP.BGPRoutes:output_type -> xvs.v1.BGPRoutesResponse
+	1,  // 10: xvs.v1.BGP.ListBGPPeers:output_type -> xvs.v1.ListBGPPeersResponse
+	7,  // 11: xvs.v1.BGP.SetBGPPeers:output_type -> xvs.v1.BGPChangeResponse
+	7,  // 12: xvs.v1.BGP.AddBGPPeer:output_type -> xvs.v1.BGPChangeResponse
+	7,  // 13: xvs.v1.BGP.DeleteBGPPeer:output_type -> xvs.v1.BGPChangeResponse
+	7,  // 14: xvs.v1.BGP.SetBGPMesh:output_type -> xvs.v1.BGPChangeResponse
+	7,  // 15: xvs.v1.BGP.SetBGPAdvertised:output_type -> xvs.v1.BGPChangeResponse
+	8,  // [8:16] is the sub-list for method output_type
+	0,  // [0:8] is the sub-list for method input_type
+	0,  // [0:0] is the sub-list for extension type_name
+	0,  // [0:0] is the sub-list for extension extendee
+	0,  // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_xvspb_bgp_proto_init() }
@@ -300,7 +701,7 @@ func file_xvspb_bgp_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xvspb_bgp_proto_rawDesc), len(file_xvspb_bgp_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,8 +25,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	BGP_NodeStatus_FullMethodName = "/xvs.v1.BGP/NodeStatus"
-	BGP_BGPRoutes_FullMethodName  = "/xvs.v1.BGP/BGPRoutes"
+	BGP_NodeStatus_FullMethodName       = "/xvs.v1.BGP/NodeStatus"
+	BGP_BGPRoutes_FullMethodName        = "/xvs.v1.BGP/BGPRoutes"
+	BGP_ListBGPPeers_FullMethodName     = "/xvs.v1.BGP/ListBGPPeers"
+	BGP_SetBGPPeers_FullMethodName      = "/xvs.v1.BGP/SetBGPPeers"
+	BGP_AddBGPPeer_FullMethodName       = "/xvs.v1.BGP/AddBGPPeer"
+	BGP_DeleteBGPPeer_FullMethodName    = "/xvs.v1.BGP/DeleteBGPPeer"
+	BGP_SetBGPMesh_FullMethodName       = "/xvs.v1.BGP/SetBGPMesh"
+	BGP_SetBGPAdvertised_FullMethodName = "/xvs.v1.BGP/SetBGPAdvertised"
 )
 
 // BGPClient is the client API for BGP service.
@@ -35,6 +41,20 @@ const (
 type BGPClient interface {
 	NodeStatus(ctx context.Context, in *NodeStatusRequest, opts ...grpc.CallOption) (*NodeStatusResponse, error)
 	BGPRoutes(ctx context.Context, in *BGPRoutesRequest, opts ...grpc.CallOption) (*BGPRoutesResponse, error)
+	// Run-time reconfiguration, without restarting xvsd; sessions that do
+	// not change stay up. Peers travel as YAML in the shape of the bgp:
+	// section's peers list (bgp.Peer's yaml tags, password included).
+	ListBGPPeers(ctx context.Context, in *ListBGPPeersRequest, opts ...grpc.CallOption) (*ListBGPPeersResponse, error)
+	// SetBGPPeers replaces the explicit peers by difference.
+	SetBGPPeers(ctx context.Context, in *SetBGPPeersRequest, opts ...grpc.CallOption) (*BGPChangeResponse, error)
+	// AddBGPPeer adds a peer, or replaces the one at its address.
+	AddBGPPeer(ctx context.Context, in *AddBGPPeerRequest, opts ...grpc.CallOption) (*BGPChangeResponse, error)
+	DeleteBGPPeer(ctx context.Context, in *DeleteBGPPeerRequest, opts ...grpc.CallOption) (*BGPChangeResponse, error)
+	// SetBGPMesh turns the node-to-node mesh on or off and sets its members.
+	SetBGPMesh(ctx context.Context, in *SetBGPMeshRequest, opts ...grpc.CallOption) (*BGPChangeResponse, error)
+	// SetBGPAdvertised replaces the static prefixes the node advertises
+	// (bgp.advertise; IPAM's blocks are added to them).
+	SetBGPAdvertised(ctx context.Context, in *SetBGPAdvertisedRequest, opts ...grpc.CallOption) (*BGPChangeResponse, error)
 }
 
 type bGPClient struct {
@@ -65,12 +85,86 @@ func (c *bGPClient) BGPRoutes(ctx context.Context, in *BGPRoutesRequest, opts ..
 	return out, nil
 }
 
+func (c *bGPClient) ListBGPPeers(ctx context.Context, in *ListBGPPeersRequest, opts ...grpc.CallOption) (*ListBGPPeersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBGPPeersResponse)
+	err := c.cc.Invoke(ctx, BGP_ListBGPPeers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bGPClient) SetBGPPeers(ctx context.Context, in *SetBGPPeersRequest, opts ...grpc.CallOption) (*BGPChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BGPChangeResponse)
+	err := c.cc.Invoke(ctx, BGP_SetBGPPeers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bGPClient) AddBGPPeer(ctx context.Context, in *AddBGPPeerRequest, opts ...grpc.CallOption) (*BGPChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BGPChangeResponse)
+	err := c.cc.Invoke(ctx, BGP_AddBGPPeer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bGPClient) DeleteBGPPeer(ctx context.Context, in *DeleteBGPPeerRequest, opts ...grpc.CallOption) (*BGPChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BGPChangeResponse)
+	err := c.cc.Invoke(ctx, BGP_DeleteBGPPeer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bGPClient) SetBGPMesh(ctx context.Context, in *SetBGPMeshRequest, opts ...grpc.CallOption) (*BGPChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BGPChangeResponse)
+	err := c.cc.Invoke(ctx, BGP_SetBGPMesh_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bGPClient) SetBGPAdvertised(ctx context.Context, in *SetBGPAdvertisedRequest, opts ...grpc.CallOption) (*BGPChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BGPChangeResponse)
+	err := c.cc.Invoke(ctx, BGP_SetBGPAdvertised_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BGPServer is the server API for BGP service.
 // All implementations must embed UnimplementedBGPServer
 // for forward compatibility.
 type BGPServer interface {
 	NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error)
 	BGPRoutes(context.Context, *BGPRoutesRequest) (*BGPRoutesResponse, error)
+	// Run-time reconfiguration, without restarting xvsd; sessions that do
+	// not change stay up. Peers travel as YAML in the shape of the bgp:
+	// section's peers list (bgp.Peer's yaml tags, password included).
+	ListBGPPeers(context.Context, *ListBGPPeersRequest) (*ListBGPPeersResponse, error)
+	// SetBGPPeers replaces the explicit peers by difference.
+	SetBGPPeers(context.Context, *SetBGPPeersRequest) (*BGPChangeResponse, error)
+	// AddBGPPeer adds a peer, or replaces the one at its address.
+	AddBGPPeer(context.Context, *AddBGPPeerRequest) (*BGPChangeResponse, error)
+	DeleteBGPPeer(context.Context, *DeleteBGPPeerRequest) (*BGPChangeResponse, error)
+	// SetBGPMesh turns the node-to-node mesh on or off and sets its members.
+	SetBGPMesh(context.Context, *SetBGPMeshRequest) (*BGPChangeResponse, error)
+	// SetBGPAdvertised replaces the static prefixes the node advertises
+	// (bgp.advertise; IPAM's blocks are added to them).
+	SetBGPAdvertised(context.Context, *SetBGPAdvertisedRequest) (*BGPChangeResponse, error)
 	mustEmbedUnimplementedBGPServer()
 }
 
@@ -86,6 +180,24 @@ func (UnimplementedBGPServer) NodeStatus(context.Context, *NodeStatusRequest) (*
 }
 func (UnimplementedBGPServer) BGPRoutes(context.Context, *BGPRoutesRequest) (*BGPRoutesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method BGPRoutes not implemented")
+}
+func (UnimplementedBGPServer) ListBGPPeers(context.Context, *ListBGPPeersRequest) (*ListBGPPeersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListBGPPeers not implemented")
+}
+func (UnimplementedBGPServer) SetBGPPeers(context.Context, *SetBGPPeersRequest) (*BGPChangeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetBGPPeers not implemented")
+}
+func (UnimplementedBGPServer) AddBGPPeer(context.Context, *AddBGPPeerRequest) (*BGPChangeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AddBGPPeer not implemented")
+}
+func (UnimplementedBGPServer) DeleteBGPPeer(context.Context, *DeleteBGPPeerRequest) (*BGPChangeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteBGPPeer not implemented")
+}
+func (UnimplementedBGPServer) SetBGPMesh(context.Context, *SetBGPMeshRequest) (*BGPChangeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetBGPMesh not implemented")
+}
+func (UnimplementedBGPServer) SetBGPAdvertised(context.Context, *SetBGPAdvertisedRequest) (*BGPChangeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetBGPAdvertised not implemented")
 }
 func (UnimplementedBGPServer) mustEmbedUnimplementedBGPServer() {}
 func (UnimplementedBGPServer) testEmbeddedByValue()             {}
@@ -144,6 +256,114 @@ func _BGP_BGPRoutes_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BGP_ListBGPPeers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBGPPeersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BGPServer).ListBGPPeers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BGP_ListBGPPeers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BGPServer).ListBGPPeers(ctx, req.(*ListBGPPeersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BGP_SetBGPPeers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetBGPPeersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BGPServer).SetBGPPeers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BGP_SetBGPPeers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BGPServer).SetBGPPeers(ctx, req.(*SetBGPPeersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BGP_AddBGPPeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddBGPPeerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BGPServer).AddBGPPeer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BGP_AddBGPPeer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BGPServer).AddBGPPeer(ctx, req.(*AddBGPPeerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BGP_DeleteBGPPeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteBGPPeerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BGPServer).DeleteBGPPeer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BGP_DeleteBGPPeer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BGPServer).DeleteBGPPeer(ctx, req.(*DeleteBGPPeerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BGP_SetBGPMesh_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetBGPMeshRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BGPServer).SetBGPMesh(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BGP_SetBGPMesh_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BGPServer).SetBGPMesh(ctx, req.(*SetBGPMeshRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BGP_SetBGPAdvertised_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetBGPAdvertisedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BGPServer).SetBGPAdvertised(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BGP_SetBGPAdvertised_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BGPServer).SetBGPAdvertised(ctx, req.(*SetBGPAdvertisedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BGP_ServiceDesc is the grpc.ServiceDesc for BGP service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -158,6 +378,30 @@ var BGP_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BGPRoutes",
 			Handler:    _BGP_BGPRoutes_Handler,
+		},
+		{
+			MethodName: "ListBGPPeers",
+			Handler:    _BGP_ListBGPPeers_Handler,
+		},
+		{
+			MethodName: "SetBGPPeers",
+			Handler:    _BGP_SetBGPPeers_Handler,
+		},
+		{
+			MethodName: "AddBGPPeer",
+			Handler:    _BGP_AddBGPPeer_Handler,
+		},
+		{
+			MethodName: "DeleteBGPPeer",
+			Handler:    _BGP_DeleteBGPPeer_Handler,
+		},
+		{
+			MethodName: "SetBGPMesh",
+			Handler:    _BGP_SetBGPMesh_Handler,
+		},
+		{
+			MethodName: "SetBGPAdvertised",
+			Handler:    _BGP_SetBGPAdvertised_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -2,9 +2,13 @@ package ctl
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/xvs-project/xvs/bgp"
 )
 
 func TestParseBGP(t *testing.T) {
@@ -19,7 +23,19 @@ func TestParseBGP(t *testing.T) {
 		{"bgp routes -family v6 -peer fd00:18::2 -advertised", &Command{Op: OpBGPRoutes, BGP: BGPQuery{Family: "ipv6", Peer: "fd00:18::2", Advertised: true}}, ""},
 		{"node", nil, `node: only "node status"`},
 		{"node status now", nil, `node status: unexpected argument "now"`},
-		{"bgp peers", nil, `bgp: only "bgp routes"`},
+		{"bgp peers", nil, `bgp: "bgp routes", "bgp peer"`},
+		{"bgp peer list", &Command{Op: OpBGPPeerList}, ""},
+		{"bgp peer add 198.18.0.9 -as 65009 -families ipv4,ipv6 -scope node -hold 9s", &Command{Op: OpBGPPeerAdd, BGPPeer: bgp.Peer{
+			Address: netip.MustParseAddr("198.18.0.9"), ASNumber: 65009, Families: []bgp.Family{bgp.IPv4, bgp.IPv6}, Scope: bgp.ScopeNode, HoldTime: 9 * time.Second}}, ""},
+		{"bgp peer add 198.18.0.9", nil, `-as 0: want 1..4294967295`},
+		{"bgp peer add nope -as 1", nil, `"nope": not an IP address`},
+		{"bgp peer del fd00:18::9", &Command{Op: OpBGPPeerDel, BGPPeer: bgp.Peer{Address: netip.MustParseAddr("fd00:18::9")}}, ""},
+		{"bgp peer del", nil, `bgp peer del: one peer address`},
+		{"bgp mesh off", &Command{Op: OpBGPMesh}, ""},
+		{"bgp mesh on 198.18.0.1 fd00:18::1", &Command{Op: OpBGPMesh, BGPMeshOn: true, BGPAddrs: []netip.Addr{netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd00:18::1")}}, ""},
+		{"bgp mesh maybe", nil, `bgp mesh: on or off`},
+		{"bgp advertise 198.19.1.0/26", &Command{Op: OpBGPAdvertise, BGPPrefixes: []netip.Prefix{netip.MustParsePrefix("198.19.1.0/26")}}, ""},
+		{"bgp advertise 198.19.1.1/26", nil, `"198.19.1.1/26": not a network prefix`},
 		{"bgp routes -family v5", nil, `-family "v5": want v4 or v6`},
 		{"bgp routes -peer nope", nil, `-peer "nope": not an address`},
 		{"bgp routes -advertised", nil, `-advertised needs -peer`},

@@ -2,10 +2,12 @@ package ctl
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
 	"github.com/xvs-project/xvs/api/xvspb"
+	"github.com/xvs-project/xvs/bgp"
 )
 
 // usageError is a mistake in the command line: exit 2 and print usage.
@@ -33,6 +35,11 @@ const (
 	OpHelp
 	OpNodeStatus // bgp.go
 	OpBGPRoutes
+	OpBGPPeerList
+	OpBGPPeerAdd
+	OpBGPPeerDel
+	OpBGPMesh
+	OpBGPAdvertise
 	OpKubeStatus // kube.go
 )
 
@@ -44,6 +51,12 @@ type Command struct {
 	Port  *xvspb.PortConfig      // OpPortAdd; Name only for OpPortDel
 	Args  []string               // OpLab: everything after "lab"
 	BGP   BGPQuery               // OpBGPRoutes
+	// BGPPeer is OpBGPPeerAdd's peer; Address only for OpBGPPeerDel.
+	BGPPeer bgp.Peer
+	// BGPMeshOn and BGPAddrs are OpBGPMesh's; BGPPrefixes OpBGPAdvertise's.
+	BGPMeshOn   bool
+	BGPAddrs    []netip.Addr
+	BGPPrefixes []netip.Prefix
 }
 
 // Parse parses a command (the words after the global flags).
@@ -282,6 +295,13 @@ commands:
   kube status                       the Kubernetes node agent: connected, synced, last resync, objects
   bgp routes [-family v4|v6] [-peer ADDR] [-advertised]
                                     BGP routes: best, received from or sent to a peer
+  bgp peer list                     the BGP peers (run-time changes below, no restart)
+  bgp peer add ADDR -as N [-families ipv4,ipv6] [-password P] [-scope node]
+               [-hold 90s] [-keepalive 30s] [-multihop N] [-ttl-security N]
+               [-passive] [-rr-client] [-rr]
+  bgp peer del ADDR
+  bgp mesh on|off [MEMBER-ADDR ...]
+  bgp advertise [PREFIX ...]         the static prefixes advertised beside the IPAM blocks
   lab ...                           the test lab (see xvsctl lab -h)
 
 -s and -o may also follow the command.

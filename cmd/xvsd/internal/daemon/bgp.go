@@ -344,6 +344,28 @@ func (d *Daemon) SetNodeBlocks(ps []netip.Prefix) error {
 	return d.bgp.setBlocks(ps)
 }
 
+// SetAdvertised replaces the static prefixes the node advertises (the
+// config's bgp.advertise until then; IPAM's blocks join them), at run
+// time through the API's SetBGPAdvertised.
+func (d *Daemon) SetAdvertised(ps []netip.Prefix) error {
+	if d.bgp == nil {
+		return errors.New("bgp is not configured")
+	}
+	b := d.bgp
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.static
+	b.static = slices.Clone(ps)
+	if err := b.advertiseLocked(); err != nil {
+		b.static = old
+		if rerr := b.advertiseLocked(); rerr != nil {
+			b.log.Warn("bgp: restoring the advertised prefixes", "err", rerr)
+		}
+		return err
+	}
+	return nil
+}
+
 // BGP returns the running speaker, or nil without a bgp: section.
 func (d *Daemon) BGP() *bgp.Speaker {
 	if d.bgp == nil {

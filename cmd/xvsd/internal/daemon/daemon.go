@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -237,7 +238,11 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 	if err := d.startBGP(context.Background()); err != nil {
 		return nil, err
 	}
-	d.api.RegisterBGP(d.BGP())
+	var advertise func([]netip.Prefix) error
+	if d.bgp != nil {
+		advertise = d.SetAdvertised
+	}
+	d.api.RegisterBGP(d.BGP(), advertise)
 	if k := d.Kube(); k != nil {
 		d.api.RegisterKube(func() any { return k.Status() })
 	} else {

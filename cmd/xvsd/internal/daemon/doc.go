@@ -23,8 +23,14 @@
 // left out, and takes out what the prefix had; a withdrawn prefix, or
 // every route of a peer whose session ends, leaves the FIB in the same
 // batch. Prefixes another origin owns are not overridden
-// (xvs_bgp_routes_shadowed_total). The node's blocks (bgp.advertise, and
-// IPAM's through SetNodeBlocks) are advertised and blackholed. The BGP
+// (xvs_bgp_routes_shadowed_total). The node's blocks are advertised and
+// blackholed: bgp.advertise (replaceable at run time, SetAdvertised and
+// the API's SetBGPAdvertised) and, with an ipam: section, the CNI
+// server's node blocks, read at start and followed through
+// SubscribeBlocks as blocks are claimed or released (SetNodeBlocks sets
+// them by hand). Peers and the mesh change at run time through the API
+// (SetBGPPeers, AddBGPPeer, DeleteBGPPeer, SetBGPMesh; `xvsctl bgp peer`,
+// `xvsctl bgp mesh`) or the speaker's SetPeers/SetMesh. The BGP
 // gRPC service (api/bgp.go) serves `xvsctl node status` and `xvsctl bgp
 // routes`; the speaker's collector joins /metrics.
 //
