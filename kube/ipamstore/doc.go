@@ -1,36 +1,38 @@
-// Package ipamstore is an ipam.Store on the Kubernetes API, for a
-// cluster whose nodes share their pools and blocks through the API server
-// (Calico's Kubernetes-datastore mode) instead of each keeping a local
-// bbolt file.
+// Package ipamstore is ipam.Store on the Kubernetes API: pools are
+// IPPool objects, blocks are IPAMBlock objects (name
+// v1.BlockName(cidr), node affinity and allocations in the spec),
+// Block.Revision is the object's resourceVersion.
 //
-//   - Pools are IPPool objects (group xvs.dev). Pools that fail the
-//     allocator's rules (overlap, block size, node selector) are refused
-//     one by one, listed by Refused and, with Options.Kube, reported as an
-//     Event (reason InvalidIPPool) naming the field; the others apply.
-//   - Blocks are IPAMBlock objects holding their node affinity and their
-//     allocations, so an address and its owner are one object and one
-//     update, as the ipam.Store contract asks. A block's Revision is its
-//     resourceVersion: CreateBlock maps AlreadyExists to ipam.ErrExists
-//     (another node claimed the CIDR first), UpdateBlock and DeleteBlock
-//     send the resourceVersion and map Conflict to ipam.ErrConflict, so two
-//     nodes never hold the same block or address.
-//   - Reads come from informer caches, with an overlay of this process's
-//     own completed writes (overlay.go) so an Assign repeated at once sees
-//     its address before the watch brings it back. BlocksByHandle is an
-//     informer index.
-//   - There is no BatchStore: the API has no multi-object transaction. A
-//     dual-stack pod's two families are two block updates, and a crash
-//     between them leaves one address, which the allocator's repeated
-//     Assign completes and Release or GC frees (see ipam.BatchStore).
-//   - Reclaimer releases the blocks and addresses of nodes whose Node
-//     object has been gone for a grace period. Every node runs one, with
-//     no leader: the compare-and-swap makes concurrent reclaims safe.
+//   - CreateBlock is a Create: AlreadyExists is ipam.ErrExists, and the
+//     existing object is read at once so the allocator's next read has it.
+//   - UpdateBlock is an Update carrying the revision, DeleteBlock a Delete
+//     with a resourceVersion precondition: 409 is ipam.ErrConflict (the
+//     winner is read live), 404 ipam.ErrNotFound. An empty revision is
+//     refused (the API server would take it as unconditional).
+//   - Reads come from informers (BlocksByHandle from a handle index) plus
+//     an overlay of this process's own writes and live reads (overlay.go),
+//     so a process sees its completed writes at once, as ipam.Store
+//     requires; an entry goes once the cache shows that version or newer.
+//   - Not a BatchStore: Kubernetes has no multi-object transaction, so a
+//     dual-stack pod's two blocks are two updates; the allocator's
+//     documented path (a repeated Assign completes a family, DEL or GC
+//     frees a half) covers a crash between them.
+//   - ListPools leaves out refused pools (PoolFromObject, ValidPools: the
+//     selector's syntax, overlaps (the older pool stays), and what CEL
+//     already checks at admission for objects stored before it) and
+//     reports each once per version in the log, Refused and, with
+//     Options.Kube, a Warning Event "InvalidIPPool" naming the field.
+//   - Reclaimer (every agent runs one, no leader): a node with no Node
+//     object for the grace period (confirmed by a live Get) has its
+//     addresses released and its blocks un-affined or deleted.
 //
-// Tests run the ipam/ipamtest conformance suite, read-your-writes, six
-// nodes racing for the last free block, restart re-adoption and the
-// reclaimer against a real etcd and kube-apiserver (e2e/kubeapi).
+// Concurrency: a Store and a Reclaimer are safe for concurrent use.
+// Allocation: control plane only; reads decode the cached objects.
+//
+// Tests: `go test -run TestAPIServer ./kube/ipamstore/` against a real
+// etcd and kube-apiserver (e2e/kubeapi).
 //
 // Not yet done: xvsd does not use this store; with a kubernetes: section
-// its CNI server still allocates from the local bbolt store, fed with the
-// cluster's IPPools by the node agent (kube/agent).
+// its CNI server still allocates from the local store (ipam.store), fed
+// with the cluster's IPPools by the node agent (kube/agent).
 package ipamstore
