@@ -43,7 +43,9 @@
 //	# (ethtool -K eth0 gro on) to receive redirected frames
 //	xdp_fast_path: false
 //	# UMEM frames per worker, a power of two (default 16384: 64 MiB at 4 KiB;
-//	# each pod port keeps an eighth of them posted for the kernel to fill)
+//	# the uplink keeps 2048 posted for the kernel to fill, each AF_XDP pod
+//	# 1024, so about 13 AF_XDP pods per worker; mode auto puts the rest on
+//	# AF_PACKET and says why)
 //	frames: 16384
 //	# UMEM frame size, 2048 or 4096 (default 4096)
 //	frame_size: 4096

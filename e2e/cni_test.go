@@ -956,19 +956,28 @@ func TestCNIManyPods(t *testing.T) {
 		} `json:"ports"`
 	}
 	e.xvsctlJSON(&ports, "show", "ports")
-	n := 0
+	// The default Umem gives a worker's AF_XDP pods what their fill rings
+	// need for about a dozen of them (afxdp.PodFill); the rest fall back to
+	// AF_PACKET and say why. Every one of them must forward: a port opened
+	// without frames would be dead.
+	n, xdp := 0, 0
 	for _, p := range ports.Ports {
 		if !strings.HasPrefix(p.Name, "xvs") {
 			continue
 		}
 		n++
-		if !strings.HasPrefix(p.Mode, "xdp") || p.Worker != 0 {
-			t.Errorf("port %s: mode %s (%s) on worker %d: want AF_XDP on worker 0", p.Name, p.Mode, p.Reason, p.Worker)
+		switch {
+		case strings.HasPrefix(p.Mode, "xdp") && p.Worker == 0:
+			xdp++
+		case p.Mode == "af-packet" && strings.Contains(p.Reason, "frames"):
+		default:
+			t.Errorf("port %s: mode %s (%s) on worker %d: want AF_XDP on worker 0, or AF_PACKET for want of frames", p.Name, p.Mode, p.Reason, p.Worker)
 		}
 	}
-	if n != pods {
-		t.Fatalf("%d pod ports, want %d", n, pods)
+	if n != pods || xdp == 0 {
+		t.Fatalf("%d pod ports (%d AF_XDP), want %d, some AF_XDP", n, xdp, pods)
 	}
+	t.Logf("%d of %d pods on AF_XDP, the rest on AF_PACKET", xdp, pods)
 	for i := pods - 1; i > 0; i-- {
 		for _, a := range addrs[0] {
 			eventually(t, 10*time.Second, fmt.Sprintf("ping %s (pod 0) from pod %d", a, i), func() error {

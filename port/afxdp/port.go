@@ -84,13 +84,15 @@ var (
 )
 
 // Fill targets. A pod's veth receives at most a NAPI budget (64 frames)
-// per poll and the worker tops the ring up after every receive, so a few
-// hundred frames should keep a pod at full rate (not yet measured against
-// the old 2048: TODO, docs/BENCHMARKS.md); what a port holds beyond that
-// only shortens the list of pods a worker's Umem can serve (52 at the
-// default 16384 frames). The uplink carries every pod's traffic.
+// per poll and the worker tops the ring up after every receive, but the
+// ring must also cover the time the worker is off the CPU: at 256 frames
+// e2e TestCrossNodeFastPath lost 111 of 4,000 datagrams at 20 kpps on a
+// loaded 2-core machine, so pods keep 1024 (13 AF_XDP pods per worker
+// at the default 16384 frames; past that, mode auto falls back to
+// AF_PACKET and says why, and `frames` buys more). The uplink carries
+// every pod's traffic.
 const (
-	PodFill    = 256
+	PodFill    = 1024
 	UplinkFill = 2048
 )
 
