@@ -211,6 +211,7 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
 		w.drop(p, why)
 		return famNone
 	}
+	_ = b[encap.EthernetLen-1] // parseL2 checked it; tells the compiler
 	eth := encap.Ethernet(b)
 	if in.NeedLearn {
 		w.learn(in, eth.Src())
@@ -222,8 +223,10 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
 			why = DropBadL3
 			break
 		}
-		ip := encap.IPv4(b[encap.EthernetLen:])
-		p.Len = uint32(len(d.frame))
+		// From d, not b, so that b need not be kept across the call.
+		b = d.frame
+		eth, ip := encap.Ethernet(b), encap.IPv4(b[encap.EthernetLen:])
+		p.Len = uint32(len(b))
 		dst := d.dst4()
 		if w.vx.Has4 && in.Kind == spec.PortUplink && !in.Tunnel && dst == w.vx.Src4 {
 			if isVXLAN, ok := w.decap4(p, ip); isVXLAN {
@@ -245,8 +248,10 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
 			why = DropBadL3
 			break
 		}
-		ip := encap.IPv6(b[encap.EthernetLen:])
-		p.Len = uint32(len(d.frame))
+		// From d, not b, so that b need not be kept across the call.
+		b = d.frame
+		eth, ip := encap.Ethernet(b), encap.IPv6(b[encap.EthernetLen:])
+		p.Len = uint32(len(b))
 		dst := &d.dst
 		if w.vx.Has6 && in.Kind == spec.PortUplink && !in.Tunnel && *dst == w.vx.Src6 {
 			if isVXLAN, ok := w.decap6(p, ip); isVXLAN {
