@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
-	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -114,7 +113,7 @@ func PoolFromObject(o *xvsv1.IPPool) (ipam.Pool, error) {
 	}
 	cidr, err := xvsv1.ParseCIDR(o.Spec.CIDR)
 	if err != nil {
-		return ipam.Pool{}, &PoolError{Pool: o.Name, Field: "spec.cidr", Value: o.Spec.CIDR, Reason: err.Error()}
+		return ipam.Pool{}, &PoolError{Pool: o.Name, Field: "spec.cidr", Value: strconv.Quote(o.Spec.CIDR), Err: ipam.ErrInvalidPool, Detail: err.Error()}
 	}
 	p.CIDR = cidr
 	switch o.Spec.VXLANMode {
@@ -124,22 +123,21 @@ func PoolFromObject(o *xvsv1.IPPool) (ipam.Pool, error) {
 	case xvsv1.VXLANCrossSubnet:
 		p.Encapsulation = ipam.EncapVXLANCrossSubnet
 	default:
-		return ipam.Pool{}, &PoolError{Pool: o.Name, Field: "spec.vxlanMode", Value: string(o.Spec.VXLANMode), Reason: "want Always, CrossSubnet or Never"}
+		return ipam.Pool{}, &PoolError{Pool: o.Name, Field: "spec.vxlanMode", Value: strconv.Quote(string(o.Spec.VXLANMode)), Err: ipam.ErrInvalidPool, Detail: "want Always, CrossSubnet or Never"}
 	}
 	if err := p.Validate(); err != nil {
-		pe := &PoolError{Pool: o.Name, Reason: err.Error()}
+		pe := &PoolError{Pool: o.Name, Err: ipam.ErrInvalidPool, Detail: err.Error()}
 		var ie *ipam.PoolError
 		if errors.As(err, &ie) {
-			pe.Field, pe.Value, pe.Err = "spec."+ie.Field, ie.Value, ie.Err
-			if v, err := strconv.Unquote(ie.Value); err == nil {
-				pe.Value = v
-			}
-			pe.Reason = ie.Err.Error()
-			if ie.Detail != "" {
-				pe.Reason = ie.Detail + ": " + pe.Reason
-			}
-			if ie.Field == "name" {
+			// The same error, its field named as the object has it.
+			*pe = *ie
+			pe.Pool = o.Name
+			switch ie.Field {
+			case "":
+			case "name":
 				pe.Field = "metadata.name"
+			default:
+				pe.Field = "spec." + ie.Field
 			}
 		}
 		return ipam.Pool{}, pe
@@ -169,27 +167,11 @@ func specFromPool(p ipam.Pool, old *xvsv1.IPPoolSpec) xvsv1.IPPoolSpec {
 	return s
 }
 
-// PoolError is an IPPool refused by the agent: the pool, the object's
-// field (spec.cidr, spec.nodeSelector, …) and its value, and why. Err is
-// the ipam sentinel when there is one (ipam.ErrPoolOverlap,
+// PoolError is an IPPool refused by the store: ipam's own error, with
+// Field named as the object has it (spec.cidr, spec.nodeSelector,
+// metadata.name) and Err the ipam sentinel (ipam.ErrPoolOverlap,
 // ipam.ErrBadBlockSize, ipam.ErrInvalidPool).
-type PoolError struct {
-	Pool   string
-	Field  string
-	Value  string
-	Reason string
-	Err    error
-}
-
-func (e *PoolError) Error() string {
-	s := fmt.Sprintf("ippool %q", e.Pool)
-	if e.Field != "" {
-		s += fmt.Sprintf(": %s %q", e.Field, e.Value)
-	}
-	return s + ": " + e.Reason
-}
-
-func (e *PoolError) Unwrap() error { return e.Err }
+type PoolError = ipam.PoolError
 
 // ValidPools converts every IPPool and returns the pools that can be
 // used, sorted by name, and the refused ones with their errors. Two pools
@@ -221,7 +203,7 @@ func ValidPools(objs []*xvsv1.IPPool) ([]ipam.Pool, []*PoolError) {
 		}
 		if clash != nil {
 			bad = append(bad, &PoolError{Pool: p.Name, Field: "spec.cidr", Value: p.CIDR.String(), Err: ipam.ErrPoolOverlap,
-				Reason: fmt.Sprintf("overlaps the older pool %q (%s): %s", clash.Name, clash.CIDR, ipam.ErrPoolOverlap)})
+				Detail: fmt.Sprintf("overlaps the older pool %q (%s)", clash.Name, clash.CIDR)})
 			continue
 		}
 		ok = append(ok, p)
@@ -232,10 +214,6 @@ func ValidPools(objs []*xvsv1.IPPool) ([]ipam.Pool, []*PoolError) {
 }
 
 // eventMessage is what the Event on a refused pool says.
-func (e *PoolError) eventMessage() string {
-	msg := e.Reason
-	if e.Field != "" {
-		msg = fmt.Sprintf("%s %q: %s", e.Field, e.Value, e.Reason)
-	}
-	return strings.TrimSpace(msg) + "; the pool is not used (the other pools are)"
+func eventMessage(e *PoolError) string {
+	return e.Error() + "; the pool is not used (the other pools are)"
 }

@@ -483,9 +483,9 @@ func (s *Store) checkPools() []ipam.Pool {
 	}
 	s.mu.Unlock()
 	for _, e := range report {
-		s.log.Warn("ipam store: refusing an IP pool; the other pools still apply", "pool", e.Pool, "field", e.Field, "value", e.Value, "reason", e.Reason)
+		s.log.Warn("ipam store: refusing an IP pool; the other pools still apply", "pool", e.Pool, "field", e.Field, "value", e.Value, "err", e)
 		if s.events != nil {
-			s.events.Event(byName[e.Pool], corev1.EventTypeWarning, "InvalidIPPool", e.eventMessage())
+			s.events.Event(byName[e.Pool], corev1.EventTypeWarning, "InvalidIPPool", eventMessage(e))
 		}
 	}
 	return ok
