@@ -28,7 +28,11 @@ type NetConf struct {
 	// Timeout bounds one call to xvsd (default 2m: an ADD waits for the
 	// store's commit behind other pods').
 	Timeout string `json:"timeout,omitempty"`
-	IPAM    IPAM   `json:"ipam"`
+	// Memif asks for memif ports for every pod of this network: true, or
+	// a list of ports ([{"queues": 2, "ringSize": 1024, "mac": "..."}]);
+	// a pod's xvs.dev/memif annotation wins over it. xvsd checks it.
+	Memif json.RawMessage `json:"memif,omitempty"`
+	IPAM  IPAM            `json:"ipam"`
 	// RuntimeConfig carries the pod's annotations when the runtime passes
 	// them (the io.kubernetes.cri.pod-annotations capability).
 	RuntimeConfig struct {

@@ -71,6 +71,7 @@ func request(args *skel.CmdArgs, c *NetConf) (*xvspb.CNIRequest, error) {
 		PodName: string(k.K8S_POD_NAME), PodNamespace: string(k.K8S_POD_NAMESPACE),
 		PodAnnotations: c.annotations(), Mode: c.Mode,
 		Ipv4Pools: c.IPAM.IPv4Pools, Ipv6Pools: c.IPAM.IPv6Pools, Mtu: int32(c.MTU),
+		Memif: string(c.Memif),
 	}
 	if a := c.IPAM.AssignIPv4; a != nil || c.IPAM.AssignIPv6 != nil {
 		r.Ipv4 = a == nil || *a == "true"
@@ -129,6 +130,21 @@ func result(c *NetConf, args *skel.CmdArgs, rep *xvspb.CNIAddReply) (*current.Re
 		}
 		n.IP = a
 		res.IPs = append(res.IPs, &current.IPConfig{Interface: &podIdx, Address: *n, Gateway: net.ParseIP(ip.GetGateway())})
+	}
+	// Each memif port is an interface of its own in the pod's sandbox,
+	// with no kernel device: CNI 1.1's socketPath says where its
+	// application connects (an abstract socket in the pod's netns).
+	for i, m := range rep.GetMemifs() {
+		idx := len(res.Interfaces)
+		res.Interfaces = append(res.Interfaces, &current.Interface{Name: fmt.Sprintf("memif%d", i), Sandbox: args.Netns, SocketPath: m.GetSocketPath()})
+		for _, ip := range m.GetIps() {
+			a, n, err := net.ParseCIDR(ip.GetAddress())
+			if err != nil {
+				return nil, types.NewError(types.ErrDecodingFailure, "xvsd's memif address", err.Error())
+			}
+			n.IP = a
+			res.IPs = append(res.IPs, &current.IPConfig{Interface: &idx, Address: *n, Gateway: net.ParseIP(ip.GetGateway())})
+		}
 	}
 	for _, r := range rep.GetRoutes() {
 		_, dst, err := net.ParseCIDR(r.GetDst())

@@ -2,6 +2,7 @@ package cniserver
 
 import (
 	"context"
+	"net/netip"
 
 	"google.golang.org/grpc"
 
@@ -37,23 +38,34 @@ func (g *GRPC) CNIAdd(ctx context.Context, r *xvspb.CNIRequest) (*xvspb.CNIAddRe
 		Pod: r.GetPodName(), Namespace: r.GetPodNamespace(),
 		PodAnnotations: r.GetPodAnnotations(), NSAnnotations: r.GetNamespaceAnnotations(),
 		Mode: r.GetMode(), IPv4Pools: r.GetIpv4Pools(), IPv6Pools: r.GetIpv6Pools(),
-		IPv4: r.GetIpv4(), IPv6: r.GetIpv6(), MTU: int(r.GetMtu()),
+		IPv4: r.GetIpv4(), IPv6: r.GetIpv6(), MTU: int(r.GetMtu()), Memif: r.GetMemif(),
 	})
 	if err != nil {
 		return &xvspb.CNIAddReply{Error: pbErr(err)}, nil
 	}
 	rep := &xvspb.CNIAddReply{HostIfname: res.HostIf, HostMac: res.HostMAC, PodMac: res.PodMAC, Mtu: int32(res.MTU), Mode: res.Mode, ModeReason: res.ModeReason}
-	for _, a := range res.Addrs {
-		gw := "169.254.1.1"
-		if a.Addr().Is6() {
-			gw = "fe80::ecee:eeff:feee:eeee"
-		}
-		rep.Ips = append(rep.Ips, &xvspb.CNIIP{Address: a.String(), Gateway: gw})
+	rep.Ips = pbIPs(res.Addrs)
+	for _, m := range res.Memifs {
+		rep.Memifs = append(rep.Memifs, &xvspb.CNIMemif{Port: m.Port, SocketPath: m.Socket, Ips: pbIPs(m.Addrs)})
 	}
 	for _, rt := range res.Routes {
 		rep.Routes = append(rep.Routes, &xvspb.CNIRoute{Dst: rt.Dst.String(), Gw: rt.Via.String()})
 	}
 	return rep, nil
+}
+
+// pbIPs are a pod interface's addresses with the gateway the switch
+// answers for (169.254.1.1, fe80::ecee:eeff:feee:eeee).
+func pbIPs(addrs []netip.Prefix) []*xvspb.CNIIP {
+	var out []*xvspb.CNIIP
+	for _, a := range addrs {
+		gw := "169.254.1.1"
+		if a.Addr().Is6() {
+			gw = "fe80::ecee:eeff:feee:eeee"
+		}
+		out = append(out, &xvspb.CNIIP{Address: a.String(), Gateway: gw})
+	}
+	return out
 }
 
 // CNIDel implements xvspb.CNIServer.
@@ -123,6 +135,13 @@ func (g *GRPC) ListEndpoints(ctx context.Context, _ *xvspb.ListEndpointsRequest)
 			ContainerId: e.Handle.ContainerID, Ifname: e.Handle.IfName, Netns: e.NetNS, Mode: e.Mode, ModeReason: e.ModeReason, Up: e.Up}
 		for _, a := range e.Addrs {
 			pe.Addresses = append(pe.Addresses, a.String())
+		}
+		for _, m := range e.Memifs {
+			pm := &xvspb.EndpointMemif{Port: m.Port, SocketPath: m.Socket, Up: m.Up}
+			for _, a := range m.Addrs {
+				pm.Addresses = append(pm.Addresses, a.String())
+			}
+			pe.Memifs = append(pe.Memifs, pm)
 		}
 		out.Endpoints = append(out.Endpoints, pe)
 	}

@@ -24,6 +24,8 @@ type record struct {
 	HostIf    string         `json:"hostIf"`
 	MTU       int            `json:"mtu,omitempty"`
 	Addrs     []netip.Prefix `json:"addrs"`
+	// Memifs are the pod's memif ports, each with its own addresses.
+	Memifs []memifRecord `json:"memifs,omitempty"`
 }
 
 func (s *Server) recordPath(hostIf string) string {

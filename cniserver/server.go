@@ -129,6 +129,9 @@ type AddRequest struct {
 	IPv6Pools      []string
 	IPv4, IPv6     bool // families; both false: both
 	MTU            int  // 0: from the pools' encapsulation and the uplink
+	// Memif is the network config's memif key as JSON (true, "true" or a
+	// list of ports); the pod's xvs.dev/memif annotation wins over it.
+	Memif string
 }
 
 // AddResult is what ADD made.
@@ -139,6 +142,7 @@ type AddResult struct {
 	Routes           []podnet.Route
 	MTU              int
 	Mode, ModeReason string
+	Memifs           []MemifResult
 }
 
 // parseMode reads the network config's mode.
@@ -229,6 +233,10 @@ func (s *Server) Add(ctx context.Context, req AddRequest) (_ AddResult, rerr err
 	if err != nil {
 		return AddResult{}, cniErr(ipamCode(err), "pool selection", err)
 	}
+	memifs, err := memifRequest(req.PodAnnotations, req.Memif)
+	if err != nil {
+		return AddResult{}, err
+	}
 	unlock := s.lock(h)
 	defer unlock()
 	hostIf := HostIfName(h)
@@ -313,8 +321,12 @@ func (s *Server) Add(ctx context.Context, req AddRequest) (_ AddResult, rerr err
 	if err != nil {
 		return AddResult{}, cniErr(CodePort, "xvsd port "+hostIf, err)
 	}
+	undo = append(undo, func() { s.dp.DelPort(hostIf) })
+	if err := s.addMemifs(ctx, r, memifs, ar, &undo); err != nil {
+		return AddResult{}, err
+	}
 	s.log.Info("pod added", "pod", req.Namespace+"/"+req.Pod, "handle", h, "port", hostIf, "addrs", r.Addrs, "mode", st.Mode, "reason", st.Reason,
-		"assign", tAssign, "plumb", tSetup, "addport", time.Since(t2))
+		"memifs", len(r.Memifs), "assign", tAssign, "plumb", tSetup, "addport", time.Since(t2))
 	return s.result(r, res.HostMAC.String(), res.PodMAC.String(), st), nil
 }
 
@@ -344,7 +356,7 @@ func (s *Server) result(r *record, hostMAC, podMAC string, st spec.PortStatus) A
 	p := podnet.Calico("", r.HostIf, r.NetNS, r.Handle.IfName, r.Addrs, r.MTU)
 	return AddResult{
 		HostIf: r.HostIf, HostMAC: hostMAC, PodMAC: podMAC, Addrs: r.Addrs, Routes: p.Pod.Routes,
-		MTU: r.MTU, Mode: st.Mode.String(), ModeReason: s.modeReason(r, st),
+		MTU: r.MTU, Mode: st.Mode.String(), ModeReason: s.modeReason(r, st), Memifs: s.memifResults(r),
 	}
 }
 
@@ -374,6 +386,9 @@ func (s *Server) existing(ctx context.Context, r *record) (AddResult, bool) {
 		return AddResult{}, false
 	}
 	if err := podnet.Check(s.pod(r)); err != nil {
+		return AddResult{}, false
+	}
+	if err := s.checkMemifs(ctx, r); err != nil {
 		return AddResult{}, false
 	}
 	mac, _ := podnet.MAC(r.NetNS, r.Handle.IfName)
@@ -407,6 +422,11 @@ func (s *Server) Del(ctx context.Context, h ipam.Handle, netns string) error {
 
 func (s *Server) del(ctx context.Context, h ipam.Handle, netns string) error {
 	hostIf := HostIfName(h)
+	if r, err := s.readRecord(hostIf); err == nil {
+		if err := s.delMemifs(ctx, r); err != nil {
+			return err
+		}
+	}
 	if err := s.dp.DelPort(hostIf); err != nil && !errors.Is(err, vswitch.ErrPortNotFound) {
 		return cniErr(CodePort, "delete xvsd port "+hostIf, err)
 	}
@@ -460,7 +480,7 @@ func (s *Server) Check(ctx context.Context, h ipam.Handle, netns string) error {
 	if err := podnet.Check(s.pod(r)); err != nil {
 		return cniErr(CodeCheckFailed, "pod plumbing", err)
 	}
-	return nil
+	return s.checkMemifs(ctx, r)
 }
 
 // GC releases every attachment of this node not in valid: allocations,
@@ -469,6 +489,10 @@ func (s *Server) GC(ctx context.Context, valid []ipam.Handle) error {
 	keep := map[string]bool{}
 	for _, h := range valid {
 		keep[HostIfName(h)] = true
+		// A valid attachment keeps its memif ports' addresses too.
+		for i := range maxMemifs {
+			valid = append(valid, MemifHandle(h, i))
+		}
 	}
 	recs, err := s.records()
 	if err != nil {
@@ -493,6 +517,9 @@ func (s *Server) GC(ctx context.Context, valid []ipam.Handle) error {
 	for _, a := range rel {
 		// An allocation without a record (ADD cut short): its port and
 		// veth, if any.
+		if isMemifHandle(a.Handle) {
+			continue // its port goes in the sweep
+		}
 		hostIf := HostIfName(a.Handle)
 		s.dp.DelPort(hostIf)
 		podnet.Teardown(podnet.Pod{Host: podnet.End{Name: hostIf}, Pod: podnet.End{NS: "/nonexistent", Name: a.Handle.IfName}})
@@ -532,7 +559,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	byHost := map[string][]ipam.Allocation{}
 	for _, a := range als {
-		if a.Node == s.opt.Node {
+		if a.Node == s.opt.Node && !isMemifHandle(a.Handle) {
 			n := HostIfName(a.Handle)
 			byHost[n] = append(byHost[n], a)
 		}
@@ -562,6 +589,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		if _, has := s.port(hostIf); has {
 			adopted++
+			s.readoptMemifs(ctx, r)
 			continue
 		}
 		mode, _ := parseMode(r.Mode)
@@ -577,6 +605,7 @@ func (s *Server) Start(ctx context.Context) error {
 		} else {
 			adopted++
 			s.log.Info("re-adopted pod", "pod", r.Namespace+"/"+r.Pod, "port", hostIf, "addrs", r.Addrs, "mode", st.Mode)
+			s.readoptMemifs(ctx, r)
 		}
 	}
 	s.sweep(ctx)
@@ -609,16 +638,40 @@ func (s *Server) sweep(ctx context.Context) {
 			}
 		}
 	}
-	for _, p := range s.dp.Ports() {
+	ports := s.dp.Ports()
+	for _, p := range ports {
 		if p.Kind == spec.PortPod && isHostIfName(p.Name) && !held[p.Name] {
 			s.dp.DelPort(p.Name)
 		}
 	}
-	if recs, err := s.records(); err == nil {
-		for _, r := range recs {
-			if !held[r.HostIf] {
-				s.removeRecord(r.HostIf)
+	// Records last: an ADD writes a memif's record entry before its
+	// allocation and its port, so what was seen above has its entry now.
+	recs, err := s.records()
+	if err != nil {
+		return
+	}
+	var live []*record
+	for _, r := range recs {
+		if !held[r.HostIf] {
+			if err := s.delMemifs(ctx, r); err != nil {
+				s.log.Warn("sweep: memif ports", "port", r.HostIf, "err", err)
 			}
+			s.removeRecord(r.HostIf)
+			continue
+		}
+		live = append(live, r)
+	}
+	mh, mp := memifHeld(live)
+	for _, p := range ports {
+		if p.Kind == spec.PortPod && p.Mode == spec.ModeMemif && isMemifPortName(p.Name) && !mp[p.Name] {
+			s.log.Info("deleting orphan memif port", "port", p.Name)
+			s.dp.DelPort(p.Name)
+		}
+	}
+	for _, a := range als {
+		if a.Node == s.opt.Node && isMemifHandle(a.Handle) && !mh[a.Handle] {
+			s.log.Info("releasing orphan memif allocation", "handle", a.Handle, "addr", a.Addr)
+			s.alloc.Release(ctx, a.Handle)
 		}
 	}
 }
@@ -705,6 +758,7 @@ type Endpoint struct {
 	NetNS                string
 	Mode, ModeReason     string
 	Up                   bool
+	Memifs               []MemifResult // the pod's memif ports; Up: a peer is connected
 }
 
 // Endpoints lists this node's pod attachments.
@@ -721,6 +775,7 @@ func (s *Server) Endpoints(ctx context.Context) ([]Endpoint, error) {
 		} else {
 			ep.Mode, ep.ModeReason = "-", "no port"
 		}
+		ep.Memifs = s.memifResults(r)
 		eps = append(eps, ep)
 	}
 	slices.SortFunc(eps, func(a, b Endpoint) int {

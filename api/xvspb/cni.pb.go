@@ -103,8 +103,11 @@ type CNIRequest struct {
 	Ipv4                 bool                   `protobuf:"varint,11,opt,name=ipv4,proto3" json:"ipv4,omitempty"` // families requested (both false: both)
 	Ipv6                 bool                   `protobuf:"varint,12,opt,name=ipv6,proto3" json:"ipv6,omitempty"`
 	Mtu                  int32                  `protobuf:"varint,13,opt,name=mtu,proto3" json:"mtu,omitempty"` // 0: from the pool's encapsulation and the uplink
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The network config's memif key as JSON (true, "true", or a list of
+	// ports); the pod's xvs.dev/memif annotation wins over it.
+	Memif         string `protobuf:"bytes,14,opt,name=memif,proto3" json:"memif,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CNIRequest) Reset() {
@@ -226,6 +229,13 @@ func (x *CNIRequest) GetMtu() int32 {
 		return x.Mtu
 	}
 	return 0
+}
+
+func (x *CNIRequest) GetMemif() string {
+	if x != nil {
+		return x.Memif
+	}
+	return ""
 }
 
 type CNIReply struct {
@@ -387,6 +397,7 @@ type CNIAddReply struct {
 	Mtu           int32                  `protobuf:"varint,7,opt,name=mtu,proto3" json:"mtu,omitempty"`
 	Mode          string                 `protobuf:"bytes,8,opt,name=mode,proto3" json:"mode,omitempty"`                               // port mode in use
 	ModeReason    string                 `protobuf:"bytes,9,opt,name=mode_reason,json=modeReason,proto3" json:"mode_reason,omitempty"` // why, when it fell back
+	Memifs        []*CNIMemif            `protobuf:"bytes,10,rep,name=memifs,proto3" json:"memifs,omitempty"`                          // the pod's memif ports, in the order asked
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -484,6 +495,76 @@ func (x *CNIAddReply) GetModeReason() string {
 	return ""
 }
 
+func (x *CNIAddReply) GetMemifs() []*CNIMemif {
+	if x != nil {
+		return x.Memifs
+	}
+	return nil
+}
+
+// CNIMemif is one memif port of a pod: the abstract socket it listens on
+// inside the pod's network namespace (CNI 1.1's interfaces[].socketPath)
+// and the memif side's own addresses.
+type CNIMemif struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          string                 `protobuf:"bytes,1,opt,name=port,proto3" json:"port,omitempty"`                               // xvsd's port
+	SocketPath    string                 `protobuf:"bytes,2,opt,name=socket_path,json=socketPath,proto3" json:"socket_path,omitempty"` // "@xvs-memif<i>", abstract, in the pod's netns
+	Ips           []*CNIIP               `protobuf:"bytes,3,rep,name=ips,proto3" json:"ips,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CNIMemif) Reset() {
+	*x = CNIMemif{}
+	mi := &file_xvspb_cni_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CNIMemif) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CNIMemif) ProtoMessage() {}
+
+func (x *CNIMemif) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_cni_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CNIMemif.ProtoReflect.Descriptor instead.
+func (*CNIMemif) Descriptor() ([]byte, []int) {
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CNIMemif) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *CNIMemif) GetSocketPath() string {
+	if x != nil {
+		return x.SocketPath
+	}
+	return ""
+}
+
+func (x *CNIMemif) GetIps() []*CNIIP {
+	if x != nil {
+		return x.Ips
+	}
+	return nil
+}
+
 type CNIAttachment struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ContainerId   string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
@@ -494,7 +575,7 @@ type CNIAttachment struct {
 
 func (x *CNIAttachment) Reset() {
 	*x = CNIAttachment{}
-	mi := &file_xvspb_cni_proto_msgTypes[6]
+	mi := &file_xvspb_cni_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +587,7 @@ func (x *CNIAttachment) String() string {
 func (*CNIAttachment) ProtoMessage() {}
 
 func (x *CNIAttachment) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[6]
+	mi := &file_xvspb_cni_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +600,7 @@ func (x *CNIAttachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CNIAttachment.ProtoReflect.Descriptor instead.
 func (*CNIAttachment) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{6}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CNIAttachment) GetContainerId() string {
@@ -545,7 +626,7 @@ type CNIGCRequest struct {
 
 func (x *CNIGCRequest) Reset() {
 	*x = CNIGCRequest{}
-	mi := &file_xvspb_cni_proto_msgTypes[7]
+	mi := &file_xvspb_cni_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +638,7 @@ func (x *CNIGCRequest) String() string {
 func (*CNIGCRequest) ProtoMessage() {}
 
 func (x *CNIGCRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[7]
+	mi := &file_xvspb_cni_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +651,7 @@ func (x *CNIGCRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CNIGCRequest.ProtoReflect.Descriptor instead.
 func (*CNIGCRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{7}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CNIGCRequest) GetValid() []*CNIAttachment {
@@ -588,7 +669,7 @@ type CNIStatusRequest struct {
 
 func (x *CNIStatusRequest) Reset() {
 	*x = CNIStatusRequest{}
-	mi := &file_xvspb_cni_proto_msgTypes[8]
+	mi := &file_xvspb_cni_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +681,7 @@ func (x *CNIStatusRequest) String() string {
 func (*CNIStatusRequest) ProtoMessage() {}
 
 func (x *CNIStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[8]
+	mi := &file_xvspb_cni_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +694,7 @@ func (x *CNIStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CNIStatusRequest.ProtoReflect.Descriptor instead.
 func (*CNIStatusRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{8}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{9}
 }
 
 type ListPoolsRequest struct {
@@ -624,7 +705,7 @@ type ListPoolsRequest struct {
 
 func (x *ListPoolsRequest) Reset() {
 	*x = ListPoolsRequest{}
-	mi := &file_xvspb_cni_proto_msgTypes[9]
+	mi := &file_xvspb_cni_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +717,7 @@ func (x *ListPoolsRequest) String() string {
 func (*ListPoolsRequest) ProtoMessage() {}
 
 func (x *ListPoolsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[9]
+	mi := &file_xvspb_cni_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +730,7 @@ func (x *ListPoolsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoolsRequest.ProtoReflect.Descriptor instead.
 func (*ListPoolsRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{9}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{10}
 }
 
 type IPPool struct {
@@ -670,7 +751,7 @@ type IPPool struct {
 
 func (x *IPPool) Reset() {
 	*x = IPPool{}
-	mi := &file_xvspb_cni_proto_msgTypes[10]
+	mi := &file_xvspb_cni_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +763,7 @@ func (x *IPPool) String() string {
 func (*IPPool) ProtoMessage() {}
 
 func (x *IPPool) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[10]
+	mi := &file_xvspb_cni_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +776,7 @@ func (x *IPPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPPool.ProtoReflect.Descriptor instead.
 func (*IPPool) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{10}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IPPool) GetName() string {
@@ -777,7 +858,7 @@ type ListPoolsResponse struct {
 
 func (x *ListPoolsResponse) Reset() {
 	*x = ListPoolsResponse{}
-	mi := &file_xvspb_cni_proto_msgTypes[11]
+	mi := &file_xvspb_cni_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +870,7 @@ func (x *ListPoolsResponse) String() string {
 func (*ListPoolsResponse) ProtoMessage() {}
 
 func (x *ListPoolsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[11]
+	mi := &file_xvspb_cni_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +883,7 @@ func (x *ListPoolsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoolsResponse.ProtoReflect.Descriptor instead.
 func (*ListPoolsResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{11}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListPoolsResponse) GetPools() []*IPPool {
@@ -820,7 +901,7 @@ type ListBlocksRequest struct {
 
 func (x *ListBlocksRequest) Reset() {
 	*x = ListBlocksRequest{}
-	mi := &file_xvspb_cni_proto_msgTypes[12]
+	mi := &file_xvspb_cni_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +913,7 @@ func (x *ListBlocksRequest) String() string {
 func (*ListBlocksRequest) ProtoMessage() {}
 
 func (x *ListBlocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[12]
+	mi := &file_xvspb_cni_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +926,7 @@ func (x *ListBlocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBlocksRequest.ProtoReflect.Descriptor instead.
 func (*ListBlocksRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{12}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{13}
 }
 
 type IPBlock struct {
@@ -861,7 +942,7 @@ type IPBlock struct {
 
 func (x *IPBlock) Reset() {
 	*x = IPBlock{}
-	mi := &file_xvspb_cni_proto_msgTypes[13]
+	mi := &file_xvspb_cni_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +954,7 @@ func (x *IPBlock) String() string {
 func (*IPBlock) ProtoMessage() {}
 
 func (x *IPBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[13]
+	mi := &file_xvspb_cni_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +967,7 @@ func (x *IPBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPBlock.ProtoReflect.Descriptor instead.
 func (*IPBlock) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{13}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IPBlock) GetCidr() string {
@@ -933,7 +1014,7 @@ type ListBlocksResponse struct {
 
 func (x *ListBlocksResponse) Reset() {
 	*x = ListBlocksResponse{}
-	mi := &file_xvspb_cni_proto_msgTypes[14]
+	mi := &file_xvspb_cni_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1026,7 @@ func (x *ListBlocksResponse) String() string {
 func (*ListBlocksResponse) ProtoMessage() {}
 
 func (x *ListBlocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[14]
+	mi := &file_xvspb_cni_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1039,7 @@ func (x *ListBlocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBlocksResponse.ProtoReflect.Descriptor instead.
 func (*ListBlocksResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{14}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListBlocksResponse) GetBlocks() []*IPBlock {
@@ -976,7 +1057,7 @@ type ListEndpointsRequest struct {
 
 func (x *ListEndpointsRequest) Reset() {
 	*x = ListEndpointsRequest{}
-	mi := &file_xvspb_cni_proto_msgTypes[15]
+	mi := &file_xvspb_cni_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1069,7 @@ func (x *ListEndpointsRequest) String() string {
 func (*ListEndpointsRequest) ProtoMessage() {}
 
 func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[15]
+	mi := &file_xvspb_cni_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1082,7 @@ func (x *ListEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{15}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{16}
 }
 
 type Endpoint struct {
@@ -1017,13 +1098,14 @@ type Endpoint struct {
 	Mode          string                 `protobuf:"bytes,9,opt,name=mode,proto3" json:"mode,omitempty"`                                // the port's mode in use
 	ModeReason    string                 `protobuf:"bytes,10,opt,name=mode_reason,json=modeReason,proto3" json:"mode_reason,omitempty"` // why: asked in the config, or the fallback's cause
 	Up            bool                   `protobuf:"varint,11,opt,name=up,proto3" json:"up,omitempty"`
+	Memifs        []*EndpointMemif       `protobuf:"bytes,12,rep,name=memifs,proto3" json:"memifs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_xvspb_cni_proto_msgTypes[16]
+	mi := &file_xvspb_cni_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1117,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[16]
+	mi := &file_xvspb_cni_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1130,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{16}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Endpoint) GetPod() string {
@@ -1128,6 +1210,81 @@ func (x *Endpoint) GetUp() bool {
 	return false
 }
 
+func (x *Endpoint) GetMemifs() []*EndpointMemif {
+	if x != nil {
+		return x.Memifs
+	}
+	return nil
+}
+
+type EndpointMemif struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          string                 `protobuf:"bytes,1,opt,name=port,proto3" json:"port,omitempty"`
+	SocketPath    string                 `protobuf:"bytes,2,opt,name=socket_path,json=socketPath,proto3" json:"socket_path,omitempty"`
+	Addresses     []string               `protobuf:"bytes,3,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	Up            bool                   `protobuf:"varint,4,opt,name=up,proto3" json:"up,omitempty"` // a peer is connected
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointMemif) Reset() {
+	*x = EndpointMemif{}
+	mi := &file_xvspb_cni_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointMemif) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointMemif) ProtoMessage() {}
+
+func (x *EndpointMemif) ProtoReflect() protoreflect.Message {
+	mi := &file_xvspb_cni_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointMemif.ProtoReflect.Descriptor instead.
+func (*EndpointMemif) Descriptor() ([]byte, []int) {
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EndpointMemif) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *EndpointMemif) GetSocketPath() string {
+	if x != nil {
+		return x.SocketPath
+	}
+	return ""
+}
+
+func (x *EndpointMemif) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+func (x *EndpointMemif) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
 type ListEndpointsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Endpoints     []*Endpoint            `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
@@ -1137,7 +1294,7 @@ type ListEndpointsResponse struct {
 
 func (x *ListEndpointsResponse) Reset() {
 	*x = ListEndpointsResponse{}
-	mi := &file_xvspb_cni_proto_msgTypes[17]
+	mi := &file_xvspb_cni_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1306,7 @@ func (x *ListEndpointsResponse) String() string {
 func (*ListEndpointsResponse) ProtoMessage() {}
 
 func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xvspb_cni_proto_msgTypes[17]
+	mi := &file_xvspb_cni_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1319,7 @@ func (x *ListEndpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEndpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListEndpointsResponse) Descriptor() ([]byte, []int) {
-	return file_xvspb_cni_proto_rawDescGZIP(), []int{17}
+	return file_xvspb_cni_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListEndpointsResponse) GetEndpoints() []*Endpoint {
@@ -1180,7 +1337,7 @@ const file_xvspb_cni_proto_rawDesc = "" +
 	"\bCNIError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\tR\x03msg\x12\x18\n" +
-	"\adetails\x18\x03 \x01(\tR\adetails\"\xe9\x04\n" +
+	"\adetails\x18\x03 \x01(\tR\adetails\"\xff\x04\n" +
 	"\n" +
 	"CNIRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x14\n" +
@@ -1198,7 +1355,8 @@ const file_xvspb_cni_proto_rawDesc = "" +
 	" \x03(\tR\tipv6Pools\x12\x12\n" +
 	"\x04ipv4\x18\v \x01(\bR\x04ipv4\x12\x12\n" +
 	"\x04ipv6\x18\f \x01(\bR\x04ipv6\x12\x10\n" +
-	"\x03mtu\x18\r \x01(\x05R\x03mtu\x1aA\n" +
+	"\x03mtu\x18\r \x01(\x05R\x03mtu\x12\x14\n" +
+	"\x05memif\x18\x0e \x01(\tR\x05memif\x1aA\n" +
 	"\x13PodAnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aG\n" +
@@ -1212,7 +1370,7 @@ const file_xvspb_cni_proto_rawDesc = "" +
 	"\agateway\x18\x02 \x01(\tR\agateway\",\n" +
 	"\bCNIRoute\x12\x10\n" +
 	"\x03dst\x18\x01 \x01(\tR\x03dst\x12\x0e\n" +
-	"\x02gw\x18\x02 \x01(\tR\x02gw\"\x9c\x02\n" +
+	"\x02gw\x18\x02 \x01(\tR\x02gw\"\xc6\x02\n" +
 	"\vCNIAddReply\x12&\n" +
 	"\x05error\x18\x01 \x01(\v2\x10.xvs.v1.CNIErrorR\x05error\x12\x1f\n" +
 	"\vhost_ifname\x18\x02 \x01(\tR\n" +
@@ -1224,7 +1382,14 @@ const file_xvspb_cni_proto_rawDesc = "" +
 	"\x03mtu\x18\a \x01(\x05R\x03mtu\x12\x12\n" +
 	"\x04mode\x18\b \x01(\tR\x04mode\x12\x1f\n" +
 	"\vmode_reason\x18\t \x01(\tR\n" +
-	"modeReason\"J\n" +
+	"modeReason\x12(\n" +
+	"\x06memifs\x18\n" +
+	" \x03(\v2\x10.xvs.v1.CNIMemifR\x06memifs\"`\n" +
+	"\bCNIMemif\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\tR\x04port\x12\x1f\n" +
+	"\vsocket_path\x18\x02 \x01(\tR\n" +
+	"socketPath\x12\x1f\n" +
+	"\x03ips\x18\x03 \x03(\v2\r.xvs.v1.CNIIPR\x03ips\"J\n" +
 	"\rCNIAttachment\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x16\n" +
 	"\x06ifname\x18\x02 \x01(\tR\x06ifname\";\n" +
@@ -1256,7 +1421,7 @@ const file_xvspb_cni_proto_rawDesc = "" +
 	"\bcapacity\x18\x05 \x01(\rR\bcapacity\"=\n" +
 	"\x12ListBlocksResponse\x12'\n" +
 	"\x06blocks\x18\x01 \x03(\v2\x0f.xvs.v1.IPBlockR\x06blocks\"\x16\n" +
-	"\x14ListEndpointsRequest\"\xa0\x02\n" +
+	"\x14ListEndpointsRequest\"\xcf\x02\n" +
 	"\bEndpoint\x12\x10\n" +
 	"\x03pod\x18\x01 \x01(\tR\x03pod\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -1270,7 +1435,14 @@ const file_xvspb_cni_proto_rawDesc = "" +
 	"\vmode_reason\x18\n" +
 	" \x01(\tR\n" +
 	"modeReason\x12\x0e\n" +
-	"\x02up\x18\v \x01(\bR\x02up\"G\n" +
+	"\x02up\x18\v \x01(\bR\x02up\x12-\n" +
+	"\x06memifs\x18\f \x03(\v2\x15.xvs.v1.EndpointMemifR\x06memifs\"r\n" +
+	"\rEndpointMemif\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\tR\x04port\x12\x1f\n" +
+	"\vsocket_path\x18\x02 \x01(\tR\n" +
+	"socketPath\x12\x1c\n" +
+	"\taddresses\x18\x03 \x03(\tR\taddresses\x12\x0e\n" +
+	"\x02up\x18\x04 \x01(\bR\x02up\"G\n" +
 	"\x15ListEndpointsResponse\x12.\n" +
 	"\tendpoints\x18\x01 \x03(\v2\x10.xvs.v1.EndpointR\tendpoints2\xd9\x03\n" +
 	"\x03CNI\x121\n" +
@@ -1296,7 +1468,7 @@ func file_xvspb_cni_proto_rawDescGZIP() []byte {
 	return file_xvspb_cni_proto_rawDescData
 }
 
-var file_xvspb_cni_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_xvspb_cni_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_xvspb_cni_proto_goTypes = []any{
 	(*CNIError)(nil),              // 0: xvs.v1.CNIError
 	(*CNIRequest)(nil),            // 1: xvs.v1.CNIRequest
@@ -1304,53 +1476,58 @@ var file_xvspb_cni_proto_goTypes = []any{
 	(*CNIIP)(nil),                 // 3: xvs.v1.CNIIP
 	(*CNIRoute)(nil),              // 4: xvs.v1.CNIRoute
 	(*CNIAddReply)(nil),           // 5: xvs.v1.CNIAddReply
-	(*CNIAttachment)(nil),         // 6: xvs.v1.CNIAttachment
-	(*CNIGCRequest)(nil),          // 7: xvs.v1.CNIGCRequest
-	(*CNIStatusRequest)(nil),      // 8: xvs.v1.CNIStatusRequest
-	(*ListPoolsRequest)(nil),      // 9: xvs.v1.ListPoolsRequest
-	(*IPPool)(nil),                // 10: xvs.v1.IPPool
-	(*ListPoolsResponse)(nil),     // 11: xvs.v1.ListPoolsResponse
-	(*ListBlocksRequest)(nil),     // 12: xvs.v1.ListBlocksRequest
-	(*IPBlock)(nil),               // 13: xvs.v1.IPBlock
-	(*ListBlocksResponse)(nil),    // 14: xvs.v1.ListBlocksResponse
-	(*ListEndpointsRequest)(nil),  // 15: xvs.v1.ListEndpointsRequest
-	(*Endpoint)(nil),              // 16: xvs.v1.Endpoint
-	(*ListEndpointsResponse)(nil), // 17: xvs.v1.ListEndpointsResponse
-	nil,                           // 18: xvs.v1.CNIRequest.PodAnnotationsEntry
-	nil,                           // 19: xvs.v1.CNIRequest.NamespaceAnnotationsEntry
+	(*CNIMemif)(nil),              // 6: xvs.v1.CNIMemif
+	(*CNIAttachment)(nil),         // 7: xvs.v1.CNIAttachment
+	(*CNIGCRequest)(nil),          // 8: xvs.v1.CNIGCRequest
+	(*CNIStatusRequest)(nil),      // 9: xvs.v1.CNIStatusRequest
+	(*ListPoolsRequest)(nil),      // 10: xvs.v1.ListPoolsRequest
+	(*IPPool)(nil),                // 11: xvs.v1.IPPool
+	(*ListPoolsResponse)(nil),     // 12: xvs.v1.ListPoolsResponse
+	(*ListBlocksRequest)(nil),     // 13: xvs.v1.ListBlocksRequest
+	(*IPBlock)(nil),               // 14: xvs.v1.IPBlock
+	(*ListBlocksResponse)(nil),    // 15: xvs.v1.ListBlocksResponse
+	(*ListEndpointsRequest)(nil),  // 16: xvs.v1.ListEndpointsRequest
+	(*Endpoint)(nil),              // 17: xvs.v1.Endpoint
+	(*EndpointMemif)(nil),         // 18: xvs.v1.EndpointMemif
+	(*ListEndpointsResponse)(nil), // 19: xvs.v1.ListEndpointsResponse
+	nil,                           // 20: xvs.v1.CNIRequest.PodAnnotationsEntry
+	nil,                           // 21: xvs.v1.CNIRequest.NamespaceAnnotationsEntry
 }
 var file_xvspb_cni_proto_depIdxs = []int32{
-	18, // 0: xvs.v1.CNIRequest.pod_annotations:type_name -> xvs.v1.CNIRequest.PodAnnotationsEntry
-	19, // 1: xvs.v1.CNIRequest.namespace_annotations:type_name -> xvs.v1.CNIRequest.NamespaceAnnotationsEntry
+	20, // 0: xvs.v1.CNIRequest.pod_annotations:type_name -> xvs.v1.CNIRequest.PodAnnotationsEntry
+	21, // 1: xvs.v1.CNIRequest.namespace_annotations:type_name -> xvs.v1.CNIRequest.NamespaceAnnotationsEntry
 	0,  // 2: xvs.v1.CNIReply.error:type_name -> xvs.v1.CNIError
 	0,  // 3: xvs.v1.CNIAddReply.error:type_name -> xvs.v1.CNIError
 	3,  // 4: xvs.v1.CNIAddReply.ips:type_name -> xvs.v1.CNIIP
 	4,  // 5: xvs.v1.CNIAddReply.routes:type_name -> xvs.v1.CNIRoute
-	6,  // 6: xvs.v1.CNIGCRequest.valid:type_name -> xvs.v1.CNIAttachment
-	10, // 7: xvs.v1.ListPoolsResponse.pools:type_name -> xvs.v1.IPPool
-	13, // 8: xvs.v1.ListBlocksResponse.blocks:type_name -> xvs.v1.IPBlock
-	16, // 9: xvs.v1.ListEndpointsResponse.endpoints:type_name -> xvs.v1.Endpoint
-	1,  // 10: xvs.v1.CNI.CNIAdd:input_type -> xvs.v1.CNIRequest
-	1,  // 11: xvs.v1.CNI.CNIDel:input_type -> xvs.v1.CNIRequest
-	1,  // 12: xvs.v1.CNI.CNICheck:input_type -> xvs.v1.CNIRequest
-	7,  // 13: xvs.v1.CNI.CNIGC:input_type -> xvs.v1.CNIGCRequest
-	8,  // 14: xvs.v1.CNI.CNIStatus:input_type -> xvs.v1.CNIStatusRequest
-	9,  // 15: xvs.v1.CNI.ListPools:input_type -> xvs.v1.ListPoolsRequest
-	12, // 16: xvs.v1.CNI.ListBlocks:input_type -> xvs.v1.ListBlocksRequest
-	15, // 17: xvs.v1.CNI.ListEndpoints:input_type -> xvs.v1.ListEndpointsRequest
-	5,  // 18: xvs.v1.CNI.CNIAdd:output_type -> xvs.v1.CNIAddReply
-	2,  // 19: xvs.v1.CNI.CNIDel:output_type -> xvs.v1.CNIReply
-	2,  // 20: xvs.v1.CNI.CNICheck:output_type -> xvs.v1.CNIReply
-	2,  // 21: xvs.v1.CNI.CNIGC:output_type -> xvs.v1.CNIReply
-	2,  // 22: xvs.v1.CNI.CNIStatus:output_type -> xvs.v1.CNIReply
-	11, // 23: xvs.v1.CNI.ListPools:output_type -> xvs.v1.ListPoolsResponse
-	14, // 24: xvs.v1.CNI.ListBlocks:output_type -> xvs.v1.ListBlocksResponse
-	17, // 25: xvs.v1.CNI.ListEndpoints:output_type -> xvs.v1.ListEndpointsResponse
-	18, // [18:26] is the sub-list for method output_type
-	10, // [10:18] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	6,  // 6: xvs.v1.CNIAddReply.memifs:type_name -> xvs.v1.CNIMemif
+	3,  // 7: xvs.v1.CNIMemif.ips:type_name -> xvs.v1.CNIIP
+	7,  // 8: xvs.v1.CNIGCRequest.valid:type_name -> xvs.v1.CNIAttachment
+	11, // 9: xvs.v1.ListPoolsResponse.pools:type_name -> xvs.v1.IPPool
+	14, // 10: xvs.v1.ListBlocksResponse.blocks:type_name -> xvs.v1.IPBlock
+	18, // 11: xvs.v1.Endpoint.memifs:type_name -> xvs.v1.EndpointMemif
+	17, // 12: xvs.v1.ListEndpointsResponse.endpoints:type_name -> xvs.v1.Endpoint
+	1,  // 13: xvs.v1.CNI.CNIAdd:input_type -> xvs.v1.CNIRequest
+	1,  // 14: xvs.v1.CNI.CNIDel:input_type -> xvs.v1.CNIRequest
+	1,  // 15: xvs.v1.CNI.CNICheck:input_type -> xvs.v1.CNIRequest
+	8,  // 16: xvs.v1.CNI.CNIGC:input_type -> xvs.v1.CNIGCRequest
+	9,  // 17: xvs.v1.CNI.CNIStatus:input_type -> xvs.v1.CNIStatusRequest
+	10, // 18: xvs.v1.CNI.ListPools:input_type -> xvs.v1.ListPoolsRequest
+	13, // 19: xvs.v1.CNI.ListBlocks:input_type -> xvs.v1.ListBlocksRequest
+	16, // 20: xvs.v1.CNI.ListEndpoints:input_type -> xvs.v1.ListEndpointsRequest
+	5,  // 21: xvs.v1.CNI.CNIAdd:output_type -> xvs.v1.CNIAddReply
+	2,  // 22: xvs.v1.CNI.CNIDel:output_type -> xvs.v1.CNIReply
+	2,  // 23: xvs.v1.CNI.CNICheck:output_type -> xvs.v1.CNIReply
+	2,  // 24: xvs.v1.CNI.CNIGC:output_type -> xvs.v1.CNIReply
+	2,  // 25: xvs.v1.CNI.CNIStatus:output_type -> xvs.v1.CNIReply
+	12, // 26: xvs.v1.CNI.ListPools:output_type -> xvs.v1.ListPoolsResponse
+	15, // 27: xvs.v1.CNI.ListBlocks:output_type -> xvs.v1.ListBlocksResponse
+	19, // 28: xvs.v1.CNI.ListEndpoints:output_type -> xvs.v1.ListEndpointsResponse
+	21, // [21:29] is the sub-list for method output_type
+	13, // [13:21] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_xvspb_cni_proto_init() }
@@ -1364,7 +1541,7 @@ func file_xvspb_cni_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xvspb_cni_proto_rawDesc), len(file_xvspb_cni_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

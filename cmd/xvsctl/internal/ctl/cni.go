@@ -94,6 +94,12 @@ func FormatEndpoints(w io.Writer, es []*xvspb.Endpoint) error {
 	for _, e := range es {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\n", dash(e.GetNamespace()), dash(e.GetPod()), e.GetNode(),
 			strings.Join(e.GetAddresses(), ","), e.GetInterface(), e.GetUp(), e.GetMode(), e.GetModeReason())
+		for _, m := range e.GetMemifs() {
+			// A memif port of the pod above: its own addresses, up while
+			// the pod's application is connected.
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\n", dash(e.GetNamespace()), dash(e.GetPod()), e.GetNode(),
+				strings.Join(m.GetAddresses(), ","), m.GetPort(), m.GetUp(), "memif", "socket "+m.GetSocketPath()+" in the pod's netns")
+		}
 	}
 	return tw.Flush()
 }
