@@ -7,7 +7,10 @@
 // STATUS to xvsd's CNI service over its API socket, where package
 // cniserver does the work. It turns xvsd's answer into a CNI result
 // (host and pod interfaces, IPs, routes, DNS from the config), appended to
-// prevResult when another plugin ran first.
+// prevResult when another plugin ran first. The config's memif key goes to
+// xvsd as it is (xvsd checks it with the pod's xvs.dev/memif annotation);
+// each memif port xvsd made is an interface "memif<i>" in the pod's
+// sandbox with CNI 1.1's socketPath and its own IPs.
 //
 // When xvsd does not answer, ADD, DEL, CHECK and GC fail at once with code
 // 11 (try again later: DEL must not pretend, or the pod's addresses

@@ -15,6 +15,22 @@
 //     later one fails. Port mode auto is AF_XDP, which the switch falls
 //     back from to AF_PACKET where XDP cannot attach, saying why
 //     (Endpoints' ModeReason); a mode key in the network config forces one.
+//   - memif ports (memif.go): a pod that asks by the xvs.dev/memif
+//     annotation or the network config's memif key (true, or a list of
+//     ports with queues, ringSize, polling, mac, mode; ParseMemif, a bad
+//     value refused naming the key, field and value before anything is
+//     made) gets, after its veth port, per memif i: an entry in its record
+//     (written first, so DEL, GC and Start know every memif allocation it
+//     may hold), a /32 and /128 from the same pools under the IPAM handle
+//     "<ifname>@m<i>" (MemifHandle; the attachment's key stays (container
+//     ID, ifname)), and a switch port of mode memif listening on the
+//     abstract socket @xvs-memif<i> inside the pod's netns
+//     (port/memif.PodPort: no host path to mount, the netns scopes it).
+//     The result reports each with its socket path and addresses. DEL
+//     deletes the ports and releases them; a failed ADD undoes each; Start
+//     re-creates them from the records with the store's addresses; GC
+//     keeps the memif handles of a valid attachment; the sweep deletes
+//     memif ports and releases memif allocations no record lists.
 //   - DEL: port, veth (by the host end alone, so a vanished netns does
 //     not matter), release, record; idempotent.
 //   - CHECK: record, allocation, port up, podnet.Check.
