@@ -17,7 +17,9 @@
 //     its ring. Nothing is left in shared memory between calls, so a peer
 //     that dies takes no xvs frame with it.
 //   - PodPort: the port a CNI server adds for a pod's memif, and the
-//     socket path the CNI result reports.
+//     socket path the CNI result reports (cniserver calls it for each
+//     memif a pod asks for by its xvs.dev/memif annotation or the network
+//     config's memif key).
 //
 // Queue pairs and workers: one port is one interface served by one worker
 // (the switch's least-loaded, as for a veth pod). Every queue pair the peer
