@@ -26,7 +26,7 @@ const (
 	CodePoolDisabled    = 102
 	CodePoolNotSelected = 103 // the pool's nodeSelector leaves this node out
 	CodePoolConflict    = 104 // the pod's pools contradict themselves or their family
-	CodeBadAnnotation   = 105 // an ipv4pools/ipv6pools annotation is not a JSON list
+	CodeBadAnnotation   = 105 // an ipv4pools/ipv6pools annotation is not a JSON list, or xvs.dev/memif is bad
 	CodeIfaceExists     = 106 // the interface name is taken in the pod or the node
 	CodePlumbing        = 107 // the veth, addresses or routes could not be set up
 	CodePort            = 108 // xvsd's switch refused the pod's port
