@@ -83,7 +83,12 @@ type Speaker struct {
 	advertised map[netip.Prefix]*apiutil.Path
 	info       map[netip.Addr]*peerInfo    // guarded by infoMu
 	unknown    map[netip.Addr]*unknownPeer // guarded by infoMu; at most maxUnknown
-	started    time.Time
+	// unknownTotal counts every refused connection from an address that
+	// is no configured peer, unknownAddrs the addresses (each counted
+	// once while it has a row, again if it comes back after leaving
+	// them); guarded by infoMu.
+	unknownTotal, unknownAddrs uint64
+	started                    time.Time
 
 	infoMu sync.Mutex // guards info (taken from GoBGP's goroutines)
 
@@ -736,10 +741,12 @@ func (s *Speaker) noteUnknown(a netip.Addr, t time.Time) {
 		}
 		u = &unknownPeer{first: t}
 		s.unknown[a] = u
+		s.unknownAddrs++
 		s.log.Info("bgp: connection from an address that is no configured peer refused", "peer", a)
 	}
 	u.last = t
 	u.attempts++
+	s.unknownTotal++
 }
 
 // noteLog records, per peer, what GoBGP logged about malformed messages
