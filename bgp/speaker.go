@@ -36,6 +36,14 @@ type Options struct {
 	BatchDelay time.Duration
 	// MaxBatch bounds the routes of one ApplyRoutes call; 0 means 65,536.
 	MaxBatch int
+	// NextHopUsable, when set, says whether a next hop learned from peer
+	// can forward now (xvsd: on a connected subnet of an up port, its
+	// neighbour not failed, or a VXLAN node). A prefix is handed to the
+	// sink with its usable next hops only, and deleted from it while it
+	// has none, until RecheckNextHops finds one usable again. It is
+	// called with the adapter's lock held, once per next hop until the
+	// next recheck: it must be quick and must not call the Speaker.
+	NextHopUsable func(nh, peer netip.Addr) bool
 }
 
 // peer type names, as calicoctl prints them.
@@ -122,6 +130,7 @@ func New(cfg Config, opts Options) (*Speaker, error) {
 		unknown:    map[netip.Addr]*unknownPeer{},
 	}
 	s.rib = newRIB(opts.Logger, opts.Sink, cfg.maxPaths(), opts.BatchDelay, opts.MaxBatch)
+	s.rib.usable = opts.NextHopUsable
 	return s, nil
 }
 
@@ -187,6 +196,17 @@ func (s *Speaker) Start(ctx context.Context) error {
 	s.log.Info("bgp speaker started", "as", g.Asn, "routerID", g.RouterId, "listen", g.ListenAddresses, "port", g.ListenPort, "peers", len(s.peers))
 	return nil
 }
+
+// RecheckNextHops asks Options.NextHopUsable again about every next hop
+// in use; the prefixes through one whose answer changed are handed to
+// the sink again (deleted when no next hop of theirs is usable, back
+// when one is). It returns how many next hops changed, and is cheap when
+// none did (one call per next hop, no walk over the routes).
+func (s *Speaker) RecheckNextHops() int { return s.rib.recheck() }
+
+// NextHops lists the next hops in use with the peers that announced
+// them and the last verdict of Options.NextHopUsable on each.
+func (s *Speaker) NextHops() []NextHopState { return s.rib.nextHops() }
 
 // Close stops GoBGP and the adapter, after a last flush to the sink. With
 // graceful restart (not helper-only) the sessions close without a
