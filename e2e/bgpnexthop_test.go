@@ -20,6 +20,8 @@ import (
 // neighbour turns failed under xvsd's probes, and the route leaves the
 // FIB while BGP still has it; the address comes back: the neighbour
 // answers, the route returns and the pod reaches the network again.
+// (BIRD puts the node's pod block in the outside's kernel, for the
+// replies.)
 func TestBGPNextHopUnreachable(t *testing.T) {
 	if _, err := exec.LookPath("bird"); err != nil {
 		t.Fatal("bird not installed: `make deps` installs bird2")
@@ -64,7 +66,8 @@ func TestBGPNextHopUnreachable(t *testing.T) {
 	conf := fmt.Sprintf(`router id 198.18.0.254;
 protocol device {}
 protocol static s201 { ipv4; route %s via %s; }
-protocol bgp %s_v4 { local 198.18.0.254 as 65000; neighbor %s as 64512; ipv4 { import none; export where proto = "s201"; }; }
+protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; }
+protocol bgp %s_v4 { local 198.18.0.254 as 65000; neighbor %s as 64512; ipv4 { import all; export where proto = "s201"; }; }
 protocol bgp %s_v6 { local fd00:18::fe as 65000; neighbor %s as 64512; ipv6 { import none; export none; }; }
 `, net201, nh, n.Name, n.UplinkV4.Addr(), n.Name, n.UplinkV6.Addr())
 	dir := t.TempDir()
