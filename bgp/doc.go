@@ -36,6 +36,13 @@
 //     (ECMP; off by default, as in Calico's BIRD),
 //     changes coalesced by prefix and handed over once a burst settles
 //     (Options.BatchDelay, 2ms) or reaches Options.MaxBatch (65,536).
+//   - Next-hop tracking (Options.NextHopUsable): with a predicate set, a
+//     prefix reaches the sink with its usable next hops only, and is
+//     deleted from it (held, RIBCounters.Held) while it has none; the
+//     verdict per next hop and announcing peer is cached until
+//     RecheckNextHops, which asks again and re-sends only the prefixes
+//     through a next hop whose verdict changed (a walk of the table only
+//     then). NextHops lists the next hops in use with their verdicts.
 //   - Run-time reconfiguration, without a restart and without touching
 //     sessions that do not change: SetPeers(ctx, []Peer) replaces the
 //     explicit peers by difference (the Kubernetes node agent's call as
@@ -56,7 +63,11 @@
 //     (Status.Unknown, apart from Peers; GoBGP only logs these at Info,
 //     which the speaker's log handler always takes),
 //     Routes and FormatRoutes (`xvsctl bgp routes`), a Prometheus
-//     collector (Collector).
+//     collector (Collector). Refused connections from unknown peers are
+//     counted beyond the rows kept (Status.UnknownConnections and
+//     UnknownAddresses, a line under the tables,
+//     xvs_bgp_unknown_peer_connections_total,
+//     xvs_bgp_unknown_peer_addresses_total, xvs_bgp_unknown_peers).
 //
 // Malformed UPDATEs are GoBGP's to handle (RFC 7606: treat-as-withdraw
 // for attribute errors, session reset for unparsable NLRI); GoBGP reports

@@ -19,6 +19,11 @@ var (
 	descBatches    = prometheus.NewDesc("xvs_bgp_fib_batches_total", "Batches handed to the FIB.", nil, nil)
 	descSinkErrors = prometheus.NewDesc("xvs_bgp_fib_errors_total", "Batches the FIB refused (retried).", nil, nil)
 	descInstalled  = prometheus.NewDesc("xvs_bgp_learned_prefixes", "Prefixes with a best path learned from a peer.", nil, nil)
+	descHeld       = prometheus.NewDesc("xvs_bgp_held_prefixes", "Learned prefixes out of the FIB because none of their next hops is reachable.", nil, nil)
+	descUnusableNH = prometheus.NewDesc("xvs_bgp_unusable_next_hops", "BGP next hops found unreachable at the last check (per announcing peer).", nil, nil)
+	descUnknown    = prometheus.NewDesc("xvs_bgp_unknown_peer_connections_total", "Connections refused because their address is no configured peer.", nil, nil)
+	descUnknownIPs = prometheus.NewDesc("xvs_bgp_unknown_peer_addresses_total", "Addresses that connected without being a configured peer (one row each in node status, the 16 most recent).", nil, nil)
+	descUnknownNow = prometheus.NewDesc("xvs_bgp_unknown_peers", "Unknown-peer rows in node status now (at most 16).", nil, nil)
 )
 
 // Collector exports the speaker's status as Prometheus metrics.
@@ -27,7 +32,7 @@ func (s *Speaker) Collector() prometheus.Collector { return collector{s} }
 type collector struct{ s *Speaker }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSessions, descPeerUp, descRoutes, descUpdates, descWithdraws, descMalformed, descFlaps, descSinkRoutes, descBatches, descSinkErrors, descInstalled} {
+	for _, d := range []*prometheus.Desc{descSessions, descPeerUp, descRoutes, descUpdates, descWithdraws, descMalformed, descFlaps, descSinkRoutes, descBatches, descSinkErrors, descInstalled, descHeld, descUnusableNH, descUnknown, descUnknownIPs, descUnknownNow} {
 		ch <- d
 	}
 }
@@ -64,4 +69,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBatches, k, float64(r.Batches))
 	ch <- prometheus.MustNewConstMetric(descSinkErrors, k, float64(r.SinkErrors))
 	ch <- prometheus.MustNewConstMetric(descInstalled, g, float64(r.Installed))
+	ch <- prometheus.MustNewConstMetric(descHeld, g, float64(r.Held))
+	ch <- prometheus.MustNewConstMetric(descUnusableNH, g, float64(r.UnusableNextHops))
+	ch <- prometheus.MustNewConstMetric(descUnknown, k, float64(st.UnknownConnections))
+	ch <- prometheus.MustNewConstMetric(descUnknownIPs, k, float64(st.UnknownAddresses))
+	ch <- prometheus.MustNewConstMetric(descUnknownNow, g, float64(len(st.Unknown)))
 }

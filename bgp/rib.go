@@ -22,6 +22,14 @@ type member struct {
 type entry struct {
 	set       []member
 	installed bool
+	held      bool // has paths, but none with a usable next hop: not in the sink
+}
+
+// hop is a next hop as the learning peer announced it, the key of the
+// usability verdicts.
+type hop struct {
+	nh   netip.Addr
+	peer uint16
 }
 
 // rib is the adapter between GoBGP's best-path events and the RouteSink:
@@ -40,6 +48,9 @@ type rib struct {
 	multipath bool
 	delay     time.Duration
 	maxBatch  int
+	// usable says whether a next hop (learned from peer) can forward now;
+	// nil: all can. Its verdicts are cached in verdict until recheck.
+	usable func(nh, peer netip.Addr) bool
 
 	mu       sync.Mutex // guards everything below
 	paths    map[netip.Prefix]entry
@@ -48,6 +59,8 @@ type rib struct {
 	dirty    map[netip.Prefix]struct{}
 	stats    RIBCounters
 	live     int // prefixes with at least one path
+	held     int // prefixes whose next hops are all unusable
+	verdict  map[hop]bool
 	lastSent time.Time
 
 	kick chan struct{}
@@ -62,7 +75,14 @@ type RIBCounters struct {
 	RoutesAdded   uint64 `json:"routesAdded"`   // routes handed to the sink as adds
 	RoutesDeleted uint64 `json:"routesDeleted"` // prefixes handed to the sink as deletes
 	SinkErrors    uint64 `json:"sinkErrors"`
-	Installed     int    `json:"installed"` // prefixes with at least one path now (the sink has them or will)
+	Installed     int    `json:"installed"` // prefixes with at least one path now
+	// Held are prefixes with paths none of whose next hops is usable (not
+	// on a connected subnet, neighbour failed): out of the sink until one
+	// is. Installed counts them too.
+	Held int `json:"held"`
+	// UnusableNextHops are the next hops (per learning peer) found
+	// unusable at the last check.
+	UnusableNextHops int `json:"unusableNextHops"`
 }
 
 func newRIB(log *slog.Logger, sink RouteSink, maxPaths int, delay time.Duration, maxBatch int) *rib {
@@ -71,8 +91,88 @@ func newRIB(log *slog.Logger, sink RouteSink, maxPaths int, delay time.Duration,
 		paths:   make(map[netip.Prefix]entry),
 		peerIdx: make(map[netip.Addr]uint16),
 		dirty:   make(map[netip.Prefix]struct{}),
+		verdict: make(map[hop]bool),
 		kick:    make(chan struct{}, 1),
 	}
+}
+
+// usableLocked is the cached verdict on m's next hop.
+func (r *rib) usableLocked(m member) bool {
+	if r.usable == nil {
+		return true
+	}
+	k := hop{nh: m.nh, peer: m.peer}
+	v, ok := r.verdict[k]
+	if !ok {
+		v = r.usable(m.nh, r.peers[m.peer])
+		r.verdict[k] = v
+	}
+	return v
+}
+
+// recheck asks usable again about every next hop seen and marks dirty
+// the prefixes through a next hop whose verdict changed, so that they
+// leave the sink (no usable next hop left, or one member less of an
+// ECMP set) or come back. It returns how many next hops changed. The
+// walk over the prefixes happens only when one did.
+func (r *rib) recheck() int {
+	if r.usable == nil {
+		return 0
+	}
+	r.mu.Lock()
+	changed := map[hop]bool{}
+	for k, old := range r.verdict {
+		if v := r.usable(k.nh, r.peers[k.peer]); v != old {
+			changed[k] = true
+			r.verdict[k] = v
+		}
+	}
+	n := 0
+	if len(changed) > 0 {
+		seen := make(map[hop]bool, len(r.verdict))
+		for pfx, e := range r.paths {
+			for _, m := range e.set {
+				k := hop{nh: m.nh, peer: m.peer}
+				seen[k] = true
+				if changed[k] {
+					r.dirty[pfx] = struct{}{}
+					n++
+				}
+			}
+		}
+		// Forget next hops no path uses any more.
+		for k := range r.verdict {
+			if !seen[k] {
+				delete(r.verdict, k)
+			}
+		}
+	}
+	r.mu.Unlock()
+	if n > 0 {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
+	return len(changed)
+}
+
+// nextHops lists the next hops in use, with their learning peers and
+// verdicts, for the caller that probes them.
+func (r *rib) nextHops() []NextHopState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]NextHopState, 0, len(r.verdict))
+	for k, v := range r.verdict {
+		out = append(out, NextHopState{NextHop: k.nh, Peer: r.peers[k.peer], Usable: v})
+	}
+	slices.SortFunc(out, func(a, b NextHopState) int {
+		if c := a.NextHop.Compare(b.NextHop); c != 0 {
+			return c
+		}
+		return a.Peer.Compare(b.Peer)
+	})
+	return out
 }
 
 // pathPrefix returns the path's unicast prefix.
@@ -196,6 +296,9 @@ func (r *rib) onBest(paths []*apiutil.Path, _ time.Time) {
 		}
 		e.set = set
 		if len(set) == 0 && !e.installed {
+			if e.held {
+				r.held--
+			}
 			delete(r.paths, pfx) // the sink never had it
 		} else {
 			r.paths[pfx] = e
@@ -277,26 +380,55 @@ func (r *rib) flush() bool {
 				continue // announced and withdrawn within the burst
 			}
 			if len(set) == 0 {
-				dels = append(dels, pfx)
+				if e.held {
+					r.held--
+				}
+				if e.installed {
+					dels = append(dels, pfx)
+				}
 				delete(r.paths, pfx)
 				continue
 			}
-			if !e.installed {
-				e.installed = true
-				r.paths[pfx] = e
-			}
 			start := len(nhs)
-			for _, m := range set {
+			first := -1
+			for i, m := range set {
+				if !r.usableLocked(m) {
+					continue
+				}
+				if first < 0 {
+					first = i
+				}
 				if !slices.Contains(nhs[start:], m.nh) {
 					nhs = append(nhs, m.nh)
 				}
+			}
+			if first < 0 {
+				// No next hop can forward: out of the sink until one can.
+				if !e.held {
+					e.held = true
+					r.held++
+				}
+				if e.installed {
+					e.installed = false
+					dels = append(dels, pfx)
+				}
+				r.paths[pfx] = e
+				continue
+			}
+			if e.held || !e.installed {
+				if e.held {
+					e.held = false
+					r.held--
+				}
+				e.installed = true
+				r.paths[pfx] = e
 			}
 			hop := nhs[start:len(nhs):len(nhs)]
 			slices.SortFunc(hop, func(a, b netip.Addr) int { return a.Compare(b) })
 			if len(hop) > r.maxPaths {
 				hop = hop[:r.maxPaths]
 			}
-			adds = append(adds, Route{Prefix: pfx, NextHops: hop, Peer: r.peers[set[0].peer]})
+			adds = append(adds, Route{Prefix: pfx, NextHops: hop, Peer: r.peers[set[first].peer]})
 		}
 		if len(adds) == 0 && len(dels) == 0 {
 			r.mu.Unlock()
@@ -316,7 +448,9 @@ func (r *rib) flush() bool {
 				r.dirty[p] = struct{}{}
 			}
 			for _, p := range dels {
-				r.paths[p] = entry{installed: true}
+				e := r.paths[p] // a held prefix keeps its paths
+				e.installed = true
+				r.paths[p] = e
 			}
 			r.mu.Unlock()
 			r.log.Error("bgp routes not applied, retrying", "adds", len(adds), "dels", len(dels), "err", err)
@@ -334,5 +468,11 @@ func (r *rib) counters() RIBCounters {
 	defer r.mu.Unlock()
 	c := r.stats
 	c.Installed = r.live
+	c.Held = r.held
+	for _, v := range r.verdict {
+		if !v {
+			c.UnusableNextHops++
+		}
+	}
 	return c
 }

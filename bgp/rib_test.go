@@ -220,3 +220,88 @@ func TestRIBBatching(t *testing.T) {
 		t.Errorf("counters: %+v", c)
 	}
 }
+
+// TestRIBNextHopTracking: prefixes through a next hop that becomes
+// unusable leave the sink (an ECMP set loses the member), come back when
+// it is usable again, and a withdrawal while held costs the sink nothing.
+func TestRIBNextHopTracking(t *testing.T) {
+	a := netip.MustParseAddr
+	pp := netip.MustParsePrefix
+	var mu sync.Mutex
+	down := map[netip.Addr]bool{}
+	setDown := func(nh string, d bool) {
+		mu.Lock()
+		down[a(nh)] = d
+		mu.Unlock()
+	}
+	sink := &batchSink{}
+	r := runRIB(t, sink, 8)
+	r.usable = func(nh, _ netip.Addr) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !down[nh]
+	}
+	check := func(step string, wantAdds []Route, wantDels []netip.Prefix) {
+		t.Helper()
+		settle(t, r)
+		adds, dels, _ := sink.take()
+		slices.SortFunc(dels, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
+		if !slices.EqualFunc(adds, wantAdds, func(x, y Route) bool {
+			return x.Prefix == y.Prefix && x.Peer == y.Peer && slices.Equal(x.NextHops, y.NextHops)
+		}) || !slices.Equal(dels, wantDels) {
+			t.Errorf("%s (-want +got):\n- adds %v dels %v\n+ adds %v dels %v", step, wantAdds, wantDels, adds, dels)
+		}
+	}
+	r.onBest([]*apiutil.Path{
+		mkPath(t, "198.19.1.0/24", "198.18.0.1", false, "198.18.0.1"),
+		mkPath(t, "198.19.1.0/24", "198.18.0.2", false, "198.18.0.2"),
+		mkPath(t, "198.19.2.0/24", "198.18.0.1", false, "198.18.0.1"),
+		mkPath(t, "198.19.3.0/24", "198.18.0.2", false, "198.18.0.2"),
+	}, time.Now())
+	check("learned", []Route{
+		{Prefix: pp("198.19.1.0/24"), NextHops: []netip.Addr{a("198.18.0.1"), a("198.18.0.2")}, Peer: a("198.18.0.1")},
+		{Prefix: pp("198.19.2.0/24"), NextHops: []netip.Addr{a("198.18.0.1")}, Peer: a("198.18.0.1")},
+		{Prefix: pp("198.19.3.0/24"), NextHops: []netip.Addr{a("198.18.0.2")}, Peer: a("198.18.0.2")},
+	}, nil)
+	if n := r.recheck(); n != 0 {
+		t.Errorf("recheck with nothing changed: %d next hops changed", n)
+	}
+	check("nothing changed", nil, nil)
+
+	setDown("198.18.0.1", true)
+	if n := r.recheck(); n != 1 {
+		t.Errorf("recheck: %d next hops changed, want 1", n)
+	}
+	check("198.18.0.1 unusable", []Route{
+		{Prefix: pp("198.19.1.0/24"), NextHops: []netip.Addr{a("198.18.0.2")}, Peer: a("198.18.0.2")},
+	}, []netip.Prefix{pp("198.19.2.0/24")})
+	if c := r.counters(); c.Held != 1 || c.UnusableNextHops != 1 || c.Installed != 3 {
+		t.Errorf("counters %+v, want held 1, unusableNextHops 1, installed 3", c)
+	}
+	// A new prefix through the unusable next hop is held at once.
+	r.onBest([]*apiutil.Path{mkPath(t, "198.19.4.0/24", "198.18.0.1", false, "198.18.0.1")}, time.Now())
+	check("new prefix via an unusable next hop", nil, nil)
+
+	setDown("198.18.0.1", false)
+	r.recheck()
+	check("198.18.0.1 usable again", []Route{
+		{Prefix: pp("198.19.1.0/24"), NextHops: []netip.Addr{a("198.18.0.1"), a("198.18.0.2")}, Peer: a("198.18.0.1")},
+		{Prefix: pp("198.19.2.0/24"), NextHops: []netip.Addr{a("198.18.0.1")}, Peer: a("198.18.0.1")},
+		{Prefix: pp("198.19.4.0/24"), NextHops: []netip.Addr{a("198.18.0.1")}, Peer: a("198.18.0.1")},
+	}, nil)
+
+	// Held, then withdrawn: the sink never hears of it again.
+	setDown("198.18.0.2", true)
+	r.recheck()
+	check("198.18.0.2 unusable", []Route{
+		{Prefix: pp("198.19.1.0/24"), NextHops: []netip.Addr{a("198.18.0.1")}, Peer: a("198.18.0.1")},
+	}, []netip.Prefix{pp("198.19.3.0/24")})
+	r.onBest([]*apiutil.Path{mkPath(t, "198.19.3.0/24", "198.18.0.2", true)}, time.Now())
+	check("held prefix withdrawn", nil, nil)
+	if c := r.counters(); c.Held != 0 || c.Installed != 3 {
+		t.Errorf("counters %+v, want held 0, installed 3", c)
+	}
+	if hs := r.nextHops(); len(hs) != 2 || hs[0].NextHop != a("198.18.0.1") || !hs[0].Usable || hs[1].Usable {
+		t.Errorf("next hops %+v", hs)
+	}
+}

@@ -24,3 +24,10 @@ type Route struct {
 type RouteSink interface {
 	ApplyRoutes(adds []Route, dels []netip.Prefix) error
 }
+
+// NextHopState is a next hop in use, as Speaker.NextHops lists it.
+type NextHopState struct {
+	NextHop netip.Addr `json:"nextHop"`
+	Peer    netip.Addr `json:"peer"` // the peer that announced it
+	Usable  bool       `json:"usable"`
+}

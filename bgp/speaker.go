@@ -36,6 +36,14 @@ type Options struct {
 	BatchDelay time.Duration
 	// MaxBatch bounds the routes of one ApplyRoutes call; 0 means 65,536.
 	MaxBatch int
+	// NextHopUsable, when set, says whether a next hop learned from peer
+	// can forward now (xvsd: on a connected subnet of an up port, its
+	// neighbour not failed, or a VXLAN node). A prefix is handed to the
+	// sink with its usable next hops only, and deleted from it while it
+	// has none, until RecheckNextHops finds one usable again. It is
+	// called with the adapter's lock held, once per next hop until the
+	// next recheck: it must be quick and must not call the Speaker.
+	NextHopUsable func(nh, peer netip.Addr) bool
 }
 
 // peer type names, as calicoctl prints them.
@@ -83,7 +91,12 @@ type Speaker struct {
 	advertised map[netip.Prefix]*apiutil.Path
 	info       map[netip.Addr]*peerInfo    // guarded by infoMu
 	unknown    map[netip.Addr]*unknownPeer // guarded by infoMu; at most maxUnknown
-	started    time.Time
+	// unknownTotal counts every refused connection from an address that
+	// is no configured peer, unknownAddrs the addresses (each counted
+	// once while it has a row, again if it comes back after leaving
+	// them); guarded by infoMu.
+	unknownTotal, unknownAddrs uint64
+	started                    time.Time
 
 	infoMu sync.Mutex // guards info (taken from GoBGP's goroutines)
 
@@ -117,6 +130,7 @@ func New(cfg Config, opts Options) (*Speaker, error) {
 		unknown:    map[netip.Addr]*unknownPeer{},
 	}
 	s.rib = newRIB(opts.Logger, opts.Sink, cfg.maxPaths(), opts.BatchDelay, opts.MaxBatch)
+	s.rib.usable = opts.NextHopUsable
 	return s, nil
 }
 
@@ -182,6 +196,17 @@ func (s *Speaker) Start(ctx context.Context) error {
 	s.log.Info("bgp speaker started", "as", g.Asn, "routerID", g.RouterId, "listen", g.ListenAddresses, "port", g.ListenPort, "peers", len(s.peers))
 	return nil
 }
+
+// RecheckNextHops asks Options.NextHopUsable again about every next hop
+// in use; the prefixes through one whose answer changed are handed to
+// the sink again (deleted when no next hop of theirs is usable, back
+// when one is). It returns how many next hops changed, and is cheap when
+// none did (one call per next hop, no walk over the routes).
+func (s *Speaker) RecheckNextHops() int { return s.rib.recheck() }
+
+// NextHops lists the next hops in use with the peers that announced
+// them and the last verdict of Options.NextHopUsable on each.
+func (s *Speaker) NextHops() []NextHopState { return s.rib.nextHops() }
 
 // Close stops GoBGP and the adapter, after a last flush to the sink. With
 // graceful restart (not helper-only) the sessions close without a
@@ -736,10 +761,12 @@ func (s *Speaker) noteUnknown(a netip.Addr, t time.Time) {
 		}
 		u = &unknownPeer{first: t}
 		s.unknown[a] = u
+		s.unknownAddrs++
 		s.log.Info("bgp: connection from an address that is no configured peer refused", "peer", a)
 	}
 	u.last = t
 	u.attempts++
+	s.unknownTotal++
 }
 
 // noteLog records, per peer, what GoBGP logged about malformed messages

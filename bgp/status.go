@@ -25,7 +25,13 @@ type Status struct {
 	// peers (GoBGP refuses them), the most recent maxUnknown: Type
 	// TypeUnknown, State "refused", Info says so.
 	Unknown []PeerStatus `json:"unknownPeers,omitempty"`
-	RIB     RIBCounters  `json:"rib"`
+	// UnknownConnections counts every connection refused since the
+	// speaker started because its address is no configured peer;
+	// UnknownAddresses the addresses they came from (an address that
+	// lost its row to newer ones counts again when it returns).
+	UnknownConnections uint64      `json:"unknownConnections"`
+	UnknownAddresses   uint64      `json:"unknownAddresses"`
+	RIB                RIBCounters `json:"rib"`
 }
 
 // PeerStatus is one row of calicoctl's table, and the counters behind it.
@@ -120,6 +126,7 @@ func (s *Speaker) status(ctx context.Context, advertised bool) (Status, error) {
 			Info: fmt.Sprintf("Refused: not a configured peer (%d connection attempts, last %s)", u.attempts, u.last.UTC().Format("15:04:05")),
 		})
 	}
+	st.UnknownConnections, st.UnknownAddresses = s.unknownTotal, s.unknownAddrs
 	s.infoMu.Unlock()
 	slices.SortFunc(st.Unknown, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
 	if srv == nil {
@@ -210,6 +217,13 @@ func FormatStatus(w io.Writer, st Status, now time.Time) error {
 			continue
 		}
 		writeTable(&b, []string{"PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"}, rows)
+	}
+	if st.UnknownConnections > 0 {
+		fmt.Fprintf(&b, "\nRefused %d connections from %d addresses that are no configured peer", st.UnknownConnections, st.UnknownAddresses)
+		if st.UnknownAddresses > uint64(len(st.Unknown)) {
+			fmt.Fprintf(&b, " (the %d most recent listed)", len(st.Unknown))
+		}
+		b.WriteString(".\n")
 	}
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())

@@ -1,10 +1,13 @@
 package bgp
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestFormatStatus(t *testing.T) {
@@ -77,6 +80,42 @@ func TestUnknownPeersBounded(t *testing.T) {
 	last := st.Unknown[len(st.Unknown)-1]
 	if last.Address != netip.MustParseAddr("198.18.1.25") || last.Attempts != 2 {
 		t.Errorf("last row %s with %d attempts, want 198.18.1.25 with 2", last.Address, last.Attempts)
+	}
+	// Every attempt and address is counted, beyond the rows kept.
+	if st.UnknownConnections != maxUnknown+11 || st.UnknownAddresses != maxUnknown+10 {
+		t.Errorf("counted %d connections from %d addresses, want %d from %d", st.UnknownConnections, st.UnknownAddresses, maxUnknown+11, maxUnknown+10)
+	}
+	var b strings.Builder
+	if err := FormatStatus(&b, st, t0); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("Refused %d connections from %d addresses that are no configured peer (the %d most recent listed).", maxUnknown+11, maxUnknown+10, maxUnknown); !strings.Contains(b.String(), want) {
+		t.Errorf("node status lacks %q:\n%s", want, b.String())
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if c := m.GetCounter(); c != nil {
+				got[mf.GetName()] = c.GetValue()
+			} else if g := m.GetGauge(); g != nil && len(m.GetLabel()) == 0 {
+				got[mf.GetName()] = g.GetValue()
+			}
+		}
+	}
+	for name, want := range map[string]float64{
+		"xvs_bgp_unknown_peer_connections_total": maxUnknown + 11,
+		"xvs_bgp_unknown_peer_addresses_total":   maxUnknown + 10,
+		"xvs_bgp_unknown_peers":                  maxUnknown,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
 	}
 }
 

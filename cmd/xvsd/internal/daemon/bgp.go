@@ -214,6 +214,9 @@ type bgpNode struct {
 
 	stopWatch func() // ends the IPAM block watcher; nil without IPAM
 	watchDone chan struct{}
+
+	stopTrack chan struct{} // ends trackNextHops
+	trackDone chan struct{}
 }
 
 // startBGP starts the speaker once the switch forwards. With the CNI
@@ -231,7 +234,7 @@ func (d *Daemon) startBGP(ctx context.Context) error {
 	}
 	log := d.log.With("component", "bgp")
 	sink := newRouteSink(ra, d.sw.FIB, c.VXLAN, log)
-	sp, err := bgp.New(c.Speaker, bgp.Options{Logger: log, GoBGPLevel: slog.LevelWarn, Sink: sink})
+	sp, err := bgp.New(c.Speaker, bgp.Options{Logger: log, GoBGPLevel: slog.LevelWarn, Sink: sink, NextHopUsable: sink.nextHopUsable(d.sw)})
 	if err != nil {
 		return fmt.Errorf("bgp: %w", err)
 	}
@@ -262,6 +265,8 @@ func (d *Daemon) startBGP(ctx context.Context) error {
 		return fmt.Errorf("bgp: %w", err)
 	}
 	d.bgp = b
+	b.stopTrack, b.trackDone = make(chan struct{}), make(chan struct{})
+	go b.trackNextHops(d.sw, b.stopTrack, b.trackDone)
 	if changed != nil {
 		b.watchBlocks(d.CNI(), changed)
 	}
@@ -378,6 +383,10 @@ func (d *Daemon) stopBGP() {
 	if d.bgp != nil {
 		if d.bgp.stopWatch != nil {
 			d.bgp.stopWatch()
+		}
+		if d.bgp.stopTrack != nil {
+			close(d.bgp.stopTrack)
+			<-d.bgp.trackDone
 		}
 		d.bgp.speaker.Close()
 	}

@@ -18,8 +18,16 @@
 // static route's via) or through the VXLAN tunnel bgp.vxlan maps the next
 // hop or the peer to. An equal-cost set (maxPaths > 1) becomes one route
 // with spec.Route.ECMP, an ECMP group in the FIB (into a tunnel: the
-// first next hop's). A route the switch refuses (a next hop on no
-// port's subnet) is logged, counted (xvs_bgp_routes_refused_total) and
+// first next hop's). Next hops are tracked (bgpnexthop.go): the speaker
+// hands over a prefix with its usable next hops only (a VXLAN next hop,
+// or one on the connected subnet of a port that is up whose kernel
+// neighbour is not failed) and takes it out of the FIB while it has none
+// (xvs_bgp_held_prefixes, xvs_bgp_unusable_next_hops); once a second the
+// daemon re-checks them and asks the kernel to resolve or confirm each
+// native one (NTF_USE), so a next hop that stops answering ARP/NDP turns
+// failed and its routes leave, and they return when it answers again
+// (also when a port's subnet comes or goes). A route the switch still
+// refuses is logged, counted (xvs_bgp_routes_refused_total) and
 // left out, and takes out what the prefix had; a withdrawn prefix, or
 // every route of a peer whose session ends, leaves the FIB in the same
 // batch. Prefixes another origin owns are not overridden
