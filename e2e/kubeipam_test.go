@@ -232,6 +232,10 @@ func newKubeLab(t *testing.T, nodes int) *kubeLab {
 		}
 	})
 	ctx := context.Background()
+	// No controller manager runs: the service account pods need.
+	if _, err := k.kube.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	for i := range nodes {
 		if _, err := k.kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node%d", i+1)}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -292,6 +296,13 @@ func (k *kubeLab) addOn(n *lab.Node, id string) (netns string, rt *libcni.Runtim
 	k.mu.Unlock()
 	if err != nil {
 		return "", nil, nil, err
+	}
+	// The pod object, as the scheduler leaves it: the CNI server reads
+	// its annotations from the API.
+	po := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: id, Namespace: "default"},
+		Spec: corev1.PodSpec{NodeName: n.Name, Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}}}
+	if _, err := k.kube.CoreV1().Pods("default").Create(context.Background(), po, metav1.CreateOptions{}); err != nil {
+		return "", nil, nil, fmt.Errorf("pod %s: %w", id, err)
 	}
 	rt = e.rt(id, netns, nil)
 	var r *current.Result
