@@ -28,7 +28,9 @@ var errNotSynced = errors.New("the Kubernetes IPAM store has not synced with the
 // before. It lets the CNI server, BGP and the agent be wired at start
 // while the API server may still be unreachable; nothing is ever claimed
 // anywhere else in the meantime.
-type lazyStore struct{ st atomic.Pointer[ipamstore.Store] }
+type lazyStore struct {
+	st atomic.Pointer[ipamstore.Store]
+}
 
 var _ ipam.Store = (*lazyStore)(nil)
 
