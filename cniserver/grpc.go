@@ -147,3 +147,7 @@ func (g *GRPC) ListEndpoints(ctx context.Context, _ *xvspb.ListEndpointsRequest)
 	}
 	return out, nil
 }
+
+// Service is the xvspb.CNI service over s, for a caller that registers
+// it itself (xvsd puts it behind a gate until its IPAM store syncs).
+func (s *Server) Service() xvspb.CNIServer { return &GRPC{s: s} }

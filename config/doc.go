@@ -162,15 +162,25 @@
 //	# BGP mesh follows the Node objects, explicit peers the BGPPeers, the
 //	# AS the BGPConfiguration; other nodes' VTEPs and blocks (from their
 //	# annotations) become VXLAN routes for pools with vxlanMode Always or
-//	# CrossSubnet; IPPools feed the CNI server's allocator; pod
-//	# annotations come from the API. Absent: xvsd runs standalone.
-//	# Blocks are still claimed from each node's local store (ipam.store),
-//	# not through the API yet: nodes sharing one IPPool from the API would
-//	# claim the same blocks, so until then give each node its own pools.
+//	# CrossSubnet; pod annotations come from the API. Absent: xvsd runs
+//	# standalone.
+//	# With an ipam: section too, IPAM lives in the API server, as in
+//	# Calico's Kubernetes datastore mode: the pools are the IPPool objects
+//	# (ipam.pools is refused: apply IPPools instead), blocks are IPAMBlock
+//	# objects claimed with resourceVersion compare-and-swap, so nodes
+//	# sharing a pool never claim the same block, and the pods' allocations
+//	# are recorded in them (a restarted xvsd re-adopts its pods from them
+//	# and the endpoint records next to ipam.store; no bbolt file is
+//	# opened). ipam.node, if set, must equal kubernetes.node. Until the
+//	# store has synced with the API server the CNI server is not ready
+//	# (STATUS 50, ADD "try again later"). Every node reclaims the blocks
+//	# and addresses of a node whose Node object has been gone for
+//	# reclaim_grace (no leader: the writes are compare-and-swap).
 //	kubernetes:
 //	  kubeconfig: /etc/xvs/kubeconfig  # empty: in-cluster (service account)
 //	  node: node-a                     # default $NODE_NAME, ipam.node, hostname
 //	  namespace: xvs-system            # BGPPeer password Secrets (default $POD_NAMESPACE)
+//	  reclaim_grace: 10m               # default 10m, at least 1s
 //
 // Command-line flags of xvsd override the file (see Overrides).
 //

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xvs-project/xvs/ipam"
 )
@@ -58,5 +59,40 @@ func TestIPAMSectionErrors(t *testing.T) {
 				t.Errorf("Resolve: %v, want an error with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestKubeIPAM: with a kubernetes: section the pools are the API's
+// IPPools, so ipam.pools is refused naming the field; the allocator's
+// node is the Node object's name, and a different ipam.node is refused.
+func TestKubeIPAM(t *testing.T) {
+	t.Setenv("NODE_NAME", "")
+	resolve := func(y string) (*Config, error) {
+		t.Helper()
+		f, err := Parse([]byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Resolve(Options{})
+	}
+	c, err := resolve("ipam: {store: /tmp/x.db}\nkubernetes: {kubeconfig: /k, node: n1, reclaim_grace: 30s}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IPAM.Node != "n1" || c.Kube.Node != "n1" || c.Kube.ReclaimGrace != 30*time.Second {
+		t.Errorf("ipam node %q, kube node %q, grace %v", c.IPAM.Node, c.Kube.Node, c.Kube.ReclaimGrace)
+	}
+	if c, err := resolve("ipam: {node: n2}\nkubernetes: {kubeconfig: /k}\n"); err != nil || c.Kube.Node != "n2" || c.IPAM.Node != "n2" {
+		t.Errorf("ipam.node alone: %v, %+v", err, c)
+	}
+	for _, tc := range []struct{ y, want string }{
+		{"ipam: {pools: [{name: a, cidr: 198.18.0.0/16}]}\nkubernetes: {kubeconfig: /k, node: n1}\n", `ipam.pools: 1: with a kubernetes: section the pools are the API server's IPPool objects`},
+		{"ipam: {node: n2}\nkubernetes: {kubeconfig: /k, node: n1}\n", `ipam.node: "n2": differs from kubernetes.node "n1"`},
+		{"kubernetes: {kubeconfig: /k, node: n1, reclaim_grace: 10ms}\n", `kubernetes.reclaim_grace: "10ms"`},
+		{"kubernetes: {kubeconfig: /k, node: n1, reclaim_grace: soon}\n", `kubernetes.reclaim_grace: "soon"`},
+	} {
+		if _, err := resolve(tc.y); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.y, err, tc.want)
+		}
 	}
 }

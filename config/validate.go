@@ -261,6 +261,9 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 			node = c.IPAM.Node
 		}
 		c.Kube = f.Kubernetes.resolve(node, &e)
+		if c.IPAM != nil {
+			kubeIPAM(f, c, &e)
+		}
 	}
 	if err := e.err(); err != nil {
 		return nil, err

@@ -83,6 +83,8 @@ func TestRenderConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rendered config:\n%s\n%v", got, err)
 	}
+	// The base's kubernetes: section is in-cluster, as in xvsd's pod.
+	t.Setenv("KUBERNETES_SERVICE_HOST", "198.19.128.1")
 	if _, err := f.Resolve(config.Options{}); err != nil {
 		t.Fatalf("rendered config:\n%s\n%v", got, err)
 	}

@@ -17,6 +17,14 @@
 // loopback, ptp, host-local) from /usr/lib/cni. TestCNIBenchmark runs
 // only with -e2e.cnibench.
 //
+// TestKubeIPAMThreeNodes (kubeipam_test.go) runs three xvsd nodes with
+// kubernetes: and ipam: sections against one real kube-apiserver and etcd
+// (e2e/kubeapi, on the root namespace's loopback). Each node reaches it
+// through a TCP proxy: a goroutine of the test that listens on 127.0.0.1
+// inside the node's namespace and dials the API server from the root
+// namespace (TLS end to end). The test creates the Node, Pod and IPPool
+// objects a cluster would have; nothing else of Kubernetes runs.
+//
 // There is no code outside the tests: this file exists for the package
 // comment.
 package e2e

@@ -14,10 +14,9 @@
 //     this node's subnets. A node deleted, or its annotations gone, takes
 //     its routes with it.
 //   - Pools (PoolSink): the IPPools as ipam.Pools, and this node's labels
-//     for their nodeSelectors.
-//     The blocks of those pools are still claimed from the node's local
-//     store, not through the API (kube/ipamstore is not wired in yet): two
-//     nodes given the same pool would claim the same blocks.
+//     for their nodeSelectors. xvsd's allocator runs on kube/ipamstore,
+//     which reads the IPPools itself and claims blocks through the API, so
+//     xvsd takes only the labels from this sink.
 //   - Pod annotations (PodAnnotations) for the CNI server: from the cache,
 //     falling back to one GET when the pod is not in it yet.
 //

@@ -32,7 +32,9 @@
 // Tests: `go test -run TestAPIServer ./kube/ipamstore/` against a real
 // etcd and kube-apiserver (e2e/kubeapi).
 //
-// Not yet done: xvsd does not use this store; with a kubernetes: section
-// its CNI server still allocates from the local store (ipam.store), fed
-// with the cluster's IPPools by the node agent (kube/agent).
+// xvsd uses it with a kubernetes: and an ipam: section (the daemon's
+// cni.go and kubeipam.go): its CNI server's allocator claims blocks
+// through it, and every node runs a Reclaimer. e2e's
+// TestKubeIPAMThreeNodes runs three xvsd nodes on one shared IPPool pair
+// against a real API server.
 package ipamstore

@@ -245,6 +245,11 @@ func (d *Daemon) startBGP(ctx context.Context) error {
 		var cancel func()
 		changed, cancel = cs.SubscribeBlocks()
 		blocks, err := cs.NodeBlocks(ctx)
+		if errors.Is(err, errNotSynced) {
+			// The Kubernetes IPAM store syncs later; its first
+			// syncBlocks tells the subscription.
+			blocks, err = nil, nil
+		}
 		if err != nil {
 			cancel()
 			return fmt.Errorf("bgp: ipam node blocks: %w", err)

@@ -49,9 +49,24 @@
 // after BGP: its BGP state is applied with Speaker.Reconfigure (mesh
 // members and peers join the file's; an AS change is refused until a
 // restart and shows as the agent's last error), its VXLAN routes go to
-// the switch as origin kube, IPPools into the local allocator (AddPool;
-// pools deleted in the API stay), the node's blocks (SubscribeBlocks) are
-// published on the Node and advertised (SetNodeBlocks). /readyz stays the
+// the switch as origin kube, the node's labels to the allocator (for the
+// pools' nodeSelectors), the node's blocks (SubscribeBlocks) are
+// published on the Node and advertised (SetNodeBlocks).
+//
+// With an ipam: section too the allocator's store is kube/ipamstore
+// (kubeipam.go): the IPPools are the pools and blocks are claimed through
+// the API. The allocator and the CNI server are built at start on a
+// lazyStore that answers "not synced" until ipamstore.New has listed the
+// IPAMBlocks and IPPools (which waits out an unreachable API server with
+// client-go's backoff); then the CNI server's Start re-adopts the node's
+// pods from the store's allocations and the endpoint records, the
+// Reclaimer starts (one per node, no leader: its writes are
+// compare-and-swap, so racing reclaimers find the work done), and the
+// cniGate in front of the CNI service opens. Until then STATUS answers
+// code 50, ADD, DEL, CHECK and GC code 11 (try again later): nothing is
+// claimed locally. BGP starts with no IPAM blocks and follows them once
+// the store synced. stopCNI (after stopKube and stopBGP) stops that
+// goroutine, the Reclaimer and the store. /readyz stays the
 // dataplane's: an unreachable API server does not stop forwarding;
 // xvs_kube_connected, xvs_kube_synced, xvs_kube_resyncs_total and
 // xvs_kube_watch_errors_total, and `xvsctl kube status`, say how it is.

@@ -21,6 +21,7 @@ import (
 
 // kubeNode is the daemon's Kubernetes node agent and what it drives.
 type kubeNode struct {
+	rc     *rest.Config // the client config, the IPAM store's too
 	agent  *agent.Agent
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -59,7 +60,7 @@ func (d *Daemon) newKube() error {
 	if err != nil {
 		return err
 	}
-	d.kube = &kubeNode{agent: a}
+	d.kube = &kubeNode{rc: rc, agent: a}
 	return nil
 }
 
@@ -168,24 +169,12 @@ func (k kubeBGP) SetBGP(ctx context.Context, st agent.BGPState) error {
 	return b.speaker.Reconfigure(ctx, cfg)
 }
 
-// kubePools puts the IPPools in the CNI server's allocator. Pools that
-// vanish from the API stay in a local store (DeletePool refuses a pool in
-// use; the Kubernetes store reads IPPools itself).
+// kubePools takes the agent's pool state for the CNI server's
+// allocator. Its store, kube/ipamstore, reads the IPPools itself, so only
+// this node's labels (for the pools' nodeSelectors) are applied.
 type kubePools struct{ d *Daemon }
 
-func (k kubePools) SetPools(ctx context.Context, ps []ipam.Pool) error {
-	c := k.d.cni
-	if c == nil || c.alloc == nil {
-		return nil
-	}
-	var errs []error
-	for _, p := range ps {
-		if err := c.alloc.AddPool(ctx, p); err != nil {
-			errs = append(errs, fmt.Errorf("ippool %s: %w", p.Name, err))
-		}
-	}
-	return errors.Join(errs...)
-}
+func (k kubePools) SetPools(context.Context, []ipam.Pool) error { return nil }
 
 func (k kubePools) SetNodeLabels(l map[string]string) {
 	if c := k.d.cni; c != nil && c.alloc != nil {
