@@ -204,7 +204,7 @@ func (w *Worker) parseL2(b []byte, in *Port) Drop {
 func parse4(b []byte, in *Port, d *desc) bool {
 	ip, ok := valid4(b)
 	if ok {
-		fill4(d, in, b[:encap.EthernetLen+len(ip)], ip)
+		fill4(d, in, b[:encap.EthernetLen+len(ip)], ip, len(ip))
 	}
 	return ok
 }
@@ -220,13 +220,13 @@ func valid4(b []byte) (encap.IPv4, bool) {
 	return ip[:ip.TotalLength()], true
 }
 
-// fill4 fills d for the IPv4 packet ip, the checked (valid4) packet of
-// frame b, which ends with it, received on in.
-func fill4(d *desc, in *Port, b []byte, ip encap.IPv4) {
+// fill4 fills d for the IPv4 packet ip of n bytes, the checked (valid4)
+// packet of frame b, which ends with it, received on in.
+func fill4(d *desc, in *Port, b []byte, ip encap.IPv4, n int) {
 	d.in, d.frame = in, b
-	d.fam, d.l3, d.ipLen = fam4, encap.EthernetLen, uint16(len(ip))
+	d.fam, d.l3, d.ipLen = fam4, encap.EthernetLen, uint16(n)
 	d.l4 = encap.EthernetLen + uint16(ip.HeaderLen())
-	d.wire = int32(len(ip))
+	d.wire = int32(n)
 	*(*[4]byte)(d.dst[:4]) = ip.Dst()
 }
 
@@ -284,8 +284,8 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) {
 			why = DropBadL3
 			break
 		}
-		ip = ip[:ip.TotalLength()]
-		b = b[:encap.EthernetLen+len(ip)]
+		n := int(ip.TotalLength())
+		b = b[:encap.EthernetLen+n]
 		p.Len = uint32(len(b))
 		dst := ip.Dst()
 		if w.vx.Has4 && in.Kind == spec.PortUplink && !in.Tunnel && dst == w.vx.Src4 {
@@ -304,7 +304,10 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) {
 			why = DropMartian
 			break
 		}
-		fill4(d, in, b, ip)
+		fill4(d, in, b, ip, n)
+		if why = w.preRoute(b, d); why == keep {
+			return
+		}
 	case encap.EtherTypeIPv6:
 		ip, ok := valid6(b)
 		if !ok {
@@ -336,6 +339,9 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) {
 			why = DropMartian
 		default:
 			fill6(d, in, b, ip)
+			if why = w.preRoute(b, d); why == keep {
+				return
+			}
 		}
 	case encap.EtherTypeARP:
 		w.arp(p, in, eth, b[encap.EthernetLen:])
@@ -343,13 +349,8 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) {
 	default:
 		why = DropUnknownProto
 	}
-	if why == keep {
-		why = w.preRoute(d.frame, d)
-	}
-	if why != keep {
-		d.fam = famNone
-		w.drop(p, why)
-	}
+	d.fam = famNone
+	w.drop(p, why)
 }
 
 // preRoute is the stage slot between classify and the route lookup, where
