@@ -11,9 +11,11 @@ import (
 
 // The forwarding path, single frames and super-frames alike:
 //
-//	classify  parse the frame once into a desc (parseL2, parse4/6, which
-//	          also judge whether its addresses may be routed), answer or
-//	          drop what is for the switch itself, admit the rest
+//	classify  check the frame once (parseL2, then the IP header), answer
+//	          or drop what is for the switch itself, decapsulate VXLAN for
+//	          the node, judge whether the addresses may be routed, and fill
+//	          a desc for the rest (fill4/6; parse4/6 check and fill in one
+//	          step for the paths that answer nothing)
 //	preRoute  stage slot: DNAT, ingress policy
 //	decide    one FIB lookup and decision per family (decide4, decide6),
 //	          returned as a decision
