@@ -103,14 +103,13 @@ func (w *Worker) forwardLarge(lf *port.LargeFrame, in *Port) {
 		d.wire = int32(g.HdrLen - g.L3 + g.Size)
 	}
 	v := w.fib.View()
-	eth := encap.Ethernet(b)
 	var r decision
 	if d.fam == fam4 {
-		w.decide4(&d, eth, encap.IPv4(b[d.l3:]), v, v.Lookup4(0, d.dst4()), &r)
+		w.decide4(&d, v, v.Lookup4(0, d.dst4()), &r)
 	} else {
-		w.decide6(&d, eth, encap.IPv6(b[d.l3:]), v, v.Lookup6(0, d.dst), &r)
+		w.decide6(&d, v, v.Lookup6(0, d.dst), &r)
 	}
-	switch w.act(b, &d, &r) {
+	switch w.act(&d, &r) {
 	case actDrop:
 		w.cnt.drop(r.drop)
 		return

@@ -11,9 +11,11 @@ import (
 
 // The forwarding path, single frames and super-frames alike:
 //
-//	classify  parse the frame once into a desc (parseL2, parse4/6, which
-//	          also judge whether its addresses may be routed), answer or
-//	          drop what is for the switch itself, admit the rest
+//	classify  check the frame once (parseL2, then the IP header), answer
+//	          or drop what is for the switch itself, decapsulate VXLAN for
+//	          the node, judge whether the addresses may be routed, and fill
+//	          a desc for the rest (fill4/6; parse4/6 check and fill in one
+//	          step for the paths that answer nothing)
 //	preRoute  stage slot: DNAT, ingress policy
 //	decide    one FIB lookup and decision per family (decide4, decide6),
 //	          returned as a decision
@@ -94,6 +96,15 @@ type desc struct {
 // dst4 is d's IPv4 destination.
 func (d *desc) dst4() [4]byte { return [4]byte(d.dst[:4]) }
 
+// eth is d's Ethernet header, ip4 and ip6 its IP header. The IP header
+// is at d.l3, which is EthernetLen for every frame the switch takes (it
+// takes no VLAN tags): slicing at the constant is a third of the
+// instructions of slicing at the field, and the decisions take the
+// header twice per frame.
+func (d *desc) eth() encap.Ethernet { return encap.Ethernet(d.frame) }
+func (d *desc) ip4() encap.IPv4     { return encap.IPv4(d.frame[encap.EthernetLen:]) }
+func (d *desc) ip6() encap.IPv6     { return encap.IPv6(d.frame[encap.EthernetLen:]) }
+
 // dstAddr is d's destination as an address.
 func (d *desc) dstAddr() netip.Addr {
 	if d.fam == fam4 {
@@ -116,36 +127,56 @@ func (d *desc) forwarded() Event {
 // ends up either queued (w.emit) or freed and counted (w.drop).
 func (w *Worker) process(pkts []port.Packet, in *Port) {
 	v := w.fib.View()
+	// Separate loops, not one: classify is a call, across which every
+	// live value is spilled (the Go ABI keeps nothing in registers over
+	// a call), so the loop around it holds as few as it can, and the
+	// counting and the gathering for the lookups run in loops of their
+	// own, in registers.
 	var rxBytes uint64
-	descs := w.descs[:len(pkts)]
-	n4, n6 := 0, 0
 	for i := range pkts {
 		rxBytes += uint64(pkts[i].Len)
-		switch w.classify(&pkts[i], in, &descs[i]) {
-		case fam4:
-			w.a4[n4], w.i4[n4] = descs[i].dst4(), uint16(i)
-			n4++
-		case fam6:
-			w.a6[n6], w.i6[n6] = descs[i].dst, uint16(i)
-			n6++
-		}
+	}
+	descs := w.descs[:len(pkts)]
+	for i := range pkts {
+		w.classify(&pkts[i], in, &descs[i])
 	}
 	w.cnt.add(EvRxPackets, len(pkts))
 	in.Stats.RxPackets.Add(uint64(len(pkts)))
 	in.Stats.RxBytes.Add(rxBytes)
+	// One gathering loop per family, each few enough values to stay in
+	// registers; the IPv6 one only when the first saw IPv6.
+	a4, i4 := w.a4, w.i4
+	n4, has6 := 0, false
+	for i := range descs {
+		if d := &descs[i]; d.fam == fam4 {
+			a4[n4], i4[n4] = d.dst4(), uint16(i)
+			n4++
+		} else if d.fam == fam6 {
+			has6 = true
+		}
+	}
 	if n4 > 0 {
 		r4 := w.r4[:n4]
-		v.LookupBatch4(0, w.a4[:n4], r4)
-		for j, i := range w.i4[:n4] {
+		v.LookupBatch4(0, a4[:n4], r4)
+		for j, i := range i4[:n4] {
 			w.forward(&pkts[i], &descs[i], v, r4[j])
 		}
 	}
-	if n6 > 0 {
-		r6 := w.r6[:n6]
-		v.LookupBatch6(0, w.a6[:n6], r6)
-		for j, i := range w.i6[:n6] {
-			w.forward(&pkts[i], &descs[i], v, r6[j])
+	if !has6 {
+		return
+	}
+	a6, i6 := w.a6, w.i6
+	n6 := 0
+	for i := range descs {
+		if d := &descs[i]; d.fam == fam6 {
+			a6[n6], i6[n6] = d.dst, uint16(i)
+			n6++
 		}
+	}
+	r6 := w.r6[:n6]
+	v.LookupBatch6(0, a6[:n6], r6)
+	for j, i := range i6[:n6] {
+		w.forward(&pkts[i], &descs[i], v, r6[j])
 	}
 }
 
@@ -165,51 +196,81 @@ func (w *Worker) parseL2(b []byte, in *Port) Drop {
 // parse4 parses the IPv4 header behind the Ethernet header of frame b
 // (at least EthernetLen long), received on in, into the descriptor d; it
 // returns false for an invalid header or header checksum (d is then
-// not to be read). Whether the addresses may
-// be routed is the caller's question (DropMartian), asked after its checks
-// for what is the switch's own, which take frames such addresses would
-// fail (the gateway's link-local one), and not at all for a frame the
-// switch built or one it decapsulates.
+// not to be read). Whether the addresses may be routed is the caller's
+// question (DropMartian), asked after its checks for what is the
+// switch's own, which take frames such addresses would fail (the
+// gateway's link-local one), and not at all for a frame the switch built
+// or one it decapsulates. classify does the same in two steps (valid4,
+// then fill4 once the frame is known to be routed), so that a frame it
+// answers, drops or decapsulates does not fill a descriptor.
 func parse4(b []byte, in *Port, d *desc) bool {
-	ip := encap.IPv4(b[encap.EthernetLen:])
-	if !ip.IsValid(len(ip)) {
-		return false
+	ip, ok := valid4(b)
+	if ok {
+		fill4(d, in, b[:encap.EthernetLen+len(ip)], ip, len(ip))
 	}
-	n := ip.TotalLength()
-	d.in, d.frame = in, b[:encap.EthernetLen+int(n)]
-	d.fam, d.l3, d.ipLen = fam4, encap.EthernetLen, n
+	return ok
+}
+
+// valid4 returns the IPv4 packet behind the Ethernet header of frame b
+// (at least EthernetLen long), trimmed to its total length, and whether
+// its header and header checksum are valid.
+func valid4(b []byte) (encap.IPv4, bool) {
+	ip := encap.IPv4(b[encap.EthernetLen:])
+	if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
+		return nil, false
+	}
+	return ip[:ip.TotalLength()], true
+}
+
+// fill4 fills d for the IPv4 packet ip of n bytes, the checked (valid4)
+// packet of frame b, which ends with it, received on in.
+func fill4(d *desc, in *Port, b []byte, ip encap.IPv4, n int) {
+	d.in, d.frame = in, b
+	d.fam, d.l3, d.ipLen = fam4, encap.EthernetLen, uint16(n)
 	d.l4 = encap.EthernetLen + uint16(ip.HeaderLen())
 	d.wire = int32(n)
 	*(*[4]byte)(d.dst[:4]) = ip.Dst()
-	// Last, so that nothing is kept across the call.
-	return ip.HeaderChecksumValid()
 }
 
 // parse6 is parse4 for IPv6.
 func parse6(b []byte, in *Port, d *desc) bool {
+	ip, ok := valid6(b)
+	if ok {
+		fill6(d, in, b[:encap.EthernetLen+len(ip)], ip)
+	}
+	return ok
+}
+
+// valid6 is valid4 for IPv6, which has no header checksum.
+func valid6(b []byte) (encap.IPv6, bool) {
 	ip := encap.IPv6(b[encap.EthernetLen:])
 	if !ip.IsValid(len(ip)) {
-		return false
+		return nil, false
 	}
-	n := encap.IPv6Len + ip.PayloadLength()
-	d.in, d.frame = in, b[:encap.EthernetLen+int(n)]
-	d.fam, d.l3, d.ipLen = fam6, encap.EthernetLen, n
+	return ip[:encap.IPv6Len+int(ip.PayloadLength())], true
+}
+
+// fill6 is fill4 for IPv6.
+func fill6(d *desc, in *Port, b []byte, ip encap.IPv6) {
+	d.in, d.frame = in, b
+	d.fam, d.l3, d.ipLen = fam6, encap.EthernetLen, uint16(len(ip))
 	d.l4 = encap.EthernetLen + encap.IPv6Len
-	d.wire = int32(n)
+	d.wire = int32(len(ip))
 	d.dst = ip.Dst()
-	return true
 }
 
 // classify parses frame p, received on in, into its descriptor d. It
-// answers or drops what is for the switch itself, runs the preRoute stage,
-// and returns p's family if it is to be routed (fam4 or fam6, d.fam), else
-// famNone: the frame is taken care of. A VXLAN frame for the node is decapsulated and
+// answers or drops what is for the switch itself and runs the preRoute
+// stage. d.fam is then p's family if it is to be routed (fam4 or fam6),
+// else famNone: the frame is taken care of, and the rest of d not to be
+// read. A VXLAN frame for the node is decapsulated and
 // its inner frame classified as received on the tunnel.
-func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
+func (w *Worker) classify(p *port.Packet, in *Port, d *desc) {
+	d.fam = famNone
 	b := w.umem.Bytes(p.Addr, int(p.Len))
 	if why := w.parseL2(b, in); why != keep {
 		w.drop(p, why)
-		return famNone
+		return
 	}
 	_ = b[encap.EthernetLen-1] // parseL2 checked it; tells the compiler
 	eth := encap.Ethernet(b)
@@ -219,75 +280,79 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
 	why := keep
 	switch eth.Type() {
 	case encap.EtherTypeIPv4:
-		if !parse4(b, in, d) {
+		// valid4, written out: as a call it would not inline.
+		ip := encap.IPv4(b[encap.EthernetLen:])
+		if !ip.IsValid(len(ip)) || !ip.HeaderChecksumValid() {
 			why = DropBadL3
 			break
 		}
-		// From d, not b, so that b need not be kept across the call.
-		b = d.frame
-		eth, ip := encap.Ethernet(b), encap.IPv4(b[encap.EthernetLen:])
+		n := int(ip.TotalLength())
+		b = b[:encap.EthernetLen+n]
 		p.Len = uint32(len(b))
-		dst := d.dst4()
+		dst := ip.Dst()
 		if w.vx.Has4 && in.Kind == spec.PortUplink && !in.Tunnel && dst == w.vx.Src4 {
 			if isVXLAN, ok := w.decap4(p, ip); isVXLAN {
-				if !ok {
-					return famNone
+				if ok {
+					w.classify(p, w.tun, d)
 				}
-				return w.classify(p, w.tun, d)
+				return
 			}
 		}
 		if in.Gateway && dst == w.gw4 {
 			w.local4(p, in, eth, ip)
-			return famNone
+			return
 		}
 		if !encap.IsIPv4Forwardable(dst) || !encap.IsIPv4Forwardable(ip.Src()) {
 			why = DropMartian
+			break
+		}
+		fill4(d, in, b, ip, n)
+		if why = w.preRoute(b, d); why == keep {
+			return
 		}
 	case encap.EtherTypeIPv6:
-		if !parse6(b, in, d) {
+		ip, ok := valid6(b)
+		if !ok {
 			why = DropBadL3
 			break
 		}
-		// From d, not b, so that b need not be kept across the call.
-		b = d.frame
-		eth, ip := encap.Ethernet(b), encap.IPv6(b[encap.EthernetLen:])
+		b = b[:encap.EthernetLen+len(ip)]
 		p.Len = uint32(len(b))
-		dst := &d.dst
-		if w.vx.Has6 && in.Kind == spec.PortUplink && !in.Tunnel && *dst == w.vx.Src6 {
+		dst := ip.Dst()
+		if w.vx.Has6 && in.Kind == spec.PortUplink && !in.Tunnel && dst == w.vx.Src6 {
 			if isVXLAN, ok := w.decap6(p, ip); isVXLAN {
-				if !ok {
-					return famNone
+				if ok {
+					w.classify(p, w.tun, d)
 				}
-				return w.classify(p, w.tun, d)
+				return
 			}
 		}
 		if ip.NextHeader() == encap.ProtoICMPv6 && w.icmp6Local(p, in, eth, ip) {
-			return famNone
+			return
 		}
 		switch {
-		case in.Gateway && *dst == w.gw6:
+		case in.Gateway && dst == w.gw6:
 			why = DropLocal
 		case dst[0] == 0xff:
 			// Link-scope multicast (MLD reports and the like) is for
 			// the link, which the switch does not take part in.
 			why = DropLocal
-		case !encap.IsIPv6Forwardable(*dst):
+		case !encap.IsIPv6Forwardable(dst):
 			why = DropMartian
+		default:
+			fill6(d, in, b, ip)
+			if why = w.preRoute(b, d); why == keep {
+				return
+			}
 		}
 	case encap.EtherTypeARP:
 		w.arp(p, in, eth, b[encap.EthernetLen:])
-		return famNone
+		return
 	default:
 		why = DropUnknownProto
 	}
-	if why == keep {
-		why = w.preRoute(d.frame, d)
-	}
-	if why != keep {
-		w.drop(p, why)
-		return famNone
-	}
-	return d.fam
+	d.fam = famNone
+	w.drop(p, why)
 }
 
 // preRoute is the stage slot between classify and the route lookup, where
@@ -339,15 +404,13 @@ const keep = NumDrops
 // forward decides and acts for the frame p of descriptor d, routed by idx
 // in v.
 func (w *Worker) forward(p *port.Packet, d *desc, v *fib.View, idx fib.Index) {
-	b := d.frame
-	eth := encap.Ethernet(b)
 	var r decision
 	if d.fam == fam4 {
-		w.decide4(d, eth, encap.IPv4(b[d.l3:]), v, idx, &r)
+		w.decide4(d, v, idx, &r)
 	} else {
-		w.decide6(d, eth, encap.IPv6(b[d.l3:]), v, idx, &r)
+		w.decide6(d, v, idx, &r)
 	}
-	switch w.act(b, d, &r) {
+	switch w.act(d, &r) {
 	case actDrop:
 		w.drop(p, r.drop)
 	case actPort:
@@ -359,28 +422,30 @@ func (w *Worker) forward(p *port.Packet, d *desc, v *fib.View, idx fib.Index) {
 	case actHost:
 		w.emit(p, r.out)
 	case actLocal:
+		b := d.frame
 		if d.fam == fam4 {
-			w.local4(p, d.in, eth, encap.IPv4(b[d.l3:]))
+			w.local4(p, d.in, encap.Ethernet(b), encap.IPv4(b[d.l3:]))
 		} else {
-			w.local6(p, d.in, eth, encap.IPv6(b[d.l3:]))
+			w.local6(p, d.in, encap.Ethernet(b), encap.IPv6(b[d.l3:]))
 		}
 	}
 }
 
-// decide4 decides, into r (zero on entry), where the IPv4 packet ip of
-// descriptor d, routed by idx, goes: a next hop and output port, with the TTL decremented; a local or
-// punt next hop and no port; or a drop reason, the ICMP error that is due
-// sent. d.wire is what the MTU check compares.
-func (w *Worker) decide4(d *desc, eth encap.Ethernet, ip encap.IPv4, v *fib.View, idx fib.Index, r *decision) {
-	in := d.in
+// decide4 decides, into r (zero on entry), where the IPv4 packet of
+// descriptor d, routed by idx, goes: a next hop and output port, with the
+// TTL decremented; a local or punt next hop and no port; or a drop
+// reason, the ICMP error that is due sent. d.wire is what the MTU check
+// compares. It takes the frame from d rather than as arguments: few
+// enough arguments to pass in registers.
+func (w *Worker) decide4(d *desc, v *fib.View, idx fib.Index, r *decision) {
 	if idx == fib.NoRoute {
-		w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4NetUnreachable, 0)
+		w.icmpError4(d.in, d.eth(), d.ip4(), encap.ICMPv4DestUnreachable, encap.ICMPv4NetUnreachable, 0)
 		r.drop = DropNoRoute
 		return
 	}
 	nh := v.NextHop(idx)
 	if nh.Kind == fib.KindECMP {
-		nh = v.NextHop(v.SelectECMP(idx, encap.FlowHash4(ip)))
+		nh = v.NextHop(v.SelectECMP(idx, encap.FlowHash4(d.ip4())))
 	}
 	switch nh.Kind {
 	case fib.KindPort, fib.KindAdjacency, fib.KindVXLAN:
@@ -391,25 +456,28 @@ func (w *Worker) decide4(d *desc, eth encap.Ethernet, ip encap.IPv4, v *fib.View
 		r.drop = DropNoRoute
 		return
 	}
-	if ip.TTL() <= 1 {
-		w.icmpError4(in, eth, ip, encap.ICMPv4TimeExceeded, 0, 0)
+	if ip := d.ip4(); ip.TTL() <= 1 {
+		w.icmpError4(d.in, d.eth(), ip, encap.ICMPv4TimeExceeded, 0, 0)
 		r.drop = DropTTL
 		return
 	}
 	r.nh, r.drop = nh, keep
 	if nh.Kind == fib.KindVXLAN {
-		r.hash = encap.FlowHash4(ip)
+		r.hash = encap.FlowHash4(d.ip4())
 	}
-	mtu := w.egress(v, r, ip.DstBytes())
+	mtu := w.egress(v, r, d)
+	// The headers again from d rather than kept over the call, which
+	// would spill them.
+	ip := d.ip4()
 	if r.out == nil {
 		if r.drop == DropPortDown || r.drop == DropNoRoute {
-			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4HostUnreachable, 0)
+			w.icmpError4(d.in, d.eth(), ip, encap.ICMPv4DestUnreachable, encap.ICMPv4HostUnreachable, 0)
 		}
 		return
 	}
 	if int(d.wire) > mtu {
 		if ip.DF() {
-			w.icmpError4(in, eth, ip, encap.ICMPv4DestUnreachable, encap.ICMPv4FragNeeded, uint16(mtu))
+			w.icmpError4(d.in, d.eth(), ip, encap.ICMPv4DestUnreachable, encap.ICMPv4FragNeeded, uint16(mtu))
 		}
 		r.out, r.under, r.drop = nil, nil, DropMTU
 		return
@@ -418,16 +486,15 @@ func (w *Worker) decide4(d *desc, eth encap.Ethernet, ip encap.IPv4, v *fib.View
 }
 
 // decide6 is decide4 for IPv6.
-func (w *Worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View, idx fib.Index, r *decision) {
-	in := d.in
+func (w *Worker) decide6(d *desc, v *fib.View, idx fib.Index, r *decision) {
 	if idx == fib.NoRoute {
-		w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6NoRoute, 0)
+		w.icmpError6(d.in, d.eth(), d.ip6(), encap.ICMPv6DestUnreachable, encap.ICMPv6NoRoute, 0)
 		r.drop = DropNoRoute
 		return
 	}
 	nh := v.NextHop(idx)
 	if nh.Kind == fib.KindECMP {
-		nh = v.NextHop(v.SelectECMP(idx, encap.FlowHash6(ip)))
+		nh = v.NextHop(v.SelectECMP(idx, encap.FlowHash6(d.ip6())))
 	}
 	switch nh.Kind {
 	case fib.KindPort, fib.KindAdjacency, fib.KindVXLAN:
@@ -438,24 +505,25 @@ func (w *Worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View
 		r.drop = DropNoRoute
 		return
 	}
-	if ip.HopLimit() <= 1 {
-		w.icmpError6(in, eth, ip, encap.ICMPv6TimeExceeded, 0, 0)
+	if ip := d.ip6(); ip.HopLimit() <= 1 {
+		w.icmpError6(d.in, d.eth(), ip, encap.ICMPv6TimeExceeded, 0, 0)
 		r.drop = DropTTL
 		return
 	}
 	r.nh, r.drop = nh, keep
 	if nh.Kind == fib.KindVXLAN {
-		r.hash = encap.FlowHash6(ip)
+		r.hash = encap.FlowHash6(d.ip6())
 	}
-	mtu := w.egress(v, r, ip.DstBytes())
+	mtu := w.egress(v, r, d)
+	ip := d.ip6()
 	if r.out == nil {
 		if r.drop == DropPortDown || r.drop == DropNoRoute {
-			w.icmpError6(in, eth, ip, encap.ICMPv6DestUnreachable, encap.ICMPv6AddressUnreachable, 0)
+			w.icmpError6(d.in, d.eth(), ip, encap.ICMPv6DestUnreachable, encap.ICMPv6AddressUnreachable, 0)
 		}
 		return
 	}
 	if int(d.wire) > mtu {
-		w.icmpError6(in, eth, ip, encap.ICMPv6PacketTooBig, 0, uint32(mtu))
+		w.icmpError6(d.in, d.eth(), ip, encap.ICMPv6PacketTooBig, 0, uint32(mtu))
 		r.out, r.under, r.drop = nil, nil, DropMTU
 		return
 	}
@@ -467,7 +535,7 @@ func (w *Worker) decide6(d *desc, eth encap.Ethernet, ip encap.IPv6, v *fib.View
 // sets r.drop. For a tunnel it is the underlay's port (and r.under its
 // adjacency, found with r.hash) and its MTU less the tunnel's overhead;
 // else r.nh's port and its MTU.
-func (w *Worker) egress(v *fib.View, r *decision, dst []byte) int {
+func (w *Worker) egress(v *fib.View, r *decision, d *desc) int {
 	if r.nh.Kind == fib.KindVXLAN {
 		var why Drop
 		if r.out, r.under, why = w.underlay(v, r.nh, r.hash); r.out == nil {
@@ -478,6 +546,10 @@ func (w *Worker) egress(v *fib.View, r *decision, dst []byte) int {
 	}
 	out, why := w.output(r.nh)
 	if out == nil {
+		dst := d.dst[:]
+		if d.fam == fam4 {
+			dst = d.dst[:4]
+		}
 		r.drop = w.noOutput(r.nh, dst, why)
 		return 0
 	}
@@ -528,9 +600,10 @@ func (w *Worker) postRoute(b []byte, d *desc, r *decision) {}
 
 // act runs the steps every routed frame shares after the decision: the
 // postRoute stage, the tc fast path's learning, the host port for a punt,
-// and the Ethernet rewrite of b. It returns and records in r.act what is
-// left to do with the frame.
-func (w *Worker) act(b []byte, d *desc, r *decision) action {
+// and the Ethernet rewrite of the frame (d.frame). It returns and records
+// in r.act what is left to do with the frame.
+func (w *Worker) act(d *desc, r *decision) action {
+	b := d.frame
 	if r.drop == keep {
 		w.postRoute(b, d, r)
 	}

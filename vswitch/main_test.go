@@ -1,7 +1,9 @@
 package vswitch
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"runtime"
@@ -9,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/netmon"
 	"github.com/xvs-project/xvs/netmon/netmontest"
+	"github.com/xvs-project/xvs/xdpprog"
 )
 
 // TestMain fails the package if goroutines outlive the tests: every worker,
@@ -63,7 +67,9 @@ func waitGoroutines(base int, d time.Duration) error {
 func withoutKernel() Option {
 	return func(s *Switch) {
 		WithMonitor(&netmontest.Monitor{})(s)
-		WithoutKernelTunnel()(s)
+		s.openTunnel = func(dataplane.VXLAN, int, *xdpprog.FastPath, *slog.Logger) (*kernelTunnel, error) {
+			return nil, errors.New("no kernel VXLAN device in this test")
+		}
 	}
 }
 

@@ -44,11 +44,6 @@ func WithFastPath(f *xdpprog.FastPath) Option { return func(s *Switch) { s.fast 
 // alone.
 func WithMonitor(m netmon.Monitor) Option { return func(s *Switch) { s.mon = m } }
 
-// WithoutKernelTunnel keeps the switch from creating the kernel's VXLAN
-// device under the fast path (tunnel.go): VXLAN then stays with the
-// workers.
-func WithoutKernelTunnel() Option { return func(s *Switch) { s.noKernelTunnel = true } }
-
 // Switch is the dataplane: ports, workers, the FIB and the control state
 // around them. Its methods are safe for concurrent use; they serialize on one
 // mutex and change worker state only through the workers' control queues.
@@ -58,20 +53,22 @@ type Switch struct {
 	fib     *fib.FIB
 	workers []*dataplane.Worker
 	drivers *port.Registry
-	// mon follows the kernel's neighbours and links; noKernelTunnel
-	// keeps the kernel's VXLAN device from being made.
-	mon            netmon.Monitor
-	noKernelTunnel bool
-	events         chan dataplane.Request
-	linkCh         chan struct{} // a port.LinkNotifier port changed (links.go)
-	ready          atomic.Bool
-	closing        atomic.Bool // set first thing in Close: monitors stop complaining
-	started        bool
-	closed         bool
-	stopCh         chan struct{}
-	wg             sync.WaitGroup
-	nbr            *neighbors
-	fast           *xdpprog.FastPath // nil unless cfg.XDPFastPath
+	// mon follows the kernel's neighbours and links; openTunnel makes
+	// the kernel's VXLAN device under the fast path (openKernelTunnel;
+	// a test's switch is given one that makes none, and VXLAN stays
+	// with the workers as when the kernel refuses).
+	mon        netmon.Monitor
+	openTunnel func(vx dataplane.VXLAN, mtu int, fast *xdpprog.FastPath, log *slog.Logger) (*kernelTunnel, error)
+	events     chan dataplane.Request
+	linkCh     chan struct{} // a port.LinkNotifier port changed (links.go)
+	ready      atomic.Bool
+	closing    atomic.Bool // set first thing in Close: monitors stop complaining
+	started    bool
+	closed     bool
+	stopCh     chan struct{}
+	wg         sync.WaitGroup
+	nbr        *neighbors
+	fast       *xdpprog.FastPath // nil unless cfg.XDPFastPath
 	// remotes are the other nodes' destinations in the tc fast path
 	// (remote.go); only the event loop touches the map.
 	remotes    map[netip.Addr]remoteFast
@@ -112,6 +109,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
 		routes: newRouteIndex(), frames: make([]int, cfg.Workers),
+		openTunnel: openKernelTunnel,
 	}
 	for _, o := range opts {
 		o(s)

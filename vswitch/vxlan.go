@@ -109,9 +109,9 @@ func (s *Switch) vxlanUplinkLocked(ps *portState) error {
 			}
 		}
 	}
-	if s.fast != nil && !s.noKernelTunnel && s.ktun == nil {
+	if s.fast != nil && s.ktun == nil {
 		// The kernel's VXLAN device carries the tc fast path's tunnels.
-		t, err := openKernelTunnel(vx, ps.MTU, s.fast, s.log)
+		t, err := s.openTunnel(vx, ps.MTU, s.fast, s.log)
 		if err != nil {
 			s.log.Warn("no kernel VXLAN device: VXLAN stays with the workers", "err", err)
 		} else {

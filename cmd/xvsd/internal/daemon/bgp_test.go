@@ -29,7 +29,7 @@ func sinkSwitch(t *testing.T) *vswitch.Switch {
 		VXLAN:  &vswitch.VXLANConfig{},
 	}
 	sw, err := vswitch.New(cfg, nil, vswitch.WithDrivers(porttest.Registry(opener)),
-		vswitch.WithMonitor(&netmontest.Monitor{}), vswitch.WithoutKernelTunnel())
+		vswitch.WithMonitor(&netmontest.Monitor{}))
 	if err != nil {
 		t.Fatal(err)
 	}
