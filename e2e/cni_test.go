@@ -897,6 +897,68 @@ func TestCNIModeAFPacket(t *testing.T) {
 	e.wantEmpty("after DEL")
 }
 
+// TestCNIXDPRefused: a pod whose veth the kernel will not give an XDP
+// program falls back to AF_PACKET, says why in `xvsctl show endpoints`,
+// and forwards. Its network config asks for a 9000-byte MTU: the veth
+// driver refuses a native XDP program above a page's worth (ERANGE), and
+// generic XDP would hand the socket frames bigger than a Umem frame,
+// which the kernel drops, so the port driver does not take it either.
+// The other pod, at the pool's MTU, stays on AF_XDP.
+func TestCNIXDPRefused(t *testing.T) {
+	e := newCNIEnv(t, lab.Options{})
+	jumbo := e.conflist("1.1.0", e.xvsPlugin(`"mtu": 9000`))
+	l := e.conflist("1.1.0")
+	ns1, ns2 := e.netns(), e.netns()
+	rt1, rt2 := e.rt("jumbo1", ns1, nil), e.rt("xdp2", ns2, nil)
+	a1, a2 := podAddrs(t, e.mustAdd(jumbo, rt1)), podAddrs(t, e.mustAdd(l, rt2))
+	var eps struct {
+		Endpoints []struct {
+			Pod        string `json:"pod"`
+			Mode       string `json:"mode"`
+			ModeReason string `json:"mode_reason"`
+		} `json:"endpoints"`
+	}
+	e.xvsctlJSON(&eps, "show", "endpoints")
+	if len(eps.Endpoints) != 2 {
+		t.Fatalf("endpoints %+v", eps)
+	}
+	for _, ep := range eps.Endpoints {
+		switch ep.Pod {
+		case "jumbo1":
+			// The kernel's refusal and the frame size, both named.
+			if ep.Mode != "af-packet" || !strings.Contains(ep.ModeReason, "out of range") || !strings.Contains(ep.ModeReason, "mtu 9000") ||
+				!strings.Contains(ep.ModeReason, "fell back to af-packet") {
+				t.Errorf("jumbo pod: mode %q (%q), want af-packet, native refused by the kernel, generic by the frame size", ep.Mode, ep.ModeReason)
+			}
+		case "xdp2":
+			if !strings.HasPrefix(ep.Mode, "xdp") {
+				t.Errorf("pod at the pool's MTU: mode %q (%q), want AF_XDP", ep.Mode, ep.ModeReason)
+			}
+		default:
+			t.Errorf("endpoint of pod %q", ep.Pod)
+		}
+	}
+	if out, err := execOut("ip", "-n", ns1, "-o", "link", "show", "eth0"); err != nil || !strings.Contains(out, "mtu 9000") {
+		t.Errorf("jumbo pod's eth0: %v: %s", err, out)
+	}
+	for i := range 2 {
+		pingNS(t, ns1, a2[i])
+		pingNS(t, ns2, a1[i])
+	}
+	for _, c := range []struct {
+		l  *libcni.NetworkConfigList
+		rt *libcni.RuntimeConf
+	}{{jumbo, rt1}, {l, rt2}} {
+		if err := e.check(c.l, c.rt); err != nil {
+			t.Errorf("CHECK: %v", err)
+		}
+		if err := e.del(c.l, c.rt); err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
+	}
+	e.wantEmpty("after DEL")
+}
+
 // TestCNIAnnotations: the pod's cni.projectcalico.org/ipv4pools
 // annotation, passed by the runtime through the
 // io.kubernetes.cri.pod-annotations capability, overrides the network
