@@ -29,6 +29,13 @@ TEST_TIMEOUT ?= 15m
 XVS_CACHE    ?= $(HOME)/.cache/xvs
 KUBE_VERSION := v1.37.2
 KUBE_APISERVER := $(XVS_CACHE)/kube-apiserver-$(KUBE_VERSION)
+# The reference CNI plugins the chaining tests run (portmap, bandwidth,
+# tuning, loopback), built from the module proxy: Debian's 1.1.1 speaks
+# spec 1.0.0 at most and its portmap fails CHECK of a dual-stack pod.
+# Keep in step with e2e.RefPluginsVersion.
+CNI_PLUGINS_VERSION := v1.10.0
+CNI_PLUGINS  := $(XVS_CACHE)/cni-plugins-$(CNI_PLUGINS_VERSION)
+CNI_PLUGINS_PKGS := meta/portmap meta/bandwidth meta/tuning main/loopback
 # Commands that exist: every cmd/NAME holding Go files.
 CMDS         := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go)))))
 # tool:Debian package pairs the tests and the demo run.
@@ -43,7 +50,7 @@ APT_PACKAGES += etcd-server
 TOOLS        += /usr/lib/cni/portmap:containernetworking-plugins iptables-save:iptables
 APT_PACKAGES += containernetworking-plugins iptables
 
-.PHONY: kube-apiserver bench-go all build test demo bench bench-quick lint clean deps generate
+.PHONY: kube-apiserver cni-plugins bench-go all build test demo bench bench-quick lint clean deps generate
 
 all: build
 
@@ -68,11 +75,11 @@ deps:
 # test prints every package result, every skip with its reason, and a
 # count of tests run, so CI can see that real tests ran; on failure it
 # prints the whole log.
-test: deps kube-apiserver
+test: deps kube-apiserver cni-plugins
 	$(GO) vet ./...
 	@mkdir -p $(BIN)
 	@echo "go test -count=1 -timeout $(TEST_TIMEOUT) -v ./...  (log: $(BIN)/test.log)"
-	@set +e; XVS_KUBE_APISERVER=$(KUBE_APISERVER) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./... > $(BIN)/test.log 2>&1; rc=$$?; \
+	@set +e; XVS_KUBE_APISERVER=$(KUBE_APISERVER) XVS_CNI_PLUGINS=$(CNI_PLUGINS) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./... > $(BIN)/test.log 2>&1; rc=$$?; \
 	if [ $$rc != 0 ]; then cat $(BIN)/test.log; echo; fi; \
 	echo "==== summary"; \
 	grep -E '^(ok|FAIL|panic:|\?|--- FAIL)' $(BIN)/test.log; \
@@ -122,6 +129,15 @@ clean:
 # kube-apiserver, unchanged, from its own module (so xvs never depends on
 # k8s.io/kubernetes); about 9 minutes cold on 2 cores, then cached.
 kube-apiserver: $(KUBE_APISERVER)
+
+cni-plugins: $(CNI_PLUGINS)/portmap
+
+# Built in a directory of their own, named by the version, outside the
+# module (go install pkg@version needs no go.mod entry).
+$(CNI_PLUGINS)/portmap:
+	@mkdir -p $(CNI_PLUGINS)
+	cd /tmp && GOBIN=$(CNI_PLUGINS) GOFLAGS=-mod=mod $(GO) install \
+		$(foreach p,$(CNI_PLUGINS_PKGS),github.com/containernetworking/plugins/plugins/$(p)@$(CNI_PLUGINS_VERSION))
 
 # The file name carries the version, so a fresh clone (new mtimes) does not
 # rebuild it; a change of KUBE_VERSION does.

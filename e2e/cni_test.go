@@ -44,8 +44,33 @@ var (
 	cniBinError error
 )
 
+// RefPluginsVersion is the containernetworking/plugins release whose
+// portmap, bandwidth, tuning and loopback the chaining tests run, built
+// from the module proxy by `make cni-plugins` (part of `make test`) into
+// refPluginsDir. Debian's 1.1.1 portmap fails its own CHECK of a
+// dual-stack pod; ptp and host-local (the benchmark's) stay Debian's.
+const RefPluginsVersion = "v1.10.0"
+
+// refPluginsDir is $XVS_CNI_PLUGINS, else the Makefile's cache
+// ($XVS_CACHE or ~/.cache/xvs, cni-plugins-VERSION).
+func refPluginsDir() string {
+	if p := os.Getenv("XVS_CNI_PLUGINS"); p != "" {
+		return p
+	}
+	dir := os.Getenv("XVS_CACHE")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = "/root"
+		}
+		dir = filepath.Join(home, ".cache", "xvs")
+	}
+	return filepath.Join(dir, "cni-plugins-"+RefPluginsVersion)
+}
+
 // cniPlugins builds xvs-cni once into a directory of its own; the
-// reference plugins come from /usr/lib/cni.
+// chained reference plugins come from refPluginsDir, ptp and host-local
+// from /usr/lib/cni.
 func cniPlugins(t *testing.T) []string {
 	t.Helper()
 	cniOnce.Do(func() {
@@ -62,7 +87,7 @@ func cniPlugins(t *testing.T) []string {
 	if cniBinError != nil {
 		t.Fatal(cniBinError)
 	}
-	return []string{cniBinDir, "/usr/lib/cni"}
+	return []string{cniBinDir, refPluginsDir(), "/usr/lib/cni"}
 }
 
 // cniEnv is a lab whose xvsd runs the CNI server, and a runtime (libcni)
@@ -90,6 +115,11 @@ func newCNIEnvWith(t *testing.T, o lab.Options, ipamFor func(dir, node string) s
 	requireLab(t)
 	path := cniPlugins(t)
 	for _, p := range []string{"portmap", "bandwidth", "tuning", "loopback"} {
+		if _, err := os.Stat(filepath.Join(refPluginsDir(), p)); err != nil {
+			t.Fatalf("reference plugin %s %s: %v (make cni-plugins builds them; make test does)", p, RefPluginsVersion, err)
+		}
+	}
+	for _, p := range []string{"ptp", "host-local"} {
 		if _, err := os.Stat(filepath.Join("/usr/lib/cni", p)); err != nil {
 			t.Fatalf("reference plugin %s: %v (make test installs containernetworking-plugins)", p, err)
 		}
@@ -497,8 +527,7 @@ func iperfNS(t *testing.T, server, client string, addr netip.Addr) {
 // after loopback (xvs-cni passes loopback's result on, with its own).
 func TestCNIChained(t *testing.T) {
 	e := newCNIEnv(t, lab.Options{})
-	// Debian's plugins speak up to 1.0.0.
-	chain := e.conflist("1.0.0", e.xvsPlugin(""),
+	chain := e.conflist("1.1.0", e.xvsPlugin(""),
 		`{"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}`,
 		`{"type": "bandwidth", "capabilities": {"bandwidth": true}}`,
 		`{"type": "tuning", "sysctl": {"net.ipv4.tcp_syncookies": "0"}}`)
@@ -515,46 +544,38 @@ func TestCNIChained(t *testing.T) {
 	if v, err := podnet.GetSysctl(podnet.NamedPath(ns), "net.ipv4.tcp_syncookies"); err != nil || v != "0" {
 		t.Errorf("tuning's sysctl in the pod: %q %v", v, err)
 	}
-	var nat string
-	e.inNode(func() error {
-		b, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
-		nat = string(b)
-		return nil
-	})
-	if !strings.Contains(nat, "18080") {
-		t.Errorf("portmap's rule for 18080 not in the node's nat table:\n%s", firstLines(nat, 30))
+	// portmap's rules, IPv4 and IPv6, in the node.
+	rules := func() string {
+		var out string
+		e.inNode(func() error {
+			for _, c := range []string{"iptables-save", "ip6tables-save"} {
+				b, _ := exec.Command(c, "-t", "nat").CombinedOutput()
+				out += string(b)
+			}
+			b, _ := exec.Command("nft", "list", "ruleset").CombinedOutput()
+			out += string(b)
+			return nil
+		})
+		return out
+	}
+	if nat := rules(); !strings.Contains(nat, "18080") {
+		t.Errorf("portmap's rule for 18080 not in the node's nat tables:\n%s", firstLines(nat, 30))
+	}
+	// CHECK through the whole chain of a dual-stack pod: every plugin
+	// checks what it made against the prevResult (portmap its DNAT
+	// rules in both families).
+	if err := e.check(chain, rt); err != nil {
+		t.Errorf("CHECK of the chain: %v", err)
 	}
 	if err := e.del(chain, rt); err != nil {
 		t.Fatalf("DEL: %v", err)
 	}
 	e.wantEmpty("after chained DEL")
-	e.inNode(func() error {
-		b, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
-		nat = string(b)
-		return nil
-	})
-	if strings.Contains(nat, "18080") {
+	if strings.Contains(rules(), "18080") {
 		t.Errorf("portmap's rule for 18080 left after DEL")
 	}
 
-	// CHECK through the chain, without portmap: Debian's portmap (1.1.1)
-	// fails its own CHECK of a dual-stack pod (it looks for the IPv4
-	// DNAT rules in the IPv6 table), whatever plugin comes first.
-	checked := e.conflist("1.0.0", e.xvsPlugin(""),
-		`{"type": "bandwidth", "capabilities": {"bandwidth": true}}`,
-		`{"type": "tuning", "sysctl": {"net.ipv4.tcp_syncookies": "0"}}`)
-	rtc := e.rt("chain3", e.netns(), nil)
-	rtc.CapabilityArgs = map[string]any{"bandwidth": rt.CapabilityArgs["bandwidth"]}
-	e.mustAdd(checked, rtc)
-	if err := e.check(checked, rtc); err != nil {
-		t.Errorf("CHECK of the chain: %v", err)
-	}
-	if err := e.del(checked, rtc); err != nil {
-		t.Fatalf("DEL: %v", err)
-	}
-	e.wantEmpty("after chained DEL")
-
-	after := e.conflist("1.0.0", `{"type": "loopback"}`, e.xvsPlugin(""))
+	after := e.conflist("1.1.0", `{"type": "loopback"}`, e.xvsPlugin(""))
 	ns2 := e.netns()
 	rt2 := e.rt("chain2", ns2, nil)
 	r2 := e.mustAdd(after, rt2)
@@ -891,6 +912,68 @@ func TestCNIModeAFPacket(t *testing.T) {
 			t.Errorf("CHECK: %v", err)
 		}
 		if err := e.del(l, rt); err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
+	}
+	e.wantEmpty("after DEL")
+}
+
+// TestCNIXDPRefused: a pod whose veth the kernel will not give an XDP
+// program falls back to AF_PACKET, says why in `xvsctl show endpoints`,
+// and forwards. Its network config asks for a 9000-byte MTU: the veth
+// driver refuses a native XDP program above a page's worth (ERANGE), and
+// generic XDP would hand the socket frames bigger than a Umem frame,
+// which the kernel drops, so the port driver does not take it either.
+// The other pod, at the pool's MTU, stays on AF_XDP.
+func TestCNIXDPRefused(t *testing.T) {
+	e := newCNIEnv(t, lab.Options{})
+	jumbo := e.conflist("1.1.0", e.xvsPlugin(`"mtu": 9000`))
+	l := e.conflist("1.1.0")
+	ns1, ns2 := e.netns(), e.netns()
+	rt1, rt2 := e.rt("jumbo1", ns1, nil), e.rt("xdp2", ns2, nil)
+	a1, a2 := podAddrs(t, e.mustAdd(jumbo, rt1)), podAddrs(t, e.mustAdd(l, rt2))
+	var eps struct {
+		Endpoints []struct {
+			Pod        string `json:"pod"`
+			Mode       string `json:"mode"`
+			ModeReason string `json:"mode_reason"`
+		} `json:"endpoints"`
+	}
+	e.xvsctlJSON(&eps, "show", "endpoints")
+	if len(eps.Endpoints) != 2 {
+		t.Fatalf("endpoints %+v", eps)
+	}
+	for _, ep := range eps.Endpoints {
+		switch ep.Pod {
+		case "jumbo1":
+			// The kernel's refusal and the frame size, both named.
+			if ep.Mode != "af-packet" || !strings.Contains(ep.ModeReason, "out of range") || !strings.Contains(ep.ModeReason, "mtu 9000") ||
+				!strings.Contains(ep.ModeReason, "fell back to af-packet") {
+				t.Errorf("jumbo pod: mode %q (%q), want af-packet, native refused by the kernel, generic by the frame size", ep.Mode, ep.ModeReason)
+			}
+		case "xdp2":
+			if !strings.HasPrefix(ep.Mode, "xdp") {
+				t.Errorf("pod at the pool's MTU: mode %q (%q), want AF_XDP", ep.Mode, ep.ModeReason)
+			}
+		default:
+			t.Errorf("endpoint of pod %q", ep.Pod)
+		}
+	}
+	if out, err := execOut("ip", "-n", ns1, "-o", "link", "show", "eth0"); err != nil || !strings.Contains(out, "mtu 9000") {
+		t.Errorf("jumbo pod's eth0: %v: %s", err, out)
+	}
+	for i := range 2 {
+		pingNS(t, ns1, a2[i])
+		pingNS(t, ns2, a1[i])
+	}
+	for _, c := range []struct {
+		l  *libcni.NetworkConfigList
+		rt *libcni.RuntimeConf
+	}{{jumbo, rt1}, {l, rt2}} {
+		if err := e.check(c.l, c.rt); err != nil {
+			t.Errorf("CHECK: %v", err)
+		}
+		if err := e.del(c.l, c.rt); err != nil {
 			t.Fatalf("DEL: %v", err)
 		}
 	}

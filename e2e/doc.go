@@ -13,8 +13,10 @@
 //
 // The CNI tests (cni_test.go) drive the built xvs-cni through libcni in a
 // node's namespace, as a kubelet does, against an xvsd with an ipam:
-// section, with Debian's reference plugins (portmap, bandwidth, tuning,
-// loopback, ptp, host-local) from /usr/lib/cni. TestCNIBenchmark runs
+// section, with the reference plugins portmap, bandwidth, tuning and
+// loopback at RefPluginsVersion (built by `make cni-plugins` into
+// $XVS_CNI_PLUGINS, by default ~/.cache/xvs/cni-plugins-v1.10.0) and
+// Debian's ptp and host-local from /usr/lib/cni. TestCNIBenchmark runs
 // only with -e2e.cnibench.
 //
 // TestKubeIPAMThreeNodes (kubeipam_test.go) runs three xvsd nodes with

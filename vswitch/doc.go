@@ -14,7 +14,12 @@
 //
 // # Concurrency
 //
-// Switch methods are safe for concurrent use; they serialize on Switch.mu.
+// Switch methods are safe for concurrent use; they serialize on Switch.mu,
+// but for the driver's open of a port in AddPort (milliseconds for an
+// AF_XDP socket and its program), which runs without it: the port's name
+// and addresses are reserved first, opens on one worker take turns
+// (Switch.openMu, which holds the worker's frame budget until the port's
+// frames are counted), and Close waits for opens in flight.
 // The switch changes a worker's state only by posting a closure
 // (dataplane.Worker.Do) that the worker runs between vectors. One event
 // loop serves what the workers ask (neighbour resolution, learned pod

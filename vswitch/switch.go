@@ -80,8 +80,18 @@ type Switch struct {
 	ktunSrc   atomic.Pointer[tunnelSource] // the device's source addresses, for the event loop
 	vx        dataplane.VXLAN              // the node's VTEP once an uplink made it (guarded by mu)
 
-	mu    sync.Mutex // guards ports, byName, routes, frames
+	mu    sync.Mutex // guards ports, byName, opening, routes, frames
 	ports map[uint16]*portState
+	// opening are the names of ports AddPort is opening outside mu (a
+	// name there is taken); opens counts them for Close, which waits for
+	// them before it closes the workers' Umems.
+	opening map[string]openingPort
+	opens   sync.WaitGroup
+	// openMu[w] is held by the AddPort opening a port on worker w, from
+	// the frame budget it was given until its frames are counted: opens
+	// on one worker take turns (they run on its goroutine anyway), opens
+	// on different workers and the rest of the switch go on meanwhile.
+	openMu []sync.Mutex
 	// frames[w] is how many of worker w's Umem frames its ports keep in
 	// their fill rings (the sum of their portState.frames).
 	frames []int
@@ -110,6 +120,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
 		routes: newRouteIndex(), frames: make([]int, cfg.Workers),
 		openTunnel: openKernelTunnel,
+		opening:    make(map[string]openingPort), openMu: make([]sync.Mutex, cfg.Workers),
 	}
 	for _, o := range opts {
 		o(s)
@@ -244,6 +255,7 @@ func (s *Switch) Close() error {
 	s.closing.Store(true)
 	s.ready.Store(false)
 	s.mu.Unlock()
+	s.opens.Wait() // a port being opened sees closed and closes itself
 	close(s.stopCh)
 	s.mon.Close()
 	for _, w := range s.workers {
@@ -299,49 +311,58 @@ func (s *Switch) eventLoop() {
 }
 
 // AddPort opens a port and installs its routes.
+//
+// Opening the port (an AF_XDP socket, its XDP program, a memif socket)
+// is the slow part, milliseconds, and runs without the switch's lock: the
+// name is reserved first, the frame budget taken under the worker's open
+// lock, and the port joins the switch, its routes and the workers under
+// the lock again. Concurrent AddPorts (a kubelet's parallel ADDs) and
+// everything else the switch does wait for one another only there.
 func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return spec.PortStatus{}, errors.New("switch closed")
-	}
-	if pc.Name == "" {
-		return spec.PortStatus{}, fmt.Errorf("name: empty: %w", ErrConfig)
-	}
-	if _, ok := s.byName[pc.Name]; ok {
-		return spec.PortStatus{}, fmt.Errorf("port %s: %w", pc.Name, ErrPortExists)
-	}
-	if err := checkMemif(pc); err != nil {
+	w, err := s.reservePort(pc)
+	if err != nil {
 		return spec.PortStatus{}, err
 	}
-	for i, a := range pc.Addrs {
-		if fe := spec.ValidatePortAddr(pc.Kind, a); fe != nil {
-			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: %s: %w", i, a, fe.Msg, ErrConfig)
-		}
+	defer s.opens.Done()
+	unreserve := func() {
+		s.mu.Lock()
+		delete(s.opening, pc.Name)
+		s.mu.Unlock()
 	}
-	for _, o := range s.ports {
-		if i, j, clash := spec.AddrConflict(pc, o.cfg); clash && o.primary == nil {
-			return spec.PortStatus{}, fmt.Errorf("addresses[%d]: %s: overlaps %s of port %s: %w", i, pc.Addrs[i], o.cfg.Addrs[j], o.Name, ErrConfig)
-		}
-	}
-	id := s.freeIDLocked()
-	w := s.pickWorkerLocked(pc)
-	req := port.OpenRequest{Config: pc, Umem: w.Umem(), Log: s.log.With("port", pc.Name), FrameBudget: s.frameBudgetLocked(w.ID())}
+	req := port.OpenRequest{Config: pc, Umem: w.Umem(), Log: s.log.With("port", pc.Name)}
 	if pc.Kind == spec.PortPod || pc.Kind == spec.PortUplink {
 		// An uplink's program forwards to the node's pods too: frames
 		// from the network to a pod skip the socket and the worker.
 		req.FastPath = s.fast
 	}
-	ps := &portState{Port: &dataplane.Port{ID: id, Name: pc.Name, Kind: pc.Kind, Worker: w.ID(), PeerMAC: pc.PeerMAC}, cfg: pc}
+	// The budget holds until this port's frames are counted: another
+	// open on the worker waits for it, a DelPort only frees frames.
+	om := &s.openMu[w.ID()]
+	om.Lock()
+	s.mu.Lock()
+	req.FrameBudget = s.frameBudgetLocked(w.ID())
+	s.mu.Unlock()
 	var op port.Opened
-	var err error
 	w.Do(func() { op, err = s.drivers.Open(req) })
 	if err != nil {
+		om.Unlock()
+		unreserve()
 		return spec.PortStatus{}, fmt.Errorf("open port %s: %w", pc.Name, err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.opening, pc.Name)
+	s.frames[w.ID()] += op.Frames
+	om.Unlock()
+	if s.closed {
+		s.frames[w.ID()] -= op.Frames
+		op.Port.Close()
+		return spec.PortStatus{}, errors.New("switch closed")
+	}
+	id := s.freeIDLocked()
+	ps := &portState{Port: &dataplane.Port{ID: id, Name: pc.Name, Kind: pc.Kind, Worker: w.ID(), PeerMAC: pc.PeerMAC}, cfg: pc}
 	ps.Dev, ps.ifindex, ps.MTU = op.Port, op.Ifindex, op.MTU
 	ps.frames = op.Frames
-	s.frames[w.ID()] += op.Frames
 	if lp, ok := op.Port.(port.LargePort); ok {
 		ps.Large = lp
 	}
@@ -420,6 +441,54 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	return ps.snapshot(), nil
 }
 
+// reservePort checks pc against the switch's ports, reserves its name
+// and picks the worker that will serve it; the caller opens the port
+// and calls s.opens.Done.
+func (s *Switch) reservePort(pc spec.PortConfig) (*dataplane.Worker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("switch closed")
+	}
+	if pc.Name == "" {
+		return nil, fmt.Errorf("name: empty: %w", ErrConfig)
+	}
+	if _, ok := s.byName[pc.Name]; ok {
+		return nil, fmt.Errorf("port %s: %w", pc.Name, ErrPortExists)
+	}
+	if _, ok := s.opening[pc.Name]; ok {
+		return nil, fmt.Errorf("port %s: %w", pc.Name, ErrPortExists)
+	}
+	if err := checkMemif(pc); err != nil {
+		return nil, err
+	}
+	for i, a := range pc.Addrs {
+		if fe := spec.ValidatePortAddr(pc.Kind, a); fe != nil {
+			return nil, fmt.Errorf("addresses[%d]: %s: %s: %w", i, a, fe.Msg, ErrConfig)
+		}
+	}
+	for _, o := range s.ports {
+		if i, j, clash := spec.AddrConflict(pc, o.cfg); clash && o.primary == nil {
+			return nil, fmt.Errorf("addresses[%d]: %s: overlaps %s of port %s: %w", i, pc.Addrs[i], o.cfg.Addrs[j], o.Name, ErrConfig)
+		}
+	}
+	for _, o := range s.opening {
+		if i, j, clash := spec.AddrConflict(pc, o.cfg); clash {
+			return nil, fmt.Errorf("addresses[%d]: %s: overlaps %s of port %s: %w", i, pc.Addrs[i], o.cfg.Addrs[j], o.cfg.Name, ErrConfig)
+		}
+	}
+	w := s.pickWorkerLocked(pc)
+	s.opening[pc.Name] = openingPort{cfg: pc, worker: w.ID()}
+	s.opens.Add(1)
+	return w, nil
+}
+
+// openingPort is a port AddPort is opening: its config and its worker.
+type openingPort struct {
+	cfg    spec.PortConfig
+	worker int
+}
+
 func (s *Switch) freeIDLocked() uint16 {
 	for id := uint16(0); ; id++ {
 		if _, ok := s.ports[id]; !ok {
@@ -445,6 +514,9 @@ func (s *Switch) pickWorkerLocked(pc spec.PortConfig) *dataplane.Worker {
 	count := make([]int, len(s.workers))
 	for _, ps := range s.ports {
 		count[ps.Worker]++
+	}
+	for _, o := range s.opening {
+		count[o.worker]++ // its frames are not counted yet
 	}
 	best := 0
 	for i := range count {

@@ -21,6 +21,17 @@
 // port.OpenRequest.FrameBudget; Open also fails if the Umem cannot stock
 // the ring.
 //
+// # Modes
+//
+// Mode auto takes the driver hook (zero-copy, else copy), then generic
+// XDP. Generic is refused (ErrFrameTooSmall) on an interface whose MTU
+// is more than a Umem frame holds after the kernel's 256-byte headroom:
+// the kernel would drop every longer frame on its way to the socket. The
+// driver hook needs no such check, as drivers refuse XDP above a page's
+// worth themselves (veth: ERANGE). So a jumbo veth opens in no XDP mode,
+// and the switch's auto order falls back to AF_PACKET, with both
+// reasons in the port's (e2e TestCNIXDPRefused).
+//
 // # Concurrency
 //
 // As package port: one worker calls a port; Close after the worker

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/port"
@@ -207,6 +208,12 @@ func Open(ifname string, queue int, kind spec.PortKind, mode spec.Mode, umem *xs
 		}
 		var errs []error
 		for _, am := range tries {
+			if am == xdpprog.AttachGeneric {
+				if err := genericFits(ifi, umem); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+			}
 			if got, err = p.prog.Attach(ifi.Index, am); err != nil {
 				errs = append(errs, err)
 				continue
@@ -221,7 +228,7 @@ func Open(ifname string, queue int, kind spec.PortKind, mode spec.Mode, umem *xs
 			p.prog.Detach()
 		}
 		if p.sock == nil {
-			err = errors.Join(errs...)
+			err = joined(errs)
 			if mode != spec.ModeAuto {
 				err = fmt.Errorf("%w: %w", port.ErrModeUnavailable, err)
 			}
@@ -251,6 +258,44 @@ func Open(ifname string, queue int, kind spec.PortKind, mode spec.Mode, umem *xs
 	}
 	return p, nil
 }
+
+// xdpPacketHeadroom is the headroom the kernel keeps in front of a frame
+// it copies into the Umem (XDP_PACKET_HEADROOM; the Umem registers none
+// of its own).
+const xdpPacketHeadroom = 256
+
+// ErrFrameTooSmall is wrapped when the interface's MTU is more than an
+// AF_XDP frame of the Umem holds.
+var ErrFrameTooSmall = errors.New("mtu above what an AF_XDP frame holds")
+
+// genericFits refuses generic (skb) XDP on an interface whose frames are
+// bigger than a Umem frame holds: the kernel would drop each frame longer
+// than that on its way to the socket, where no counter of ours sees it.
+// The driver hook needs no such check: a driver refuses an XDP program
+// when its MTU is more than a page holds (a veth: ERANGE, "Peer MTU is
+// too large to set XDP"), which is less than a 4096-byte Umem frame.
+func genericFits(ifi *net.Interface, u *xsk.Umem) error {
+	// Ethernet header and one VLAN tag on top of the MTU.
+	if need, room := ifi.MTU+18, u.FrameSize()-xdpPacketHeadroom; need > room {
+		return fmt.Errorf("generic: mtu %d of %s needs %d-byte frames, a %d-byte Umem frame holds %d: %w",
+			ifi.MTU, ifi.Name, need, u.FrameSize(), room, ErrFrameTooSmall)
+	}
+	return nil
+}
+
+// joined is errors.Join on one line: the error ends up in a port's
+// reason, which `xvsctl show` prints in a table.
+type joined []error
+
+func (j joined) Error() string {
+	s := make([]string, len(j))
+	for i, e := range j {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (j joined) Unwrap() []error { return j }
 
 // largeTxPort is a Port with its GSO sender (Options.LargeTx): the view
 // of it that takes super-frames, so that a port without a sender is no

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +85,60 @@ func TestXDPPortZeroCopyUnavailable(t *testing.T) {
 	}
 	if f := l.Umem.FreeCount(); f != l.Umem.Frames() {
 		t.Errorf("failed open kept %d frames", l.Umem.Frames()-f)
+	}
+}
+
+// TestXDPJumboRefused: a veth whose MTU is more than an XDP program may
+// see whole is refused by the kernel in native mode (ERANGE), and by the
+// port in generic mode, where the kernel would drop each frame longer
+// than a Umem frame holds on its way to the socket; nothing is left
+// attached. At the Umem's limit generic mode is taken.
+func TestXDPJumboRefused(t *testing.T) {
+	l := porttest.NewVethLab(t)
+	setMTU := func(mtu int) {
+		t.Helper()
+		for _, x := range []struct {
+			ns   *xsktest.NS
+			name string
+		}{{l.SW, l.SWIf}, {l.Peer, l.PeerIf}} {
+			lk, err := x.ns.NL.LinkByName(x.name)
+			if err == nil {
+				err = x.ns.NL.LinkSetMTU(lk, mtu)
+			}
+			if err != nil {
+				t.Fatalf("mtu %d on %s: %v", mtu, x.name, err)
+			}
+		}
+	}
+	setMTU(9000)
+	for _, mode := range []spec.Mode{spec.ModeAuto, spec.ModeXDPDrv, spec.ModeXDPSKB} {
+		_, err := openXDP(t, l, spec.PortPod, mode, Options{})
+		switch {
+		case err == nil:
+			t.Fatalf("mode %s at mtu 9000: opened", mode)
+		case mode != spec.ModeXDPDrv && !errors.Is(err, ErrFrameTooSmall):
+			t.Errorf("mode %s at mtu 9000: %v, want ErrFrameTooSmall", mode, err)
+		case mode == spec.ModeXDPDrv && !errors.Is(err, unix.ERANGE):
+			t.Errorf("mode %s at mtu 9000: %v, want the kernel's ERANGE", mode, err)
+		case mode != spec.ModeAuto && !errors.Is(err, port.ErrModeUnavailable):
+			t.Errorf("forced mode %s at mtu 9000: %v, want port.ErrModeUnavailable", mode, err)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("mode %s: error on several lines: %q", mode, err)
+		}
+		if l.SW.XDPAttached(t, l.SWIf) {
+			t.Fatalf("mode %s: failed open left an XDP program attached", mode)
+		}
+	}
+	// The largest MTU a 4096-byte frame holds (with the kernel's headroom,
+	// an Ethernet header and a VLAN tag) opens generic.
+	setMTU(l.Umem.FrameSize() - xdpPacketHeadroom - 18)
+	p, err := openXDP(t, l, spec.PortPod, spec.ModeAuto, Options{})
+	if err != nil {
+		t.Fatalf("at the Umem frame's mtu: %v", err)
+	}
+	if p.Mode() != spec.ModeXDPSKB {
+		t.Errorf("at the Umem frame's mtu: mode %s, want %s (the driver refuses it)", p.Mode(), spec.ModeXDPSKB)
 	}
 }
 
