@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/xvs-project/xvs/conntrack"
 	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
 	"github.com/xvs-project/xvs/netmon"
@@ -94,6 +95,13 @@ type Switch struct {
 	// fibChanged is the remote fast path's subscription to FIB changes
 	// (remote.go); other readers take their own (SubscribeFIB).
 	fibChanged <-chan struct{}
+
+	// NAT (service.go): natMu guards services and natCfg; ct is the
+	// connection-tracking table, nil until NAT is configured.
+	natMu    sync.Mutex
+	services []spec.Service
+	natCfg   spec.NATConfig
+	ct       atomic.Pointer[conntrack.Table]
 }
 
 // New validates cfg, opens its ports and installs its routes. Call Start to
@@ -187,6 +195,9 @@ func (c *Config) validate() error {
 		if cpu < 0 || cpu >= runtime.NumCPU() {
 			return fmt.Errorf("%w: worker_cpus[%d]: %d: this machine has CPUs 0..%d", ErrConfig, i, cpu, runtime.NumCPU()-1)
 		}
+	}
+	if c.ConntrackSize < 0 || c.ConntrackSize > 1<<24 {
+		return fmt.Errorf("%w: conntrack_size: %d: must be 0 (default %d) to %d", ErrConfig, c.ConntrackSize, DefaultConntrackSize, 1<<24)
 	}
 	if c.VXLAN != nil {
 		return c.VXLAN.validate()
