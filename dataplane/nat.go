@@ -130,7 +130,12 @@ func natDrop(r nat.Reason) Drop { return DropNATFragment + Drop(r-1) }
 // natPre is preRoute with NAT configured.
 func (w *Worker) natPre(n *NAT, b []byte, d *desc) Drop {
 	fam := d.fam8()
-	flags := n.Addrs[NATAddrKey{Addr: d.dst, Fam: fam}] & (NATAddrVIP | NATAddrNode)
+	dk := NATAddrKey{Addr: d.dst, Fam: fam}
+	if d.fam == fam4 {
+		dk.Addr = [16]byte{}
+		copy(dk.Addr[:4], d.dst[:4]) // the rest of d.dst is not the packet's
+	}
+	flags := n.Addrs[dk] & (NATAddrVIP | NATAddrNode)
 	if n.Addrs[d.srcKey(b)]&NATAddrBackend != 0 {
 		flags |= NATAddrBackend
 	}
@@ -152,7 +157,7 @@ func (w *Worker) natPre(n *NAT, b []byte, d *desc) Drop {
 	if flags&NATAddrVIP == 0 && flags&NATAddrNode == 0 || p.Kind != nat.KindTCP && p.Kind != nat.KindUDP {
 		return keep
 	}
-	svc := n.VIPs[NATVIPKey{Addr: d.dst, Port: p.Key.DPort, Proto: p.Key.Proto, Fam: fam}]
+	svc := n.VIPs[NATVIPKey{Addr: dk.Addr, Port: p.Key.DPort, Proto: p.Key.Proto, Fam: fam}]
 	if svc == nil {
 		return keep
 	}

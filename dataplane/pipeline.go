@@ -187,6 +187,7 @@ func parse4(b []byte, in *Port, d *desc) bool {
 	n := ip.TotalLength()
 	d.in, d.frame = in, b[:encap.EthernetLen+int(n)]
 	d.fam, d.l3, d.ipLen = fam4, encap.EthernetLen, n
+	d.partial, d.natDone = false, false
 	d.l4 = encap.EthernetLen + uint16(ip.HeaderLen())
 	d.wire = int32(n)
 	*(*[4]byte)(d.dst[:4]) = ip.Dst()
@@ -203,6 +204,7 @@ func parse6(b []byte, in *Port, d *desc) bool {
 	n := encap.IPv6Len + ip.PayloadLength()
 	d.in, d.frame = in, b[:encap.EthernetLen+int(n)]
 	d.fam, d.l3, d.ipLen = fam6, encap.EthernetLen, n
+	d.partial, d.natDone = false, false
 	d.l4 = encap.EthernetLen + encap.IPv6Len
 	d.wire = int32(n)
 	d.dst = ip.Dst()
