@@ -297,3 +297,13 @@ func (f *FastPath) RemovePunt(src netip.AddrPort, proto uint8) error {
 	}
 	return nil
 }
+
+// Punted reports whether src over proto is punted (AddPunt).
+func (f *FastPath) Punted(src netip.AddrPort, proto uint8) bool {
+	k, err := puntKey(src, proto)
+	if err != nil {
+		return false
+	}
+	var v uint32
+	return f.punt.Lookup(k, &v) == nil
+}
