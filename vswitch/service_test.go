@@ -689,3 +689,49 @@ func TestServiceFastPath(t *testing.T) {
 		t.Errorf("a former backend: verdict %d, want the fast path's", v)
 	}
 }
+
+// TestServiceNodePort: from outside to a node address's NodePort: a
+// local backend sees the client's address; a remote one the node's (SNAT,
+// so that its reply comes back here); ExternalLocal keeps to local ones.
+func TestServiceNodePort(t *testing.T) {
+	l := newNATLab(t, 0)
+	remote := netip.MustParseAddr("198.18.0.50")
+	remoteMAC := [6]byte{0x02, 0xbb, 0, 0, 0, 50}
+	l.sw.nbr.update(neighUpdate(l.sw.byName["up"].ifindex, remote, remoteMAC))
+	np := func(eps ...spec.Endpoint) []spec.Service {
+		return []spec.Service{{Name: "default/np", ClusterIPs: []netip.Addr{vip4}, Ports: []spec.ServicePort{
+			{Protocol: spec.ProtoTCP, Port: 80, NodePort: 30080, Endpoints: eps}}}}
+	}
+	if err := l.sw.SetServices(np(ep(pod2v4, 8080))); err != nil {
+		t.Fatal(err)
+	}
+	got := l.one(t, "up", "pod2", pkt(t, routerM, far4, 5000, node4, 30080, "S"))
+	if want := (flowView{far4, pod2v4, 5000, 8080}); got != want {
+		t.Fatalf("to a local backend: %+v, want %+v", got, want)
+	}
+	got = l.one(t, "pod2", "up", pkt(t, pod2MAC, pod2v4, 8080, far4, 5000, "SA"))
+	if want := (flowView{node4, far4, 30080, 5000}); got != want {
+		t.Fatalf("its reply: %+v, want %+v", got, want)
+	}
+	remoteEP := spec.Endpoint{Addr: remote, Port: 8080, Ready: true, Serving: true}
+	if err := l.sw.SetServices(np(remoteEP)); err != nil {
+		t.Fatal(err)
+	}
+	got = l.one(t, "up", "up", pkt(t, routerM, far4, 5001, node4, 30080, "S"))
+	if got.src != node4 || got.dst != remote || got.dport != 8080 || got.sport < DefaultSNATPortMin {
+		t.Fatalf("to a remote backend: %+v, want from the node, a port in the SNAT range", got)
+	}
+	back := l.one(t, "up", "up", pkt(t, remoteMAC, remote, 8080, node4, got.sport, "SA"))
+	if want := (flowView{node4, far4, 30080, 5001}); back != want {
+		t.Fatalf("the remote backend's reply: %+v, want %+v", back, want)
+	}
+	svcs := np(remoteEP)
+	svcs[0].ExternalLocal = true
+	if err := l.sw.SetServices(svcs); err != nil {
+		t.Fatal(err)
+	}
+	l.runVector(t, "up", pkt(t, routerM, far4, 5002, node4, 30080, "S"))
+	if n := l.drops(dataplane.DropNATNoEndpoint); n != 1 {
+		t.Errorf("ExternalLocal without a local endpoint: nat-no-endpoint %d, want 1", n)
+	}
+}
