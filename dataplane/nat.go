@@ -322,6 +322,9 @@ func (w *Worker) natPost(n *NAT, b []byte, d *desc, r *decision) {
 	if d.fam == fam4 {
 		src, dst = netip.AddrFrom4([4]byte(b[d.l3+12:d.l3+16])), netip.AddrFrom4(d.dst4())
 		copy(node[:4], r.out.ICMPSrc4[:])
+		if node[0] == 169 && node[1] == 254 {
+			return // the uplink has no IPv4 address (the gateway's stands in)
+		}
 	} else {
 		src, dst = netip.AddrFrom16([16]byte(b[d.l3+8:d.l3+24])), netip.AddrFrom16(d.dst)
 		node = r.out.ICMPSrc6
