@@ -735,3 +735,28 @@ func TestServiceNodePort(t *testing.T) {
 		t.Errorf("ExternalLocal without a local endpoint: nat-no-endpoint %d, want 1", n)
 	}
 }
+
+// TestServiceInternalLocal: internalTrafficPolicy Local sends this
+// node's pods only to local endpoints, and refuses when there is none.
+func TestServiceInternalLocal(t *testing.T) {
+	l := newNATLab(t, 0)
+	remote := spec.Endpoint{Addr: netip.MustParseAddr("198.18.0.50"), Port: 53, Ready: true, Serving: true}
+	svc := spec.Service{Name: "default/il", ClusterIPs: []netip.Addr{vip4}, InternalLocal: true, Ports: []spec.ServicePort{
+		{Protocol: spec.ProtoUDP, Port: 53, Endpoints: []spec.Endpoint{remote, ep(pod2v4, 53)}}}}
+	if err := l.sw.SetServices([]spec.Service{svc}); err != nil {
+		t.Fatal(err)
+	}
+	for sport := uint16(3000); sport < 3020; sport++ {
+		if got := l.one(t, "pod1", "pod2", pkt(t, pod1MAC, pod1v4, sport, vip4, 53, "")); got.dst != pod2v4 {
+			t.Fatalf("flow %d went to %s, want the local endpoint", sport, got.dst)
+		}
+	}
+	svc.Ports[0].Endpoints = []spec.Endpoint{remote}
+	if err := l.sw.SetServices([]spec.Service{svc}); err != nil {
+		t.Fatal(err)
+	}
+	l.runVector(t, "pod1", pkt(t, pod1MAC, pod1v4, 4000, vip4, 53, ""))
+	if n := l.drops(dataplane.DropNATNoEndpoint); n != 1 {
+		t.Errorf("no local endpoint: nat-no-endpoint %d, want 1", n)
+	}
+}
