@@ -64,6 +64,11 @@ type Config struct {
 	// VXLAN routes are refused.
 	VXLAN *VXLANConfig
 
+	// ConntrackSize is the flows the NAT stage's connection-tracking
+	// table holds (default DefaultConntrackSize); the table is allocated
+	// when services or natOutgoing are first configured.
+	ConntrackSize int
+
 	Ports  []spec.PortConfig
 	Routes []spec.Route
 }
