@@ -10,18 +10,21 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/xvs-project/xvs/bgp"
 	"github.com/xvs-project/xvs/ipam"
 	"github.com/xvs-project/xvs/kube/agent"
+	"github.com/xvs-project/xvs/kube/services"
 	"github.com/xvs-project/xvs/spec"
 )
 
 // kubeNode is the daemon's Kubernetes node agent and what it drives.
 type kubeNode struct {
 	agent  *agent.Agent
+	svcs   *services.Watcher // nil when the switch has no NAT stage
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -30,21 +33,21 @@ type kubeNode struct {
 // CNI server and BGP are up). Without a kubernetes: section it does
 // nothing.
 func (d *Daemon) newKube() error {
-	kc := d.cfg.Kube
-	if kc == nil {
+	kcfg := d.cfg.Kube
+	if kcfg == nil {
 		return nil
 	}
 	var rc *rest.Config
 	var err error
-	if kc.Kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", kc.Kubeconfig)
+	if kcfg.Kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", kcfg.Kubeconfig)
 	} else {
 		rc, err = rest.InClusterConfig()
 	}
 	if err != nil {
 		return fmt.Errorf("kubernetes: client config: %w", err)
 	}
-	opt := agent.Options{Config: rc, Node: kc.Node, Namespace: kc.Namespace, Logger: d.log.With("component", "kube"),
+	opt := agent.Options{Config: rc, Node: kcfg.Node, Namespace: kcfg.Namespace, Logger: d.log.With("component", "kube"),
 		VTEP: d.vtep}
 	if ra, ok := d.sw.(RouteApplier); ok {
 		opt.Routes = ra
@@ -60,6 +63,13 @@ func (d *Daemon) newKube() error {
 		return err
 	}
 	d.kube = &kubeNode{agent: a}
+	kc, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("kubernetes: %w", err)
+	}
+	if d.kube.svcs, err = d.newKubeServices(kc, kcfg.Node); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -71,6 +81,9 @@ func (d *Daemon) startKube() {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.kube.cancel = cancel
 	d.kube.wg.Go(func() { d.kube.agent.Run(ctx) })
+	if w := d.kube.svcs; w != nil {
+		d.kube.wg.Go(func() { w.Run(ctx) })
+	}
 	if c := d.CNI(); c != nil {
 		ch, stop := c.SubscribeBlocks()
 		d.kube.wg.Go(func() {
@@ -174,11 +187,14 @@ func (k kubeBGP) SetBGP(ctx context.Context, st agent.BGPState) error {
 type kubePools struct{ d *Daemon }
 
 func (k kubePools) SetPools(ctx context.Context, ps []ipam.Pool) error {
+	var errs []error
+	if err := k.d.setKubePools(ps); err != nil {
+		errs = append(errs, fmt.Errorf("nat: %w", err))
+	}
 	c := k.d.cni
 	if c == nil || c.alloc == nil {
-		return nil
+		return errors.Join(errs...)
 	}
-	var errs []error
 	for _, p := range ps {
 		if err := c.alloc.AddPool(ctx, p); err != nil {
 			errs = append(errs, fmt.Errorf("ippool %s: %w", p.Name, err))
