@@ -26,6 +26,24 @@ const (
 	DropBadVXLAN                  // VXLAN to the node's VTEP: bad UDP length or checksum, no I flag, fragment, short inner frame
 	DropVXLANVNI                  // VXLAN with a VNI other than the node's
 	DropVXLANMAC                  // decapsulated frame not addressed to the node's VTEP MAC
+	// The NAT stage's: a packet to a VIP (or one natOutgoing would
+	// translate) that nat.Parse refuses, by nat.Reason (same order) ...
+	DropNATFragment
+	DropNATExtHeader
+	DropNATTruncated
+	DropNATBadLength
+	DropNATBadChecksum
+	DropNATProto
+	DropNATICMPType
+	DropNATInner
+	DropNATFamily
+	// ... and the flows it cannot make.
+	DropNATNoEndpoint // to a service port without endpoints (an ICMP port unreachable went back)
+	DropNATUntracked  // no flow and a packet that cannot start one (a TCP RST, a lone ACK is taken loose)
+	DropNATTableFull  // conntrack full, nothing evictable
+	DropNATEmbryonic  // the source's embryonic-flow limit
+	DropNATConflict   // the translated reply would be another flow's
+	DropNATNoPort     // no free SNAT port (or no node address to translate to)
 	NumDrops
 )
 
@@ -34,6 +52,9 @@ var dropNames = [...]string{
 	"no-route", "no-neighbor", "mtu-exceeded", "ring-full", "port-down", "local",
 	"martian", "icmp-rate-limited", "punt-no-host", "no-frames", "bad-offload",
 	"bad-vxlan", "vxlan-vni", "vxlan-mac",
+	"nat-fragment", "nat-ext-header", "nat-truncated", "nat-bad-length", "nat-bad-checksum",
+	"nat-proto", "nat-icmp-type", "nat-icmp-inner", "nat-family",
+	"nat-no-endpoint", "nat-untracked", "nat-table-full", "nat-embryonic-limit", "nat-conflict", "nat-no-port",
 }
 
 func (d Drop) String() string {
@@ -69,6 +90,9 @@ const (
 	EvUDPGROMerged   // UDP GSO super-frames merged from datagrams of one flow (VXLAN toward one VTEP)
 	EvUDPGROSegments // the datagrams that went into them
 	EvFastRemote     // destinations on other nodes put into the tc fast path (see remote.go)
+	EvNATTranslated  // packets the NAT stage rewrote
+	EvNATNewDNAT     // service flows created (DNAT)
+	EvNATNewSNAT     // natOutgoing flows created (SNAT)
 	NumEvents
 )
 
@@ -78,7 +102,7 @@ var eventNames = [...]string{
 	"gso-whole", "gso-segmented", "xdp-forwarded-ipv4", "xdp-forwarded-ipv6",
 	"tc-forwarded-ipv4", "tc-forwarded-ipv6", "gro-merged", "gro-segments",
 	"vxlan-encap", "vxlan-decap", "udp-gro-merged", "udp-gro-segments",
-	"fast-path-remotes",
+	"fast-path-remotes", "nat-translated", "nat-new-dnat", "nat-new-snat",
 }
 
 func (e Event) String() string {

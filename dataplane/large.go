@@ -93,6 +93,10 @@ func (w *Worker) forwardLarge(lf *port.LargeFrame, in *Port) {
 		}
 	}
 	if why == keep {
+		d.partial = lf.Hdr.Flags()&encap.VirtioNetHdrFNeedsCsum != 0
+		if n := w.natState.Load(); n != nil {
+			w.ctNow = n.CT.Now()
+		}
 		why = w.preRoute(b, &d)
 	}
 	if why != keep {

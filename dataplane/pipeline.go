@@ -89,6 +89,12 @@ type desc struct {
 	// dst is the destination address, the FIB's key (IPv4 in dst[:4]).
 	// A DNAT stage that rewrites the destination updates it.
 	dst [16]byte
+	// partial: a GSO super-frame whose transport checksum holds only the
+	// pseudo-header sum (the NAT stage's rewrite must know).
+	partial bool
+	// natDone: the NAT stage translated the frame (postRoute's SNAT and
+	// the tc fast path's learning leave it alone).
+	natDone bool
 }
 
 // dst4 is d's IPv4 destination.
@@ -116,6 +122,9 @@ func (d *desc) forwarded() Event {
 // ends up either queued (w.emit) or freed and counted (w.drop).
 func (w *Worker) process(pkts []port.Packet, in *Port) {
 	v := w.fib.View()
+	if n := w.natState.Load(); n != nil {
+		w.ctNow = n.CT.Now()
+	}
 	var rxBytes uint64
 	descs := w.descs[:len(pkts)]
 	n4, n6 := 0, 0
@@ -178,6 +187,7 @@ func parse4(b []byte, in *Port, d *desc) bool {
 	n := ip.TotalLength()
 	d.in, d.frame = in, b[:encap.EthernetLen+int(n)]
 	d.fam, d.l3, d.ipLen = fam4, encap.EthernetLen, n
+	d.partial, d.natDone = false, false
 	d.l4 = encap.EthernetLen + uint16(ip.HeaderLen())
 	d.wire = int32(n)
 	*(*[4]byte)(d.dst[:4]) = ip.Dst()
@@ -194,6 +204,7 @@ func parse6(b []byte, in *Port, d *desc) bool {
 	n := encap.IPv6Len + ip.PayloadLength()
 	d.in, d.frame = in, b[:encap.EthernetLen+int(n)]
 	d.fam, d.l3, d.ipLen = fam6, encap.EthernetLen, n
+	d.partial, d.natDone = false, false
 	d.l4 = encap.EthernetLen + encap.IPv6Len
 	d.wire = int32(n)
 	d.dst = ip.Dst()
@@ -300,7 +311,12 @@ func (w *Worker) classify(p *port.Packet, in *Port, d *desc) family {
 // returns keep, or why to drop the frame (the caller frees and counts it).
 // Frames the switch builds itself (ICMP errors, echo replies routed back
 // into a tunnel) do not pass it.
-func (w *Worker) preRoute(b []byte, d *desc) Drop { return keep }
+func (w *Worker) preRoute(b []byte, d *desc) Drop {
+	if n := w.natState.Load(); n != nil {
+		return w.natPre(n, b, d)
+	}
+	return keep
+}
 
 // decision is the route decision's result, returned by decide4 and
 // decide6 for act and the emit stage.
@@ -524,7 +540,11 @@ func (w *Worker) noOutput(nh *fib.NextHop, dst []byte, why Drop) Drop {
 // port (with their checksums; for a super-frame see the package doc), and
 // may set r.drop to drop the frame; it must not change d, r.nh, r.out or
 // r.under, which the emit stage and the tc fast path's learning rely on.
-func (w *Worker) postRoute(b []byte, d *desc, r *decision) {}
+func (w *Worker) postRoute(b []byte, d *desc, r *decision) {
+	if n := w.natState.Load(); n != nil {
+		w.natPost(n, b, d, r)
+	}
+}
 
 // act runs the steps every routed frame shares after the decision: the
 // postRoute stage, the tc fast path's learning, the host port for a punt,
@@ -538,7 +558,7 @@ func (w *Worker) act(b []byte, d *desc, r *decision) action {
 	case r.drop != keep:
 		r.act = actDrop
 	case r.out != nil:
-		if d.in.TCFast && (r.nh.Kind == fib.KindVXLAN || r.out.Kind == spec.PortUplink) {
+		if d.in.TCFast && !d.natDone && (r.nh.Kind == fib.KindVXLAN || r.out.Kind == spec.PortUplink) {
 			// A flow of a pod with a tc fast path, to another node: the
 			// control plane may give it to tc from now on.
 			w.learnRemote(d.dstAddr())

@@ -9,8 +9,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xvs-project/xvs/conntrack"
 	"github.com/xvs-project/xvs/encap"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/nat"
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/xsk"
 )
@@ -102,7 +104,14 @@ type Worker struct {
 	icmpTokens int64
 	icmpLast   int64
 	gleans     throttle // glean's last requests
-	remotes    throttle // learnRemote's last requests
+
+	// The NAT stage (nat.go): the published state, the table's clock
+	// read once per vector, and the scratch of the packet at hand.
+	natState atomic.Pointer[NAT]
+	ctNow    uint32
+	natPkt   nat.Packet
+	natFlow  conntrack.Flow
+	remotes  throttle // learnRemote's last requests
 }
 
 // throttle remembers the last requests about addresses to the control

@@ -9,10 +9,12 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/xvs-project/xvs/conntrack"
 	"github.com/xvs-project/xvs/dataplane"
 	"github.com/xvs-project/xvs/fib"
+	"github.com/xvs-project/xvs/maglev"
 	"github.com/xvs-project/xvs/netmon"
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/spec"
@@ -102,6 +104,11 @@ type Switch struct {
 	services []spec.Service
 	natCfg   spec.NATConfig
 	ct       atomic.Pointer[conntrack.Table]
+	aff      *maglev.Affinity
+	// backendIDs and serviceIDs keep an endpoint's and a service port's
+	// number stable across SetServices (flow marks, affinity keys).
+	backendIDs, serviceIDs map[string]uint32
+	natCh                  chan struct{} // an uplink changed: republish (event loop)
 }
 
 // New validates cfg, opens its ports and installs its routes. Call Start to
@@ -116,7 +123,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Switch, error) {
 	}
 	s := &Switch{
 		cfg: cfg, log: log, fib: fib.New(), drivers: defaultDrivers(log), mon: &netmon.Netlink{},
-		events: make(chan dataplane.Request, 1024), stopCh: make(chan struct{}), linkCh: make(chan struct{}, 1),
+		events: make(chan dataplane.Request, 1024), stopCh: make(chan struct{}), linkCh: make(chan struct{}, 1), natCh: make(chan struct{}, 1),
 		remotes: make(map[netip.Addr]remoteFast),
 		ports:   make(map[uint16]*portState), byName: make(map[string]*portState),
 		routes: newRouteIndex(), frames: make([]int, cfg.Workers),
@@ -290,10 +297,16 @@ func (s *Switch) Close() error {
 
 func (s *Switch) eventLoop() {
 	defer s.wg.Done()
+	sweep := time.NewTicker(time.Second)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-s.stopCh:
 			return
+		case <-sweep.C:
+			s.natSweep()
+		case <-s.natCh:
+			s.natRefresh()
 		case ev := <-s.events:
 			switch ev.Kind {
 			case dataplane.ReqResolve:
@@ -428,6 +441,9 @@ func (s *Switch) AddPort(pc spec.PortConfig) (spec.PortStatus, error) {
 	if err := s.vxlanUplinkLocked(ps); err != nil {
 		s.delPortLocked(ps)
 		return spec.PortStatus{}, err
+	}
+	if pc.Kind == spec.PortUplink {
+		s.natChanged()
 	}
 	s.log.Info("port added", "port", pc.Name, "id", id, "kind", pc.Kind, "mode", op.Port.Mode(), "reason", op.Reason)
 	return ps.snapshot(), nil
@@ -635,6 +651,9 @@ func (s *Switch) delPortLocked(ps *portState) error {
 	ps.frames = 0
 	delete(s.ports, ps.ID)
 	delete(s.byName, name)
+	if ps.Kind == spec.PortUplink {
+		s.natChanged()
+	}
 	s.log.Info("port deleted", "port", name)
 	return errors.Join(errs...)
 }
@@ -761,6 +780,18 @@ func (s *Switch) portByID(id uint16) *portState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ports[id]
+}
+
+// natChanged asks the event loop to rebuild the NAT state (an uplink's
+// addresses are the node's), when NAT is configured.
+func (s *Switch) natChanged() {
+	if s.ct.Load() == nil {
+		return
+	}
+	select {
+	case s.natCh <- struct{}{}:
+	default:
+	}
 }
 
 func fmtMAC(m [6]byte) string {
