@@ -188,6 +188,7 @@ func (s *Switch) publishNATLocked() error {
 		s.backendIDs, s.serviceIDs = map[string]uint32{}, map[string]uint32{}
 	}
 	used := map[uint32]bool{}
+	punts := map[puntKey]bool{}
 	for _, sv := range s.services {
 		for pi, sp := range sv.Ports {
 			key := fmt.Sprintf("%s/%s/%d", sv.Name, sp.Protocol, sp.Port)
@@ -220,6 +221,7 @@ func (s *Switch) publishNATLocked() error {
 					used[id] = true
 					be := dataplane.NATBackend{Addr: addr16(e.Addr), Port: e.Port, ID: id, Local: e.Local}
 					n.Addrs[addrKey(e.Addr)] |= dataplane.NATAddrBackend
+					punts[puntKey{netip.AddrPortFrom(e.Addr, e.Port), uint8(sp.Protocol)}] = true
 					switch {
 					case e.Ready:
 						ready = append(ready, be)
@@ -262,6 +264,7 @@ func (s *Switch) publishNATLocked() error {
 	for _, w := range s.workers {
 		w.SetNAT(n)
 	}
+	s.syncPuntsLocked(punts)
 	// Flows to backends that left: deleted (their next packets find no
 	// flow; a TCP client's retransmissions create none and time out, as
 	// behind kube-proxy). The table's marks are backend IDs; 0 is SNAT.
@@ -370,5 +373,42 @@ func (s *Switch) natRefresh() {
 func (s *Switch) natSweep() {
 	if ct := s.ct.Load(); ct != nil {
 		ct.Sweep(ct.Now(), max(ct.Size()/8, 1024))
+	}
+}
+
+// puntKey is a backend the fast path must leave to the workers.
+type puntKey struct {
+	src   netip.AddrPort
+	proto uint8
+}
+
+// syncPuntsLocked makes the fast path's punted sources the backends in
+// want: their packets (replies to DNAT) go to the workers, never
+// straight from pod to pod (or uplink to pod) in BPF.
+func (s *Switch) syncPuntsLocked(want map[puntKey]bool) {
+	if s.fast == nil {
+		return
+	}
+	if s.punted == nil {
+		s.punted = map[puntKey]bool{}
+	}
+	for k := range want {
+		if s.punted[k] {
+			continue
+		}
+		if err := s.fast.AddPunt(k.src, k.proto); err != nil {
+			s.log.Warn("fast path: punt a service backend", "backend", k.src, "err", err)
+			continue
+		}
+		s.punted[k] = true
+	}
+	for k := range s.punted {
+		if want[k] {
+			continue
+		}
+		if err := s.fast.RemovePunt(k.src, k.proto); err != nil {
+			s.log.Warn("fast path: unpunt a service backend", "backend", k.src, "err", err)
+		}
+		delete(s.punted, k)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/xvs-project/xvs/port"
 	"github.com/xvs-project/xvs/port/porttest"
 	"github.com/xvs-project/xvs/spec"
+	"github.com/xvs-project/xvs/xdpprog"
 )
 
 var (
@@ -32,17 +34,28 @@ var (
 
 // natLab is a switch with three pods and an uplink whose router is
 // resolved.
-func newNATLab(t testing.TB, ctSize int) *fakeLab {
+func newNATLab(t testing.TB, ctSize int) *fakeLab { return newNATLabWith(t, ctSize, nil) }
+
+// newNATLabWith is newNATLab with the XDP fast path fp (nil: none), its
+// pod ports taken as XDP fast-path ports.
+func newNATLabWith(t testing.TB, ctSize int, fast *xdpprog.FastPath) *fakeLab {
 	t.Helper()
 	l := &fakeLab{ports: map[string]*porttest.FakePort{}}
 	opener := func(req port.OpenRequest) (port.Opened, error) {
 		fp := porttest.NewFakePort(req.Umem, 1024)
+		if req.Config.Kind == spec.PortPod {
+			fp.Fast = port.FastXDP
+		}
 		l.ports[req.Config.Name] = fp
 		mac := [6]byte{0x02, 0xff, 0, 0, 0, byte(len(l.ports))}
 		if req.Config.Kind == spec.PortUplink {
 			mac = natUpMAC
 		}
-		return port.Opened{Port: fp, MAC: mac, MTU: 1500}, nil
+		op := port.Opened{Port: fp, MAC: mac, MTU: 1500}
+		if fast != nil && req.Config.Kind == spec.PortPod {
+			op.Ifindex = 1 // lo: the devmap wants a real device
+		}
+		return op, nil
 	}
 	pod := func(name string, mac [6]byte, a4, a6 netip.Addr) spec.PortConfig {
 		return spec.PortConfig{Name: name, Kind: spec.PortPod, PeerMAC: mac, Addrs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}
@@ -58,7 +71,12 @@ func newNATLab(t testing.TB, ctSize int) *fakeLab {
 			{Prefix: netip.MustParsePrefix("fd00:99::/64"), Via: netip.MustParseAddr("fd00:1::fe")},
 		},
 	}
-	sw, err := New(cfg, nil, WithDrivers(porttest.Registry(opener)), withoutKernel())
+	opts := []Option{WithDrivers(porttest.Registry(opener)), withoutKernel()}
+	if fast != nil {
+		cfg.XDPFastPath = true
+		opts = append(opts, WithFastPath(fast))
+	}
+	sw, err := New(cfg, nil, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -610,4 +628,110 @@ func BenchmarkPipelineNATPlainIPv4(b *testing.B) {
 		vb.run()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(vb.vec)), "ns/packet")
+}
+
+// TestServiceFastPath: with the XDP fast path on, a backend's reply to a
+// client pod is not forwarded by the pod's BPF program (which would skip
+// the reverse DNAT) but reaches the workers, which translate it; other
+// traffic of the backend pod stays fast; a backend that leaves is fast
+// again.
+func TestServiceFastPath(t *testing.T) {
+	fp, err := xdpprog.NewFastPath(64)
+	skipIfNotSupported(t, "fast path maps", err)
+	t.Cleanup(func() { fp.Close() })
+	l := newNATLabWith(t, 0, fp)
+	if _, ok := fp.Has(pod1v4); !ok {
+		t.Fatal("pod1 is not a fast-path destination")
+	}
+	prog, err := xdpprog.New(xdpprog.Pod, xdpprog.Options{MissAction: xdpprog.Drop, FastPath: fp})
+	skipIfNotSupported(t, "XDP program", err)
+	defer prog.Close()
+	verdict := func(f []byte) uint32 {
+		t.Helper()
+		out := make([]byte, len(f)+64)
+		v, err := prog.Prog().Run(&ebpf.RunOptions{Data: f, DataOut: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	reply4 := pkt(t, pod2MAC, pod2v4, 8080, pod1v4, 40000, "SA")
+	reply6 := pkt(t, pod2MAC, pod2v6, 5353, pod1v6, 40000, "")
+	other := pkt(t, pod2MAC, pod2v4, 9999, pod1v4, 40000, "SA")
+	if v := verdict(reply4); v != xdpprog.Redirect {
+		t.Fatalf("before services: verdict %d, want the fast path's redirect", v)
+	}
+	if err := l.sw.SetServices(webServices()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range [][]byte{reply4, reply6} {
+		if v := verdict(f); v == xdpprog.Redirect {
+			t.Errorf("a backend's reply %+v is forwarded by the fast path", view(t, f))
+		}
+	}
+	if v := verdict(other); v != xdpprog.Redirect {
+		t.Errorf("the backend pod's other traffic: verdict %d, want the fast path's", v)
+	}
+	// What the program passed on, the workers translate.
+	l.one(t, "pod1", "pod2", pkt(t, pod1MAC, pod1v4, 40000, vip4, 80, "S"))
+	if got := l.one(t, "pod2", "pod1", reply4); got.src != vip4 || got.sport != 80 {
+		t.Errorf("the reply through the workers: %+v", got)
+	}
+	svcs := webServices()
+	svcs[0].Ports[0].Endpoints = nil
+	if err := l.sw.SetServices(svcs); err != nil {
+		t.Fatal(err)
+	}
+	if fp.Punted(netip.AddrPortFrom(pod2v4, 8080), 6) || !fp.Punted(netip.AddrPortFrom(pod2v4, 5353), 17) {
+		t.Errorf("after pod2:8080 left: punted %v, pod2:5353 %v", fp.Punted(netip.AddrPortFrom(pod2v4, 8080), 6), fp.Punted(netip.AddrPortFrom(pod2v4, 5353), 17))
+	}
+	if v := verdict(reply4); v != xdpprog.Redirect {
+		t.Errorf("a former backend: verdict %d, want the fast path's", v)
+	}
+}
+
+// TestServiceNodePort: from outside to a node address's NodePort: a
+// local backend sees the client's address; a remote one the node's (SNAT,
+// so that its reply comes back here); ExternalLocal keeps to local ones.
+func TestServiceNodePort(t *testing.T) {
+	l := newNATLab(t, 0)
+	remote := netip.MustParseAddr("198.18.0.50")
+	remoteMAC := [6]byte{0x02, 0xbb, 0, 0, 0, 50}
+	l.sw.nbr.update(neighUpdate(l.sw.byName["up"].ifindex, remote, remoteMAC))
+	np := func(eps ...spec.Endpoint) []spec.Service {
+		return []spec.Service{{Name: "default/np", ClusterIPs: []netip.Addr{vip4}, Ports: []spec.ServicePort{
+			{Protocol: spec.ProtoTCP, Port: 80, NodePort: 30080, Endpoints: eps}}}}
+	}
+	if err := l.sw.SetServices(np(ep(pod2v4, 8080))); err != nil {
+		t.Fatal(err)
+	}
+	got := l.one(t, "up", "pod2", pkt(t, routerM, far4, 5000, node4, 30080, "S"))
+	if want := (flowView{far4, pod2v4, 5000, 8080}); got != want {
+		t.Fatalf("to a local backend: %+v, want %+v", got, want)
+	}
+	got = l.one(t, "pod2", "up", pkt(t, pod2MAC, pod2v4, 8080, far4, 5000, "SA"))
+	if want := (flowView{node4, far4, 30080, 5000}); got != want {
+		t.Fatalf("its reply: %+v, want %+v", got, want)
+	}
+	remoteEP := spec.Endpoint{Addr: remote, Port: 8080, Ready: true, Serving: true}
+	if err := l.sw.SetServices(np(remoteEP)); err != nil {
+		t.Fatal(err)
+	}
+	got = l.one(t, "up", "up", pkt(t, routerM, far4, 5001, node4, 30080, "S"))
+	if got.src != node4 || got.dst != remote || got.dport != 8080 || got.sport < DefaultSNATPortMin {
+		t.Fatalf("to a remote backend: %+v, want from the node, a port in the SNAT range", got)
+	}
+	back := l.one(t, "up", "up", pkt(t, remoteMAC, remote, 8080, node4, got.sport, "SA"))
+	if want := (flowView{node4, far4, 30080, 5001}); back != want {
+		t.Fatalf("the remote backend's reply: %+v, want %+v", back, want)
+	}
+	svcs := np(remoteEP)
+	svcs[0].ExternalLocal = true
+	if err := l.sw.SetServices(svcs); err != nil {
+		t.Fatal(err)
+	}
+	l.runVector(t, "up", pkt(t, routerM, far4, 5002, node4, 30080, "S"))
+	if n := l.drops(dataplane.DropNATNoEndpoint); n != 1 {
+		t.Errorf("ExternalLocal without a local endpoint: nat-no-endpoint %d, want 1", n)
+	}
 }

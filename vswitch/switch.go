@@ -108,7 +108,8 @@ type Switch struct {
 	// backendIDs and serviceIDs keep an endpoint's and a service port's
 	// number stable across SetServices (flow marks, affinity keys).
 	backendIDs, serviceIDs map[string]uint32
-	natCh                  chan struct{} // an uplink changed: republish (event loop)
+	natCh                  chan struct{}    // an uplink changed: republish (event loop)
+	punted                 map[puntKey]bool // the backends in the fast path's punt map
 }
 
 // New validates cfg, opens its ports and installs its routes. Call Start to

@@ -29,6 +29,7 @@ type FastPath struct {
 	hosts6 *ebpf.Map // HASH [16]byte -> struct xvs_dest
 	devs   *ebpf.Map // DEVMAP_HASH ifindex -> ifindex
 	stats  *ebpf.Map // PERCPU_ARRAY enum xvs_stat -> u64: frames forwarded
+	punt   *ebpf.Map // HASH struct xvs_punt -> u32: sources left to the workers (AddPunt)
 
 	filter socketFilter // for AF_PACKET pod ports, see SocketFilter
 }
@@ -72,6 +73,9 @@ func NewFastPath(max int) (f *FastPath, err error) {
 		return nil, fmt.Errorf("fast path: %w", err)
 	}
 	if f.stats, err = newMap(xdpMapXvsFpstats, 4); err != nil {
+		return nil, fmt.Errorf("fast path: %w", err)
+	}
+	if f.punt, err = newMap(xdpMapXvsPunt, MaxPunts); err != nil {
 		return nil, fmt.Errorf("fast path: %w", err)
 	}
 	return f, nil
@@ -219,7 +223,7 @@ func (f *FastPath) Counts() (FastCounts, error) {
 // Close releases the maps (programs using them keep their references).
 func (f *FastPath) Close() error {
 	var errs []error
-	for _, m := range []*ebpf.Map{f.hosts4, f.hosts6, f.devs, f.stats} {
+	for _, m := range []*ebpf.Map{f.hosts4, f.hosts6, f.devs, f.stats, f.punt} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -242,4 +246,64 @@ func (f *FastPath) Has(addr netip.Addr) (ifindex int, ok bool) {
 		return 0, false
 	}
 	return int(v.Ifindex), true
+}
+
+// MaxPunts is how many sources AddPunt takes.
+const MaxPunts = 65536
+
+// puntKey is the xvs_punt key of a TCP or UDP source.
+func puntKey(src netip.AddrPort, proto uint8) (*xdpXvsPunt, error) {
+	a := src.Addr().Unmap()
+	if !a.IsValid() || proto != 6 && proto != 17 {
+		return nil, fmt.Errorf("fast path punt %v protocol %d: want an address and TCP or UDP", src, proto)
+	}
+	k := &xdpXvsPunt{Proto: proto, Port: binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, src.Port()))}
+	if a.Is4() {
+		b := a.As4()
+		k.Addr[0] = be32(b[:])
+	} else {
+		b := a.As16()
+		for i := range k.Addr {
+			k.Addr[i] = be32(b[4*i:])
+		}
+	}
+	return k, nil
+}
+
+// AddPunt keeps the fast path off packets from src over proto (6 TCP, 17
+// UDP): every program built with f (XDP and tc, pod and uplink) passes
+// them to the switch's workers instead of forwarding them. The switch
+// punts its services' backends, whose replies the NAT stage translates
+// back; the VIPs need nothing (no fast-path destination is a VIP).
+func (f *FastPath) AddPunt(src netip.AddrPort, proto uint8) error {
+	k, err := puntKey(src, proto)
+	if err != nil {
+		return err
+	}
+	if err := f.punt.Put(k, uint32(1)); err != nil {
+		return fmt.Errorf("fast path punt %v: %w", src, err)
+	}
+	return nil
+}
+
+// RemovePunt gives the fast path back packets from src (absent: no error).
+func (f *FastPath) RemovePunt(src netip.AddrPort, proto uint8) error {
+	k, err := puntKey(src, proto)
+	if err != nil {
+		return err
+	}
+	if err := f.punt.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("fast path unpunt %v: %w", src, err)
+	}
+	return nil
+}
+
+// Punted reports whether src over proto is punted (AddPunt).
+func (f *FastPath) Punted(src netip.AddrPort, proto uint8) bool {
+	k, err := puntKey(src, proto)
+	if err != nil {
+		return false
+	}
+	var v uint32
+	return f.punt.Lookup(k, &v) == nil
 }

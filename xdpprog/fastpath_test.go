@@ -47,6 +47,10 @@ func notFast() map[string][]byte {
 		"IPv6 unknown":        ipv6(17, "fd00:10::1", "fd00:10::9", udp(1, 2, 10)),
 		"truncated IPv4":      ipv4(17, "198.18.10.1", "198.18.10.2", 5, 0, nil)[:30],
 		"truncated IPv6":      ipv6(17, "fd00:10::1", "fd00:10::2", nil)[:50],
+		// A service backend's replies (testFastPath punts these
+		// sources): the workers translate them back.
+		"from a punted IPv4 backend": withChecksum(ipv4(17, "198.18.10.5", "198.18.10.2", 5, 0, udp(8080, 2, 10))),
+		"from a punted IPv6 backend": ipv6(6, "fd00:10::5", "fd00:10::2", tcpSeg(5, 10)),
 	}
 }
 
@@ -97,11 +101,25 @@ func testFastPath(t testing.TB, dests []fastDest) *FastPath {
 	return fp
 }
 
+// addTestPunts punts the sources of notFast's backend frames.
+func addTestPunts(t testing.TB, fp *FastPath) {
+	t.Helper()
+	for _, p := range []struct {
+		src   string
+		proto uint8
+	}{{"198.18.10.5:8080", 17}, {"[fd00:10::5]:40000", 6}} {
+		if err := fp.AddPunt(netip.MustParseAddrPort(p.src), p.proto); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestFastPath(t *testing.T) {
 	fp := testFastPath(t, []fastDest{
 		{"198.18.10.2", 1500, true}, {"fd00:10::2", 1500, true}, {"198.18.10.3", 100, true},
 		{"198.18.10.4", 1500, false}, // only the tc fast path may reach it (a pod without NAPI)
 	})
+	addTestPunts(t, fp)
 	dst, src := testDstMAC, testSrcMAC
 	p, err := New(Pod, Options{MissAction: Drop, FastPath: fp})
 	if err != nil {

@@ -91,6 +91,7 @@ func loadProgram(objSpec func() (*ebpf.CollectionSpec, error), prog string, maps
 func (f *FastPath) maps() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
 		xdpMapXvsFp4: f.hosts4, xdpMapXvsFp6: f.hosts6, xdpMapXvsFpdev: f.devs, xdpMapXvsFpstats: f.stats,
+		xdpMapXvsPunt: f.punt,
 	}
 }
 

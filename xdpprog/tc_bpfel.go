@@ -23,6 +23,7 @@ const (
 	tcMapXvsFpstats      = "xvs_fpstats"
 	tcMapXvsPfx4         = "xvs_pfx4"
 	tcMapXvsPfx6         = "xvs_pfx6"
+	tcMapXvsPunt         = "xvs_punt"
 	tcMapXvsXsks         = "xvs_xsks"
 	tcProgXvsFpFilter    = "xvs_fp_filter"
 	tcProgXvsIngressFp   = "xvs_ingress_fp"
@@ -100,6 +101,7 @@ type tcMapSpecs struct {
 	XvsFpstats *ebpf.MapSpec `ebpf:"xvs_fpstats"`
 	XvsPfx4    *ebpf.MapSpec `ebpf:"xvs_pfx4"`
 	XvsPfx6    *ebpf.MapSpec `ebpf:"xvs_pfx6"`
+	XvsPunt    *ebpf.MapSpec `ebpf:"xvs_punt"`
 	XvsXsks    *ebpf.MapSpec `ebpf:"xvs_xsks"`
 }
 
@@ -141,6 +143,7 @@ type tcMaps struct {
 	XvsFpstats *ebpf.Map `ebpf:"xvs_fpstats"`
 	XvsPfx4    *ebpf.Map `ebpf:"xvs_pfx4"`
 	XvsPfx6    *ebpf.Map `ebpf:"xvs_pfx6"`
+	XvsPunt    *ebpf.Map `ebpf:"xvs_punt"`
 	XvsXsks    *ebpf.Map `ebpf:"xvs_xsks"`
 }
 
@@ -153,6 +156,7 @@ func (m *tcMaps) Close() error {
 		m.XvsFpstats,
 		m.XvsPfx4,
 		m.XvsPfx6,
+		m.XvsPunt,
 		m.XvsXsks,
 	)
 }

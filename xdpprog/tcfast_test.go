@@ -49,6 +49,7 @@ func newTCFixture(t *testing.T) *tcFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fp.Close() })
+	addTestPunts(t, fp)
 	x := &tcFixture{fp: fp, dst: [6]byte{2, 0, 0, 0, 0, 0x22}, src: [6]byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}}
 	for _, d := range []struct {
 		a   string

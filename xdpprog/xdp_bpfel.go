@@ -76,6 +76,14 @@ type xdpXvsPfx6 struct {
 	Addr      [4]uint32
 }
 
+type xdpXvsPunt struct {
+	_     structs.HostLayout
+	Addr  [4]uint32
+	Port  uint16
+	Proto uint8
+	Pad   uint8
+}
+
 type xdpXvsStat uint32
 
 const (
@@ -97,6 +105,7 @@ const (
 	xdpMapXvsFpstats     = "xvs_fpstats"
 	xdpMapXvsPfx4        = "xvs_pfx4"
 	xdpMapXvsPfx6        = "xvs_pfx6"
+	xdpMapXvsPunt        = "xvs_punt"
 	xdpMapXvsXsks        = "xvs_xsks"
 	xdpProgXvsPodFast    = "xvs_pod_fast"
 	xdpProgXvsUplink     = "xvs_uplink"
@@ -165,6 +174,7 @@ type xdpMapSpecs struct {
 	XvsFpstats *ebpf.MapSpec `ebpf:"xvs_fpstats"`
 	XvsPfx4    *ebpf.MapSpec `ebpf:"xvs_pfx4"`
 	XvsPfx6    *ebpf.MapSpec `ebpf:"xvs_pfx6"`
+	XvsPunt    *ebpf.MapSpec `ebpf:"xvs_punt"`
 	XvsXsks    *ebpf.MapSpec `ebpf:"xvs_xsks"`
 }
 
@@ -205,6 +215,7 @@ type xdpMaps struct {
 	XvsFpstats *ebpf.Map `ebpf:"xvs_fpstats"`
 	XvsPfx4    *ebpf.Map `ebpf:"xvs_pfx4"`
 	XvsPfx6    *ebpf.Map `ebpf:"xvs_pfx6"`
+	XvsPunt    *ebpf.Map `ebpf:"xvs_punt"`
 	XvsXsks    *ebpf.Map `ebpf:"xvs_xsks"`
 }
 
@@ -217,6 +228,7 @@ func (m *xdpMaps) Close() error {
 		m.XvsFpstats,
 		m.XvsPfx4,
 		m.XvsPfx6,
+		m.XvsPunt,
 		m.XvsXsks,
 	)
 }

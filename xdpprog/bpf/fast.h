@@ -5,8 +5,10 @@
  * so that they agree frame by frame), and the tc programs' rewrite
  * (tc_forward).
  *
- * The decision: IPv4 without options or IPv6, TTL or hop limit above 1, to
- * a fast-path destination, no bigger than its MTU. For a GSO super-frame
+ * The decision: IPv4 without options or IPv6, TTL or hop limit above 1, not
+ * from a punted source (xvs_punt: a service backend, whose replies the
+ * workers' NAT stage translates back), to a fast-path destination, no
+ * bigger than its MTU. For a GSO super-frame
  * the size checked is one segment's: IP header, TCP header (or UDP's 8
  * bytes) and gso_size; other GSO types go to the switch. Everything else
  * goes to the switch, which answers, routes and sends ICMP errors.
@@ -19,6 +21,28 @@
 /* fast_xdp's results besides an XDP verdict. */
 #define XVS_NEXT (-1) /* not the fast path's: the frame is untouched */
 #define XVS_TC_ONLY (-2) /* a destination only tc reaches; untouched */
+
+/*
+ * punted reports whether a TCP or UDP packet from saddr (n words: 1 for
+ * IPv4, 4 for IPv6), whose transport header is at l4, comes from a source
+ * in xvs_punt: a service backend, whose replies only the workers translate
+ * back. One whose ports cannot be read is not (cut short, nothing could
+ * translate it).
+ */
+static __always_inline int punted(const __be32 *saddr, int n, __u8 proto, void *l4, void *end)
+{
+	struct xvs_punt k = {};
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 0;
+	if (NEED(l4, 2, end))
+		return 0;
+	for (int i = 0; i < n; i++)
+		k.addr[i] = saddr[i];
+	k.port = *(__be16 *)l4;
+	k.proto = proto;
+	return bpf_map_lookup_elem(&xvs_punt, &k) != NULL;
+}
 
 /* set_macs writes the destination's MACs into the frame at eth. */
 static __always_inline void set_macs(struct eth *eth, const struct xvs_dest *d)
@@ -51,6 +75,8 @@ static __always_inline int fast_xdp(struct xdp_md *ctx)
 			return XVS_NEXT;
 		if (ip_ver_ihl(ip) != 0x45 || ip->ttl <= 1)
 			return XVS_NEXT;
+		if (punted(&ip->saddr, 1, ip->protocol, ip + 1, end))
+			return XVS_NEXT;
 		d = bpf_map_lookup_elem(&xvs_fp4, &ip->daddr);
 		if (!d || bpf_ntohs(ip->tot_len) > d->mtu)
 			return XVS_NEXT;
@@ -65,6 +91,8 @@ static __always_inline int fast_xdp(struct xdp_md *ctx)
 		if (NEED(ip6, sizeof(*ip6), end))
 			return XVS_NEXT;
 		if (ip6->hop_limit <= 1)
+			return XVS_NEXT;
+		if (punted(ip6->saddr.in6_u.u6_addr32, 4, ip6->nexthdr, ip6 + 1, end))
 			return XVS_NEXT;
 		d = bpf_map_lookup_elem(&xvs_fp6, &ip6->daddr);
 		if (!d || bpf_ntohs(ip6->payload_len) + sizeof(*ip6) > d->mtu)
@@ -128,6 +156,8 @@ static __always_inline struct xvs_dest *fast_decide_skb(struct __sk_buff *skb, v
 			return NULL;
 		if (ip_ver_ihl(ip) != 0x45 || ip->ttl <= 1)
 			return NULL;
+		if (punted(&ip->saddr, 1, ip->protocol, ip + 1, end))
+			return NULL;
 		d = bpf_map_lookup_elem(&xvs_fp4, &ip->daddr);
 		if (!d || !size_fits(skb, ip, sizeof(*ip), ip->protocol, end, d))
 			return NULL;
@@ -140,6 +170,8 @@ static __always_inline struct xvs_dest *fast_decide_skb(struct __sk_buff *skb, v
 		if (NEED(ip6, sizeof(*ip6), end))
 			return NULL;
 		if (ip6->hop_limit <= 1)
+			return NULL;
+		if (punted(ip6->saddr.in6_u.u6_addr32, 4, ip6->nexthdr, ip6 + 1, end))
 			return NULL;
 		d = bpf_map_lookup_elem(&xvs_fp6, &ip6->daddr);
 		if (!d || !size_fits(skb, ip6, sizeof(*ip6), ip6->nexthdr, end, d))

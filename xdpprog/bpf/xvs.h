@@ -182,6 +182,26 @@ struct {
 	__type(value, struct xvs_dest);
 } xvs_fp6 SEC(".maps");
 
+/*
+ * A flow source the fast path leaves to the switch's workers (the key of
+ * xvs_punt): a service backend's address, transport protocol and port,
+ * whose replies the NAT stage must translate back. IPv4 in addr[0], the
+ * rest zero; port in network order.
+ */
+struct xvs_punt {
+	__be32 addr[4];
+	__be16 port;
+	__u8 proto;
+	__u8 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct xvs_punt);
+	__type(value, __u32);
+} xvs_punt SEC(".maps");
+
 /* The destinations' devices, for XDP's bpf_redirect_map. */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
