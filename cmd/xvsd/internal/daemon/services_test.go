@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/xvs-project/xvs/config"
 	"github.com/xvs-project/xvs/conntrack"
 	"github.com/xvs-project/xvs/ipam"
+	"github.com/xvs-project/xvs/kube/kubetest"
 	"github.com/xvs-project/xvs/spec"
 	"github.com/xvs-project/xvs/vswitch"
 )
@@ -154,5 +156,45 @@ func TestDaemonServices(t *testing.T) {
 	(kubePools{d}).SetPools(ctx, nil)
 	if n := ns.NATConfig(); len(n.Outgoing) != 0 {
 		t.Errorf("pool removed, NAT still %+v", n)
+	}
+}
+
+// TestKubeServices: with a kubernetes: section and a switch with a NAT
+// stage, the cluster's Services reach the switch: the API server's own
+// default/kubernetes, with its endpoint, next to the file's service.
+func TestKubeServices(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	s := kubetest.Start(t)
+	fs, _ := newFake(t)
+	ns := &natSwitch{fakeSwitch: fs}
+	newSw := func(cfg vswitch.Config, log *slog.Logger) (Switch, error) { return ns, nil }
+	cfg := kubeDaemonConfig(t, writeKubeconfig(t, s.Config))
+	cfg.Services = []spec.Service{{Name: "file-web"}}
+	d, err := New(cfg, newSw, slog.New(slog.DiscardHandler), "v-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		svcs := ns.Services()
+		if len(svcs) == 2 && svcs[0].Name == "file-web" && svcs[1].Name == "default/kubernetes" &&
+			len(svcs[1].Ports) == 1 && len(svcs[1].Ports[0].Endpoints) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("switch has %+v, want file-web and default/kubernetes with its endpoint", svcs)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
