@@ -62,7 +62,9 @@
 // the agent's IPPools and set at start and whenever the IPPools change;
 // a node without a natOutgoing pool never calls SetNATConfig (no
 // conntrack table for nothing). The API's services are not kept in the
-// state file.
+// state file. The watcher's counters are xvs_kube_services,
+// xvs_kube_service_ports_skipped_total (SCTP), xvs_kube_services_refused_total
+// and xvs_kube_service_apply_errors_total.
 //
 // # Concurrency
 //

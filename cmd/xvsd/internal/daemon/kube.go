@@ -221,7 +221,20 @@ func (d *Daemon) kubeCollectors() []prometheus.Collector {
 		}
 		return 0
 	}
-	return []prometheus.Collector{
+	var svc []prometheus.Collector
+	if w := d.kube.svcs; w != nil {
+		svc = []prometheus.Collector{
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xvs_kube_services", Help: "Services from the API in the switch's last set."},
+				func() float64 { return float64(w.Stats().Services) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xvs_kube_service_ports_skipped_total", Help: "Service ports left out (SCTP), once per Service version."},
+				func() float64 { return float64(w.Stats().SkippedPorts) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xvs_kube_services_refused_total", Help: "Services left out as invalid, once per Service version."},
+				func() float64 { return float64(w.Stats().Refused) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xvs_kube_service_apply_errors_total", Help: "Service sets the switch refused (retried)."},
+				func() float64 { return float64(w.Stats().ApplyErrors) }),
+		}
+	}
+	return append(svc,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xvs_kube_watch_errors_total", Help: "Watch and list errors of the node agent's informers."},
 			func() float64 { return float64(a.Status().WatchErrors) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xvs_kube_resyncs_total", Help: "Full resyncs: the first sync and each reconnect to the API server."},
@@ -230,5 +243,5 @@ func (d *Daemon) kubeCollectors() []prometheus.Collector {
 			func() float64 { return b2f(a.Status().Connected) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xvs_kube_synced", Help: "1 once the agent's caches synced."},
 			func() float64 { return b2f(a.Status().Synced) }),
-	}
+	)
 }

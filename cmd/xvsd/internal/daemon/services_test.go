@@ -197,4 +197,6 @@ func TestKubeServices(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	waitMetric(t, d, "xvs_kube_services 1")
+	waitMetric(t, d, "xvs_kube_service_ports_skipped_total 0")
 }
