@@ -15,6 +15,8 @@
 //	local.go    what the switch answers itself: ARP, NDP, echo, and the
 //	            ICMP errors it sends
 //	vxlan.go    decapsulation on the uplinks, encapsulation into tunnels
+//	nat.go      the NAT stage in the preRoute and postRoute slots:
+//	            services' DNAT, natOutgoing's SNAT (below)
 //	large.go    GSO super-frames: the same path, whole or cut
 //	output.go   emit and flush: per-port batches, GRO merging, transmit
 //	handoff.go  the rings that carry frames to another worker's ports
@@ -24,6 +26,36 @@
 // with port.go (Port), config.go (Config) and drive.go (running a worker
 // by hand, for tests and benchmarks) beside them. docs/ARCHITECTURE.md has
 // the design.
+//
+// # The NAT stage
+//
+// The control plane (vswitch's SetServices, SetNATConfig) builds a NAT:
+// the conntrack table, the affinity table, the addresses that need a
+// look (VIPs, node addresses, backends), the service ports with their
+// backend pools and Maglev tables, the natOutgoing prefixes and ports;
+// Worker.SetNAT publishes it (an atomic pointer, loaded per packet; nil,
+// no NAT configured, costs that one check). preRoute looks a packet up
+// in conntrack only when its destination is a VIP or node address or its
+// source a backend; a hit in either direction is rewritten to the flow's
+// target (nat.Rewrite, incremental checksums, super-frames with partial
+// checksums too) and routed by its new destination. A miss to a service
+// port creates the flow: affinity, else Maglev over the ready endpoints
+// (serving terminating ones when none is ready; local ones only, for
+// internalTrafficPolicy Local from this node's pods and
+// externalTrafficPolicy Local for NodePorts), SNAT to the VIP for hairpin
+// and to the node address for a NodePort flow to a remote backend
+// (CreateSNAT, so that replies come back here). No endpoint: ICMP (ICMPv6)
+// port unreachable to the client, for TCP too, as kube-proxy's REJECT
+// does. A TCP packet other than a SYN without a flow is picked up
+// mid-stream (Linux's nf_conntrack_tcp_loose); a RST starts none. A
+// packet to a VIP nat.Parse refuses is dropped and counted by its reason
+// (the nat-* drops); nothing is translated half-way or across families.
+// postRoute SNATs to the output uplink's address (Port.ICMPSrc4/6) what
+// leaves by an uplink from a NAT.Outgoing source to a destination outside
+// NAT.Internal; the reply, to the node address, is caught by preRoute. A
+// translated frame is never learned for the tc fast path (learnRemote).
+// Counters: nat-translated, nat-new-dnat, nat-new-snat and the nat-*
+// drops, like every other.
 //
 // # Concurrency
 //
@@ -41,7 +73,8 @@
 //
 // Nothing on the per-packet path allocates: no error values, no fmt, no
 // interfaces boxed, no maps, no defer. TestPipelineZeroAlloc and its
-// siblings (package vswitch) enforce it for whole vectors. Malformed
+// siblings (package vswitch) enforce it for whole vectors,
+// TestNATZeroAlloc for translated flows and flow creation. Malformed
 // frames are dropped and counted by reason (Drop), never panicked on;
 // FuzzPipeline checks that and that no frame leaks.
 package dataplane

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/xvs-project/xvs/conntrack"
@@ -100,6 +101,32 @@ type NAT struct {
 	// SNAT ports (set).
 	Outgoing, Internal []netip.Prefix
 	PortMin, PortMax   uint16
+	// filter is a 1024-bit Bloom filter of Addrs (Index builds it): a
+	// packet with neither address in it skips the map lookups.
+	filter [16]uint64
+}
+
+// Index builds n's filter from n.Addrs; call it once Addrs is complete,
+// before SetNAT.
+func (n *NAT) Index() {
+	n.filter = [16]uint64{}
+	for k := range n.Addrs {
+		b := addrBit(&k.Addr)
+		n.filter[b>>6] |= 1 << (b & 63)
+	}
+}
+
+// addrBit is a's bit in the filter (IPv4 in the first four bytes, the
+// rest zero, so the two families share the function).
+func addrBit(a *[16]byte) uint32 {
+	x := binary.LittleEndian.Uint64(a[0:]) ^ binary.LittleEndian.Uint64(a[8:])
+	x *= 0x9e3779b97f4a7c15
+	return uint32(x >> 54)
+}
+
+func (n *NAT) maybe(a *[16]byte) bool {
+	b := addrBit(a)
+	return n.filter[b>>6]&(1<<(b&63)) != 0
 }
 
 // SetNAT publishes n (nil: no NAT) to the worker; safe from any
@@ -135,8 +162,16 @@ func (w *Worker) natPre(n *NAT, b []byte, d *desc) Drop {
 		dk.Addr = [16]byte{}
 		copy(dk.Addr[:4], d.dst[:4]) // the rest of d.dst is not the packet's
 	}
-	flags := n.Addrs[dk] & (NATAddrVIP | NATAddrNode)
-	if n.Addrs[d.srcKey(b)]&NATAddrBackend != 0 {
+	sk := d.srcKey(b)
+	dm, sm := n.maybe(&dk.Addr), n.maybe(&sk.Addr)
+	if !dm && !sm {
+		return keep
+	}
+	var flags uint8
+	if dm {
+		flags = n.Addrs[dk] & (NATAddrVIP | NATAddrNode)
+	}
+	if sm && n.Addrs[sk]&NATAddrBackend != 0 {
 		flags |= NATAddrBackend
 	}
 	if flags == 0 {
@@ -287,6 +322,9 @@ func (w *Worker) natPost(n *NAT, b []byte, d *desc, r *decision) {
 	if d.fam == fam4 {
 		src, dst = netip.AddrFrom4([4]byte(b[d.l3+12:d.l3+16])), netip.AddrFrom4(d.dst4())
 		copy(node[:4], r.out.ICMPSrc4[:])
+		if node[0] == 169 && node[1] == 254 {
+			return // the uplink has no IPv4 address (the gateway's stands in)
+		}
 	} else {
 		src, dst = netip.AddrFrom16([16]byte(b[d.l3+8:d.l3+24])), netip.AddrFrom16(d.dst)
 		node = r.out.ICMPSrc6

@@ -5,7 +5,18 @@
 // next hops, the uplinks' neighbours as the kernel's monitor (package
 // netmon) reports them, the node's VXLAN tunnel endpoint and the kernel's
 // VXLAN device under the fast path (vxlan.go, tunnel.go), and the other
-// nodes' destinations in the tc fast path (remote.go). The workers and
+// nodes' destinations in the tc fast path (remote.go), and the NAT
+// stage's control side (service.go): SetServices and SetNATConfig
+// validate, build the dataplane.NAT the workers translate with and
+// publish it at once, keep the fast path's punt map in step with the
+// backends, and delete the flows of backends that left (their packets
+// then find no flow and are not translated: TCP clients time out, or get
+// a reset from the backend their next segment is balanced to, as behind
+// kube-proxy). The connection-tracking table (Conntrack) is allocated by
+// the first of them (Config.ConntrackSize flows, default
+// DefaultConntrackSize) and swept every second by the event loop; the
+// node addresses (NodePorts, the SNAT source) are the uplinks' global
+// addresses, rebuilt when an uplink comes or goes. The workers and
 // the pipeline are package dataplane's; the switch builds them, hands
 // them ports and talks to them only through that package's seams.
 //

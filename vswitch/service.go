@@ -261,6 +261,7 @@ func (s *Switch) publishNATLocked() error {
 			}
 		}
 	}
+	n.Index()
 	for _, w := range s.workers {
 		w.SetNAT(n)
 	}

@@ -37,6 +37,19 @@
 //     devmap to the destination's host veth end, counting per CPU; all else
 //     goes to the socket as above. Only destinations added with xdp=true
 //     (AF_XDP pods, whose eth0 runs NAPI) are XDP_REDIRECT targets.
+//   - NAT: the fast path never bypasses the switch's NAT stage. A VIP
+//     is never a fast-path destination, so packets to one always reach
+//     the workers; the replies of a service's backends would not (pod
+//     to pod, or from the uplink to a pod), so the punt map xvs_punt
+//     (FastPath.AddPunt, RemovePunt, Punted; the switch fills it on
+//     SetServices) lists backend sources (address, TCP or UDP, port)
+//     that every fast-path decision, fast_xdp and fast_decide_skb (XDP,
+//     tc and the socket filters alike), leaves to the workers, which
+//     reverse-translate them (TestFastPath, TestIngressFast and, in
+//     vswitch, TestServiceFastPath). It costs one hash lookup per TCP or
+//     UDP frame on the fast path. Not done: the uplink steering does not
+//     take natOutgoing replies or NodePort packets (to a node address):
+//     on an AF_XDP or steered AF_PACKET uplink they go to the host.
 //   - IngressDrop: a tc (TCX) ingress program that drops what an AF_PACKET
 //     port's interface receives after the packet taps saw it, so the node's
 //     stack stays out of pod traffic without XDP taking the pod's TSO away.
