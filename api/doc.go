@@ -15,6 +15,16 @@
 // otherwise. See errors.go for the table. Reads are answered whether or not
 // the switch is ready; Status says which.
 //
+// # Services
+//
+// service.go serves xvspb/service.proto's Services service over a
+// ServiceBackend (the daemon): SetServices validates with
+// config.ResolveServices (the file's rules and words, "services[0].ports[1].protocol:
+// ..."), ListServices returns every source's services and the NAT policy,
+// ShowConntrack walks the conntrack table with conntrack.ParseFilter's
+// filter and a limit (default DefaultConntrackLimit) and returns its
+// counters. Without a NAT stage the calls answer Unavailable.
+//
 // # State across restarts
 //
 // With ServerOptions.StateFile set, every port and route the API adds is
@@ -54,3 +64,4 @@ package api
 //go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative -I . xvspb/cni.proto
 //go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative -I . xvspb/bgp.proto
 //go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative -I . xvspb/kube.proto
+//go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative -I . xvspb/service.proto

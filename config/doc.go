@@ -182,6 +182,34 @@
 //	  namespace: xvs-system            # BGPPeer password Secrets (default $POD_NAMESPACE)
 //	  reclaim_grace: 10m               # default 10m, at least 1s
 //
+//	# Services (optional), translated by the switch's NAT stage; the API's
+//	# and the Kubernetes agent's join them. Kubernetes' field names.
+//	services:
+//	  - name: default/web              # unique; "namespace/name" by convention
+//	    clusterIPs: [198.19.128.10, "fd00:96::10"]   # at most one per family
+//	    sessionAffinity: ClientIP      # None (default) | ClientIP
+//	    timeoutSeconds: 10800          # ClientIP only, 1..86400 (default 10800)
+//	    internalTrafficPolicy: Local   # Cluster (default) | Local
+//	    externalTrafficPolicy: Cluster # Cluster (default) | Local (NodePort)
+//	    ports:
+//	      - name: http
+//	        protocol: TCP              # TCP (default) | UDP; SCTP is refused
+//	        port: 80
+//	        nodePort: 30080            # optional: the port on the node's addresses
+//	        endpoints:                 # of a ClusterIP's family
+//	          - {addr: 198.19.1.5, port: 8080, local: true}   # ready defaults to true,
+//	          - {addr: "fd00:19:1::5", port: 8080, ready: false, serving: true, terminating: true}
+//	                                   # serving to ready, terminating to false
+//
+//	# natOutgoing (see Config.NATFor): traffic from an ipam pool (or an
+//	# IPPool from the API) with natOutgoing: true to a destination outside
+//	# every pool, these internal prefixes and the uplinks' subnets is
+//	# source-NATed to the node's address.
+//	nat:
+//	  portMin: 61000                   # SNAT source ports, >= 1024 (default 61000-65535;
+//	  portMax: 65535                   # one end given, the other is its default)
+//	  internal: [198.19.128.0/20, "fd00:96::/112"]   # service CIDRs, other node subnets
+//
 // Command-line flags of xvsd override the file (see Overrides).
 //
 // # Concurrency

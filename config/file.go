@@ -58,6 +58,12 @@ type File struct {
 
 	// Kubernetes runs the node agent (see Kubernetes); absent: standalone.
 	Kubernetes *Kubernetes `yaml:"kubernetes"`
+
+	// Services are load-balanced services set in the file (service.go);
+	// the Kubernetes agent's and the API's join them.
+	Services []Service `yaml:"services"`
+	// NAT is the SNAT port range and extra internal prefixes (service.go).
+	NAT *NAT `yaml:"nat"`
 }
 
 // VXLAN is the vxlan: section, the node's VTEP (see vswitch.VXLANConfig).

@@ -37,6 +37,12 @@ type Config struct {
 	BGP *BGPConfig
 	// Kube is the resolved kubernetes: section; nil without one.
 	Kube *KubeConfig
+	// Services are the services: list, validated one by one and as a
+	// list (names unique); the switch checks the set for clashes.
+	Services []spec.Service
+	// NAT holds the nat: section's port range and internal prefixes;
+	// NATFor adds the pools and the uplinks' subnets.
+	NAT spec.NATConfig
 }
 
 // LinkCheck reports whether an interface exists in xvsd's network namespace:
@@ -265,6 +271,10 @@ func (f *File) Resolve(opt Options) (*Config, error) {
 			kubeIPAM(f, c, &e)
 		}
 	}
+	svcs, serrs := ResolveServices("services", f.Services)
+	e = append(e, serrs...)
+	c.Services = svcs
+	c.NAT = resolveNAT(f.NAT, &e)
 	if err := e.err(); err != nil {
 		return nil, err
 	}

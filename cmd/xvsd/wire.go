@@ -18,3 +18,6 @@ func init() {
 		return sw, nil
 	}
 }
+
+// The switch has the NAT stage the daemon's services and NAT need.
+var _ daemon.ServiceSwitch = (*vswitch.Switch)(nil)

@@ -158,6 +158,9 @@ func run(ctx context.Context, c *api.Client, g Globals, cmd *Command, w io.Write
 	if done, err := runBGP(ctx, c, g, cmd, w, now); done {
 		return err
 	}
+	if done, err := runService(ctx, c, g, cmd, w); done {
+		return err
+	}
 	switch cmd.Op {
 	case OpShowPorts:
 		ps, err := c.Ports(ctx)

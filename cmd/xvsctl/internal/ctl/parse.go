@@ -57,6 +57,8 @@ type Command struct {
 	BGPMeshOn   bool
 	BGPAddrs    []netip.Addr
 	BGPPrefixes []netip.Prefix
+	// Svc is the services commands' (service.go).
+	Svc ServiceCmd
 }
 
 // Parse parses a command (the words after the global flags).
@@ -85,6 +87,8 @@ func Parse(args []string) (*Command, error) {
 		return parseBGP(rest)
 	case "kube":
 		return parseKube(rest)
+	case "service", "svc":
+		return parseService(rest)
 	case "help", "-h", "-help", "--help":
 		return &Command{Op: OpHelp}, nil
 	}
@@ -100,7 +104,7 @@ func noMore(rest []string, cmd string) error {
 
 func parseShow(args []string) (*Command, error) {
 	if len(args) == 0 {
-		return nil, usagef("show: what? ports, routes, neighbors, counters, fib summary, pools, blocks or endpoints")
+		return nil, usagef("show: what? ports, routes, neighbors, counters, fib summary, pools, blocks, endpoints, services or conntrack")
 	}
 	w, rest := args[0], args[1:]
 	switch w {
@@ -121,6 +125,9 @@ func parseShow(args []string) (*Command, error) {
 			return nil, usagef("show fib: only \"show fib summary\" (use \"show routes\" for the routes)")
 		}
 		return &Command{Op: OpShowFIBSummary}, noMore(rest[1:], "show fib summary")
+	}
+	if c, err := parseShowService(w, rest); c != nil || err != nil {
+		return c, err
 	}
 	if c, err := parseShowCNI(w, rest); c != nil || err != nil {
 		return c, err
@@ -279,6 +286,11 @@ commands:
   show pools                        IP pools (CNI server): block size, encapsulation, usage
   show blocks                       IPAM blocks, their node and usage
   show endpoints                    pods attached through CNI: addresses, interface, port mode and why
+  show services                     load-balanced services (file, API, Kubernetes), endpoints, NAT policy
+  show conntrack [tcp|udp|icmp|icmpv6] [ADDR] [port=N] [state=S] [mark=N] [limit=N]
+                                    tracked flows (default limit 1000) and the table's counters
+  service set -f FILE               replace the API's services with FILE's services: list (- is stdin)
+  service clear                     remove the API's services (the file's and Kubernetes' stay)
   route add PREFIX via ADDR [dev PORT]
   route add PREFIX dev PORT         attached route
   route add PREFIX blackhole

@@ -194,6 +194,7 @@ type Daemon struct {
 	cni  *cni
 	bgp  *bgpNode  // nil without a bgp: section
 	kube *kubeNode // nil without a kubernetes: section
+	svc  *svcState // nil when the switch has no NAT stage
 }
 
 type httpServer struct {
@@ -228,6 +229,14 @@ func New(cfg *config.Config, newSwitch NewSwitchFunc, log *slog.Logger, version 
 	d.api = api.NewServer(sw, log.With("component", "api"), api.ServerOptions{Version: version, LinkCheck: config.NetlinkLinkCheck, StateFile: cfg.StateFile})
 	if err := d.api.Restore(); err != nil {
 		return nil, fmt.Errorf("restore state: %w", err)
+	}
+	if err := d.startServices(); err != nil {
+		return nil, err
+	}
+	if d.svc != nil {
+		d.api.RegisterServices(svcBackend{d})
+	} else {
+		d.api.RegisterServices(nil)
 	}
 	if err := d.newKube(); err != nil {
 		return nil, err

@@ -71,6 +71,24 @@
 // xvs_kube_connected, xvs_kube_synced, xvs_kube_resyncs_total and
 // xvs_kube_watch_errors_total, and `xvsctl kube status`, say how it is.
 //
+// # Services and NAT
+//
+// services.go: when the switch has a NAT stage (ServiceSwitch), the
+// daemon merges three service sources into the switch's one set: the
+// config file's services: (at start), the API's (SetServices, replacing
+// the API's own set) and, with a kubernetes: section, package
+// kube/services' watcher (Services and EndpointSlices, run beside the
+// agent). Each change calls SetServices with all three; a set the switch
+// refuses (a clash between sources) leaves the source's previous set in
+// place and returns the error to that source. The NAT policy
+// (config.Config.NATFor) is computed from the ipam: section's pools and
+// the agent's IPPools and set at start and whenever the IPPools change;
+// a node without a natOutgoing pool never calls SetNATConfig (no
+// conntrack table for nothing). The API's services are not kept in the
+// state file. The watcher's counters are xvs_kube_services,
+// xvs_kube_service_ports_skipped_total (SCTP), xvs_kube_services_refused_total
+// and xvs_kube_service_apply_errors_total.
+//
 // # Concurrency
 //
 // Run owns the daemon's goroutines (API server, HTTP servers) and returns

@@ -10,12 +10,14 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/xvs-project/xvs/bgp"
 	"github.com/xvs-project/xvs/ipam"
 	"github.com/xvs-project/xvs/kube/agent"
+	"github.com/xvs-project/xvs/kube/services"
 	"github.com/xvs-project/xvs/spec"
 )
 
@@ -23,6 +25,7 @@ import (
 type kubeNode struct {
 	rc     *rest.Config // the client config, the IPAM store's too
 	agent  *agent.Agent
+	svcs   *services.Watcher // nil when the switch has no NAT stage
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -31,21 +34,21 @@ type kubeNode struct {
 // CNI server and BGP are up). Without a kubernetes: section it does
 // nothing.
 func (d *Daemon) newKube() error {
-	kc := d.cfg.Kube
-	if kc == nil {
+	kcfg := d.cfg.Kube
+	if kcfg == nil {
 		return nil
 	}
 	var rc *rest.Config
 	var err error
-	if kc.Kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", kc.Kubeconfig)
+	if kcfg.Kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", kcfg.Kubeconfig)
 	} else {
 		rc, err = rest.InClusterConfig()
 	}
 	if err != nil {
 		return fmt.Errorf("kubernetes: client config: %w", err)
 	}
-	opt := agent.Options{Config: rc, Node: kc.Node, Namespace: kc.Namespace, Logger: d.log.With("component", "kube"),
+	opt := agent.Options{Config: rc, Node: kcfg.Node, Namespace: kcfg.Namespace, Logger: d.log.With("component", "kube"),
 		VTEP: d.vtep}
 	if ra, ok := d.sw.(RouteApplier); ok {
 		opt.Routes = ra
@@ -61,6 +64,13 @@ func (d *Daemon) newKube() error {
 		return err
 	}
 	d.kube = &kubeNode{rc: rc, agent: a}
+	kc, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("kubernetes: %w", err)
+	}
+	if d.kube.svcs, err = d.newKubeServices(kc, kcfg.Node); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -72,6 +82,9 @@ func (d *Daemon) startKube() {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.kube.cancel = cancel
 	d.kube.wg.Go(func() { d.kube.agent.Run(ctx) })
+	if w := d.kube.svcs; w != nil {
+		d.kube.wg.Go(func() { w.Run(ctx) })
+	}
 	if c := d.CNI(); c != nil {
 		ch, stop := c.SubscribeBlocks()
 		d.kube.wg.Go(func() {
@@ -171,10 +184,16 @@ func (k kubeBGP) SetBGP(ctx context.Context, st agent.BGPState) error {
 
 // kubePools takes the agent's pool state for the CNI server's
 // allocator. Its store, kube/ipamstore, reads the IPPools itself, so only
-// this node's labels (for the pools' nodeSelectors) are applied.
+// this node's labels (for the pools' nodeSelectors) are applied, and the
+// pools' natOutgoing flags become the switch's NAT policy.
 type kubePools struct{ d *Daemon }
 
-func (k kubePools) SetPools(context.Context, []ipam.Pool) error { return nil }
+func (k kubePools) SetPools(_ context.Context, ps []ipam.Pool) error {
+	if err := k.d.setKubePools(ps); err != nil {
+		return fmt.Errorf("nat: %w", err)
+	}
+	return nil
+}
 
 func (k kubePools) SetNodeLabels(l map[string]string) {
 	if c := k.d.cni; c != nil && c.alloc != nil {
@@ -194,7 +213,20 @@ func (d *Daemon) kubeCollectors() []prometheus.Collector {
 		}
 		return 0
 	}
-	return []prometheus.Collector{
+	var svc []prometheus.Collector
+	if w := d.kube.svcs; w != nil {
+		svc = []prometheus.Collector{
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xvs_kube_services", Help: "Services from the API in the switch's last set."},
+				func() float64 { return float64(w.Stats().Services) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xvs_kube_service_ports_skipped_total", Help: "Service ports left out (SCTP), once per Service version."},
+				func() float64 { return float64(w.Stats().SkippedPorts) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xvs_kube_services_refused_total", Help: "Services left out as invalid, once per Service version."},
+				func() float64 { return float64(w.Stats().Refused) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xvs_kube_service_apply_errors_total", Help: "Service sets the switch refused (retried)."},
+				func() float64 { return float64(w.Stats().ApplyErrors) }),
+		}
+	}
+	return append(svc,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xvs_kube_watch_errors_total", Help: "Watch and list errors of the node agent's informers."},
 			func() float64 { return float64(a.Status().WatchErrors) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xvs_kube_resyncs_total", Help: "Full resyncs: the first sync and each reconnect to the API server."},
@@ -203,5 +235,5 @@ func (d *Daemon) kubeCollectors() []prometheus.Collector {
 			func() float64 { return b2f(a.Status().Connected) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xvs_kube_synced", Help: "1 once the agent's caches synced."},
 			func() float64 { return b2f(a.Status().Synced) }),
-	}
+	)
 }
