@@ -22,7 +22,7 @@ import (
 
 // The services commands.
 const (
-	OpShowServices Op = iota + 100
+	OpShowServices Op = iota + 200 // apart from the CNI listings (100...) and parse.go's (1...)
 	OpShowConntrack
 	OpServiceSet
 )
