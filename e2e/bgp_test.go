@@ -240,22 +240,32 @@ protocol kernel { ipv6 { import none; export where source = RTS_BGP; }; }
 		fmt.Fprintf(&b, "protocol bgp %s_v4 { local 198.18.0.254 as 65000; neighbor %s as 64512; ipv4 { import all; export all; next hop self; }; }\n", n.Name, n.UplinkV4.Addr())
 		fmt.Fprintf(&b, "protocol bgp %s_v6 { local fd00:18::fe as 65000; neighbor %s as 64512; ipv6 { import all; export all; next hop self; }; }\n", n.Name, n.UplinkV6.Addr())
 	}
+	startBIRD(t, l, b.String(), "show", "protocols", "all")
+}
+
+// startBIRD runs BIRD 2 in the outside namespace with config conf and
+// returns its control socket; the lab stops it at the end of the test, and
+// a failed test logs birdc's answer to show (e.g. "show", "route", "all").
+func startBIRD(t *testing.T, l *lab.Lab, conf string, show ...string) (sock string) {
+	t.Helper()
 	dir := t.TempDir()
-	conf, sock := filepath.Join(dir, "bird.conf"), filepath.Join(dir, "bird.ctl")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+	cf := filepath.Join(dir, "bird.conf")
+	sock = filepath.Join(dir, "bird.ctl")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := l.Start("bird", "outside", "bird", "-f", "-c", conf, "-s", sock, "-P", sock+".pid")
+	p, err := l.Start("bird", "outside", "bird", "-f", "-c", cf, "-s", sock, "-P", sock+".pid")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := exec.Command("birdc", "-s", sock, "show", "protocols", "all").CombinedOutput()
+		if t.Failed() && len(show) > 0 {
+			out, _ := exec.Command("birdc", append([]string{"-s", sock}, show...)...).CombinedOutput()
 			t.Logf("bird:\n%s", out)
 		}
 		l.StopProcess(p)
 	})
+	return sock
 }
 
 // TestBGPWithBIRD: two xvsd nodes peer with BIRD 2 in the outside (eBGP)

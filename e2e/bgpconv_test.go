@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -88,16 +87,7 @@ func TestBGPConvergence(t *testing.T) {
 	for i := range n {
 		fmt.Fprintf(&conf, "protocol static s%d { ipv4; route %s unreachable; }\n", i, prefix(i))
 	}
-	dir := t.TempDir()
-	confPath, sock := filepath.Join(dir, "bird.conf"), filepath.Join(dir, "bird.ctl")
-	if err := os.WriteFile(confPath, []byte(conf.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := l.Start("bird", "outside", "bird", "-f", "-c", confPath, "-s", sock, "-P", sock+".pid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.StopProcess(p) })
+	sock := startBIRD(t, l, conf.String())
 
 	c, err := api.Dial(node.Socket)
 	if err != nil {

@@ -3,9 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,22 +68,7 @@ protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; }
 protocol bgp %s_v4 { local 198.18.0.254 as 65000; neighbor %s as 64512; ipv4 { import all; export where proto = "s201"; }; }
 protocol bgp %s_v6 { local fd00:18::fe as 65000; neighbor %s as 64512; ipv6 { import none; export none; }; }
 `, net201, nh, n.Name, n.UplinkV4.Addr(), n.Name, n.UplinkV6.Addr())
-	dir := t.TempDir()
-	cf, sock := filepath.Join(dir, "bird.conf"), filepath.Join(dir, "bird.ctl")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := l.Start("bird", "outside", "bird", "-f", "-c", cf, "-s", sock, "-P", sock+".pid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := exec.Command("birdc", "-s", sock, "show", "route", "all").CombinedOutput()
-			t.Logf("bird:\n%s", out)
-		}
-		l.StopProcess(p)
-	})
+	startBIRD(t, l, conf, "show", "route", "all")
 	routed := func(want bool) func() error {
 		return func() error {
 			got, err := bgpRoutes(n)

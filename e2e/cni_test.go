@@ -21,6 +21,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 
+	"github.com/xvs-project/xvs/e2e/kubeapi"
 	"github.com/xvs-project/xvs/lab"
 	"github.com/xvs-project/xvs/podnet"
 )
@@ -57,15 +58,7 @@ func refPluginsDir() string {
 	if p := os.Getenv("XVS_CNI_PLUGINS"); p != "" {
 		return p
 	}
-	dir := os.Getenv("XVS_CACHE")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			home = "/root"
-		}
-		dir = filepath.Join(home, ".cache", "xvs")
-	}
-	return filepath.Join(dir, "cni-plugins-"+RefPluginsVersion)
+	return filepath.Join(kubeapi.CacheDir(), "cni-plugins-"+RefPluginsVersion)
 }
 
 // cniPlugins builds xvs-cni once into a directory of its own; the

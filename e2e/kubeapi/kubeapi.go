@@ -80,15 +80,21 @@ func Binary() string {
 	if p := os.Getenv("XVS_KUBE_APISERVER"); p != "" {
 		return p
 	}
-	dir := os.Getenv("XVS_CACHE")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			home = "/root"
-		}
-		dir = filepath.Join(home, ".cache", "xvs")
+	return filepath.Join(CacheDir(), "kube-apiserver-"+Version)
+}
+
+// CacheDir is where the Makefile caches what the tests build once (the
+// kube-apiserver, the CNI reference plugins): $XVS_CACHE, else
+// ~/.cache/xvs.
+func CacheDir() string {
+	if dir := os.Getenv("XVS_CACHE"); dir != "" {
+		return dir
 	}
-	return filepath.Join(dir, "kube-apiserver-"+Version)
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = "/root"
+	}
+	return filepath.Join(home, ".cache", "xvs")
 }
 
 // Start runs etcd and kube-apiserver and waits until /readyz answers. It

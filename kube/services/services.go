@@ -362,4 +362,3 @@ func endpoints(eps []*discoveryv1.EndpointSlice, name string, proto corev1.Proto
 	// counts once.
 	return slices.CompactFunc(out, func(a, b spec.Endpoint) bool { return a.Addr == b.Addr && a.Port == b.Port })
 }
-

@@ -110,8 +110,10 @@ func TestConvert(t *testing.T) {
 	}
 
 	for name, mod := range map[string]func(*corev1.Service){
-		"headless":     func(s *corev1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = "None", []string{"None"} },
-		"externalname": func(s *corev1.Service) { s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "a.example" },
+		"headless": func(s *corev1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = "None", []string{"None"} },
+		"externalname": func(s *corev1.Service) {
+			s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "a.example"
+		},
 		"no clusterIP": func(s *corev1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = "", nil },
 	} {
 		c := svc.DeepCopy()
